@@ -1,0 +1,11 @@
+//! Workload traces in the `livetrace v1` long-CSV format (DESIGN.md section 6):
+//! `broadcast_id,t_s,region,viewers,arrivals,departures`, one row per
+//! (broadcast, time, region); region `*` is the total.
+
+mod command;
+mod model;
+mod reader;
+
+pub use command::{TraceCommand, run};
+pub use model::{Sample, TOTAL_REGION, Trace, TraceRow};
+pub use reader::{TraceError, parse_trace, read_trace};

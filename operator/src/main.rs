@@ -1,0 +1,3 @@
+fn main() {
+    println!("surge-operator: under construction");
+}

@@ -1,0 +1,1 @@
+//! Forecasting and tree sizing for Surge. Pure: no IO, no async, no Kubernetes types.
