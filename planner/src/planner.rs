@@ -1,0 +1,418 @@
+//! One planning step: estimate, forecast, size, flash-crowd mode, scale-down rules, tree.
+
+use std::collections::BTreeSet;
+
+use crate::estimate::{Estimate, estimate};
+use crate::format::{count, signed};
+use crate::input::{PlanInput, RegionInput, RelayLoad, Tier};
+use crate::output::{Plan, RegionPlan, ScaleChange};
+use crate::settings::{ScalingSettings, TreeSettings};
+use crate::sizing::edges_for_viewers;
+use crate::state::{FlashState, PlannerState, Recommendation, RegionState};
+use crate::{PlanError, tree};
+
+/// Plans every region of one Stream. Pure and deterministic: the same input and state give
+/// the same plan.
+pub fn plan(input: &PlanInput, state: &PlannerState) -> Result<Plan, PlanError> {
+    input.tree.validate()?;
+    input.scaling.validate()?;
+    if !input.now_s.is_finite() {
+        return Err(PlanError::InvalidInput(
+            "nowS must be a finite number".into(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for r in &input.regions {
+        if r.name.is_empty() {
+            return Err(PlanError::InvalidInput("a region has an empty name".into()));
+        }
+        if !names.insert(r.name.as_str()) {
+            return Err(PlanError::InvalidInput(format!(
+                "region `{}` is listed twice",
+                r.name
+            )));
+        }
+    }
+    let ready_s = input
+        .relay_ready_seconds
+        .filter(|s| s.is_finite() && *s >= 0.0);
+
+    let mut regions: Vec<&RegionInput> = input.regions.iter().collect();
+    regions.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut next_state = PlannerState::default();
+    let mut plans = Vec::with_capacity(regions.len());
+    for region in &regions {
+        let previous = state.regions.get(&region.name).cloned().unwrap_or_default();
+        let (plan, region_state) = plan_region(input, ready_s, region, previous);
+        next_state.regions.insert(region.name.clone(), region_state);
+        plans.push(plan);
+    }
+
+    let edges: Vec<u32> = plans.iter().map(|p| p.desired_edges).collect();
+    let built = tree::build(&edges, input.tree.fanout);
+    for ((plan, region), reflectors) in plans.iter_mut().zip(&regions).zip(built.reflectors) {
+        plan.reflectors = reflectors;
+        plan.remove
+            .extend(reflector_removals(region, &plan.reflectors));
+    }
+
+    let depth = plans
+        .iter()
+        .map(|p| p.reflectors.len() as u32 + 1)
+        .max()
+        .unwrap_or(0);
+    let flash: Vec<String> = plans
+        .iter()
+        .filter_map(|p| {
+            p.flash_crowd_reason
+                .as_ref()
+                .map(|why| format!("{}: {why}", p.name))
+        })
+        .collect();
+    let mut reason = plans
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if reason.is_empty() {
+        reason = "no regions to plan".into();
+    }
+    if built.origin_children > input.tree.fanout {
+        reason.push_str(&format!(
+            "; warning: {} regions exceed fanout {}, the origin feeds {} relays",
+            plans.len(),
+            input.tree.fanout,
+            built.origin_children
+        ));
+    }
+    Ok(Plan {
+        regions: plans,
+        origin_children: built.origin_children,
+        depth,
+        flash_crowd: !flash.is_empty(),
+        flash_crowd_reason: (!flash.is_empty()).then(|| flash.join("; ")),
+        reason,
+        state: next_state,
+    })
+}
+
+fn plan_region(
+    input: &PlanInput,
+    ready_s: Option<f64>,
+    region: &RegionInput,
+    mut state: RegionState,
+) -> (RegionPlan, RegionState) {
+    let now = input.now_s;
+    let tree = &input.tree;
+    let scaling = &input.scaling;
+    let current = region.edges.relays;
+    let base_horizon = scaling.lead_time_seconds.max(ready_s.unwrap_or(0.0));
+
+    let Some(est) = estimate(&region.samples, scaling.estimation_window_seconds) else {
+        let desired = current.clamp(tree.min_edges, tree.max_edges);
+        let plan = RegionPlan {
+            name: region.name.clone(),
+            level_viewers: 0.0,
+            growth_per_minute: 0.0,
+            horizon_seconds: base_horizon,
+            forecast_viewers: 0.0,
+            sized_edges: desired,
+            desired_edges: desired,
+            reflectors: Vec::new(),
+            change: change(current, desired),
+            flash_crowd: state.flash.is_some(),
+            flash_crowd_reason: state
+                .flash
+                .as_ref()
+                .map(|f| flash_reason(f, 0.0, 0.0, scaling)),
+            remove: edge_removals(region, current.saturating_sub(desired)),
+            removal_order: removal_order(&region.relays),
+            reason: format!("no viewer samples yet; keeping {desired} edges"),
+        };
+        return (plan, state);
+    };
+    state.first_seen_s.get_or_insert(now);
+
+    let growth_pm = est.slope_per_s * 60.0;
+    update_flash(&mut state, &est, growth_pm, scaling, now);
+    let horizon = match state.flash {
+        Some(_) => base_horizon * scaling.flash_crowd.lead_time_factor,
+        None => base_horizon,
+    };
+    let forecast = est.at(now + horizon);
+    // Never plan below what viewers need right now, whatever the trend says.
+    let demand = forecast.max(est.latest).max(est.level);
+    let sized = edges_for_viewers(demand, tree, scaling.headroom);
+
+    let mut target = sized;
+    let mut multiplicative = false;
+    if let Some(flash) = state.flash.as_mut() {
+        let step_every = ready_s.unwrap_or(scaling.lead_time_seconds);
+        let due = flash.last_step_s.is_none_or(|t| now - t >= step_every);
+        if sized > current && due {
+            let stepped = (current.max(1) as f64 * scaling.flash_crowd.scale_up_factor).ceil();
+            let stepped = stepped.min(tree.max_edges as f64) as u32;
+            if stepped > sized {
+                target = stepped;
+                multiplicative = true;
+            }
+            flash.last_step_s = Some(now);
+        }
+    }
+    record(&mut state, now, target, scaling);
+
+    let why = format!(
+        "forecast {} viewers in {:.0} s (level {}, growth {}/min)",
+        count(forecast),
+        horizon,
+        count(est.level),
+        signed(growth_pm)
+    );
+    let (desired, reason) = if target >= current {
+        if target > current {
+            state.last_scale_up_s = Some(now);
+            let how = if multiplicative {
+                format!(
+                    ", flash-crowd step ×{}",
+                    scaling.flash_crowd.scale_up_factor
+                )
+            } else {
+                String::new()
+            };
+            (
+                target,
+                format!("scale up {current}→{target} edges: {why}{how}"),
+            )
+        } else {
+            (target, format!("hold {current} edges: {why}"))
+        }
+    } else {
+        scale_down(&mut state, current, target, tree, scaling, now, &why)
+    };
+    let desired = desired.clamp(tree.min_edges, tree.max_edges);
+
+    let plan = RegionPlan {
+        name: region.name.clone(),
+        level_viewers: est.level,
+        growth_per_minute: growth_pm,
+        horizon_seconds: horizon,
+        forecast_viewers: forecast,
+        sized_edges: sized,
+        desired_edges: desired,
+        reflectors: Vec::new(),
+        change: change(current, desired),
+        flash_crowd: state.flash.is_some(),
+        flash_crowd_reason: state
+            .flash
+            .as_ref()
+            .map(|f| flash_reason(f, growth_pm, est.level, scaling)),
+        remove: edge_removals(region, current.saturating_sub(desired)),
+        removal_order: removal_order(&region.relays),
+        reason,
+    };
+    (plan, state)
+}
+
+fn change(current: u32, desired: u32) -> ScaleChange {
+    match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => ScaleChange::Up,
+        std::cmp::Ordering::Less => ScaleChange::Down,
+        std::cmp::Ordering::Equal => ScaleChange::Hold,
+    }
+}
+
+/// Enters flash-crowd mode on growth above both thresholds; leaves it after growth stayed
+/// below them for `exitAfterSeconds`.
+fn update_flash(
+    state: &mut RegionState,
+    est: &Estimate,
+    growth_pm: f64,
+    scaling: &ScalingSettings,
+    now: f64,
+) {
+    let fc = &scaling.flash_crowd;
+    let hot = fc.enabled
+        && growth_pm >= fc.min_growth_per_minute
+        && growth_pm >= fc.relative_growth_per_minute * est.level;
+    state.flash = match state.flash.take() {
+        None if hot => Some(FlashState {
+            since_s: now,
+            calm_since_s: None,
+            last_step_s: None,
+            peak_growth_per_minute: growth_pm,
+        }),
+        None => None,
+        Some(_) if !fc.enabled => None,
+        Some(mut f) if hot => {
+            f.calm_since_s = None;
+            f.peak_growth_per_minute = f.peak_growth_per_minute.max(growth_pm);
+            Some(f)
+        }
+        Some(mut f) => {
+            let calm_since = *f.calm_since_s.get_or_insert(now);
+            (now - calm_since < fc.exit_after_seconds).then_some(f)
+        }
+    };
+}
+
+fn flash_reason(f: &FlashState, growth_pm: f64, level: f64, scaling: &ScalingSettings) -> String {
+    let fc = &scaling.flash_crowd;
+    let mut s = format!(
+        "growth {}/min on {} viewers (thresholds: {}/min and {:.0}% of viewers per minute), \
+         peak {}/min, since t={:.0}s",
+        signed(growth_pm),
+        count(level),
+        count(fc.min_growth_per_minute),
+        fc.relative_growth_per_minute * 100.0,
+        signed(f.peak_growth_per_minute),
+        f.since_s
+    );
+    if let Some(calm) = f.calm_since_s {
+        s.push_str(&format!(
+            "; below thresholds since t={calm:.0}s, ends after {:.0} s",
+            fc.exit_after_seconds
+        ));
+    }
+    s
+}
+
+/// Keeps the window's recommendations as a decreasing sequence (the front is the maximum).
+fn record(state: &mut RegionState, now: f64, edges: u32, scaling: &ScalingSettings) {
+    let recs = &mut state.recommendations;
+    while recs.last().is_some_and(|r| r.edges <= edges) {
+        recs.pop();
+    }
+    recs.push(Recommendation { t_s: now, edges });
+    let oldest = now - scaling.scale_down_stabilization_seconds;
+    recs.retain(|r| r.t_s >= oldest);
+}
+
+fn scale_down(
+    state: &mut RegionState,
+    current: u32,
+    target: u32,
+    tree: &TreeSettings,
+    scaling: &ScalingSettings,
+    now: f64,
+    why: &str,
+) -> (u32, String) {
+    let window = scaling.scale_down_stabilization_seconds;
+    if current > tree.max_edges {
+        state.last_scale_down_s = Some(now);
+        return (
+            tree.max_edges,
+            format!("scale down {current}→{} edges: maxEdges", tree.max_edges),
+        );
+    }
+    let observed = state.first_seen_s.map_or(0.0, |t| now - t);
+    if observed < window {
+        return (
+            current,
+            format!(
+                "hold {current} edges (wants {target}): {:.0} s of recommendations, \
+                 scale-down needs {window:.0} s; {why}",
+                observed
+            ),
+        );
+    }
+    if let Some(up) = state.last_scale_up_s.filter(|t| now - t < window) {
+        return (
+            current,
+            format!(
+                "hold {current} edges (wants {target}): scaled up {:.0} s ago, \
+                 scale-down waits {window:.0} s; {why}",
+                now - up
+            ),
+        );
+    }
+    if let Some(down) = state
+        .last_scale_down_s
+        .filter(|t| now - t < scaling.scale_down_step_seconds)
+    {
+        return (
+            current,
+            format!(
+                "hold {current} edges (wants {target}): scaled down {:.0} s ago, \
+                 one step per {:.0} s; {why}",
+                now - down,
+                scaling.scale_down_step_seconds
+            ),
+        );
+    }
+    let stabilized = state
+        .recommendations
+        .first()
+        .map_or(target, |r| r.edges)
+        .max(target);
+    let step = ((current as f64 * scaling.max_scale_down_fraction).floor() as u32).max(1);
+    let floor = current.saturating_sub(step);
+    let desired = stabilized.max(floor).max(tree.min_edges);
+    if desired >= current {
+        return (
+            current,
+            format!(
+                "hold {current} edges: highest recommendation in the last {window:.0} s is \
+                 {stabilized}; {why}"
+            ),
+        );
+    }
+    state.last_scale_down_s = Some(now);
+    (
+        desired,
+        format!(
+            "scale down {current}→{desired} edges (wants {target}, highest in {window:.0} s: \
+             {stabilized}, at most {:.0}% per step): {why}",
+            scaling.max_scale_down_fraction * 100.0
+        ),
+    )
+}
+
+/// Least loaded first: relays that are not Ready (they serve nobody), then by load, then by
+/// name so the order is deterministic.
+fn least_loaded_first<'a>(relays: impl Iterator<Item = &'a RelayLoad>) -> Vec<&'a RelayLoad> {
+    let mut list: Vec<&RelayLoad> = relays.collect();
+    list.sort_by(|a, b| {
+        a.ready
+            .cmp(&b.ready)
+            .then(a.viewers.cmp(&b.viewers))
+            .then(a.name.cmp(&b.name))
+    });
+    list
+}
+
+fn removal_order(relays: &[RelayLoad]) -> Vec<String> {
+    least_loaded_first(relays.iter())
+        .into_iter()
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+fn edge_removals(region: &RegionInput, how_many: u32) -> Vec<String> {
+    least_loaded_first(region.relays.iter().filter(|r| r.tier == Tier::Edge))
+        .into_iter()
+        .take(how_many as usize)
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+fn reflector_removals(region: &RegionInput, planned: &[u32]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (index, existing) in region.reflectors.iter().enumerate() {
+        let level = index as u32 + 1;
+        let keep = planned.get(index).copied().unwrap_or(0);
+        let extra = existing.relays.saturating_sub(keep);
+        out.extend(
+            least_loaded_first(
+                region
+                    .relays
+                    .iter()
+                    .filter(|r| r.tier == Tier::Reflector(level)),
+            )
+            .into_iter()
+            .take(extra as usize)
+            .map(|r| r.name.clone()),
+        );
+    }
+    out
+}

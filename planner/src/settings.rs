@@ -1,0 +1,199 @@
+//! The Stream's tree and scaling settings, with the documented defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::PlanError;
+
+/// Shape of the relay tree (the Stream's `spec.tree`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TreeSettings {
+    /// Most children (relays or, for edges, nothing counted here) one relay feeds. Default 8.
+    pub fanout: u32,
+    /// Viewers one edge relay is sized for. Default 2000.
+    pub viewers_per_edge: u64,
+    /// Fewest edges per region. Default 1.
+    pub min_edges: u32,
+    /// Most edges per region. Default 100.
+    pub max_edges: u32,
+}
+
+impl Default for TreeSettings {
+    fn default() -> Self {
+        Self {
+            fanout: 8,
+            viewers_per_edge: 2000,
+            min_edges: 1,
+            max_edges: 100,
+        }
+    }
+}
+
+/// Flash-crowd detection and response (the Stream's `spec.scaling.flashCrowd`).
+///
+/// Defaults are set against the Facebook-Live flash-crowd definition (LiveJack, MM 2017):
+/// a channel is a flash crowd when it gains at least 10k viewers within 20 minutes, i.e. an
+/// average of 500 viewers per minute; 39.6% of those gain 20k within 3 minutes (≈6,700 per
+/// minute). We enter flash-crowd mode as soon as the robust growth estimate reaches the
+/// *average* rate of the definition (500/min), so the 3-minute crowds are caught within the
+/// first tens of seconds, and only if that growth is also large relative to the audience
+/// (5% of the current level per minute, i.e. doubling within ~14 minutes), so a 1M-viewer
+/// stream drifting up by 600/min does not count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FlashCrowdSettings {
+    /// Turn flash-crowd mode on or off. Default true.
+    pub enabled: bool,
+    /// Absolute growth (viewers per minute) needed to enter the mode. Default 500.
+    pub min_growth_per_minute: f64,
+    /// Growth relative to the current level (fraction per minute) also needed. Default 0.05.
+    pub relative_growth_per_minute: f64,
+    /// While in the mode, every scale-up is at least this factor of the current edge count.
+    /// Default 2.0 (HPA's own scale-up bound is 100% per step).
+    pub scale_up_factor: f64,
+    /// While in the mode, the forecast horizon is multiplied by this factor, since the crowd
+    /// usually accelerates beyond a linear trend. Default 2.0.
+    pub lead_time_factor: f64,
+    /// Leave the mode after growth stayed below the thresholds this long. Default 120 s.
+    pub exit_after_seconds: f64,
+}
+
+impl Default for FlashCrowdSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_growth_per_minute: 500.0,
+            relative_growth_per_minute: 0.05,
+            scale_up_factor: 2.0,
+            lead_time_factor: 2.0,
+            exit_after_seconds: 120.0,
+        }
+    }
+}
+
+/// How the planner scales (the Stream's `spec.scaling`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScalingSettings {
+    /// How far ahead to forecast: metric delay + relay-ready time. Default 60 s. The planner
+    /// uses `max(leadTimeSeconds, measured relay-ready time)`.
+    pub lead_time_seconds: f64,
+    /// Extra capacity above the forecast, as a fraction. Default 0.2.
+    pub headroom: f64,
+    /// No scale-down until every recommendation in this window allowed it, and none within
+    /// this long after a scale-up. Default 300 s.
+    pub scale_down_stabilization_seconds: f64,
+    /// Largest fraction of a region's edges removed in one scale-down step (at least one
+    /// relay). Default 0.25.
+    pub max_scale_down_fraction: f64,
+    /// Least time between two scale-down steps in a region. Default 60 s.
+    pub scale_down_step_seconds: f64,
+    /// Samples older than this (relative to the newest) are ignored by the growth estimate.
+    /// Default 120 s.
+    pub estimation_window_seconds: f64,
+    /// Flash-crowd mode.
+    pub flash_crowd: FlashCrowdSettings,
+}
+
+impl Default for ScalingSettings {
+    fn default() -> Self {
+        Self {
+            lead_time_seconds: 60.0,
+            headroom: 0.2,
+            scale_down_stabilization_seconds: 300.0,
+            max_scale_down_fraction: 0.25,
+            scale_down_step_seconds: 60.0,
+            estimation_window_seconds: 120.0,
+            flash_crowd: FlashCrowdSettings::default(),
+        }
+    }
+}
+
+fn check(ok: bool, field: &'static str, why: &'static str) -> Result<(), PlanError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::InvalidSetting { field, why })
+    }
+}
+
+impl TreeSettings {
+    /// Rejects settings the planner cannot honour, naming the field.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        check(self.fanout >= 2, "tree.fanout", "must be at least 2")?;
+        check(
+            self.viewers_per_edge >= 1,
+            "tree.viewersPerEdge",
+            "must be at least 1",
+        )?;
+        check(self.min_edges >= 1, "tree.minEdges", "must be at least 1")?;
+        check(
+            self.max_edges >= self.min_edges,
+            "tree.maxEdges",
+            "must be at least minEdges",
+        )
+    }
+}
+
+impl ScalingSettings {
+    /// Rejects settings the planner cannot honour, naming the field.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        check(
+            finite_nonneg(self.lead_time_seconds),
+            "scaling.leadTimeSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(self.headroom),
+            "scaling.headroom",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(self.scale_down_stabilization_seconds),
+            "scaling.scaleDownStabilizationSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            self.max_scale_down_fraction > 0.0 && self.max_scale_down_fraction <= 1.0,
+            "scaling.maxScaleDownFraction",
+            "must be in (0, 1]",
+        )?;
+        check(
+            finite_nonneg(self.scale_down_step_seconds),
+            "scaling.scaleDownStepSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            self.estimation_window_seconds.is_finite() && self.estimation_window_seconds > 0.0,
+            "scaling.estimationWindowSeconds",
+            "must be a finite number > 0",
+        )?;
+        let fc = &self.flash_crowd;
+        check(
+            finite_nonneg(fc.min_growth_per_minute),
+            "scaling.flashCrowd.minGrowthPerMinute",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(fc.relative_growth_per_minute),
+            "scaling.flashCrowd.relativeGrowthPerMinute",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            fc.scale_up_factor.is_finite() && fc.scale_up_factor >= 1.0,
+            "scaling.flashCrowd.scaleUpFactor",
+            "must be a finite number >= 1",
+        )?;
+        check(
+            fc.lead_time_factor.is_finite() && fc.lead_time_factor >= 1.0,
+            "scaling.flashCrowd.leadTimeFactor",
+            "must be a finite number >= 1",
+        )?;
+        check(
+            finite_nonneg(fc.exit_after_seconds),
+            "scaling.flashCrowd.exitAfterSeconds",
+            "must be a finite number >= 0",
+        )
+    }
+}
