@@ -3,6 +3,7 @@
 //! (broadcast, time, region); region `*` is the total.
 
 mod command;
+pub mod generate;
 mod model;
 mod reader;
 

@@ -73,8 +73,7 @@ pub fn parse_trace(text: &str) -> Result<Trace, TraceError> {
         }
         if !columns_seen {
             let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cols.len() < 4 || cols[..4] != COLUMNS[..4] || cols[4..] != COLUMNS[4..cols.len()]
-            {
+            if cols.len() < 4 || cols[..4] != COLUMNS[..4] || cols[4..] != COLUMNS[4..cols.len()] {
                 return Err(malformed(
                     line_no,
                     format!(
