@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Smoke test of the local Kubernetes control plane (scripts/k8s): brings a cluster up,
+# checks the version stamp, schedules a Deployment onto the eu-west fake nodes and checks
+# the pods run there with loopback IPs from their node's podCIDR, installs a helm chart and
+# sees its objects, uninstalls it and sees the garbage collector remove its pods, then
+# brings the cluster down (also when a step fails) and checks nothing is left running.
+#
+# With SURGE_KUBECONFIG set, it runs against that cluster instead (scripts/k8s/e2e.sh), in a
+# namespace of its own that it deletes afterwards; that cluster needs nodes labelled
+# topology.kubernetes.io/region=eu-west.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/k8s/e2e.sh
+
+NS="surge-smoke-$$"
+TIMEOUT=90s
+t0="$(now_ms)"
+
+step() { echo "10-k8s-smoke: $*"; }
+fail() { echo "10-k8s-smoke: FAIL: $*" >&2; exit 1; }
+
+cleanup() {
+  local status=$?
+  if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
+    kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  fi
+  k8s_e2e_stop "$status"
+  exit "$status"
+}
+trap cleanup EXIT
+
+step "bringing the cluster up"
+k8s_e2e_start
+
+if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
+  server_version="$(kubectl version -o json | jq -r .serverVersion.gitVersion)"
+  client_version="$(kubectl version -o json | jq -r .clientVersion.gitVersion)"
+  [ "$server_version" = "$K8S_VERSION" ] || fail "/version says '$server_version', expected $K8S_VERSION"
+  [ "$client_version" = "$K8S_VERSION" ] || fail "kubectl reports '$client_version', expected $K8S_VERSION"
+  step "server and kubectl report $server_version"
+  [ "$(kubectl get nodes -l topology.kubernetes.io/region --no-headers | grep -c ' Ready ')" -eq 6 ] \
+    || fail "expected 6 Ready nodes with a region label"
+fi
+
+kubectl create namespace "$NS" >/dev/null
+# Pods need the namespace's default ServiceAccount (ServiceAccount admission plugin).
+for _ in $(seq 1 100); do
+  kubectl -n "$NS" get serviceaccount default >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+step "deployment of 3 replicas pinned to region eu-west"
+kubectl -n "$NS" apply -f - >/dev/null <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      nodeSelector:
+        topology.kubernetes.io/region: eu-west
+      containers:
+        - name: web
+          image: registry.k8s.io/pause:3.10
+EOF
+kubectl -n "$NS" rollout status deployment/web --timeout="$TIMEOUT" >/dev/null \
+  || fail "deployment web did not become available: $(kubectl -n "$NS" get pods -o wide 2>&1 | tail -n +2)"
+
+# region_of NODE / cidr_of NODE
+region_of() { kubectl get node "$1" -o jsonpath='{.metadata.labels.topology\.kubernetes\.io/region}'; }
+cidr_of() { kubectl get node "$1" -o jsonpath='{.spec.podCIDR}'; }
+running=0
+while read -r name phase node ip; do
+  [ "$phase" = "Running" ] || fail "pod $name is $phase"
+  region="$(region_of "$node")"
+  [ "$region" = "eu-west" ] || fail "pod $name runs on $node in region '$region', expected eu-west"
+  if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
+    cidr="$(cidr_of "$node")"
+    python3 - "$ip" "$cidr" <<'EOF' || fail "pod $name has IP $ip, not a loopback address in its node's podCIDR $cidr"
+import ipaddress, socket, sys
+ip, cidr = ipaddress.ip_address(sys.argv[1]), ipaddress.ip_network(sys.argv[2])
+assert ip in cidr and ip.is_loopback
+s = socket.socket()
+s.bind((str(ip), 0))  # a test can really listen at the pod's IP
+EOF
+  fi
+  step "pod $name Running on $node ($region), IP $ip"
+  running=$((running + 1))
+done < <(kubectl -n "$NS" get pods -l app=web --no-headers \
+  -o 'custom-columns=N:.metadata.name,P:.status.phase,NODE:.spec.nodeName,IP:.status.podIP')
+[ "$running" -eq 3 ] || fail "expected 3 pods of deployment web, found $running"
+
+step "helm install of scripts/k8s/testdata/smoke-chart"
+helm install smoke scripts/k8s/testdata/smoke-chart -n "$NS" --wait --timeout "$TIMEOUT" >/dev/null \
+  || fail "helm install failed"
+[ "$(helm -n "$NS" status smoke -o json | jq -r .info.status)" = "deployed" ] || fail "release smoke is not deployed"
+objects="$(kubectl -n "$NS" get configmap,service,deployment -l app.kubernetes.io/instance=smoke \
+  --no-headers -o name | sort | tr '\n' ' ')"
+[ "$objects" = "configmap/smoke-config deployment.apps/smoke service/smoke " ] \
+  || fail "chart objects: got '$objects'"
+[ "$(kubectl -n "$NS" get service smoke -o jsonpath='{.spec.clusterIP}')" != "" ] || fail "service smoke has no cluster IP"
+[ "$(kubectl -n "$NS" get pods -l app.kubernetes.io/instance=smoke --no-headers | grep -c Running)" -eq 2 ] \
+  || fail "the chart's 2 pods are not Running"
+step "chart objects present: $objects"
+
+step "helm uninstall; the garbage collector removes the chart's pods"
+helm uninstall smoke -n "$NS" --wait --timeout "$TIMEOUT" >/dev/null || fail "helm uninstall failed"
+for _ in $(seq 1 300); do
+  [ -z "$(kubectl -n "$NS" get pods,replicasets -l app.kubernetes.io/instance=smoke --no-headers -o name)" ] && break
+  sleep 0.2
+done
+[ -z "$(kubectl -n "$NS" get pods,replicasets -l app.kubernetes.io/instance=smoke --no-headers -o name)" ] \
+  || fail "pods/replicasets of the uninstalled chart remain"
+
+if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
+  step "bringing the cluster down"
+  pids="$(cat "$SURGE_K8S_DIR"/pids/*.pid | cut -d' ' -f1 | tr '\n' ' ')"
+  dir="$SURGE_K8S_DIR"
+  k8s_e2e_stop 0
+  for pid in $pids; do
+    [ ! -e "/proc/$pid" ] || [ "$(cut -d' ' -f3 "/proc/$pid/stat")" = "Z" ] || fail "process $pid still runs after down"
+  done
+  [ ! -e "$dir" ] || fail "$dir still exists after down"
+  SURGE_K8S_DIR="$dir" scripts/k8s/down >/dev/null || fail "a second down failed"
+fi
+step "PASS in $(( ($(now_ms) - t0) / 1000 )) s"
