@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "bringing the cluster up"
+step "bringing the cluster up (or connecting to SURGE_KUBECONFIG)"
 k8s_e2e_start
 
 if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
