@@ -1,0 +1,190 @@
+//! The Deployment of one tier.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SleepAction,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Target, service_host};
+use crate::config::OperatorConfig;
+use crate::crd::StreamSpec;
+use crate::labels::{TierKind, tier_labels, tier_selector};
+use crate::tree::TierPlan;
+
+/// Command-line arguments of a relay in `tier` (see `surge-relay --help`).
+pub fn relay_args(
+    target: &Target,
+    spec: &StreamSpec,
+    tier: &TierPlan,
+    cfg: &OperatorConfig,
+) -> Vec<String> {
+    let mut args = vec![
+        "--rtmp-listen".to_string(),
+        format!("0.0.0.0:{}", cfg.relay_rtmp_port),
+        "--http-listen".to_string(),
+        format!("0.0.0.0:{}", cfg.relay_http_port),
+        "--tier".to_string(),
+        tier.kind.tier_name().to_string(),
+        "--region".to_string(),
+        tier.region.clone(),
+    ];
+    for upstream in &tier.upstreams {
+        args.push("--upstream".to_string());
+        args.push(format!(
+            "rtmp://{}:{}/{}",
+            service_host(upstream, &target.namespace, &cfg.cluster_domain),
+            cfg.relay_rtmp_port,
+            spec.app
+        ));
+    }
+    if tier.kind != TierKind::Origin {
+        // Pull the stream before the first viewer arrives, so a new relay is Ready with a
+        // warm GOP cache.
+        args.push("--prewarm".to_string());
+        args.push(format!("{}/{}", spec.app, target.stream));
+    }
+    if tier.kind == TierKind::Edge {
+        args.push("--max-viewers".to_string());
+        args.push(spec.tree.viewers_per_edge.to_string());
+    }
+    args.push("--shutdown-grace".to_string());
+    args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
+    args.push("--log-format".to_string());
+    args.push("json".to_string());
+    args.extend(spec.relay.extra_args.iter().cloned());
+    args
+}
+
+fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
+    if m.is_empty() {
+        None
+    } else {
+        Some(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                .collect(),
+        )
+    }
+}
+
+fn http_probe(path: &str, port: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(port.to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// The Deployment running `tier`.
+pub fn build_deployment(
+    target: &Target,
+    spec: &StreamSpec,
+    tier: &TierPlan,
+    cfg: &OperatorConfig,
+) -> Deployment {
+    let labels = tier_labels(&target.stream, &tier.region, tier.kind);
+    let selector = tier_selector(&target.stream, &tier.region, tier.kind);
+    let resources = spec
+        .relay
+        .resources
+        .clone()
+        .unwrap_or(ResourceRequirements {
+            requests: quantities(&cfg.relay_requests),
+            limits: quantities(&cfg.relay_limits),
+            ..ResourceRequirements::default()
+        });
+    let container = Container {
+        name: "relay".to_string(),
+        image: Some(
+            spec.relay
+                .image
+                .clone()
+                .unwrap_or_else(|| cfg.relay_image.clone()),
+        ),
+        image_pull_policy: Some(cfg.relay_image_pull_policy.clone()),
+        args: Some(relay_args(target, spec, tier, cfg)),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("rtmp".to_string()),
+                container_port: i32::from(cfg.relay_rtmp_port),
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("http".to_string()),
+                container_port: i32::from(cfg.relay_http_port),
+                protocol: Some("TCP".to_string()),
+                ..ContainerPort::default()
+            },
+        ]),
+        readiness_probe: Some(http_probe("/readyz", "http", 2, 1)),
+        liveness_probe: Some(http_probe("/healthz", "http", 10, 3)),
+        // Give Services time to stop routing new viewers here before SIGTERM starts the
+        // relay's own drain (--shutdown-grace).
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: i64::from(cfg.relay_prestop_seconds),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        resources: Some(resources),
+        ..Container::default()
+    };
+    let grace =
+        i64::from(cfg.relay_prestop_seconds) + i64::from(cfg.relay_shutdown_grace_seconds) + 5;
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(tier.name.clone()),
+            namespace: Some(target.namespace.clone()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![target.owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(tier.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                // Never lose serving capacity during a rollout.
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".to_string())),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    node_selector: Some(tier.node_selector.clone()),
+                    termination_grace_period_seconds: Some(grace),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,449 @@
+//! The `Stream` custom resource (group `surge.dev`, version `v1alpha1`).
+//!
+//! Validation lives in the schema itself (OpenAPI bounds and CEL `x-kubernetes-validations`) so
+//! the API server rejects an invalid Stream naming the field; `validate.rs` repeats the same rules
+//! in Rust for objects that reach the operator some other way (old CRD versions, tests).
+//!
+//! The kind is called `Stream`, which clashes with `futures::Stream`: code that needs both imports
+//! the futures trait as `FuturesStream` (or only `StreamExt`).
+
+// Several printer columns share `type_ = "string"`; clippy mistakes them for duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of one broadcast: where it is ingested and in which regions it is played.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "surge.dev",
+    version = "v1alpha1",
+    kind = "Stream",
+    plural = "streams",
+    shortname = "st",
+    namespaced,
+    status = "StreamStatus",
+    doc = "A live broadcast served by a geo-clustered tree of surge-relay pods.",
+    printcolumn(
+        name = "Viewers",
+        type_ = "integer",
+        description = "Viewers connected to the edges",
+        json_path = ".status.viewers.total"
+    ),
+    printcolumn(
+        name = "Growth/min",
+        type_ = "number",
+        description = "Viewer growth per minute",
+        json_path = ".status.growthPerMinute"
+    ),
+    printcolumn(
+        name = "Edges",
+        type_ = "string",
+        description = "Edge relays ready/desired, all regions",
+        json_path = ".status.edges"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSpec {
+    /// RTMP application name the broadcaster publishes to and viewers play from.
+    #[serde(default = "default_app")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
+    pub app: String,
+
+    /// Expected ingest bitrate in kbit/s, used for capacity planning.
+    #[serde(default = "default_bitrate_kbps")]
+    #[schemars(range(min = 1, max = 200000))]
+    pub bitrate_kbps: u32,
+
+    /// Where the broadcaster publishes.
+    pub origin: OriginSpec,
+
+    /// Regions that serve viewers; each gets its own edge tier (and reflectors when needed).
+    #[schemars(length(min = 1, max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(r, self.exists_one(o, o.name == r.name))",
+         "message": "region names must be unique"}
+    ]))]
+    pub regions: Vec<RegionSpec>,
+
+    /// Shape of the relay tree.
+    #[serde(default)]
+    pub tree: TreeSpec,
+
+    /// How the planner sizes the tree from viewer counts.
+    #[serde(default)]
+    pub scaling: ScalingSpec,
+
+    /// Relay container settings; unset fields come from the operator's defaults.
+    #[serde(default)]
+    pub relay: RelaySpec,
+
+    /// Viewer-facing Services.
+    #[serde(default)]
+    pub playback: PlaybackSpec,
+}
+
+/// The ingest side of the tree.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginSpec {
+    /// Region the origin relay runs in (matched against the region node label).
+    #[schemars(
+        length(min = 1, max = 20),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub region: String,
+    /// Type of the ingest Service the broadcaster connects to.
+    #[serde(default)]
+    pub service_type: ServiceType,
+}
+
+/// Kubernetes Service types a Stream may ask for.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// One viewer region.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.minEdges <= self.maxEdges",
+     "message": "minEdges must be less than or equal to maxEdges",
+     "fieldPath": ".minEdges"}
+]))]
+pub struct RegionSpec {
+    /// Region name, e.g. `eu-west`; also the default value of the region node label.
+    #[schemars(
+        length(min = 1, max = 20),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Node labels that pin this region's relays; default `topology.kubernetes.io/region: <name>`
+    /// (the label key comes from the operator's `--region-label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Fewest edge relays kept in this region, even with no viewers.
+    #[serde(default = "default_min_edges")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub min_edges: u32,
+    /// Most edge relays this region may grow to.
+    #[serde(default = "default_max_edges")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_edges: u32,
+}
+
+/// Shape of the multicast tree.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeSpec {
+    /// Children one relay feeds; a reflector tier is added when a region's edges exceed it.
+    #[serde(default = "default_fanout")]
+    #[schemars(range(min = 2, max = 1000))]
+    pub fanout: u32,
+    /// Viewers one edge relay serves at the stream's bitrate.
+    #[serde(default = "default_viewers_per_edge")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub viewers_per_edge: u32,
+}
+
+impl Default for TreeSpec {
+    fn default() -> Self {
+        TreeSpec {
+            fanout: default_fanout(),
+            viewers_per_edge: default_viewers_per_edge(),
+        }
+    }
+}
+
+/// Scaling knobs, passed to the planner (`surge_planner::ScalingSettings`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingSpec {
+    /// How far ahead the planner forecasts (metric delay plus relay start-up time).
+    #[serde(default = "default_lead_time_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub lead_time_seconds: u32,
+    /// Spare capacity on top of the forecast, as a fraction (0.2 = 20 %).
+    #[serde(default = "default_headroom")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub headroom: f64,
+    /// No scale-down until a lower recommendation held this long, nor this long after a
+    /// scale-up.
+    #[serde(default = "default_scale_down_stabilization_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub scale_down_stabilization_seconds: u32,
+    /// Largest fraction of a region's edges removed in one scale-down step (at least one).
+    #[serde(default = "default_max_scale_down_fraction")]
+    #[schemars(range(min = 0.01, max = 1.0))]
+    pub max_scale_down_fraction: f64,
+    /// Least time between two scale-down steps in a region.
+    #[serde(default = "default_scale_down_step_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub scale_down_step_seconds: u32,
+    /// Viewer samples older than this are ignored by the growth estimate.
+    #[serde(default = "default_estimation_window_seconds")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub estimation_window_seconds: u32,
+    /// Multiplicative scale-up when viewers grow explosively.
+    #[serde(default)]
+    pub flash_crowd: FlashCrowdSpec,
+}
+
+impl Default for ScalingSpec {
+    fn default() -> Self {
+        ScalingSpec {
+            lead_time_seconds: default_lead_time_seconds(),
+            headroom: default_headroom(),
+            scale_down_stabilization_seconds: default_scale_down_stabilization_seconds(),
+            max_scale_down_fraction: default_max_scale_down_fraction(),
+            scale_down_step_seconds: default_scale_down_step_seconds(),
+            estimation_window_seconds: default_estimation_window_seconds(),
+            flash_crowd: FlashCrowdSpec::default(),
+        }
+    }
+}
+
+/// Flash-crowd mode: entered when growth crosses both thresholds, left after a calm period.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlashCrowdSpec {
+    /// Whether flash-crowd mode may be entered at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Growth (viewers per minute, per region) needed to enter the mode.
+    #[serde(default = "default_flash_min_growth")]
+    #[schemars(range(min = 0.0, max = 100000000.0))]
+    pub min_growth_per_minute: f64,
+    /// Growth relative to the current audience (fraction per minute) also needed.
+    #[serde(default = "default_flash_relative_growth")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub relative_growth_per_minute: f64,
+    /// While in the mode, each scale-up is at least this factor of the current edges.
+    #[serde(default = "default_flash_factor")]
+    #[schemars(range(min = 1.0, max = 100.0))]
+    pub scale_up_factor: f64,
+    /// While in the mode, the forecast horizon is stretched by this factor.
+    #[serde(default = "default_flash_factor")]
+    #[schemars(range(min = 1.0, max = 100.0))]
+    pub lead_time_factor: f64,
+    /// Leave the mode after growth stayed below the thresholds this long.
+    #[serde(default = "default_flash_exit_after_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub exit_after_seconds: u32,
+}
+
+impl Default for FlashCrowdSpec {
+    fn default() -> Self {
+        FlashCrowdSpec {
+            enabled: true,
+            min_growth_per_minute: default_flash_min_growth(),
+            relative_growth_per_minute: default_flash_relative_growth(),
+            scale_up_factor: default_flash_factor(),
+            lead_time_factor: default_flash_factor(),
+            exit_after_seconds: default_flash_exit_after_seconds(),
+        }
+    }
+}
+
+/// Relay container settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelaySpec {
+    /// Container image; default from the operator's `--relay-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container resources; default from the operator's flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra command-line arguments appended to every relay of this Stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub extra_args: Vec<String>,
+}
+
+/// Viewer-facing Service settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybackSpec {
+    /// Type of each region's playback Service.
+    #[serde(default)]
+    pub service_type: ServiceType,
+}
+
+/// Observed state, written by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded`, `FlashCrowd`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Viewers connected to the edges.
+    #[serde(default)]
+    pub viewers: ViewerCounts,
+    /// Viewer growth per minute, all regions.
+    #[serde(default)]
+    pub growth_per_minute: f64,
+    /// Viewers the planner expects one lead time ahead, all regions.
+    #[serde(default)]
+    pub forecast_viewers: u64,
+    /// Edge relays `ready/desired`, all regions (for `kubectl get streams`).
+    #[serde(default)]
+    pub edges: String,
+    /// The origin tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<TierStatus>,
+    /// Per region: its tiers from the top reflector level down to the edges.
+    #[serde(default)]
+    pub regions: Vec<RegionStatus>,
+    /// Where to publish and where to play.
+    #[serde(default)]
+    pub endpoints: Endpoints,
+}
+
+/// Viewer counts, in total and per region.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerCounts {
+    pub total: u64,
+    #[serde(default)]
+    pub regions: BTreeMap<String, u64>,
+}
+
+/// One region's tiers.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionStatus {
+    pub name: String,
+    pub viewers: u64,
+    pub forecast_viewers: u64,
+    /// Tiers from the top (reflector level 1, 2, ...) down to `edge`.
+    pub tiers: Vec<TierStatus>,
+}
+
+/// Desired and ready relays of one tier.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierStatus {
+    /// `origin`, `reflector`, or `edge`.
+    pub tier: String,
+    /// Reflector level (1 is nearest the origin); 0 for origin and edge.
+    #[serde(default)]
+    pub level: u32,
+    /// The Deployment that runs this tier.
+    pub deployment: String,
+    pub desired: i32,
+    pub ready: i32,
+}
+
+/// Ingest and playback URLs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// RTMP URL the broadcaster publishes to.
+    #[serde(default)]
+    pub ingest: String,
+    #[serde(default)]
+    pub playback: Vec<PlaybackEndpoint>,
+}
+
+/// Where the viewers of one region play.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybackEndpoint {
+    pub region: String,
+    pub rtmp: String,
+    pub http_flv: String,
+}
+
+fn default_app() -> String {
+    "live".to_string()
+}
+fn default_bitrate_kbps() -> u32 {
+    2500
+}
+fn default_min_edges() -> u32 {
+    1
+}
+fn default_max_edges() -> u32 {
+    100
+}
+fn default_fanout() -> u32 {
+    8
+}
+fn default_viewers_per_edge() -> u32 {
+    2000
+}
+fn default_lead_time_seconds() -> u32 {
+    60
+}
+fn default_headroom() -> f64 {
+    0.2
+}
+fn default_scale_down_stabilization_seconds() -> u32 {
+    300
+}
+fn default_max_scale_down_fraction() -> f64 {
+    0.25
+}
+fn default_scale_down_step_seconds() -> u32 {
+    60
+}
+fn default_estimation_window_seconds() -> u32 {
+    120
+}
+fn default_true() -> bool {
+    true
+}
+fn default_flash_min_growth() -> f64 {
+    500.0
+}
+fn default_flash_relative_growth() -> f64 {
+    0.05
+}
+fn default_flash_factor() -> f64 {
+    2.0
+}
+fn default_flash_exit_after_seconds() -> u32 {
+    120
+}
+
+/// The CRD as YAML, exactly what `surge-operator crd` prints and `crds/stream.yaml` holds.
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    use kube::CustomResourceExt;
+    let body = serde_saphyr::to_string(&Stream::crd())?;
+    Ok(format!(
+        "# Generated by `surge-operator crd`; do not edit by hand.\n---\n{body}"
+    ))
+}

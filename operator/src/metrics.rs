@@ -1,0 +1,161 @@
+//! Prometheus metrics and the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub namespace: String,
+    pub stream: String,
+    pub region: String,
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabels {
+    pub namespace: String,
+    pub stream: String,
+    pub region: String,
+}
+
+/// All operator metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_errors: Counter,
+    pub reconcile_duration: Histogram,
+    pub scrape_errors: Counter,
+    pub relays_desired: Family<TierLabels, Gauge>,
+    pub relays_ready: Family<TierLabels, Gauge>,
+    pub viewers: Family<RegionLabels, Gauge>,
+    /// Set once this replica leads and the controller runs.
+    pub leading: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("surge_operator");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result (ok, error)",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Counter::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time of one reconcile, scrapes included",
+            reconcile_duration.clone(),
+        );
+        let scrape_errors = Counter::default();
+        registry.register(
+            "relay_scrape_errors",
+            "Relay /api/v1/streams requests that failed",
+            scrape_errors.clone(),
+        );
+        let relays_desired = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "relays_desired",
+            "Relays asked for per Stream, region and tier",
+            relays_desired.clone(),
+        );
+        let relays_ready = Family::<TierLabels, Gauge>::default();
+        registry.register(
+            "relays_ready",
+            "Ready relays per Stream, region and tier",
+            relays_ready.clone(),
+        );
+        let viewers = Family::<RegionLabels, Gauge>::default();
+        registry.register(
+            "viewers",
+            "Viewers per Stream and region, as scraped from the edges",
+            viewers.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            scrape_errors,
+            relays_desired,
+            relays_ready,
+            viewers,
+            leading: AtomicBool::new(false),
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+async fn metrics_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    if m.leading.load(Ordering::Relaxed) {
+        (StatusCode::OK, "leading\n")
+    } else {
+        // A standby replica is healthy but does not reconcile.
+        (StatusCode::OK, "standby\n")
+    }
+}
+
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(metrics)
+}
+
+/// Serves the endpoints until the process ends.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics: {e}"))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    axum::serve(listener, router(metrics)).await?;
+    Ok(())
+}

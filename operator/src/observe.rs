@@ -1,0 +1,218 @@
+//! What the operator sees of a Stream's relays, turned into planner inputs. Pure: pods and
+//! Deployments come in as plain views, scrape results as values.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use surge_planner::{RegionInput, RelayLoad, Tier, TierCount};
+
+use crate::labels::{LABEL_REGION, POD_DELETION_COST, TierKind, tier_from_labels};
+
+/// The parts of a relay pod the operator uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodView {
+    pub name: String,
+    pub tier: TierKind,
+    pub region: String,
+    /// Running, with an IP: it should answer a scrape.
+    pub ip: Option<String>,
+    pub ready: bool,
+    /// Seconds from creation to Ready, when it is Ready.
+    pub ready_after_seconds: Option<f64>,
+    pub deletion_cost: Option<String>,
+    pub terminating: bool,
+}
+
+impl PodView {
+    /// `None` for pods that are not relays of a Stream (no tier/region labels).
+    pub fn from_pod(pod: &Pod) -> Option<PodView> {
+        let labels = pod.metadata.labels.as_ref()?;
+        let tier = tier_from_labels(labels)?;
+        let region = labels.get(LABEL_REGION)?.clone();
+        let status = pod.status.as_ref();
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+        let ready_condition = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready_after_seconds = match (ready_condition, &pod.metadata.creation_timestamp) {
+            (Some(c), Some(created)) => c
+                .last_transition_time
+                .as_ref()
+                .map(|t| (t.0.as_second() - created.0.as_second()).max(0) as f64),
+            _ => None,
+        };
+        Some(PodView {
+            name: pod.metadata.name.clone()?,
+            tier,
+            region,
+            ip: if running {
+                status
+                    .and_then(|s| s.pod_ip.clone())
+                    .filter(|ip| !ip.is_empty())
+            } else {
+                None
+            },
+            ready: ready_condition.is_some(),
+            ready_after_seconds,
+            deletion_cost: pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(POD_DELETION_COST).cloned()),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+}
+
+/// Replicas asked for and Ready of one Deployment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeploymentCounts {
+    pub desired: i32,
+    pub ready: i32,
+}
+
+impl DeploymentCounts {
+    pub fn from_deployment(d: &Deployment) -> DeploymentCounts {
+        DeploymentCounts {
+            desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            ready: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Result of scraping one pod: its viewers of this Stream, or why it could not be read.
+pub type ScrapeOutcome = Result<u64, String>;
+
+/// Everything observed about a Stream's relays in one reconcile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    /// Per region: viewers summed over the edges that answered; `None` when none answered.
+    pub region_viewers: BTreeMap<String, Option<u64>>,
+    /// Per region: planner inputs without samples (the caller adds its history).
+    pub regions: BTreeMap<String, RegionInput>,
+    /// Relays that should have answered but did not: (pod, why).
+    pub unreachable: Vec<(String, String)>,
+    /// Per pod viewers, for deletion costs.
+    pub pod_viewers: BTreeMap<String, u64>,
+}
+
+impl Observation {
+    pub fn total_viewers(&self) -> u64 {
+        self.region_viewers.values().flatten().sum()
+    }
+}
+
+/// Combines pods, their scrape outcomes and the Deployments' counts.
+/// `deployments` maps (region, tier) to counts; `regions` lists the spec's regions.
+pub fn observe(
+    regions: &[String],
+    pods: &[PodView],
+    scrapes: &BTreeMap<String, ScrapeOutcome>,
+    deployments: &BTreeMap<(String, TierKind), DeploymentCounts>,
+) -> Observation {
+    let mut obs = Observation::default();
+    for region in regions {
+        let edges = deployments
+            .get(&(region.clone(), TierKind::Edge))
+            .copied()
+            .unwrap_or_default();
+        let levels = deployments
+            .keys()
+            .filter(|(r, t)| r == region && matches!(t, TierKind::Reflector(_)))
+            .map(|(_, t)| t.level())
+            .max()
+            .unwrap_or(0);
+        let reflectors = (1..=levels)
+            .map(|level| {
+                let c = deployments
+                    .get(&(region.clone(), TierKind::Reflector(level)))
+                    .copied()
+                    .unwrap_or_default();
+                tier_count(c)
+            })
+            .collect();
+        let mut relays = Vec::new();
+        let mut viewers: Option<u64> = None;
+        for pod in pods
+            .iter()
+            .filter(|p| &p.region == region && !p.terminating)
+        {
+            let tier = match pod.tier {
+                TierKind::Edge => Tier::Edge,
+                TierKind::Reflector(level) => Tier::Reflector(level),
+                TierKind::Origin => continue,
+            };
+            let load = match scrapes.get(&pod.name) {
+                Some(Ok(v)) => {
+                    if pod.tier == TierKind::Edge {
+                        viewers = Some(viewers.unwrap_or(0) + v);
+                    }
+                    obs.pod_viewers.insert(pod.name.clone(), *v);
+                    *v
+                }
+                _ => 0,
+            };
+            relays.push(RelayLoad {
+                name: pod.name.clone(),
+                tier,
+                viewers: load,
+                ready: pod.ready,
+            });
+        }
+        obs.region_viewers.insert(region.clone(), viewers);
+        obs.regions.insert(
+            region.clone(),
+            RegionInput {
+                name: region.clone(),
+                samples: Vec::new(),
+                edges: tier_count(edges),
+                reflectors,
+                relays,
+            },
+        );
+    }
+    for pod in pods.iter().filter(|p| !p.terminating) {
+        if let Some(Err(why)) = scrapes.get(&pod.name) {
+            obs.unreachable.push((pod.name.clone(), why.clone()));
+        }
+    }
+    obs
+}
+
+fn tier_count(c: DeploymentCounts) -> TierCount {
+    TierCount {
+        relays: u32::try_from(c.desired).unwrap_or(0),
+        ready: u32::try_from(c.ready).unwrap_or(0),
+    }
+}
+
+/// Median seconds from pod creation to Ready over the given pods (the planner's
+/// `relay_ready_seconds`); `None` until some pod has become Ready.
+pub fn relay_ready_seconds(pods: &[PodView]) -> Option<f64> {
+    let mut times: Vec<f64> = pods.iter().filter_map(|p| p.ready_after_seconds).collect();
+    if times.is_empty() {
+        return None;
+    }
+    times.sort_by(f64::total_cmp);
+    Some(times[times.len() / 2])
+}
+
+/// Deletion costs to set so the ReplicaSet removes the least-loaded relays first:
+/// `removal_order` is cheapest first; the cost is the position. Only pods whose annotation
+/// differs are returned, as (pod, cost).
+pub fn deletion_costs(removal_order: &[String], pods: &[PodView]) -> Vec<(String, String)> {
+    removal_order
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let cost = i.to_string();
+            let pod = pods.iter().find(|p| &p.name == name)?;
+            (pod.deletion_cost.as_deref() != Some(cost.as_str())).then(|| (name.clone(), cost))
+        })
+        .collect()
+}

@@ -1,0 +1,243 @@
+//! The thin adapter between a Stream and the planner (`surge-planner`), which makes every sizing
+//! decision. The planner takes one edge range for all regions; a Stream has one per region, so
+//! each region is planned on its own and the shared reflector tree (regions share the origin's
+//! fan-out) is built afterwards with `surge_planner::build_tree`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use surge_planner::{
+    FlashCrowdSettings, PlanError, PlanInput, PlannerState, RegionInput, RegionPlan,
+    ScalingSettings, TreeSettings, ViewerSample, build_tree, plan,
+};
+
+use crate::crd::{RegionSpec, ScalingSpec, StreamSpec};
+
+/// Planner scaling settings from `spec.scaling`.
+pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
+    ScalingSettings {
+        lead_time_seconds: f64::from(s.lead_time_seconds),
+        headroom: s.headroom,
+        scale_down_stabilization_seconds: f64::from(s.scale_down_stabilization_seconds),
+        max_scale_down_fraction: s.max_scale_down_fraction,
+        scale_down_step_seconds: f64::from(s.scale_down_step_seconds),
+        estimation_window_seconds: f64::from(s.estimation_window_seconds),
+        flash_crowd: FlashCrowdSettings {
+            enabled: s.flash_crowd.enabled,
+            min_growth_per_minute: s.flash_crowd.min_growth_per_minute,
+            relative_growth_per_minute: s.flash_crowd.relative_growth_per_minute,
+            scale_up_factor: s.flash_crowd.scale_up_factor,
+            lead_time_factor: s.flash_crowd.lead_time_factor,
+            exit_after_seconds: f64::from(s.flash_crowd.exit_after_seconds),
+        },
+    }
+}
+
+/// Planner tree settings for one region (`spec.tree` plus the region's edge range).
+pub fn tree_settings(spec: &StreamSpec, region: &RegionSpec) -> TreeSettings {
+    TreeSettings {
+        fanout: spec.tree.fanout,
+        viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+        min_edges: region.min_edges,
+        max_edges: region.max_edges,
+    }
+}
+
+/// The planner's decision for a whole Stream, regions in spec order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamPlan {
+    pub regions: Vec<RegionPlan>,
+    pub flash_crowd: bool,
+    pub flash_crowd_reason: Option<String>,
+    /// One line per region that changed, for events.
+    pub reason: String,
+    pub state: PlannerState,
+}
+
+impl StreamPlan {
+    pub fn region(&self, name: &str) -> Option<&RegionPlan> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+/// Plans every region of `spec`. `observed` holds one input per spec region (matched by name;
+/// a region with no input is planned from no samples and no relays).
+pub fn plan_stream(
+    spec: &StreamSpec,
+    observed: &[RegionInput],
+    now_s: f64,
+    relay_ready_seconds: Option<f64>,
+    state: &PlannerState,
+) -> Result<StreamPlan, PlanError> {
+    let scaling = scaling_settings(&spec.scaling);
+    let mut regions = Vec::with_capacity(spec.regions.len());
+    let mut next_state = PlannerState::default();
+    for region in &spec.regions {
+        let input = observed
+            .iter()
+            .find(|o| o.name == region.name)
+            .cloned()
+            .unwrap_or_else(|| RegionInput {
+                name: region.name.clone(),
+                ..RegionInput::default()
+            });
+        let mut region_state = PlannerState::default();
+        if let Some(s) = state.regions.get(&region.name) {
+            region_state.regions.insert(region.name.clone(), s.clone());
+        }
+        let out = plan(
+            &PlanInput {
+                now_s,
+                tree: tree_settings(spec, region),
+                scaling: scaling.clone(),
+                relay_ready_seconds,
+                regions: vec![input],
+            },
+            &region_state,
+        )?;
+        next_state.regions.extend(out.state.regions);
+        regions.extend(out.regions);
+    }
+    let edges: Vec<u32> = regions.iter().map(|r| r.desired_edges).collect();
+    let tree = build_tree(&edges, spec.tree.fanout);
+    for (region, reflectors) in regions.iter_mut().zip(tree.reflectors) {
+        region.reflectors = reflectors;
+    }
+    let flash: Vec<&RegionPlan> = regions.iter().filter(|r| r.flash_crowd).collect();
+    let flash_crowd_reason = if flash.is_empty() {
+        None
+    } else {
+        Some(
+            flash
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r.name,
+                        r.flash_crowd_reason.as_deref().unwrap_or("flash crowd")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    let reason = regions
+        .iter()
+        .map(|r| format!("{}: {}", r.name, r.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(StreamPlan {
+        flash_crowd: !flash.is_empty(),
+        flash_crowd_reason,
+        reason,
+        regions,
+        state: next_state,
+    })
+}
+
+/// Viewer samples per region, kept between reconciles (the planner itself holds no history).
+#[derive(Clone, Debug, Default)]
+pub struct SampleHistory {
+    regions: BTreeMap<String, VecDeque<ViewerSample>>,
+}
+
+impl SampleHistory {
+    /// Records `viewers` for `region` at `t_s`, dropping samples older than `keep_seconds`.
+    pub fn record(&mut self, region: &str, t_s: f64, viewers: u64, keep_seconds: f64) {
+        let samples = self.regions.entry(region.to_string()).or_default();
+        samples.push_back(ViewerSample { t_s, viewers });
+        while samples.front().is_some_and(|s| s.t_s < t_s - keep_seconds) {
+            samples.pop_front();
+        }
+    }
+
+    pub fn samples(&self, region: &str) -> Vec<ViewerSample> {
+        self.regions
+            .get(region)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets regions no longer in the spec.
+    pub fn retain_regions(&mut self, names: &[&str]) {
+        self.regions.retain(|k, _| names.contains(&k.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Stream;
+    use surge_planner::TierCount;
+
+    fn spec(yaml: &str) -> StreamSpec {
+        serde_saphyr::from_str::<Stream>(yaml).unwrap().spec
+    }
+
+    const THREE: &str = r#"
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: s}
+spec:
+  origin: {region: us-east}
+  tree: {fanout: 4, viewersPerEdge: 100}
+  regions:
+    - {name: us-east, minEdges: 2, maxEdges: 40}
+    - {name: eu-west, minEdges: 1, maxEdges: 3}
+"#;
+
+    fn input(name: &str, viewers: u64, edges: u32) -> RegionInput {
+        RegionInput {
+            name: name.into(),
+            samples: (0..=12)
+                .map(|i| ViewerSample {
+                    t_s: f64::from(i) * 5.0,
+                    viewers,
+                })
+                .collect(),
+            edges: TierCount {
+                relays: edges,
+                ready: edges,
+            },
+            ..RegionInput::default()
+        }
+    }
+
+    #[test]
+    fn idle_stream_gets_min_edges_per_region() {
+        let s = spec(THREE);
+        let p = plan_stream(&s, &[], 60.0, None, &PlannerState::default()).unwrap();
+        assert_eq!(p.regions[0].name, "us-east");
+        assert_eq!(p.regions[0].desired_edges, 2);
+        assert_eq!(p.regions[1].desired_edges, 1);
+        assert!(p.regions.iter().all(|r| r.reflectors.is_empty()));
+        assert!(!p.flash_crowd);
+    }
+
+    #[test]
+    fn steady_viewers_size_edges_with_headroom_and_per_region_bounds() {
+        let s = spec(THREE);
+        let obs = [input("us-east", 1000, 2), input("eu-west", 1000, 1)];
+        let p = plan_stream(&s, &obs, 60.0, None, &PlannerState::default()).unwrap();
+        // 1000 viewers * 1.2 / 100 per edge = 12 edges; eu-west is capped at 3.
+        assert_eq!(p.region("us-east").unwrap().desired_edges, 12);
+        assert_eq!(p.region("eu-west").unwrap().desired_edges, 3);
+        // 12 + 3 children exceed the origin's fan-out of 4: reflectors appear.
+        let total_top: u32 = p.regions.iter().map(|r| r.top_count()).sum();
+        assert!(total_top <= 4, "origin feeds {total_top}");
+        assert!(!p.region("us-east").unwrap().reflectors.is_empty());
+        assert_eq!(p.state.regions.len(), 2);
+    }
+
+    #[test]
+    fn history_keeps_a_window() {
+        let mut h = SampleHistory::default();
+        for i in 0..10 {
+            h.record("eu", f64::from(i) * 10.0, i as u64, 35.0);
+        }
+        let s = h.samples("eu");
+        assert_eq!(s.first().unwrap().t_s, 60.0);
+        assert_eq!(s.len(), 4);
+        h.retain_regions(&["us"]);
+        assert!(h.samples("eu").is_empty());
+    }
+}

@@ -1,0 +1,146 @@
+//! Pure validation of a Stream spec. The CRD schema enforces the same rules at admission; this
+//! catches what the schema cannot express (the Stream's own name) and objects stored before a
+//! schema change, so the operator never builds a tree from a spec it cannot honour.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::crd::StreamSpec;
+use crate::sizing;
+
+/// Longest Stream name: child object names (`<stream>-<region>-reflector-<n>`) must stay
+/// within the 63 characters of a DNS label.
+pub const MAX_STREAM_NAME: usize = 24;
+/// Longest region name (matches the CRD schema).
+pub const MAX_REGION_NAME: usize = 20;
+
+/// One problem, naming the field as a path from the Stream's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// DNS-1035 label: lower-case letters, digits and `-`, starting with a letter.
+fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// All problems with a Stream named `name` and its `spec`; empty when it is valid.
+pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !is_dns_label(name, MAX_STREAM_NAME) {
+        errors.push(err(
+            "metadata.name",
+            format!(
+                "must be at most {MAX_STREAM_NAME} characters of a-z, 0-9 and '-', starting with a letter (relay object names derive from it)"
+            ),
+        ));
+    }
+    if spec.app.is_empty()
+        || !spec
+            .app
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        errors.push(err(
+            "spec.app",
+            "must be a non-empty RTMP app name (A-Z a-z 0-9 _ . -)",
+        ));
+    }
+    if spec.bitrate_kbps == 0 {
+        errors.push(err("spec.bitrateKbps", "must be positive"));
+    }
+    if !is_dns_label(&spec.origin.region, MAX_REGION_NAME) {
+        errors.push(err(
+            "spec.origin.region",
+            "must be a region name (a-z, 0-9, '-')",
+        ));
+    }
+    if spec.regions.is_empty() {
+        errors.push(err("spec.regions", "must list at least one region"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, region) in spec.regions.iter().enumerate() {
+        let field = |f: &str| format!("spec.regions[{i}].{f}");
+        if !is_dns_label(&region.name, MAX_REGION_NAME) {
+            errors.push(err(
+                field("name"),
+                format!("must be at most {MAX_REGION_NAME} characters of a-z, 0-9 and '-', starting with a letter"),
+            ));
+        }
+        if !seen.insert(region.name.as_str()) {
+            errors.push(err(
+                field("name"),
+                format!(
+                    "duplicate region `{}`: region names must be unique",
+                    region.name
+                ),
+            ));
+        }
+        if region.min_edges < 1 {
+            errors.push(err(field("minEdges"), "must be at least 1"));
+        }
+        if region.min_edges > region.max_edges {
+            errors.push(err(
+                field("minEdges"),
+                format!(
+                    "minEdges ({}) must be less than or equal to maxEdges ({})",
+                    region.min_edges, region.max_edges
+                ),
+            ));
+        }
+        if let Some(selector) = &region.node_selector
+            && selector.keys().any(|k| k.is_empty())
+        {
+            errors.push(err(field("nodeSelector"), "label keys must not be empty"));
+        }
+    }
+    if spec.tree.fanout < 2 {
+        errors.push(err("spec.tree.fanout", "must be at least 2"));
+    }
+    if spec.tree.viewers_per_edge < 1 {
+        errors.push(err("spec.tree.viewersPerEdge", "must be positive"));
+    }
+    // The planner checks its own settings; report its complaints under the spec's path.
+    if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {
+        errors.push(planner_error(e));
+    }
+    errors
+}
+
+fn planner_error(e: surge_planner::PlanError) -> FieldError {
+    match e {
+        surge_planner::PlanError::InvalidSetting { field, why } => {
+            err(format!("spec.{field}"), why)
+        }
+        surge_planner::PlanError::InvalidInput(why) => err("spec", why),
+    }
+}
+
+/// One line listing every problem, for conditions and events.
+pub fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,222 @@
+//! Builders, from Stream YAML fixtures to the Deployments and Services the operator applies.
+
+mod common;
+
+use common::{fixture, load, target, tree_with};
+use surge_operator::build::{build_deployment, build_service, relay_args};
+use surge_operator::config::OperatorConfig;
+use surge_operator::labels::TierKind;
+
+fn arg_after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+    args.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].as_str())
+        .collect()
+}
+
+#[test]
+fn example_stream_builds_origin_and_one_edge_tier_per_region() {
+    let stream = load("examples/stream.yaml");
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    let names: Vec<&str> = tree.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "final-origin",
+            "final-us-east-edge",
+            "final-eu-west-edge",
+            "final-ap-south-edge"
+        ]
+    );
+    let t = target(&stream);
+    for tier in &tree.tiers {
+        let d = build_deployment(&t, &stream.spec, tier, &cfg);
+        let spec = d.spec.as_ref().unwrap();
+        let pod = spec.template.spec.as_ref().unwrap();
+        let region = &tier.region;
+        assert_eq!(
+            pod.node_selector
+                .as_ref()
+                .unwrap()
+                .get("topology.kubernetes.io/region"),
+            Some(region),
+            "{} pinned to its region",
+            tier.name
+        );
+        assert_eq!(
+            d.metadata.owner_references.as_ref().unwrap()[0].kind,
+            "Stream"
+        );
+        assert_eq!(
+            d.metadata.owner_references.as_ref().unwrap()[0].controller,
+            Some(true)
+        );
+        let labels = d.metadata.labels.as_ref().unwrap();
+        for key in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "surge.dev/stream",
+            "surge.dev/region",
+            "surge.dev/tier",
+        ] {
+            assert!(labels.contains_key(key), "{} has label {key}", tier.name);
+        }
+        // The selector is a subset of the pod labels.
+        let selector = spec.selector.match_labels.as_ref().unwrap();
+        let pod_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
+        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/readyz")
+        );
+        assert_eq!(
+            c.liveness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/healthz")
+        );
+        assert!(c.lifecycle.as_ref().unwrap().pre_stop.is_some());
+        assert!(pod.termination_grace_period_seconds.unwrap() > 30);
+    }
+    // us-east keeps two edges warm, the others one.
+    let replicas: Vec<i32> = tree.tiers.iter().map(|t| t.replicas).collect();
+    assert_eq!(replicas, [1, 2, 1, 1]);
+}
+
+#[test]
+fn relay_args_name_tier_region_prewarm_and_upstreams_in_order() {
+    let stream = load("examples/stream.yaml");
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    let t = target(&stream);
+    let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
+    assert_eq!(arg_after(&origin, "--tier"), ["origin"]);
+    assert_eq!(arg_after(&origin, "--region"), ["us-east"]);
+    assert!(arg_after(&origin, "--upstream").is_empty());
+    assert!(arg_after(&origin, "--prewarm").is_empty());
+
+    let edge = tree
+        .tiers
+        .iter()
+        .find(|t| t.name == "final-eu-west-edge")
+        .unwrap();
+    let args = relay_args(&t, &stream.spec, edge, &cfg);
+    assert_eq!(arg_after(&args, "--tier"), ["edge"]);
+    assert_eq!(arg_after(&args, "--region"), ["eu-west"]);
+    assert_eq!(arg_after(&args, "--prewarm"), ["live/final"]);
+    assert_eq!(arg_after(&args, "--max-viewers"), ["2000"]);
+    assert_eq!(
+        arg_after(&args, "--upstream"),
+        ["rtmp://final-origin.default.svc.cluster.local:1935/live"]
+    );
+    assert_eq!(arg_after(&args, "--http-listen"), ["0.0.0.0:8080"]);
+}
+
+#[test]
+fn services_expose_rtmp_and_http_with_the_requested_types() {
+    let stream = fixture("custom-selector.yaml");
+    let cfg = OperatorConfig {
+        relay_http_port: 18080,
+        ..OperatorConfig::default()
+    };
+    let tree = tree_with(&stream, 0);
+    let t = target(&stream);
+    let origin = build_service(&t, tree.origin(), &cfg);
+    assert_eq!(
+        origin.spec.as_ref().unwrap().type_.as_deref(),
+        Some("LoadBalancer")
+    );
+    let edge_tier = tree
+        .tiers
+        .iter()
+        .find(|t| t.kind == TierKind::Edge)
+        .unwrap();
+    let edge = build_service(&t, edge_tier, &cfg);
+    let spec = edge.spec.as_ref().unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+    let ports: Vec<(String, i32)> = spec
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.port))
+        .collect();
+    assert_eq!(
+        ports,
+        [("rtmp".to_string(), 1935), ("http".to_string(), 18080)]
+    );
+    assert_eq!(spec.selector.as_ref().unwrap()["surge.dev/tier"], "edge");
+}
+
+#[test]
+fn custom_node_selector_image_resources_and_extra_args_are_used() {
+    let stream = fixture("custom-selector.yaml");
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    let t = target(&stream);
+    let edge_tier = tree
+        .tiers
+        .iter()
+        .find(|t| t.kind == TierKind::Edge)
+        .unwrap();
+    assert_eq!(edge_tier.replicas, 3, "minEdges = maxEdges = 3");
+    let d = build_deployment(&t, &stream.spec, edge_tier, &cfg);
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.node_selector.unwrap().get("pool").map(String::as_str),
+        Some("edge-us")
+    );
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.example/surge-relay:dev"));
+    let requests = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert_eq!(requests["cpu"].0, "1");
+    let args = c.args.as_ref().unwrap();
+    assert_eq!(&args[args.len() - 2..], ["--slow-viewer-timeout", "10s"]);
+    assert_eq!(arg_after(args, "--prewarm"), ["tv/match"]);
+}
+
+#[test]
+fn defaults_fill_a_minimal_stream() {
+    let stream = fixture("minimal.yaml");
+    assert_eq!(stream.spec.app, "live");
+    assert_eq!(stream.spec.tree.fanout, 8);
+    assert_eq!(stream.spec.tree.viewers_per_edge, 2000);
+    assert_eq!(stream.spec.regions[0].min_edges, 1);
+    assert_eq!(stream.spec.regions[0].max_edges, 100);
+    assert_eq!(stream.spec.scaling.lead_time_seconds, 60);
+    assert_eq!(stream.spec.scaling.scale_down_stabilization_seconds, 300);
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    let t = target(&stream);
+    let d = build_deployment(&t, &stream.spec, &tree.tiers[1], &cfg);
+    assert_eq!(d.metadata.namespace.as_deref(), Some("media"));
+    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some(cfg.relay_image.as_str()));
+    assert_eq!(
+        c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0,
+        "250m"
+    );
+}
