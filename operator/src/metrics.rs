@@ -155,7 +155,8 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics: {e}"))?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, router(metrics)).await?;
     Ok(())
 }

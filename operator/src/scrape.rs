@@ -123,15 +123,13 @@ impl Scraper {
     }
 }
 
+/// The innermost cause ("Connection refused (os error 111)"), which is what an operator needs.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+    let mut root = e;
+    while let Some(s) = root.source() {
+        root = s;
     }
-    out
+    root.to_string()
 }
 
 #[cfg(test)]
