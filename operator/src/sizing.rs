@@ -12,7 +12,9 @@ use surge_planner::{
 
 use crate::crd::{RegionSpec, ScalingSpec, StreamSpec};
 
-/// Planner scaling settings from `spec.scaling`.
+/// Planner scaling settings from `spec.scaling`. Struct updates keep this compiling (with the
+/// planner's defaults) when the planner grows a setting the Stream does not expose yet.
+#[allow(clippy::needless_update)]
 pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
     ScalingSettings {
         lead_time_seconds: f64::from(s.lead_time_seconds),
@@ -28,17 +30,22 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
             scale_up_factor: s.flash_crowd.scale_up_factor,
             lead_time_factor: s.flash_crowd.lead_time_factor,
             exit_after_seconds: f64::from(s.flash_crowd.exit_after_seconds),
+            ..FlashCrowdSettings::default()
         },
+        // Planner settings the Stream does not expose keep the planner's defaults.
+        ..ScalingSettings::default()
     }
 }
 
 /// Planner tree settings for one region (`spec.tree` plus the region's edge range).
+#[allow(clippy::needless_update)]
 pub fn tree_settings(spec: &StreamSpec, region: &RegionSpec) -> TreeSettings {
     TreeSettings {
         fanout: spec.tree.fanout,
         viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
         min_edges: region.min_edges,
         max_edges: region.max_edges,
+        ..TreeSettings::default()
     }
 }
 
