@@ -23,6 +23,8 @@ pub struct Estimate {
     pub latest: f64,
     /// Samples used.
     pub samples: usize,
+    /// Growth is speeding up: the newest half of the window grows faster than the whole.
+    pub accelerating: bool,
 }
 
 impl Estimate {
@@ -102,12 +104,14 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
     let start = points.partition_point(|p| p.0 < t_ref - window_s);
     let window = &points[start..];
     let (mut level, mut slope) = theil_sen(window)?;
+    let mut accelerating = false;
     let half_start = points.partition_point(|p| p.0 < t_ref - window_s / 2.0);
     let half = &points[half_start..];
     if half.len() >= 3
         && half.len() < window.len()
         && let Some((l, s)) = theil_sen(half)
     {
+        accelerating = s > slope && s > 0.0;
         level = level.max(l);
         slope = slope.max(s);
     }
@@ -117,6 +121,7 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
         t_ref_s: t_ref,
         latest,
         samples: window.len(),
+        accelerating,
     })
 }
 
@@ -152,6 +157,7 @@ mod tests {
         let e = estimate(&line(0, 120, 5, 1000.0, 600.0), 120.0).unwrap();
         assert!((e.slope_per_s * 60.0 - 600.0).abs() < 1.0, "{e:?}");
         assert!((e.level - 2200.0).abs() < 1.0, "{e:?}");
+        assert!(!e.accelerating, "a straight line does not accelerate");
     }
 
     #[test]
@@ -232,6 +238,7 @@ mod tests {
         samples.extend(line(95, 120, 5, 1000.0 + 10_000.0 / 12.0, 10_000.0));
         let e = estimate(&samples, 120.0).unwrap();
         assert!(e.slope_per_s * 60.0 >= 4_000.0, "{e:?}");
+        assert!(e.accelerating);
         let full_only = theil_sen(&clean(&samples)).unwrap();
         assert!(
             full_only.1 * 60.0 < 1_000.0,

@@ -46,10 +46,11 @@
 //! - `tree` ([`TreeSettings`]): `fanout` (8), `viewersPerEdge` (2000), `minEdges` (1),
 //!   `maxEdges` (100).
 //! - `scaling` ([`ScalingSettings`]): `leadTimeSeconds` (60), `headroom` (0.2),
-//!   `scaleDownStabilizationSeconds` (300), `maxScaleDownFraction` (0.25),
-//!   `scaleDownStepSeconds` (60), `estimationWindowSeconds` (120), and `flashCrowd`
+//!   `scaleDownStabilizationSeconds` (300), `scaleDownSmoothingSeconds` (60),
+//!   `maxScaleDownFraction` (0.25),
+//!   `scaleDownStepSeconds` (60), `estimationWindowSeconds` (60), and `flashCrowd`
 //!   ([`FlashCrowdSettings`]: `enabled` (true), `minGrowthPerMinute` (500),
-//!   `relativeGrowthPerMinute` (0.05), `scaleUpFactor` (2.0), `leadTimeFactor` (2.0),
+//!   `relativeGrowthPerMinute` (0.05), `scaleUpFactor` (2.0), `leadTimeFactor` (1.5),
 //!   `exitAfterSeconds` (120)). All structs are serde with camelCase names and
 //!   `#[serde(default)]`, so a CRD can embed them or map its own fields onto them.
 //!   Invalid values give [`PlanError::InvalidSetting`] naming the field.
@@ -81,18 +82,21 @@
 //!    `ceil(max(forecast, current viewers) × (1 + headroom) / viewersPerEdge)` within
 //!    bounds ([`edges_for_viewers`]): capacity is never planned below today's demand.
 //! 3. Flash-crowd mode when growth ≥ `minGrowthPerMinute` and ≥ `relativeGrowthPerMinute` ×
-//!    level; the horizon is stretched and each scale-up is at least `scaleUpFactor` × the
-//!    current edges (at most one such step per relay-ready time); it ends after growth
-//!    stayed below the thresholds for `exitAfterSeconds`.
+//!    level; the horizon is stretched by `leadTimeFactor`, and when the crowd outruns the
+//!    fleet (current viewers with headroom exceed what all edges asked for serve) a
+//!    scale-up is at least `scaleUpFactor` × the current edges (at most one such step per
+//!    relay-ready time); it ends after growth stayed below the thresholds for
+//!    `exitAfterSeconds`.
 //! 4. Scale-up is immediate. Scale-down waits until the region has been planned for a full
-//!    stabilisation window and none of its scale-ups happened within it, goes only to the
-//!    highest recommendation of that window, removes at most `maxScaleDownFraction` of the
-//!    edges (≥ 1) per step and one step per `scaleDownStepSeconds`.
+//!    stabilisation window and none of its scale-ups happened within it, goes no lower than
+//!    the highest recommendation of the last `scaleDownSmoothingSeconds`, removes at most
+//!    `maxScaleDownFraction` of the edges (≥ 1) per step and one step per
+//!    `scaleDownStepSeconds`.
 //! 5. Tree: the fewest reflector levels such that no relay (origin included) feeds more than
 //!    `fanout` children; regions share the origin's fan-out ([`build_tree`]).
 //!
 //! ## State ([`PlannerState`])
-//! Per region: last scale-up/down times, when planning started, the window's edge
+//! Per region: last scale-up/down times, when planning started, the smoothing window's edge
 //! recommendations (a decreasing list, a handful of entries), and the flash-crowd episode.
 //! serde-serialisable; losing it is safe (behaves like a fresh start: no scale-down for one
 //! stabilisation window).

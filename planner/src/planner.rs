@@ -150,7 +150,12 @@ fn plan_region(
     if let Some(flash) = state.flash.as_mut() {
         let step_every = ready_s.unwrap_or(scaling.lead_time_seconds);
         let due = flash.last_step_s.is_none_or(|t| now - t >= step_every);
-        if sized > current && due {
+        // Multiplicative steps only when the crowd is outrunning the fleet: today's viewers
+        // (with headroom) already exceed what every edge asked for can serve. While the
+        // linear forecast keeps ahead, a step would only overshoot.
+        let outrun = est.latest.max(est.level) * (1.0 + scaling.headroom)
+            > f64::from(current) * tree.viewers_per_edge as f64;
+        if sized > current && due && outrun {
             let stepped = (current.max(1) as f64 * scaling.flash_crowd.scale_up_factor).ceil();
             let stepped = stepped.min(tree.max_edges as f64) as u32;
             if stepped > sized {
@@ -284,7 +289,7 @@ fn record(state: &mut RegionState, now: f64, edges: u32, scaling: &ScalingSettin
         recs.pop();
     }
     recs.push(Recommendation { t_s: now, edges });
-    let oldest = now - scaling.scale_down_stabilization_seconds;
+    let oldest = now - scaling.scale_down_smoothing_seconds;
     recs.retain(|r| r.t_s >= oldest);
 }
 
@@ -298,6 +303,7 @@ fn scale_down(
     why: &str,
 ) -> (u32, String) {
     let window = scaling.scale_down_stabilization_seconds;
+    let smoothing = scaling.scale_down_smoothing_seconds;
     if current > tree.max_edges {
         state.last_scale_down_s = Some(now);
         return (
@@ -310,8 +316,8 @@ fn scale_down(
         return (
             current,
             format!(
-                "hold {current} edges (wants {target}): {:.0} s of recommendations, \
-                 scale-down needs {window:.0} s; {why}",
+                "hold {current} edges (wants {target}): planning for {:.0} s, \
+                 scale-down waits {window:.0} s; {why}",
                 observed
             ),
         );
@@ -352,8 +358,8 @@ fn scale_down(
         return (
             current,
             format!(
-                "hold {current} edges: highest recommendation in the last {window:.0} s is \
-                 {stabilized}; {why}"
+                "hold {current} edges: highest recommendation in the last {smoothing:.0} s \
+                 is {stabilized}; {why}"
             ),
         );
     }
@@ -361,8 +367,8 @@ fn scale_down(
     (
         desired,
         format!(
-            "scale down {current}→{desired} edges (wants {target}, highest in {window:.0} s: \
-             {stabilized}, at most {:.0}% per step): {why}",
+            "scale down {current}→{desired} edges (wants {target}, highest in {smoothing:.0} \
+             s: {stabilized}, at most {:.0}% per step): {why}",
             scaling.max_scale_down_fraction * 100.0
         ),
     )

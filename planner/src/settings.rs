@@ -48,11 +48,12 @@ pub struct FlashCrowdSettings {
     pub min_growth_per_minute: f64,
     /// Growth relative to the current level (fraction per minute) also needed. Default 0.05.
     pub relative_growth_per_minute: f64,
-    /// While in the mode, every scale-up is at least this factor of the current edge count.
-    /// Default 2.0 (HPA's own scale-up bound is 100% per step).
+    /// While in the mode and the crowd outruns the fleet (today's viewers with headroom
+    /// exceed what all edges asked for can serve), a scale-up is at least this factor of
+    /// the current edge count. Default 2.0 (HPA's own scale-up bound is 100% per step).
     pub scale_up_factor: f64,
     /// While in the mode, the forecast horizon is multiplied by this factor, since the crowd
-    /// usually accelerates beyond a linear trend. Default 2.0.
+    /// usually accelerates beyond a linear trend. Default 1.5.
     pub lead_time_factor: f64,
     /// Leave the mode after growth stayed below the thresholds this long. Default 120 s.
     pub exit_after_seconds: f64,
@@ -65,7 +66,7 @@ impl Default for FlashCrowdSettings {
             min_growth_per_minute: 500.0,
             relative_growth_per_minute: 0.05,
             scale_up_factor: 2.0,
-            lead_time_factor: 2.0,
+            lead_time_factor: 1.5,
             exit_after_seconds: 120.0,
         }
     }
@@ -80,16 +81,19 @@ pub struct ScalingSettings {
     pub lead_time_seconds: f64,
     /// Extra capacity above the forecast, as a fraction. Default 0.2.
     pub headroom: f64,
-    /// No scale-down until every recommendation in this window allowed it, and none within
-    /// this long after a scale-up. Default 300 s.
+    /// No scale-down within this long after a scale-up (or after planning starts).
+    /// Default 300 s.
     pub scale_down_stabilization_seconds: f64,
+    /// A scale-down goes no lower than the highest recommendation within this window, so
+    /// counting noise does not remove relays that the next scrape wants back. Default 60 s.
+    pub scale_down_smoothing_seconds: f64,
     /// Largest fraction of a region's edges removed in one scale-down step (at least one
     /// relay). Default 0.25.
     pub max_scale_down_fraction: f64,
     /// Least time between two scale-down steps in a region. Default 60 s.
     pub scale_down_step_seconds: f64,
     /// Samples older than this (relative to the newest) are ignored by the growth estimate.
-    /// Default 120 s.
+    /// Default 60 s (12 samples at the operator's 5 s scrape).
     pub estimation_window_seconds: f64,
     /// Flash-crowd mode.
     pub flash_crowd: FlashCrowdSettings,
@@ -101,9 +105,10 @@ impl Default for ScalingSettings {
             lead_time_seconds: 60.0,
             headroom: 0.2,
             scale_down_stabilization_seconds: 300.0,
+            scale_down_smoothing_seconds: 60.0,
             max_scale_down_fraction: 0.25,
             scale_down_step_seconds: 60.0,
-            estimation_window_seconds: 120.0,
+            estimation_window_seconds: 60.0,
             flash_crowd: FlashCrowdSettings::default(),
         }
     }
@@ -152,6 +157,11 @@ impl ScalingSettings {
         check(
             finite_nonneg(self.scale_down_stabilization_seconds),
             "scaling.scaleDownStabilizationSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(self.scale_down_smoothing_seconds),
+            "scaling.scaleDownSmoothingSeconds",
             "must be a finite number >= 0",
         )?;
         check(

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// `state` of each returned [`crate::Plan`] into the next call. It is small (a few numbers
 /// and at most one recommendation per reconcile within the stabilisation window per region)
 /// and serde-serialisable, so it can live in memory or in the Stream's status. Losing it is
-/// safe: the planner then behaves as on a fresh start (no scale-down until a full
-/// stabilisation window of recommendations has been seen, flash-crowd mode re-detected from
+/// safe: the planner then behaves as on a fresh start (no scale-down until it has planned
+/// for a full stabilisation window, flash-crowd mode re-detected from
 /// the samples). The growth estimate itself needs no state (it is recomputed from the
 /// samples' window each time).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub struct RegionState {
     pub last_scale_down_s: Option<f64>,
     /// When recommendations started being recorded (the first plan for this region).
     pub first_seen_s: Option<f64>,
-    /// Edge recommendations within the stabilisation window, kept as a decreasing
+    /// Edge recommendations within the smoothing window, kept as a decreasing
     /// sequence (a recommendation older and smaller than a newer one can never be the
     /// window's maximum, so it is dropped).
     pub recommendations: Vec<Recommendation>,

@@ -62,23 +62,31 @@ fn flash_crowd_is_detected_explained_and_scaled_multiplicatively() {
     assert!(out.flash_crowd && us.flash_crowd);
     let why = out.flash_crowd_reason.as_deref().unwrap();
     assert!(why.starts_with("us: growth +6,700/min"), "{why}");
-    assert_eq!(us.horizon_seconds, 120.0, "lead time doubled in flash mode");
-    // Forecast 7,000 + 13,400 = 20,400 ×1.2 / 2000 → 13 edges (> 4 × 2).
-    assert_eq!(us.desired_edges, 13);
+    assert_eq!(us.horizon_seconds, 90.0, "lead time ×1.5 in flash mode");
+    // Forecast 7,000 + 1.5 × 6,700 = 17,050 × 1.2 / 2,000 → 11 edges (more than 2 × 4).
+    assert_eq!(us.desired_edges, 11);
 
-    // A bigger audience: the sized count is below 2× current, so the multiplicative step wins.
-    let r = region(
-        "us",
-        samples(0, 60, 5, |t| 40_000.0 + 3_000.0 * t / 60.0),
-        &[2_000; 20],
-    );
-    let out = plan(&input(60.0, vec![r]), &PlannerState::default()).unwrap();
+    // 43,000 viewers growing 3,000/min on 20 edges (40,000): the crowd outruns the fleet, so
+    // the step doubles it although the forecast (47,500 × 1.2 / 2,000 → 29) asks for less.
+    let growing = || samples(0, 60, 5, |t| 40_000.0 + 3_000.0 * t / 60.0);
+    let out = plan(
+        &input(60.0, vec![region("us", growing(), &[2_000; 20])]),
+        &PlannerState::default(),
+    )
+    .unwrap();
     let us = &out.regions[0];
     assert!(us.flash_crowd);
-    // Sized: 49,000 × 1.2 / 2,000 → 30; the step gives 2 × 20 = 40.
-    assert_eq!(us.sized_edges, 30);
+    assert_eq!(us.sized_edges, 29);
     assert_eq!(us.desired_edges, 40);
     assert!(us.reason.contains("flash-crowd step ×2"), "{}", us.reason);
+
+    // Same crowd on 26 edges (52,000 ≥ 43,000 × 1.2): the forecast keeps ahead, no step.
+    let out = plan(
+        &input(60.0, vec![region("us", growing(), &[2_000; 26])]),
+        &PlannerState::default(),
+    )
+    .unwrap();
+    assert_eq!(out.regions[0].desired_edges, 29);
 }
 
 #[test]
