@@ -1,6 +1,19 @@
 //! surge-load: the publisher, the trace-replaying viewers, the simulator and the trace tools.
 
+pub mod flv;
+pub mod media;
 pub mod publish;
 pub mod replay;
+pub mod rtmp_client;
 pub mod simulate;
 pub mod trace;
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,10 +1,248 @@
-//! `surge-load publish` (under construction).
+//! `surge-load publish`: an RTMP publisher whose every video frame carries its publish
+//! wall-clock time in a timing SEI. Synthetic frames or a looped FLV file; reconnects.
 
-use anyhow::Result;
+mod source;
 
-#[derive(Debug, clap::Args)]
-pub struct PublishArgs {}
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub fn run(_args: PublishArgs) -> Result<()> {
-    anyhow::bail!("surge-load publish is not built yet")
+use anyhow::{Context, Result};
+use tracing::{info, warn};
+
+use crate::rtmp_client::amf0::Amf;
+use crate::rtmp_client::{RtmpConnection, RtmpError, RtmpUrl};
+pub use source::{Looped, Source, Synthetic};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// Where to publish: rtmp://HOST:PORT/APP/STREAM.
+    #[arg(long)]
+    pub url: String,
+    /// Video bitrate of the synthetic stream, kbit/s.
+    #[arg(long, default_value_t = 600)]
+    pub bitrate_kbps: u32,
+    /// Frames per second of the synthetic stream.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Seconds between keyframes of the synthetic stream.
+    #[arg(long, default_value_t = 2.0)]
+    pub gop_seconds: f64,
+    /// Picture size announced by the synthetic stream's SPS (multiples of 16).
+    #[arg(long, default_value = "640x368", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Stop after this long (e.g. 90s, 5m); default: until interrupted.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Loop this FLV file (H.264 video, optional AAC audio) instead of synthetic frames.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+/// Parses `90`, `90s`, `1500ms`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 90s, 5m, 1500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or("size must look like 640x368")?;
+    let w: u32 = w.parse().map_err(|_| "bad width")?;
+    let h: u32 = h.parse().map_err(|_| "bad height")?;
+    if w == 0 || h == 0 || !w.is_multiple_of(16) || !h.is_multiple_of(16) {
+        return Err("width and height must be non-zero multiples of 16".into());
+    }
+    Ok((w, h))
+}
+
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub fn run(args: PublishArgs) -> Result<()> {
+    crate::init_logging();
+    let url = RtmpUrl::parse(&args.url).map_err(anyhow::Error::msg)?;
+    let source = match &args.input {
+        Some(path) => {
+            let tags = crate::flv::read_flv(path)
+                .with_context(|| format!("cannot use --input {}", path.display()))?;
+            Source::Looped(
+                Looped::new(tags)
+                    .map_err(|e| anyhow::anyhow!("cannot use --input {}: {e}", path.display()))?,
+            )
+        }
+        None => {
+            anyhow::ensure!(args.fps > 0 && args.fps <= 240, "--fps must be 1..=240");
+            anyhow::ensure!(args.bitrate_kbps > 0, "--bitrate-kbps must be positive");
+            anyhow::ensure!(args.gop_seconds > 0.0, "--gop-seconds must be positive");
+            Source::Synthetic(Synthetic::new(
+                args.bitrate_kbps,
+                args.fps,
+                args.gop_seconds,
+                args.size.0,
+                args.size.1,
+            ))
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(publish_forever(args, url, source))
+}
+
+/// Counters over the whole run.
+#[derive(Default)]
+struct Totals {
+    frames: u64,
+    bytes: u64,
+    sessions: u64,
+}
+
+async fn publish_forever(args: PublishArgs, url: RtmpUrl, mut source: Source) -> Result<()> {
+    info!(url = %args.url, "publishing {}", source.describe());
+    let started = Instant::now();
+    let deadline = args.duration.map(|d| started + d);
+    let mut totals = Totals::default();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let session = publish_session(&url, &mut source, started, deadline, &mut totals);
+        let outcome = tokio::select! {
+            r = session => r,
+            _ = tokio::signal::ctrl_c() => {
+                info!("interrupted");
+                break;
+            }
+        };
+        match outcome {
+            Ok(()) => break,
+            Err(e) => {
+                if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                    warn!(url = %args.url, "publish failed: {e}; deadline reached");
+                    break;
+                }
+                warn!(url = %args.url, "publish failed: {e}; reconnecting in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(4));
+            }
+        }
+        if totals.sessions > 0 && totals.frames > 0 {
+            backoff = backoff.min(Duration::from_secs(1));
+        }
+    }
+    info!(
+        frames = totals.frames,
+        mbytes = totals.bytes as f64 / 1e6,
+        sessions = totals.sessions,
+        secs = started.elapsed().as_secs_f64(),
+        "publisher done"
+    );
+    Ok(())
+}
+
+async fn publish_session(
+    url: &RtmpUrl,
+    source: &mut Source,
+    started: Instant,
+    deadline: Option<Instant>,
+    totals: &mut Totals,
+) -> Result<(), RtmpError> {
+    let mut conn = RtmpConnection::connect(&url.addr(), &url.app, &url.tc_url()).await?;
+    let stream_id = conn.create_stream().await?;
+    conn.publish(stream_id, &url.stream).await?;
+    totals.sessions += 1;
+    info!(
+        session = totals.sessions,
+        "publishing to {}/{}",
+        url.tc_url(),
+        url.stream
+    );
+    let (w, h, fps, kbps) = source.width_height_fps_kbps();
+    let mut meta = vec![
+        ("videocodecid", Amf::Number(7.0)),
+        ("encoder", Amf::str("surge-load")),
+    ];
+    if w > 0 {
+        meta.extend([
+            ("width", Amf::Number(w as f64)),
+            ("height", Amf::Number(h as f64)),
+            ("framerate", Amf::Number(fps as f64)),
+            ("videodatarate", Amf::Number(kbps as f64)),
+        ]);
+    }
+    conn.queue_metadata(stream_id, &meta);
+    let at_ms = started.elapsed().as_millis() as u32;
+    source.restart(at_ms);
+    for (type_id, payload) in source.headers() {
+        conn.queue_media(stream_id, type_id, at_ms, &payload);
+    }
+    conn.flush().await?;
+    let mut payload = Vec::with_capacity(64 * 1024);
+    let mut last_log = Instant::now();
+    let mut frames_at_log = totals.frames;
+    let mut bytes_at_log = totals.bytes;
+    loop {
+        let due = started + Duration::from_millis(source.next_due_ms() as u64);
+        if deadline.is_some_and(|d| due >= d) {
+            return Ok(());
+        }
+        tokio::time::sleep_until(due.into()).await;
+        conn.poll_incoming()?;
+        // Send everything that is due now as one write.
+        while started + Duration::from_millis(source.next_due_ms() as u64) <= Instant::now() {
+            let (type_id, ts, video) = source.emit(unix_micros(), totals.frames, &mut payload);
+            conn.queue_media(stream_id, type_id, ts, &payload);
+            totals.bytes += payload.len() as u64;
+            if video {
+                totals.frames += 1;
+            }
+        }
+        conn.flush().await?;
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            let secs = last_log.elapsed().as_secs_f64();
+            info!(
+                fps = format!("{:.1}", (totals.frames - frames_at_log) as f64 / secs),
+                kbps = format!(
+                    "{:.0}",
+                    (totals.bytes - bytes_at_log) as f64 * 8.0 / 1000.0 / secs
+                ),
+                frames = totals.frames,
+                "publishing"
+            );
+            last_log = Instant::now();
+            frames_at_log = totals.frames;
+            bytes_at_log = totals.bytes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_size("320x240"), Ok((320, 240)));
+        assert!(parse_size("321x240").is_err());
+    }
 }

@@ -1,10 +1,404 @@
-//! `surge-load replay` (under construction).
+//! `surge-load replay`: real viewer connections that follow a trace's arrivals and
+//! departures per region, with a live progress display, a JSON and an HTML report.
 
-use anyhow::Result;
+mod histogram;
+mod html;
+mod http_flv;
+mod progress;
+mod report;
+mod schedule;
+mod stall;
+mod stats;
+mod svg;
+mod target;
+mod viewer;
 
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {}
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-pub fn run(_args: ReplayArgs) -> Result<()> {
-    anyhow::bail!("surge-load replay is not built yet")
+use anyhow::{Context, Result, bail};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use histogram::Histogram;
+pub use schedule::{RegionSchedule, plan_tick, scale_for};
+pub use stall::PlayerBuffer;
+pub use target::{Endpoint, Protocol, ProtocolChoice, parse_target};
+
+use crate::publish::parse_duration;
+use crate::trace::{TOTAL_REGION, read_trace};
+use stats::Stats;
+use viewer::{SessionEnd, ViewerSpec, run_session, run_viewer};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The trace (livetrace v1 CSV).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Which broadcast of the trace to replay (default: the first).
+    #[arg(long)]
+    pub broadcast: Option<String>,
+    /// REGION=HOST:RTMP_PORT[:HTTP_PORT]; repeat per region. Region `*` serves regions
+    /// without their own target; a single target serves every region.
+    #[arg(long = "target", required = true, value_parser = parse_target)]
+    pub targets: Vec<Endpoint>,
+    /// APP/STREAM to play.
+    #[arg(long)]
+    pub stream: String,
+    /// Trace seconds per wall second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Scale the trace down so its peak total is at most this many viewers.
+    #[arg(long)]
+    pub max_viewers: Option<u64>,
+    /// Viewer protocol.
+    #[arg(long, value_enum, default_value = "rtmp")]
+    pub protocol: ProtocolChoice,
+    /// The player buffer model's pre-buffer (seconds buffered before playing and after a stall).
+    #[arg(long, default_value_t = 1.0)]
+    pub prebuffer_seconds: f64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the HTML report (with plots) here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Stop after this much wall time even if the trace goes on (e.g. 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Skip the start-up check that every target serves the stream.
+    #[arg(long)]
+    pub no_preflight: bool,
+}
+
+/// One region's plan and its live viewers.
+struct RegionRun {
+    schedule: RegionSchedule,
+    endpoint: Rc<Endpoint>,
+    viewers: Vec<JoinHandle<()>>,
+    arrivals_made: u64,
+}
+
+pub fn run(args: ReplayArgs) -> Result<()> {
+    crate::init_logging();
+    let prepared = prepare(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let report = local.block_on(&runtime, replay(args.clone(), prepared))?;
+    print_summary(&report);
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        info!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        info!("HTML report: {}", path.display());
+    }
+    Ok(())
+}
+
+struct Prepared {
+    broadcast: String,
+    regions: Vec<(RegionSchedule, Endpoint)>,
+    app: String,
+    stream: String,
+    scale: f64,
+}
+
+/// Everything that can be checked before connecting: the trace, the targets, the flags.
+fn prepare(args: &ReplayArgs) -> Result<Prepared> {
+    anyhow::ensure!(
+        args.speed > 0.0 && args.speed.is_finite(),
+        "--speed must be positive"
+    );
+    anyhow::ensure!(
+        args.prebuffer_seconds >= 0.0 && args.prebuffer_seconds <= 60.0,
+        "--prebuffer-seconds must be between 0 and 60"
+    );
+    let (app, stream) = args
+        .stream
+        .split_once('/')
+        .filter(|(a, s)| !a.is_empty() && !s.is_empty())
+        .with_context(|| format!("--stream `{}` must be APP/STREAM", args.stream))?;
+    let trace = read_trace(&args.trace)
+        .with_context(|| format!("invalid trace {}", args.trace.display()))?;
+    let ids = trace.broadcast_ids();
+    let broadcast = match &args.broadcast {
+        Some(b) if ids.contains(b) => b.clone(),
+        Some(b) => bail!(
+            "broadcast `{b}` is not in {} (it has: {})",
+            args.trace.display(),
+            ids.join(", ")
+        ),
+        None => ids.first().cloned().context("trace has no broadcasts")?,
+    };
+    let mut regions = trace.regions(&broadcast);
+    if regions.is_empty() {
+        regions.push(TOTAL_REGION.to_owned());
+    }
+    let total = trace.series(&broadcast, TOTAL_REGION);
+    let peak = total.iter().map(|s| s.viewers).max().unwrap_or(0);
+    let scale = scale_for(peak, args.max_viewers);
+    let mut planned = Vec::new();
+    for region in &regions {
+        let endpoint = target::endpoint_for(&args.targets, region).with_context(|| {
+            format!(
+                "no --target for region `{region}` of broadcast `{broadcast}` (add --target {region}=HOST:PORT or a default --target '*=HOST:PORT')"
+            )
+        })?;
+        if args.protocol.needs_http() && endpoint.http_port.is_none() {
+            bail!(
+                "--protocol {:?} needs an HTTP port: --target {}={}:{}:HTTP_PORT",
+                args.protocol,
+                endpoint.region,
+                endpoint.host,
+                endpoint.rtmp_port
+            );
+        }
+        let samples = trace.series(&broadcast, region);
+        planned.push((
+            RegionSchedule::new(region, &samples, scale),
+            endpoint.clone(),
+        ));
+    }
+    Ok(Prepared {
+        broadcast,
+        regions: planned,
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+        scale,
+    })
+}
+
+/// Checks that every target is reachable and serves the stream, with one probe viewer
+/// per target and protocol.
+async fn preflight(
+    p: &Prepared,
+    protocol: ProtocolChoice,
+    stats: &Rc<RefCell<Stats>>,
+) -> Result<()> {
+    let mut checked: Vec<(String, Protocol)> = Vec::new();
+    for (i, (sched, endpoint)) in p.regions.iter().enumerate() {
+        let mut protocols = Vec::new();
+        if protocol.needs_rtmp() {
+            protocols.push(Protocol::Rtmp);
+        }
+        if protocol.needs_http() {
+            protocols.push(Protocol::Flv);
+        }
+        for proto in protocols {
+            let key = (format!("{endpoint:?}"), proto);
+            if checked.contains(&key) {
+                continue;
+            }
+            let spec = ViewerSpec {
+                region: i,
+                protocol: proto,
+                endpoint: Rc::new(endpoint.clone()),
+                app: p.app.as_str().into(),
+                stream: p.stream.as_str().into(),
+            };
+            let url = match proto {
+                Protocol::Rtmp => format!("rtmp://{}/{}/{}", endpoint.rtmp_addr(), p.app, p.stream),
+                Protocol::Flv => format!(
+                    "http://{}/{}/{}.flv",
+                    endpoint.http_addr().unwrap_or_default(),
+                    p.app,
+                    p.stream
+                ),
+            };
+            match run_session(&spec, stats, true).await {
+                SessionEnd::Probed(t) => {
+                    info!(region = %sched.region, "{url} serves video (first keyframe after {t:.0?})")
+                }
+                SessionEnd::Error(e) | SessionEnd::Disconnected(e) => bail!(
+                    "target for region `{}` is not usable: {url}: {e}",
+                    sched.region
+                ),
+            }
+            checked.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// A tiny xorshift generator: picks which viewers leave.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
+    let stats = Rc::new(RefCell::new(Stats::new(
+        p.regions.len(),
+        args.prebuffer_seconds,
+    )));
+    if !args.no_preflight {
+        preflight(&p, args.protocol, &stats).await?;
+    }
+    // Start measuring afresh once the probes are done.
+    *stats.borrow_mut() = Stats::new(p.regions.len(), args.prebuffer_seconds);
+    let app: Rc<str> = p.app.as_str().into();
+    let stream: Rc<str> = p.stream.as_str().into();
+    let mut regions: Vec<RegionRun> = p
+        .regions
+        .iter()
+        .map(|(schedule, endpoint)| RegionRun {
+            schedule: schedule.clone(),
+            endpoint: Rc::new(endpoint.clone()),
+            viewers: Vec::new(),
+            arrivals_made: 0,
+        })
+        .collect();
+    let t_start = regions
+        .iter()
+        .map(|r| r.schedule.start())
+        .fold(f64::MAX, f64::min);
+    let t_end = regions
+        .iter()
+        .map(|r| r.schedule.end())
+        .fold(f64::MIN, f64::max);
+    let wall_total = (t_end - t_start) / args.speed;
+    info!(
+        broadcast = %p.broadcast,
+        regions = regions.len(),
+        scale = format!("{:.4}", p.scale),
+        "replaying {:.0} s of trace in {:.0} s",
+        t_end - t_start,
+        args.duration.map(|d| d.as_secs_f64()).unwrap_or(f64::MAX).min(wall_total)
+    );
+    let interrupted = Rc::new(std::cell::Cell::new(false));
+    {
+        let flag = interrupted.clone();
+        tokio::task::spawn_local(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.set(true);
+            }
+        });
+    }
+    let mut display = progress::Progress::new(t_end - t_start);
+    let started = Instant::now();
+    stats.borrow_mut().started = started;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut viewer_counter = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut next_window = started + Duration::from_secs(1);
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed();
+        let trace_t = t_start + elapsed.as_secs_f64() * args.speed;
+        let over = trace_t > t_end || args.duration.is_some_and(|d| elapsed >= d);
+        let mut target_total = 0;
+        for (i, r) in regions.iter_mut().enumerate() {
+            let target = r.schedule.target(trace_t);
+            target_total += target;
+            let (joins, leaves) = plan_tick(
+                r.viewers.len() as u64,
+                r.arrivals_made,
+                target,
+                r.schedule.arrivals_by(trace_t),
+            );
+            for _ in 0..leaves {
+                let k = rng.below(r.viewers.len());
+                r.viewers.swap_remove(k).abort();
+            }
+            for _ in 0..joins {
+                let spec = ViewerSpec {
+                    region: i,
+                    protocol: args.protocol.for_viewer(viewer_counter),
+                    endpoint: r.endpoint.clone(),
+                    app: app.clone(),
+                    stream: stream.clone(),
+                };
+                viewer_counter += 1;
+                r.viewers
+                    .push(tokio::task::spawn_local(run_viewer(spec, stats.clone())));
+            }
+            r.arrivals_made += joins;
+        }
+        if Instant::now() >= next_window || over {
+            next_window += Duration::from_secs(1);
+            let mut st = stats.borrow_mut();
+            let point = st.close_window(trace_t.min(t_end), target_total);
+            display.update(point, trace_t - t_start);
+        }
+        if over || interrupted.get() {
+            if interrupted.get() {
+                info!("interrupted: writing the report for what ran");
+            }
+            break;
+        }
+    }
+    display.finish();
+    // Every viewer leaves; aborted tasks record their sessions as they drop.
+    let handles: Vec<JoinHandle<()>> = regions
+        .iter_mut()
+        .flat_map(|r| r.viewers.drain(..))
+        .collect();
+    for h in &handles {
+        h.abort();
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let info = report::RunInfo {
+        trace: args.trace.display().to_string(),
+        broadcast: p.broadcast.clone(),
+        regions: regions.iter().map(|r| r.schedule.region.clone()).collect(),
+        targets: args
+            .targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}={}:{}{}",
+                    t.region,
+                    t.host,
+                    t.rtmp_port,
+                    t.http_port.map(|h| format!(":{h}")).unwrap_or_default()
+                )
+            })
+            .collect(),
+        stream: args.stream.clone(),
+        protocol: format!("{:?}", args.protocol).to_lowercase(),
+        scale: p.scale,
+        speed: args.speed,
+        prebuffer_seconds: args.prebuffer_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    let st = stats.borrow();
+    Ok(report::build(&st, &info))
+}
+
+fn print_summary(report: &serde_json::Value) {
+    let f = |v: &serde_json::Value| {
+        v.as_f64()
+            .map(|x| format!("{x:.1}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "viewers peak {} | sessions {} | startup p50 {} ms p99 {} ms | lag p50 {} ms p99 {} ms max {} ms | stall ratio {:.4} | errors {} | disconnects {}",
+        report["viewers_peak"],
+        report["viewer_sessions"],
+        f(&report["startup_ms"]["p50"]),
+        f(&report["startup_ms"]["p99"]),
+        f(&report["lag_ms"]["p50"]),
+        f(&report["lag_ms"]["p99"]),
+        f(&report["lag_ms"]["max"]),
+        report["stall_ratio"].as_f64().unwrap_or(0.0),
+        report["errors"],
+        report["details"]["disconnects"],
+    );
 }

@@ -1,0 +1,267 @@
+//! The self-contained HTML report: a summary table and four inline-SVG plots.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::svg::{Chart, Series};
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn fmt_ms(v: &Value) -> String {
+    num(v)
+        .map(|x| format!("{x:.1} ms"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Renders the report JSON (as built by `report::build`) to an HTML page.
+pub fn render(report: &Value) -> String {
+    let d = &report["details"];
+    let timeline = report["timeline"].as_array().cloned().unwrap_or_default();
+    let series_of = |key: &str| -> Vec<(f64, f64)> {
+        timeline
+            .iter()
+            .filter_map(|p| Some((num(&p["t_s"])?, num(&p[key])?)))
+            .collect()
+    };
+    let viewers = Chart {
+        title: "Viewers over time",
+        x_label: "wall time (s)",
+        y_label: "viewers",
+        series: vec![
+            Series {
+                name: "trace (scaled)".into(),
+                color: "#555",
+                points: series_of("target"),
+                dashed: true,
+                markers: false,
+            },
+            Series {
+                name: "playing".into(),
+                color: "#1f77b4",
+                points: series_of("viewers"),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                name: "connecting".into(),
+                color: "#ff7f0e",
+                points: series_of("connecting"),
+                dashed: false,
+                markers: false,
+            },
+        ],
+        y_from_zero: true,
+    };
+    let lag = Chart {
+        title: "Delivery lag per second",
+        x_label: "wall time (s)",
+        y_label: "lag (ms)",
+        series: vec![
+            Series {
+                name: "p50".into(),
+                color: "#2ca02c",
+                points: series_of("lag_p50_ms"),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                name: "p99".into(),
+                color: "#d62728",
+                points: series_of("lag_p99_ms"),
+                dashed: false,
+                markers: false,
+            },
+            Series {
+                name: "max".into(),
+                color: "#9467bd",
+                points: series_of("lag_max_ms"),
+                dashed: true,
+                markers: false,
+            },
+        ],
+        y_from_zero: true,
+    };
+    let cdf_points: Vec<(f64, f64)> = d["startup_cdf_ms"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((num(&p[0])?, num(&p[1])? * 100.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let startup = Chart {
+        title: "Startup time CDF (ask → first keyframe)",
+        x_label: "startup (ms)",
+        y_label: "viewers (%)",
+        series: vec![Series {
+            name: "startup".into(),
+            color: "#1f77b4",
+            points: cdf_points,
+            dashed: false,
+            markers: false,
+        }],
+        y_from_zero: true,
+    };
+    let stall_points: Vec<(f64, f64)> = d["stall_by_prebuffer"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((num(&p["prebuffer_s"])?, num(&p["stall_ratio"])? * 100.0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stalls = Chart {
+        title: "Stall ratio vs player pre-buffer",
+        x_label: "pre-buffer (s)",
+        y_label: "stalled time (%)",
+        series: vec![Series {
+            name: "stall ratio".into(),
+            color: "#d62728",
+            points: stall_points,
+            dashed: false,
+            markers: true,
+        }],
+        y_from_zero: true,
+    };
+    let mut rows = String::new();
+    let mut row = |k: &str, v: String| {
+        let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    };
+    row(
+        "trace",
+        format!(
+            "{} (broadcast {})",
+            d["trace"].as_str().unwrap_or(""),
+            d["broadcast"].as_str().unwrap_or("")
+        ),
+    );
+    row(
+        "stream / protocol",
+        format!(
+            "{} / {}",
+            d["stream"].as_str().unwrap_or(""),
+            d["protocol"].as_str().unwrap_or("")
+        ),
+    );
+    row(
+        "targets",
+        d["targets"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+    );
+    row(
+        "scale / speed",
+        format!(
+            "{:.4} / {}×",
+            num(&d["scale"]).unwrap_or(1.0),
+            num(&d["speed"]).unwrap_or(1.0)
+        ),
+    );
+    row(
+        "wall time",
+        format!("{:.1} s", num(&d["wall_seconds"]).unwrap_or(0.0)),
+    );
+    row(
+        "viewers peak / sessions",
+        format!("{} / {}", report["viewers_peak"], report["viewer_sessions"]),
+    );
+    row(
+        "connect → first media byte p50 / p99",
+        format!(
+            "{} / {}",
+            fmt_ms(&d["connect_to_first_byte_ms"]["p50"]),
+            fmt_ms(&d["connect_to_first_byte_ms"]["p99"])
+        ),
+    );
+    row(
+        "startup p50 / p99",
+        format!(
+            "{} / {}",
+            fmt_ms(&report["startup_ms"]["p50"]),
+            fmt_ms(&report["startup_ms"]["p99"])
+        ),
+    );
+    row(
+        "lag p50 / p99 / max",
+        format!(
+            "{} / {} / {}",
+            fmt_ms(&report["lag_ms"]["p50"]),
+            fmt_ms(&report["lag_ms"]["p99"]),
+            fmt_ms(&report["lag_ms"]["max"])
+        ),
+    );
+    row(
+        "stall ratio (pre-buffer)",
+        format!(
+            "{:.3}% ({} s, {} stalls)",
+            num(&report["stall_ratio"]).unwrap_or(0.0) * 100.0,
+            d["prebuffer_seconds"],
+            d["stalls"]
+        ),
+    );
+    row(
+        "errors / disconnects",
+        format!("{} / {}", report["errors"], d["disconnects"]),
+    );
+    row(
+        "frames (missing, without timing SEI)",
+        format!(
+            "{} ({}, {})",
+            d["frames"], d["frames_missing"], d["frames_without_timing_sei"]
+        ),
+    );
+    row(
+        "received",
+        format!(
+            "{:.1} MB, mean {:.1} Mbit/s",
+            num(&d["bytes"]).unwrap_or(0.0) / 1e6,
+            num(&d["mean_mbps"]).unwrap_or(0.0)
+        ),
+    );
+    let mut kinds = String::new();
+    if let Some(map) = d["error_kinds"].as_object() {
+        for (k, v) in map {
+            let _ = write!(kinds, "<li>{} × {}</li>", v, esc(k));
+        }
+    }
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>Errors and disconnects</h2><ul>{kinds}</ul>")
+    };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>surge-load replay report</title>
+<style>
+body{{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}}
+table{{border-collapse:collapse;margin-bottom:16px}} th,td{{text-align:left;padding:3px 12px;border-bottom:1px solid #eee}}
+th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px}} .plots svg{{border:1px solid #ddd;background:#fff}}
+</style></head><body>
+<h1>surge-load replay report</h1>
+<table>{rows}</table>
+<div class="plots">{}{}{}{}</div>
+{kinds}
+<p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI. Startup = request → first keyframe. Stalls: player buffer model (start and resume at the pre-buffer size).</p>
+</body></html>
+"#,
+        viewers.render(),
+        lag.render(),
+        startup.render(),
+        stalls.render()
+    )
+}

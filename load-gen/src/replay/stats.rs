@@ -1,0 +1,265 @@
+//! Everything the viewers measure, shared by all viewers of the (single-threaded) replay.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::histogram::Histogram;
+use super::stall::PlayerBuffer;
+
+/// Pre-buffer sizes (seconds) every viewer models at once, for the stall-vs-pre-buffer plot.
+pub const PREBUFFER_GRID: [f64; 7] = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+const MAX_ERROR_KINDS: usize = 50;
+
+/// Converts `Instant`s to Unix microseconds without a clock call per frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    instant: Instant,
+    unix_us: u64,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        Self {
+            instant: Instant::now(),
+            unix_us,
+        }
+    }
+
+    pub fn unix_us(&self, at: Instant) -> u64 {
+        self.unix_us + at.saturating_duration_since(self.instant).as_micros() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One second of the replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePoint {
+    /// Wall seconds since the replay started.
+    pub t_s: f64,
+    /// Trace time (seconds) this moment replays.
+    pub trace_t_s: f64,
+    /// Viewers the trace asks for now (scaled).
+    pub target: u64,
+    /// Viewers playing (first keyframe received).
+    pub viewers: u64,
+    /// Viewers connecting or waiting for their first keyframe.
+    pub connecting: u64,
+    pub lag_p50_ms: Option<f64>,
+    pub lag_p99_ms: Option<f64>,
+    pub lag_max_ms: Option<f64>,
+    /// Frames received this second.
+    pub frames: u64,
+    pub stalls: u64,
+    pub errors: u64,
+    pub disconnects: u64,
+    /// Throughput received this second, Mbit/s.
+    pub mbps: f64,
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    pub clock: Clock,
+    pub started: Instant,
+    pub prebuffers: Vec<f64>,
+    /// Index in `prebuffers` of the `--prebuffer-seconds` model.
+    pub main: usize,
+    pub lag_total: Histogram,
+    pub lag_window: Histogram,
+    pub startup_ms: Vec<f64>,
+    pub connect_ms: Vec<f64>,
+    pub playing: Vec<u64>,
+    pub connecting: Vec<u64>,
+    pub viewers_peak: u64,
+    pub sessions: u64,
+    pub errors: u64,
+    pub disconnects: u64,
+    pub bytes: u64,
+    pub frames: u64,
+    pub frames_missing: u64,
+    pub frames_unstamped: u64,
+    pub played_ms: Vec<f64>,
+    pub stalled_ms: Vec<f64>,
+    pub stalls: Vec<u64>,
+    pub error_kinds: BTreeMap<String, u64>,
+    pub timeline: Vec<TimelinePoint>,
+    window_bytes: u64,
+    window_frames: u64,
+    window_started: Instant,
+}
+
+impl Stats {
+    pub fn new(regions: usize, prebuffer_seconds: f64) -> Self {
+        let mut prebuffers: Vec<f64> = PREBUFFER_GRID.to_vec();
+        if !prebuffers
+            .iter()
+            .any(|p| (p - prebuffer_seconds).abs() < 1e-9)
+        {
+            prebuffers.push(prebuffer_seconds);
+            prebuffers.sort_by(f64::total_cmp);
+        }
+        let main = prebuffers
+            .iter()
+            .position(|p| (p - prebuffer_seconds).abs() < 1e-9)
+            .unwrap_or(0);
+        let n = prebuffers.len();
+        let now = Instant::now();
+        Self {
+            clock: Clock::new(),
+            started: now,
+            prebuffers,
+            main,
+            lag_total: Histogram::new(),
+            lag_window: Histogram::new(),
+            startup_ms: Vec::new(),
+            connect_ms: Vec::new(),
+            playing: vec![0; regions],
+            connecting: vec![0; regions],
+            viewers_peak: 0,
+            sessions: 0,
+            errors: 0,
+            disconnects: 0,
+            bytes: 0,
+            frames: 0,
+            frames_missing: 0,
+            frames_unstamped: 0,
+            played_ms: vec![0.0; n],
+            stalled_ms: vec![0.0; n],
+            stalls: vec![0; n],
+            error_kinds: BTreeMap::new(),
+            timeline: Vec::new(),
+            window_bytes: 0,
+            window_frames: 0,
+            window_started: now,
+        }
+    }
+
+    pub fn new_buffers(&self) -> Vec<PlayerBuffer> {
+        self.prebuffers
+            .iter()
+            .map(|&p| PlayerBuffer::new(p))
+            .collect()
+    }
+
+    pub fn viewers_now(&self) -> u64 {
+        self.playing.iter().sum()
+    }
+
+    pub fn connecting_now(&self) -> u64 {
+        self.connecting.iter().sum()
+    }
+
+    pub fn session_started(&mut self, region: usize) {
+        self.sessions += 1;
+        self.connecting[region] += 1;
+    }
+
+    pub fn began_playing(&mut self, region: usize, connect_ms: f64, startup_ms: f64) {
+        self.connecting[region] = self.connecting[region].saturating_sub(1);
+        self.playing[region] += 1;
+        self.connect_ms.push(connect_ms);
+        self.startup_ms.push(startup_ms);
+        self.viewers_peak = self.viewers_peak.max(self.viewers_now());
+    }
+
+    #[inline]
+    pub fn on_bytes(&mut self, n: usize) {
+        self.bytes += n as u64;
+        self.window_bytes += n as u64;
+    }
+
+    #[inline]
+    pub fn on_frame(&mut self, lag_us: Option<u64>) {
+        self.frames += 1;
+        self.window_frames += 1;
+        match lag_us {
+            Some(l) => self.lag_window.record(l),
+            None => self.frames_unstamped += 1,
+        }
+    }
+
+    pub fn on_stall(&mut self, model: usize) {
+        self.stalls[model] += 1;
+    }
+
+    pub fn error(&mut self, what: String) {
+        self.errors += 1;
+        self.count_kind(what);
+    }
+
+    pub fn disconnect(&mut self, what: String) {
+        self.disconnects += 1;
+        self.count_kind(format!("disconnect: {what}"));
+    }
+
+    fn count_kind(&mut self, what: String) {
+        if self.error_kinds.len() < MAX_ERROR_KINDS || self.error_kinds.contains_key(&what) {
+            *self.error_kinds.entry(what).or_default() += 1;
+        }
+    }
+
+    /// A session ended (for whatever reason) after `playing` was reached or not.
+    pub fn session_ended(&mut self, region: usize, was_playing: bool, buffers: &[PlayerBuffer]) {
+        if was_playing {
+            self.playing[region] = self.playing[region].saturating_sub(1);
+        } else {
+            self.connecting[region] = self.connecting[region].saturating_sub(1);
+        }
+        for (i, b) in buffers.iter().enumerate() {
+            self.played_ms[i] += b.played_ms;
+            self.stalled_ms[i] += b.stalled_ms;
+        }
+    }
+
+    /// Stall ratio of model `i` over ended sessions.
+    pub fn stall_ratio(&self, i: usize) -> f64 {
+        let total = self.played_ms[i] + self.stalled_ms[i];
+        if total > 0.0 {
+            self.stalled_ms[i] / total
+        } else {
+            0.0
+        }
+    }
+
+    /// Closes the current one-second window into a timeline point.
+    pub fn close_window(&mut self, trace_t_s: f64, target: u64) -> &TimelinePoint {
+        let now = Instant::now();
+        let secs = now
+            .saturating_duration_since(self.window_started)
+            .max(Duration::from_millis(1))
+            .as_secs_f64();
+        let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+        let point = TimelinePoint {
+            t_s: now.saturating_duration_since(self.started).as_secs_f64(),
+            trace_t_s,
+            target,
+            viewers: self.viewers_now(),
+            connecting: self.connecting_now(),
+            lag_p50_ms: ms(self.lag_window.quantile(0.5)),
+            lag_p99_ms: ms(self.lag_window.quantile(0.99)),
+            lag_max_ms: ms(self.lag_window.max()),
+            frames: self.window_frames,
+            stalls: self.stalls[self.main],
+            errors: self.errors,
+            disconnects: self.disconnects,
+            mbps: self.window_bytes as f64 * 8.0 / 1e6 / secs,
+        };
+        self.lag_total.merge(&self.lag_window);
+        self.lag_window.clear();
+        self.window_bytes = 0;
+        self.window_frames = 0;
+        self.window_started = now;
+        self.timeline.push(point);
+        self.timeline.last().expect("just pushed")
+    }
+}

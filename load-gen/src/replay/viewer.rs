@@ -1,0 +1,371 @@
+//! One viewer: connects (RTMP play or HTTP-FLV), measures what it gets, and reconnects
+//! after a failure until the replay makes it leave (its task is aborted). Reads go
+//! through one buffer shared by all viewers of the thread; each viewer keeps only
+//! parser state, so thousands fit in one process.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::http_flv::{Dechunker, parse_head, request};
+use super::stall::PlayerBuffer;
+use super::stats::Stats;
+use super::target::{Endpoint, Protocol};
+use crate::flv::{FlvStreamParser, MediaMessage, TAG_VIDEO};
+use crate::media::avc::{VideoHeader, nal_length_size};
+use crate::media::sei::find_timing_in_avcc;
+use crate::rtmp_client::amf0::decode_all;
+use crate::rtmp_client::{RtmpConnection, status_code};
+
+/// How long a new viewer may wait for its first keyframe.
+pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+}
+
+/// What one viewer connects to.
+#[derive(Debug, Clone)]
+pub struct ViewerSpec {
+    pub region: usize,
+    pub protocol: Protocol,
+    pub endpoint: Rc<Endpoint>,
+    pub app: Rc<str>,
+    pub stream: Rc<str>,
+}
+
+/// Why a session ended (other than being told to leave).
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The server went away after playback began.
+    Disconnected(String),
+    /// Could not start, or broke the protocol.
+    Error(String),
+    /// Probe mode: the first keyframe arrived.
+    Probed(Duration),
+}
+
+/// The measurements of one session; recorded into [`Stats`] when dropped, so a
+/// viewer told to leave (task aborted) is accounted for too.
+struct Session {
+    stats: Rc<RefCell<Stats>>,
+    region: usize,
+    t0: Instant,
+    buffers: Vec<PlayerBuffer>,
+    playing: bool,
+    first_media: Option<f64>,
+    nal_length_size: usize,
+    last_sequence: Option<u64>,
+}
+
+impl Session {
+    fn new(stats: Rc<RefCell<Stats>>, region: usize) -> Self {
+        let buffers = {
+            let mut s = stats.borrow_mut();
+            s.session_started(region);
+            s.new_buffers()
+        };
+        Self {
+            stats,
+            region,
+            t0: Instant::now(),
+            buffers,
+            playing: false,
+            first_media: None,
+            nal_length_size: 4,
+            last_sequence: None,
+        }
+    }
+
+    fn ms_since_start(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.t0).as_secs_f64() * 1000.0
+    }
+
+    /// Handles one media message received at `now`.
+    fn on_media(&mut self, stats: &mut Stats, m: &MediaMessage<'_>, now: Instant) {
+        if self.first_media.is_none() {
+            self.first_media = Some(self.ms_since_start(now));
+        }
+        if m.type_id != TAG_VIDEO {
+            return;
+        }
+        let Some(header) = VideoHeader::parse(m.prefix) else {
+            return;
+        };
+        if header.is_avc_sequence_header() {
+            if let Some(n) = nal_length_size(m.prefix) {
+                self.nal_length_size = n;
+            }
+            return;
+        }
+        if !self.playing {
+            if !header.keyframe {
+                return; // a player cannot start before a keyframe
+            }
+            self.playing = true;
+            let startup = self.ms_since_start(now);
+            stats.began_playing(self.region, self.first_media.unwrap_or(startup), startup);
+        }
+        let now_ms = self.ms_since_start(now);
+        for (i, b) in self.buffers.iter_mut().enumerate() {
+            if b.on_frame(now_ms, m.timestamp_ms) {
+                stats.on_stall(i);
+            }
+        }
+        let stamp = if header.is_avc_frame() {
+            m.prefix
+                .get(5..)
+                .and_then(|nals| find_timing_in_avcc(nals, self.nal_length_size))
+        } else {
+            None
+        };
+        let lag = stamp.map(|s| stats.clock.unix_us(now).saturating_sub(s.publish_us));
+        stats.on_frame(lag);
+        if let Some(s) = stamp {
+            if let Some(last) = self.last_sequence
+                && s.sequence > last + 1
+            {
+                stats.frames_missing += s.sequence - last - 1;
+            }
+            self.last_sequence = Some(s.sequence);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let end_ms = self.ms_since_start(Instant::now());
+        for b in &mut self.buffers {
+            b.finish(end_ms);
+        }
+        self.stats
+            .borrow_mut()
+            .session_ended(self.region, self.playing, &self.buffers);
+    }
+}
+
+/// Runs a viewer until its task is aborted: sessions, with a pause after each failure.
+pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
+    loop {
+        match run_session(&spec, &stats, false).await {
+            SessionEnd::Disconnected(why) => stats.borrow_mut().disconnect(why),
+            SessionEnd::Error(why) => stats.borrow_mut().error(why),
+            SessionEnd::Probed(_) => {}
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+/// One session; with `probe`, ends at the first keyframe.
+pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: bool) -> SessionEnd {
+    let mut session = Session::new(stats.clone(), spec.region);
+    let result = match spec.protocol {
+        Protocol::Rtmp => rtmp_session(spec, &mut session, probe).await,
+        Protocol::Flv => flv_session(spec, &mut session, probe).await,
+    };
+    match result {
+        Ok(()) => SessionEnd::Probed(session.t0.elapsed()),
+        Err(e) if session.playing && !probe => SessionEnd::Disconnected(e),
+        Err(e) => SessionEnd::Error(e),
+    }
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "server closed the connection".into(),
+        _ => e.to_string(),
+    }
+}
+
+async fn with_first_frame_timeout<T>(
+    session: &Session,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
+    tokio::time::timeout(left, fut)
+        .await
+        .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+}
+
+async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), String> {
+    let ep = &spec.endpoint;
+    let addr = ep.rtmp_addr();
+    let tc_url = format!("rtmp://{addr}/{}", spec.app);
+    let setup = async {
+        let mut conn = RtmpConnection::connect(&addr, &spec.app, &tc_url)
+            .await
+            .map_err(|e| format!("rtmp connect: {e}"))?;
+        let id = conn
+            .create_stream()
+            .await
+            .map_err(|e| format!("rtmp createStream: {e}"))?;
+        conn.play(id, &spec.stream)
+            .await
+            .map_err(|e| format!("rtmp play: {e}"))?;
+        Ok(conn)
+    };
+    let conn = with_first_frame_timeout(session, setup).await?;
+    let (mut socket, mut reader, mut control) = conn.into_parts();
+    let mut replies: Vec<u8> = Vec::new();
+    let mut failure: Option<String> = None;
+    let stats = session.stats.clone();
+    loop {
+        if !session.playing {
+            let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
+            tokio::time::timeout(left, socket.readable())
+                .await
+                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+                .map_err(|e| describe_io(&e))?;
+        } else {
+            socket.readable().await.map_err(|e| describe_io(&e))?;
+        }
+        let outcome = READ_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            match socket.try_read(&mut buf) {
+                Ok(0) => Err("server closed the connection".to_string()),
+                Ok(n) => {
+                    let now = Instant::now();
+                    let mut st = stats.borrow_mut();
+                    st.on_bytes(n);
+                    control.on_bytes(n, &mut replies);
+                    reader
+                        .feed(&buf[..n], &mut |m| match m.type_id {
+                            8 | 9 => session.on_media(&mut st, &m, now),
+                            4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
+                            20 => {
+                                if let Ok(cmd) = decode_all(m.prefix)
+                                    && let Some(code) = status_code(&cmd)
+                                    && (code.contains("NotFound") || code.contains("Failed"))
+                                {
+                                    failure = Some(format!("rtmp play refused: {code}"));
+                                }
+                            }
+                            _ => {}
+                        })
+                        .map_err(|e| format!("rtmp: {e}"))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(describe_io(&e)),
+            }
+        });
+        outcome?;
+        if let Some(f) = failure.take() {
+            return Err(f);
+        }
+        if probe && session.playing {
+            return Ok(());
+        }
+        if !replies.is_empty() {
+            socket
+                .write_all(&replies)
+                .await
+                .map_err(|e| describe_io(&e))?;
+            replies.clear();
+        }
+    }
+}
+
+async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), String> {
+    let ep = &spec.endpoint;
+    let addr = ep
+        .http_addr()
+        .ok_or_else(|| "no HTTP port for this region's target".to_string())?;
+    let path = format!("/{}/{}.flv", spec.app, spec.stream);
+    let connect = async {
+        let mut socket = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| format!("http-flv connect {addr}: {e}"))?;
+        socket.set_nodelay(true).map_err(|e| e.to_string())?;
+        socket
+            .write_all(&request(&addr, &path))
+            .await
+            .map_err(|e| format!("http-flv request: {e}"))?;
+        Ok(socket)
+    };
+    let socket = with_first_frame_timeout(session, connect).await?;
+    let mut head: Vec<u8> = Vec::new();
+    let mut dechunker: Option<Dechunker> = None;
+    let mut in_body = false;
+    let mut parser = FlvStreamParser::new();
+    let stats = session.stats.clone();
+    loop {
+        if !session.playing {
+            let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
+            tokio::time::timeout(left, socket.readable())
+                .await
+                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+                .map_err(|e| describe_io(&e))?;
+        } else {
+            socket.readable().await.map_err(|e| describe_io(&e))?;
+        }
+        let outcome: Result<(), String> = READ_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let n = match socket.try_read(&mut buf) {
+                Ok(0) => return Err("server closed the connection".to_string()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(describe_io(&e)),
+            };
+            let now = Instant::now();
+            let mut st = stats.borrow_mut();
+            st.on_bytes(n);
+            let mut body: &[u8] = &buf[..n];
+            if !in_body {
+                head.extend_from_slice(body);
+                let Some(h) = parse_head(&head).map_err(|e| format!("http-flv {path}: {e}"))?
+                else {
+                    return Ok(());
+                };
+                if h.status != 200 {
+                    return Err(format!("http-flv {path}: HTTP {}", h.status));
+                }
+                in_body = true;
+                if h.chunked {
+                    dechunker = Some(Dechunker::default());
+                }
+                let consumed_before = head.len() - body.len();
+                body = &body[h.len - consumed_before..];
+                head = Vec::new();
+            }
+            let mut on_msg = |m: MediaMessage<'_>| {
+                if m.type_id == 8 || m.type_id == 9 {
+                    session.on_media(&mut st, &m, now);
+                }
+            };
+            let mut parse_error = None;
+            match dechunker.as_mut() {
+                Some(d) => {
+                    let ended = d
+                        .feed(body, &mut |piece| {
+                            if parse_error.is_none()
+                                && let Err(e) = parser.feed(piece, &mut on_msg)
+                            {
+                                parse_error = Some(e);
+                            }
+                        })
+                        .map_err(|e| format!("http-flv: {e}"))?;
+                    if ended {
+                        return Err("server ended the response".into());
+                    }
+                }
+                None => {
+                    parser
+                        .feed(body, &mut on_msg)
+                        .map_err(|e| format!("http-flv: {e}"))?;
+                }
+            }
+            match parse_error {
+                Some(e) => Err(format!("http-flv: {e}")),
+                None => Ok(()),
+            }
+        });
+        outcome?;
+        if probe && session.playing {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! An RTMP client connection: handshake, connect, createStream, then play or publish.
+//! Protocol control (acknowledgements, pings, chunk size) is handled by [`Control`].
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::amf0::{self, Amf};
+use super::chunk::{ChunkError, ChunkReader, write_message};
+
+/// Our outgoing chunk size (announced right after the handshake).
+pub const OUT_CHUNK_SIZE: usize = 4096;
+const CSID_CONTROL: u8 = 2;
+const CSID_COMMAND: u8 = 3;
+const CSID_AUDIO: u8 = 4;
+const CSID_DATA: u8 = 5;
+const CSID_VIDEO: u8 = 6;
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RtmpError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("server did not answer within {0:?} ({1})")]
+    Timeout(Duration, &'static str),
+    #[error("server closed the connection ({0})")]
+    Closed(&'static str),
+    #[error("bad chunk stream from server: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("bad AMF0 from server: {0}")]
+    Amf(#[from] amf0::AmfError),
+    #[error("server refused: {0}")]
+    Refused(String),
+}
+
+/// Window acknowledgements and ping replies.
+#[derive(Debug, Default)]
+pub struct Control {
+    bytes_in: u64,
+    last_ack: u64,
+    window: u64,
+}
+
+impl Control {
+    /// Counts received bytes; appends an Acknowledgement to `out` when a window is full.
+    pub fn on_bytes(&mut self, n: usize, out: &mut Vec<u8>) {
+        self.bytes_in += n as u64;
+        if self.window > 0 && self.bytes_in - self.last_ack >= self.window {
+            self.last_ack = self.bytes_in;
+            write_message(
+                out,
+                CSID_CONTROL,
+                3,
+                0,
+                0,
+                &(self.bytes_in as u32).to_be_bytes(),
+                OUT_CHUNK_SIZE,
+            );
+        }
+    }
+
+    /// Handles protocol control messages (types 4, 5, 6); appends replies to `out`.
+    pub fn on_message(&mut self, type_id: u8, payload: &[u8], out: &mut Vec<u8>) {
+        match type_id {
+            5 | 6 if payload.len() >= 4 => {
+                let window = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                if type_id == 6 {
+                    // Set Peer Bandwidth: answer with our Window Acknowledgement Size.
+                    write_message(
+                        out,
+                        CSID_CONTROL,
+                        5,
+                        0,
+                        0,
+                        &window.to_be_bytes(),
+                        OUT_CHUNK_SIZE,
+                    );
+                } else {
+                    self.window = window as u64;
+                }
+            }
+            4 if payload.len() >= 6 && payload[..2] == [0, 6] => {
+                // Ping request: echo the timestamp in a ping response.
+                let mut pong = vec![0, 7];
+                pong.extend_from_slice(&payload[2..6]);
+                write_message(out, CSID_CONTROL, 4, 0, 0, &pong, OUT_CHUNK_SIZE);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An established RTMP connection.
+pub struct RtmpConnection {
+    pub socket: TcpStream,
+    pub reader: ChunkReader,
+    pub control: Control,
+    next_transaction: f64,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+    /// Commands received and not yet consumed: (name, transaction, arguments).
+    inbox: Vec<Vec<Amf>>,
+}
+
+/// Performs the (simple, version-0) handshake.
+async fn handshake(socket: &mut TcpStream) -> Result<(), RtmpError> {
+    let mut c0c1 = vec![0u8; 1537];
+    c0c1[0] = 3;
+    // C1: time 0, zero field 0 (simple handshake), then pseudo-random bytes.
+    let mut x: u32 = 0x9e37_79b9;
+    for b in &mut c0c1[9..] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    socket.write_all(&c0c1).await?;
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    read_exact_or_closed(socket, &mut s0s1s2, "during the handshake").await?;
+    if s0s1s2[0] != 3 {
+        return Err(RtmpError::Refused(format!(
+            "not an RTMP server (handshake version byte {:#04x})",
+            s0s1s2[0]
+        )));
+    }
+    // C2 echoes S1.
+    socket.write_all(&s0s1s2[1..1537]).await?;
+    Ok(())
+}
+
+async fn read_exact_or_closed(
+    socket: &mut TcpStream,
+    buf: &mut [u8],
+    what: &'static str,
+) -> Result<(), RtmpError> {
+    match socket.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(RtmpError::Closed(what)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl RtmpConnection {
+    /// TCP connect, handshake, Set Chunk Size and `connect(app)`; waits for `_result`.
+    pub async fn connect(addr: &str, app: &str, tc_url: &str) -> Result<Self, RtmpError> {
+        let mut socket = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| RtmpError::Timeout(STEP_TIMEOUT, "TCP connect"))??;
+        socket.set_nodelay(true)?;
+        tokio::time::timeout(STEP_TIMEOUT, handshake(&mut socket))
+            .await
+            .map_err(|_| RtmpError::Timeout(STEP_TIMEOUT, "handshake"))??;
+        Self::after_handshake(socket, app, tc_url).await
+    }
+
+    /// The `connect` command on an already handshaken socket.
+    pub async fn after_handshake(
+        socket: TcpStream,
+        app: &str,
+        tc_url: &str,
+    ) -> Result<Self, RtmpError> {
+        let mut conn = Self {
+            socket,
+            reader: ChunkReader::new(),
+            control: Control::default(),
+            next_transaction: 1.0,
+            out: Vec::with_capacity(4096),
+            buf: vec![0; 16 * 1024],
+            inbox: Vec::new(),
+        };
+        write_message(
+            &mut conn.out,
+            CSID_CONTROL,
+            1,
+            0,
+            0,
+            &(OUT_CHUNK_SIZE as u32).to_be_bytes(),
+            128,
+        );
+        let txn = conn.send_command(
+            "connect",
+            0,
+            &[Amf::obj(&[
+                ("app", Amf::str(app)),
+                ("flashVer", Amf::str("LNX 9,0,124,2")),
+                ("tcUrl", Amf::str(tc_url)),
+                ("fpad", Amf::Bool(false)),
+                ("capabilities", Amf::Number(15.0)),
+                ("audioCodecs", Amf::Number(3575.0)),
+                ("videoCodecs", Amf::Number(252.0)),
+                ("videoFunction", Amf::Number(1.0)),
+                ("objectEncoding", Amf::Number(0.0)),
+            ])],
+        );
+        conn.flush().await?;
+        conn.await_result(txn, "connect").await?;
+        Ok(conn)
+    }
+
+    /// The socket and parser state, for a viewer that reads media itself.
+    pub fn into_parts(self) -> (TcpStream, ChunkReader, Control) {
+        (self.socket, self.reader, self.control)
+    }
+
+    /// `createStream`; returns the message stream id.
+    pub async fn create_stream(&mut self) -> Result<u32, RtmpError> {
+        let txn = self.send_command("createStream", 0, &[Amf::Null]);
+        self.flush().await?;
+        let result = self.await_result(txn, "createStream").await?;
+        let id = result
+            .get(3)
+            .and_then(Amf::as_number)
+            .ok_or_else(|| RtmpError::Refused("createStream returned no stream id".into()))?;
+        Ok(id as u32)
+    }
+
+    /// Sends `play(name)` with a Set Buffer Length; media follows on the socket.
+    pub async fn play(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
+        let mut user_control = vec![0, 3];
+        user_control.extend_from_slice(&stream_id.to_be_bytes());
+        user_control.extend_from_slice(&1000u32.to_be_bytes());
+        write_message(
+            &mut self.out,
+            CSID_CONTROL,
+            4,
+            0,
+            0,
+            &user_control,
+            OUT_CHUNK_SIZE,
+        );
+        self.send_command_on(
+            "play",
+            stream_id,
+            &[Amf::Null, Amf::str(name), Amf::Number(-1000.0)],
+            8,
+        );
+        self.flush().await
+    }
+
+    /// `publish(name, "live")`; waits for `NetStream.Publish.Start`.
+    pub async fn publish(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
+        self.send_command("releaseStream", 0, &[Amf::Null, Amf::str(name)]);
+        self.send_command("FCPublish", 0, &[Amf::Null, Amf::str(name)]);
+        self.send_command_on(
+            "publish",
+            stream_id,
+            &[Amf::Null, Amf::str(name), Amf::str("live")],
+            CSID_COMMAND,
+        );
+        self.flush().await?;
+        let status = self.await_status("publish").await?;
+        if status.contains("Publish.Start") {
+            Ok(())
+        } else {
+            Err(RtmpError::Refused(format!("publish answered {status}")))
+        }
+    }
+
+    /// Queues `@setDataFrame onMetaData`.
+    pub fn queue_metadata(&mut self, stream_id: u32, props: &[(&str, Amf)]) {
+        let payload = amf0::encode(&[
+            Amf::str("@setDataFrame"),
+            Amf::str("onMetaData"),
+            Amf::obj(props),
+        ]);
+        write_message(
+            &mut self.out,
+            CSID_DATA,
+            18,
+            stream_id,
+            0,
+            &payload,
+            OUT_CHUNK_SIZE,
+        );
+    }
+
+    /// Queues one audio (8), video (9) or data (18) message.
+    pub fn queue_media(&mut self, stream_id: u32, type_id: u8, timestamp: u32, payload: &[u8]) {
+        let csid = match type_id {
+            8 => CSID_AUDIO,
+            9 => CSID_VIDEO,
+            _ => CSID_DATA,
+        };
+        write_message(
+            &mut self.out,
+            csid,
+            type_id,
+            stream_id,
+            timestamp,
+            payload,
+            OUT_CHUNK_SIZE,
+        );
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), RtmpError> {
+        if !self.out.is_empty() {
+            self.socket.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads and answers whatever the server sent without blocking (acks, pings, errors).
+    /// Returns an error if the server closed the connection or sent a failure status.
+    pub fn poll_incoming(&mut self) -> Result<(), RtmpError> {
+        loop {
+            match self.socket.try_read(&mut self.buf) {
+                Ok(0) => return Err(RtmpError::Closed("while publishing")),
+                Ok(n) => self.ingest(n)?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for cmd in self.inbox.drain(..) {
+            if let Some(code) = status_code(&cmd)
+                && (code.contains("Failed")
+                    || code.contains("BadName")
+                    || code.contains("Unpublish"))
+            {
+                return Err(RtmpError::Refused(code.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    fn send_command(&mut self, name: &str, stream_id: u32, args: &[Amf]) -> f64 {
+        self.send_command_on(name, stream_id, args, CSID_COMMAND)
+    }
+
+    fn send_command_on(&mut self, name: &str, stream_id: u32, args: &[Amf], csid: u8) -> f64 {
+        let txn = self.next_transaction;
+        self.next_transaction += 1.0;
+        let mut values = vec![Amf::str(name), Amf::Number(txn)];
+        values.extend_from_slice(args);
+        let payload = amf0::encode(&values);
+        write_message(
+            &mut self.out,
+            csid,
+            20,
+            stream_id,
+            0,
+            &payload,
+            OUT_CHUNK_SIZE,
+        );
+        txn
+    }
+
+    /// Parses `n` fresh bytes from `self.buf`: control handled, commands to the inbox.
+    fn ingest(&mut self, n: usize) -> Result<(), RtmpError> {
+        let mut replies = Vec::new();
+        self.control.on_bytes(n, &mut replies);
+        let mut commands: Vec<(u8, Vec<u8>)> = Vec::new();
+        let control = &mut self.control;
+        self.reader.feed(&self.buf[..n], &mut |m| match m.type_id {
+            4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
+            17 | 20 => commands.push((m.type_id, m.prefix.to_vec())),
+            _ => {}
+        })?;
+        self.out.extend_from_slice(&replies);
+        for (type_id, payload) in commands {
+            // AMF3 command messages (type 17) start with a format byte.
+            let body = if type_id == 17 {
+                payload.get(1..).unwrap_or(&[])
+            } else {
+                &payload[..]
+            };
+            self.inbox.push(amf0::decode_all(body)?);
+        }
+        Ok(())
+    }
+
+    async fn read_some(&mut self, what: &'static str) -> Result<(), RtmpError> {
+        let n = tokio::time::timeout(STEP_TIMEOUT, self.socket.read(&mut self.buf))
+            .await
+            .map_err(|_| RtmpError::Timeout(STEP_TIMEOUT, what))??;
+        if n == 0 {
+            return Err(RtmpError::Closed(what));
+        }
+        self.ingest(n)?;
+        self.flush().await
+    }
+
+    /// Waits for `_result` (or `_error`) of transaction `txn`; returns the whole command.
+    async fn await_result(&mut self, txn: f64, what: &'static str) -> Result<Vec<Amf>, RtmpError> {
+        loop {
+            if let Some(i) = self
+                .inbox
+                .iter()
+                .position(|c| c.get(1).and_then(Amf::as_number) == Some(txn))
+            {
+                let cmd = self.inbox.remove(i);
+                return match cmd.first().and_then(Amf::as_str) {
+                    Some("_result") => Ok(cmd),
+                    _ => Err(RtmpError::Refused(format!("{what}: {}", describe(&cmd)))),
+                };
+            }
+            self.read_some(what).await?;
+        }
+    }
+
+    /// Waits for the next `onStatus`; returns its code.
+    async fn await_status(&mut self, what: &'static str) -> Result<String, RtmpError> {
+        loop {
+            if let Some(i) = self.inbox.iter().position(|c| status_code(c).is_some()) {
+                let cmd = self.inbox.remove(i);
+                return Ok(status_code(&cmd).unwrap_or_default().to_owned());
+            }
+            self.read_some(what).await?;
+        }
+    }
+}
+
+/// The `code` of an `onStatus` command.
+pub fn status_code(cmd: &[Amf]) -> Option<&str> {
+    if cmd.first().and_then(Amf::as_str) != Some("onStatus") {
+        return None;
+    }
+    cmd.iter()
+        .skip(2)
+        .find_map(|v| v.get("code").and_then(Amf::as_str))
+}
+
+fn describe(cmd: &[Amf]) -> String {
+    let info = cmd.iter().skip(2).find_map(|v| {
+        let code = v.get("code").and_then(Amf::as_str)?;
+        let desc = v.get("description").and_then(Amf::as_str).unwrap_or("");
+        Some(format!("{code} {desc}"))
+    });
+    info.unwrap_or_else(|| format!("{cmd:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledges_each_window_and_answers_pings() {
+        let mut control = Control::default();
+        let mut out = Vec::new();
+        control.on_message(5, &1000u32.to_be_bytes(), &mut out);
+        assert!(out.is_empty());
+        control.on_bytes(999, &mut out);
+        assert!(out.is_empty());
+        control.on_bytes(1, &mut out);
+        // One Acknowledgement (type 3) carrying 1000.
+        assert_eq!(out[7], 3);
+        assert_eq!(&out[12..16], &1000u32.to_be_bytes());
+        out.clear();
+        control.on_message(4, &[0, 6, 0, 0, 0, 42], &mut out);
+        assert_eq!(out[7], 4);
+        assert_eq!(&out[12..], &[0, 7, 0, 0, 0, 42]);
+    }
+
+    #[test]
+    fn reads_status_codes() {
+        let cmd = vec![
+            Amf::str("onStatus"),
+            Amf::Number(0.0),
+            Amf::Null,
+            Amf::obj(&[("code", Amf::str("NetStream.Play.Start"))]),
+        ];
+        assert_eq!(status_code(&cmd), Some("NetStream.Play.Start"));
+        assert_eq!(status_code(&cmd[1..]), None);
+    }
+}

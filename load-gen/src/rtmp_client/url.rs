@@ -1,0 +1,72 @@
+/// An `rtmp://HOST[:PORT]/APP/STREAM` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    pub host: String,
+    pub port: u16,
+    pub app: String,
+    pub stream: String,
+}
+
+impl RtmpUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("rtmp://")
+            .ok_or_else(|| format!("`{url}` is not an rtmp:// URL"))?;
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("`{url}` has no /APP/STREAM path"))?;
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{url}`: bad port `{p}`"))?,
+            ),
+            None => (authority, 1935),
+        };
+        let (app, stream) = path.split_once('/').ok_or_else(|| {
+            format!("`{url}` needs both an app and a stream name (rtmp://HOST:PORT/APP/STREAM)")
+        })?;
+        if host.is_empty() || app.is_empty() || stream.is_empty() {
+            return Err(format!(
+                "`{url}` needs a host, an app and a stream name (rtmp://HOST:PORT/APP/STREAM)"
+            ));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn tc_url(&self) -> String {
+        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_and_explains_bad_ones() {
+        let u = RtmpUrl::parse("rtmp://127.0.0.1:1936/live/cam?k=1").expect("valid");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.app.as_str(), u.stream.as_str()),
+            ("127.0.0.1", 1936, "live", "cam?k=1")
+        );
+        assert_eq!(RtmpUrl::parse("rtmp://h/live/s").expect("valid").port, 1935);
+        for bad in [
+            "http://h/a/b",
+            "rtmp://h",
+            "rtmp://h:x/a/b",
+            "rtmp://h/live",
+        ] {
+            assert!(RtmpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
