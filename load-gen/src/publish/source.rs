@@ -275,8 +275,8 @@ mod tests {
         );
         assert_eq!(keys, vec![0, 2000]);
         // A restart mid-GOP begins with a keyframe at the current media time.
-        src.restart(2500);
-        assert_eq!(src.next_due_ms(), 2500);
+        src.restart(5010);
+        assert_eq!(src.next_due_ms(), 5033);
         src.emit(1, 0, &mut out);
         assert!(VideoHeader::parse(&out).expect("header").keyframe);
     }

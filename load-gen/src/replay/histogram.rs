@@ -76,6 +76,9 @@ impl Histogram {
         if self.total == 0 {
             return None;
         }
+        if q <= 0.0 {
+            return Some(self.min);
+        }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (i, &c) in self.counts.iter().enumerate() {
