@@ -4,7 +4,7 @@
 use crate::flv::{FlvTag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::media::TimingStamp;
 use crate::media::avc::{
-    VideoHeader, baseline_pps, baseline_sps, insert_timing_sei, nal_length_size,
+    CODEC_AVC, VideoHeader, baseline_pps, baseline_sps, insert_timing_sei, nal_length_size,
     sequence_header_payload, synthetic_frame_into,
 };
 
@@ -76,6 +76,10 @@ impl Looped {
             let is_header = match tag.tag_type {
                 TAG_VIDEO => {
                     let h = VideoHeader::parse(&tag.data);
+                    // An AVC end-of-sequence tag would make players flush at every loop.
+                    if h.is_some_and(|h| h.codec == CODEC_AVC && h.packet_type == 2) {
+                        continue;
+                    }
                     if h.is_some_and(|h| h.is_avc_sequence_header()) {
                         length_size = nal_length_size(&tag.data);
                         true

@@ -105,6 +105,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "frames": stats.frames,
             "frames_missing": stats.frames_missing,
             "frames_without_timing_sei": stats.frames_unstamped,
+            "frames_catchup": stats.frames_catchup,
             "stall_by_prebuffer": stall_by_prebuffer,
             "startup_cdf_ms": cdf(&startup, 200),
             "error_kinds": stats.error_kinds,

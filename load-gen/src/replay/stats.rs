@@ -88,6 +88,8 @@ pub struct Stats {
     pub frames: u64,
     pub frames_missing: u64,
     pub frames_unstamped: u64,
+    /// Frames published before their viewer asked (GOP-cache catch-up): not in the lag.
+    pub frames_catchup: u64,
     pub played_ms: Vec<f64>,
     pub stalled_ms: Vec<f64>,
     pub stalls: Vec<u64>,
@@ -133,6 +135,7 @@ impl Stats {
             frames: 0,
             frames_missing: 0,
             frames_unstamped: 0,
+            frames_catchup: 0,
             played_ms: vec![0.0; n],
             stalled_ms: vec![0.0; n],
             stalls: vec![0; n],
@@ -186,6 +189,12 @@ impl Stats {
             Some(l) => self.lag_window.record(l),
             None => self.frames_unstamped += 1,
         }
+    }
+
+    pub fn on_catchup_frame(&mut self) {
+        self.frames += 1;
+        self.window_frames += 1;
+        self.frames_catchup += 1;
     }
 
     pub fn on_stall(&mut self, model: usize) {

@@ -55,6 +55,8 @@ struct Session {
     stats: Rc<RefCell<Stats>>,
     region: usize,
     t0: Instant,
+    /// Unix time of the request: frames published before it came from a cache.
+    t0_unix_us: u64,
     buffers: Vec<PlayerBuffer>,
     playing: bool,
     first_media: Option<f64>,
@@ -69,10 +71,13 @@ impl Session {
             s.session_started(region);
             s.new_buffers()
         };
+        let t0 = Instant::now();
+        let t0_unix_us = stats.borrow().clock.unix_us(t0);
         Self {
             stats,
             region,
-            t0: Instant::now(),
+            t0,
+            t0_unix_us,
             buffers,
             playing: false,
             first_media: None,
@@ -110,6 +115,9 @@ impl Session {
             let startup = self.ms_since_start(now);
             stats.began_playing(self.region, self.first_media.unwrap_or(startup), startup);
         }
+        if header.codec == crate::media::avc::CODEC_AVC && !header.is_avc_frame() {
+            return; // end of sequence: not a picture
+        }
         let now_ms = self.ms_since_start(now);
         for (i, b) in self.buffers.iter_mut().enumerate() {
             if b.on_frame(now_ms, m.timestamp_ms) {
@@ -123,8 +131,12 @@ impl Session {
         } else {
             None
         };
-        let lag = stamp.map(|s| stats.clock.unix_us(now).saturating_sub(s.publish_us));
-        stats.on_frame(lag);
+        match stamp {
+            // Published before this viewer asked: replayed from a GOP cache, not live lag.
+            Some(s) if s.publish_us < self.t0_unix_us => stats.on_catchup_frame(),
+            Some(s) => stats.on_frame(Some(stats.clock.unix_us(now).saturating_sub(s.publish_us))),
+            None => stats.on_frame(None),
+        }
         if let Some(s) = stamp {
             if let Some(last) = self.last_sequence
                 && s.sequence > last + 1
