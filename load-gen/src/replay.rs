@@ -213,19 +213,39 @@ async fn preflight(
                     p.stream
                 ),
             };
-            match run_session(&spec, stats, true).await {
-                SessionEnd::Probed(t) => {
-                    info!(region = %sched.region, "{url} serves video (first keyframe after {t:.0?})")
+            // A publisher started at the same moment may need a few seconds to go live:
+            // retry "not found" answers for a while, fail at once on anything else.
+            let deadline = Instant::now() + PREFLIGHT_PATIENCE;
+            loop {
+                match run_session(&spec, stats, true).await {
+                    SessionEnd::Probed(t) => {
+                        info!(region = %sched.region, "{url} serves video (first keyframe after {t:.0?})");
+                        break;
+                    }
+                    SessionEnd::Error(e) | SessionEnd::Disconnected(e)
+                        if is_not_live(&e) && Instant::now() < deadline =>
+                    {
+                        info!(region = %sched.region, "{url}: {e}; waiting for the stream");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    SessionEnd::Error(e) | SessionEnd::Disconnected(e) => bail!(
+                        "target for region `{}` is not usable: {url}: {e}",
+                        sched.region
+                    ),
                 }
-                SessionEnd::Error(e) | SessionEnd::Disconnected(e) => bail!(
-                    "target for region `{}` is not usable: {url}: {e}",
-                    sched.region
-                ),
             }
             checked.push(key);
         }
     }
     Ok(())
+}
+
+/// How long the preflight waits for a stream that is not live yet.
+const PREFLIGHT_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Answers that mean "no such stream (yet)" rather than "broken target".
+fn is_not_live(error: &str) -> bool {
+    error.contains("NotFound") || error.contains("HTTP 404") || error.contains("Failed")
 }
 
 /// A tiny xorshift generator: picks which viewers leave.
