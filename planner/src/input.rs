@@ -16,7 +16,7 @@ pub struct PlanInput {
     /// The Stream's scaling settings.
     pub scaling: ScalingSettings,
     /// Measured time from asking for a relay to its being Ready, in seconds (`None` until
-    /// measured). The forecast horizon is `max(leadTimeSeconds, this)`.
+    /// measured). The forecast horizon is `max(leadTimeSeconds, metricDelaySeconds + this)`.
     pub relay_ready_seconds: Option<f64>,
     /// One entry per region, in any order (plans come back sorted by name).
     pub regions: Vec<RegionInput>,

@@ -45,7 +45,8 @@
 //! - `now_s`: the reconcile time, same clock as the samples (any origin, seconds).
 //! - `tree` ([`TreeSettings`]): `fanout` (8), `viewersPerEdge` (2000), `minEdges` (1),
 //!   `maxEdges` (100).
-//! - `scaling` ([`ScalingSettings`]): `leadTimeSeconds` (60), `headroom` (0.2),
+//! - `scaling` ([`ScalingSettings`]): `leadTimeSeconds` (60), `metricDelaySeconds` (30),
+//!   `headroom` (0.2),
 //!   `scaleDownStabilizationSeconds` (300), `scaleDownSmoothingSeconds` (60),
 //!   `maxScaleDownFraction` (0.25),
 //!   `scaleDownStepSeconds` (60), `estimationWindowSeconds` (60), and `flashCrowd`
@@ -55,7 +56,8 @@
 //!   `#[serde(default)]`, so a CRD can embed them or map its own fields onto them.
 //!   Invalid values give [`PlanError::InvalidSetting`] naming the field.
 //! - `relay_ready_seconds`: measured relay-ready time; the forecast horizon is
-//!   `max(leadTimeSeconds, relay_ready_seconds)` (×`leadTimeFactor` in flash-crowd mode),
+//!   `max(leadTimeSeconds, metricDelaySeconds + relay_ready_seconds)` (×`leadTimeFactor` in
+//!   flash-crowd mode),
 //!   counted from `now_s`; the extrapolation starts at the newest sample, so stale metrics
 //!   lengthen the effective horizon by their age.
 //! - `regions` ([`RegionInput`]): name, viewer samples, the edges that exist (asked for)

@@ -107,7 +107,12 @@ fn plan_region(
     let tree = &input.tree;
     let scaling = &input.scaling;
     let current = region.edges.relays;
-    let base_horizon = scaling.lead_time_seconds.max(ready_s.unwrap_or(0.0));
+    let base_horizon = match ready_s {
+        Some(ready) => scaling
+            .lead_time_seconds
+            .max(scaling.metric_delay_seconds + ready),
+        None => scaling.lead_time_seconds,
+    };
 
     let Some(est) = estimate(&region.samples, scaling.estimation_window_seconds) else {
         let desired = current.clamp(tree.min_edges, tree.max_edges);

@@ -76,9 +76,13 @@ impl Default for FlashCrowdSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ScalingSettings {
-    /// How far ahead to forecast: metric delay + relay-ready time. Default 60 s. The planner
-    /// uses `max(leadTimeSeconds, measured relay-ready time)`.
+    /// How far ahead to forecast: metric delay + relay-ready time. Default 60 s. When the
+    /// relay-ready time is measured, the planner uses
+    /// `max(leadTimeSeconds, metricDelaySeconds + measured ready time)`.
     pub lead_time_seconds: f64,
+    /// Age of the viewer counts plus the time to act on them (scrape, reconcile, pod
+    /// scheduling), added to a measured relay-ready time. Default 30 s.
+    pub metric_delay_seconds: f64,
     /// Extra capacity above the forecast, as a fraction. Default 0.2.
     pub headroom: f64,
     /// No scale-down within this long after a scale-up (or after planning starts).
@@ -103,6 +107,7 @@ impl Default for ScalingSettings {
     fn default() -> Self {
         Self {
             lead_time_seconds: 60.0,
+            metric_delay_seconds: 30.0,
             headroom: 0.2,
             scale_down_stabilization_seconds: 300.0,
             scale_down_smoothing_seconds: 60.0,
@@ -147,6 +152,11 @@ impl ScalingSettings {
         check(
             finite_nonneg(self.lead_time_seconds),
             "scaling.leadTimeSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(self.metric_delay_seconds),
+            "scaling.metricDelaySeconds",
             "must be a finite number >= 0",
         )?;
         check(

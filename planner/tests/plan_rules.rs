@@ -46,7 +46,7 @@ fn measured_ready_time_longer_than_lead_time_stretches_the_horizon() {
     let mut i = input(120.0, vec![r]);
     i.relay_ready_seconds = Some(180.0);
     let out = plan(&i, &PlannerState::default()).unwrap();
-    assert_eq!(out.regions[0].horizon_seconds, 180.0);
+    assert_eq!(out.regions[0].horizon_seconds, 210.0);
 }
 
 #[test]

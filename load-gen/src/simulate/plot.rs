@@ -54,8 +54,13 @@ fn trim(v: f64) -> String {
 fn time_label(s: f64, span: f64) -> String {
     if span > 4.0 * 3600.0 {
         format!("{}h", trim(s / 3600.0))
-    } else {
+    } else if span > 600.0 && s >= 3600.0 {
+        let minutes = (s / 60.0).round() as u64;
+        format!("{}h{:02}", minutes / 60, minutes % 60)
+    } else if span > 600.0 {
         format!("{}m", trim(s / 60.0))
+    } else {
+        format!("{}s", trim(s))
     }
 }
 
@@ -113,18 +118,15 @@ fn panel(svg: &mut String, p: &Panel, demand: &[f64], outcomes: &[&Outcome]) {
         );
         v += y_step;
     }
-    let x_step = nice_step(span as f64, 8.0).max(1.0);
-    let x_step = if span > 1800 {
-        // Whole minutes or hours.
-        let unit = if span as f64 > 4.0 * 3600.0 {
-            3600.0
-        } else {
-            60.0
-        };
-        (x_step / unit).ceil() * unit
+    // Ticks in whole hours, minutes or seconds, whichever the labels use.
+    let unit = if span as f64 > 4.0 * 3600.0 {
+        3600.0
+    } else if span > 600 {
+        60.0
     } else {
-        x_step
+        1.0
     };
+    let x_step = nice_step(span as f64 / unit, 8.0).ceil().max(1.0) * unit;
     let mut t = (p.from as f64 / x_step).ceil() * x_step;
     while t <= p.to as f64 {
         let _ = writeln!(
@@ -149,7 +151,17 @@ fn panel(svg: &mut String, p: &Panel, demand: &[f64], outcomes: &[&Outcome]) {
             points.trim_end()
         );
     };
-    for o in outcomes {
+    let values = (0..columns)
+        .map(|c| {
+            let r = bucket(c);
+            let high = demand[r.clone()].iter().copied().fold(0.0, f64::max);
+            (r.start as f64, high)
+        })
+        .collect();
+    line(values, "#000", 2.2, "");
+    let mut ordered: Vec<&&Outcome> = outcomes.iter().collect();
+    ordered.sort_by_key(|o| o.name == "oracle");
+    for o in ordered {
         let (stroke, dash) = color(o.name);
         let values = (0..columns)
             .map(|c| {
@@ -163,14 +175,6 @@ fn panel(svg: &mut String, p: &Panel, demand: &[f64], outcomes: &[&Outcome]) {
             .collect();
         line(values, stroke, 1.8, dash);
     }
-    let values = (0..columns)
-        .map(|c| {
-            let r = bucket(c);
-            let high = demand[r.clone()].iter().copied().fold(0.0, f64::max);
-            (r.start as f64, high)
-        })
-        .collect();
-    line(values, "#000", 2.2, "");
 }
 
 /// Renders the plot for one simulation run.
