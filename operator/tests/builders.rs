@@ -127,7 +127,11 @@ fn relay_args_name_tier_region_prewarm_and_upstreams_in_order() {
     assert_eq!(arg_after(&args, "--tier"), ["edge"]);
     assert_eq!(arg_after(&args, "--region"), ["eu-west"]);
     assert_eq!(arg_after(&args, "--prewarm"), ["live/final"]);
-    assert_eq!(arg_after(&args, "--max-viewers"), ["2000"]);
+    assert_eq!(
+        arg_after(&args, "--max-viewers"),
+        ["4000"],
+        "twice viewersPerEdge"
+    );
     assert_eq!(
         arg_after(&args, "--upstream"),
         ["rtmp://final-origin.default.svc.cluster.local:1935/live"]

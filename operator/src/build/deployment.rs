@@ -52,8 +52,10 @@ pub fn relay_args(
         args.push(format!("{}/{}", spec.app, target.stream));
     }
     if tier.kind == TierKind::Edge {
+        // viewersPerEdge is the sizing target; the hard cap is twice that, so viewers beyond
+        // the forecast overflow onto running edges while new ones start instead of being refused.
         args.push("--max-viewers".to_string());
-        args.push(spec.tree.viewers_per_edge.to_string());
+        args.push(max_viewers(spec.tree.viewers_per_edge).to_string());
     }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
@@ -61,6 +63,11 @@ pub fn relay_args(
     args.push("json".to_string());
     args.extend(spec.relay.extra_args.iter().cloned());
     args
+}
+
+/// An edge's `--max-viewers`: twice the viewers it is sized for.
+pub fn max_viewers(viewers_per_edge: u32) -> u64 {
+    u64::from(viewers_per_edge) * 2
 }
 
 fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
