@@ -116,7 +116,7 @@ mod tree;
 pub use estimate::{Estimate, estimate};
 pub use input::{PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
 pub use output::{Plan, RegionPlan, ScaleChange};
-pub use planner::plan;
+pub use planner::{plan, reflector_removals};
 pub use settings::{FlashCrowdSettings, ScalingSettings, TreeSettings};
 pub use sizing::edges_for_viewers;
 pub use state::{FlashState, PlannerState, Recommendation, RegionState};

@@ -407,7 +407,11 @@ fn edge_removals(region: &RegionInput, how_many: u32) -> Vec<String> {
         .collect()
 }
 
-fn reflector_removals(region: &RegionInput, planned: &[u32]) -> Vec<String> {
+/// Reflectors to delete so that `region` ends up with `planned` reflectors per level
+/// (index 0 = level 1), least loaded first. [`plan`] already lists these in
+/// `RegionPlan::remove`; a caller that rebuilds the tree itself (e.g. with
+/// [`crate::build_tree`] over regions planned one by one) calls this with its own tree.
+pub fn reflector_removals(region: &RegionInput, planned: &[u32]) -> Vec<String> {
     let mut out = Vec::new();
     for (index, existing) in region.reflectors.iter().enumerate() {
         let level = index as u32 + 1;

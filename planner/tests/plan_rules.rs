@@ -272,3 +272,31 @@ fn state_round_trips_through_json_and_plans_are_deterministic() {
     assert_eq!(back, a.state);
     assert!(json.contains("lastScaleUpS"), "{json}");
 }
+
+#[test]
+fn reflector_removals_follow_a_rebuilt_tree() {
+    let mut r = region("eu", vec![], &[]);
+    r.reflectors = vec![
+        TierCount {
+            relays: 3,
+            ready: 3,
+        },
+        TierCount {
+            relays: 1,
+            ready: 1,
+        },
+    ];
+    for (name, level, viewers) in [("a", 1, 30), ("b", 1, 10), ("c", 1, 20), ("top", 2, 60)] {
+        r.relays.push(surge_planner::RelayLoad {
+            name: name.into(),
+            tier: Tier::Reflector(level),
+            viewers,
+            ready: true,
+        });
+    }
+    assert_eq!(surge_planner::reflector_removals(&r, &[2, 1]), vec!["b"]);
+    assert_eq!(
+        surge_planner::reflector_removals(&r, &[]),
+        vec!["b", "c", "a", "top"]
+    );
+}
