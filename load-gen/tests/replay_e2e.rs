@@ -47,11 +47,14 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// nginx with the RTMP module, one worker, on a free loopback port.
 fn start_nginx(dir: &Path) -> (Guard, u16) {
+    start_nginx_on(dir, free_port())
+}
+
+fn start_nginx_on(dir: &Path, port: u16) -> (Guard, u16) {
     assert!(
         Path::new(NGINX_MODULE).exists() && Path::new("/usr/sbin/nginx").exists(),
         "nginx + libnginx-mod-rtmp are needed (scripts/install-deps installs them)"
     );
-    let port = free_port();
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
@@ -340,4 +343,43 @@ fn looped_ffmpeg_file_is_republished_decodable_with_timing() {
         "{report:#}"
     );
     assert!(report["lag_ms"]["p99"].as_f64().is_some_and(|l| l < 1000.0));
+}
+
+fn three_viewer_replay(dir: &Path, port: u16) -> Value {
+    let trace = dir.join("three.csv");
+    std::fs::write(
+        &trace,
+        "# livetrace v1; three viewers\nbroadcast_id,t_s,region,viewers\nb,0,eu,3\nb,4,eu,3\n",
+    )
+    .expect("trace");
+    let report_path = dir.join("r.json");
+    let out = replay(&[
+        "--trace",
+        trace.to_str().expect("utf-8 path"),
+        "--target",
+        &format!("eu=127.0.0.1:{port}"),
+        "--stream",
+        "live/e2e",
+        "--report",
+        report_path.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report")).expect("JSON")
+}
+
+#[test]
+fn publisher_keeps_retrying_until_the_server_comes_up() {
+    let dir = temp_dir("reconnect");
+    let port = free_port();
+    // The publisher starts first, against a port where nothing listens yet.
+    let _publisher = publish(port, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_nginx, port) = start_nginx_on(&dir, port);
+    let report = three_viewer_replay(&dir, port);
+    assert_eq!(report["errors"], 0);
+    assert!(report["details"]["frames"].as_u64().unwrap_or(0) >= 3 * 30);
 }

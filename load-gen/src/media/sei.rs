@@ -50,18 +50,23 @@ pub fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Removes emulation-prevention bytes into `out` (cleared first).
-fn unescape_into(nal_payload: &[u8], out: &mut Vec<u8>) {
-    out.clear();
+/// Removes emulation-prevention bytes into `out`; returns the unescaped length.
+fn unescape_into(nal_payload: &[u8], out: &mut [u8]) -> usize {
+    let mut len = 0;
     let mut zeros = 0;
     for &b in nal_payload {
         if zeros >= 2 && b == 3 {
             zeros = 0;
             continue;
         }
-        out.push(b);
+        if len == out.len() {
+            break;
+        }
+        out[len] = b;
+        len += 1;
         zeros = if b == 0 { zeros + 1 } else { 0 };
     }
+    len
 }
 
 /// Reads the timing stamp from one SEI NAL unit (header byte included), if it has ours.
@@ -69,9 +74,10 @@ pub fn decode_timing_nal(nal: &[u8]) -> Option<TimingStamp> {
     if nal.first().map(|h| h & 0x1f) != Some(NAL_SEI) {
         return None;
     }
-    // Small on-stack scratch: the messages we look for are 32 bytes long.
-    let mut buf = Vec::with_capacity(64);
-    unescape_into(&nal[1..nal.len().min(1 + 96)], &mut buf);
+    // On-stack scratch (no allocation per frame): our message is 34 bytes with its header.
+    let mut scratch = [0u8; 96];
+    let len = unescape_into(&nal[1..nal.len().min(1 + 128)], &mut scratch);
+    let buf = &scratch[..len];
     let mut at = 0;
     while at + 2 <= buf.len() && buf[at] != 0x80 {
         let mut payload_type = 0usize;

@@ -62,6 +62,25 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             json!({"prebuffer_s": p, "stall_ratio": stats.stall_ratio(i), "stalls": stats.stalls[i]})
         })
         .collect();
+    let by_region: serde_json::Map<String, Value> = info
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let h = &stats.lag_by_region[i];
+            (
+                name.clone(),
+                json!({
+                    "viewers_peak": stats.peak_by_region[i],
+                    "lag_ms": {
+                        "p50": opt(ms(h.quantile(0.5))),
+                        "p99": opt(ms(h.quantile(0.99))),
+                        "max": opt(ms(h.max())),
+                    },
+                }),
+            )
+        })
+        .collect();
     let mean_mbps = if info.wall_seconds > 0.0 {
         stats.bytes as f64 * 8.0 / 1e6 / info.wall_seconds
     } else {
@@ -107,6 +126,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "frames_without_timing_sei": stats.frames_unstamped,
             "frames_catchup": stats.frames_catchup,
             "stall_by_prebuffer": stall_by_prebuffer,
+            "by_region": by_region,
             "startup_cdf_ms": cdf(&startup, 200),
             "error_kinds": stats.error_kinds,
         }
@@ -122,7 +142,7 @@ mod tests {
         let mut stats = Stats::new(1, 1.0);
         stats.session_started(0);
         stats.began_playing(0, 5.0, 12.0);
-        stats.on_frame(Some(3_000));
+        stats.on_frame(0, Some(3_000));
         stats.close_window(0.0, 1);
         let info = RunInfo {
             trace: "t.csv".into(),
@@ -152,6 +172,7 @@ mod tests {
         assert_eq!(report["startup_ms"]["p50"], 12.0);
         assert!((report["lag_ms"]["p50"].as_f64().expect("lag") - 3.0).abs() < 0.1);
         assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1));
+        assert_eq!(report["details"]["by_region"]["eu"]["viewers_peak"], 1);
     }
 
     #[test]

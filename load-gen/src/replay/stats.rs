@@ -76,6 +76,9 @@ pub struct Stats {
     pub main: usize,
     pub lag_total: Histogram,
     pub lag_window: Histogram,
+    /// Lag per region over the whole run.
+    pub lag_by_region: Vec<Histogram>,
+    pub peak_by_region: Vec<u64>,
     pub startup_ms: Vec<f64>,
     pub connect_ms: Vec<f64>,
     pub playing: Vec<u64>,
@@ -123,6 +126,8 @@ impl Stats {
             main,
             lag_total: Histogram::new(),
             lag_window: Histogram::new(),
+            lag_by_region: vec![Histogram::new(); regions],
+            peak_by_region: vec![0; regions],
             startup_ms: Vec::new(),
             connect_ms: Vec::new(),
             playing: vec![0; regions],
@@ -173,6 +178,7 @@ impl Stats {
         self.connect_ms.push(connect_ms);
         self.startup_ms.push(startup_ms);
         self.viewers_peak = self.viewers_peak.max(self.viewers_now());
+        self.peak_by_region[region] = self.peak_by_region[region].max(self.playing[region]);
     }
 
     #[inline]
@@ -182,11 +188,14 @@ impl Stats {
     }
 
     #[inline]
-    pub fn on_frame(&mut self, lag_us: Option<u64>) {
+    pub fn on_frame(&mut self, region: usize, lag_us: Option<u64>) {
         self.frames += 1;
         self.window_frames += 1;
         match lag_us {
-            Some(l) => self.lag_window.record(l),
+            Some(l) => {
+                self.lag_window.record(l);
+                self.lag_by_region[region].record(l);
+            }
             None => self.frames_unstamped += 1,
         }
     }

@@ -134,8 +134,11 @@ impl Session {
         match stamp {
             // Published before this viewer asked: replayed from a GOP cache, not live lag.
             Some(s) if s.publish_us < self.t0_unix_us => stats.on_catchup_frame(),
-            Some(s) => stats.on_frame(Some(stats.clock.unix_us(now).saturating_sub(s.publish_us))),
-            None => stats.on_frame(None),
+            Some(s) => {
+                let lag = stats.clock.unix_us(now).saturating_sub(s.publish_us);
+                stats.on_frame(self.region, Some(lag));
+            }
+            None => stats.on_frame(self.region, None),
         }
         if let Some(s) = stamp {
             if let Some(last) = self.last_sequence

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Side-by-side capacity benchmark: surge-relay (release) and nginx-rtmp (Debian), each
+# pinned to one core, fed by the same 600 kbps / 30 fps / 2 s-GOP publisher; viewers
+# ramped in steps (500, 1000, 2000, ...) until p99 lag passes the limit, the relay's core
+# saturates, viewers cannot all be served, or the load generator's own core is the
+# bottleneck. Steps alternate between the relays so both see the same machine.
+#
+# Usage: scripts/bench/capacity.sh            (defaults below; override with env vars)
+#   STEPS="500 1000 2000 4000 8000"  STEP_SECONDS=20  RELAYS="surge nginx"
+#   RELAY_CORE=0  LOAD_CORE=1  LAG_P99_LIMIT_MS=200  CPU_LIMIT=0.95  PROTOCOL=rtmp
+#   OUT=target/bench/capacity-<time>
+# Output: $OUT/results.csv, $OUT/results.md, and per step the replay JSON/HTML reports.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
+
+STEPS=${STEPS:-"500 1000 2000 4000 8000"}
+STEP_SECONDS=${STEP_SECONDS:-20}
+RELAYS=${RELAYS:-"surge nginx"}
+RELAY_CORE=${RELAY_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+LAG_P99_LIMIT_MS=${LAG_P99_LIMIT_MS:-200}
+CPU_LIMIT=${CPU_LIMIT:-0.95}
+PROTOCOL=${PROTOCOL:-rtmp}
+OUT=${OUT:-target/bench/capacity-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+cargo build -q --release -p surge-relay -p surge-load
+relay_bin=target/release/surge-relay
+load_bin=target/release/surge-load
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+declare -A port http pid
+for r in $RELAYS; do
+  port[$r]=$(free_port)
+  case $r in
+    surge)
+      http[$r]=$(free_port)
+      taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
+        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 >"$OUT/surge-relay.log" 2>&1 &
+      pid[$r]=$!
+      ;;
+    nginx)
+      http[$r]=""
+      nginx_conf "$OUT/nginx" "${port[$r]}"
+      taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
+        -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
+      pid[$r]=$!
+      ;;
+    *) echo "unknown relay $r (surge|nginx)" >&2; exit 2 ;;
+  esac
+  pids+=("${pid[$r]}")
+  wait_port "${port[$r]}"
+  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/bench" \
+    --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish-$r.log" 2>&1 &
+  pids+=($!)
+done
+sleep 3
+
+{
+  echo "# machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)"
+  echo "# command: STEPS=\"$STEPS\" STEP_SECONDS=$STEP_SECONDS RELAYS=\"$RELAYS\" PROTOCOL=$PROTOCOL $0"
+  echo "relay,viewers,viewers_peak,relay_cpu_util,relay_cpu_s_per_gb,rss_kib_per_viewer,startup_p50_ms,startup_p99_ms,lag_p50_ms,lag_p99_ms,errors,disconnects,stall_ratio,mbps,loadgen_cpu_util,verdict"
+} >"$OUT/results.csv"
+
+declare -A done_relay
+for n in $STEPS; do
+  for r in $RELAYS; do
+    [ -n "${done_relay[$r]:-}" ] && continue
+    trace="$OUT/flat-$n.csv"
+    flat_trace "$trace" bench "$n" "$STEP_SECONDS"
+    target="*=127.0.0.1:${port[$r]}"
+    [ -n "${http[$r]}" ] && target="$target:${http[$r]}"
+    rss0=$(rss_kib "${pid[$r]}")
+    cpu0=$(cpu_seconds "${pid[$r]}")
+    # Peak RSS while the step runs.
+    (max=0; while sleep 0.5; do v=$(rss_kib "${pid[$r]}"); [ "$v" -gt "$max" ] && max=$v && echo "$max" >"$OUT/rss-$r-$n"; done) &
+    sampler=$!
+    t0=$(date +%s.%N)
+    TIMEFORMAT='%R %U %S'
+    { time RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" --target "$target" \
+        --stream live/bench --protocol "$PROTOCOL" --report "$OUT/$r-$n.json" --html "$OUT/$r-$n.html" \
+        >"$OUT/$r-$n.out" 2>"$OUT/$r-$n.log" ; } 2>"$OUT/$r-$n.time" || true
+    t1=$(date +%s.%N)
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    cpu1=$(cpu_seconds "${pid[$r]}")
+    rss1=$(cat "$OUT/rss-$r-$n" 2>/dev/null || echo "$rss0")
+    if [ ! -s "$OUT/$r-$n.json" ]; then
+      echo "$r,$n,0,,,,,,,,,,,,,replay failed (see $r-$n.log)" >>"$OUT/results.csv"
+      done_relay[$r]=1
+      continue
+    fi
+    row=$(python3 - "$OUT/$r-$n.json" "$OUT/$r-$n.time" "$r" "$n" "$cpu0" "$cpu1" "$t0" "$t1" "$rss0" "$rss1" "$LAG_P99_LIMIT_MS" "$CPU_LIMIT" <<'PY'
+import json, sys
+rep_path, time_path, relay, n, cpu0, cpu1, t0, t1, rss0, rss1, lag_limit, cpu_limit = sys.argv[1:]
+rep = json.load(open(rep_path))
+real, user, sys_ = (float(x) for x in open(time_path).read().split()[-3:])
+n = int(n)
+wall = float(t1) - float(t0)
+cpu = float(cpu1) - float(cpu0)
+util = cpu / wall if wall > 0 else 0
+gb = rep["details"]["bytes"] / 1e9
+peak = rep["viewers_peak"]
+per_gb = cpu / gb if gb > 0 else float("nan")
+rss_per = (int(rss1) - int(rss0)) / peak if peak else float("nan")
+lag = rep["lag_ms"]; st = rep["startup_ms"]
+load_util = (user + sys_) / real if real > 0 else 0
+f = lambda v: "" if v is None else f"{v:.1f}"
+verdict = []
+if lag["p99"] is None or lag["p99"] > float(lag_limit): verdict.append("p99 lag over limit")
+if util >= float(cpu_limit): verdict.append("relay core saturated")
+if peak < 0.95 * n: verdict.append("not all viewers served")
+if rep["errors"] > n / 100: verdict.append("errors > 1%")
+if load_util >= 0.9: verdict.append("load generator core saturated")
+mbps = rep["details"]["mean_mbps"]
+print(f'{relay},{n},{peak},{util:.3f},{per_gb:.2f},{rss_per:.1f},{f(st["p50"])},{f(st["p99"])},{f(lag["p50"])},{f(lag["p99"])},{rep["errors"]},{rep["details"]["disconnects"]},{rep["stall_ratio"]:.4f},{mbps:.0f},{load_util:.3f},{"; ".join(verdict) or "ok"}')
+PY
+)
+    echo "$row" >>"$OUT/results.csv"
+    echo "$row"
+    case $row in *",ok") ;; *) done_relay[$r]=1 ;; esac
+  done
+done
+
+python3 - "$OUT/results.csv" >"$OUT/results.md" <<'PY'
+import csv, sys
+lines = open(sys.argv[1]).read().splitlines()
+comments = [l for l in lines if l.startswith("#")]
+rows = list(csv.DictReader([l for l in lines if not l.startswith("#")]))
+for c in comments: print(c.lstrip("# ") + "  ")
+print()
+cols = ["relay","viewers","viewers_peak","relay_cpu_util","relay_cpu_s_per_gb","rss_kib_per_viewer","startup_p50_ms","startup_p99_ms","lag_p50_ms","lag_p99_ms","errors","disconnects","loadgen_cpu_util","verdict"]
+print("| " + " | ".join(cols) + " |")
+print("|" + "---|" * len(cols))
+for r in rows: print("| " + " | ".join(r.get(c, "") for c in cols) + " |")
+print()
+best = {}
+for r in rows:
+    if r["verdict"] == "ok":
+        best[r["relay"]] = max(best.get(r["relay"], 0), int(r["viewers"]))
+for relay, v in best.items(): print(f"- {relay}: largest step passing every limit: {v} viewers")
+if "surge" in best and "nginx" in best and best["nginx"]:
+    print(f"- ratio surge/nginx (largest passing step): {best['surge'] / best['nginx']:.2f}")
+PY
+cat "$OUT/results.md"
+echo "results in $OUT"

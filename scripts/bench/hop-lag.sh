@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Lag added per hop: origin -> reflector -> edge, with EDGE_VIEWERS viewers at the edge and
+# a few probe viewers at the origin and the reflector, all in one replay (one region per
+# tier), so the three lag distributions come from the same frames at the same time.
+# Added lag per hop = difference of the tiers' lag percentiles.
+#
+# Usage: scripts/bench/hop-lag.sh        (env: RELAY=surge|nginx EDGE_VIEWERS=1000
+#        PROBE_VIEWERS=20 SECONDS_=30 RELAY_CORE=0 LOAD_CORE=1 OUT=target/bench/hop-<time>)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
+
+RELAY=${RELAY:-surge}
+EDGE_VIEWERS=${EDGE_VIEWERS:-1000}
+PROBE_VIEWERS=${PROBE_VIEWERS:-20}
+SECONDS_=${SECONDS_:-30}
+RELAY_CORE=${RELAY_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+OUT=${OUT:-target/bench/hop-$RELAY-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+cargo build -q --release -p surge-relay -p surge-load
+relay_bin=target/release/surge-relay
+load_bin=target/release/surge-load
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+declare -A port
+for tier in origin reflector edge; do port[$tier]=$(free_port); done
+upstream_of() { case $1 in reflector) echo origin ;; edge) echo reflector ;; esac; }
+
+for tier in origin reflector edge; do
+  up=$(upstream_of "$tier")
+  case $RELAY in
+    surge)
+      args=(--rtmp-listen "127.0.0.1:${port[$tier]}" --http-listen "127.0.0.1:$(free_port)" --tier "$tier" --max-viewers 100000)
+      [ -n "$up" ] && args+=(--upstream "rtmp://127.0.0.1:${port[$up]}/live")
+      taskset -c "$RELAY_CORE" "$relay_bin" "${args[@]}" >"$OUT/$tier.log" 2>&1 &
+      ;;
+    nginx)
+      pull=""
+      [ -n "$up" ] && pull="rtmp://127.0.0.1:${port[$up]}/live"
+      nginx_conf "$OUT/nginx-$tier" "${port[$tier]}" "$pull"
+      taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx-$tier/nginx.conf" -p "$OUT/nginx-$tier" \
+        -g 'daemon off; error_log stderr;' >"$OUT/$tier.log" 2>&1 &
+      ;;
+    *) echo "RELAY must be surge or nginx" >&2; exit 2 ;;
+  esac
+  pids+=($!)
+  wait_port "${port[$tier]}"
+done
+
+taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[origin]}/live/hop" \
+  --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish.log" 2>&1 &
+pids+=($!)
+sleep 3
+
+trace="$OUT/hop.csv"
+{
+  echo "# livetrace v1; hop lag: $PROBE_VIEWERS probes at origin and reflector, $EDGE_VIEWERS at the edge"
+  echo "broadcast_id,t_s,region,viewers"
+  for t in 0 "$SECONDS_"; do
+    echo "hop,$t,origin,$PROBE_VIEWERS"
+    echo "hop,$t,reflector,$PROBE_VIEWERS"
+    echo "hop,$t,edge,$EDGE_VIEWERS"
+  done
+} >"$trace"
+
+RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" \
+  --target "origin=127.0.0.1:${port[origin]}" --target "reflector=127.0.0.1:${port[reflector]}" \
+  --target "edge=127.0.0.1:${port[edge]}" --stream live/hop \
+  --report "$OUT/report.json" --html "$OUT/report.html" | tee "$OUT/summary.txt"
+
+python3 - "$OUT/report.json" "$RELAY" "$EDGE_VIEWERS" <<'PY' | tee "$OUT/results.md"
+import json, sys
+rep = json.load(open(sys.argv[1])); relay = sys.argv[2]
+tiers = rep["details"]["by_region"]
+print(f"relay {relay}, {sys.argv[3]} viewers at the edge; errors {rep['errors']}, disconnects {rep['details']['disconnects']}")
+print()
+print("| tier | viewers | lag p50 ms | lag p99 ms | added p50 ms | added p99 ms |")
+print("|---|---|---|---|---|---|")
+prev = None
+for t in ["origin", "reflector", "edge"]:
+    lag = tiers[t]["lag_ms"]
+    add50 = add99 = ""
+    if prev and lag["p50"] is not None and prev["p50"] is not None:
+        add50 = f'{lag["p50"] - prev["p50"]:.2f}'
+        add99 = f'{lag["p99"] - prev["p99"]:.2f}'
+    print(f'| {t} | {tiers[t]["viewers_peak"]} | {lag["p50"]:.2f} | {lag["p99"]:.2f} | {add50} | {add99} |')
+    prev = lag
+PY
+echo "results in $OUT"

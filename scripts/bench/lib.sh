@@ -1,0 +1,70 @@
+# Shared helpers for the benchmark scripts (sourced).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 200); do
+    (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# A process and its children (nginx master + worker).
+proc_tree() {
+  local p
+  for p in "$@"; do
+    echo "$p"
+    pgrep -P "$p" || true
+  done
+}
+
+# CPU seconds (user + system) used so far by the given processes and their children.
+cpu_seconds() {
+  local tck total=0 p
+  tck=$(getconf CLK_TCK)
+  for p in $(proc_tree "$@"); do
+    [ -r "/proc/$p/stat" ] || continue
+    # Fields 14 and 15 (utime, stime), counted after the ")" that ends the command name.
+    total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  python3 -c "print($total / $tck)"
+}
+
+# Resident memory (KiB) of the given processes and their children.
+rss_kib() {
+  local total=0 p v
+  for p in $(proc_tree "$@"); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# Writes a step trace: 0 to N viewers over RAMP seconds (default 5), then N until SECONDS.
+flat_trace() {
+  local file=$1 region=$2 viewers=$3 seconds=$4 ramp=${5:-5}
+  {
+    echo "# livetrace v1; flat $viewers viewers for $seconds s (benchmark step)"
+    echo "broadcast_id,t_s,region,viewers"
+    echo "bench,0,$region,0"
+    echo "bench,$ramp,$region,$viewers"
+    echo "bench,$seconds,$region,$viewers"
+  } >"$file"
+}
+
+nginx_conf() {
+  local dir=$1 port=$2 pull=${3:-}
+  mkdir -p "$dir/logs"
+  local pull_line=""
+  [ -n "$pull" ] && pull_line="pull $pull;"
+  cat >"$dir/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+worker_rlimit_nofile 100000;
+pid $dir/nginx.pid;
+events { worker_connections 60000; }
+rtmp { server { listen 127.0.0.1:$port; chunk_size 4096; application live { live on; $pull_line } } }
+CONF
+}
