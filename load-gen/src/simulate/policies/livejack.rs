@@ -58,3 +58,36 @@ impl Policy for LiveJack {
         Some(desired)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::demand::Demand;
+    use crate::simulate::engine::{SimSettings, simulate};
+
+    #[test]
+    fn one_relay_per_350_viewers_and_a_minute_before_scaling_down() {
+        let mut v = vec![3_500.0; 100];
+        v.extend(vec![700.0; 200]);
+        let demand = Demand {
+            broadcast_id: "b".into(),
+            regions: vec!["r".into()],
+            start_s: 0,
+            viewers: vec![v],
+        };
+        let settings = SimSettings {
+            ready_s: 0,
+            viewers_per_edge: 500,
+            min_edges: 1,
+            max_edges: 100,
+        };
+        let out = simulate(&mut LiveJack::new(1, 350.0), &demand, &settings);
+        assert_eq!(out.capacity[10], 10.0 * 500.0, "3,500 / 350 = 10 relays");
+        assert_eq!(
+            out.capacity[150],
+            10.0 * 500.0,
+            "still 10 within the minute"
+        );
+        assert_eq!(out.capacity[299], 2.0 * 500.0, "700 / 350 = 2 relays");
+    }
+}
