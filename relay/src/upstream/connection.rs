@@ -1,0 +1,207 @@
+//! One upstream connection: TCP connect, RTMP handshake, then the play session until the
+//! connection ends, fails, goes silent, or the puller is cancelled.
+
+use std::time::Duration;
+
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+
+use super::PullerOptions;
+use super::session::{PullEvent, PullSession, SessionError};
+use super::url::UpstreamUrl;
+
+const READ_BUFFER: usize = 64 * 1024;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection ended (other than cancellation).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("no playback within {0:?} of connecting")]
+    SetupTimeout(Duration),
+    #[error("no data from upstream for {0:?}")]
+    Idle(Duration),
+    #[error("upstream closed the connection")]
+    Closed,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("write to upstream timed out")]
+    WriteTimeout,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// How a connection ended.
+pub enum ConnectionEnd {
+    Cancelled,
+    Ended {
+        error: ConnectionError,
+        /// How long playback lasted (zero if it never started).
+        played_for: Duration,
+        /// The publisher had ended when the connection went away.
+        publisher_ended: bool,
+    },
+}
+
+/// Runs one connection, passing events to `on_event` as they happen.
+pub async fn run(
+    url: &UpstreamUrl,
+    app: &str,
+    stream: &str,
+    opts: &PullerOptions,
+    cancel: &CancellationToken,
+    mut on_event: impl FnMut(PullEvent),
+) -> ConnectionEnd {
+    let mut played_since: Option<Instant> = None;
+    let mut publisher_ended = false;
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return ConnectionEnd::Cancelled,
+        r = drive(url, app, stream, opts, &mut played_since, &mut publisher_ended, &mut on_event) => r,
+    };
+    let error = match result {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    ConnectionEnd::Ended {
+        error,
+        played_for: played_since.map(|t| t.elapsed()).unwrap_or_default(),
+        publisher_ended,
+    }
+}
+
+enum Never {}
+
+async fn drive(
+    url: &UpstreamUrl,
+    app: &str,
+    stream: &str,
+    opts: &PullerOptions,
+    played_since: &mut Option<Instant>,
+    publisher_ended: &mut bool,
+    on_event: &mut impl FnMut(PullEvent),
+) -> Result<Never, ConnectionError> {
+    let addr = url.socket_addr();
+    let mut socket = match timeout(opts.connect_timeout, TcpStream::connect(&addr)).await {
+        Err(_) => return Err(ConnectionError::ConnectTimeout(addr)),
+        Ok(Err(source)) => return Err(ConnectionError::Connect { addr, source }),
+        Ok(Ok(s)) => s,
+    };
+    let _ = socket.set_nodelay(true);
+    let setup_deadline = Instant::now() + opts.setup_timeout;
+    let mut buf = vec![0u8; READ_BUFFER];
+
+    // Handshake.
+    let mut handshake = Handshake::new(PeerType::Client);
+    let c0c1 = handshake
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| ConnectionError::Handshake(e.to_string()))?;
+    write(&mut socket, &c0c1).await?;
+    let leftover = loop {
+        let n = read(&mut socket, &mut buf, Some(setup_deadline), || {
+            ConnectionError::SetupTimeout(opts.setup_timeout)
+        })
+        .await?;
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handshake.process_bytes(&buf[..n])
+        }))
+        .map_err(|_| ConnectionError::Handshake("handshake code panicked".into()))?
+        .map_err(|e| ConnectionError::Handshake(e.to_string()))?;
+        match step {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                write(&mut socket, &response_bytes).await?;
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                write(&mut socket, &response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+
+    // Play session.
+    let app = url.app_or(app);
+    let (mut session, connect) =
+        PullSession::new(app, stream, url.tc_url(app), opts.chunk_limits.clone())?;
+    write(&mut socket, &connect).await?;
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    let mut n = leftover.len();
+    if n > buf.len() {
+        buf.resize(n, 0);
+    }
+    buf[..n].copy_from_slice(&leftover);
+    loop {
+        session.handle_input(&buf[..n], &mut out, &mut events)?;
+        for ev in events.drain(..) {
+            match ev {
+                PullEvent::Playing => *played_since = Some(Instant::now()),
+                PullEvent::PublisherEnded => *publisher_ended = true,
+                PullEvent::PublisherStarted => *publisher_ended = false,
+                PullEvent::Media { .. } => {}
+            }
+            on_event(ev);
+        }
+        write(&mut socket, &out).await?;
+        out.clear();
+        // Silence limits: until playback, the setup deadline; while the publisher is live, the
+        // idle timeout; after the publisher ended, none (the upstream may stay quiet for long).
+        n = if !session.is_playing() {
+            read(&mut socket, &mut buf, Some(setup_deadline), || {
+                ConnectionError::SetupTimeout(opts.setup_timeout)
+            })
+            .await?
+        } else if session.publisher_ended() {
+            read(&mut socket, &mut buf, None, || ConnectionError::Closed).await?
+        } else {
+            read(
+                &mut socket,
+                &mut buf,
+                Some(Instant::now() + opts.idle_timeout),
+                || ConnectionError::Idle(opts.idle_timeout),
+            )
+            .await?
+        };
+    }
+}
+
+async fn read(
+    socket: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+    on_timeout: impl FnOnce() -> ConnectionError,
+) -> Result<usize, ConnectionError> {
+    let n = match deadline {
+        Some(d) => timeout_at(d, socket.read(buf))
+            .await
+            .map_err(|_| on_timeout())??,
+        None => socket.read(buf).await?,
+    };
+    if n == 0 {
+        return Err(ConnectionError::Closed);
+    }
+    Ok(n)
+}
+
+async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), ConnectionError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    timeout(WRITE_TIMEOUT, socket.write_all(bytes))
+        .await
+        .map_err(|_| ConnectionError::WriteTimeout)??;
+    Ok(())
+}

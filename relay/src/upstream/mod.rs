@@ -1,0 +1,127 @@
+//! Upstream pulling: one RTMP play connection per stream, tried in `--upstream` order, with
+//! failover, capped exponential backoff and monotonic timestamps across reconnects.
+//!
+//! Where things are:
+//! - [`puller`]: the failover loop (which upstream next, backoff, state reports, rebasing).
+//! - [`connection`]: one TCP connection: handshake, then bytes in/out of a [`session::PullSession`].
+//! - [`session`]: sans-IO play session: bounded chunk reader in front of rml_rtmp's
+//!   `ClientSession`, which only ever sees complete, checked command messages.
+//! - Pure parts: [`chunk_reader`], [`amf0_guard`], [`wire`], [`status`], [`rebase`],
+//!   [`backoff`], [`url`].
+
+pub mod amf0_guard;
+pub mod backoff;
+pub mod chunk_reader;
+mod connection;
+pub mod puller;
+pub mod rebase;
+pub mod session;
+pub mod status;
+pub mod url;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::media::MediaMessage;
+
+pub use backoff::BackoffPolicy;
+pub use chunk_reader::ChunkLimits;
+pub use url::{UpstreamUrl, UrlError};
+
+/// Receives what a puller pulls. Called from the puller's task; implementations must not block.
+pub trait MediaSink: Send + Sync + 'static {
+    /// Audio, video or metadata, with timestamps already rebased to be monotonic. After a
+    /// failover the new upstream's metadata and sequence headers arrive again (mid-stream).
+    fn on_media(&self, msg: MediaMessage);
+    /// Connection state changes (deduplicated). `Connected` is also reported again when media
+    /// resumes after an end of stream on the same connection.
+    fn on_upstream_state(&self, state: UpstreamState);
+    /// The publisher at the source ended the stream (not a connection failure). The puller keeps
+    /// its connection (or keeps retrying quietly) in case the publisher comes back.
+    fn on_end_of_stream(&self);
+}
+
+/// Where a puller is in its connection life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum UpstreamState {
+    /// First round of attempts, nothing connected yet.
+    Connecting,
+    /// Playing from `url`.
+    Connected { url: String },
+    /// Lost the upstream (or the publisher ended and the upstream closed); trying again.
+    Reconnecting { last_error: String },
+    /// A full round over every upstream failed. The puller keeps retrying at the capped backoff
+    /// until it is cancelled.
+    Failed,
+}
+
+/// What to pull and from where.
+#[derive(Clone, Debug, Default)]
+pub struct PullerConfig {
+    /// `rtmp://host:port/app` in order of preference. A URL without an app uses `app`.
+    pub upstreams: Vec<String>,
+    pub app: String,
+    pub stream: String,
+}
+
+/// Tuning knobs; [`spawn_puller`] uses the defaults.
+#[derive(Clone, Debug)]
+pub struct PullerOptions {
+    pub backoff: BackoffPolicy,
+    /// TCP connect limit per attempt.
+    pub connect_timeout: Duration,
+    /// From TCP connect to playback accepted.
+    pub setup_timeout: Duration,
+    /// Silence while playing (publisher live) after which the upstream is declared dead.
+    pub idle_timeout: Duration,
+    /// A connection that played at least this long counts as healthy: the next attempt after
+    /// losing it starts at once instead of backing off.
+    pub healthy_after: Duration,
+    /// Spacing between the last timestamp delivered and the first of a new upstream.
+    pub rebase_gap_ms: u32,
+    pub chunk_limits: ChunkLimits,
+}
+
+impl Default for PullerOptions {
+    fn default() -> Self {
+        PullerOptions {
+            backoff: BackoffPolicy::default(),
+            connect_timeout: Duration::from_secs(3),
+            setup_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            healthy_after: Duration::from_secs(2),
+            rebase_gap_ms: rebase::DEFAULT_REBASE_GAP_MS,
+            chunk_limits: ChunkLimits::default(),
+        }
+    }
+}
+
+/// Starts pulling `cfg.app/cfg.stream` with default options. The task ends when `cancel` fires
+/// (closing its socket at once), or at once with `Failed` when no upstream URL is valid.
+pub fn spawn_puller(
+    cfg: PullerConfig,
+    sink: Arc<dyn MediaSink>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    spawn_puller_with(cfg, PullerOptions::default(), sink, cancel)
+}
+
+/// [`spawn_puller`] with explicit options.
+pub fn spawn_puller_with(
+    cfg: PullerConfig,
+    opts: PullerOptions,
+    sink: Arc<dyn MediaSink>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(puller::run(cfg, opts, sink, cancel))
+}
+
+/// Checks `--upstream` values up front so the CLI can refuse bad ones with a clear message.
+pub fn validate_upstreams(urls: &[String]) -> Result<Vec<UpstreamUrl>, UrlError> {
+    urls.iter().map(|u| UpstreamUrl::parse(u)).collect()
+}

@@ -1,0 +1,234 @@
+//! The failover loop: which upstream to try next, how long to wait, what to tell the sink.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::backoff::jitter_sample;
+use super::connection::{self, ConnectionEnd};
+use super::rebase::{DEFAULT_RESET_THRESHOLD_MS, TimestampRebaser};
+use super::session::PullEvent;
+use super::url::UpstreamUrl;
+use super::{MediaSink, PullerConfig, PullerOptions, UpstreamState};
+use crate::media::{MediaKind, MediaMessage};
+
+/// Reports state changes to the sink, skipping repeats.
+struct StateReporter {
+    sink: Arc<dyn MediaSink>,
+    last: Option<UpstreamState>,
+}
+
+impl StateReporter {
+    fn report(&mut self, state: UpstreamState) {
+        if self.last.as_ref() != Some(&state) {
+            self.last = Some(state.clone());
+            self.sink.on_upstream_state(state);
+        }
+    }
+}
+
+/// Where the next attempt goes and how long to wait before it (pure; unit-tested).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverPlan {
+    /// Upstream count.
+    pub n: usize,
+    /// Index of the next upstream to try.
+    pub next: usize,
+    /// Consecutive attempts that did not produce a healthy connection.
+    pub failures: u32,
+    /// A connection has been healthy at least once (initial round is over).
+    pub ever_connected: bool,
+}
+
+impl FailoverPlan {
+    pub fn new(n: usize) -> Self {
+        FailoverPlan {
+            n,
+            next: 0,
+            failures: 0,
+            ever_connected: false,
+        }
+    }
+
+    /// Records how the attempt on `self.next` ended and picks the next upstream.
+    /// `healthy`: it played long enough to count as working. `publisher_ended`: it ended
+    /// because the stream ended at the source, so the most preferred upstream is tried again.
+    pub fn record(&mut self, healthy: bool, publisher_ended: bool) {
+        if healthy {
+            self.failures = 0;
+            self.ever_connected = true;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+        }
+        self.next = if publisher_ended {
+            0
+        } else {
+            (self.next + 1) % self.n.max(1)
+        };
+    }
+
+    /// Every upstream failed in a row at least once.
+    pub fn all_failed(&self) -> bool {
+        self.failures as usize >= self.n
+    }
+}
+
+pub(super) async fn run(
+    cfg: PullerConfig,
+    opts: PullerOptions,
+    sink: Arc<dyn MediaSink>,
+    cancel: CancellationToken,
+) {
+    let span = info_span!("puller", stream = %format!("{}/{}", cfg.app, cfg.stream));
+    run_inner(cfg, opts, sink, cancel).instrument(span).await
+}
+
+async fn run_inner(
+    cfg: PullerConfig,
+    opts: PullerOptions,
+    sink: Arc<dyn MediaSink>,
+    cancel: CancellationToken,
+) {
+    let mut states = StateReporter {
+        sink: sink.clone(),
+        last: None,
+    };
+    states.report(UpstreamState::Connecting);
+    let mut urls = Vec::new();
+    for raw in &cfg.upstreams {
+        match UpstreamUrl::parse(raw) {
+            Ok(u) => urls.push(u),
+            Err(e) => warn!(error = %e, "skipping invalid upstream"),
+        }
+    }
+    if urls.is_empty() {
+        warn!("no valid upstream configured; cannot pull");
+        states.report(UpstreamState::Failed);
+        return;
+    }
+
+    let mut plan = FailoverPlan::new(urls.len());
+    let mut rebaser = TimestampRebaser::new(opts.rebase_gap_ms, DEFAULT_RESET_THRESHOLD_MS);
+    let mut quiet = false;
+    loop {
+        let url = &urls[plan.next];
+        let url_text = url.to_string();
+        rebaser.new_timeline();
+        debug!(upstream = %url_text, "connecting");
+        let end = connection::run(url, &cfg.app, &cfg.stream, &opts, &cancel, |ev| match ev {
+            PullEvent::Playing => {
+                info!(upstream = %url_text, "pulling");
+                states.report(UpstreamState::Connected {
+                    url: url_text.clone(),
+                });
+            }
+            PullEvent::Media {
+                kind,
+                timestamp,
+                payload,
+            } => {
+                let msg = MediaMessage::new(kind, timestamp, payload);
+                let is_config = kind == MediaKind::Data || msg.is_sequence_header();
+                let ts = rebaser.map(kind, timestamp, is_config);
+                sink.on_media(MediaMessage {
+                    timestamp: ts,
+                    ..msg
+                });
+            }
+            PullEvent::PublisherEnded => {
+                info!(upstream = %url_text, "publisher ended");
+                sink.on_end_of_stream();
+            }
+            PullEvent::PublisherStarted => {
+                info!(upstream = %url_text, "publisher is back");
+                // Its clock may restart; the rebaser re-anchors on the next frame.
+                rebaser.new_timeline();
+                states.report(UpstreamState::Connected {
+                    url: url_text.clone(),
+                });
+            }
+        })
+        .await;
+
+        let (error, played_for, publisher_ended) = match end {
+            ConnectionEnd::Cancelled => {
+                debug!("cancelled");
+                return;
+            }
+            ConnectionEnd::Ended {
+                error,
+                played_for,
+                publisher_ended,
+            } => (error, played_for, publisher_ended),
+        };
+        let healthy = played_for >= opts.healthy_after;
+        plan.record(healthy, publisher_ended);
+        // After the publisher ended, retry quietly: a publisher may come back.
+        quiet = publisher_ended || (quiet && !healthy);
+        let last_error = if quiet {
+            format!("publisher ended; {url_text}: {error}")
+        } else {
+            format!("{url_text}: {error}")
+        };
+        if quiet {
+            debug!(error = %last_error, "upstream closed after end of stream; retrying");
+        } else {
+            warn!(error = %last_error, played_ms = played_for.as_millis() as u64, "upstream lost");
+        }
+        if plan.all_failed() && !quiet {
+            states.report(UpstreamState::Failed);
+        } else if plan.ever_connected || quiet {
+            states.report(UpstreamState::Reconnecting { last_error });
+        }
+
+        let delay = opts.backoff.delay(plan.failures, jitter_sample());
+        if !delay.is_zero() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_round_walks_the_list_in_order() {
+        let mut p = FailoverPlan::new(3);
+        assert_eq!(p.next, 0);
+        p.record(false, false);
+        assert_eq!((p.next, p.failures, p.all_failed()), (1, 1, false));
+        p.record(false, false);
+        p.record(false, false);
+        assert_eq!((p.next, p.failures, p.all_failed()), (0, 3, true));
+    }
+
+    #[test]
+    fn losing_a_healthy_upstream_moves_on_at_once() {
+        let mut p = FailoverPlan::new(2);
+        p.record(true, false);
+        assert_eq!((p.next, p.failures), (1, 0));
+        assert!(p.ever_connected);
+    }
+
+    #[test]
+    fn publisher_end_returns_to_the_preferred_upstream() {
+        let mut p = FailoverPlan::new(3);
+        p.record(false, false);
+        assert_eq!(p.next, 1);
+        p.record(true, true);
+        assert_eq!(p.next, 0);
+    }
+
+    #[test]
+    fn single_upstream_keeps_retrying_it() {
+        let mut p = FailoverPlan::new(1);
+        p.record(false, false);
+        assert_eq!((p.next, p.all_failed()), (0, true));
+    }
+}

@@ -1,0 +1,422 @@
+//! Sans-IO RTMP play session for the puller.
+//!
+//! Bytes from the upstream go through the bounded [`ChunkReader`]; protocol control, user
+//! control, media and metadata are handled here. Only complete command messages that passed
+//! the [`amf0_guard`] are re-serialized (one message, type-0 header) and handed to rml_rtmp's
+//! `ClientSession`, which drives connect / createStream / play. Every call into rml_rtmp is
+//! wrapped so that a panic inside it becomes an error for this connection only.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytes::Bytes;
+use rml_rtmp::chunk_io::ChunkSerializer;
+use rml_rtmp::messages::MessagePayload;
+use rml_rtmp::rml_amf0::{self, Amf0Value};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+};
+use rml_rtmp::time::RtmpTimestamp;
+
+use super::amf0_guard;
+use super::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
+use super::status::{PlayStatus, classify};
+use super::wire::{self, UserControl};
+use crate::media::MediaKind;
+
+const AMF_MAX_DEPTH: usize = 16;
+const AMF_MAX_VALUES: usize = 4096;
+/// Aggregates nested inside aggregates are refused.
+const MAX_AGGREGATE_DEPTH: u8 = 1;
+
+/// Something the IO loop must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullEvent {
+    /// Playback accepted (or media arrived first).
+    Playing,
+    /// One media message with the upstream's own timestamp.
+    Media {
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+    },
+    /// The publisher went away; the connection stays.
+    PublisherEnded,
+    /// A publisher is back on this connection (its clock may restart).
+    PublisherStarted,
+}
+
+/// Why the session cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("command from upstream rejected: {0}")]
+    BadCommand(String),
+    #[error("upstream refused the connection: {0}")]
+    ConnectRejected(String),
+    #[error("upstream does not have the stream ({0})")]
+    StreamNotFound(String),
+    #[error("upstream failed the request: {0}")]
+    PlayFailed(String),
+    #[error("RTMP client session: {0}")]
+    Client(String),
+    #[error("RTMP library panicked while handling {0}; connection dropped")]
+    LibraryPanic(&'static str),
+    #[error("malformed {0}")]
+    Malformed(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Connecting,
+    PlayRequested,
+    Playing,
+}
+
+pub struct PullSession {
+    reader: ChunkReader,
+    client: ClientSession,
+    /// Re-serializes checked commands for `client`; its state mirrors `client`'s deserializer.
+    feed: ChunkSerializer,
+    stream: String,
+    phase: Phase,
+    publisher_ended: bool,
+    bytes_received: u64,
+    bytes_acked: u64,
+    ack_window: Option<u32>,
+}
+
+impl PullSession {
+    /// Creates the session and returns the bytes of the `connect` request.
+    pub fn new(
+        app: &str,
+        stream: &str,
+        tc_url: String,
+        limits: ChunkLimits,
+    ) -> Result<(Self, Vec<u8>), SessionError> {
+        let mut config = ClientSessionConfig::new();
+        config.tc_url = Some(tc_url);
+        config.flash_version = "LNX 9,0,124,2".to_string();
+        let (mut client, initial) = guarded("session start", || ClientSession::new(config))?
+            .map_err(|e| SessionError::Client(e.to_string()))?;
+        let mut out = Vec::new();
+        collect_outbound(initial, &mut out);
+        let app = app.to_string();
+        let connect = guarded("connect request", || client.request_connection(app))?
+            .map_err(|e| SessionError::Client(e.to_string()))?;
+        if let ClientSessionResult::OutboundResponse(p) = connect {
+            out.extend_from_slice(&p.bytes);
+        }
+        Ok((
+            PullSession {
+                reader: ChunkReader::new(limits),
+                client,
+                feed: ChunkSerializer::new(),
+                stream: stream.to_string(),
+                phase: Phase::Connecting,
+                publisher_ended: false,
+                bytes_received: 0,
+                bytes_acked: 0,
+                ack_window: None,
+            },
+            out,
+        ))
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.phase == Phase::Playing
+    }
+
+    pub fn publisher_ended(&self) -> bool {
+        self.publisher_ended
+    }
+
+    /// Feeds bytes from the upstream; appends bytes to send to `out` and events to `events`.
+    pub fn handle_input(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        events: &mut Vec<PullEvent>,
+    ) -> Result<(), SessionError> {
+        self.bytes_received += data.len() as u64;
+        if let Some(window) = self.ack_window
+            && self.bytes_received - self.bytes_acked >= window as u64
+        {
+            // RTMP sequence numbers are the byte count modulo 2^32.
+            out.extend_from_slice(&wire::acknowledgement(self.bytes_received as u32));
+            self.bytes_acked = self.bytes_received;
+        }
+        self.reader.push(data);
+        while let Some(msg) = self.reader.next_message()? {
+            self.handle_message(msg, out, events, 0)?;
+        }
+        Ok(())
+    }
+
+    fn handle_message(
+        &mut self,
+        msg: RawMessage,
+        out: &mut Vec<u8>,
+        events: &mut Vec<PullEvent>,
+        aggregate_depth: u8,
+    ) -> Result<(), SessionError> {
+        match msg.type_id {
+            wire::MSG_SET_CHUNK_SIZE => {
+                let size = wire::read_u32(&msg.payload)
+                    .ok_or_else(|| SessionError::Malformed("SetChunkSize".into()))?;
+                self.reader.set_chunk_size(size)?;
+            }
+            wire::MSG_ABORT => {
+                if let Some(csid) = wire::read_u32(&msg.payload) {
+                    self.reader.abort(csid);
+                }
+            }
+            wire::MSG_WINDOW_ACK_SIZE => {
+                self.ack_window = wire::read_u32(&msg.payload).filter(|w| *w > 0);
+            }
+            wire::MSG_USER_CONTROL => match wire::parse_user_control(&msg.payload) {
+                Some(UserControl::PingRequest(t)) => out.extend_from_slice(&wire::ping_response(t)),
+                Some(UserControl::StreamEof(_)) if self.phase == Phase::Playing => {
+                    self.mark_ended(events)
+                }
+                Some(UserControl::StreamBegin(_)) => self.mark_started(events),
+                _ => {}
+            },
+            wire::MSG_AUDIO | wire::MSG_VIDEO => {
+                let kind = if msg.type_id == wire::MSG_AUDIO {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                self.media(kind, msg.timestamp, msg.payload, events);
+            }
+            wire::MSG_AMF0_DATA => self.data(msg.timestamp, msg.payload, events),
+            // AMF3 data/command messages start with a format byte and then carry AMF0.
+            wire::MSG_AMF3_DATA if msg.payload.len() > 1 => {
+                self.data(msg.timestamp, msg.payload.slice(1..), events)
+            }
+            wire::MSG_AMF0_COMMAND => self.command(msg, out, events)?,
+            wire::MSG_AMF3_COMMAND if msg.payload.len() > 1 => {
+                let payload = msg.payload.slice(1..);
+                self.command(RawMessage { payload, ..msg }, out, events)?
+            }
+            wire::MSG_AGGREGATE if aggregate_depth < MAX_AGGREGATE_DEPTH => {
+                let subs = wire::split_aggregate(msg.timestamp, &msg.payload)
+                    .map_err(|e| SessionError::Malformed(e.to_string()))?;
+                for sub in subs {
+                    let inner = RawMessage {
+                        chunk_stream_id: msg.chunk_stream_id,
+                        type_id: sub.type_id,
+                        timestamp: sub.timestamp,
+                        stream_id: msg.stream_id,
+                        payload: sub.payload,
+                    };
+                    if matches!(
+                        inner.type_id,
+                        wire::MSG_AUDIO | wire::MSG_VIDEO | wire::MSG_AMF0_DATA
+                    ) {
+                        self.handle_message(inner, out, events, aggregate_depth + 1)?;
+                    }
+                }
+            }
+            // Acknowledgements, peer bandwidth, shared objects...: nothing to do.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+        events: &mut Vec<PullEvent>,
+    ) {
+        if self.phase < Phase::PlayRequested || payload.is_empty() {
+            return;
+        }
+        if self.phase == Phase::PlayRequested {
+            // Some servers send media before NetStream.Play.Start.
+            self.phase = Phase::Playing;
+            events.push(PullEvent::Playing);
+        }
+        self.mark_started(events);
+        events.push(PullEvent::Media {
+            kind,
+            timestamp,
+            payload,
+        });
+    }
+
+    fn data(&mut self, timestamp: u32, payload: Bytes, events: &mut Vec<PullEvent>) {
+        if let Some(body) = wire::metadata_body(&payload) {
+            self.media(MediaKind::Data, timestamp, body, events);
+        }
+    }
+
+    fn mark_ended(&mut self, events: &mut Vec<PullEvent>) {
+        if !self.publisher_ended {
+            self.publisher_ended = true;
+            events.push(PullEvent::PublisherEnded);
+        }
+    }
+
+    fn mark_started(&mut self, events: &mut Vec<PullEvent>) {
+        if self.publisher_ended {
+            self.publisher_ended = false;
+            events.push(PullEvent::PublisherStarted);
+        }
+    }
+
+    fn command(
+        &mut self,
+        msg: RawMessage,
+        out: &mut Vec<u8>,
+        events: &mut Vec<PullEvent>,
+    ) -> Result<(), SessionError> {
+        let values = match decode_amf0(&msg.payload) {
+            Ok(v) => v,
+            // Once playing, an odd command is not worth losing the stream for.
+            Err(e) if self.phase == Phase::Playing => {
+                tracing::debug!(error = %e, "ignoring undecodable command from upstream");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let name = match values.first() {
+            Some(Amf0Value::Utf8String(s)) => s.as_str(),
+            _ => return Err(SessionError::BadCommand("command without a name".into())),
+        };
+        if name == "onStatus" {
+            let (code, description) = status_fields(&values);
+            match classify(&code) {
+                PlayStatus::Started if self.phase == Phase::Playing => {
+                    self.mark_started(events);
+                    return Ok(());
+                }
+                PlayStatus::Started => {} // ClientSession turns it into PlaybackRequestAccepted
+                PlayStatus::PublisherEnded => {
+                    self.mark_ended(events);
+                    return Ok(());
+                }
+                PlayStatus::PublisherStarted => {
+                    self.mark_started(events);
+                    return Ok(());
+                }
+                PlayStatus::NotFound => return Err(SessionError::StreamNotFound(code)),
+                PlayStatus::Failed => {
+                    return Err(SessionError::PlayFailed(format!("{code}: {description}")));
+                }
+                PlayStatus::Informational => return Ok(()),
+            }
+        }
+        self.feed_client(&msg, out, events)
+    }
+
+    /// Hands one checked command to rml_rtmp's ClientSession.
+    fn feed_client(
+        &mut self,
+        msg: &RawMessage,
+        out: &mut Vec<u8>,
+        events: &mut Vec<PullEvent>,
+    ) -> Result<(), SessionError> {
+        let payload = MessagePayload {
+            // Command timestamps carry no meaning; 0 keeps extended-timestamp quirks out.
+            timestamp: RtmpTimestamp::new(0),
+            type_id: wire::MSG_AMF0_COMMAND,
+            message_stream_id: msg.stream_id,
+            data: msg.payload.clone(),
+        };
+        let feed = &mut self.feed;
+        let packet = guarded("command re-serialization", || {
+            feed.serialize(&payload, true, false)
+        })?
+        .map_err(|e| SessionError::Client(e.to_string()))?;
+        let client = &mut self.client;
+        let results = guarded("command", || client.handle_input(&packet.bytes))?
+            .map_err(|e| SessionError::Client(e.to_string()))?;
+        for result in results {
+            match result {
+                ClientSessionResult::OutboundResponse(p) => out.extend_from_slice(&p.bytes),
+                ClientSessionResult::RaisedEvent(event) => self.client_event(event, out, events)?,
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn client_event(
+        &mut self,
+        event: ClientSessionEvent,
+        out: &mut Vec<u8>,
+        events: &mut Vec<PullEvent>,
+    ) -> Result<(), SessionError> {
+        match event {
+            ClientSessionEvent::ConnectionRequestAccepted => {
+                let stream = self.stream.clone();
+                let client = &mut self.client;
+                let play = guarded("play request", || client.request_playback(stream))?
+                    .map_err(|e| SessionError::Client(e.to_string()))?;
+                if let ClientSessionResult::OutboundResponse(p) = play {
+                    out.extend_from_slice(&p.bytes);
+                }
+                self.phase = Phase::PlayRequested;
+            }
+            ClientSessionEvent::ConnectionRequestRejected { description } => {
+                return Err(SessionError::ConnectRejected(description));
+            }
+            ClientSessionEvent::PlaybackRequestAccepted if self.phase != Phase::Playing => {
+                self.phase = Phase::Playing;
+                events.push(PullEvent::Playing);
+            }
+            ClientSessionEvent::UnhandleableOnStatusCode { code } => match classify(&code) {
+                PlayStatus::NotFound => return Err(SessionError::StreamNotFound(code)),
+                PlayStatus::Failed => return Err(SessionError::PlayFailed(code)),
+                PlayStatus::PublisherEnded => self.mark_ended(events),
+                _ => {}
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs a call into rml_rtmp, turning a panic into an error.
+fn guarded<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T, SessionError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| SessionError::LibraryPanic(what))
+}
+
+fn collect_outbound(results: Vec<ClientSessionResult>, out: &mut Vec<u8>) {
+    for r in results {
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            out.extend_from_slice(&p.bytes);
+        }
+    }
+}
+
+fn decode_amf0(payload: &[u8]) -> Result<Vec<Amf0Value>, SessionError> {
+    amf0_guard::check(payload, AMF_MAX_DEPTH, AMF_MAX_VALUES)
+        .map_err(|e| SessionError::BadCommand(e.to_string()))?;
+    let mut cursor = std::io::Cursor::new(payload);
+    guarded("AMF0 decoding", || rml_amf0::deserialize(&mut cursor))?
+        .map_err(|e| SessionError::BadCommand(e.to_string()))
+}
+
+/// `code` and `description` of an onStatus info object (4th value).
+fn status_fields(values: &[Amf0Value]) -> (String, String) {
+    let empty = HashMap::new();
+    let props = values
+        .iter()
+        .skip(2)
+        .find_map(|v| match v {
+            Amf0Value::Object(p) => Some(p),
+            _ => None,
+        })
+        .unwrap_or(&empty);
+    let text = |k: &str| match props.get(k) {
+        Some(Amf0Value::Utf8String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    (text("code"), text("description"))
+}

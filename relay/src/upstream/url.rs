@@ -1,0 +1,207 @@
+//! Parsing of `--upstream` URLs (`rtmp://HOST[:PORT][/APP]`).
+
+use std::fmt;
+
+/// Default RTMP port when an upstream URL names none.
+pub const DEFAULT_RTMP_PORT: u16 = 1935;
+
+/// A parsed upstream address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// Host name or IP address (IPv6 without the brackets).
+    pub host: String,
+    pub port: u16,
+    /// The application named in the URL path, if any. When absent, the viewer's app is used.
+    pub app: Option<String>,
+}
+
+/// Why an upstream URL was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("upstream URL `{0}` must start with rtmp:// (e.g. rtmp://origin:1935/live)")]
+    WrongScheme(String),
+    #[error("upstream URL `{0}` has no host (expected rtmp://HOST:PORT/APP)")]
+    MissingHost(String),
+    #[error("upstream URL `{url}` has an invalid port `{port}` (expected 1-65535)")]
+    InvalidPort { url: String, port: String },
+    #[error("upstream URL `{0}` has an unterminated IPv6 address (missing `]`)")]
+    BadIpv6(String),
+    #[error(
+        "upstream URL `{0}` has more than one path segment; give only the app (rtmp://HOST:PORT/APP), the stream name comes from the viewer"
+    )]
+    TooManySegments(String),
+    #[error("upstream URL `{0}` contains a query or fragment, which RTMP pulling does not support")]
+    QueryNotSupported(String),
+}
+
+impl UpstreamUrl {
+    /// Parses `rtmp://HOST[:PORT][/APP]`.
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let trimmed = url.trim();
+        let rest = strip_scheme(trimmed).ok_or_else(|| UrlError::WrongScheme(url.to_string()))?;
+        if rest.contains('?') || rest.contains('#') {
+            return Err(UrlError::QueryNotSupported(url.to_string()));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let (host, port) = split_host_port(authority, url)?;
+        if host.is_empty() {
+            return Err(UrlError::MissingHost(url.to_string()));
+        }
+        let path = path.trim_end_matches('/');
+        let app = if path.is_empty() {
+            None
+        } else if path.contains('/') {
+            return Err(UrlError::TooManySegments(url.to_string()));
+        } else {
+            Some(path.to_string())
+        };
+        Ok(UpstreamUrl {
+            host: host.to_string(),
+            port,
+            app,
+        })
+    }
+
+    /// `host:port` for `TcpStream::connect` (IPv6 hosts get brackets).
+    pub fn socket_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The app to connect to: the URL's own app if it has one, else `fallback`.
+    pub fn app_or<'a>(&'a self, fallback: &'a str) -> &'a str {
+        self.app.as_deref().unwrap_or(fallback)
+    }
+
+    /// The tcUrl sent in `connect` (some servers require it).
+    pub fn tc_url(&self, app: &str) -> String {
+        format!("rtmp://{}/{}", self.socket_addr(), app)
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.app {
+            Some(app) => write!(f, "rtmp://{}/{}", self.socket_addr(), app),
+            None => write!(f, "rtmp://{}", self.socket_addr()),
+        }
+    }
+}
+
+fn strip_scheme(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    scheme.eq_ignore_ascii_case("rtmp").then_some(rest)
+}
+
+fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(&'a str, u16), UrlError> {
+    let (host, port_text) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6
+            .find(']')
+            .ok_or_else(|| UrlError::BadIpv6(url.to_string()))?;
+        let after = &v6[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(UrlError::BadIpv6(url.to_string())),
+        };
+        (&v6[..end], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port_text {
+        None => DEFAULT_RTMP_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(UrlError::InvalidPort {
+                    url: url.to_string(),
+                    port: p.to_string(),
+                });
+            }
+        },
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_url() {
+        let u = UpstreamUrl::parse("rtmp://origin.example:1936/live").unwrap();
+        assert_eq!(u.host, "origin.example");
+        assert_eq!(u.port, 1936);
+        assert_eq!(u.app.as_deref(), Some("live"));
+        assert_eq!(u.socket_addr(), "origin.example:1936");
+        assert_eq!(u.tc_url("live"), "rtmp://origin.example:1936/live");
+        assert_eq!(u.to_string(), "rtmp://origin.example:1936/live");
+    }
+
+    #[test]
+    fn default_port_and_missing_app() {
+        let u = UpstreamUrl::parse("RTMP://10.0.0.1").unwrap();
+        assert_eq!(u.port, 1935);
+        assert_eq!(u.app, None);
+        assert_eq!(u.app_or("live"), "live");
+        let u = UpstreamUrl::parse("rtmp://10.0.0.1:19350/").unwrap();
+        assert_eq!(u.app, None);
+        assert_eq!(u.port, 19350);
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let u = UpstreamUrl::parse("rtmp://[::1]:1937/app").unwrap();
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.port, 1937);
+        assert_eq!(u.socket_addr(), "[::1]:1937");
+        let u = UpstreamUrl::parse("rtmp://[::1]/app").unwrap();
+        assert_eq!(u.port, 1935);
+        assert!(matches!(
+            UpstreamUrl::parse("rtmp://[::1/app"),
+            Err(UrlError::BadIpv6(_))
+        ));
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert!(matches!(
+            UpstreamUrl::parse("http://x/live"),
+            Err(UrlError::WrongScheme(_))
+        ));
+        assert!(matches!(
+            UpstreamUrl::parse("origin:1935/live"),
+            Err(UrlError::WrongScheme(_))
+        ));
+        assert!(matches!(
+            UpstreamUrl::parse("rtmp://:1935/live"),
+            Err(UrlError::MissingHost(_))
+        ));
+        let e = UpstreamUrl::parse("rtmp://h:99999/live").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "upstream URL `rtmp://h:99999/live` has an invalid port `99999` (expected 1-65535)"
+        );
+        assert!(matches!(
+            UpstreamUrl::parse("rtmp://h:0/live"),
+            Err(UrlError::InvalidPort { .. })
+        ));
+        assert!(matches!(
+            UpstreamUrl::parse("rtmp://h/live/stream"),
+            Err(UrlError::TooManySegments(_))
+        ));
+        assert!(matches!(
+            UpstreamUrl::parse("rtmp://h/live?token=1"),
+            Err(UrlError::QueryNotSupported(_))
+        ));
+    }
+}
