@@ -1,4 +1,17 @@
 //! Surge relay: RTMP ingest, serialize-once fan-out to RTMP and HTTP-FLV viewers,
 //! upstream pulling with failover, stats. The binary in `main.rs` only wires these together.
+//!
+//! Where a frame goes: [`rtmp::session`] (publisher) or [`upstream`] (pull) →
+//! [`hub::Hub::publish`] (serialized once) → [`hub::Subscription`] per viewer →
+//! [`rtmp::connection`] or [`http::flv`] (vectored writes).
 
+pub mod config;
+pub mod flv;
+pub mod http;
+pub mod hub;
 pub mod media;
+pub mod metrics;
+pub mod registry;
+pub mod rtmp;
+pub mod server;
+pub mod upstream;

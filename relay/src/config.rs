@@ -1,0 +1,174 @@
+//! Command line and environment configuration (every flag has a `SURGE_*` variable).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tier {
+    Origin,
+    Reflector,
+    Edge,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Origin => "origin",
+            Tier::Reflector => "reflector",
+            Tier::Edge => "edge",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Surge live-video relay: takes RTMP publishers or pulls from upstream relays, and serves
+/// viewers over RTMP (rtmp://HOST:PORT/APP/STREAM) and HTTP-FLV (http://HOST:PORT/APP/STREAM.flv).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "surge-relay", version, about, long_about = None)]
+pub struct Config {
+    /// Address for RTMP publishers and players.
+    #[arg(long, env = "SURGE_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
+    pub rtmp_listen: SocketAddr,
+
+    /// Address for HTTP-FLV playback, /api/v1/streams, /metrics, /healthz and /readyz.
+    #[arg(long, env = "SURGE_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+
+    /// Where to pull a stream this relay does not have, as rtmp://HOST:PORT/APP. Repeat the
+    /// flag (or comma-separate the variable) in order of preference; later ones are failovers.
+    #[arg(long = "upstream", env = "SURGE_UPSTREAM", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+
+    /// APP/STREAM to pull at start and keep warm even with no viewers (repeatable; needs
+    /// --upstream). /readyz waits until each is connected and holds a keyframe.
+    #[arg(long = "prewarm", env = "SURGE_PREWARM", value_delimiter = ',', value_parser = parse_stream_path)]
+    pub prewarm: Vec<(String, String)>,
+
+    /// Role in the tree, reported in stats and metrics.
+    #[arg(long, env = "SURGE_TIER", value_enum, default_value = "origin")]
+    pub tier: Tier,
+
+    /// Region name reported in stats and metrics.
+    #[arg(long, env = "SURGE_REGION", default_value = "default")]
+    pub region: String,
+
+    /// Most viewers (RTMP + HTTP-FLV) this relay accepts; further plays are refused.
+    #[arg(long, env = "SURGE_MAX_VIEWERS", default_value_t = 10_000)]
+    pub max_viewers: usize,
+
+    /// A viewer whose socket accepts nothing for this long is disconnected (e.g. 10s, 500ms).
+    #[arg(long, env = "SURGE_SLOW_VIEWER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub slow_viewer_timeout: Duration,
+
+    /// Bytes a viewer may fall behind before it skips to the newest keyframe (dropped frames).
+    #[arg(long, env = "SURGE_VIEWER_BACKLOG_BYTES", default_value_t = 8 << 20)]
+    pub viewer_backlog_bytes: u64,
+
+    /// Kernel send buffer per viewer socket. Bounds memory per viewer and how long a viewer
+    /// that stopped reading goes unnoticed; 0 leaves the OS default (autotuning).
+    #[arg(long, env = "SURGE_VIEWER_SEND_BUFFER_BYTES", default_value_t = 256 << 10)]
+    pub viewer_send_buffer_bytes: usize,
+
+    /// Most bytes of recent frames held per stream (GOP cache and ring).
+    #[arg(long, env = "SURGE_GOP_CACHE_MAX_BYTES", default_value_t = 64 << 20)]
+    pub gop_cache_max_bytes: usize,
+
+    /// How long to keep pulling a stream after its last viewer leaves (not for --prewarm).
+    #[arg(long, env = "SURGE_UPSTREAM_LINGER", default_value = "30s", value_parser = parse_duration)]
+    pub upstream_linger: Duration,
+
+    /// On SIGTERM/SIGINT: stop accepting, keep serving current viewers up to this long.
+    #[arg(long, env = "SURGE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "SURGE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Time allowed for the RTMP handshake and connect/publish/play commands.
+    #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+}
+
+/// Parses `APP/STREAM`.
+pub fn parse_stream_path(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((app, stream)) if !app.is_empty() && !stream.is_empty() && !stream.contains('/') => {
+            Ok((app.to_string(), stream.to_string()))
+        }
+        _ => Err(format!("expected APP/STREAM, got {s:?}")),
+    }
+}
+
+/// Parses durations like `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 30s, 500ms, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn stream_paths() {
+        assert_eq!(
+            parse_stream_path("live/cam"),
+            Ok(("live".into(), "cam".into()))
+        );
+        assert!(parse_stream_path("live").is_err());
+        assert!(parse_stream_path("a/b/c").is_err());
+    }
+
+    #[test]
+    fn defaults_and_repeatable_flags() {
+        let c = Config::parse_from([
+            "surge-relay",
+            "--upstream",
+            "rtmp://a:1935/live",
+            "--upstream",
+            "rtmp://b:1935/live",
+            "--prewarm",
+            "live/x",
+        ]);
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.prewarm, vec![("live".to_string(), "x".to_string())]);
+        assert_eq!(c.upstream_linger, Duration::from_secs(30));
+        assert_eq!(c.rtmp_listen.port(), 1935);
+        assert_eq!(c.tier, Tier::Origin);
+    }
+}

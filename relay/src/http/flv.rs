@@ -1,0 +1,62 @@
+//! HTTP-FLV playback: `GET /APP/STREAM.flv` streams the FLV header, metadata, sequence headers,
+//! the GOP cache, then live tags, as one chunked response.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream;
+
+use super::AppState;
+use crate::flv;
+use crate::hub::{Batch, Protocol, Subscription};
+use crate::registry::PlayError;
+
+static NEXT_VIEWER_ID: AtomicU64 = AtomicU64::new(1);
+
+pub async fn play(
+    State(state): State<AppState>,
+    Path((app, file)): Path<(String, String)>,
+) -> Response {
+    let Some(name) = file.strip_suffix(".flv").filter(|n| !n.is_empty()) else {
+        return (StatusCode::NOT_FOUND, "expected /APP/STREAM.flv\n").into_response();
+    };
+    let sub = match state.registry.subscribe(&app, name, Protocol::Flv) {
+        Ok(s) => s,
+        Err(e @ PlayError::NotFound(..)) => {
+            return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();
+        }
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    };
+    let viewer = NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(app = %app, stream = %name, viewer, "viewer started (http-flv)");
+    let metrics = state.registry.metrics().clone();
+    let live = stream::unfold(sub, |mut sub: Subscription| async move {
+        match sub.next_batch().await {
+            Batch::Data(bufs) => Some((bufs, sub)),
+            Batch::End => {
+                tracing::info!(app = %sub.hub().app, stream = %sub.hub().name, "stream ended: closing http-flv response");
+                None
+            }
+        }
+    })
+    .flat_map(stream::iter);
+    let body = stream::once(async { flv::file_header() })
+        .chain(live)
+        .map(move |b: Bytes| {
+            metrics.add_bytes_sent("flv", b.len());
+            Ok::<Bytes, Infallible>(b)
+        });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

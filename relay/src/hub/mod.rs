@@ -1,0 +1,480 @@
+//! One hub per stream: metadata, sequence headers, GOP cache and the ring of shared frames.
+//! Each message is serialized once into RTMP chunks and once into an FLV tag; viewers hold a
+//! cursor and take refcounted clones. The hub never waits for a viewer.
+
+pub mod frame;
+pub mod gop_cache;
+pub mod ingest_rate;
+pub mod viewer_cursor;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rml_rtmp::chunk_io::ChunkSerializer;
+use rml_rtmp::messages::MessagePayload;
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::sync::watch;
+
+use crate::flv;
+use crate::media::{MediaKind, MediaMessage};
+use crate::metrics::{Metrics, stream_labels};
+use crate::upstream::{MediaSink, UpstreamState};
+use frame::Frame;
+pub use frame::Protocol;
+use gop_cache::GopCache;
+use ingest_rate::IngestRate;
+pub use viewer_cursor::CursorLimits;
+use viewer_cursor::ViewerCursor;
+
+/// Outgoing RTMP chunk size shared by every viewer session (rml_rtmp's server default).
+pub const OUTGOING_CHUNK_SIZE: u32 = 4096;
+/// Message stream id every viewer plays on (the first createStream answer).
+pub const PLAY_MESSAGE_STREAM_ID: u32 = 1;
+
+const TYPE_AUDIO: u8 = 8;
+const TYPE_VIDEO: u8 = 9;
+const TYPE_DATA_AMF0: u8 = 18;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    pub cache_max_bytes: usize,
+    pub cursor: CursorLimits,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            cache_max_bytes: 64 << 20,
+            cursor: CursorLimits::default(),
+        }
+    }
+}
+
+struct HubState {
+    serializer: ChunkSerializer,
+    metadata: Option<Arc<Frame>>,
+    video_seq: Option<Arc<Frame>>,
+    audio_seq: Option<Arc<Frame>>,
+    cache: GopCache,
+    /// Bumped at end of stream: viewers of an older epoch are finished.
+    epoch: u64,
+    rate: IngestRate,
+}
+
+/// Point-in-time numbers for stats.
+#[derive(Debug, Clone)]
+pub struct HubSnapshot {
+    pub viewers_rtmp: usize,
+    pub viewers_flv: usize,
+    pub dropped_frames: u64,
+    pub ingest_kbps: u64,
+    pub gop_cache_ms: u32,
+    pub has_keyframe: bool,
+    pub upstream: Option<UpstreamState>,
+}
+
+pub struct Hub {
+    pub app: String,
+    pub name: String,
+    cfg: HubConfig,
+    state: Mutex<HubState>,
+    changed: watch::Sender<u64>,
+    viewers_rtmp: AtomicUsize,
+    viewers_flv: AtomicUsize,
+    dropped: AtomicU64,
+    upstream: Mutex<Option<UpstreamState>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Hub {
+    pub fn new(app: &str, name: &str, cfg: HubConfig, metrics: Option<Arc<Metrics>>) -> Self {
+        let mut serializer = ChunkSerializer::new();
+        // The returned SetChunkSize packet is not sent: each viewer's session announces the
+        // same size itself.
+        let _ = serializer.set_max_chunk_size(OUTGOING_CHUNK_SIZE, RtmpTimestamp::new(0));
+        Hub {
+            app: app.to_string(),
+            name: name.to_string(),
+            cfg,
+            state: Mutex::new(HubState {
+                serializer,
+                metadata: None,
+                video_seq: None,
+                audio_seq: None,
+                cache: GopCache::new(cfg.cache_max_bytes),
+                epoch: 0,
+                rate: IngestRate::new(Instant::now()),
+            }),
+            changed: watch::channel(0).0,
+            viewers_rtmp: AtomicUsize::new(0),
+            viewers_flv: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            upstream: Mutex::new(None),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // A poisoned lock only means another thread panicked mid-update; the data is still
+        // structurally valid, so keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serializes `msg` once for RTMP and once for FLV and appends it to the ring.
+    pub fn publish(&self, msg: MediaMessage) {
+        let type_id = match msg.kind {
+            MediaKind::Audio => TYPE_AUDIO,
+            MediaKind::Video => TYPE_VIDEO,
+            MediaKind::Data => TYPE_DATA_AMF0,
+        };
+        let payload = MessagePayload {
+            timestamp: RtmpTimestamp::new(msg.timestamp),
+            type_id,
+            message_stream_id: PLAY_MESSAGE_STREAM_ID,
+            data: msg.payload.clone(),
+        };
+        let is_seq = msg.is_sequence_header();
+        let keyframe = msg.is_video_keyframe() && !is_seq;
+        let flv_tag = flv::tag(msg.kind, msg.timestamp, &msg.payload);
+        {
+            let mut st = self.lock();
+            st.rate.record(Instant::now(), msg.payload.len());
+            // can_be_dropped = true: every message starts with a type-0 header, so any viewer
+            // can begin at any message and the bytes are valid for all of them.
+            let rtmp = match st.serializer.serialize(&payload, false, true) {
+                Ok(p) => Bytes::from(p.bytes),
+                Err(e) => {
+                    tracing::warn!(app = %self.app, stream = %self.name, error = %e, "dropping unserializable message");
+                    return;
+                }
+            };
+            let frame = st.cache.push_with(|seq| Frame {
+                seq,
+                kind: msg.kind,
+                timestamp: msg.timestamp,
+                keyframe,
+                rtmp,
+                flv: flv_tag,
+            });
+            match msg.kind {
+                MediaKind::Data => st.metadata = Some(frame),
+                MediaKind::Video if is_seq => st.video_seq = Some(frame),
+                MediaKind::Audio if is_seq => st.audio_seq = Some(frame),
+                _ => {}
+            }
+        }
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Ends the current publishing session: viewers get end of stream, caches are cleared.
+    pub fn end_stream(&self) {
+        {
+            let mut st = self.lock();
+            st.epoch += 1;
+            st.cache.clear();
+            st.metadata = None;
+            st.video_seq = None;
+            st.audio_seq = None;
+        }
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A new viewer. The first batch it takes is metadata, sequence headers and the GOP cache.
+    pub fn subscribe(self: &Arc<Self>, protocol: Protocol) -> Subscription {
+        let epoch = self.lock().epoch;
+        self.viewer_counter(protocol).fetch_add(1, Ordering::SeqCst);
+        Subscription {
+            hub: self.clone(),
+            protocol,
+            cursor: ViewerCursor::new(),
+            epoch,
+            rx: self.changed.subscribe(),
+            prelude_pending: true,
+            guard: None,
+        }
+    }
+
+    fn viewer_counter(&self, protocol: Protocol) -> &AtomicUsize {
+        match protocol {
+            Protocol::Rtmp => &self.viewers_rtmp,
+            Protocol::Flv => &self.viewers_flv,
+        }
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.viewers_rtmp.load(Ordering::SeqCst) + self.viewers_flv.load(Ordering::SeqCst)
+    }
+
+    pub fn has_keyframe(&self) -> bool {
+        self.lock().cache.last_keyframe().is_some()
+    }
+
+    pub fn upstream_state(&self) -> Option<UpstreamState> {
+        self.upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn snapshot(&self) -> HubSnapshot {
+        let (ingest_kbps, gop_cache_ms, has_keyframe) = {
+            let st = self.lock();
+            (
+                st.rate.kbps(Instant::now()),
+                st.cache.gop_duration_ms(),
+                st.cache.last_keyframe().is_some(),
+            )
+        };
+        HubSnapshot {
+            viewers_rtmp: self.viewers_rtmp.load(Ordering::SeqCst),
+            viewers_flv: self.viewers_flv.load(Ordering::SeqCst),
+            dropped_frames: self.dropped.load(Ordering::SeqCst),
+            ingest_kbps,
+            gop_cache_ms,
+            has_keyframe,
+            upstream: self.upstream_state(),
+        }
+    }
+
+    fn record_dropped(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.dropped.fetch_add(n, Ordering::SeqCst);
+        if let Some(m) = &self.metrics {
+            m.dropped_frames
+                .get_or_create(&stream_labels(&self.app, &self.name))
+                .inc_by(n);
+        }
+    }
+}
+
+impl MediaSink for Hub {
+    fn on_media(&self, msg: MediaMessage) {
+        self.publish(msg);
+    }
+
+    fn on_upstream_state(&self, state: UpstreamState) {
+        if let Some(m) = &self.metrics {
+            let labels = stream_labels(&self.app, &self.name);
+            if matches!(state, UpstreamState::Reconnecting { .. }) {
+                m.upstream_reconnects.get_or_create(&labels).inc();
+            }
+            let connected = matches!(state, UpstreamState::Connected { .. });
+            m.upstream_connected
+                .get_or_create(&labels)
+                .set(i64::from(connected));
+        }
+        tracing::info!(app = %self.app, stream = %self.name, state = ?state, "upstream state");
+        *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    fn on_end_of_stream(&self) {
+        tracing::info!(app = %self.app, stream = %self.name, "upstream publisher ended the stream");
+        self.end_stream();
+    }
+}
+
+/// What a viewer gets next.
+pub enum Batch {
+    /// Shared bytes to write, in order (refcounted clones).
+    Data(Vec<Bytes>),
+    /// The publisher ended the stream.
+    End,
+}
+
+/// A viewer's handle on a hub: a cursor plus a change notification.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    protocol: Protocol,
+    cursor: ViewerCursor,
+    epoch: u64,
+    rx: watch::Receiver<u64>,
+    prelude_pending: bool,
+    /// Dropped with the subscription (viewer accounting in the registry).
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl Subscription {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.cursor.dropped
+    }
+
+    pub fn set_guard(&mut self, guard: Box<dyn Send + Sync>) {
+        self.guard = Some(guard);
+    }
+
+    /// Takes what is available now without waiting; `None` means nothing new.
+    pub fn try_next(&mut self) -> Option<Batch> {
+        self.rx.borrow_and_update();
+        let mut frames = Vec::new();
+        let skipped;
+        let mut out = Vec::new();
+        {
+            let st = self.hub.lock();
+            if st.epoch != self.epoch {
+                return Some(Batch::End);
+            }
+            skipped = self
+                .cursor
+                .take(&st.cache, &self.hub.cfg.cursor, &mut frames);
+            // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
+            // the current decoder configuration before its first keyframe.
+            if self.prelude_pending || skipped > 0 {
+                self.prelude_pending = false;
+                for f in [&st.metadata, &st.video_seq, &st.audio_seq]
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push(self.protocol.bytes_of(f));
+                }
+            }
+        }
+        self.hub.record_dropped(skipped);
+        out.extend(frames.iter().map(|f| self.protocol.bytes_of(f)));
+        if out.is_empty() {
+            None
+        } else {
+            Some(Batch::Data(out))
+        }
+    }
+
+    /// Waits for the next batch.
+    pub async fn next_batch(&mut self) -> Batch {
+        loop {
+            if let Some(b) = self.try_next() {
+                return b;
+            }
+            if self.rx.changed().await.is_err() {
+                return Batch::End;
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub
+            .viewer_counter(self.protocol)
+            .fetch_sub(1, Ordering::SeqCst);
+        // The guard drops after the count is updated, so linger checks see the new count.
+        self.guard.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Arc<Hub> {
+        Arc::new(Hub::new("live", "s", HubConfig::default(), None))
+    }
+
+    fn video(ts: u32, b0: u8, b1: u8) -> MediaMessage {
+        MediaMessage::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![b0, b1, 0, 0, 0, 1, 2, 3]),
+        )
+    }
+
+    fn data(b: Batch) -> Vec<Bytes> {
+        match b {
+            Batch::Data(v) => v,
+            Batch::End => panic!("unexpected end"),
+        }
+    }
+
+    #[test]
+    fn late_joiner_gets_prelude_then_gop_and_bytes_are_shared() {
+        let h = hub();
+        h.publish(MediaMessage::new(
+            MediaKind::Data,
+            0,
+            Bytes::from_static(b"\x02\x00\x0aonMetaData\x03\x00\x00\x09"),
+        ));
+        h.publish(video(0, 0x17, 0)); // sequence header
+        h.publish(video(0, 0x17, 1)); // keyframe, GOP 1
+        h.publish(video(40, 0x27, 1));
+        h.publish(video(80, 0x17, 1)); // keyframe, GOP 2
+        h.publish(video(120, 0x27, 1));
+        let mut a = h.subscribe(Protocol::Rtmp);
+        let mut b = h.subscribe(Protocol::Rtmp);
+        let da = data(a.try_next().expect("batch"));
+        let db = data(b.try_next().expect("batch"));
+        // metadata + seq header + keyframe(80) + inter(120)
+        assert_eq!(da.len(), 4);
+        for (x, y) in da.iter().zip(&db) {
+            assert_eq!(x.as_ptr(), y.as_ptr(), "same allocation, not a copy");
+        }
+        // Each message starts with a type-0 chunk header.
+        for m in &da {
+            assert_eq!(m[0] >> 6, 0);
+        }
+        assert!(a.try_next().is_none());
+        assert_eq!(h.viewers(), 2);
+        drop(b);
+        assert_eq!(h.viewers(), 1);
+    }
+
+    #[test]
+    fn viewer_that_fell_behind_gets_config_again_before_its_keyframe() {
+        let h = hub();
+        let mut s = h.subscribe(Protocol::Rtmp);
+        assert!(s.try_next().is_none(), "nothing published yet");
+        h.publish(MediaMessage::new(
+            MediaKind::Data,
+            0,
+            Bytes::from_static(b"\x02\x00\x0aonMetaData\x05"),
+        ));
+        h.publish(video(0, 0x17, 0));
+        for i in 0..3u32 {
+            h.publish(video(i * 400, 0x17, 1));
+            h.publish(video(i * 400 + 40, 0x27, 1));
+        }
+        // The ring dropped the metadata and sequence header frames; the viewer had not read.
+        let d = data(s.try_next().expect("batch"));
+        assert_eq!(d.len(), 4, "metadata, seq header, keyframe, inter frame");
+        assert_eq!(d[0][7], 18);
+        assert_eq!(d[1][7], 9);
+        assert_eq!(&d[1][12..14], &[0x17, 0]);
+        assert!(s.dropped() > 0);
+    }
+
+    #[test]
+    fn flv_viewer_gets_tags_and_end_of_stream() {
+        let h = hub();
+        h.publish(video(0, 0x17, 1));
+        let mut s = h.subscribe(Protocol::Flv);
+        let d = data(s.try_next().expect("batch"));
+        assert_eq!(d[0][0], flv::TAG_VIDEO);
+        h.end_stream();
+        assert!(matches!(s.try_next(), Some(Batch::End)));
+    }
+
+    #[test]
+    fn new_sequence_header_mid_stream_reaches_viewers_and_replaces_stored() {
+        let h = hub();
+        h.publish(video(0, 0x17, 0));
+        h.publish(video(0, 0x17, 1));
+        let mut s = h.subscribe(Protocol::Rtmp);
+        let _ = s.try_next();
+        let mut changed = video(40, 0x17, 0);
+        changed.payload = Bytes::from_static(&[0x17, 0, 0, 0, 0, 9, 9]);
+        h.publish(changed);
+        let d = data(s.try_next().expect("batch"));
+        assert_eq!(d.len(), 1);
+        let late = data(h.subscribe(Protocol::Flv).try_next().expect("batch"));
+        assert!(late[0].ends_with(&[9, 9, 0, 0, 0, 18]));
+    }
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics for the relay (`/metrics`). Counters move as events happen; gauges that
+//! describe current state (viewers, ingest bitrate) are refreshed from the registry on scrape.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub viewers: Family<Labels, Gauge>,
+    pub ingest_kbps: Family<Labels, Gauge>,
+    pub upstream_connected: Family<Labels, Gauge>,
+    pub bytes_sent: Family<Labels, Counter>,
+    pub dropped_frames: Family<Labels, Counter>,
+    pub upstream_reconnects: Family<Labels, Counter>,
+    pub connections_closed: Family<Labels, Counter>,
+    pub max_viewers: Gauge,
+}
+
+pub fn stream_labels(app: &str, stream: &str) -> Labels {
+    vec![
+        ("app".to_string(), app.to_string()),
+        ("stream".to_string(), stream.to_string()),
+    ]
+}
+
+impl Metrics {
+    pub fn new(tier: &str, region: &str) -> Self {
+        let mut registry = Registry::with_prefix_and_labels(
+            "surge_relay",
+            [
+                ("tier".into(), tier.to_string().into()),
+                ("region".into(), region.to_string().into()),
+            ]
+            .into_iter(),
+        );
+        let viewers = Family::<Labels, Gauge>::default();
+        let ingest_kbps = Family::<Labels, Gauge>::default();
+        let upstream_connected = Family::<Labels, Gauge>::default();
+        let bytes_sent = Family::<Labels, Counter>::default();
+        let dropped_frames = Family::<Labels, Counter>::default();
+        let upstream_reconnects = Family::<Labels, Counter>::default();
+        let connections_closed = Family::<Labels, Counter>::default();
+        let max_viewers = Gauge::default();
+        registry.register(
+            "viewers",
+            "Connected viewers by stream and protocol",
+            viewers.clone(),
+        );
+        registry.register(
+            "ingest_kbps",
+            "Ingest bitrate per stream over the last 2 s",
+            ingest_kbps.clone(),
+        );
+        registry.register(
+            "upstream_connected",
+            "1 while the stream's upstream pull is connected",
+            upstream_connected.clone(),
+        );
+        registry.register(
+            "bytes_sent",
+            "Bytes written to viewers by protocol",
+            bytes_sent.clone(),
+        );
+        registry.register(
+            "dropped_frames",
+            "Frames skipped for slow viewers, per stream",
+            dropped_frames.clone(),
+        );
+        registry.register(
+            "upstream_reconnects",
+            "Times an upstream pull lost its connection and retried",
+            upstream_reconnects.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections the relay closed, by reason",
+            connections_closed.clone(),
+        );
+        registry.register(
+            "max_viewers",
+            "Configured viewer capacity of this relay",
+            max_viewers.clone(),
+        );
+        Metrics {
+            registry,
+            viewers,
+            ingest_kbps,
+            upstream_connected,
+            bytes_sent,
+            dropped_frames,
+            upstream_reconnects,
+            connections_closed,
+            max_viewers,
+        }
+    }
+
+    pub fn add_bytes_sent(&self, protocol: &str, n: usize) {
+        self.bytes_sent
+            .get_or_create(&vec![("protocol".to_string(), protocol.to_string())])
+            .inc_by(n as u64);
+    }
+
+    pub fn connection_closed(&self, reason: &str) {
+        self.connections_closed
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,410 @@
+//! The streams this relay serves: who feeds each hub (a local publisher or an upstream pull),
+//! on-demand pulls, linger after the last viewer, prewarming and the viewer limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, HubConfig, Protocol, Subscription};
+use crate::metrics::Metrics;
+use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
+
+pub type StreamKey = (String, String);
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub upstreams: Vec<String>,
+    pub upstream_linger: Duration,
+    pub max_viewers: usize,
+    pub hub: HubConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Publisher,
+    Upstream,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Publisher => "publisher",
+            Source::Upstream => "upstream",
+        }
+    }
+}
+
+pub struct StreamEntry {
+    pub hub: Arc<Hub>,
+    pub source: Source,
+    pub prewarm: bool,
+    pull_cancel: Option<CancellationToken>,
+    /// Bumped whenever a viewer arrives, so a pending linger timer knows it is stale.
+    linger_generation: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("stream {0}/{1} is already being published")]
+    AlreadyPublishing(String, String),
+    #[error("stream {0}/{1} is pulled from upstream on this relay")]
+    PulledFromUpstream(String, String),
+    #[error("relay is shutting down")]
+    ShuttingDown,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlayError {
+    #[error("stream {0}/{1} not found")]
+    NotFound(String, String),
+    #[error("relay is at its viewer limit ({0})")]
+    Full(usize),
+    #[error("relay is shutting down")]
+    ShuttingDown,
+}
+
+pub struct Registry {
+    settings: RegistrySettings,
+    metrics: Arc<Metrics>,
+    streams: Mutex<HashMap<StreamKey, Arc<StreamEntry>>>,
+    viewers: AtomicUsize,
+    draining: AtomicBool,
+    me: Weak<Registry>,
+}
+
+impl Registry {
+    pub fn new(settings: RegistrySettings, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics.max_viewers.set(settings.max_viewers as i64);
+        Arc::new_cyclic(|me| Registry {
+            settings,
+            metrics,
+            streams: Mutex::new(HashMap::new()),
+            viewers: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            me: me.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<StreamEntry>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn max_viewers(&self) -> usize {
+        self.settings.max_viewers
+    }
+
+    pub fn has_upstreams(&self) -> bool {
+        !self.settings.upstreams.is_empty()
+    }
+
+    pub fn total_viewers(&self) -> usize {
+        self.viewers.load(Ordering::SeqCst)
+    }
+
+    /// Stop admitting viewers and publishers (SIGTERM).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn entries(&self) -> Vec<(StreamKey, Arc<StreamEntry>)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn get(&self, app: &str, name: &str) -> Option<Arc<StreamEntry>> {
+        self.lock()
+            .get(&(app.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn new_hub(&self, app: &str, name: &str) -> Arc<Hub> {
+        Arc::new(Hub::new(
+            app,
+            name,
+            self.settings.hub,
+            Some(self.metrics.clone()),
+        ))
+    }
+
+    /// Claims `app/name` for a local publisher. Dropping the guard ends the stream.
+    pub fn start_publish(&self, app: &str, name: &str) -> Result<PublishGuard, PublishError> {
+        if self.is_draining() {
+            return Err(PublishError::ShuttingDown);
+        }
+        let key = (app.to_string(), name.to_string());
+        let mut streams = self.lock();
+        if let Some(e) = streams.get(&key) {
+            return Err(match e.source {
+                Source::Publisher => PublishError::AlreadyPublishing(key.0, key.1),
+                Source::Upstream => PublishError::PulledFromUpstream(key.0, key.1),
+            });
+        }
+        let entry = Arc::new(StreamEntry {
+            hub: self.new_hub(app, name),
+            source: Source::Publisher,
+            prewarm: false,
+            pull_cancel: None,
+            linger_generation: AtomicU64::new(0),
+        });
+        streams.insert(key.clone(), entry.clone());
+        Ok(PublishGuard {
+            registry: self.me.clone(),
+            key,
+            entry,
+        })
+    }
+
+    fn spawn_pull_entry(&self, app: &str, name: &str, prewarm: bool) -> Arc<StreamEntry> {
+        let hub = self.new_hub(app, name);
+        let cancel = CancellationToken::new();
+        hub.on_upstream_state(UpstreamState::Connecting);
+        let sink: Arc<dyn MediaSink> = hub.clone();
+        let cfg = PullerConfig {
+            upstreams: self.settings.upstreams.clone(),
+            app: app.to_string(),
+            stream: name.to_string(),
+        };
+        tracing::info!(app, stream = name, prewarm, upstreams = ?cfg.upstreams, "starting upstream pull");
+        spawn_puller(cfg, sink, cancel.clone());
+        Arc::new(StreamEntry {
+            hub,
+            source: Source::Upstream,
+            prewarm,
+            pull_cancel: Some(cancel),
+            linger_generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts pulling `app/name` now and keeps it even without viewers.
+    pub fn prewarm(&self, app: &str, name: &str) -> Arc<StreamEntry> {
+        let key = (app.to_string(), name.to_string());
+        let mut streams = self.lock();
+        if let Some(e) = streams.get(&key) {
+            return e.clone();
+        }
+        let e = self.spawn_pull_entry(app, name, true);
+        streams.insert(key, e.clone());
+        e
+    }
+
+    /// A new viewer of `app/name`; pulls it from upstream on demand when configured.
+    pub fn subscribe(
+        &self,
+        app: &str,
+        name: &str,
+        protocol: Protocol,
+    ) -> Result<Subscription, PlayError> {
+        if self.is_draining() {
+            return Err(PlayError::ShuttingDown);
+        }
+        let key = (app.to_string(), name.to_string());
+        let entry = {
+            let mut streams = self.lock();
+            if self.viewers.load(Ordering::SeqCst) >= self.settings.max_viewers {
+                return Err(PlayError::Full(self.settings.max_viewers));
+            }
+            let entry = match streams.get(&key) {
+                Some(e) => e.clone(),
+                None if self.has_upstreams() => {
+                    let e = self.spawn_pull_entry(app, name, false);
+                    streams.insert(key.clone(), e.clone());
+                    e
+                }
+                None => return Err(PlayError::NotFound(key.0, key.1)),
+            };
+            self.viewers.fetch_add(1, Ordering::SeqCst);
+            entry.linger_generation.fetch_add(1, Ordering::SeqCst);
+            entry
+        };
+        let mut sub = entry.hub.subscribe(protocol);
+        sub.set_guard(Box::new(ViewerGuard {
+            registry: self.me.clone(),
+            key,
+            entry,
+        }));
+        Ok(sub)
+    }
+
+    fn viewer_left(&self, key: &StreamKey, entry: &Arc<StreamEntry>) {
+        self.viewers.fetch_sub(1, Ordering::SeqCst);
+        if entry.source != Source::Upstream || entry.prewarm || entry.hub.viewers() > 0 {
+            return;
+        }
+        let generation = entry.linger_generation.load(Ordering::SeqCst);
+        let linger = self.settings.upstream_linger;
+        let registry = self.me.clone();
+        let key = key.clone();
+        let entry = entry.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            tokio::time::sleep(linger).await;
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            let mut streams = registry.lock();
+            let current = streams.get(&key).is_some_and(|e| Arc::ptr_eq(e, &entry));
+            if current
+                && entry.hub.viewers() == 0
+                && entry.linger_generation.load(Ordering::SeqCst) == generation
+            {
+                streams.remove(&key);
+                drop(streams);
+                tracing::info!(app = %key.0, stream = %key.1, linger = ?linger, "no viewers left: stopping upstream pull");
+                if let Some(c) = &entry.pull_cancel {
+                    c.cancel();
+                }
+                entry.hub.end_stream();
+            }
+        });
+    }
+
+    /// Cancels every pull (process exit).
+    pub fn stop_all_pulls(&self) {
+        for (_, e) in self.entries() {
+            if let Some(c) = &e.pull_cancel {
+                c.cancel();
+            }
+        }
+    }
+}
+
+/// Held by a publishing connection; dropping it ends the stream for its viewers.
+pub struct PublishGuard {
+    registry: Weak<Registry>,
+    key: StreamKey,
+    entry: Arc<StreamEntry>,
+}
+
+impl PublishGuard {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.entry.hub
+    }
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.registry.upgrade() {
+            let mut streams = r.lock();
+            if streams
+                .get(&self.key)
+                .is_some_and(|e| Arc::ptr_eq(e, &self.entry))
+            {
+                streams.remove(&self.key);
+            }
+        }
+        self.entry.hub.end_stream();
+    }
+}
+
+struct ViewerGuard {
+    registry: Weak<Registry>,
+    key: StreamKey,
+    entry: Arc<StreamEntry>,
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.registry.upgrade() {
+            r.viewer_left(&self.key, &self.entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(upstreams: Vec<String>, max_viewers: usize) -> Arc<Registry> {
+        Registry::new(
+            RegistrySettings {
+                upstreams,
+                upstream_linger: Duration::from_millis(50),
+                max_viewers,
+                hub: HubConfig::default(),
+            },
+            Arc::new(Metrics::new("edge", "test")),
+        )
+    }
+
+    #[test]
+    fn second_publisher_is_rejected_until_first_leaves() {
+        let r = registry(vec![], 10);
+        let g = r.start_publish("live", "a").expect("first");
+        assert_eq!(
+            r.start_publish("live", "a").err(),
+            Some(PublishError::AlreadyPublishing("live".into(), "a".into()))
+        );
+        drop(g);
+        assert!(r.start_publish("live", "a").is_ok());
+    }
+
+    #[test]
+    fn unknown_stream_without_upstream_is_not_found_and_limit_applies() {
+        let r = registry(vec![], 1);
+        assert!(matches!(
+            r.subscribe("live", "x", Protocol::Flv),
+            Err(PlayError::NotFound(..))
+        ));
+        let _g = r.start_publish("live", "x").expect("publish");
+        let v = r
+            .subscribe("live", "x", Protocol::Flv)
+            .expect("first viewer");
+        assert!(matches!(
+            r.subscribe("live", "x", Protocol::Rtmp),
+            Err(PlayError::Full(1))
+        ));
+        drop(v);
+        assert_eq!(r.total_viewers(), 0);
+        r.start_draining();
+        assert!(matches!(
+            r.subscribe("live", "x", Protocol::Rtmp),
+            Err(PlayError::ShuttingDown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn one_pull_per_stream_and_linger_removes_it() {
+        let r = registry(vec!["rtmp://127.0.0.1:9/live".into()], 10);
+        let a = r.subscribe("live", "x", Protocol::Rtmp).expect("a");
+        let b = r.subscribe("live", "x", Protocol::Flv).expect("b");
+        assert_eq!(r.entries().len(), 1);
+        assert!(Arc::ptr_eq(a.hub(), b.hub()));
+        drop(a);
+        drop(b);
+        assert!(r.get("live", "x").is_some());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(r.get("live", "x").is_none());
+    }
+
+    #[tokio::test]
+    async fn returning_viewer_cancels_linger_and_prewarm_stays() {
+        let r = registry(vec!["rtmp://127.0.0.1:9/live".into()], 10);
+        drop(r.subscribe("live", "x", Protocol::Rtmp).expect("a"));
+        let again = r.subscribe("live", "x", Protocol::Rtmp).expect("b");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(r.get("live", "x").is_some());
+        drop(again);
+        r.prewarm("live", "p");
+        drop(r.subscribe("live", "p", Protocol::Rtmp).expect("c"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(r.get("live", "p").is_some());
+    }
+}

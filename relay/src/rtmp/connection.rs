@@ -1,0 +1,230 @@
+//! One RTMP TCP connection: handshake, then a reader (bytes into the [`InboundSession`]) and
+//! a writer (control replies, then shared hub bytes for a player) that never block each other.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::chunk_reader::ChunkLimits;
+use super::handshake;
+use super::messages;
+use super::session::{Action, InboundSession, Role};
+use super::vectored::write_all_vectored;
+use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Subscription};
+use crate::registry::Registry;
+
+/// Control replies queued for a client; a client that lets this fill up is not reading.
+const CONTROL_QUEUE: usize = 256;
+/// Publishers send constantly; silence this long means the publisher is gone.
+const PUBLISHER_IDLE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct RtmpSettings {
+    pub handshake_timeout: Duration,
+    pub slow_viewer_timeout: Duration,
+    pub chunk_limits: ChunkLimits,
+    /// SO_SNDBUF for playing connections (0 = OS default).
+    pub viewer_send_buffer: usize,
+}
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+enum Outbound {
+    Control(Bytes),
+    Play(Box<Subscription>),
+}
+
+/// Serves one accepted connection until it ends; logs one line saying why it closed.
+pub async fn serve(
+    stream: TcpStream,
+    registry: Arc<Registry>,
+    settings: Arc<RtmpSettings>,
+    shutdown: CancellationToken,
+) {
+    let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let span = tracing::info_span!("rtmp", conn = id, peer = %peer);
+    async move {
+        let reason = run(stream, registry.clone(), settings, shutdown).await;
+        match &reason {
+            Ok(why) => tracing::info!(reason = %why, "connection closed"),
+            Err(why) => {
+                registry.metrics().connection_closed("error");
+                tracing::warn!(reason = %why, "connection closed")
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run(
+    mut stream: TcpStream,
+    registry: Arc<Registry>,
+    settings: Arc<RtmpSettings>,
+    shutdown: CancellationToken,
+) -> Result<String, String> {
+    let _ = stream.set_nodelay(true);
+    let leftover = handshake::accept(&mut stream, settings.handshake_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (session, initial) =
+        InboundSession::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
+    let done = CancellationToken::new();
+    let writer_done = done.clone();
+    let writer_loop = write_loop(wr, rx, registry.clone(), settings.clone(), done.clone());
+    let writer = tokio::spawn(
+        async move {
+            let r = writer_loop.await;
+            writer_done.cancel();
+            r
+        }
+        .instrument(tracing::Span::current()),
+    );
+    for b in initial {
+        let _ = tx.try_send(Outbound::Control(b));
+    }
+    let mut session = session;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = leftover;
+    let result: Result<String, String> = loop {
+        if !pending.is_empty() {
+            match session.handle_bytes(&pending) {
+                Ok(actions) => {
+                    if let Err(e) = dispatch(&tx, actions) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(format!("closing on bad input: {e}")),
+            }
+            pending.clear();
+        }
+        let idle = match session.role() {
+            Role::Handshaking => settings.handshake_timeout,
+            Role::Publishing { .. } => PUBLISHER_IDLE,
+            Role::Playing { .. } => Duration::from_secs(24 * 3600),
+        };
+        let n = tokio::select! {
+            r = tokio::time::timeout(idle, rd.read(&mut buf)) => match r {
+                Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
+                Ok(Err(e)) => break Err(format!("read error: {e}")),
+                Ok(Ok(0)) => break Ok("peer closed".to_string()),
+                Ok(Ok(n)) => n,
+            },
+            _ = done.cancelled() => break Ok("writer finished".to_string()),
+            _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
+                break Ok("relay shutting down".to_string())
+            }
+        };
+        pending.extend_from_slice(&buf[..n]);
+    };
+    drop(tx);
+    done.cancel();
+    let writer_result = writer
+        .await
+        .unwrap_or_else(|e| Err(format!("writer task failed: {e}")));
+    drop(session);
+    match (&result, writer_result) {
+        (_, Err(w)) => Err(w),
+        _ => result,
+    }
+}
+
+fn dispatch(tx: &mpsc::Sender<Outbound>, actions: Vec<Action>) -> Result<(), String> {
+    for a in actions {
+        let out = match a {
+            Action::Send(b) => Outbound::Control(b),
+            Action::Play(s) => Outbound::Play(s),
+        };
+        if tx.try_send(out).is_err() {
+            return Err("client is not reading its control replies".into());
+        }
+    }
+    Ok(())
+}
+
+async fn write_with_timeout(
+    wr: &mut OwnedWriteHalf,
+    bufs: &[Bytes],
+    timeout: Duration,
+) -> Result<usize, String> {
+    match write_all_vectored(wr, bufs, timeout).await {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
+            "slow viewer: socket accepted nothing for {timeout:?}"
+        )),
+        Err(e) => Err(format!("write error: {e}")),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// Ok(()) when the connection should simply end, Err(reason) on a failure.
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outbound>,
+    registry: Arc<Registry>,
+    settings: Arc<RtmpSettings>,
+    done: CancellationToken,
+) -> Result<String, String> {
+    let timeout = settings.slow_viewer_timeout;
+    let metrics = registry.metrics().clone();
+    let mut sub: Option<Box<Subscription>> = None;
+    loop {
+        let next = match sub.as_mut() {
+            None => tokio::select! {
+                o = rx.recv() => o,
+                _ = done.cancelled() => return Ok("reader finished".into()),
+            },
+            Some(s) => tokio::select! {
+                biased;
+                o = rx.recv() => o,
+                b = s.next_batch() => match b {
+                    Batch::Data(bufs) => {
+                        let n = write_with_timeout(&mut wr, &bufs, timeout).await.inspect_err(|e| {
+                            if e.starts_with("slow viewer") {
+                                metrics.connection_closed("slow_viewer");
+                            }
+                        })?;
+                        metrics.add_bytes_sent("rtmp", n);
+                        continue;
+                    }
+                    Batch::End => {
+                        let name = s.hub().name.clone();
+                        if let Some(p) = messages::unpublish_notify(PLAY_MESSAGE_STREAM_ID, &name) {
+                            let _ = write_with_timeout(&mut wr, &[p], timeout).await;
+                        }
+                        done.cancel();
+                        return Ok("stream ended (UnpublishNotify sent)".into());
+                    }
+                },
+                _ = done.cancelled() => return Ok("reader finished".into()),
+            },
+        };
+        match next {
+            None => return Ok("session ended".into()),
+            Some(Outbound::Control(b)) => {
+                write_with_timeout(&mut wr, &[b], timeout).await?;
+            }
+            Some(Outbound::Play(s)) => {
+                if settings.viewer_send_buffer > 0 {
+                    let sock = socket2::SockRef::from(wr.as_ref());
+                    let _ = sock.set_send_buffer_size(settings.viewer_send_buffer);
+                }
+                tracing::info!(app = %s.hub().app, stream = %s.hub().name, "viewer started (rtmp)");
+                sub = Some(s);
+            }
+        }
+    }
+}

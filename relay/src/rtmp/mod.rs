@@ -1,0 +1,11 @@
+//! RTMP ingest and playback.
+
+pub mod chunk_reader;
+pub mod command_guard;
+pub mod connection;
+pub mod handshake;
+pub mod messages;
+pub mod session;
+pub mod vectored;
+
+pub use connection::{RtmpSettings, serve};

@@ -1,0 +1,192 @@
+//! Wires the relay together: listeners, registry, prewarm pulls, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::timeout_io::TimeoutListener;
+use crate::http::{AppState, router};
+use crate::hub::{CursorLimits, HubConfig};
+use crate::metrics::Metrics;
+use crate::registry::{Registry, RegistrySettings};
+use crate::rtmp::chunk_reader::ChunkLimits;
+use crate::rtmp::{self, RtmpSettings};
+
+/// A running relay.
+pub struct Relay {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    shutdown: CancellationToken,
+    http_task: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Relay {
+    /// Binds both listeners and starts serving (prewarm pulls start at once).
+    pub async fn start(cfg: &Config) -> anyhow::Result<Relay> {
+        if !cfg.prewarm.is_empty() && cfg.upstreams.is_empty() {
+            anyhow::bail!("--prewarm needs at least one --upstream to pull from");
+        }
+        for u in &cfg.upstreams {
+            if !u.starts_with("rtmp://") {
+                anyhow::bail!("--upstream {u:?}: expected rtmp://HOST:PORT/APP");
+            }
+        }
+        let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
+        let registry = Registry::new(
+            RegistrySettings {
+                upstreams: cfg.upstreams.clone(),
+                upstream_linger: cfg.upstream_linger,
+                max_viewers: cfg.max_viewers,
+                hub: HubConfig {
+                    cache_max_bytes: cfg.gop_cache_max_bytes,
+                    cursor: CursorLimits {
+                        max_backlog_bytes: cfg.viewer_backlog_bytes,
+                        ..CursorLimits::default()
+                    },
+                },
+            },
+            metrics,
+        );
+        let rtmp_listener = TcpListener::bind(cfg.rtmp_listen)
+            .await
+            .with_context(|| format!("binding RTMP listener {}", cfg.rtmp_listen))?;
+        let http_listener = TcpListener::bind(cfg.http_listen)
+            .await
+            .with_context(|| format!("binding HTTP listener {}", cfg.http_listen))?;
+        let rtmp_addr = rtmp_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+
+        let settings = Arc::new(RtmpSettings {
+            handshake_timeout: cfg.handshake_timeout,
+            slow_viewer_timeout: cfg.slow_viewer_timeout,
+            chunk_limits: ChunkLimits::default(),
+            viewer_send_buffer: cfg.viewer_send_buffer_bytes,
+        });
+        tokio::spawn(accept_rtmp(
+            rtmp_listener,
+            registry.clone(),
+            settings,
+            shutdown.clone(),
+        ));
+
+        let state = AppState {
+            registry: registry.clone(),
+            tier: cfg.tier.as_str().into(),
+            region: cfg.region.as_str().into(),
+            prewarm: Arc::new(cfg.prewarm.clone()),
+        };
+        let listener = TimeoutListener {
+            inner: http_listener,
+            timeout: cfg.slow_viewer_timeout,
+            send_buffer: cfg.viewer_send_buffer_bytes,
+        };
+        let http_shutdown = shutdown.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+
+        for (app, name) in &cfg.prewarm {
+            registry.prewarm(app, name);
+        }
+        tracing::info!(
+            rtmp_addr = %rtmp_addr,
+            http_addr = %http_addr,
+            tier = cfg.tier.as_str(),
+            region = %cfg.region,
+            upstreams = ?cfg.upstreams,
+            "listening"
+        );
+        Ok(Relay {
+            rtmp_addr,
+            http_addr,
+            registry,
+            shutdown,
+            http_task,
+            grace: cfg.shutdown_grace,
+        })
+    }
+
+    /// Stops accepting, serves current viewers until they leave or the grace period ends.
+    pub async fn shutdown(self) {
+        let started = Instant::now();
+        tracing::info!(viewers = self.registry.total_viewers(), grace = ?self.grace, "draining: no new viewers or publishers");
+        self.registry.start_draining();
+        self.shutdown.cancel();
+        while self.registry.total_viewers() > 0 && started.elapsed() < self.grace {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.registry.stop_all_pulls();
+        self.http_task.abort();
+        tracing::info!(
+            viewers_left = self.registry.total_viewers(),
+            after = ?started.elapsed(),
+            "shutdown complete"
+        );
+    }
+}
+
+async fn accept_rtmp(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    settings: Arc<RtmpSettings>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => {
+                tracing::info!("rtmp listener closed");
+                return;
+            }
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(rtmp::serve(
+                    stream,
+                    registry.clone(),
+                    settings.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rtmp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,126 @@
+//! Runs the real `surge-relay` binary on loopback with OS-assigned ports; killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct RelayProcess {
+    pub child: Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RelayProcess {
+    pub fn start(extra: &[&str]) -> RelayProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_surge-relay"));
+        cmd.args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn surge-relay");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        for pipe in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if line.contains("listening") {
+                        let _ = tx.send(line.clone());
+                    }
+                    log.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("relay did not report its listeners");
+            }
+        };
+        // Text logs say `name=ADDR`, JSON logs `"name":"ADDR"`.
+        let field = |name: &str| -> SocketAddr {
+            let (start, skip) = match line.find(&format!("{name}=")) {
+                Some(p) => (p, name.len() + 1),
+                None => (
+                    line.find(&format!("\"{name}\":")).expect("addr field"),
+                    name.len() + 3,
+                ),
+            };
+            let rest = line[start + skip..].trim_start_matches('"');
+            let end = rest.find([' ', '"', ',']).unwrap_or(rest.len());
+            rest[..end].parse().expect("socket addr")
+        };
+        let rtmp = field("rtmp_addr");
+        let http = field("http_addr");
+        RelayProcess {
+            child,
+            rtmp,
+            http,
+            log,
+        }
+    }
+
+    pub fn rtmp_url(&self, app: &str, stream: &str) -> String {
+        format!("rtmp://{}/{app}/{stream}", self.rtmp)
+    }
+
+    pub fn flv_url(&self, app: &str, stream: &str) -> String {
+        format!("http://{}/{app}/{stream}.flv", self.http)
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// Sends SIGTERM (graceful drain).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed on drop (ffmpeg publishers etc.).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
