@@ -7,6 +7,7 @@ mod http_flv;
 mod progress;
 mod report;
 mod schedule;
+mod socket;
 mod stall;
 mod stats;
 mod svg;

@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::http_flv::{Dechunker, parse_head, request};
+use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
@@ -23,10 +24,6 @@ use crate::rtmp_client::{RtmpConnection, status_code};
 /// How long a new viewer may wait for its first keyframe.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
-
-thread_local! {
-    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
-}
 
 /// What one viewer connects to.
 #[derive(Debug, Clone)]
@@ -224,50 +221,46 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
         Ok(conn)
     };
     let conn = with_first_frame_timeout(session, setup).await?;
-    let (mut socket, mut reader, mut control) = conn.into_parts();
+    let (socket, mut reader, mut control) = conn.into_parts();
+    let socket = ViewerSocket::new(socket).map_err(|e| describe_io(&e))?;
     let mut replies: Vec<u8> = Vec::new();
     let mut failure: Option<String> = None;
     let stats = session.stats.clone();
     loop {
-        if !session.playing {
-            let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
-            tokio::time::timeout(left, socket.readable())
+        let playing = session.playing;
+        let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
+        let read = socket.read_with(|data| {
+            let now = Instant::now();
+            let mut st = stats.borrow_mut();
+            st.on_bytes(data.len());
+            control.on_bytes(data.len(), &mut replies);
+            reader
+                .feed(data, &mut |m| match m.type_id {
+                    8 | 9 => session.on_media(&mut st, &m, now),
+                    4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
+                    20 => {
+                        if let Ok(cmd) = decode_all(m.prefix)
+                            && let Some(code) = status_code(&cmd)
+                            && (code.contains("NotFound") || code.contains("Failed"))
+                        {
+                            failure = Some(format!("rtmp play refused: {code}"));
+                        }
+                    }
+                    _ => {}
+                })
+                .map_err(|e| format!("rtmp: {e}"))
+        });
+        let read = if playing {
+            read.await
+        } else {
+            tokio::time::timeout(left, read)
                 .await
                 .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
-                .map_err(|e| describe_io(&e))?;
-        } else {
-            socket.readable().await.map_err(|e| describe_io(&e))?;
+        };
+        match read.map_err(|e| describe_io(&e))? {
+            Read1::Eof => return Err("server closed the connection".into()),
+            Read1::Data(parsed) => parsed?,
         }
-        let outcome = READ_BUF.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            match socket.try_read(&mut buf) {
-                Ok(0) => Err("server closed the connection".to_string()),
-                Ok(n) => {
-                    let now = Instant::now();
-                    let mut st = stats.borrow_mut();
-                    st.on_bytes(n);
-                    control.on_bytes(n, &mut replies);
-                    reader
-                        .feed(&buf[..n], &mut |m| match m.type_id {
-                            8 | 9 => session.on_media(&mut st, &m, now),
-                            4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
-                            20 => {
-                                if let Ok(cmd) = decode_all(m.prefix)
-                                    && let Some(code) = status_code(&cmd)
-                                    && (code.contains("NotFound") || code.contains("Failed"))
-                                {
-                                    failure = Some(format!("rtmp play refused: {code}"));
-                                }
-                            }
-                            _ => {}
-                        })
-                        .map_err(|e| format!("rtmp: {e}"))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-                Err(e) => Err(describe_io(&e)),
-            }
-        });
-        outcome?;
         if let Some(f) = failure.take() {
             return Err(f);
         }
@@ -302,33 +295,20 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
         Ok(socket)
     };
     let socket = with_first_frame_timeout(session, connect).await?;
+    let socket = ViewerSocket::new(socket).map_err(|e| describe_io(&e))?;
     let mut head: Vec<u8> = Vec::new();
     let mut dechunker: Option<Dechunker> = None;
     let mut in_body = false;
     let mut parser = FlvStreamParser::new();
     let stats = session.stats.clone();
     loop {
-        if !session.playing {
-            let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
-            tokio::time::timeout(left, socket.readable())
-                .await
-                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
-                .map_err(|e| describe_io(&e))?;
-        } else {
-            socket.readable().await.map_err(|e| describe_io(&e))?;
-        }
-        let outcome: Result<(), String> = READ_BUF.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            let n = match socket.try_read(&mut buf) {
-                Ok(0) => return Err("server closed the connection".to_string()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(describe_io(&e)),
-            };
+        let playing = session.playing;
+        let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
+        let read = socket.read_with(|data| -> Result<(), String> {
             let now = Instant::now();
             let mut st = stats.borrow_mut();
-            st.on_bytes(n);
-            let mut body: &[u8] = &buf[..n];
+            st.on_bytes(data.len());
+            let mut body: &[u8] = data;
             if !in_body {
                 head.extend_from_slice(body);
                 let Some(h) = parse_head(&head).map_err(|e| format!("http-flv {path}: {e}"))?
@@ -351,9 +331,9 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
                     session.on_media(&mut st, &m, now);
                 }
             };
-            let mut parse_error = None;
             match dechunker.as_mut() {
                 Some(d) => {
+                    let mut parse_error = None;
                     let ended = d
                         .feed(body, &mut |piece| {
                             if parse_error.is_none()
@@ -363,22 +343,30 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
                             }
                         })
                         .map_err(|e| format!("http-flv: {e}"))?;
+                    if let Some(e) = parse_error {
+                        return Err(format!("http-flv: {e}"));
+                    }
                     if ended {
                         return Err("server ended the response".into());
                     }
+                    Ok(())
                 }
-                None => {
-                    parser
-                        .feed(body, &mut on_msg)
-                        .map_err(|e| format!("http-flv: {e}"))?;
-                }
-            }
-            match parse_error {
-                Some(e) => Err(format!("http-flv: {e}")),
-                None => Ok(()),
+                None => parser
+                    .feed(body, &mut on_msg)
+                    .map_err(|e| format!("http-flv: {e}")),
             }
         });
-        outcome?;
+        let read = if playing {
+            read.await
+        } else {
+            tokio::time::timeout(left, read)
+                .await
+                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+        };
+        match read.map_err(|e| describe_io(&e))? {
+            Read1::Eof => return Err("server closed the connection".into()),
+            Read1::Data(parsed) => parsed?,
+        }
         if probe && session.playing {
             return Ok(());
         }
