@@ -54,7 +54,13 @@ pub async fn serve(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let span = tracing::info_span!("rtmp", conn = id, peer = %peer);
+    let span = tracing::info_span!(
+        "rtmp",
+        conn = id,
+        peer = %peer,
+        stream = tracing::field::Empty,
+        role = tracing::field::Empty
+    );
     async move {
         let reason = run(stream, registry.clone(), settings, shutdown).await;
         match &reason {
@@ -111,6 +117,7 @@ async fn run(
                 Err(e) => break Err(format!("closing on bad input: {e}")),
             }
             pending.clear();
+            record_role(session.role());
         }
         let idle = match session.role() {
             Role::Handshaking => settings.handshake_timeout,
@@ -141,6 +148,18 @@ async fn run(
         (_, Err(w)) => Err(w),
         _ => result,
     }
+}
+
+/// Puts the stream and role into the connection's span once known (every later line has them).
+fn record_role(role: &Role) {
+    let (name, app, stream) = match role {
+        Role::Handshaking => return,
+        Role::Publishing { app, stream } => ("publisher", app, stream),
+        Role::Playing { app, stream } => ("viewer", app, stream),
+    };
+    let span = tracing::Span::current();
+    span.record("role", name);
+    span.record("stream", format!("{app}/{stream}"));
 }
 
 fn dispatch(tx: &mpsc::Sender<Outbound>, actions: Vec<Action>) -> Result<(), String> {
