@@ -1,0 +1,531 @@
+#!/usr/bin/env bash
+# End-to-end test of surge-operator on a real control plane (scripts/k8s: kube-apiserver,
+# controller-manager, scheduler built from source; kwok fake nodes in us-east, eu-west and
+# ap-south whose pod IPs are loopback addresses).
+#
+#  1. helm lint + helm template (default and custom values) of charts/surge.
+#  2. helm install the chart with the operator Deployment scaled to 0 (kwok runs no
+#     containers), then run the operator binary here with the Deployment's own arguments,
+#     authenticated as the chart's ServiceAccount (a `kubectl create token` kubeconfig), so
+#     the chart's RBAC is what it gets.
+#  3. examples/stream.yaml (three regions): per-region Deployments and Services with the
+#     right nodeSelectors, pods on that region's nodes, status Ready with tiers filled,
+#     `kubectl get streams` columns, metrics, events, leader election (a second operator waits).
+#  4. invalid Streams are rejected by the API server naming the field.
+#  5. spec edits converge (min/max change, a region removed then added back).
+#  6. a restarted operator changes nothing (Deployment generations unchanged).
+#  7. deleting the Stream removes every child (owner references + garbage collector).
+#  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
+#     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers connect to an
+#     edge relay; the operator's scraper reads the counts, the planner scales the edge
+#     Deployment up; viewers leave and it scales back down. Skipped (with a message) only
+#     when the workspace's surge-relay lacks the flags the operator passes.
+#
+# Bounded: every wait has a timeout and a watchdog ends the script after 12 minutes; an EXIT
+# trap stops every process it started and takes the cluster down.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+# Pod networks of this test's private cluster (not the default 127.10, so a concurrent smoke
+# test on the same machine never hands out the same pod IPs).
+export SURGE_K8S_POD_PREFIX="${SURGE_K8S_POD_PREFIX:-127.$((40 + $$ % 80))}"
+source scripts/k8s/e2e.sh
+
+NAME=20-operator
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/surge-operator-e2e.XXXXXX")"
+RELEASE_NS=surge-system
+t_start=$SECONDS
+
+step() { echo "$NAME: [$((SECONDS - t_start))s] $*"; }
+fail() {
+  echo "$NAME: FAIL: $*" >&2
+  if [ -f "$WORK/operator.log" ]; then
+    echo "$NAME: last operator log lines:" >&2
+    tail -n 30 "$WORK/operator.log" >&2 || true
+  fi
+  exit 1
+}
+
+OPERATOR_PID=""
+STANDBY_PID=""
+FFMPEG_PID=""
+WATCHDOG_PID=""
+LEASES_PID=""
+declare -A RELAY_PIDS=()  # pod name -> pid of the surge-relay playing that pod
+declare -a VIEWER_PIDS=()
+
+stop_pid() {
+  local pid="$1"
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  for pid in "${VIEWER_PIDS[@]}"; do stop_pid "$pid"; done
+  stop_pid "$FFMPEG_PID"
+  for pod in "${!RELAY_PIDS[@]}"; do stop_pid "${RELAY_PIDS[$pod]}"; done
+  stop_pid "$STANDBY_PID"
+  stop_pid "$OPERATOR_PID"
+  stop_pid "$LEASES_PID"
+  stop_pid "$WATCHDOG_PID"
+  if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
+    kubectl delete stream --all -n default --wait=false >/dev/null 2>&1
+    helm uninstall surge -n "$RELEASE_NS" >/dev/null 2>&1
+  fi
+  k8s_e2e_stop "$status"
+  if [ "$status" -eq 0 ]; then
+    rm -rf "$WORK"
+  else
+    echo "$NAME: logs kept in $WORK" >&2
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+
+# Watchdog: the whole test is bounded even if a command hangs.
+( sleep 720; echo "$NAME: FAIL: watchdog: still running after 12 minutes" >&2; kill -TERM $$ ) &
+WATCHDOG_PID=$!
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_until DESCRIPTION SECONDS COMMAND...: polls COMMAND every second (keeping the relays in
+# step with the pods while the scaling phase runs).
+RELAYS_ON=0
+wait_until() {
+  local desc="$1" limit="$2"
+  shift 2
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${limit}s waiting for: $desc"
+    [ "$RELAYS_ON" -eq 0 ] || sync_relays
+    sleep 1
+  done
+}
+
+# --- 0. binaries -------------------------------------------------------------------------
+step "building surge-operator and surge-relay"
+cargo build -q -p surge-operator -p surge-relay 2>&1 | tail -n 20
+OPERATOR="$ROOT/target/debug/surge-operator"
+RELAY="$ROOT/target/debug/surge-relay"
+[ -x "$OPERATOR" ] || fail "no $OPERATOR"
+HAVE_RELAY=0
+if [ -x "$RELAY" ] && "$RELAY" --help 2>/dev/null | grep -q -- '--prewarm'; then
+  HAVE_RELAY=1
+fi
+command -v ffmpeg >/dev/null || HAVE_RELAY=0
+
+step "bringing the cluster up"
+k8s_e2e_start
+command -v helm >/dev/null || fail "helm not found (scripts/k8s/build provides it)"
+
+# kwok renews node heartbeats only about once a minute and, unless started with
+# --node-lease-duration-seconds, keeps no node Leases; the node-lifecycle controller then
+# marks every node NotReady (and every pod Ready=False) about a minute after `up`. When the
+# cluster has no node Leases, this test renews them itself (see
+# /work/notes/operator-to-k8s-env.md in the project notes).
+renew_node_leases() {
+  local nodes
+  nodes="$(kubectl get nodes -o jsonpath='{.items[*].metadata.name}')"
+  while true; do
+    local now items=""
+    now="$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)"
+    for node in $nodes; do
+      items+="{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"$node\",\"namespace\":\"kube-node-lease\"},\"spec\":{\"holderIdentity\":\"$node\",\"leaseDurationSeconds\":40,\"renewTime\":\"$now\"}},"
+    done
+    echo "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[${items%,}]}" \
+      | kubectl apply --server-side --force-conflicts --field-manager=e2e-node-heartbeat -f - >/dev/null 2>&1 || true
+    sleep 8
+  done
+}
+if [ "$K8S_E2E_EXTERNAL" -eq 0 ] && [ -z "$(kubectl get lease -n kube-node-lease -o name 2>/dev/null)" ]; then
+  step "the cluster keeps no node Leases: renewing them from the test"
+  renew_node_leases &
+  LEASES_PID=$!
+fi
+
+# --- 1. chart ------------------------------------------------------------------------------
+step "helm lint and helm template (default and custom values)"
+helm lint --strict charts/surge >"$WORK/lint.txt" || { cat "$WORK/lint.txt"; fail "helm lint"; }
+helm lint --strict charts/surge -f charts/surge/ci/custom-values.yaml >>"$WORK/lint.txt" \
+  || { cat "$WORK/lint.txt"; fail "helm lint (custom values)"; }
+helm template surge charts/surge -n "$RELEASE_NS" >"$WORK/default.yaml" || fail "helm template (defaults)"
+helm template surge charts/surge -n "$RELEASE_NS" -f charts/surge/ci/custom-values.yaml >"$WORK/custom.yaml" \
+  || fail "helm template (custom values)"
+for kind in ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding Service Deployment; do
+  grep -q "^kind: $kind\$" "$WORK/default.yaml" || fail "default render lacks a $kind"
+done
+grep -q '^kind: ServiceMonitor$' "$WORK/custom.yaml" || fail "custom render lacks the ServiceMonitor"
+grep -q -- '--relay-http-port=18080' "$WORK/custom.yaml" || fail "custom render ignores relay.httpPort"
+grep -q -- '--namespace=streams' "$WORK/custom.yaml" || fail "custom render ignores operator.watchNamespace"
+if helm template surge charts/surge --set operator.scrapeInterval=soon >/dev/null 2>&1; then
+  fail "values.schema.json accepted operator.scrapeInterval=soon"
+fi
+
+# --- 2. install, ServiceAccount kubeconfig, operator -------------------------------------
+RELAY_HTTP_PORT="$(free_port)"
+RELAY_RTMP_PORT="$(free_port)"
+step "helm install (operator Deployment scaled to 0; relay ports rtmp $RELAY_RTMP_PORT, http $RELAY_HTTP_PORT)"
+helm install surge charts/surge -n "$RELEASE_NS" --create-namespace --wait --timeout 60s \
+  --set operator.replicas=0 \
+  --set relay.httpPort="$RELAY_HTTP_PORT" --set relay.rtmpPort="$RELAY_RTMP_PORT" \
+  --set operator.scrapeInterval=1s >"$WORK/install.txt" || { cat "$WORK/install.txt"; fail "helm install"; }
+kubectl get crd streams.surge.dev >/dev/null || fail "the chart did not install the Stream CRD"
+kubectl wait --for=condition=Established crd/streams.surge.dev --timeout=30s >/dev/null
+
+SA_KUBECONFIG="$WORK/sa-kubeconfig"
+server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
+ca="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+token="$(kubectl -n "$RELEASE_NS" create token surge --duration=1h)"
+cat >"$SA_KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "$server", certificate-authority-data: "$ca"}
+users:
+- name: surge
+  user: {token: "$token"}
+contexts:
+- name: surge
+  context: {cluster: e2e, user: surge, namespace: $RELEASE_NS}
+current-context: surge
+EOF
+chmod 600 "$SA_KUBECONFIG"
+sa() { kubectl --kubeconfig "$SA_KUBECONFIG" "$@"; }
+[ "$(sa auth whoami -o jsonpath='{.status.userInfo.username}')" = "system:serviceaccount:$RELEASE_NS:surge" ] \
+  || fail "the token kubeconfig is not the chart's ServiceAccount"
+[ "$(sa auth can-i watch streams.surge.dev -A)" = yes ] || fail "ServiceAccount cannot watch streams"
+[ "$(sa auth can-i create secrets -n default || true)" = no ] || fail "ServiceAccount may create secrets (RBAC too wide)"
+[ "$(sa auth can-i delete pods -n default || true)" = no ] || fail "ServiceAccount may delete pods (RBAC too wide)"
+step "the ServiceAccount's RBAC is least-privilege (no secrets, no pod deletion)"
+
+# The operator's arguments are the chart Deployment's own.
+mapfile -t OP_ARGS < <(kubectl -n "$RELEASE_NS" get deploy surge -o json | jq -r '.spec.template.spec.containers[0].args[]')
+[ "${OP_ARGS[0]}" = run ] || fail "unexpected operator args: ${OP_ARGS[*]}"
+# Here the operator listens on a free loopback port instead of the chart's metrics address,
+# and logs text.
+filtered=()
+for a in "${OP_ARGS[@]}"; do
+  case "$a" in
+    --metrics-addr=*) ;;
+    --log-format=*) filtered+=(--log-format=text) ;;
+    *) filtered+=("$a") ;;
+  esac
+done
+OP_ARGS=("${filtered[@]}")
+METRICS_PORT="$(free_port)"
+
+start_operator() {
+  local port="$1" log="$2" id="$3"
+  env KUBECONFIG="$SA_KUBECONFIG" POD_NAMESPACE="$RELEASE_NS" POD_NAME="$id" RUST_LOG=info,kube=warn \
+    "$OPERATOR" "${OP_ARGS[@]}" --metrics-addr "127.0.0.1:$port" >>"$log" 2>&1 &
+  echo $!
+}
+metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+step "starting the operator as the ServiceAccount (args: ${OP_ARGS[*]:1})"
+OPERATOR_PID="$(start_operator "$METRICS_PORT" "$WORK/operator.log" e2e-a)"
+operator_healthy() {
+  kill -0 "$OPERATOR_PID" 2>/dev/null || fail "the operator exited"
+  curl -sf "http://127.0.0.1:$METRICS_PORT/healthz"
+}
+wait_until "operator /healthz" 30 operator_healthy
+wait_until "operator leads" 30 grep -q "became leader" "$WORK/operator.log"
+
+# --- 3. the example Stream -----------------------------------------------------------------
+step "kubectl apply -f examples/stream.yaml"
+kubectl apply -f examples/stream.yaml >/dev/null
+REGIONS=(us-east eu-west ap-south)
+deploy_ready() { # NAME REPLICAS
+  [ "$(kubectl get deploy "$1" -o jsonpath='{.spec.replicas}/{.status.readyReplicas}')" = "$2/$2" ]
+}
+wait_until "origin Deployment ready" 60 deploy_ready final-origin 1
+wait_until "us-east edges ready" 60 deploy_ready final-us-east-edge 2
+wait_until "eu-west edges ready" 60 deploy_ready final-eu-west-edge 1
+wait_until "ap-south edges ready" 60 deploy_ready final-ap-south-edge 1
+
+check_region_placement() { # STREAM: every relay pod runs on a node of its region
+  local stream="$1"
+  kubectl get pods -l "surge.dev/stream=$stream" -o json \
+    | jq -r '.items[] | [.metadata.name, .metadata.labels["surge.dev/region"], .spec.nodeName] | @tsv' \
+    | while IFS=$'\t' read -r pod region node; do
+        [ -n "$node" ] || fail "pod $pod is not scheduled"
+        node_region="$(kubectl get node "$node" -o jsonpath='{.metadata.labels.topology\.kubernetes\.io/region}')"
+        [ "$node_region" = "$region" ] || fail "pod $pod (region $region) runs on $node in $node_region"
+      done
+}
+for region in "${REGIONS[@]}"; do
+  sel="$(kubectl get deploy "final-$region-edge" -o jsonpath='{.spec.template.spec.nodeSelector.topology\.kubernetes\.io/region}')"
+  [ "$sel" = "$region" ] || fail "final-$region-edge nodeSelector is '$sel'"
+  kubectl get service "final-$region-edge" >/dev/null || fail "no playback Service in $region"
+  args="$(kubectl get deploy "final-$region-edge" -o jsonpath='{.spec.template.spec.containers[0].args}')"
+  for want in "\"--region\",\"$region\"" '"--tier","edge"' '"--prewarm","live/final"' \
+    "\"--upstream\",\"rtmp://final-origin.default.svc.cluster.local:$RELAY_RTMP_PORT/live\""; do
+    grep -qF -- "$want" <<<"$args" || fail "final-$region-edge args lack $want: $args"
+  done
+done
+[ "$(kubectl get deploy final-origin -o jsonpath='{.spec.template.spec.nodeSelector.topology\.kubernetes\.io/region}')" = us-east ] \
+  || fail "origin not pinned to us-east"
+kubectl get service final-origin >/dev/null || fail "no ingest Service"
+check_region_placement final
+step "Deployments, Services, nodeSelectors and pod placement are right in all three regions"
+
+stream_ready() { [ "$(kubectl get stream "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+wait_until "Stream final Ready" 60 stream_ready final
+status="$(kubectl get stream final -o json)"
+[ "$(jq '.status.regions | length' <<<"$status")" = 3 ] || fail "status.regions: $(jq -c .status.regions <<<"$status")"
+[ "$(jq '[.status.regions[].tiers[] | select(.tier == "edge")] | length' <<<"$status")" = 3 ] || fail "edge tiers missing in status"
+[ "$(jq '.status.origin.ready' <<<"$status")" = 1 ] || fail "status.origin: $(jq -c .status.origin <<<"$status")"
+[ "$(jq -r '.status.edges' <<<"$status")" = 4/4 ] || fail "status.edges = $(jq -r .status.edges <<<"$status")"
+jq -e '.status.endpoints.ingest | startswith("rtmp://final-origin.default.svc")' <<<"$status" >/dev/null || fail "no ingest endpoint"
+[ "$(jq '.status.endpoints.playback | length' <<<"$status")" = 3 ] || fail "playback endpoints missing"
+[ "$(jq '.status.observedGeneration' <<<"$status")" = "$(jq '.metadata.generation' <<<"$status")" ] || fail "observedGeneration lags"
+# No relay processes run yet: the operator reports them unreachable instead of failing.
+[ "$(jq -r '.status.conditions[] | select(.type=="Degraded") | .reason' <<<"$status")" = RelaysUnreachable ] \
+  || fail "expected Degraded/RelaysUnreachable while no relay answers"
+
+kubectl get streams >"$WORK/get-streams.txt"
+header="$(head -n 1 "$WORK/get-streams.txt")"
+for col in NAME VIEWERS GROWTH/MIN EDGES READY AGE; do
+  grep -qw -- "$col" <<<"$header" || fail "kubectl get streams lacks column $col: $header"
+done
+read -r n viewers growth edges ready _ < <(grep '^final ' "$WORK/get-streams.txt")
+[ "$n $viewers $growth $edges $ready" = "final 0 0 4/4 True" ] || fail "kubectl get streams row: $(cat "$WORK/get-streams.txt")"
+kubectl get st final >/dev/null || fail "short name st does not work"
+step "status Ready, tiers filled; kubectl get streams: $(tr -s ' ' <"$WORK/get-streams.txt" | tail -n 1)"
+
+[ -n "$(metric 'surge_operator_reconciles_total{result="ok"}')" ] || fail "/metrics lacks reconcile counts"
+[ "$(metric 'surge_operator_relays_desired{namespace="default",stream="final",region="us-east",tier="edge"}')" = 2 ] \
+  || fail "/metrics lacks per-Stream desired relays"
+kubectl get events.events.k8s.io -n default --field-selector regarding.name=final -o jsonpath='{.items[*].reason}' \
+  | grep -qw Degraded || fail "no Degraded event recorded for final"
+
+step "a second operator waits on the Lease instead of acting"
+STANDBY_PORT="$(free_port)"
+STANDBY_PID="$(start_operator "$STANDBY_PORT" "$WORK/standby.log" e2e-b)"
+wait_until "standby operator waiting" 30 grep -q "another replica leads" "$WORK/standby.log"
+grep -q "controller running" "$WORK/standby.log" && fail "the standby operator started its controller"
+holder="$(kubectl -n "$RELEASE_NS" get lease surge -o jsonpath='{.spec.holderIdentity}')"
+[[ "$holder" == e2e-a-* ]] || fail "lease holder is '$holder'"
+stop_pid "$STANDBY_PID"
+STANDBY_PID=""
+
+# --- 4. invalid Streams ------------------------------------------------------------------
+step "invalid Streams are rejected by the API server with the field named"
+reject() { # EXPECTED-TEXT YAML
+  local out
+  if out="$(kubectl apply -f - 2>&1 <<<"$2")"; then fail "accepted an invalid Stream: $2"; fi
+  grep -qF -- "$1" <<<"$out" || fail "rejection does not say '$1': $out"
+  echo "    rejected: $(grep -o 'spec[^ ]*: Invalid value.*' <<<"$out" | head -n 1)"
+}
+bad_head='apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: bad, namespace: default}
+spec:
+  origin: {region: us-east}'
+reject "spec.regions[0].minEdges: Invalid value" "$bad_head
+  regions: [{name: eu-west, minEdges: 5, maxEdges: 2}]"
+reject "region names must be unique" "$bad_head
+  regions: [{name: eu-west}, {name: eu-west}]"
+reject "spec.regions: Invalid value" "$bad_head
+  regions: []"
+reject "spec.tree.fanout" "$bad_head
+  regions: [{name: eu-west}]
+  tree: {fanout: 1}"
+reject "spec.tree.viewersPerEdge" "$bad_head
+  regions: [{name: eu-west}]
+  tree: {viewersPerEdge: 0}"
+
+# --- 5. spec edits converge ----------------------------------------------------------------
+step "edit: us-east minEdges 2 -> 3 (maxEdges 5), ap-south removed"
+kubectl patch stream final --type json -p '[
+  {"op": "replace", "path": "/spec/regions/0/minEdges", "value": 3},
+  {"op": "replace", "path": "/spec/regions/0/maxEdges", "value": 5},
+  {"op": "remove", "path": "/spec/regions/2"}]' >/dev/null
+gone() { ! kubectl get "$1" "$2" >/dev/null 2>&1; }
+wait_until "us-east edges 3" 60 deploy_ready final-us-east-edge 3
+wait_until "ap-south Deployment deleted" 60 gone deploy final-ap-south-edge
+wait_until "ap-south Service deleted" 60 gone service final-ap-south-edge
+edges_are() { [ "$(kubectl get stream final -o jsonpath='{.status.edges}')" = "$1" ]; }
+wait_until "status edges 4/4" 30 edges_are 4/4
+step "edit: ap-south added back with minEdges 2"
+kubectl patch stream final --type json -p '[
+  {"op": "add", "path": "/spec/regions/-", "value": {"name": "ap-south", "minEdges": 2, "maxEdges": 4}}]' >/dev/null
+wait_until "ap-south edges 2" 60 deploy_ready final-ap-south-edge 2
+wait_until "status edges 6/6" 30 edges_are 6/6
+wait_until "Stream final Ready again" 30 stream_ready final
+check_region_placement final
+kubectl get events.events.k8s.io -n default --field-selector regarding.name=final -o jsonpath='{.items[*].reason}' \
+  | grep -qw ScaledUp || fail "no ScaledUp event for the minEdges change"
+
+# --- 6. restart changes nothing ------------------------------------------------------------
+generations() { kubectl get deploy,svc -l surge.dev/stream=final -o jsonpath='{range .items[*]}{.kind}/{.metadata.name} generation={.metadata.generation}{"\n"}{end}' | sort; }
+before="$(generations)"
+step "restarting the operator ($(wc -l <<<"$before") children)"
+stop_pid "$OPERATOR_PID"
+grep -q "released leadership" "$WORK/operator.log" || fail "the operator did not release its lease on SIGTERM"
+OPERATOR_PID="$(start_operator "$METRICS_PORT" "$WORK/operator.log" e2e-c)"
+wait_until "restarted operator /healthz" 30 operator_healthy
+reconciled_twice() { [ "$(metric 'surge_operator_reconciles_total{result="ok"}')" -ge 3 ]; }
+wait_until "restarted operator reconciled 3 times" 60 reconciled_twice
+after="$(generations)"
+[ "$before" = "$after" ] || fail "the restarted operator changed children:
+before:
+$before
+after:
+$after"
+step "restarted operator reconciled and changed nothing (every Deployment and Service generation equal)"
+
+# --- 7. deletion ---------------------------------------------------------------------------
+step "deleting the Stream"
+kubectl delete stream final --wait=true --timeout=30s >/dev/null
+no_children() { [ -z "$(kubectl get deploy,svc,rs,pods -l surge.dev/stream=final -o name 2>/dev/null)" ]; }
+wait_until "every child of final deleted" 90 no_children
+step "garbage collector removed every Deployment, Service, ReplicaSet and pod of final"
+
+# --- 8. scaling loop with real relays ------------------------------------------------------
+if [ "$HAVE_RELAY" -eq 0 ]; then
+  step "SKIP scaling loop: target/debug/surge-relay (with --prewarm) or ffmpeg is not available"
+  step "PASS in $((SECONDS - t_start))s (without the scaling loop)"
+  exit 0
+fi
+
+pod_ip_of_service() { # SERVICE: IP of a Running pod behind it
+  local selector
+  selector="$(kubectl get service "$1" -o json | jq -r '.spec.selector | to_entries | map("\(.key)=\(.value)") | join(",")')"
+  kubectl get pods -l "$selector" --field-selector status.phase=Running -o jsonpath='{.items[0].status.podIP}'
+}
+
+# Starts a surge-relay for each Running relay pod of Stream "scale" (at the pod's IP, with the
+# pod's arguments; upstream Service names become the IP of a pod behind them) and stops the
+# relays of pods that are gone.
+sync_relays() {
+  local pods pod ip
+  pods="$(kubectl get pods -l surge.dev/stream=scale -o json \
+    | jq -r '.items[] | select(.status.phase == "Running" and .status.podIP != null and .metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')"
+  for pod in "${!RELAY_PIDS[@]}"; do
+    if ! grep -q "^$pod " <<<"$pods"; then
+      stop_pid "${RELAY_PIDS[$pod]}"
+      unset "RELAY_PIDS[$pod]"
+    fi
+  done
+  while read -r pod ip; do
+    [ -n "$pod" ] || continue
+    [ -z "${RELAY_PIDS[$pod]:-}" ] || continue
+    local -a args=() out=()
+    mapfile -t args < <(kubectl get pod "$pod" -o json | jq -r '.spec.containers[0].args[]')
+    local i=0 ok=1
+    while [ $i -lt ${#args[@]} ]; do
+      case "${args[$i]}" in
+        --rtmp-listen) out+=(--rtmp-listen "$ip:$RELAY_RTMP_PORT"); i=$((i + 2)) ;;
+        --http-listen) out+=(--http-listen "$ip:$RELAY_HTTP_PORT"); i=$((i + 2)) ;;
+        --upstream)
+          local url="${args[$((i + 1))]}" rest host svc_ip
+          rest="${url#rtmp://}"
+          host="${rest%%/*}"
+          svc_ip="$(pod_ip_of_service "${host%%.*}")"
+          [ -n "$svc_ip" ] || ok=0
+          out+=(--upstream "rtmp://$svc_ip:$RELAY_RTMP_PORT/${rest#*/}")
+          i=$((i + 2))
+          ;;
+        --log-format) out+=(--log-format text); i=$((i + 2)) ;;
+        # The test stops relays when their pods go; no need to drain for long.
+        --shutdown-grace) out+=(--shutdown-grace 1s); i=$((i + 2)) ;;
+        *) out+=("${args[$i]}"); i=$((i + 1)) ;;
+      esac
+    done
+    [ "$ok" -eq 1 ] || continue
+    "$RELAY" "${out[@]}" >>"$WORK/relay-$pod.log" 2>&1 &
+    RELAY_PIDS[$pod]=$!
+    echo "    relay for $pod at $ip: ${out[*]}"
+  done <<<"$pods"
+}
+
+step "Stream scale (eu-west, 2 viewers per edge, 1-4 edges) with a relay process per pod"
+kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: scale, namespace: default}
+spec:
+  origin: {region: eu-west}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 4}]
+  tree: {fanout: 8, viewersPerEdge: 2}
+  scaling:
+    leadTimeSeconds: 5
+    headroom: 0
+    scaleDownStabilizationSeconds: 10
+    scaleDownStepSeconds: 1
+    estimationWindowSeconds: 20
+EOF
+wait_until "scale origin and edge ready" 60 deploy_ready scale-origin 1
+wait_until "scale edge ready" 60 deploy_ready scale-eu-west-edge 1
+RELAYS_ON=1
+sync_relays
+ORIGIN_IP="$(pod_ip_of_service scale-origin)"
+wait_until "origin relay answering" 30 curl -sf "http://$ORIGIN_IP:$RELAY_HTTP_PORT/healthz"
+step "ffmpeg publishes to the origin relay at $ORIGIN_IP"
+ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=25 \
+  -c:v libx264 -preset ultrafast -tune zerolatency -g 25 -pix_fmt yuv420p \
+  -f flv "rtmp://$ORIGIN_IP:$RELAY_RTMP_PORT/live/scale" >"$WORK/ffmpeg.log" 2>&1 &
+FFMPEG_PID=$!
+not_degraded() { [ "$(kubectl get stream scale -o jsonpath='{.status.conditions[?(@.type=="Degraded")].status}')" = False ]; }
+wait_until "every relay answers the operator's scrape (Degraded=False)" 60 not_degraded
+EDGE_POD="$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o jsonpath='{.items[0].metadata.name}')"
+EDGE_IP="$(kubectl get pod "$EDGE_POD" -o jsonpath='{.status.podIP}')"
+edge_has_stream() { curl -sf "http://$EDGE_IP:$RELAY_HTTP_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'; }
+wait_until "edge relay pulled the stream" 60 edge_has_stream
+
+VIEWERS=4 # an edge accepts 2 x viewersPerEdge = 4
+step "$VIEWERS HTTP-FLV viewers on edge $EDGE_POD ($EDGE_IP)"
+for _ in $(seq 1 "$VIEWERS"); do
+  curl -sN --max-time 300 "http://$EDGE_IP:$RELAY_HTTP_PORT/live/scale.flv" -o /dev/null &
+  VIEWER_PIDS+=($!)
+done
+status_viewers_are() { [ "$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')" = "$1" ]; }
+wait_until "status.viewers.total = $VIEWERS (scraped from the edge relay)" 60 status_viewers_are "$VIEWERS"
+edges_at_least() { [ "$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')" -ge "$1" ]; }
+wait_until "edge Deployment scaled up to >= 2 replicas" 60 edges_at_least 2
+up_to="$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')"
+step "edges scaled up 1 -> $up_to for $VIEWERS viewers; $(kubectl get stream scale --no-headers | tr -s ' ')"
+wait_until "all $up_to edges Ready" 60 deploy_ready scale-eu-west-edge "$up_to"
+relays_for_all_edges() {
+  sync_relays >/dev/null
+  [ "$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o name | wc -l)" -eq "$up_to" ] || return 1
+  for pod in $(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o jsonpath='{.items[*].metadata.name}'); do
+    [ -n "${RELAY_PIDS[$pod]:-}" ] || return 1
+  done
+}
+wait_until "a relay process for every edge pod" 60 relays_for_all_edges
+# Wait for a reconcile that started after every relay was up, then require that all answered.
+sleep 3
+wait_until "every edge relay answers the operator's scrape (Degraded=False)" 60 not_degraded
+kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json \
+  | jq -e '[.items[].metadata.annotations["controller.kubernetes.io/pod-deletion-cost"] // empty] | length >= 2' >/dev/null \
+  || fail "edge pods lack pod-deletion-cost annotations"
+loaded_cost="$(kubectl get pod "$EDGE_POD" -o jsonpath='{.metadata.annotations.controller\.kubernetes\.io/pod-deletion-cost}')"
+[ "$loaded_cost" -ge 1 ] || fail "the loaded edge $EDGE_POD has deletion cost '$loaded_cost' (should be removed last)"
+
+step "viewers leave"
+for pid in "${VIEWER_PIDS[@]}"; do stop_pid "$pid"; done
+VIEWER_PIDS=()
+wait_until "status.viewers.total = 0" 30 status_viewers_are 0
+edges_are_n() { [ "$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')" = "$1" ]; }
+wait_until "edge Deployment scaled back down to 1" 180 edges_are_n 1
+kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o name | grep -q "$EDGE_POD" \
+  || echo "    note: the formerly loaded edge was removed (viewers had left, so costs were equal)"
+reasons="$(kubectl get events.events.k8s.io -n default --field-selector regarding.name=scale -o jsonpath='{.items[*].reason}')"
+grep -qw ScaledUp <<<"$reasons" || fail "no ScaledUp event for scale: $reasons"
+grep -qw ScaledDown <<<"$reasons" || fail "no ScaledDown event for scale: $reasons"
+step "scaled back down to 1 edge; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
+
+kubectl delete stream scale --wait=true --timeout=30s >/dev/null
+step "PASS in $((SECONDS - t_start))s"
