@@ -131,26 +131,25 @@ impl GopCache {
         self.total_bytes - self.ends[idx - 1]
     }
 
-    /// Appends clones of frames from `seq` onwards, stopping after `max_frames` or once
-    /// `max_bytes` RTMP bytes are collected. Returns the seq after the last frame taken.
+    /// Calls `take` for frames from `seq` onwards, stopping after `max_frames` or once
+    /// `max_bytes` RTMP bytes are handed out. Returns the seq after the last frame taken.
     pub fn collect_from(
         &self,
         seq: u64,
         max_frames: usize,
         max_bytes: usize,
-        out: &mut Vec<Arc<Frame>>,
+        mut take: impl FnMut(&Arc<Frame>),
     ) -> u64 {
         let first = self.first_seq();
         let mut next = seq.max(first);
         let mut bytes = 0usize;
-        let mut taken = 0usize;
-        while next < self.next_seq && taken < max_frames && bytes < max_bytes {
-            let Some(f) = self.frames.get((next - first) as usize) else {
+        let start = ((next - first) as usize).min(self.frames.len());
+        for f in self.frames.range(start..).take(max_frames) {
+            if bytes >= max_bytes {
                 break;
-            };
+            }
             bytes += f.rtmp.len();
-            out.push(f.clone());
-            taken += 1;
+            take(f);
             next += 1;
         }
         next
@@ -217,9 +216,8 @@ pub(crate) mod tests {
             c.push_with(|s| frame(s, i == 0, 100));
         }
         let mut out = Vec::new();
-        assert_eq!(c.collect_from(2, 3, usize::MAX, &mut out), 5);
-        assert_eq!(out.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
-        out.clear();
-        assert_eq!(c.collect_from(0, 100, 250, &mut out), 3);
+        assert_eq!(c.collect_from(2, 3, usize::MAX, |f| out.push(f.seq)), 5);
+        assert_eq!(out, vec![2, 3, 4]);
+        assert_eq!(c.collect_from(0, 100, 250, |_| {}), 3);
     }
 }

@@ -317,31 +317,30 @@ impl Subscription {
     /// Takes what is available now without waiting; `None` means nothing new.
     pub fn try_next(&mut self) -> Option<Batch> {
         self.rx.borrow_and_update();
-        let mut frames = Vec::new();
         let skipped;
         let mut out = Vec::new();
+        let protocol = self.protocol;
         {
             let st = self.hub.lock();
             if st.epoch != self.epoch {
                 return Some(Batch::End);
             }
-            skipped = self
-                .cursor
-                .take(&st.cache, &self.hub.cfg.cursor, &mut frames);
+            skipped = self.cursor.take(&st.cache, &self.hub.cfg.cursor, |f| {
+                out.push(protocol.bytes_of(f))
+            });
             // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
             // the current decoder configuration before its first keyframe.
             if self.prelude_pending || skipped > 0 {
                 self.prelude_pending = false;
-                for f in [&st.metadata, &st.video_seq, &st.audio_seq]
+                let config: Vec<Bytes> = [&st.metadata, &st.video_seq, &st.audio_seq]
                     .into_iter()
                     .flatten()
-                {
-                    out.push(self.protocol.bytes_of(f));
-                }
+                    .map(|f| protocol.bytes_of(f))
+                    .collect();
+                out.splice(0..0, config);
             }
         }
         self.hub.record_dropped(skipped);
-        out.extend(frames.iter().map(|f| self.protocol.bytes_of(f)));
         if out.is_empty() {
             None
         } else {

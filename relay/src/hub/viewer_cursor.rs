@@ -49,12 +49,12 @@ impl ViewerCursor {
         self.next
     }
 
-    /// Takes the next batch. Returns how many frames were skipped by this call.
+    /// Hands the next batch to `take`. Returns how many frames were skipped by this call.
     pub fn take(
         &mut self,
         cache: &GopCache,
         limits: &CursorLimits,
-        out: &mut Vec<Arc<Frame>>,
+        take: impl FnMut(&Arc<Frame>),
     ) -> u64 {
         let mut next = self.next.unwrap_or_else(|| cache.gop_start());
         let mut skipped = 0;
@@ -70,7 +70,7 @@ impl ViewerCursor {
             next = target;
         }
         self.dropped += skipped;
-        self.next = Some(cache.collect_from(next, limits.batch_frames, limits.batch_bytes, out));
+        self.next = Some(cache.collect_from(next, limits.batch_frames, limits.batch_bytes, take));
         skipped
     }
 }
@@ -79,6 +79,15 @@ impl ViewerCursor {
 mod tests {
     use super::*;
     use crate::hub::gop_cache::tests::frame;
+
+    fn take_all(
+        cur: &mut ViewerCursor,
+        c: &GopCache,
+        limits: &CursorLimits,
+        out: &mut Vec<Arc<Frame>>,
+    ) -> u64 {
+        cur.take(c, limits, |f| out.push(f.clone()))
+    }
 
     fn cache_with(n: u64, gop: u64, size: usize) -> GopCache {
         let mut c = GopCache::new(usize::MAX);
@@ -93,7 +102,7 @@ mod tests {
         let c = cache_with(25, 10, 10);
         let mut cur = ViewerCursor::new();
         let mut out = Vec::new();
-        cur.take(&c, &CursorLimits::default(), &mut out);
+        take_all(&mut cur, &c, &CursorLimits::default(), &mut out);
         assert_eq!(out.first().map(|f| f.seq), Some(20));
         assert!(out[0].keyframe);
         assert_eq!(cur.position(), Some(25));
@@ -105,7 +114,7 @@ mod tests {
         let mut c = cache_with(5, 10, 100);
         let mut cur = ViewerCursor::new();
         let mut out = Vec::new();
-        cur.take(&c, &CursorLimits::default(), &mut out);
+        take_all(&mut cur, &c, &CursorLimits::default(), &mut out);
         for i in 5..25 {
             c.push_with(|s| frame(s, i % 10 == 0, 100));
         }
@@ -114,7 +123,7 @@ mod tests {
             ..CursorLimits::default()
         };
         out.clear();
-        let skipped = cur.take(&c, &limits, &mut out);
+        let skipped = take_all(&mut cur, &c, &limits, &mut out);
         assert_eq!(skipped, 15);
         assert_eq!(out[0].seq, 20);
         assert_eq!(cur.dropped, 15);
@@ -126,12 +135,12 @@ mod tests {
         let mut cur = ViewerCursor::new();
         let mut out = Vec::new();
         c.push_with(|s| frame(s, true, 1));
-        cur.take(&c, &CursorLimits::default(), &mut out);
+        take_all(&mut cur, &c, &CursorLimits::default(), &mut out);
         for i in 1..40 {
             c.push_with(|s| frame(s, i % 10 == 0, 1));
         }
         out.clear();
-        cur.take(&c, &CursorLimits::default(), &mut out);
+        take_all(&mut cur, &c, &CursorLimits::default(), &mut out);
         assert_eq!(out[0].seq, 30);
         assert_eq!(cur.dropped, 29);
     }
