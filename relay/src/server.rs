@@ -33,11 +33,7 @@ impl Relay {
         if !cfg.prewarm.is_empty() && cfg.upstreams.is_empty() {
             anyhow::bail!("--prewarm needs at least one --upstream to pull from");
         }
-        for u in &cfg.upstreams {
-            if !u.starts_with("rtmp://") {
-                anyhow::bail!("--upstream {u:?}: expected rtmp://HOST:PORT/APP");
-            }
-        }
+        crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
         let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
         let registry = Registry::new(
             RegistrySettings {

@@ -42,6 +42,13 @@ fn help_lists_every_flag_with_its_environment_variable() {
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("--prewarm needs at least one --upstream")
     );
+    let bad = Command::new(env!("CARGO_BIN_EXE_surge-relay"))
+        .args(["--upstream", "http://origin/live"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("must start with rtmp://"), "{stderr}");
 }
 
 /// An HTTP-FLV response being read incrementally.
