@@ -72,6 +72,11 @@ pub struct ReplayArgs {
     /// Skip the start-up check that every target serves the stream.
     #[arg(long)]
     pub no_preflight: bool,
+    /// Let the kernel delay TCP ACKs to the relay (TCP_QUICKACK off after each read): about
+    /// half the ACKs, which on loopback saves the load generator much of its kernel time.
+    /// Real players ACK at once, so the relay does a little less work than with them.
+    #[arg(long)]
+    pub delayed_acks: bool,
 }
 
 /// One region's plan and its live viewers.
@@ -204,6 +209,7 @@ async fn preflight(
                 endpoint: Rc::new(endpoint.clone()),
                 app: p.app.as_str().into(),
                 stream: p.stream.as_str().into(),
+                delayed_acks: false,
             };
             let url = match proto {
                 Protocol::Rtmp => format!("rtmp://{}/{}/{}", endpoint.rtmp_addr(), p.app, p.stream),
@@ -343,6 +349,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
                     endpoint: r.endpoint.clone(),
                     app: app.clone(),
                     stream: stream.clone(),
+                    delayed_acks: args.delayed_acks,
                 };
                 viewer_counter += 1;
                 r.viewers

@@ -14,6 +14,24 @@ thread_local! {
 
 pub struct ViewerSocket {
     fd: AsyncFd<std::net::TcpStream>,
+    delayed_acks: bool,
+}
+
+/// Asks the kernel to delay ACKs (leave quick-ACK mode) on this socket. Linux drops back to
+/// quick ACKs on its own, so this is repeated after every read.
+fn delay_acks(stream: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let off: libc::c_int = 0;
+    // SAFETY: a valid socket descriptor and a correctly sized option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// What one read gave.
@@ -23,14 +41,14 @@ pub enum Read1<R> {
 }
 
 impl ViewerSocket {
-    pub fn new(stream: TcpStream) -> io::Result<Self> {
+    pub fn new(stream: TcpStream, delayed_acks: bool) -> io::Result<Self> {
         let std = stream.into_std()?;
         std.set_nonblocking(true)?;
         // SAFETY: the std stream owns its descriptor and the AsyncFd owns the stream,
         // so the descriptor stays open and the same for the AsyncFd's whole life.
         let fd =
             unsafe { AsyncFd::register(std) }.map_err(|e| io::Error::other(format!("{e:?}")))?;
-        Ok(Self { fd })
+        Ok(Self { fd, delayed_acks })
     }
 
     /// Waits for data and hands what one `recv` returned to `on_data`.
@@ -45,6 +63,9 @@ impl ViewerSocket {
                     Ok(n) => {
                         if n < capacity {
                             guard.clear_ready();
+                        }
+                        if self.delayed_acks {
+                            delay_acks(self.fd.get_ref());
                         }
                         Some(Ok(Read1::Data(on_data(&buf[..n]))))
                     }

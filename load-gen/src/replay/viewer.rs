@@ -33,6 +33,8 @@ pub struct ViewerSpec {
     pub endpoint: Rc<Endpoint>,
     pub app: Rc<str>,
     pub stream: Rc<str>,
+    /// Leave TCP quick-ACK mode after each read (fewer ACKs; see `--delayed-acks`).
+    pub delayed_acks: bool,
 }
 
 /// Why a session ended (other than being told to leave).
@@ -222,7 +224,7 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
     };
     let conn = with_first_frame_timeout(session, setup).await?;
     let (socket, mut reader, mut control) = conn.into_parts();
-    let socket = ViewerSocket::new(socket).map_err(|e| describe_io(&e))?;
+    let socket = ViewerSocket::new(socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut replies: Vec<u8> = Vec::new();
     let mut failure: Option<String> = None;
     let stats = session.stats.clone();
@@ -295,7 +297,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
         Ok(socket)
     };
     let socket = with_first_frame_timeout(session, connect).await?;
-    let socket = ViewerSocket::new(socket).map_err(|e| describe_io(&e))?;
+    let socket = ViewerSocket::new(socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut head: Vec<u8> = Vec::new();
     let mut dechunker: Option<Dechunker> = None;
     let mut in_body = false;
