@@ -93,7 +93,7 @@ rc=0
   exec timeout 90 node flv-playback.test.mjs \
     --flv "http://127.0.0.1:$http/live/browser.flv" \
     --missing "http://127.0.0.1:$http/live/no-such-stream.flv" \
-    --width "$width" --height "$height" --out "$out"
+    --width "$width" --height "$height" --out "$out" --ttff-runs 5
 ) &
 node_pid=$!
 pids+=("$node_pid")
