@@ -168,8 +168,8 @@ async function playsLiveStream(context, playerUrl) {
     await page.locator('#video').screenshot({ path: shot });
     console.log(`INFO screenshot ${shot}`);
   }
-  const stalls = s.events.filter((e) => e.kind === 'waiting').length;
-  console.log(`INFO ${stalls} 'waiting' (stall) events during playback`);
+  const stalls = s.events.filter((e) => e.kind === 'waiting' && e.t > s.firstFrameMs).length;
+  console.log(`INFO ${stalls} stalls ('waiting' events) after the first frame`);
   if (consoleErrors.length) console.log(`INFO page console errors: ${JSON.stringify(consoleErrors.slice(0, 5))}`);
   await page.close();
   return { firstFrameMs: firstFrame, afterLoadMs: firstFrame === null ? null : firstFrame - s.loadCalledMs };
