@@ -161,6 +161,13 @@ impl PullSession {
         events: &mut Vec<PullEvent>,
         aggregate_depth: u8,
     ) -> Result<(), SessionError> {
+        tracing::trace!(
+            type_id = msg.type_id,
+            timestamp = msg.timestamp,
+            stream_id = msg.stream_id,
+            len = msg.payload.len(),
+            "upstream message"
+        );
         match msg.type_id {
             wire::MSG_SET_CHUNK_SIZE => {
                 let size = wire::read_u32(&msg.payload)

@@ -1,0 +1,149 @@
+//! Killing the reflector mid-stream: the edge (upstreams: reflector, then origin) fails over to
+//! the origin while its RTMP viewer stays connected and keeps receiving frames. The gap the
+//! viewer sees is measured and bounded, and its timestamps stay monotonic.
+
+mod common;
+mod tree_common;
+
+use std::time::{Duration, Instant};
+
+use common::relay_process::RelayProcess;
+use common::rtmp_client::RtmpClient;
+use tree_common::ffmpeg_publish;
+
+/// One message as the viewer saw it.
+struct Seen {
+    at: Instant,
+    type_id: u8,
+    timestamp: u32,
+    keyframe: bool,
+}
+
+async fn read_for(
+    viewer: &mut RtmpClient,
+    until: Instant,
+    seen: &mut Vec<Seen>,
+) -> Result<(), String> {
+    while Instant::now() < until {
+        let m = viewer.next_message(Duration::from_secs(10)).await?;
+        if m.type_id == 8 || m.type_id == 9 {
+            seen.push(Seen {
+                at: Instant::now(),
+                type_id: m.type_id,
+                timestamp: m.timestamp,
+                keyframe: m.type_id == 9 && m.payload.first().is_some_and(|b| b >> 4 == 1),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_fails_over_to_origin_when_reflector_dies() {
+    let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
+    let origin_url = format!("rtmp://{}/live", origin.rtmp);
+    let mut reflector = RelayProcess::start(&[
+        "--tier",
+        "reflector",
+        "--region",
+        "eu",
+        "--upstream",
+        &origin_url,
+    ]);
+    let reflector_url = format!("rtmp://{}/live", reflector.rtmp);
+    let edge = RelayProcess::start(&[
+        "--tier",
+        "edge",
+        "--region",
+        "eu-west",
+        "--upstream",
+        &reflector_url,
+        "--upstream",
+        &origin_url,
+    ]);
+    let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
+    assert!(
+        common::wait_until(Duration::from_secs(20), || async {
+            common::stats(origin.http).await["streams"][0]["source"] == "publisher"
+        })
+        .await,
+        "publisher live at the origin"
+    );
+
+    let (mut viewer, code) = RtmpClient::play(edge.rtmp, "live", "s")
+        .await
+        .expect("play on the edge");
+    assert!(
+        matches!(
+            code.as_str(),
+            "NetStream.Play.Reset" | "NetStream.Play.Start"
+        ),
+        "play refused: {code}"
+    );
+    let mut seen = Vec::new();
+    read_for(
+        &mut viewer,
+        Instant::now() + Duration::from_secs(3),
+        &mut seen,
+    )
+    .await
+    .expect("frames through the reflector");
+    let edge_stats = common::stats(edge.http).await;
+    assert_eq!(
+        edge_stats["streams"][0]["upstream"]["url"],
+        reflector_url.as_str()
+    );
+
+    // SIGKILL: the reflector vanishes without a goodbye.
+    reflector.child.kill().expect("kill reflector");
+    let killed = Instant::now();
+    read_for(&mut viewer, killed + Duration::from_secs(4), &mut seen)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "viewer lost after the reflector died: {e}\n{}",
+                edge.log_text()
+            )
+        });
+
+    let before: Vec<&Seen> = seen.iter().filter(|s| s.at < killed).collect();
+    let after: Vec<&Seen> = seen.iter().filter(|s| s.at >= killed).collect();
+    let video_after = after.iter().filter(|s| s.type_id == 9).count();
+    assert!(before.iter().any(|s| s.keyframe), "video before the kill");
+    assert!(
+        video_after >= 50,
+        "{video_after} video frames in the 4 s after the kill"
+    );
+
+    // The gap the viewer saw: longest silence between consecutive video frames around the kill.
+    let video: Vec<&Seen> = seen.iter().filter(|s| s.type_id == 9).collect();
+    let gap = video
+        .windows(2)
+        .filter(|w| w[1].at >= killed)
+        .map(|w| w[1].at - w[0].at)
+        .max()
+        .expect("frames around the kill");
+    eprintln!("tree-metric reflector_failover_gap_ms={}", gap.as_millis());
+    assert!(gap < Duration::from_secs(5), "failover gap {gap:?}");
+
+    for type_id in [8u8, 9] {
+        let ts: Vec<u32> = seen
+            .iter()
+            .filter(|s| s.type_id == type_id)
+            .map(|s| s.timestamp)
+            .collect();
+        assert!(
+            ts.windows(2).all(|w| w[0] <= w[1]),
+            "type {type_id} timestamps went backwards: {ts:?}"
+        );
+    }
+
+    let edge_stats = common::stats(edge.http).await;
+    let upstream = &edge_stats["streams"][0]["upstream"];
+    assert_eq!(upstream["state"], "connected");
+    assert_eq!(upstream["url"], origin_url.as_str());
+    assert_eq!(
+        edge_stats["relay"]["viewers"], 1,
+        "the viewer is still there"
+    );
+}

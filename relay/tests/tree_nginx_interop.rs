@@ -1,0 +1,229 @@
+//! Interop with nginx-rtmp, both ways, plus the puller library against real nginx servers:
+//! - the puller fails over from an nginx edge to the nginx origin, keeps timestamps monotonic,
+//!   re-delivers sequence headers, reports end of stream when the publisher stops, and stops
+//!   promptly on cancel;
+//! - a surge edge pulls from an nginx origin; an nginx edge pulls from a surge origin; ffprobe
+//!   reads both edges.
+
+mod common;
+mod tree_common;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::relay_process::RelayProcess;
+use surge_relay::media::{MediaKind, MediaMessage};
+use surge_relay::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
+use tokio_util::sync::CancellationToken;
+use tree_common::{Nginx, ffmpeg_publish, ffprobe_video};
+
+#[derive(Default)]
+struct Recorder {
+    media: Mutex<Vec<(Instant, MediaMessage)>>,
+    states: Mutex<Vec<UpstreamState>>,
+    ends: AtomicUsize,
+}
+
+impl MediaSink for Recorder {
+    fn on_media(&self, msg: MediaMessage) {
+        self.media.lock().unwrap().push((Instant::now(), msg));
+    }
+    fn on_upstream_state(&self, state: UpstreamState) {
+        self.states.lock().unwrap().push(state);
+    }
+    fn on_end_of_stream(&self) {
+        self.ends.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Recorder {
+    fn frames_since(&self, t: Instant) -> usize {
+        self.media
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, m)| *at >= t && m.kind == MediaKind::Video && !m.is_sequence_header())
+            .count()
+    }
+    fn connected_to(&self, url: &str) -> bool {
+        matches!(self.states.lock().unwrap().last(), Some(UpstreamState::Connected { url: u }) if u == url)
+    }
+}
+
+async fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puller_fails_over_between_nginx_servers_and_sees_end_of_stream() {
+    let origin = Nginx::start("");
+    let mut edge = Nginx::start(&format!("pull {};", origin.app_url()));
+    let mut publisher = ffmpeg_publish(&origin.stream_url("s"));
+
+    let rec = Arc::new(Recorder::default());
+    let cancel = CancellationToken::new();
+    let cfg = PullerConfig {
+        upstreams: vec![edge.app_url(), origin.app_url()],
+        app: "live".into(),
+        stream: "s".into(),
+    };
+    let handle = spawn_puller(cfg, rec.clone(), cancel.clone());
+
+    let start = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(20), || rec.frames_since(start) >= 50).await,
+        "no frames through the nginx edge; states {:?}",
+        rec.states.lock().unwrap()
+    );
+    assert!(
+        rec.connected_to(&edge.app_url()),
+        "first choice is the edge"
+    );
+
+    // The preferred upstream dies mid-stream.
+    edge.proc.kill();
+    let killed = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(15), || rec.frames_since(killed) >= 50).await,
+        "no frames after failover; states {:?}",
+        rec.states.lock().unwrap()
+    );
+    assert!(
+        rec.connected_to(&origin.app_url()),
+        "failed over to the origin"
+    );
+    {
+        let states = rec.states.lock().unwrap();
+        assert!(
+            states
+                .iter()
+                .any(|s| matches!(s, UpstreamState::Reconnecting { .. })),
+            "loss reported: {states:?}"
+        );
+    }
+
+    {
+        let media = rec.media.lock().unwrap();
+        // Gap seen downstream: last frame before the kill to first frame after it.
+        let before = media
+            .iter()
+            .filter(|(at, m)| *at < killed && m.kind == MediaKind::Video)
+            .map(|(at, _)| *at)
+            .next_back()
+            .expect("frames before the kill");
+        let after = media
+            .iter()
+            .find(|(at, m)| *at >= killed && m.kind == MediaKind::Video && !m.is_sequence_header())
+            .map(|(at, _)| *at)
+            .expect("frames after the kill");
+        let gap = after - before;
+        eprintln!("tree-metric nginx_failover_gap_ms={}", gap.as_millis());
+        assert!(gap < Duration::from_secs(5), "failover gap {gap:?}");
+
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let ts: Vec<u32> = media
+                .iter()
+                .filter(|(_, m)| m.kind == kind)
+                .map(|(_, m)| m.timestamp)
+                .collect();
+            assert!(
+                ts.windows(2).all(|w| w[0] <= w[1]),
+                "{kind:?} timestamps went backwards: {ts:?}"
+            );
+        }
+        let video_headers = media
+            .iter()
+            .filter(|(_, m)| m.kind == MediaKind::Video && m.is_sequence_header())
+            .count();
+        assert!(video_headers >= 2, "sequence header re-sent after failover");
+        let metadata = media
+            .iter()
+            .find(|(_, m)| m.kind == MediaKind::Data)
+            .expect("metadata delivered");
+        assert!(metadata.1.payload.starts_with(b"\x02\x00\x0aonMetaData"));
+    }
+
+    // The publisher stops: end of stream, not a failover.
+    publisher.kill();
+    assert!(
+        wait_for(Duration::from_secs(10), || rec.ends.load(Ordering::SeqCst)
+            >= 1)
+        .await,
+        "end of stream reported; states {:?}",
+        rec.states.lock().unwrap()
+    );
+
+    // Cancellation is prompt.
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), handle)
+        .await
+        .expect("puller stops within 2 s of cancel")
+        .expect("puller task did not panic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_edge_pulls_from_nginx_origin() {
+    let origin = Nginx::start("");
+    let _publisher = ffmpeg_publish(&origin.stream_url("s"));
+    // The stream is live at the origin before the edge is asked for it.
+    let direct = origin.stream_url("s");
+    tokio::task::spawn_blocking(move || ffprobe_video(&direct, 5, Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("stream live at the nginx origin");
+    let edge = RelayProcess::start(&[
+        "--tier",
+        "edge",
+        "--region",
+        "interop",
+        "--upstream",
+        &origin.app_url(),
+    ]);
+    // HTTP-FLV first (its request starts the pull), then RTMP from the warm edge.
+    for url in [edge.flv_url("live", "s"), edge.rtmp_url("live", "s")] {
+        let u = url.clone();
+        let p = tokio::task::spawn_blocking(move || ffprobe_video(&u, 50, Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\nedge log:\n{}", edge.log_text()));
+        assert_eq!(
+            (p.codec.as_str(), p.width, p.height),
+            ("h264", 320, 240),
+            "{url}"
+        );
+        assert_eq!(p.video_packets, 50, "{url}");
+    }
+    let stats = common::stats(edge.http).await;
+    assert_eq!(stats["relay"]["tier"], "edge");
+    assert_eq!(stats["relay"]["region"], "interop");
+    let stream = &stats["streams"][0];
+    assert_eq!(stream["source"], "upstream");
+    assert_eq!(stream["upstream"]["url"], origin.app_url());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_edge_pulls_from_surge_origin() {
+    let origin = RelayProcess::start(&["--tier", "origin", "--region", "interop"]);
+    let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
+    let edge = Nginx::start(&format!("pull rtmp://{}/live;", origin.rtmp));
+    let url = edge.stream_url("s");
+    let probe =
+        tokio::task::spawn_blocking(move || ffprobe_video(&url, 50, Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\norigin log:\n{}", origin.log_text()));
+    assert_eq!(
+        (probe.codec.as_str(), probe.width, probe.height),
+        ("h264", 320, 240)
+    );
+    assert_eq!(probe.video_packets, 50);
+}
