@@ -10,6 +10,7 @@
 # topology.kubernetes.io/region=eu-west.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/k8s/e2e.sh
 source scripts/k8s/e2e.sh
 
 NS="surge-smoke-$$"

@@ -1,4 +1,5 @@
 # Cluster set-up for end-to-end scripts. Source it, never run it:
+# shellcheck disable=SC2034  # K8S_E2E_EXTERNAL is read by the e2e scripts
 #
 #   source "$(dirname "$0")/../k8s/e2e.sh"
 #   trap k8s_e2e_stop EXIT      # (call k8s_e2e_stop from your own EXIT trap if you have one)
@@ -12,6 +13,7 @@
 # nothing is started or stopped, K8S_E2E_EXTERNAL=1 is set, and tests must clean up what
 # they create (use a namespace of their own).
 
+# shellcheck source=scripts/k8s/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 K8S_E2E_EXTERNAL=0

@@ -1,4 +1,5 @@
 # Shared settings and helpers for scripts/k8s/*. Sourced, never run.
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 #
 # Versions: Kubernetes comes from scripts/k8s/gomod/go.mod (the single place to change it),
 # helm and kwok are pinned here. Binaries are cached per Kubernetes version in
