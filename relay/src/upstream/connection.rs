@@ -134,8 +134,7 @@ async fn drive(
 
     // Play session.
     let app = url.app_or(app);
-    let (mut session, connect) =
-        PullSession::new(app, stream, url.tc_url(app), opts.chunk_limits.clone())?;
+    let (mut session, connect) = PullSession::new(app, stream, url.tc_url(app), opts.chunk_limits)?;
     write(&mut socket, &connect).await?;
     let mut out = Vec::new();
     let mut events = Vec::new();

@@ -4,14 +4,13 @@
 //! Where things are:
 //! - [`puller`]: the failover loop (which upstream next, backoff, state reports, rebasing).
 //! - [`connection`]: one TCP connection: handshake, then bytes in/out of a [`session::PullSession`].
-//! - [`session`]: sans-IO play session: bounded chunk reader in front of rml_rtmp's
-//!   `ClientSession`, which only ever sees complete, checked command messages.
-//! - Pure parts: [`chunk_reader`], [`amf0_guard`], [`wire`], [`status`], [`rebase`],
-//!   [`backoff`], [`url`].
+//! - [`session`]: sans-IO play session: the relay's bounded chunk reader
+//!   ([`crate::rtmp::chunk_reader`], shared with ingest) in front of rml_rtmp's `ClientSession`,
+//!   which only ever sees complete, checked command messages.
+//! - Pure parts: [`amf0_guard`], [`wire`], [`status`], [`rebase`], [`backoff`], [`url`].
 
 pub mod amf0_guard;
 pub mod backoff;
-pub mod chunk_reader;
 mod connection;
 pub mod puller;
 pub mod rebase;
@@ -28,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::media::MediaMessage;
 
+pub use crate::rtmp::chunk_reader::ChunkLimits;
 pub use backoff::BackoffPolicy;
-pub use chunk_reader::ChunkLimits;
 pub use url::{UpstreamUrl, UrlError};
 
 /// Receives what a puller pulls. Called from the puller's task; implementations must not block.

@@ -19,10 +19,10 @@ use rml_rtmp::sessions::{
 use rml_rtmp::time::RtmpTimestamp;
 
 use super::amf0_guard;
-use super::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 use super::status::{PlayStatus, classify};
 use super::wire::{self, UserControl};
 use crate::media::MediaKind;
+use crate::rtmp::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 
 const AMF_MAX_DEPTH: usize = 16;
 const AMF_MAX_VALUES: usize = 4096;
@@ -164,21 +164,12 @@ impl PullSession {
         tracing::trace!(
             type_id = msg.type_id,
             timestamp = msg.timestamp,
-            stream_id = msg.stream_id,
+            stream_id = msg.message_stream_id,
             len = msg.payload.len(),
             "upstream message"
         );
         match msg.type_id {
-            wire::MSG_SET_CHUNK_SIZE => {
-                let size = wire::read_u32(&msg.payload)
-                    .ok_or_else(|| SessionError::Malformed("SetChunkSize".into()))?;
-                self.reader.set_chunk_size(size)?;
-            }
-            wire::MSG_ABORT => {
-                if let Some(csid) = wire::read_u32(&msg.payload) {
-                    self.reader.abort(csid);
-                }
-            }
+            // SetChunkSize and Abort are applied by the chunk reader itself.
             wire::MSG_WINDOW_ACK_SIZE => {
                 self.ack_window = wire::read_u32(&msg.payload).filter(|w| *w > 0);
             }
@@ -216,7 +207,7 @@ impl PullSession {
                         chunk_stream_id: msg.chunk_stream_id,
                         type_id: sub.type_id,
                         timestamp: sub.timestamp,
-                        stream_id: msg.stream_id,
+                        message_stream_id: msg.message_stream_id,
                         payload: sub.payload,
                     };
                     if matches!(
@@ -332,7 +323,7 @@ impl PullSession {
             // Command timestamps carry no meaning; 0 keeps extended-timestamp quirks out.
             timestamp: RtmpTimestamp::new(0),
             type_id: wire::MSG_AMF0_COMMAND,
-            message_stream_id: msg.stream_id,
+            message_stream_id: msg.message_stream_id,
             data: msg.payload.clone(),
         };
         let feed = &mut self.feed;

@@ -3,8 +3,6 @@
 
 use bytes::Bytes;
 
-pub const MSG_SET_CHUNK_SIZE: u8 = 1;
-pub const MSG_ABORT: u8 = 2;
 pub const MSG_ACK: u8 = 3;
 pub const MSG_USER_CONTROL: u8 = 4;
 pub const MSG_WINDOW_ACK_SIZE: u8 = 5;
