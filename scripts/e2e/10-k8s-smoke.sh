@@ -50,6 +50,25 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+step "RBAC on: the namespace's default ServiceAccount may not list pods; its token authenticates"
+[ "$(kubectl auth can-i list pods -n "$NS" --as="system:serviceaccount:$NS:default")" = "no" ] \
+  || fail "RBAC is not enforced: the default ServiceAccount may list pods"
+[ "$(kubectl auth can-i list pods -n "$NS")" = "yes" ] || fail "the admin may not list pods"
+if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
+  token="$(kubectl -n "$NS" create token default --duration=10m)"
+  server="$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$SURGE_K8S_DIR/pki/ca.crt"
+  review="$(curl -sf --cacert "$ca" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -X POST "$server/apis/authentication.k8s.io/v1/selfsubjectreviews" \
+    -d '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}')" \
+    || fail "the ServiceAccount token was not accepted"
+  user="$(jq -r .status.userInfo.username <<<"$review")"
+  [ "$user" = "system:serviceaccount:$NS:default" ] || fail "token authenticates as '$user'"
+  code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$ca" -H "Authorization: Bearer $token" \
+    "$server/api/v1/namespaces/$NS/pods")"
+  [ "$code" = "403" ] || fail "listing pods with the ServiceAccount token gave HTTP $code, expected 403"
+fi
+
 step "deployment of 3 replicas pinned to region eu-west"
 kubectl -n "$NS" apply -f - >/dev/null <<'EOF'
 apiVersion: apps/v1
