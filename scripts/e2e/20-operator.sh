@@ -465,6 +465,8 @@ spec:
     scaleDownStabilizationSeconds: 10
     scaleDownStepSeconds: 1
     estimationWindowSeconds: 20
+    # A crowd of four is a "flash crowd" here, so the mode and its event are exercised too.
+    flashCrowd: {minGrowthPerMinute: 20, relativeGrowthPerMinute: 0.05, exitAfterSeconds: 10}
 EOF
 wait_until "scale origin and edge ready" 60 deploy_ready scale-origin 1
 wait_until "scale edge ready" 60 deploy_ready scale-eu-west-edge 1
@@ -525,6 +527,7 @@ kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o name | grep -q
 reasons="$(kubectl get events.events.k8s.io -n default --field-selector regarding.name=scale -o jsonpath='{.items[*].reason}')"
 grep -qw ScaledUp <<<"$reasons" || fail "no ScaledUp event for scale: $reasons"
 grep -qw ScaledDown <<<"$reasons" || fail "no ScaledDown event for scale: $reasons"
+grep -qw FlashCrowd <<<"$reasons" || fail "no FlashCrowd event for scale: $reasons"
 step "scaled back down to 1 edge; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
 
 kubectl delete stream scale --wait=true --timeout=30s >/dev/null
