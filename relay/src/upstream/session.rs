@@ -418,3 +418,282 @@ fn status_fields(values: &[Amf0Value]) -> (String, String) {
     };
     (text("code"), text("description"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rml_rtmp::sessions::{
+        ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
+    };
+
+    /// rml_rtmp's ServerSession as an in-memory upstream (it only ever reads our own bytes).
+    struct Upstream {
+        server: ServerSession,
+    }
+
+    impl Upstream {
+        fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let results = self.server.handle_input(bytes).expect("server input");
+            for r in results {
+                match r {
+                    ServerSessionResult::OutboundResponse(p) => out.extend(p.bytes),
+                    ServerSessionResult::RaisedEvent(
+                        ServerSessionEvent::ConnectionRequested { request_id, .. }
+                        | ServerSessionEvent::PlayStreamRequested { request_id, .. },
+                    ) => {
+                        for r in self.server.accept_request(request_id).expect("accept") {
+                            if let ServerSessionResult::OutboundResponse(p) = r {
+                                out.extend(p.bytes);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out
+        }
+    }
+
+    /// Connects a PullSession to an in-memory upstream until playback starts.
+    fn playing() -> (PullSession, Upstream, Vec<PullEvent>) {
+        let (mut session, mut to_server) =
+            PullSession::new("live", "s", "rtmp://h/live".into(), ChunkLimits::default()).unwrap();
+        let (server, init) = ServerSession::new(ServerSessionConfig::new()).unwrap();
+        let mut up = Upstream { server };
+        let mut to_client: Vec<u8> = init
+            .into_iter()
+            .filter_map(|r| match r {
+                ServerSessionResult::OutboundResponse(p) => Some(p.bytes),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            to_client.extend(up.feed(&to_server));
+            to_server.clear();
+            session
+                .handle_input(&to_client, &mut to_server, &mut events)
+                .unwrap();
+            to_client.clear();
+            if session.is_playing() {
+                break;
+            }
+        }
+        assert!(session.is_playing(), "events {events:?}");
+        assert_eq!(events, vec![PullEvent::Playing]);
+        (session, up, Vec::new())
+    }
+
+    /// One full-header chunk (payload must fit the 4096-byte chunk size the server set).
+    fn chunk(csid: u8, type_id: u8, ts: u32, msid: u32, len: usize, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![csid];
+        v.extend_from_slice(&ts.to_be_bytes()[1..]);
+        v.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        v.push(type_id);
+        v.extend_from_slice(&msid.to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn on_status(code: &str) -> Vec<u8> {
+        let mut info = HashMap::new();
+        info.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
+        info.insert("level".to_string(), Amf0Value::Utf8String("status".into()));
+        rml_amf0::serialize(&vec![
+            Amf0Value::Utf8String("onStatus".into()),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            Amf0Value::Object(info),
+        ])
+        .unwrap()
+    }
+
+    fn media(events: &[PullEvent]) -> Vec<(MediaKind, u32, usize)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                PullEvent::Media {
+                    kind,
+                    timestamp,
+                    payload,
+                } => Some((*kind, *timestamp, payload.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plays_and_delivers_metadata_and_media() {
+        let (mut s, mut up, mut ev) = playing();
+        let mut meta = StreamMetadata::new();
+        meta.video_width = Some(320);
+        meta.video_height = Some(240);
+        let mut bytes = up.server.send_metadata(1, &meta).unwrap().bytes;
+        let seq = Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2]);
+        let key = Bytes::from(vec![0x17u8; 6000]);
+        bytes.extend(
+            up.server
+                .send_video_data(1, seq, RtmpTimestamp::new(0), false)
+                .unwrap()
+                .bytes,
+        );
+        bytes.extend(
+            up.server
+                .send_video_data(1, key, RtmpTimestamp::new(40), true)
+                .unwrap()
+                .bytes,
+        );
+        let mut out = Vec::new();
+        s.handle_input(&bytes, &mut out, &mut ev).unwrap();
+        let m = media(&ev);
+        assert_eq!(m[0].0, MediaKind::Data);
+        assert_eq!(
+            &m[1..],
+            &[(MediaKind::Video, 0, 7), (MediaKind::Video, 40, 6000)]
+        );
+        match &ev[0] {
+            PullEvent::Media { payload, .. } => {
+                assert!(payload.starts_with(b"\x02\x00\x0aonMetaData"))
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn interleaved_chunk_streams_are_reassembled() {
+        let (mut s, _up, mut ev) = playing();
+        // A 5000-byte video message split at the 4096 chunk size, with a whole audio message
+        // between its two chunks (legal RTMP that rml_rtmp's own deserializer cannot take).
+        let mut bytes = chunk(7, 9, 80, 1, 5000, &[0x27; 4096]);
+        bytes.extend(chunk(8, 8, 70, 1, 10, &[0xaf; 10]));
+        bytes.push(0xc0 | 7);
+        bytes.extend_from_slice(&[0x27; 904]);
+        let mut out = Vec::new();
+        s.handle_input(&bytes, &mut out, &mut ev).unwrap();
+        assert_eq!(
+            media(&ev),
+            vec![(MediaKind::Audio, 70, 10), (MediaKind::Video, 80, 5000)]
+        );
+    }
+
+    #[test]
+    fn publisher_end_and_return_are_reported() {
+        let (mut s, _up, mut ev) = playing();
+        let status = on_status("NetStream.Play.UnpublishNotify");
+        let mut out = Vec::new();
+        s.handle_input(
+            &chunk(5, 20, 0, 1, status.len(), &status),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev, vec![PullEvent::PublisherEnded]);
+        assert!(s.publisher_ended());
+        // nginx style: user control StreamEOF while already ended changes nothing.
+        s.handle_input(
+            &chunk(2, 4, 0, 0, 6, &[0, 1, 0, 0, 0, 1]),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev.len(), 1);
+        s.handle_input(&chunk(7, 9, 0, 1, 2, &[0x17, 1]), &mut out, &mut ev)
+            .unwrap();
+        assert_eq!(ev[1], PullEvent::PublisherStarted);
+        assert!(matches!(ev[2], PullEvent::Media { .. }));
+    }
+
+    #[test]
+    fn stream_eof_user_control_means_publisher_ended() {
+        let (mut s, _up, mut ev) = playing();
+        let mut out = Vec::new();
+        s.handle_input(
+            &chunk(2, 4, 0, 0, 6, &[0, 1, 0, 0, 0, 1]),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev, vec![PullEvent::PublisherEnded]);
+        s.handle_input(
+            &chunk(2, 4, 0, 0, 6, &[0, 0, 0, 0, 0, 1]),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(ev[1], PullEvent::PublisherStarted);
+    }
+
+    #[test]
+    fn pings_and_acknowledgements_are_answered() {
+        let (mut s, _up, mut ev) = playing();
+        let mut out = Vec::new();
+        s.handle_input(
+            &chunk(2, 4, 0, 0, 6, &[0, 6, 0, 0, 0, 9]),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert_eq!(out, wire::ping_response(9));
+        out.clear();
+        s.handle_input(
+            &chunk(2, 5, 0, 0, 4, &1000u32.to_be_bytes()),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        s.handle_input(&chunk(7, 9, 0, 1, 1200, &[0x27; 1200]), &mut out, &mut ev)
+            .unwrap();
+        assert_eq!(
+            &out[..8],
+            &wire::acknowledgement(0)[..8],
+            "an Acknowledgement chunk"
+        );
+    }
+
+    #[test]
+    fn not_found_and_failures_end_the_session() {
+        let (mut s, _up, mut ev) = playing();
+        let status = on_status("NetStream.Play.StreamNotFound");
+        let mut out = Vec::new();
+        let err = s
+            .handle_input(
+                &chunk(5, 20, 0, 1, status.len(), &status),
+                &mut out,
+                &mut ev,
+            )
+            .unwrap_err();
+        assert!(matches!(err, SessionError::StreamNotFound(_)), "{err}");
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors_not_panics() {
+        // Garbage instead of chunks.
+        let (mut s, _) =
+            PullSession::new("live", "s", "rtmp://h/live".into(), ChunkLimits::default()).unwrap();
+        let (mut out, mut ev) = (Vec::new(), Vec::new());
+        assert!(s.handle_input(&[0xc3; 64], &mut out, &mut ev).is_err());
+
+        // A command nested deeper than the guard allows, before playback: refused.
+        let (mut s, _) =
+            PullSession::new("live", "s", "rtmp://h/live".into(), ChunkLimits::default()).unwrap();
+        let mut deep = vec![0x02, 0, 7];
+        deep.extend_from_slice(b"_result");
+        for _ in 0..500 {
+            deep.extend_from_slice(&[0x03, 0, 1, b'a']);
+        }
+        let mut bytes = chunk(2, 1, 0, 0, 4, &4096u32.to_be_bytes()); // SetChunkSize
+        bytes.extend(chunk(3, 20, 0, 0, deep.len(), &deep));
+        let err = s.handle_input(&bytes, &mut out, &mut ev).unwrap_err();
+        assert!(matches!(err, SessionError::BadCommand(_)), "{err}");
+
+        // The same while playing is skipped: the stream goes on.
+        let (mut s, _up, mut ev) = playing();
+        s.handle_input(&chunk(3, 20, 0, 0, deep.len(), &deep), &mut out, &mut ev)
+            .unwrap();
+        s.handle_input(&chunk(7, 9, 0, 1, 2, &[0x17, 1]), &mut out, &mut ev)
+            .unwrap();
+        assert_eq!(media(&ev).len(), 1);
+    }
+}
