@@ -154,7 +154,11 @@ async fn stats_metrics_flv_limits_end_of_stream() {
         second, "NetStream.Publish.BadName",
         "second publisher rejected clearly"
     );
-    assert!(relay.log_contains("already being published"));
+    let logged = common::wait_until(Duration::from_secs(3), || async {
+        relay.log_contains("already being published")
+    })
+    .await;
+    assert!(logged, "{}", relay.log_text());
 
     publisher
         .send_media(18, 0, set_data_frame(320.0, 240.0))
@@ -171,6 +175,12 @@ async fn stats_metrics_flv_limits_end_of_stream() {
             .expect("video");
     }
 
+    // Let the relay take in the whole burst first (the GOP from frame 25 is 160 ms long).
+    let settled = common::wait_until(Duration::from_secs(5), || async {
+        common::stats(relay.http).await["streams"][0]["gop_cache_ms"] == 160
+    })
+    .await;
+    assert!(settled);
     let mut flv = FlvReader::open(relay.http, "/live/s.flv").await;
     assert!(flv.head.starts_with("HTTP/1.1 200"), "{}", flv.head);
     let head = flv.head.to_ascii_lowercase();
@@ -331,5 +341,9 @@ async fn http_flv_viewer_that_stops_reading_is_disconnected() {
         "stalled HTTP-FLV viewer still connected:\n{}",
         relay.log_text()
     );
-    assert!(relay.log_contains("slow viewer"), "{}", relay.log_text());
+    let logged = common::wait_until(Duration::from_secs(3), || async {
+        relay.log_contains("slow viewer")
+    })
+    .await;
+    assert!(logged, "{}", relay.log_text());
 }

@@ -183,12 +183,17 @@ impl Hub {
 
     /// A new viewer. The first batch it takes is metadata, sequence headers and the GOP cache.
     pub fn subscribe(self: &Arc<Self>, protocol: Protocol) -> Subscription {
-        let epoch = self.lock().epoch;
+        // The cursor is fixed now: a viewer gets everything from the GOP start at the moment
+        // it arrived, however late its first read is.
+        let (epoch, start) = {
+            let st = self.lock();
+            (st.epoch, st.cache.gop_start())
+        };
         self.viewer_counter(protocol).fetch_add(1, Ordering::SeqCst);
         Subscription {
             hub: self.clone(),
             protocol,
-            cursor: ViewerCursor::new(),
+            cursor: ViewerCursor::starting_at(start),
             epoch,
             rx: self.changed.subscribe(),
             prelude_pending: true,
@@ -332,9 +337,12 @@ impl Subscription {
             // the current decoder configuration before its first keyframe.
             if self.prelude_pending || skipped > 0 {
                 self.prelude_pending = false;
+                // Only configuration the viewer would not get in this batch anyway.
+                let from = self.cursor.last_from();
                 let config: Vec<Bytes> = [&st.metadata, &st.video_seq, &st.audio_seq]
                     .into_iter()
                     .flatten()
+                    .filter(|f| f.seq < from)
                     .map(|f| protocol.bytes_of(f))
                     .collect();
                 out.splice(0..0, config);
@@ -473,7 +481,21 @@ mod tests {
         h.publish(changed);
         let d = data(s.try_next().expect("batch"));
         assert_eq!(d.len(), 1);
+        // A late viewer gets the GOP in stream order: the keyframe, then the new header where the
+        // publisher put it (not a second copy up front).
         let late = data(h.subscribe(Protocol::Flv).try_next().expect("batch"));
-        assert!(late[0].ends_with(&[9, 9, 0, 0, 0, 18]));
+        assert_eq!(late.len(), 2);
+        assert!(late[1].ends_with(&[9, 9, 0, 0, 0, 18]));
+    }
+
+    #[test]
+    fn early_viewer_gets_each_message_once() {
+        let h = hub();
+        let mut s = h.subscribe(Protocol::Rtmp);
+        h.publish(video(0, 0x17, 0));
+        h.publish(video(0, 0x17, 1));
+        h.publish(video(40, 0x27, 1));
+        let d = data(s.try_next().expect("batch"));
+        assert_eq!(d.len(), 3, "no duplicate sequence header");
     }
 }

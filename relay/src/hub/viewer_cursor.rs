@@ -27,6 +27,8 @@ impl Default for CursorLimits {
 #[derive(Debug)]
 pub struct ViewerCursor {
     next: Option<u64>,
+    /// Seq the last batch started from (after any skip).
+    last_from: u64,
     pub dropped: u64,
 }
 
@@ -41,8 +43,23 @@ impl ViewerCursor {
     pub fn new() -> Self {
         ViewerCursor {
             next: None,
+            last_from: 0,
             dropped: 0,
         }
+    }
+
+    /// A cursor that starts at `seq` (the GOP start when the viewer arrived).
+    pub fn starting_at(seq: u64) -> Self {
+        ViewerCursor {
+            next: Some(seq),
+            last_from: seq,
+            dropped: 0,
+        }
+    }
+
+    /// Seq the last batch started from (after any skip).
+    pub fn last_from(&self) -> u64 {
+        self.last_from
     }
 
     pub fn position(&self) -> Option<u64> {
@@ -70,6 +87,7 @@ impl ViewerCursor {
             next = target;
         }
         self.dropped += skipped;
+        self.last_from = next;
         self.next = Some(cache.collect_from(next, limits.batch_frames, limits.batch_bytes, take));
         skipped
     }
