@@ -1,7 +1,7 @@
 //! Interop with nginx-rtmp, both ways, plus the puller library against real nginx servers:
 //! - the puller fails over from an nginx edge to the nginx origin, keeps timestamps monotonic,
-//!   re-delivers sequence headers, reports end of stream when the publisher stops, and stops
-//!   promptly on cancel;
+//!   re-delivers sequence headers, moves back to the edge once it is up again, reports end of
+//!   stream when the publisher stops, and stops promptly on cancel;
 //! - a surge edge pulls from an nginx origin; an nginx edge pulls from a surge origin; ffprobe
 //!   reads both edges.
 
@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::relay_process::RelayProcess;
 use surge_relay::media::{MediaKind, MediaMessage};
-use surge_relay::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
+use surge_relay::upstream::{
+    MediaSink, PullerConfig, PullerOptions, UpstreamState, spawn_puller_with,
+};
 use tokio_util::sync::CancellationToken;
 use tree_common::{Nginx, ffmpeg_publish, ffprobe_video};
 
@@ -64,7 +66,7 @@ async fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn puller_fails_over_between_nginx_servers_and_sees_end_of_stream() {
+async fn puller_fails_over_follows_publisher_restart_and_returns_to_preferred_on_nginx() {
     let origin = Nginx::start("");
     let mut edge = Nginx::start(&format!("pull {};", origin.app_url()));
     let mut publisher = ffmpeg_publish(&origin.stream_url("s"));
@@ -76,7 +78,12 @@ async fn puller_fails_over_between_nginx_servers_and_sees_end_of_stream() {
         app: "live".into(),
         stream: "s".into(),
     };
-    let handle = spawn_puller(cfg, rec.clone(), cancel.clone());
+    let opts = PullerOptions {
+        return_to_preferred_after: Some(Duration::from_secs(1)),
+        preferred_probe_interval: Duration::from_secs(1),
+        ..PullerOptions::default()
+    };
+    let handle = spawn_puller_with(cfg, opts, rec.clone(), cancel.clone());
 
     let start = Instant::now();
     assert!(
@@ -152,7 +159,7 @@ async fn puller_fails_over_between_nginx_servers_and_sees_end_of_stream() {
         assert!(metadata.1.payload.starts_with(b"\x02\x00\x0aonMetaData"));
     }
 
-    // The publisher stops: end of stream, not a failover.
+    // The publisher stops: end of stream from the origin, not a failover.
     publisher.kill();
     assert!(
         wait_for(Duration::from_secs(10), || rec.ends.load(Ordering::SeqCst)
@@ -161,6 +168,43 @@ async fn puller_fails_over_between_nginx_servers_and_sees_end_of_stream() {
         "end of stream reported; states {:?}",
         rec.states.lock().unwrap()
     );
+
+    // A publisher comes back (its clock restarts at 0): frames flow again on the same pull.
+    let _publisher2 = ffmpeg_publish(&origin.stream_url("s"));
+    let again = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(15), || rec.frames_since(again) >= 25).await,
+        "no frames from the returning publisher; states {:?}",
+        rec.states.lock().unwrap()
+    );
+
+    // The edge comes back on its old port: the puller returns to its first choice.
+    let edge_port = edge.port;
+    drop(edge);
+    let _edge_again = Nginx::start_on(&format!("pull {};", origin.app_url()), edge_port);
+    let back = Instant::now();
+    let edge_url = format!("rtmp://127.0.0.1:{edge_port}/live");
+    assert!(
+        wait_for(Duration::from_secs(20), || rec.connected_to(&edge_url)
+            && rec.frames_since(back) >= 25)
+        .await,
+        "did not return to the preferred upstream; states {:?}",
+        rec.states.lock().unwrap()
+    );
+    {
+        let media = rec.media.lock().unwrap();
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let ts: Vec<u32> = media
+                .iter()
+                .filter(|(_, m)| m.kind == kind)
+                .map(|(_, m)| m.timestamp)
+                .collect();
+            assert!(
+                ts.windows(2).all(|w| w[0] <= w[1]),
+                "{kind:?} timestamps across publisher restart and return: {ts:?}"
+            );
+        }
+    }
 
     // Cancellation is prompt.
     cancel.cancel();

@@ -81,6 +81,12 @@ pub struct PullerOptions {
     /// A connection that played at least this long counts as healthy: the next attempt after
     /// losing it starts at once instead of backing off.
     pub healthy_after: Duration,
+    /// While pulling from a less preferred upstream for this long, probe the more preferred ones
+    /// (a full play until their first keyframe) and move back to the first that works, so a
+    /// restarted reflector takes its edges back from the origin. `None` disables it.
+    pub return_to_preferred_after: Option<Duration>,
+    /// Pause between two rounds of such probes.
+    pub preferred_probe_interval: Duration,
     /// Spacing between the last timestamp delivered and the first of a new upstream.
     pub rebase_gap_ms: u32,
     pub chunk_limits: ChunkLimits,
@@ -94,6 +100,8 @@ impl Default for PullerOptions {
             setup_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
             healthy_after: Duration::from_secs(2),
+            return_to_preferred_after: Some(Duration::from_secs(30)),
+            preferred_probe_interval: Duration::from_secs(10),
             rebase_gap_ms: rebase::DEFAULT_REBASE_GAP_MS,
             chunk_limits: ChunkLimits::default(),
         }

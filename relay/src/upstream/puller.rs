@@ -68,6 +68,13 @@ impl FailoverPlan {
         };
     }
 
+    /// A probe found a more preferred upstream working: go there at once.
+    pub fn switch_to(&mut self, index: usize) {
+        self.next = index.min(self.n.saturating_sub(1));
+        self.failures = 0;
+        self.ever_connected = true;
+    }
+
     /// Every upstream failed in a row at least once.
     pub fn all_failed(&self) -> bool {
         self.failures as usize >= self.n
@@ -116,7 +123,7 @@ async fn run_inner(
         let url_text = url.to_string();
         rebaser.new_timeline();
         debug!(upstream = %url_text, "connecting");
-        let end = connection::run(url, &cfg.app, &cfg.stream, &opts, &cancel, |ev| match ev {
+        let pull = connection::run(url, &cfg.app, &cfg.stream, &opts, &cancel, |ev| match ev {
             PullEvent::Playing => {
                 info!(upstream = %url_text, "pulling");
                 states.report(UpstreamState::Connected {
@@ -148,8 +155,18 @@ async fn run_inner(
                     url: url_text.clone(),
                 });
             }
-        })
-        .await;
+        });
+        let probe = probe_preferred(&urls[..plan.next], &cfg, &opts, &cancel);
+        let end = tokio::select! {
+            end = pull => end,
+            better = probe => {
+                // The current connection is dropped (socket closed) here; the rebaser and the
+                // sequence headers the new upstream sends keep viewers' playback continuous.
+                info!(from = %url_text, to = %urls[better], "moving back to a preferred upstream");
+                plan.switch_to(better);
+                continue;
+            }
+        };
 
         let (error, played_for, publisher_ended) = match end {
             ConnectionEnd::Cancelled => {
@@ -190,6 +207,46 @@ async fn run_inner(
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+    }
+}
+
+/// Resolves with the index of the first upstream in `preferred` that plays up to a video
+/// keyframe, probing after `return_to_preferred_after` and then every
+/// `preferred_probe_interval`. Never resolves when `preferred` is empty or the feature is off.
+async fn probe_preferred(
+    preferred: &[UpstreamUrl],
+    cfg: &PullerConfig,
+    opts: &PullerOptions,
+    cancel: &CancellationToken,
+) -> usize {
+    let Some(after) = opts
+        .return_to_preferred_after
+        .filter(|_| !preferred.is_empty())
+    else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(after).await;
+    loop {
+        for (i, url) in preferred.iter().enumerate() {
+            let done = cancel.child_token();
+            let mut keyframe = false;
+            let attempt = connection::run(url, &cfg.app, &cfg.stream, opts, &done, |ev| {
+                if let PullEvent::Media { kind, payload, .. } = ev {
+                    let msg = MediaMessage::new(kind, 0, payload);
+                    if msg.is_video_keyframe() && !msg.is_sequence_header() {
+                        keyframe = true;
+                        done.cancel();
+                    }
+                }
+            });
+            let limit = opts.setup_timeout + opts.idle_timeout;
+            let _ = tokio::time::timeout(limit, attempt).await;
+            if keyframe {
+                return i;
+            }
+            debug!(upstream = %url, "preferred upstream not ready yet");
+        }
+        tokio::time::sleep(opts.preferred_probe_interval).await;
     }
 }
 

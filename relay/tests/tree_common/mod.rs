@@ -141,7 +141,11 @@ pub struct Nginx {
 impl Nginx {
     /// `app_extra` goes inside `application live { live on; ... }` (e.g. a `pull` line).
     pub fn start(app_extra: &str) -> Nginx {
-        let port = free_port();
+        Nginx::start_on(app_extra, free_port())
+    }
+
+    /// Like [`Nginx::start`] on a given port (to bring a server back where it was).
+    pub fn start_on(app_extra: &str, port: u16) -> Nginx {
         let prefix = std::env::temp_dir().join(format!(
             "surge-tree-nginx-{}-{port}-{}",
             std::process::id(),
