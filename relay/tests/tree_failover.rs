@@ -1,6 +1,6 @@
-//! Killing the reflector mid-stream: the edge (upstreams: reflector, then origin) fails over to
-//! the origin while its RTMP viewer stays connected and keeps receiving frames. The gap the
-//! viewer sees is measured and bounded, and its timestamps stay monotonic.
+//! Killing (or freezing) the reflector mid-stream: the edge (upstreams: reflector, then origin)
+//! fails over to the origin while its RTMP viewer stays connected and keeps receiving frames.
+//! The gap the viewer sees is measured and bounded, and its timestamps stay monotonic.
 
 mod common;
 mod tree_common;
@@ -38,8 +38,17 @@ async fn read_for(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edge_fails_over_to_origin_when_reflector_dies() {
+/// How the reflector is taken out.
+#[derive(Clone, Copy, Debug)]
+enum Outage {
+    /// SIGKILL: its sockets are reset at once.
+    Killed,
+    /// SIGSTOP: its sockets stay open and silent (a hung host or a partition); the edge notices
+    /// through its upstream idle timeout (5 s).
+    Frozen,
+}
+
+async fn failover(outage: Outage, max_gap: Duration) {
     let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
     let origin_url = format!("rtmp://{}/live", origin.rtmp);
     let mut reflector = RelayProcess::start(&[
@@ -94,37 +103,52 @@ async fn edge_fails_over_to_origin_when_reflector_dies() {
         reflector_url.as_str()
     );
 
-    // SIGKILL: the reflector vanishes without a goodbye.
-    reflector.child.kill().expect("kill reflector");
-    let killed = Instant::now();
-    read_for(&mut viewer, killed + Duration::from_secs(4), &mut seen)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "viewer lost after the reflector died: {e}\n{}",
-                edge.log_text()
-            )
-        });
+    match outage {
+        Outage::Killed => reflector.child.kill().expect("kill reflector"),
+        Outage::Frozen => {
+            let status = std::process::Command::new("kill")
+                .args(["-STOP", &reflector.child.id().to_string()])
+                .status()
+                .expect("kill -STOP");
+            assert!(status.success());
+        }
+    }
+    let lost = Instant::now();
+    read_for(
+        &mut viewer,
+        lost + max_gap + Duration::from_secs(3),
+        &mut seen,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "viewer lost after the reflector went away: {e}\n{}",
+            edge.log_text()
+        )
+    });
 
-    let before: Vec<&Seen> = seen.iter().filter(|s| s.at < killed).collect();
-    let after: Vec<&Seen> = seen.iter().filter(|s| s.at >= killed).collect();
+    let before: Vec<&Seen> = seen.iter().filter(|s| s.at < lost).collect();
+    let after: Vec<&Seen> = seen.iter().filter(|s| s.at >= lost).collect();
     let video_after = after.iter().filter(|s| s.type_id == 9).count();
-    assert!(before.iter().any(|s| s.keyframe), "video before the kill");
+    assert!(before.iter().any(|s| s.keyframe), "video before the outage");
     assert!(
         video_after >= 50,
-        "{video_after} video frames in the 4 s after the kill"
+        "{video_after} video frames after the outage"
     );
 
-    // The gap the viewer saw: longest silence between consecutive video frames around the kill.
+    // The gap the viewer saw: longest silence between consecutive video frames after the outage.
     let video: Vec<&Seen> = seen.iter().filter(|s| s.type_id == 9).collect();
     let gap = video
         .windows(2)
-        .filter(|w| w[1].at >= killed)
+        .filter(|w| w[1].at >= lost)
         .map(|w| w[1].at - w[0].at)
         .max()
-        .expect("frames around the kill");
-    eprintln!("tree-metric reflector_failover_gap_ms={}", gap.as_millis());
-    assert!(gap < Duration::from_secs(5), "failover gap {gap:?}");
+        .expect("frames around the outage");
+    eprintln!(
+        "tree-metric reflector_{outage:?}_failover_gap_ms={}",
+        gap.as_millis()
+    );
+    assert!(gap < max_gap, "{outage:?} failover gap {gap:?}");
 
     for type_id in [8u8, 9] {
         let ts: Vec<u32> = seen
@@ -146,4 +170,15 @@ async fn edge_fails_over_to_origin_when_reflector_dies() {
         edge_stats["relay"]["viewers"], 1,
         "the viewer is still there"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_fails_over_to_origin_when_reflector_dies() {
+    failover(Outage::Killed, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_fails_over_to_origin_when_reflector_freezes() {
+    // Idle timeout (5 s) + reconnect; the viewer stays connected throughout.
+    failover(Outage::Frozen, Duration::from_secs(8)).await;
 }
