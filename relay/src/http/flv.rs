@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream;
+use tracing::{Instrument, Span};
 
 use super::AppState;
 use crate::flv;
@@ -34,16 +35,24 @@ pub async fn play(
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     };
     let viewer = NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(app = %app, stream = %name, viewer, "viewer started (http-flv)");
+    let span = tracing::info_span!("http_flv", viewer, stream = %format!("{app}/{name}"));
+    span.in_scope(|| tracing::info!("viewer started (http-flv)"));
     let metrics = state.registry.metrics().clone();
-    let live = stream::unfold(sub, |mut sub: Subscription| async move {
-        match sub.next_batch().await {
-            Batch::Data(bufs) => Some((bufs, sub)),
-            Batch::End => {
-                tracing::info!(app = %sub.hub().app, stream = %sub.hub().name, "stream ended: closing http-flv response");
-                None
+    let live = stream::unfold((sub, span), |(mut sub, span): (Subscription, Span)| {
+        let in_span = span.clone();
+        async move {
+            match sub.next_batch().await {
+                Batch::Data(bufs) => Some((bufs, (sub, span))),
+                Batch::End => {
+                    tracing::info!(
+                        dropped = sub.dropped(),
+                        "stream ended: closing http-flv response"
+                    );
+                    None
+                }
             }
         }
+        .instrument(in_span)
     })
     .flat_map(stream::iter);
     let body = stream::once(async { flv::file_header() })
