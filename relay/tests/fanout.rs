@@ -174,6 +174,14 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
         tokio::time::sleep_until(start + Duration::from_millis(u64::from(ts) + 40)).await;
     }
     let mid = common::stats(relay.http).await;
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id()))
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        });
     drop(publisher);
 
     let mut reports = Vec::new();
@@ -189,6 +197,10 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
         );
         assert_eq!(r.digest, first.digest, "viewer {i} got different bytes");
         assert!(r.ended, "viewer {i} got no UnpublishNotify");
+    }
+    if let Some(kib) = rss_kib {
+        eprintln!("relay RSS with {} viewers: {} MiB", VIEWERS + 2, kib / 1024);
+        assert!(kib < 96 * 1024, "relay memory not bounded: {kib} KiB");
     }
     let worst = reports.iter().map(|r| r.max_lag_ms).max().unwrap_or(0);
     eprintln!("worst lag over {VIEWERS} viewers: {worst} ms");
