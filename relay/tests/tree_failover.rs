@@ -17,6 +17,8 @@ struct Seen {
     type_id: u8,
     timestamp: u32,
     keyframe: bool,
+    /// AVC/AAC sequence header (re-sent after a failover, stamped at the current position).
+    config: bool,
 }
 
 async fn read_for(
@@ -32,6 +34,7 @@ async fn read_for(
                 type_id: m.type_id,
                 timestamp: m.timestamp,
                 keyframe: m.type_id == 9 && m.payload.first().is_some_and(|b| b >> 4 == 1),
+                config: m.payload.get(1) == Some(&0),
             });
         }
     }
@@ -149,6 +152,24 @@ async fn failover(outage: Outage, max_gap: Duration) {
         gap.as_millis()
     );
     assert!(gap < max_gap, "{outage:?} failover gap {gap:?}");
+
+    // Same publisher timeline on both upstreams: the frames the origin replays from its GOP
+    // cache that the viewer already had are dropped, not shown twice (25 fps source).
+    let span = after.last().expect("frames after").at - lost;
+    let limit = span.as_secs_f64() * 25.0 + 8.0;
+    assert!(
+        (video_after as f64) <= limit,
+        "{video_after} video frames in {span:?}: replayed frames reached the viewer"
+    );
+    let video_ts: Vec<u32> = video
+        .iter()
+        .filter(|s| !s.config)
+        .map(|s| s.timestamp)
+        .collect();
+    assert!(
+        video_ts.windows(2).all(|w| w[0] < w[1]),
+        "a video timestamp repeated: {video_ts:?}"
+    );
 
     for type_id in [8u8, 9] {
         let ts: Vec<u32> = seen

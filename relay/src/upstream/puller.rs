@@ -137,11 +137,13 @@ async fn run_inner(
             } => {
                 let msg = MediaMessage::new(kind, timestamp, payload);
                 let is_config = kind == MediaKind::Data || msg.is_sequence_header();
-                let ts = rebaser.map(kind, timestamp, is_config);
-                sink.on_media(MediaMessage {
-                    timestamp: ts,
-                    ..msg
-                });
+                // `None`: a frame the new upstream replays that viewers already have.
+                if let Some(ts) = rebaser.map(kind, timestamp, is_config) {
+                    sink.on_media(MediaMessage {
+                        timestamp: ts,
+                        ..msg
+                    });
+                }
             }
             PullEvent::PublisherEnded => {
                 info!(upstream = %url_text, "publisher ended");
@@ -149,8 +151,8 @@ async fn run_inner(
             }
             PullEvent::PublisherStarted => {
                 info!(upstream = %url_text, "publisher is back");
-                // Its clock may restart; the rebaser re-anchors on the next frame.
-                rebaser.new_timeline();
+                // A new publisher brings a new clock; re-anchor on its first frame.
+                rebaser.restart_timeline();
                 states.report(UpstreamState::Connected {
                     url: url_text.clone(),
                 });
