@@ -39,7 +39,7 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 enum Outbound {
     Control(Bytes),
-    Play(Box<Subscription>),
+    Play(Box<Subscription>, u32),
 }
 
 /// Serves one accepted connection until it ends; logs one line saying why it closed.
@@ -166,7 +166,7 @@ fn dispatch(tx: &mpsc::Sender<Outbound>, actions: Vec<Action>) -> Result<(), Str
     for a in actions {
         let out = match a {
             Action::Send(b) => Outbound::Control(b),
-            Action::Play(s) => Outbound::Play(s),
+            Action::Play(s, stream_id) => Outbound::Play(s, stream_id),
         };
         if tx.try_send(out).is_err() {
             return Err("client is not reading its control replies".into());
@@ -200,6 +200,7 @@ async fn write_loop(
     let timeout = settings.slow_viewer_timeout;
     let metrics = registry.metrics().clone();
     let mut sub: Option<Box<Subscription>> = None;
+    let mut play_stream_id = PLAY_MESSAGE_STREAM_ID;
     loop {
         let next = match sub.as_mut() {
             None => tokio::select! {
@@ -211,6 +212,7 @@ async fn write_loop(
                 o = rx.recv() => o,
                 b = s.next_batch() => match b {
                     Batch::Data(bufs) => {
+                        let bufs = messages::retarget_stream_id(bufs, play_stream_id);
                         let n = write_with_timeout(&mut wr, &bufs, timeout).await.inspect_err(|e| {
                             if e.starts_with("slow viewer") {
                                 metrics.connection_closed("slow_viewer");
@@ -221,7 +223,7 @@ async fn write_loop(
                     }
                     Batch::End => {
                         let name = s.hub().name.clone();
-                        if let Some(p) = messages::unpublish_notify(PLAY_MESSAGE_STREAM_ID, &name) {
+                        if let Some(p) = messages::unpublish_notify(play_stream_id, &name) {
                             let _ = write_with_timeout(&mut wr, &[p], timeout).await;
                         }
                         done.cancel();
@@ -236,7 +238,8 @@ async fn write_loop(
             Some(Outbound::Control(b)) => {
                 write_with_timeout(&mut wr, &[b], timeout).await?;
             }
-            Some(Outbound::Play(s)) => {
+            Some(Outbound::Play(s, stream_id)) => {
+                play_stream_id = stream_id;
                 if settings.viewer_send_buffer > 0 {
                     let sock = socket2::SockRef::from(wr.as_ref());
                     let _ = sock.set_send_buffer_size(settings.viewer_send_buffer);

@@ -16,7 +16,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use super::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 use super::command_guard::{CommandGuardError, check_command};
 use super::messages;
-use crate::hub::{PLAY_MESSAGE_STREAM_ID, Protocol, Subscription};
+use crate::hub::{Protocol, Subscription};
 use crate::media::{MediaKind, MediaMessage};
 use crate::registry::{PlayError, PublishGuard, Registry};
 
@@ -62,8 +62,8 @@ impl From<ServerSessionError> for SessionError {
 pub enum Action {
     /// Write these bytes (in order).
     Send(Bytes),
-    /// Playback accepted: switch the writer to this hub subscription.
-    Play(Box<Subscription>),
+    /// Playback accepted on this message stream id: switch the writer to the subscription.
+    Play(Box<Subscription>, u32),
 }
 
 /// What the connection is doing, for logs and timeouts.
@@ -394,15 +394,6 @@ impl InboundSession {
                 actions,
             );
         }
-        if stream_id != PLAY_MESSAGE_STREAM_ID {
-            // Shared bytes carry message stream id 1 (the first createStream answer).
-            return self.reject(
-                request_id,
-                "NetStream.Play.Failed",
-                "play is supported on the first created stream only",
-                actions,
-            );
-        }
         match self.registry.subscribe(&app, &name, Protocol::Rtmp) {
             Ok(sub) => {
                 self.role = Role::Playing {
@@ -410,7 +401,7 @@ impl InboundSession {
                     stream: name.clone(),
                 };
                 self.accept(request_id, actions)?;
-                actions.push(Action::Play(Box::new(sub)));
+                actions.push(Action::Play(Box::new(sub), stream_id));
                 Ok(())
             }
             Err(e) => {

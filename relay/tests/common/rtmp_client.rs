@@ -296,6 +296,21 @@ impl RtmpClient {
         c.start_play(stream).await
     }
 
+    /// Creates `extra` streams first, then plays on the next one (a stream id other than 1).
+    pub async fn play_after_extra_streams(
+        addr: SocketAddr,
+        app: &str,
+        stream: &str,
+        extra: usize,
+    ) -> Result<(RtmpClient, String, u32), String> {
+        let mut c = RtmpClient::connect(addr, app).await?;
+        for _ in 0..extra {
+            c.create_stream().await?;
+        }
+        let (c, code) = c.start_play(stream).await?;
+        Ok((c, code, extra as u32 + 1))
+    }
+
     /// Sends createStream + play on an already connected client.
     pub async fn start_play(self, stream: &str) -> Result<(RtmpClient, String), String> {
         let mut c = self;
