@@ -69,6 +69,10 @@ pub struct ReplayArgs {
     /// Stop after this much wall time even if the trace goes on (e.g. 60s).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Leave the first part of the run (e.g. a ramp, 8s) out of the lag and stall totals
+    /// (`lag_ms`, per-region lag); the timeline still shows it.
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
     /// Skip the start-up check that every target serves the stream.
     #[arg(long)]
     pub no_preflight: bool,
@@ -316,8 +320,8 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
         });
     }
     let mut display = progress::Progress::new(t_end - t_start);
-    let started = Instant::now();
-    stats.borrow_mut().started = started;
+    stats.borrow_mut().start(args.warmup.unwrap_or_default());
+    let started = stats.borrow().started;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut viewer_counter = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -71,6 +71,8 @@ pub struct TimelinePoint {
 pub struct Stats {
     pub clock: Clock,
     pub started: Instant,
+    /// Lag totals count frames from this moment on (after `--warmup`).
+    pub measure_from: Instant,
     pub prebuffers: Vec<f64>,
     /// Index in `prebuffers` of the `--prebuffer-seconds` model.
     pub main: usize,
@@ -98,6 +100,8 @@ pub struct Stats {
     pub stalls: Vec<u64>,
     pub error_kinds: BTreeMap<String, u64>,
     pub timeline: Vec<TimelinePoint>,
+    /// Past `measure_from` (updated once per window).
+    measuring: bool,
     window_bytes: u64,
     window_frames: u64,
     window_started: Instant,
@@ -122,6 +126,7 @@ impl Stats {
         Self {
             clock: Clock::new(),
             started: now,
+            measure_from: now,
             prebuffers,
             main,
             lag_total: Histogram::new(),
@@ -146,10 +151,18 @@ impl Stats {
             stalls: vec![0; n],
             error_kinds: BTreeMap::new(),
             timeline: Vec::new(),
+            measuring: true,
             window_bytes: 0,
             window_frames: 0,
             window_started: now,
         }
+    }
+
+    /// Starts the clock: lag totals count frames from `warmup` after now.
+    pub fn start(&mut self, warmup: std::time::Duration) {
+        self.started = Instant::now();
+        self.measure_from = self.started + warmup;
+        self.measuring = warmup.is_zero();
     }
 
     pub fn new_buffers(&self) -> Vec<PlayerBuffer> {
@@ -194,7 +207,9 @@ impl Stats {
         match lag_us {
             Some(l) => {
                 self.lag_window.record(l);
-                self.lag_by_region[region].record(l);
+                if self.measuring {
+                    self.lag_by_region[region].record(l);
+                }
             }
             None => self.frames_unstamped += 1,
         }
@@ -272,7 +287,10 @@ impl Stats {
             disconnects: self.disconnects,
             mbps: self.window_bytes as f64 * 8.0 / 1e6 / secs,
         };
-        self.lag_total.merge(&self.lag_window);
+        if self.measuring {
+            self.lag_total.merge(&self.lag_window);
+        }
+        self.measuring = now >= self.measure_from;
         self.lag_window.clear();
         self.window_bytes = 0;
         self.window_frames = 0;
