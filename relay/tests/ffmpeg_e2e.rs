@@ -100,6 +100,28 @@ async fn ffmpeg_publish_ffprobe_rtmp_and_http_flv_late_joiner_and_end() {
         );
     }
 
+    // Players see exactly one video and one audio stream (no stray data streams from the
+    // session's play replies).
+    let types = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("ffprobe")
+            .args(["-v", "error", "-read_intervals", "%+1"])
+            .args(["-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+            .arg(relay.rtmp_url("live", "test"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffprobe in time")
+    .expect("ffprobe runs");
+    let mut types: Vec<String> = String::from_utf8_lossy(&types.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    types.sort();
+    assert_eq!(types, vec!["audio", "video"], "streams seen over RTMP");
+
     // Late joiner, at some point inside a GOP: first video frame is a keyframe, and fast.
     let asked = Instant::now();
     let (mut late, _) = RtmpClient::play(relay.rtmp, "live", "test")

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::chunk_reader::ChunkLimits;
 use super::handshake;
 use super::messages;
-use super::session::{Action, InboundSession, Role};
+use super::session::{Action, InboundSession, Role, SessionError};
 use super::vectored::write_all_vectored;
 use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Subscription};
 use crate::registry::Registry;
@@ -106,6 +106,7 @@ async fn run(
     let mut session = session;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending = leftover;
+    let mut role_recorded = false;
     let result: Result<String, String> = loop {
         if !pending.is_empty() {
             match session.handle_bytes(&pending) {
@@ -114,10 +115,14 @@ async fn run(
                         break Err(e);
                     }
                 }
+                Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
                 Err(e) => break Err(format!("closing on bad input: {e}")),
             }
             pending.clear();
-            record_role(session.role());
+            if !role_recorded && *session.role() != Role::Handshaking {
+                record_role(session.role());
+                role_recorded = true;
+            }
         }
         let idle = match session.role() {
             Role::Handshaking => settings.handshake_timeout,
@@ -127,6 +132,9 @@ async fn run(
         let n = tokio::select! {
             r = tokio::time::timeout(idle, rd.read(&mut buf)) => match r {
                 Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    break Ok("peer reset the connection".to_string())
+                }
                 Ok(Err(e)) => break Err(format!("read error: {e}")),
                 Ok(Ok(0)) => break Ok("peer closed".to_string()),
                 Ok(Ok(n)) => n,

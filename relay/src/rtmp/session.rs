@@ -31,6 +31,8 @@ const TYPE_COMMAND_AMF3: u8 = 17;
 const TYPE_DATA_AMF0: u8 = 18;
 const TYPE_COMMAND_AMF0: u8 = 20;
 
+/// rml_rtmp sends AMF0 data messages (type 18) on chunk stream 3.
+const DATA_CHUNK_STREAM: u8 = 3;
 /// Chunk size of the re-chunked command stream fed to rml_rtmp: one chunk per message.
 const REFRAME_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 /// Commands are small; a larger one is refused before any AMF decoding.
@@ -400,7 +402,19 @@ impl InboundSession {
                     app: app.clone(),
                     stream: name.clone(),
                 };
-                self.accept(request_id, actions)?;
+                let results = self.guarded(|s| s.accept_request(request_id))?;
+                // rml_rtmp also sends `|RtmpSampleAccess` and `onStatus(NetStream.Data.Start)`
+                // as data messages; ffmpeg-based players turn those into extra "data" streams.
+                // They are the only packets on the data chunk stream at this point, so dropping
+                // them leaves the library's header compression intact for everything else.
+                let results = results
+                    .into_iter()
+                    .filter(|r| {
+                        !matches!(r, ServerSessionResult::OutboundResponse(p)
+                            if p.bytes.first().map(|b| b & 0x3f) == Some(DATA_CHUNK_STREAM))
+                    })
+                    .collect();
+                self.handle_results(results, actions)?;
                 actions.push(Action::Play(Box::new(sub), stream_id));
                 Ok(())
             }

@@ -54,20 +54,20 @@ impl RelayProcess {
             }
         };
         // Text logs say `name=ADDR`, JSON logs `"name":"ADDR"`.
-        let field = |name: &str| -> SocketAddr {
+        let field = |name: &str| -> Option<SocketAddr> {
             let (start, skip) = match line.find(&format!("{name}=")) {
                 Some(p) => (p, name.len() + 1),
-                None => (
-                    line.find(&format!("\"{name}\":")).expect("addr field"),
-                    name.len() + 3,
-                ),
+                None => (line.find(&format!("\"{name}\":"))?, name.len() + 3),
             };
             let rest = line[start + skip..].trim_start_matches('"');
             let end = rest.find([' ', '"', ',']).unwrap_or(rest.len());
-            rest[..end].parse().expect("socket addr")
+            rest[..end].parse().ok()
         };
-        let rtmp = field("rtmp_addr");
-        let http = field("http_addr");
+        let (Some(rtmp), Some(http)) = (field("rtmp_addr"), field("http_addr")) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cannot parse listener addresses from: {line}");
+        };
         RelayProcess {
             child,
             rtmp,
