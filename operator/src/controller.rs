@@ -10,7 +10,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 use crate::config::OperatorConfig;
 use crate::crd::Stream;
@@ -81,9 +81,19 @@ pub async fn run(cfg: OperatorConfig, opts: RunOptions) -> anyhow::Result<()> {
     // Status writes must not retrigger reconciles (viewer counts change every scrape): only
     // spec changes (generation) do; the periodic requeue does the rest.
     let (reader, writer) = reflector::store();
+    let forget = ctx.clone();
     let trigger = watcher(streams, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(stream)) = event {
+                forget.forget(
+                    &stream.namespace().unwrap_or_default(),
+                    &stream.name_any(),
+                    stream.uid().as_deref().unwrap_or_default(),
+                );
+            }
+        })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let owner_filter =

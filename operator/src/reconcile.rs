@@ -2,8 +2,8 @@
 //! build → apply → delete orphans → deletion costs → events → status. Every step but the IO
 //! ones is a pure function from another module.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -15,7 +15,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use surge_planner::{PlannerState, ScaleChange};
-use tokio::sync::Mutex;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::apply::{apply, delete_orphans};
@@ -62,6 +61,22 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     started: Instant,
     memory: Mutex<HashMap<(String, String), StreamMemory>>,
+    /// Metric label sets published per Stream, so stale ones can be removed.
+    published: Mutex<HashMap<(String, String), Published>>,
+    /// uids of deleted Streams, so a reconcile that was in flight at deletion does not
+    /// publish their metrics again.
+    deleted: Mutex<HashSet<String>>,
+}
+
+#[derive(Default)]
+struct Published {
+    tiers: Vec<TierLabels>,
+    regions: Vec<RegionLabels>,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it (the data stays usable: it is a cache).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Context {
@@ -79,6 +94,29 @@ impl Context {
             metrics,
             started: Instant::now(),
             memory: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Drops what is remembered about a deleted Stream: its history, planner state and metrics.
+    /// Best effort (a delete missed while the watch was down leaves them until restart).
+    pub fn forget(&self, namespace: &str, name: &str, uid: &str) {
+        lock(&self.deleted).insert(uid.to_string());
+        self.forget_key(namespace, name);
+    }
+
+    fn forget_key(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        lock(&self.memory).remove(&key);
+        if let Some(old) = lock(&self.published).remove(&key) {
+            for l in &old.tiers {
+                self.metrics.relays_desired.remove(l);
+                self.metrics.relays_ready.remove(l);
+            }
+            for l in &old.regions {
+                self.metrics.viewers.remove(l);
+            }
         }
     }
 
@@ -176,7 +214,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
     if !errors.is_empty() {
         let message = summary(&errors);
         let first_time = {
-            let mut memory = ctx.memory.lock().await;
+            let mut memory = lock(&ctx.memory);
             let m = memory.entry(key.clone()).or_default();
             let changed = m.invalid.as_deref() != Some(message.as_str());
             m.invalid = Some(message.clone());
@@ -237,7 +275,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
     let now_s = ctx.now_s();
     let keep = f64::from(spec.scaling.estimation_window_seconds) * 2.0;
     let (plan, flash_before, degraded_before) = {
-        let mut memory = ctx.memory.lock().await;
+        let mut memory = lock(&ctx.memory);
         let m = memory.entry(key.clone()).or_default();
         m.invalid = None;
         let names: Vec<&str> = region_names.iter().map(String::as_str).collect();
@@ -404,7 +442,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         .await;
     }
     {
-        let mut memory = ctx.memory.lock().await;
+        let mut memory = lock(&ctx.memory);
         let m = memory.entry(key).or_default();
         m.flash_crowd = plan.flash_crowd;
         m.degraded_reason = degraded_now;
@@ -426,13 +464,12 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         now: Timestamp::now(),
         cfg,
     });
-    record_metrics(
-        &ctx.metrics,
-        &namespace,
-        &name,
-        &spec.origin.region,
-        &status,
-    );
+    record_metrics(ctx, &namespace, &name, &spec.origin.region, &status);
+    if lock(&ctx.deleted).contains(&uid) {
+        // Deleted while this reconcile ran: undo what it just published.
+        ctx.forget_key(&namespace, &name);
+        return Ok(Action::await_change());
+    }
     write_status(&streams, &name, status, &cfg.field_manager).await?;
     Ok(Action::requeue(cfg.scrape_interval))
 }
@@ -483,12 +520,14 @@ async fn scrape_all(
 }
 
 fn record_metrics(
-    metrics: &Metrics,
+    ctx: &Context,
     namespace: &str,
     stream: &str,
     origin_region: &str,
     status: &StreamStatus,
 ) {
+    let metrics = &ctx.metrics;
+    let mut now = Published::default();
     let tiers = status
         .origin
         .iter()
@@ -519,16 +558,32 @@ fn record_metrics(
             .relays_ready
             .get_or_create(&labels)
             .set(i64::from(t.ready));
+        now.tiers.push(labels);
     }
     for (region, v) in &status.viewers.regions {
+        let labels = RegionLabels {
+            namespace: namespace.into(),
+            stream: stream.into(),
+            region: region.clone(),
+        };
         metrics
             .viewers
-            .get_or_create(&RegionLabels {
-                namespace: namespace.into(),
-                stream: stream.into(),
-                region: region.clone(),
-            })
+            .get_or_create(&labels)
             .set(i64::try_from(*v).unwrap_or(i64::MAX));
+        now.regions.push(labels);
+    }
+    // Tiers and regions that are gone stop being reported.
+    let key = (namespace.to_string(), stream.to_string());
+    let (fresh_tiers, fresh_regions) = (now.tiers.clone(), now.regions.clone());
+    let old = lock(&ctx.published).insert(key, now);
+    if let Some(old) = old {
+        for l in old.tiers.iter().filter(|l| !fresh_tiers.contains(l)) {
+            metrics.relays_desired.remove(l);
+            metrics.relays_ready.remove(l);
+        }
+        for l in old.regions.iter().filter(|l| !fresh_regions.contains(l)) {
+            metrics.viewers.remove(l);
+        }
     }
 }
 
@@ -543,11 +598,17 @@ async fn write_status(
         "kind": "Stream",
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // The Stream was deleted while we reconciled it: nothing to report.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -90,7 +90,15 @@ cleanup() {
 trap cleanup EXIT
 
 # Watchdog: the whole test is bounded even if a command hangs.
-( sleep 720; echo "$NAME: FAIL: watchdog: still running after 12 minutes" >&2; kill -TERM $$ ) &
+# (Its sleep is a child it kills when stopped, so nothing outlives the test.)
+(
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  sleep 720 &
+  nap=$!
+  wait "$nap"
+  echo "$NAME: FAIL: watchdog: still running after 12 minutes" >&2
+  kill -TERM $$
+) &
 WATCHDOG_PID=$!
 
 free_port() {
@@ -133,7 +141,8 @@ command -v helm >/dev/null || fail "helm not found (scripts/k8s/build provides i
 # cluster has no node Leases, this test renews them itself (see
 # /work/notes/operator-to-k8s-env.md in the project notes).
 renew_node_leases() {
-  local nodes
+  local nodes nap=""
+  trap 'kill $nap 2>/dev/null; exit 0' TERM
   nodes="$(kubectl get nodes -o jsonpath='{.items[*].metadata.name}')"
   while true; do
     local now items=""
@@ -143,7 +152,9 @@ renew_node_leases() {
     done
     echo "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[${items%,}]}" \
       | kubectl apply --server-side --force-conflicts --field-manager=e2e-node-heartbeat -f - >/dev/null 2>&1 || true
-    sleep 8
+    sleep 8 &
+    nap=$!
+    wait "$nap" || true
   done
 }
 if [ "$K8S_E2E_EXTERNAL" -eq 0 ] && [ -z "$(kubectl get lease -n kube-node-lease -o name 2>/dev/null)" ]; then
@@ -390,7 +401,9 @@ step "deleting the Stream"
 kubectl delete stream final --wait=true --timeout=30s >/dev/null
 no_children() { [ -z "$(kubectl get deploy,svc,rs,pods -l surge.dev/stream=final -o name 2>/dev/null)" ]; }
 wait_until "every child of final deleted" 90 no_children
-step "garbage collector removed every Deployment, Service, ReplicaSet and pod of final"
+final_metrics_gone() { ! curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q 'stream="final"'; }
+wait_until "the operator stops reporting metrics of the deleted Stream" 30 final_metrics_gone
+step "garbage collector removed every Deployment, Service, ReplicaSet and pod of final; its metrics are gone"
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$HAVE_RELAY" -eq 0 ]; then
