@@ -141,7 +141,13 @@ async fn stats_metrics_flv_limits_end_of_stream() {
     let (s, _, body) = common::http_get(relay.http, "/healthz").await;
     assert_eq!((s, body.as_slice()), (200, &b"ok\n"[..]));
     assert_eq!(common::http_get(relay.http, "/readyz").await.0, 200);
-    assert_eq!(common::http_get(relay.http, "/live/nope.flv").await.0, 404);
+    let (status, head, _) = common::http_get(relay.http, "/live/nope.flv").await;
+    assert_eq!(status, 404);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "a browser player must see the 404 itself: {head}"
+    );
 
     let (mut publisher, code) = RtmpClient::publish(relay.rtmp, "live", "s")
         .await

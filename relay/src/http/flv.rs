@@ -64,7 +64,6 @@ pub async fn play(
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/x-flv")
-        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())

@@ -7,6 +7,9 @@ pub mod timeout_io;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::middleware::map_response;
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::registry::Registry;
@@ -26,5 +29,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(stats::readyz))
         .route("/{app}/{file}", get(flv::play))
+        .layer(map_response(allow_any_origin))
         .with_state(state)
+}
+
+/// Every answer, errors included, may be read by a page from any origin: a browser player
+/// must see a 404 (stream offline) as such, not as an opaque network failure.
+async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
