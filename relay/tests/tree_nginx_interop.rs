@@ -232,8 +232,9 @@ async fn surge_edge_pulls_from_nginx_origin() {
         "--upstream",
         &origin.app_url(),
     ]);
-    // HTTP-FLV first (its request starts the pull), then RTMP from the warm edge.
-    for url in [edge.flv_url("live", "s"), edge.rtmp_url("live", "s")] {
+    // The RTMP viewer's request starts the pull (nginx starts mid-GOP: audio before the first
+    // keyframe); then an HTTP-FLV viewer on the warm edge.
+    for url in [edge.rtmp_url("live", "s"), edge.flv_url("live", "s")] {
         let u = url.clone();
         let p = tokio::task::spawn_blocking(move || ffprobe_video(&u, 50, Duration::from_secs(30)))
             .await
