@@ -290,4 +290,167 @@ mod tests {
         p.record(false, false);
         assert_eq!((p.next, p.all_failed()), (0, true));
     }
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use crate::upstream::BackoffPolicy;
+
+    #[derive(Default)]
+    struct Recorder {
+        states: Mutex<Vec<UpstreamState>>,
+    }
+
+    impl MediaSink for Recorder {
+        fn on_media(&self, _msg: MediaMessage) {}
+        fn on_upstream_state(&self, state: UpstreamState) {
+            self.states.lock().unwrap().push(state);
+        }
+        fn on_end_of_stream(&self) {}
+    }
+
+    fn fast() -> PullerOptions {
+        PullerOptions {
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(10),
+                factor: 2.0,
+                max: Duration::from_millis(40),
+                jitter: 0.0,
+            },
+            setup_timeout: Duration::from_millis(500),
+            ..PullerOptions::default()
+        }
+    }
+
+    fn config(upstreams: Vec<String>) -> PullerConfig {
+        PullerConfig {
+            upstreams,
+            app: "live".into(),
+            stream: "s".into(),
+        }
+    }
+
+    /// A server that completes the RTMP handshake, then sends `after` and keeps the socket open.
+    async fn server_sending(after: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut hs = Handshake::new(PeerType::Server);
+                    let mut buf = vec![0u8; 8192];
+                    loop {
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        match hs.process_bytes(&buf[..n]) {
+                            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                                let _ = sock.write_all(&response_bytes).await;
+                            }
+                            Ok(HandshakeProcessResult::Completed { response_bytes, .. }) => {
+                                let _ = sock.write_all(&response_bytes).await;
+                                break;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    let _ = sock.write_all(after).await;
+                    let _ = sock.read(&mut buf).await;
+                });
+            }
+        });
+        format!("rtmp://{addr}/live")
+    }
+
+    async fn wait_for_failed(rec: &Recorder) -> bool {
+        for _ in 0..200 {
+            if rec.states.lock().unwrap().contains(&UpstreamState::Failed) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn invalid_urls_fail_at_once() {
+        let rec = Arc::new(Recorder::default());
+        let handle = crate::upstream::spawn_puller_with(
+            config(vec!["http://x/live".into(), "rtmp://h:0/live".into()]),
+            fast(),
+            rec.clone(),
+            CancellationToken::new(),
+        );
+        tokio::time::timeout(Duration::from_secs(1), handle)
+            .await
+            .expect("ends by itself")
+            .unwrap();
+        assert_eq!(
+            *rec.states.lock().unwrap(),
+            vec![UpstreamState::Connecting, UpstreamState::Failed]
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_and_garbage_upstreams_fail_without_panic_and_cancel_is_prompt() {
+        // One port that refuses, one server that answers the handshake with garbage chunks.
+        let refused = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            format!("rtmp://{}/live", l.local_addr().unwrap())
+        };
+        let garbage = server_sending(&[0xc3; 256]).await;
+        let rec = Arc::new(Recorder::default());
+        let cancel = CancellationToken::new();
+        let handle = crate::upstream::spawn_puller_with(
+            config(vec![refused, garbage]),
+            fast(),
+            rec.clone(),
+            cancel.clone(),
+        );
+        assert!(
+            wait_for_failed(&rec).await,
+            "{:?}",
+            rec.states.lock().unwrap()
+        );
+        // Never connected: no Reconnecting noise, one Connecting then one Failed.
+        assert_eq!(
+            *rec.states.lock().unwrap(),
+            vec![UpstreamState::Connecting, UpstreamState::Failed]
+        );
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_millis(500), handle)
+            .await
+            .expect("stops within 500 ms of cancel")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn silent_upstream_hits_the_setup_timeout() {
+        let silent = server_sending(b"").await;
+        let rec = Arc::new(Recorder::default());
+        let cancel = CancellationToken::new();
+        let handle = crate::upstream::spawn_puller_with(
+            config(vec![silent]),
+            fast(),
+            rec.clone(),
+            cancel.clone(),
+        );
+        assert!(
+            wait_for_failed(&rec).await,
+            "{:?}",
+            rec.states.lock().unwrap()
+        );
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_millis(500), handle)
+            .await
+            .expect("stops within 500 ms of cancel")
+            .expect("no panic");
+    }
 }
