@@ -15,6 +15,7 @@
 #  5. spec edits converge (min/max change, a region removed then added back).
 #  6. a restarted operator changes nothing (Deployment generations unchanged).
 #  7. deleting the Stream removes every child (owner references + garbage collector).
+#  7b. a region with more edges than the fan-out gets two reflector levels, chained right.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers connect to an
 #     edge relay; the operator's scraper reads the counts, the planner scales the edge
@@ -404,6 +405,36 @@ wait_until "every child of final deleted" 90 no_children
 final_metrics_gone() { ! curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q 'stream="final"'; }
 wait_until "the operator stops reporting metrics of the deleted Stream" 30 final_metrics_gone
 step "garbage collector removed every Deployment, Service, ReplicaSet and pod of final; its metrics are gone"
+
+# --- 7b. reflector tiers ------------------------------------------------------------------
+step "a region with more edges than the fan-out gets reflector tiers"
+kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: deep, namespace: default}
+spec:
+  origin: {region: us-east}
+  regions: [{name: ap-south, minEdges: 5, maxEdges: 10}]
+  tree: {fanout: 2}
+EOF
+# 5 edges, fan-out 2: level 1 has 3 reflectors (feeding the edges), level 2 has 2 (fed by the origin).
+wait_until "deep edges ready" 60 deploy_ready deep-ap-south-edge 5
+wait_until "deep reflector level 1 ready" 60 deploy_ready deep-ap-south-reflector-1 3
+wait_until "deep reflector level 2 ready" 60 deploy_ready deep-ap-south-reflector-2 2
+upstreams() {
+  kubectl get deploy "$1" -o json | jq -r '.spec.template.spec.containers[0].args as $a
+    | [range(0; $a | length) | select($a[.] == "--upstream") | $a[. + 1] | sub("rtmp://"; "") | split(".")[0]]
+    | join(" ")'
+}
+[ "$(upstreams deep-ap-south-edge)" = "deep-ap-south-reflector-1 deep-origin" ] || fail "edge upstreams: $(upstreams deep-ap-south-edge)"
+[ "$(upstreams deep-ap-south-reflector-1)" = "deep-ap-south-reflector-2 deep-origin" ] || fail "level-1 upstreams: $(upstreams deep-ap-south-reflector-1)"
+[ "$(upstreams deep-ap-south-reflector-2)" = "deep-origin" ] || fail "level-2 upstreams: $(upstreams deep-ap-south-reflector-2)"
+check_region_placement deep
+wait_until "Stream deep Ready" 60 stream_ready deep
+tiers="$(kubectl get stream deep -o jsonpath='{range .status.regions[0].tiers[*]}{.tier}{.level}={.ready}/{.desired} {end}')"
+[ "$tiers" = "reflector2=2/2 reflector1=3/3 edge0=5/5 " ] || fail "status tiers of deep: '$tiers'"
+step "tiers: ${tiers}(edges pull from reflector-1, then the origin)"
+kubectl delete stream deep --wait=true --timeout=30s >/dev/null
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$HAVE_RELAY" -eq 0 ]; then
