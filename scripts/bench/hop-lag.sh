@@ -5,7 +5,8 @@
 # Added lag per hop = difference of the tiers' lag percentiles.
 #
 # Usage: scripts/bench/hop-lag.sh        (env: RELAY=surge|nginx EDGE_VIEWERS=1000
-#        PROBE_VIEWERS=20 SECONDS_=30 RELAY_CORE=0 LOAD_CORE=1 OUT=target/bench/hop-<time>)
+#        PROBE_VIEWERS=20 SECONDS_=30 WARMUP_SECONDS=5 RELAY_CORE=0 LOAD_CORE=1
+#        OUT=target/bench/hop-<time>); lag totals leave out the first WARMUP_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/lib.sh
@@ -75,7 +76,7 @@ trace="$OUT/hop.csv"
 
 RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" \
   --target "origin=127.0.0.1:${port[origin]}" --target "reflector=127.0.0.1:${port[reflector]}" \
-  --target "edge=127.0.0.1:${port[edge]}" --stream live/hop \
+  --target "edge=127.0.0.1:${port[edge]}" --stream live/hop --warmup "${WARMUP_SECONDS:-5}"s \
   --report "$OUT/report.json" --html "$OUT/report.html" | tee "$OUT/summary.txt"
 
 python3 - "$OUT/report.json" "$RELAY" "$EDGE_VIEWERS" <<'PY' | tee "$OUT/results.md"
