@@ -41,6 +41,14 @@ if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
   step "server and kubectl report $server_version"
   [ "$(kubectl get nodes -l topology.kubernetes.io/region --no-headers | grep -c ' Ready ')" -eq 6 ] \
     || fail "expected 6 Ready nodes with a region label"
+  # kwok renews a Lease per node; without them nodes and pods turn NotReady after ~1 minute.
+  for _ in $(seq 1 40); do
+    [ "$(kubectl get lease -n kube-node-lease --no-headers 2>/dev/null | wc -l)" -ge 6 ] && break
+    sleep 0.5
+  done
+  [ "$(kubectl get lease -n kube-node-lease --no-headers | wc -l)" -ge 6 ] \
+    || fail "kwok did not create the node Leases in kube-node-lease (node heartbeats)"
+  step "6 node Leases in kube-node-lease (node heartbeats)"
 fi
 
 kubectl create namespace "$NS" >/dev/null
