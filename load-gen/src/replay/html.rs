@@ -219,10 +219,10 @@ pub fn render(report: &Value) -> String {
         format!("{} / {}", report["errors"], d["disconnects"]),
     );
     row(
-        "frames (missing, without timing SEI)",
+        "frames (from GOP cache, missing, without timing SEI)",
         format!(
-            "{} ({}, {})",
-            d["frames"], d["frames_missing"], d["frames_without_timing_sei"]
+            "{} ({}, {}, {})",
+            d["frames"], d["frames_catchup"], d["frames_missing"], d["frames_without_timing_sei"]
         ),
     );
     row(
