@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::PullerOptions;
 use super::session::{PullEvent, PullSession, SessionError};
 use super::url::UpstreamUrl;
+use super::wire;
 
 const READ_BUFFER: usize = 64 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -138,6 +139,7 @@ async fn drive(
     write(&mut socket, &connect).await?;
     let mut out = Vec::new();
     let mut events = Vec::new();
+    let ping_epoch = Instant::now();
     let mut n = leftover.len();
     if n > buf.len() {
         buf.resize(n, 0);
@@ -157,14 +159,30 @@ async fn drive(
         write(&mut socket, &out).await?;
         out.clear();
         // Silence limits: until playback, the setup deadline; while the publisher is live, the
-        // idle timeout; after the publisher ended, none (the upstream may stay quiet for long).
+        // idle timeout; after the publisher ended, a ping after each quiet interval, and the
+        // connection is dropped when a second interval passes without a byte.
         n = if !session.is_playing() {
             read(&mut socket, &mut buf, Some(setup_deadline), || {
                 ConnectionError::SetupTimeout(opts.setup_timeout)
             })
             .await?
         } else if session.publisher_ended() {
-            read(&mut socket, &mut buf, None, || ConnectionError::Closed).await?
+            let quiet = opts.quiet_ping_interval;
+            match read(&mut socket, &mut buf, Some(Instant::now() + quiet), || {
+                ConnectionError::Idle(quiet)
+            })
+            .await
+            {
+                Err(ConnectionError::Idle(_)) => {
+                    let ts = ping_epoch.elapsed().as_millis() as u32;
+                    write(&mut socket, &wire::ping_request(ts)).await?;
+                    read(&mut socket, &mut buf, Some(Instant::now() + quiet), || {
+                        ConnectionError::Idle(quiet * 2)
+                    })
+                    .await?
+                }
+                other => other?,
+            }
         } else {
             read(
                 &mut socket,

@@ -78,6 +78,10 @@ pub struct PullerOptions {
     pub setup_timeout: Duration,
     /// Silence while playing (publisher live) after which the upstream is declared dead.
     pub idle_timeout: Duration,
+    /// After the publisher ended the upstream may stay silent for long: after this much silence
+    /// the puller sends a ping, and drops the connection (to retry quietly) if another such
+    /// period passes without a byte, so a half-open connection is not kept forever.
+    pub quiet_ping_interval: Duration,
     /// A connection that played at least this long counts as healthy: the next attempt after
     /// losing it starts at once instead of backing off.
     pub healthy_after: Duration,
@@ -99,6 +103,7 @@ impl Default for PullerOptions {
             connect_timeout: Duration::from_secs(3),
             setup_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
+            quiet_ping_interval: Duration::from_secs(15),
             healthy_after: Duration::from_secs(2),
             return_to_preferred_after: Some(Duration::from_secs(30)),
             preferred_probe_interval: Duration::from_secs(10),

@@ -118,6 +118,8 @@ async fn run_inner(
     let mut plan = FailoverPlan::new(urls.len());
     let mut rebaser = TimestampRebaser::new(opts.rebase_gap_ms, DEFAULT_RESET_THRESHOLD_MS);
     let mut quiet = false;
+    // End of stream is reported once per ended stream, not again by every reconnect after it.
+    let mut end_reported = false;
     loop {
         let url = &urls[plan.next];
         let url_text = url.to_string();
@@ -137,6 +139,9 @@ async fn run_inner(
             } => {
                 let msg = MediaMessage::new(kind, timestamp, payload);
                 let is_config = kind == MediaKind::Data || msg.is_sequence_header();
+                if !is_config {
+                    end_reported = false;
+                }
                 // `None`: a frame the new upstream replays that viewers already have.
                 if let Some(ts) = rebaser.map(kind, timestamp, is_config) {
                     sink.on_media(MediaMessage {
@@ -146,8 +151,11 @@ async fn run_inner(
                 }
             }
             PullEvent::PublisherEnded => {
-                info!(upstream = %url_text, "publisher ended");
-                sink.on_end_of_stream();
+                if !end_reported {
+                    info!(upstream = %url_text, "publisher ended");
+                    end_reported = true;
+                    sink.on_end_of_stream();
+                }
             }
             PullEvent::PublisherStarted => {
                 info!(upstream = %url_text, "publisher is back");
@@ -452,5 +460,185 @@ mod tests {
             .await
             .expect("stops within 500 ms of cancel")
             .expect("no panic");
+    }
+
+    /// An upstream that accepts play, says the publisher ended, then stays silent. Returns its URL,
+    /// a connection counter and every byte received after the end-of-stream status.
+    async fn ended_then_silent_server() -> (
+        String,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<Mutex<Vec<u8>>>,
+    ) {
+        use rml_rtmp::rml_amf0::{self, Amf0Value};
+        use rml_rtmp::sessions::{
+            ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+        };
+        use std::collections::HashMap;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let after_end = Arc::new(Mutex::new(Vec::new()));
+        let (conns, after) = (connections.clone(), after_end.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let after = after.clone();
+                tokio::spawn(async move {
+                    let mut hs = Handshake::new(PeerType::Server);
+                    let mut buf = vec![0u8; 8192];
+                    let mut rest = loop {
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        match hs.process_bytes(&buf[..n]) {
+                            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                                let _ = sock.write_all(&response_bytes).await;
+                            }
+                            Ok(HandshakeProcessResult::Completed {
+                                response_bytes,
+                                remaining_bytes,
+                            }) => {
+                                let _ = sock.write_all(&response_bytes).await;
+                                break remaining_bytes;
+                            }
+                            _ => return,
+                        }
+                    };
+                    let (mut server, init) =
+                        ServerSession::new(ServerSessionConfig::new()).unwrap();
+                    for r in init {
+                        if let ServerSessionResult::OutboundResponse(p) = r {
+                            let _ = sock.write_all(&p.bytes).await;
+                        }
+                    }
+                    let mut ended = false;
+                    loop {
+                        if !ended {
+                            let mut out = Vec::new();
+                            for r in server.handle_input(&rest).unwrap_or_default() {
+                                match r {
+                                    ServerSessionResult::OutboundResponse(p) => out.extend(p.bytes),
+                                    ServerSessionResult::RaisedEvent(
+                                        ServerSessionEvent::ConnectionRequested {
+                                            request_id, ..
+                                        },
+                                    ) => {
+                                        for r in server.accept_request(request_id).unwrap() {
+                                            if let ServerSessionResult::OutboundResponse(p) = r {
+                                                out.extend(p.bytes);
+                                            }
+                                        }
+                                    }
+                                    ServerSessionResult::RaisedEvent(
+                                        ServerSessionEvent::PlayStreamRequested {
+                                            request_id, ..
+                                        },
+                                    ) => {
+                                        for r in server.accept_request(request_id).unwrap() {
+                                            if let ServerSessionResult::OutboundResponse(p) = r {
+                                                out.extend(p.bytes);
+                                            }
+                                        }
+                                        // onStatus UnpublishNotify on a chunk stream of its own.
+                                        let mut info = HashMap::new();
+                                        info.insert(
+                                            "code".to_string(),
+                                            Amf0Value::Utf8String(
+                                                "NetStream.Play.UnpublishNotify".into(),
+                                            ),
+                                        );
+                                        let body = rml_amf0::serialize(&vec![
+                                            Amf0Value::Utf8String("onStatus".into()),
+                                            Amf0Value::Number(0.0),
+                                            Amf0Value::Null,
+                                            Amf0Value::Object(info),
+                                        ])
+                                        .unwrap();
+                                        out.push(9);
+                                        out.extend_from_slice(&[0, 0, 0]);
+                                        out.extend_from_slice(
+                                            &(body.len() as u32).to_be_bytes()[1..],
+                                        );
+                                        out.push(20);
+                                        out.extend_from_slice(&1u32.to_le_bytes());
+                                        out.extend_from_slice(&body);
+                                        ended = true;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            let _ = sock.write_all(&out).await;
+                        } else {
+                            after.lock().unwrap().extend_from_slice(&rest);
+                        }
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        rest = buf[..n].to_vec();
+                    }
+                });
+            }
+        });
+        (format!("rtmp://{addr}/live"), connections, after_end)
+    }
+
+    #[tokio::test]
+    async fn after_end_of_stream_a_silent_upstream_is_pinged_then_retried_quietly() {
+        let (url, connections, after_end) = ended_then_silent_server().await;
+        struct Ends(std::sync::atomic::AtomicUsize, Mutex<Vec<UpstreamState>>);
+        impl MediaSink for Ends {
+            fn on_media(&self, _msg: MediaMessage) {}
+            fn on_upstream_state(&self, state: UpstreamState) {
+                self.1.lock().unwrap().push(state);
+            }
+            fn on_end_of_stream(&self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let sink = Arc::new(Ends(Default::default(), Default::default()));
+        let cancel = CancellationToken::new();
+        let opts = PullerOptions {
+            quiet_ping_interval: Duration::from_millis(200),
+            ..fast()
+        };
+        let handle = crate::upstream::spawn_puller_with(
+            config(vec![url]),
+            opts,
+            sink.clone(),
+            cancel.clone(),
+        );
+        for _ in 0..200 {
+            if connections.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_millis(500), handle)
+            .await
+            .expect("prompt cancel")
+            .unwrap();
+        assert!(
+            connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+            "quiet retries after the silent connection was dropped"
+        );
+        let after = after_end.lock().unwrap();
+        assert!(
+            after
+                .windows(10)
+                .any(|w| w == [0, 0, 6, 4, 0, 0, 0, 0, 0, 6].as_slice()),
+            "a PingRequest reached the upstream: {after:?}; states {:?}",
+            sink.1.lock().unwrap()
+        );
+        // Reported once, not once per reconnect.
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let states = sink.1.lock().unwrap();
+        assert!(
+            states.iter().any(|s| matches!(s, UpstreamState::Reconnecting { last_error } if last_error.starts_with("publisher ended"))),
+            "{states:?}"
+        );
     }
 }

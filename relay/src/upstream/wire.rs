@@ -43,6 +43,13 @@ pub fn ping_response(timestamp: u32) -> Vec<u8> {
     control_chunk(MSG_USER_CONTROL, &body)
 }
 
+/// A PingRequest (user control event 6); servers answer with a PingResponse.
+pub fn ping_request(timestamp: u32) -> Vec<u8> {
+    let mut body = vec![0, 6];
+    body.extend_from_slice(&timestamp.to_be_bytes());
+    control_chunk(MSG_USER_CONTROL, &body)
+}
+
 /// User control events the puller reacts to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserControl {
@@ -152,6 +159,10 @@ mod tests {
         assert_eq!(
             acknowledgement(0x0102_0304),
             vec![2, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            ping_request(9),
+            vec![2, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0, 0, 6, 0, 0, 0, 9]
         );
         assert_eq!(
             ping_response(9),
