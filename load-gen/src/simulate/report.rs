@@ -187,3 +187,105 @@ pub fn table(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(total: Vec<f64>) -> Demand {
+        Demand {
+            broadcast_id: "b".into(),
+            regions: vec!["*".into()],
+            start_s: 0,
+            viewers: vec![total],
+        }
+    }
+
+    fn outcome(shortfall: Vec<f64>) -> Outcome {
+        Outcome {
+            name: "p",
+            underprovisioned_viewer_seconds: shortfall.iter().sum(),
+            peak_shortfall: shortfall.iter().copied().fold(0.0, f64::max),
+            relay_seconds: 10.0,
+            scale_events: 0,
+            capacity: vec![0.0; shortfall.len()],
+            shortfall,
+            peak_edges: 1,
+        }
+    }
+
+    /// 1,000 steady viewers, then +100/s from t=300 to t=400 (6,000/min), then steady.
+    fn ramp() -> Vec<f64> {
+        (0..1200)
+            .map(|t| match t {
+                0..300 => 1000.0,
+                300..400 => 1000.0 + 100.0 * (t - 300) as f64,
+                _ => 11_000.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_ramp_is_one_surge_starting_a_window_before_it_is_detected() {
+        let surges = find_surges(&demand(ramp()));
+        assert_eq!(surges.len(), 1, "{surges:?}");
+        let (start, end) = surges[0];
+        // Growth over the last 60 s first reaches 500 viewers (and 5%) at t=305, so the surge
+        // is dated from that window's start.
+        assert_eq!(start, 245);
+        // The last second whose 60 s window still grew by >= 500 viewers and >= 5%: at t=454
+        // the window from t=394 (10,400 viewers) grew by 600 >= 520; at t=455, 500 < 525.
+        assert_eq!(end, 454);
+        let summary = surge_summaries(&demand(ramp()), &surges);
+        assert_eq!(summary[0].start_viewers, 1000.0);
+        assert_eq!(summary[0].peak_viewers, 11_000.0);
+    }
+
+    #[test]
+    fn slow_growth_and_small_audiences_are_not_surges() {
+        // +400/min on 10k viewers: under 500/min.
+        let slow: Vec<f64> = (0..900)
+            .map(|t| 10_000.0 + 400.0 * t as f64 / 60.0)
+            .collect();
+        assert!(find_surges(&demand(slow)).is_empty());
+        // +600/min on 20k viewers: 3%/min, under the 5% relative threshold.
+        let relative: Vec<f64> = (0..900)
+            .map(|t| 20_000.0 + 600.0 * t as f64 / 60.0)
+            .collect();
+        assert!(find_surges(&demand(relative)).is_empty());
+    }
+
+    #[test]
+    fn two_ramps_far_apart_are_two_surges() {
+        let mut total = ramp();
+        total
+            .extend((0..600).map(|t| 11_000.0 + if t < 100 { 100.0 * t as f64 } else { 10_000.0 }));
+        let surges = find_surges(&demand(total));
+        assert_eq!(surges.len(), 2, "{surges:?}");
+        assert!(surges[1].0 > surges[0].1 + SURGE_CALM_S);
+    }
+
+    #[test]
+    fn time_to_capacity_is_measured_to_the_last_short_second() {
+        let surges = vec![(100, 200)];
+        let mut shortfall = vec![0.0; 1000];
+        assert_eq!(
+            policy_report(&outcome(shortfall.clone()), 10.0, &surges).surges[0].time_to_capacity_s,
+            0,
+            "never short"
+        );
+        // Short from t=150 to t=179 and again at t=260 (inside the grace period).
+        for s in &mut shortfall[150..180] {
+            *s = 5.0;
+        }
+        shortfall[260] = 1.0;
+        let r = policy_report(&outcome(shortfall.clone()), 20.0, &surges);
+        assert_eq!(r.surges[0].time_to_capacity_s, 161);
+        assert_eq!(r.cost_vs_oracle, 0.5);
+        // A shortfall after the grace period belongs to no surge.
+        shortfall[260] = 0.0;
+        shortfall[200 + CATCH_UP_GRACE_S + 1] = 1.0;
+        let r = policy_report(&outcome(shortfall), 10.0, &surges);
+        assert_eq!(r.surges[0].time_to_capacity_s, 80);
+    }
+}

@@ -1,4 +1,4 @@
-//! Workload traces in the `livetrace v1` long-CSV format (DESIGN.md section 6):
+//! Workload traces in the `livetrace v1` long-CSV format: a `# livetrace v1; ...` header line, then
 //! `broadcast_id,t_s,region,viewers,arrivals,departures`, one row per
 //! (broadcast, time, region); region `*` is the total.
 
