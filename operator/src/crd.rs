@@ -348,7 +348,8 @@ pub struct RegionStatus {
     pub name: String,
     pub viewers: u64,
     pub forecast_viewers: u64,
-    /// Tiers from the top (reflector level 1, 2, ...) down to `edge`.
+    /// Tiers from the top down: the highest reflector level (fed by the origin), ..., level 1
+    /// (feeding the edges), then `edge`.
     pub tiers: Vec<TierStatus>,
 }
 
@@ -358,7 +359,8 @@ pub struct RegionStatus {
 pub struct TierStatus {
     /// `origin`, `reflector`, or `edge`.
     pub tier: String,
-    /// Reflector level (1 is nearest the origin); 0 for origin and edge.
+    /// Reflector level: 1 feeds the edges, each higher level feeds the one below, and the
+    /// highest is fed by the origin; 0 for origin and edge.
     #[serde(default)]
     pub level: u32,
     /// The Deployment that runs this tier.

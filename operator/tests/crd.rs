@@ -41,3 +41,22 @@ fn crd_has_validation_rules_printer_columns_and_short_name() {
         assert!(y.contains(needle), "CRD lacks {needle}");
     }
 }
+
+/// The tier-level descriptions users read in `kubectl explain` must match the tree the
+/// operator builds (tree.rs: level 1 feeds the edges, the highest level is fed by the origin).
+#[test]
+fn crd_describes_reflector_levels_as_built() {
+    let y = crd_yaml().unwrap();
+    assert!(
+        !y.contains("nearest the origin"),
+        "CRD still says level 1 is nearest the origin"
+    );
+    assert!(
+        y.contains("Reflector level: 1 feeds the edges"),
+        "CRD does not say level 1 feeds the edges"
+    );
+    assert!(
+        y.contains("the highest reflector level (fed by the origin)"),
+        "CRD does not describe the status tier order (top level first)"
+    );
+}
