@@ -18,6 +18,22 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
 }
 
+/// The live status of one timeline point: viewers now/target, lag p50/p99, stalls,
+/// errors and throughput.
+pub fn status_line(p: &TimelinePoint) -> String {
+    format!(
+        "viewers {}/{} (+{} connecting) | lag p50 {} ms p99 {} ms | stalls {} | errors {} | {:.0} Mbit/s",
+        p.viewers,
+        p.target,
+        p.connecting,
+        fmt_ms(p.lag_p50_ms),
+        fmt_ms(p.lag_p99_ms),
+        p.stalls,
+        p.errors,
+        p.mbps
+    )
+}
+
 impl Progress {
     pub fn new(trace_seconds: f64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
@@ -35,17 +51,7 @@ impl Progress {
     }
 
     pub fn update(&mut self, p: &TimelinePoint, trace_elapsed: f64) {
-        let msg = format!(
-            "viewers {}/{} (+{} connecting) | lag p50 {} ms p99 {} ms | stalls {} | errors {} | {:.0} Mbit/s",
-            p.viewers,
-            p.target,
-            p.connecting,
-            fmt_ms(p.lag_p50_ms),
-            fmt_ms(p.lag_p99_ms),
-            p.stalls,
-            p.errors,
-            p.mbps
-        );
+        let msg = status_line(p);
         self.ticks += 1;
         match &self.bar {
             Some(bar) => {
@@ -63,5 +69,55 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point() -> TimelinePoint {
+        TimelinePoint {
+            t_s: 12.0,
+            trace_t_s: 120.0,
+            target: 1000,
+            viewers: 950,
+            connecting: 40,
+            lag_p50_ms: Some(3.26),
+            lag_p99_ms: Some(48.04),
+            lag_max_ms: Some(210.0),
+            frames: 28_500,
+            stalls: 7,
+            errors: 2,
+            disconnects: 1,
+            mbps: 570.4,
+        }
+    }
+
+    #[test]
+    fn status_line_shows_viewers_lag_stalls_and_errors() {
+        assert_eq!(
+            status_line(&point()),
+            "viewers 950/1000 (+40 connecting) | lag p50 3.3 ms p99 48.0 ms | stalls 7 | errors 2 | 570 Mbit/s"
+        );
+    }
+
+    #[test]
+    fn status_line_without_frames_shows_dashes_for_lag() {
+        let idle = TimelinePoint {
+            viewers: 0,
+            connecting: 5,
+            lag_p50_ms: None,
+            lag_p99_ms: None,
+            lag_max_ms: None,
+            stalls: 0,
+            errors: 0,
+            mbps: 0.0,
+            ..point()
+        };
+        assert_eq!(
+            status_line(&idle),
+            "viewers 0/1000 (+5 connecting) | lag p50 - ms p99 - ms | stalls 0 | errors 0 | 0 Mbit/s"
+        );
     }
 }
