@@ -1,14 +1,19 @@
-//! Interleaved chunk streams and extended timestamps work; every hostile input closes only its
-//! own connection (with a log line) while a publisher and a player keep going.
+//! Interleaved chunk streams and extended timestamps work; every hostile input (including a
+//! client that never reads its replies) closes only its own connection, with exactly one log
+//! line saying why, while a publisher and a player keep going.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::relay_process::RelayProcess;
 use common::rtmp_client::{
     CHUNK_SIZE, RtmpClient, audio_payload, video_payload, video_sequence_header,
 };
+use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::rml_amf0::Amf0Value;
+use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::AsyncWriteExt;
 
 /// Chunks of one message: a type-0 header then type-3 continuations (extended timestamp
@@ -32,6 +37,42 @@ fn chunks(csid: u8, ts: u32, type_id: u8, msid: u32, payload: &[u8]) -> Vec<Vec<
         }
         c.extend_from_slice(part);
         out.push(c);
+    }
+    out
+}
+
+/// The relay's "connection closed" lines for the connection from `peer` (the span names it).
+fn closed_lines(relay: &RelayProcess, peer: SocketAddr) -> Vec<String> {
+    let (a, b) = (format!("peer={peer}}}"), format!("peer={peer} "));
+    relay
+        .log
+        .lock()
+        .expect("log lock")
+        .iter()
+        .filter(|l| l.contains("connection closed") && (l.contains(&a) || l.contains(&b)))
+        .cloned()
+        .collect()
+}
+
+/// `count` createStream commands, serialized back to back.
+fn create_streams(c: &mut RtmpClient, first_txn: f64, count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        let msg = RtmpMessage::Amf0Command {
+            command_name: "createStream".into(),
+            transaction_id: first_txn + i as f64,
+            command_object: Amf0Value::Null,
+            additional_arguments: vec![],
+        };
+        let payload = msg
+            .into_message_payload(RtmpTimestamp::new(0), 0)
+            .expect("payload");
+        out.extend(
+            c.ser
+                .serialize(&payload, false, false)
+                .expect("chunk")
+                .bytes,
+        );
     }
     out
 }
@@ -107,9 +148,11 @@ async fn interleaving_publisher_and_hostile_inputs() {
         .await
         .expect("tcp");
     s.write_all(&[0x42; 4096]).await.expect("send garbage");
+    let mut hostile = vec![("garbage", s.local_addr().expect("addr"))];
     let mut c = RtmpClient::handshake(relay.rtmp)
         .await
         .expect("fresh handshake works");
+    hostile.push(("handshake then close", c.stream.local_addr().expect("addr")));
     drop(c.stream.shutdown().await);
     check_still_serving(&mut publisher, &mut player).await;
 
@@ -118,10 +161,12 @@ async fn interleaving_publisher_and_hostile_inputs() {
         .await
         .expect("tcp");
     s2.write_all(&[3u8; 700]).await.expect("send partial");
+    hostile.push(("truncated handshake", s2.local_addr().expect("addr")));
     check_still_serving(&mut publisher, &mut player).await;
 
     // 3. Absurd chunk size.
     let mut c = RtmpClient::handshake(relay.rtmp).await.expect("handshake");
+    hostile.push(("absurd chunk size", c.stream.local_addr().expect("addr")));
     let mut m = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
     m.extend_from_slice(&0x7fff_fff0u32.to_be_bytes());
     c.send_raw(&m).await.expect("send");
@@ -133,6 +178,10 @@ async fn interleaving_publisher_and_hostile_inputs() {
 
     // 4. Absurd message length.
     let mut c = RtmpClient::handshake(relay.rtmp).await.expect("handshake");
+    hostile.push((
+        "absurd message length",
+        c.stream.local_addr().expect("addr"),
+    ));
     c.send_raw(&[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0, 1, 2, 3])
         .await
         .expect("send");
@@ -145,6 +194,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
     // 5. An AMF type the session library cannot decode (AMF0 marker 0x0d, "unsupported",
     //    then an unknown marker 0x42) inside a connect command.
     let mut c = RtmpClient::handshake(relay.rtmp).await.expect("handshake");
+    hostile.push(("undecodable AMF", c.stream.local_addr().expect("addr")));
     let mut body = vec![0x02, 0, 7];
     body.extend_from_slice(b"connect");
     body.extend_from_slice(&[0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x42, 0x0d]);
@@ -161,6 +211,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
 
     // 6. Too many chunk streams.
     let mut c = RtmpClient::handshake(relay.rtmp).await.expect("handshake");
+    hostile.push(("chunk stream flood", c.stream.local_addr().expect("addr")));
     let mut m = Vec::new();
     for csid in 3..63u8 {
         m.extend_from_slice(&[csid, 0, 0, 0, 0, 0, 10, 9, 1, 0, 0, 0]);
@@ -176,6 +227,76 @@ async fn interleaving_publisher_and_hostile_inputs() {
         "chunk stream flood closes"
     );
     check_still_serving(&mut publisher, &mut player).await;
+
+    // 7. A client that keeps sending commands and never reads the replies (tiny receive
+    //    buffer): once its replies back up, the relay closes it.
+    let mut deaf = RtmpClient::connect_small_buffer(relay.rtmp, "live", 4096)
+        .await
+        .expect("connect");
+    let deaf_addr = deaf.stream.local_addr().expect("addr");
+    hostile.push(("never reads its control replies", deaf_addr));
+    let started = tokio::time::Instant::now();
+    let mut sent = 0usize;
+    let deaf_closed = loop {
+        if !closed_lines(&relay, deaf_addr).is_empty() {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        // 100 at a time, as the reading client below sends them: a burst the relay takes from
+        // a client that reads; here only the replies piling up can get it closed.
+        let batch = create_streams(&mut deaf, 10.0 + sent as f64, 100);
+        match tokio::time::timeout(Duration::from_secs(1), deaf.stream.write_all(&batch)).await {
+            Ok(Ok(())) => sent += 100,
+            Ok(Err(_)) => break true,
+            // The relay stopped reading: only the log can tell whether it closed.
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    assert!(
+        deaf_closed,
+        "a client that never reads stayed connected after {sent} commands in {:?}:\n{}",
+        started.elapsed(),
+        relay.log_text()
+    );
+    eprintln!(
+        "client that never reads: closed after {sent} createStream commands, {:?}",
+        started.elapsed()
+    );
+    drop(deaf);
+    check_still_serving(&mut publisher, &mut player).await;
+
+    // The same commands from a client that reads its replies (100 in flight at a time) are
+    // served: the relay tells a client that does not read from one that does.
+    let mut reader = RtmpClient::connect(relay.rtmp, "live")
+        .await
+        .expect("connect");
+    let reader_addr = reader.stream.local_addr().expect("addr");
+    let rounds = (sent / 100).clamp(1, 40);
+    for round in 0..rounds {
+        let batch = create_streams(&mut reader, 10.0 + (round * 100) as f64, 100);
+        reader.send_raw(&batch).await.expect("reading client sends");
+        let mut results = 0;
+        while results < 100 {
+            let m = reader.next_message(Duration::from_secs(5)).await;
+            let m = m.unwrap_or_else(|e| {
+                panic!(
+                    "reading client lost in round {round}: {e}\n{:?}",
+                    closed_lines(&relay, reader_addr)
+                )
+            });
+            if m.type_id == 20 {
+                results += 1;
+            }
+        }
+    }
+    assert!(
+        closed_lines(&relay, reader_addr).is_empty(),
+        "a client reading its replies was closed: {:?}",
+        closed_lines(&relay, reader_addr)
+    );
 
     // The truncated handshake was closed by the handshake timeout.
     let mut buf = [0u8; 4096];
@@ -210,4 +331,48 @@ async fn interleaving_publisher_and_hostile_inputs() {
         "bad AMF not logged:\n{}",
         relay.log_text()
     );
+
+    // Exactly one "connection closed" line per hostile connection, with a reason; none for the
+    // publisher and the player, which are still being served.
+    for &(what, peer) in &hostile {
+        let logged = common::wait_until(Duration::from_secs(3), || async {
+            !closed_lines(&relay, peer).is_empty()
+        })
+        .await;
+        assert!(
+            logged,
+            "{what} ({peer}): no close line:\n{}",
+            relay.log_text()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for &(what, peer) in &hostile {
+        let lines = closed_lines(&relay, peer);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what} ({peer}): one close line expected:\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            lines[0].contains("reason="),
+            "{what}: no reason: {}",
+            lines[0]
+        );
+        eprintln!("{what}: {}", lines[0]);
+    }
+    let deaf_line = &closed_lines(&relay, deaf_addr)[0];
+    assert!(
+        deaf_line.contains("not reading"),
+        "the close reason should say the client does not read: {deaf_line}"
+    );
+    for (what, c) in [("publisher", &publisher), ("player", &player)] {
+        let peer = c.stream.local_addr().expect("addr");
+        assert!(
+            closed_lines(&relay, peer).is_empty(),
+            "{what} was closed: {:?}",
+            closed_lines(&relay, peer)
+        );
+    }
+    check_still_serving(&mut publisher, &mut player).await;
 }

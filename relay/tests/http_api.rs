@@ -1,11 +1,13 @@
-//! The HTTP side and the CLI: --help, health, stats JSON, metrics, HTTP-FLV headers and tags,
-//! 404, viewer limit, second publisher rejected, end of stream, SIGTERM drain.
+//! The HTTP side and the CLI: --help (flags, listen defaults), health, stats JSON, metrics
+//! (dropped frames), HTTP-FLV headers and tags, 404, viewer limit, second publisher rejected,
+//! end of stream, SIGTERM drain (RTMP and HTTP-FLV viewers).
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
+use common::flv_reader::FlvReader;
 use common::relay_process::RelayProcess;
 use common::rtmp_client::{RtmpClient, set_data_frame, video_payload, video_sequence_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,83 +51,6 @@ fn help_lists_every_flag_with_its_environment_variable() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("must start with rtmp://"), "{stderr}");
-}
-
-/// An HTTP-FLV response being read incrementally.
-struct FlvReader {
-    s: TcpStream,
-    raw: Vec<u8>,
-    head: String,
-}
-
-impl FlvReader {
-    async fn open(addr: std::net::SocketAddr, path: &str) -> FlvReader {
-        let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .expect("request");
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-                .await
-                .expect("response head in time")
-                .expect("read");
-            assert!(n > 0, "closed before headers");
-            raw.extend_from_slice(&buf[..n]);
-            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..p]).to_string();
-                raw.drain(..p + 4);
-                return FlvReader { s, raw, head };
-            }
-        }
-    }
-
-    /// Reads for `d`, or until the response ends (last chunk or EOF); true if it ended.
-    async fn read_for(&mut self, d: Duration) -> bool {
-        let mut buf = [0u8; 65536];
-        let deadline = tokio::time::Instant::now() + d;
-        loop {
-            match tokio::time::timeout_at(deadline, self.s.read(&mut buf)).await {
-                Err(_) => return false,
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(n)) => {
-                    self.raw.extend_from_slice(&buf[..n]);
-                    if self.raw.ends_with(b"\r\n0\r\n\r\n") {
-                        return true;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Tag types of the de-chunked body after the 13-byte FLV header.
-    fn tags(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut body = Vec::new();
-        let mut b = &self.raw[..];
-        while let Some(e) = b.windows(2).position(|w| w == b"\r\n") {
-            let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..e]).trim(), 16)
-            else {
-                break;
-            };
-            if size == 0 || b.len() < e + 2 + size {
-                break;
-            }
-            body.extend_from_slice(&b[e + 2..e + 2 + size]);
-            b = &b[e + 4 + size..];
-        }
-        let mut types = Vec::new();
-        let mut p = 13;
-        while p + 11 <= body.len() {
-            let len = u32::from_be_bytes([0, body[p + 1], body[p + 2], body[p + 3]]) as usize;
-            if p + 11 + len + 4 > body.len() {
-                break;
-            }
-            types.push(body[p]);
-            p += 11 + len + 4;
-        }
-        (body, types)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,4 +277,194 @@ async fn http_flv_viewer_that_stops_reading_is_disconnected() {
     })
     .await;
     assert!(logged, "{}", relay.log_text());
+}
+
+#[test]
+fn help_shows_the_listen_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_surge-relay"))
+        .arg("--help")
+        .env_remove("SURGE_HTTP_LISTEN")
+        .env_remove("SURGE_RTMP_LISTEN")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    // The flag's own paragraph, up to the next flag.
+    let section = |flag: &str| -> String {
+        let start = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("--help lacks {flag}:\n{help}"));
+        let rest = &help[start + flag.len()..];
+        let end = rest.find("\n  -").unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    let http = section("--http-listen");
+    assert!(http.contains("[default: 0.0.0.0:8080]"), "{http}");
+    let rtmp = section("--rtmp-listen");
+    assert!(rtmp.contains("[default: 0.0.0.0:1935]"), "{rtmp}");
+
+    if std::env::var_os("SURGE_HTTP_LISTEN").is_none() {
+        use clap::Parser;
+        let cfg = surge_relay::config::Config::try_parse_from(["surge-relay"]).expect("defaults");
+        assert_eq!(cfg.http_listen.to_string(), "0.0.0.0:8080");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_frames_metric_counts_a_skipped_viewer() {
+    let relay = RelayProcess::start(&[
+        "--viewer-backlog-bytes",
+        "50000",
+        "--viewer-send-buffer-bytes",
+        "16384",
+        "--slow-viewer-timeout",
+        "10s",
+    ]);
+    let (mut publisher, _) = RtmpClient::publish(relay.rtmp, "live", "m")
+        .await
+        .expect("publish");
+    publisher
+        .send_media(9, 0, video_sequence_header())
+        .await
+        .expect("seq");
+    publisher
+        .send_media(9, 0, video_payload(true, &[0; 5000]))
+        .await
+        .expect("keyframe");
+    let viewer = RtmpClient::connect_small_buffer(relay.rtmp, "live", 4096)
+        .await
+        .expect("connect");
+    let (mut viewer, _) = viewer.start_play("m").await.expect("play");
+    let labels = [("app", "live"), ("stream", "m")];
+    let name = "surge_relay_dropped_frames_total";
+    assert_eq!(
+        common::metric(relay.http, name, &labels)
+            .await
+            .unwrap_or(0.0),
+        0.0,
+        "nothing dropped yet"
+    );
+
+    // The viewer stops reading while ~600 kB go by (keyframe every 10 frames), then resumes:
+    // it is far past its 50 kB backlog and skips ahead to a keyframe.
+    for i in 1..=120u32 {
+        publisher
+            .send_media(9, i * 40, video_payload(i % 10 == 0, &[i as u8; 5000]))
+            .await
+            .expect("video");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = 0;
+    while viewer
+        .next_message(Duration::from_millis(500))
+        .await
+        .is_ok()
+    {
+        got += 1;
+    }
+    let dropped = common::metric(relay.http, name, &labels).await;
+    let stats = common::stats(relay.http).await;
+    eprintln!("viewer read {got} messages; dropped_frames_total {dropped:?}");
+    assert!(
+        dropped.is_some_and(|d| d > 0.0),
+        "no dropped frames in /metrics ({got} messages read): {dropped:?}\n{stats}"
+    );
+    assert_eq!(
+        Some(
+            stats["streams"][0]["dropped_frames"]
+                .as_f64()
+                .unwrap_or(0.0)
+        ),
+        dropped,
+        "/metrics and /api/v1/streams agree"
+    );
+    assert!(got < 120, "the viewer got every frame ({got})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_keeps_http_flv_viewers_and_refuses_new_ones() {
+    let mut relay = RelayProcess::start(&["--shutdown-grace", "2s"]);
+    let (mut publisher, _) = RtmpClient::publish(relay.rtmp, "live", "d")
+        .await
+        .expect("publish");
+    publisher
+        .send_media(9, 0, video_payload(true, &[1; 1000]))
+        .await
+        .expect("video");
+    let mut flv = FlvReader::open(relay.http, "/live/d.flv").await;
+    assert!(flv.head.starts_with("HTTP/1.1 200"), "{}", flv.head);
+    flv.read_for(Duration::from_millis(200)).await;
+    assert!(!flv.tag_list().is_empty(), "FLV viewer got the GOP");
+
+    relay.terminate();
+    let started = tokio::time::Instant::now();
+    let draining = common::wait_until(Duration::from_secs(2), || async {
+        relay.log_contains("draining")
+    })
+    .await;
+    assert!(draining, "{}", relay.log_text());
+
+    // A new HTTP-FLV request is not served.
+    let refused = match TcpStream::connect(relay.http).await {
+        Err(e) => {
+            eprintln!("new HTTP-FLV request while draining: connect failed ({e})");
+            true
+        }
+        Ok(mut s) => {
+            let _ = s
+                .write_all(b"GET /live/d.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    eprintln!("new HTTP-FLV request while draining: closed unanswered");
+                    true
+                }
+                Ok(Ok(n)) => {
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    eprintln!("new HTTP-FLV request while draining: {head:?}");
+                    !head.starts_with("HTTP/1.1 200")
+                }
+                Err(_) => panic!("new HTTP-FLV request left hanging while draining"),
+            }
+        }
+    };
+    assert!(refused, "a new HTTP-FLV viewer was accepted while draining");
+
+    // The existing viewer keeps getting live frames during the grace period.
+    let before = flv.tag_list().len();
+    for i in 1..10u32 {
+        publisher
+            .send_media(9, i * 40, video_payload(false, &[i as u8; 1000]))
+            .await
+            .expect("publisher still served");
+    }
+    let ended_early = flv.read_for(Duration::from_millis(500)).await;
+    let tags = flv.tag_list();
+    assert_eq!(
+        tags.len(),
+        before + 9,
+        "FLV viewer frames while draining (ended: {ended_early})"
+    );
+    assert_eq!(tags.last().map(|t| t.timestamp), Some(9 * 40));
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "checks took too long"
+    );
+
+    // After the grace the process exits and the response ends.
+    let exited = common::wait_until(Duration::from_secs(5), || {
+        let running = relay.is_running();
+        async move { !running }
+    })
+    .await;
+    assert!(exited, "relay still running after the grace period");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "exited before the grace period: {took:?}"
+    );
+    assert!(
+        flv.read_for(Duration::from_secs(2)).await,
+        "FLV response still open after exit"
+    );
 }

@@ -2,6 +2,7 @@
 //! client (publisher and player) built on the relay's own chunk reader, and HTTP GETs.
 #![allow(dead_code)]
 
+pub mod flv_reader;
 pub mod relay_process;
 pub mod rtmp_client;
 
@@ -75,4 +76,24 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Value of the `/metrics` sample `name{...}` whose labels include every `labels` pair
+/// (`None` when there is no such sample).
+pub async fn metric(
+    addr: std::net::SocketAddr,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    let (status, _, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (label_text, value) = rest.rsplit_once("} ")?;
+        let all = labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|l| l == format!("{k}=\"{v}\"")));
+        if all { value.trim().parse().ok() } else { None }
+    })
 }

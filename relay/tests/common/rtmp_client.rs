@@ -220,7 +220,7 @@ impl RtmpClient {
         }
     }
 
-    async fn wait_for_result(&mut self, txn: f64) -> Result<Vec<Amf0Value>, String> {
+    pub async fn wait_for_result(&mut self, txn: f64) -> Result<Vec<Amf0Value>, String> {
         loop {
             let m = self.next_message(Duration::from_secs(5)).await?;
             if m.type_id != 20 {
@@ -253,7 +253,7 @@ impl RtmpClient {
         }
     }
 
-    async fn create_stream(&mut self) -> Result<u32, String> {
+    pub async fn create_stream(&mut self) -> Result<u32, String> {
         self.command("createStream", 2.0, Amf0Value::Null, vec![], 0)
             .await?;
         let v = self.wait_for_result(2.0).await?;
@@ -360,6 +360,11 @@ pub fn video_payload(keyframe: bool, body: &[u8]) -> Bytes {
 
 pub fn video_sequence_header() -> Bytes {
     Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff])
+}
+
+/// AAC sequence header (AudioSpecificConfig: AAC-LC, 44.1 kHz, stereo).
+pub fn audio_sequence_header() -> Bytes {
+    Bytes::from_static(&[0xaf, 0, 0x12, 0x10])
 }
 
 pub fn audio_payload(body: &[u8]) -> Bytes {

@@ -1,0 +1,108 @@
+//! An HTTP-FLV response read incrementally: head first, then chunked FLV bytes as they come.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One FLV tag: type (8 audio, 9 video, 18 data), timestamp, payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub type_id: u8,
+    pub timestamp: u32,
+    pub data: Vec<u8>,
+}
+
+pub struct FlvReader {
+    pub s: TcpStream,
+    pub raw: Vec<u8>,
+    pub head: String,
+}
+
+impl FlvReader {
+    pub async fn open(addr: std::net::SocketAddr, path: &str) -> FlvReader {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("response head in time")
+                .expect("read");
+            assert!(n > 0, "closed before headers");
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..p]).to_string();
+                raw.drain(..p + 4);
+                return FlvReader { s, raw, head };
+            }
+        }
+    }
+
+    /// Reads for `d`, or until the response ends (last chunk or EOF); true if it ended.
+    pub async fn read_for(&mut self, d: Duration) -> bool {
+        let mut buf = [0u8; 65536];
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.s.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(n)) => {
+                    self.raw.extend_from_slice(&buf[..n]);
+                    if self.raw.ends_with(b"\r\n0\r\n\r\n") {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The de-chunked body (FLV header and tags) received so far.
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut b = &self.raw[..];
+        while let Some(e) = b.windows(2).position(|w| w == b"\r\n") {
+            let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..e]).trim(), 16)
+            else {
+                break;
+            };
+            if size == 0 || b.len() < e + 2 + size {
+                break;
+            }
+            body.extend_from_slice(&b[e + 2..e + 2 + size]);
+            b = &b[(e + 4 + size).min(b.len())..];
+        }
+        body
+    }
+
+    /// Complete tags of the body after the 13-byte FLV header.
+    pub fn tag_list(&self) -> Vec<Tag> {
+        let body = self.body();
+        let mut tags = Vec::new();
+        let mut p = 13;
+        while p + 11 <= body.len() {
+            let len = u32::from_be_bytes([0, body[p + 1], body[p + 2], body[p + 3]]) as usize;
+            if p + 11 + len + 4 > body.len() {
+                break;
+            }
+            let timestamp =
+                u32::from_be_bytes([body[p + 7], body[p + 4], body[p + 5], body[p + 6]]);
+            tags.push(Tag {
+                type_id: body[p],
+                timestamp,
+                data: body[p + 11..p + 11 + len].to_vec(),
+            });
+            p += 11 + len + 4;
+        }
+        tags
+    }
+
+    /// (de-chunked body, tag types in order).
+    pub fn tags(&self) -> (Vec<u8>, Vec<u8>) {
+        let types = self.tag_list().iter().map(|t| t.type_id).collect();
+        (self.body(), types)
+    }
+}
