@@ -241,7 +241,8 @@ async fn interleaving_publisher_and_hostile_inputs() {
         if !closed_lines(&relay, deaf_addr).is_empty() {
             break true;
         }
-        if started.elapsed() > Duration::from_secs(15) {
+        // The relay gives a client --slow-viewer-timeout (10 s by default) to take its replies.
+        if started.elapsed() > Duration::from_secs(30) {
             break false;
         }
         // 100 at a time, as the reading client below sends them: a burst the relay takes from

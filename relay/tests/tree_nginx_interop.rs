@@ -259,6 +259,22 @@ async fn surge_edge_pulls_from_nginx_origin() {
 async fn nginx_edge_pulls_from_surge_origin() {
     let origin = RelayProcess::start(&["--tier", "origin", "--region", "interop"]);
     let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
+    // nginx's pull gives up on its player when the origin answers StreamNotFound, so the
+    // stream must be live at the origin before the first play reaches nginx.
+    let origin_http = origin.http;
+    let live = common::wait_until(Duration::from_secs(20), || async move {
+        let s = common::stats(origin_http).await;
+        s["streams"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|st| st["name"] == "s" && st["gop_cache_ms"].as_u64().unwrap_or(0) > 0)
+        })
+    })
+    .await;
+    assert!(
+        live,
+        "the publisher never went live:\n{}",
+        origin.log_text()
+    );
     let edge = Nginx::start(&format!("pull rtmp://{}/live;", origin.rtmp));
     let url = edge.stream_url("s");
     let probe =

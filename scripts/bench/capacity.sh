@@ -9,6 +9,7 @@
 #   STEPS="500 1000 2000 4000 8000"  STEP_SECONDS=20  RELAYS="surge nginx"
 #   RELAY_CORE=0  LOAD_CORE=1  LAG_P99_LIMIT_MS=200  CPU_LIMIT=0.95  PROTOCOL=rtmp
 #   WARMUP_SECONDS=8 (lag p50/p99 are measured after the ramp; startup covers every join)
+#   RELAY_BIN=target/release/surge-relay (another build of surge-relay, to compare builds)
 #   OUT=target/bench/capacity-<time>
 # Output: $OUT/results.csv, $OUT/results.md, and per step the replay JSON/HTML reports.
 set -euo pipefail
@@ -31,7 +32,7 @@ OUT=$(cd "$OUT" && pwd)
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build -q --release -p surge-relay -p surge-load
-relay_bin=target/release/surge-relay
+relay_bin=${RELAY_BIN:-target/release/surge-relay}
 load_bin=target/release/surge-load
 
 pids=()

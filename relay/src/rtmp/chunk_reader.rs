@@ -99,7 +99,8 @@ struct Header {
 impl ChunkReader {
     pub fn new(limits: ChunkLimits) -> Self {
         ChunkReader {
-            input: BytesMut::with_capacity(8192),
+            // Small to start: most connections are viewers; a publisher's grows as needed.
+            input: BytesMut::with_capacity(1024),
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
             streams: HashMap::new(),

@@ -1,14 +1,14 @@
 //! One RTMP TCP connection: handshake, then a reader (bytes into the [`InboundSession`]) and
 //! a writer (control replies, then shared hub bytes for a player) that never block each other.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -21,10 +21,12 @@ use super::vectored::write_all_vectored;
 use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Subscription};
 use crate::registry::Registry;
 
-/// Control replies queued for a client; a client that lets this fill up is not reading.
+/// Control replies queued for a client before its reader pauses.
 const CONTROL_QUEUE: usize = 256;
 /// Publishers send constantly; silence this long means the publisher is gone.
 const PUBLISHER_IDLE: Duration = Duration::from_secs(30);
+/// Most bytes taken from a socket per read (publishers send media in large bursts).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RtmpSettings {
@@ -87,7 +89,7 @@ async fn run(
         .map_err(|e| e.to_string())?;
     let (session, initial) =
         InboundSession::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
-    let (mut rd, wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
     let done = CancellationToken::new();
     let writer_done = done.clone();
@@ -104,47 +106,50 @@ async fn run(
         let _ = tx.try_send(Outbound::Control(b));
     }
     let mut session = session;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pending = leftover;
+    let mut first_bytes = Some(leftover);
     let mut role_recorded = false;
     let result: Result<String, String> = loop {
-        if !pending.is_empty() {
-            match session.handle_bytes(&pending) {
-                Ok(actions) => {
-                    if let Err(e) = dispatch(&tx, actions) {
-                        break Err(e);
+        let handled = match first_bytes.take() {
+            Some(bytes) if bytes.is_empty() => None,
+            Some(bytes) => Some(session.handle_bytes(&bytes)),
+            None => {
+                let idle = match session.role() {
+                    Role::Handshaking => settings.handshake_timeout,
+                    Role::Publishing { .. } => PUBLISHER_IDLE,
+                    Role::Playing { .. } => Duration::from_secs(24 * 3600),
+                };
+                tokio::select! {
+                    r = tokio::time::timeout(idle, rd.readable()) => match r {
+                        Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
+                        Ok(Err(e)) => break Err(format!("read error: {e}")),
+                        Ok(Ok(())) => {}
+                    },
+                    _ = done.cancelled() => break Ok("writer finished".to_string()),
+                    _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
+                        break Ok("relay shutting down".to_string())
                     }
                 }
-                Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
-                Err(e) => break Err(format!("closing on bad input: {e}")),
-            }
-            pending.clear();
-            if !role_recorded && *session.role() != Role::Handshaking {
-                record_role(session.role());
-                role_recorded = true;
-            }
-        }
-        let idle = match session.role() {
-            Role::Handshaking => settings.handshake_timeout,
-            Role::Publishing { .. } => PUBLISHER_IDLE,
-            Role::Playing { .. } => Duration::from_secs(24 * 3600),
-        };
-        let n = tokio::select! {
-            r = tokio::time::timeout(idle, rd.read(&mut buf)) => match r {
-                Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    break Ok("peer reset the connection".to_string())
+                match read_into_session(&rd, &mut session) {
+                    ReadOutcome::Handled(r) => Some(r),
+                    ReadOutcome::NotReady => None,
+                    ReadOutcome::End(why) => break why,
                 }
-                Ok(Err(e)) => break Err(format!("read error: {e}")),
-                Ok(Ok(0)) => break Ok("peer closed".to_string()),
-                Ok(Ok(n)) => n,
-            },
-            _ = done.cancelled() => break Ok("writer finished".to_string()),
-            _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
-                break Ok("relay shutting down".to_string())
             }
         };
-        pending.extend_from_slice(&buf[..n]);
+        let Some(handled) = handled else { continue };
+        match handled {
+            Ok(actions) => {
+                if let Err(e) = dispatch(&tx, actions, settings.slow_viewer_timeout).await {
+                    break Err(e);
+                }
+            }
+            Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
+            Err(e) => break Err(format!("closing on bad input: {e}")),
+        }
+        if !role_recorded && *session.role() != Role::Handshaking {
+            record_role(session.role());
+            role_recorded = true;
+        }
     };
     drop(tx);
     done.cancel();
@@ -156,6 +161,33 @@ async fn run(
         (_, Err(w)) => Err(w),
         _ => result,
     }
+}
+
+thread_local! {
+    /// One read buffer per worker thread, shared by its connections: each read is handed to
+    /// the session (which keeps what it needs) before the next, so no connection holds a read
+    /// buffer of its own; most connections are idle viewers.
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0u8; READ_BUFFER_BYTES]);
+}
+
+enum ReadOutcome {
+    Handled(Result<Vec<Action>, SessionError>),
+    /// Readiness was spurious; wait again.
+    NotReady,
+    End(Result<String, String>),
+}
+
+/// Reads what the socket holds now into the thread's buffer and feeds it to the session.
+fn read_into_session(rd: &OwnedReadHalf, session: &mut InboundSession) -> ReadOutcome {
+    READ_BUFFER.with_borrow_mut(|buf| match rd.try_read(buf) {
+        Ok(0) => ReadOutcome::End(Ok("peer closed".to_string())),
+        Ok(n) => ReadOutcome::Handled(session.handle_bytes(&buf[..n])),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadOutcome::NotReady,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            ReadOutcome::End(Ok("peer reset the connection".to_string()))
+        }
+        Err(e) => ReadOutcome::End(Err(format!("read error: {e}"))),
+    })
 }
 
 /// Puts the stream and role into the connection's span once known (every later line has them).
@@ -170,14 +202,26 @@ fn record_role(role: &Role) {
     span.record("stream", format!("{app}/{stream}"));
 }
 
-fn dispatch(tx: &mpsc::Sender<Outbound>, actions: Vec<Action>) -> Result<(), String> {
+/// Queues the replies for the writer. A full queue pauses reading (a burst of commands from a
+/// client that reads is fine); a client whose replies stay unsent for `stall` is not reading.
+async fn dispatch(
+    tx: &mpsc::Sender<Outbound>,
+    actions: Vec<Action>,
+    stall: Duration,
+) -> Result<(), String> {
     for a in actions {
         let out = match a {
             Action::Send(b) => Outbound::Control(b),
             Action::Play(s, stream_id) => Outbound::Play(s, stream_id),
         };
-        if tx.try_send(out).is_err() {
-            return Err("client is not reading its control replies".into());
+        match tokio::time::timeout(stall, tx.send(out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err("connection writer ended".into()),
+            Err(_) => {
+                return Err(format!(
+                    "client is not reading its control replies (none taken for {stall:?})"
+                ));
+            }
         }
     }
     Ok(())
@@ -190,7 +234,7 @@ async fn write_with_timeout(
 ) -> Result<usize, String> {
     match write_all_vectored(wr, bufs, timeout).await {
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
-            "slow viewer: socket accepted nothing for {timeout:?}"
+            "slow viewer (not reading): socket accepted nothing for {timeout:?}"
         )),
         Err(e) => Err(format!("write error: {e}")),
         Ok(n) => Ok(n),
