@@ -24,7 +24,7 @@ time_runs() {
   shift
   local best="" worst="" t
   for i in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$bin" simulate "$@" >"$OUT/$name.txt"
+    /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$bin" simulate "$@" >"$OUT/$name.txt" 2>"$OUT/$name.log"
     read -r t rss <"$OUT/time.txt"
     echo "$name run $i: ${t} s wall, ${rss} KB max RSS"
     best=$(python3 -c "print(min(float('${best:-$t}'), $t))")
