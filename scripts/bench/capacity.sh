@@ -27,20 +27,10 @@ PROTOCOL=${PROTOCOL:-rtmp}
 # Lag totals leave out the 5 s ramp of each step and 3 s of settling.
 WARMUP_SECONDS=${WARMUP_SECONDS:-8}
 OUT=${OUT:-target/bench/capacity-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build -q --release -p surge-relay -p surge-load
+bench_prepare
 relay_bin=${RELAY_BIN:-target/release/surge-relay}
 load_bin=target/release/surge-load
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
 declare -A port http pid
 for r in $RELAYS; do

@@ -68,3 +68,19 @@ events { worker_connections 60000; }
 rtmp { server { listen 127.0.0.1:$port; chunk_size 4096; application live { live on; $pull_line } } }
 CONF
 }
+
+# Common start of a benchmark: creates $OUT (made absolute), raises the open-file limit,
+# builds the release binaries, and kills every pid appended to `pids` when the script exits.
+bench_prepare() {
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd)
+  ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  cargo build -q --release -p surge-relay -p surge-load
+  pids=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}

@@ -18,17 +18,8 @@ RELAY_CORE=${RELAY_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 PROTOCOL=${PROTOCOL:-rtmp}
 OUT=${OUT:-target/bench/loadgen-cost-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build -q --release -p surge-relay -p surge-load
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
+bench_prepare
 
 port=$(free_port)
 http=$(free_port)

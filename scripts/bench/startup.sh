@@ -20,20 +20,10 @@ RELAYS=${RELAYS:-"surge nginx"}
 RELAY_CORE=${RELAY_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 OUT=${OUT:-target/bench/startup-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build -q --release -p surge-relay -p surge-load
+bench_prepare
 relay_bin=${RELAY_BIN:-target/release/surge-relay}
 load_bin=target/release/surge-load
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
 declare -A port
 for r in $RELAYS; do
