@@ -32,11 +32,12 @@ fn start_nginx_on(dir: &Path, port: u16) -> (Guard, u16) {
         Path::new(NGINX_MODULE).exists() && Path::new("/usr/sbin/nginx").exists(),
         "nginx + libnginx-mod-rtmp are needed (scripts/install-deps installs them)"
     );
+    // `master_process off`: one process, so killing it (the Guard) leaves no worker behind.
     let conf = dir.join("nginx.conf");
     std::fs::write(
         &conf,
         format!(
-            "load_module {NGINX_MODULE};\nworker_processes 1;\npid {pid};\nevents {{ worker_connections 1024; }}\n\
+            "load_module {NGINX_MODULE};\nworker_processes 1;\nmaster_process off;\npid {pid};\nevents {{ worker_connections 1024; }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; application live {{ live on; }} }} }}\n",
             pid = dir.join("nginx.pid").display()
         ),
