@@ -19,6 +19,10 @@ pub struct Metrics {
     pub upstream_reconnects: Family<Labels, Counter>,
     pub connections_closed: Family<Labels, Counter>,
     pub max_viewers: Gauge,
+    /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
+    /// write, and a family lookup builds its label strings each time.
+    bytes_sent_rtmp: Counter,
+    bytes_sent_flv: Counter,
 }
 
 pub fn stream_labels(app: &str, stream: &str) -> Labels {
@@ -86,6 +90,9 @@ impl Metrics {
             "Configured viewer capacity of this relay",
             max_viewers.clone(),
         );
+        let protocol = |p: &str| vec![("protocol".to_string(), p.to_string())];
+        let bytes_sent_rtmp = bytes_sent.get_or_create(&protocol("rtmp")).clone();
+        let bytes_sent_flv = bytes_sent.get_or_create(&protocol("flv")).clone();
         Metrics {
             registry,
             viewers,
@@ -96,13 +103,23 @@ impl Metrics {
             upstream_reconnects,
             connections_closed,
             max_viewers,
+            bytes_sent_rtmp,
+            bytes_sent_flv,
         }
     }
 
     pub fn add_bytes_sent(&self, protocol: &str, n: usize) {
-        self.bytes_sent
-            .get_or_create(&vec![("protocol".to_string(), protocol.to_string())])
-            .inc_by(n as u64);
+        let counter = match protocol {
+            "rtmp" => &self.bytes_sent_rtmp,
+            "flv" => &self.bytes_sent_flv,
+            other => {
+                self.bytes_sent
+                    .get_or_create(&vec![("protocol".to_string(), other.to_string())])
+                    .inc_by(n as u64);
+                return;
+            }
+        };
+        counter.inc_by(n as u64);
     }
 
     pub fn connection_closed(&self, reason: &str) {

@@ -25,13 +25,14 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin>(
             offset = 0;
             continue;
         }
-        let slices: Vec<IoSlice<'_>> = bufs[idx..]
-            .iter()
-            .take(MAX_IOVECS)
-            .enumerate()
-            .map(|(i, b)| IoSlice::new(if i == 0 { &b[offset..] } else { &b[..] }))
-            .collect();
-        let mut n = tokio::time::timeout(stall, w.write_vectored(&slices))
+        // On the stack: this runs for every viewer and every frame.
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (i, b) in bufs[idx..].iter().take(MAX_IOVECS).enumerate() {
+            slices[i] = IoSlice::new(if i == 0 { &b[offset..] } else { &b[..] });
+            count = i + 1;
+        }
+        let mut n = tokio::time::timeout(stall, w.write_vectored(&slices[..count]))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer accepted nothing"))??;
         if n == 0 {
