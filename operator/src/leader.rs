@@ -4,8 +4,10 @@
 //! (defaults: lease 15 s, renew deadline 10 s, retry period 2 s). The leader renews every retry
 //! period and stops acting once it has gone a renew deadline without a successful renewal.
 //! Because the deadline is shorter than the lease, the old leader has stopped before another
-//! replica may take the expired Lease (the difference is the margin for clock skew and for the
-//! time the controller needs to wind down). Every Lease API call has a timeout, so a hung
+//! replica may take the expired Lease (the difference is the margin for the time the
+//! controller needs to wind down). A standby judges expiry on its own monotonic clock, from
+//! when it first saw the holder's latest renewTime, so clock skew between nodes does not
+//! matter. Every Lease API call has a timeout, so a hung
 //! connection cannot hold the leader past its deadline. Updates use the Lease's
 //! resourceVersion, so two candidates cannot both win.
 
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 use tokio::time::Instant;
@@ -88,18 +90,46 @@ pub struct LeaderElector {
     /// When the last successful acquire or renewal started: the Lease's renewTime is taken
     /// then, so the lease expires for the others `lease_duration` after this instant.
     renewed_at: Mutex<Option<Instant>>,
+    /// The other holder's Lease as last seen while waiting (see [`may_take`]).
+    observed: Mutex<Option<Observation>>,
 }
 
-/// Whether `lease` may be taken by `identity` at `now`.
-pub fn can_take(lease: &LeaseSpec, identity: &str, now: Timestamp) -> bool {
+/// Another replica's Lease as this replica last saw it, and when (on this replica's clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    holder: String,
+    renew_time: Option<MicroTime>,
+    seen_at: Instant,
+}
+
+/// Whether `identity` may take `lease` at `now`, and what it has now observed. A free Lease or
+/// our own may be taken at once. Another holder's Lease may be taken once its renewTime has
+/// stayed the same for a whole lease duration *measured on this replica's monotonic clock*
+/// from when this replica first saw that renewTime (as client-go does), so a clock skew
+/// between replicas cannot make a live leader's Lease look expired.
+pub fn may_take(
+    lease: &LeaseSpec,
+    identity: &str,
+    observed: Option<&Observation>,
+    now: Instant,
+) -> (bool, Option<Observation>) {
     let holder = lease.holder_identity.as_deref().unwrap_or("");
     if holder.is_empty() || holder == identity {
-        return true;
+        return (true, None);
     }
-    let duration = SignedDuration::from_secs(i64::from(lease.lease_duration_seconds.unwrap_or(15)));
-    match &lease.renew_time {
-        Some(renewed) => renewed.0 + duration < now,
-        None => true,
+    let duration = Duration::from_secs(lease.lease_duration_seconds.unwrap_or(15).max(0) as u64);
+    match observed {
+        Some(o) if o.holder == holder && o.renew_time == lease.renew_time => {
+            (now.duration_since(o.seen_at) > duration, Some(o.clone()))
+        }
+        _ => (
+            false,
+            Some(Observation {
+                holder: holder.to_string(),
+                renew_time: lease.renew_time.clone(),
+                seen_at: now,
+            }),
+        ),
     }
 }
 
@@ -131,6 +161,7 @@ impl LeaderElector {
             identity: identity.to_string(),
             timing: Timing::for_lease(lease_duration),
             renewed_at: Mutex::new(None),
+            observed: Mutex::new(None),
         }
     }
 
@@ -188,7 +219,15 @@ impl LeaderElector {
             }
             Some(mut lease) => {
                 let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-                if !can_take(spec, &self.identity, now) {
+                let take = {
+                    // A poisoned lock only means a panic elsewhere; the record is still valid.
+                    let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+                    let (take, seen) =
+                        may_take(spec, &self.identity, observed.as_ref(), Instant::now());
+                    *observed = seen;
+                    take
+                };
+                if !take {
                     return Ok(false);
                 }
                 if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
@@ -302,6 +341,7 @@ impl LeaderElector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::SignedDuration;
 
     fn spec(holder: &str, renewed_s_ago: i64) -> LeaseSpec {
         LeaseSpec {
@@ -315,12 +355,43 @@ mod tests {
     }
 
     #[test]
-    fn takes_only_free_own_or_expired_leases() {
-        let now = Timestamp::now();
-        assert!(can_take(&LeaseSpec::default(), "a", now));
-        assert!(can_take(&spec("a", 1), "a", now));
-        assert!(!can_take(&spec("b", 1), "a", now));
-        assert!(can_take(&spec("b", 60), "a", now));
+    fn free_and_own_leases_are_taken_at_once() {
+        let now = Instant::now();
+        assert!(may_take(&LeaseSpec::default(), "a", None, now).0);
+        assert!(may_take(&spec("a", 1), "a", None, now).0);
+    }
+
+    #[test]
+    fn another_holders_lease_expires_a_lease_duration_after_this_replica_saw_it() {
+        let t0 = Instant::now();
+        // Even a renewTime far in the past (a skewed clock, or a stale Lease) is first only
+        // observed: the standby does not trust the holder's clock.
+        let stale = spec("b", 3600);
+        let (take, seen) = may_take(&stale, "a", None, t0);
+        assert!(!take);
+        let s = Duration::from_secs;
+        let (take, seen) = may_take(&stale, "a", seen.as_ref(), t0 + s(10));
+        assert!(!take, "10 s < the 15 s lease");
+        let (take, _) = may_take(&stale, "a", seen.as_ref(), t0 + s(16));
+        assert!(take, "unchanged for more than 15 s on our clock");
+    }
+
+    #[test]
+    fn a_renewal_or_a_new_holder_restarts_the_wait() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let first = spec("b", 0);
+        let (_, seen) = may_take(&first, "a", None, t0);
+        let mut renewed = first.clone();
+        renewed.renew_time = Some(MicroTime(Timestamp::now() + SignedDuration::from_secs(2)));
+        let (take, seen2) = may_take(&renewed, "a", seen.as_ref(), t0 + s(14));
+        assert!(!take);
+        let (take, _) = may_take(&renewed, "a", seen2.as_ref(), t0 + s(20));
+        assert!(!take, "renewed at t0+14 s: not expired until t0+29 s");
+        let mut other = renewed.clone();
+        other.holder_identity = Some("c".into());
+        let (take, _) = may_take(&other, "a", seen2.as_ref(), t0 + s(40));
+        assert!(!take, "a new holder is observed afresh");
     }
 
     #[test]
