@@ -7,6 +7,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::hub::Protocol;
+
 type Labels = Vec<(String, String)>;
 
 pub struct Metrics {
@@ -108,16 +110,10 @@ impl Metrics {
         }
     }
 
-    pub fn add_bytes_sent(&self, protocol: &str, n: usize) {
+    pub fn add_bytes_sent(&self, protocol: Protocol, n: usize) {
         let counter = match protocol {
-            "rtmp" => &self.bytes_sent_rtmp,
-            "flv" => &self.bytes_sent_flv,
-            other => {
-                self.bytes_sent
-                    .get_or_create(&vec![("protocol".to_string(), other.to_string())])
-                    .inc_by(n as u64);
-                return;
-            }
+            Protocol::Rtmp => &self.bytes_sent_rtmp,
+            Protocol::Flv => &self.bytes_sent_flv,
         };
         counter.inc_by(n as u64);
     }

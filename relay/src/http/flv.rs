@@ -58,7 +58,7 @@ pub async fn play(
     let body = stream::once(async { flv::file_header() })
         .chain(live)
         .map(move |b: Bytes| {
-            metrics.add_bytes_sent("flv", b.len());
+            metrics.add_bytes_sent(Protocol::Flv, b.len());
             Ok::<Bytes, Infallible>(b)
         });
     Response::builder()

@@ -18,7 +18,7 @@ use super::handshake;
 use super::messages;
 use super::session::{Action, InboundSession, Role, SessionError};
 use super::vectored::write_all_vectored;
-use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Subscription};
+use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Protocol, Subscription};
 use crate::registry::Registry;
 
 /// Control replies queued for a client before its reader pauses.
@@ -87,7 +87,7 @@ async fn run(
     let leftover = handshake::accept(&mut stream, settings.handshake_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let (session, initial) =
+    let (mut session, initial) =
         InboundSession::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
@@ -105,51 +105,46 @@ async fn run(
     for b in initial {
         let _ = tx.try_send(Outbound::Control(b));
     }
-    let mut session = session;
-    let mut first_bytes = Some(leftover);
+    // Bytes the client sent right after the handshake come first; then one read at a time.
+    let mut handled = (!leftover.is_empty()).then(|| session.handle_bytes(&leftover));
     let mut role_recorded = false;
     let result: Result<String, String> = loop {
-        let handled = match first_bytes.take() {
-            Some(bytes) if bytes.is_empty() => None,
-            Some(bytes) => Some(session.handle_bytes(&bytes)),
-            None => {
-                let idle = match session.role() {
-                    Role::Handshaking => settings.handshake_timeout,
-                    Role::Publishing { .. } => PUBLISHER_IDLE,
-                    Role::Playing { .. } => Duration::from_secs(24 * 3600),
-                };
-                tokio::select! {
-                    r = tokio::time::timeout(idle, rd.readable()) => match r {
-                        Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
-                        Ok(Err(e)) => break Err(format!("read error: {e}")),
-                        Ok(Ok(())) => {}
-                    },
-                    _ = done.cancelled() => break Ok("writer finished".to_string()),
-                    _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
-                        break Ok("relay shutting down".to_string())
+        if let Some(outcome) = handled.take() {
+            match outcome {
+                Ok(actions) => {
+                    if let Err(e) = dispatch(&tx, actions, settings.slow_viewer_timeout).await {
+                        break Err(e);
                     }
                 }
-                match read_into_session(&rd, &mut session) {
-                    ReadOutcome::Handled(r) => Some(r),
-                    ReadOutcome::NotReady => None,
-                    ReadOutcome::End(why) => break why,
-                }
+                Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
+                Err(e) => break Err(format!("closing on bad input: {e}")),
             }
+            if !role_recorded && *session.role() != Role::Handshaking {
+                record_role(session.role());
+                role_recorded = true;
+            }
+        }
+        let idle = match session.role() {
+            Role::Handshaking => settings.handshake_timeout,
+            Role::Publishing { .. } => PUBLISHER_IDLE,
+            Role::Playing { .. } => Duration::from_secs(24 * 3600),
         };
-        let Some(handled) = handled else { continue };
-        match handled {
-            Ok(actions) => {
-                if let Err(e) = dispatch(&tx, actions, settings.slow_viewer_timeout).await {
-                    break Err(e);
-                }
+        tokio::select! {
+            r = tokio::time::timeout(idle, rd.readable()) => match r {
+                Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
+                Ok(Err(e)) => break Err(format!("read error: {e}")),
+                Ok(Ok(())) => {}
+            },
+            _ = done.cancelled() => break Ok("writer finished".to_string()),
+            _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
+                break Ok("relay shutting down".to_string())
             }
-            Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
-            Err(e) => break Err(format!("closing on bad input: {e}")),
         }
-        if !role_recorded && *session.role() != Role::Handshaking {
-            record_role(session.role());
-            role_recorded = true;
-        }
+        handled = match read_into_session(&rd, &mut session) {
+            ReadOutcome::Handled(r) => Some(r),
+            ReadOutcome::NotReady => None,
+            ReadOutcome::End(why) => break why,
+        };
     };
     drop(tx);
     done.cancel();
@@ -270,7 +265,7 @@ async fn write_loop(
                                 metrics.connection_closed("slow_viewer");
                             }
                         })?;
-                        metrics.add_bytes_sent("rtmp", n);
+                        metrics.add_bytes_sent(Protocol::Rtmp, n);
                         continue;
                     }
                     Batch::End => {
