@@ -6,14 +6,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{Guard, free_port, wait_for_port};
+use common::{Guard, free_port, replay, wait_for_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_surge-load");
 
@@ -166,15 +166,6 @@ fn write_trace(dir: &Path, name: &str, body: &str) -> String {
     )
     .expect("trace");
     path.to_str().expect("utf-8 path").to_owned()
-}
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("replay")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run replay")
 }
 
 /// Runs a replay against live/e2e and returns its JSON report.

@@ -4,13 +4,13 @@
 //! (scripts/e2e/30-load-replay.sh runs the same replay against surge-relay.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{Guard, free_port, wait_for_port};
+use common::{Guard, free_port, replay, wait_for_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_surge-load");
 const NGINX_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
@@ -73,15 +73,6 @@ fn publish(port: u16, extra: &[&str]) -> Guard {
         .spawn()
         .expect("start publisher");
     Guard(child)
-}
-
-fn replay(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("replay")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run replay")
 }
 
 fn data(name: &str) -> String {

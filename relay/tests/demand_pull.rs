@@ -45,23 +45,8 @@ async fn origin_viewers(origin: &RelayProcess) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pull_per_stream_linger_and_prewarm() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
-    let upstream = format!("rtmp://{}/live", origin.rtmp);
-    let edge = RelayProcess::start(&[
-        "--tier",
-        "edge",
-        "--upstream",
-        &upstream,
-        "--upstream-linger",
-        "1s",
-    ]);
-    let prewarmed = RelayProcess::start(&[
-        "--tier",
-        "edge",
-        "--upstream",
-        &upstream,
-        "--prewarm",
-        "live/s",
-    ]);
+    let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "1s"]);
+    let prewarmed = RelayProcess::edge_pulling_from(&origin, &["--prewarm", "live/s"]);
     // Nothing published yet: the prewarming edge is not ready.
     assert_eq!(common::http_get(prewarmed.http, "/readyz").await.0, 503);
 
@@ -202,15 +187,7 @@ async fn prewarmed_edge_is_ready_only_once_a_keyframe_arrived() {
         .await
         .expect("audio seq");
 
-    let upstream = format!("rtmp://{}/live", origin.rtmp);
-    let edge = RelayProcess::start(&[
-        "--tier",
-        "edge",
-        "--upstream",
-        &upstream,
-        "--prewarm",
-        "live/k",
-    ]);
+    let edge = RelayProcess::edge_pulling_from(&origin, &["--prewarm", "live/k"]);
     let connected = common::wait_until(Duration::from_secs(10), || async {
         common::stats(edge.http).await["streams"][0]["upstream"]["state"] == "connected"
     })
@@ -263,15 +240,7 @@ async fn prewarmed_edge_is_ready_only_once_a_keyframe_arrived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
-    let upstream = format!("rtmp://{}/live", origin.rtmp);
-    let edge = RelayProcess::start(&[
-        "--tier",
-        "edge",
-        "--upstream",
-        &upstream,
-        "--upstream-linger",
-        "3s",
-    ]);
+    let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "3s"]);
     let (publisher, _) = RtmpClient::publish(origin.rtmp, "live", "l")
         .await
         .expect("publish");

@@ -1,9 +1,10 @@
-//! Helpers shared by the end-to-end tests: child processes killed on drop, loopback ports.
+//! Helpers shared by the end-to-end tests: child processes killed on drop, loopback ports,
+//! running `surge-load replay`.
 
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
-use std::process::Child;
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 /// Kills the child when dropped, so a failing test leaves nothing running.
@@ -29,4 +30,14 @@ pub fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `surge-load replay ARGS` (warnings only on stderr) and waits for it.
+pub fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_surge-load"))
+        .arg("replay")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run replay")
 }

@@ -76,6 +76,14 @@ impl RelayProcess {
         }
     }
 
+    /// An edge relay pulling app `live` from `upstream`, with `extra` flags.
+    pub fn edge_pulling_from(upstream: &RelayProcess, extra: &[&str]) -> RelayProcess {
+        let url = format!("rtmp://{}/live", upstream.rtmp);
+        let mut args = vec!["--tier", "edge", "--upstream", url.as_str()];
+        args.extend_from_slice(extra);
+        RelayProcess::start(&args)
+    }
+
     pub fn rtmp_url(&self, app: &str, stream: &str) -> String {
         format!("rtmp://{}/{app}/{stream}", self.rtmp)
     }
