@@ -33,30 +33,7 @@ relay_bin=${RELAY_BIN:-target/release/surge-relay}
 load_bin=target/release/surge-load
 
 declare -A port http pid
-for r in $RELAYS; do
-  port[$r]=$(free_port)
-  case $r in
-    surge)
-      http[$r]=$(free_port)
-      taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
-        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 >"$OUT/surge-relay.log" 2>&1 &
-      pid[$r]=$!
-      ;;
-    nginx)
-      http[$r]=""
-      nginx_conf "$OUT/nginx" "${port[$r]}"
-      taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
-        -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
-      pid[$r]=$!
-      ;;
-    *) echo "unknown relay $r (surge|nginx)" >&2; exit 2 ;;
-  esac
-  pids+=("${pid[$r]}")
-  wait_port "${port[$r]}"
-  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/bench" \
-    --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish-$r.log" 2>&1 &
-  pids+=($!)
-done
+for r in $RELAYS; do start_relay_with_publisher "$r" bench; done
 sleep 3
 
 {

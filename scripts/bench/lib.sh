@@ -84,3 +84,32 @@ bench_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
+
+# Starts relay $1 (surge|nginx) on free loopback ports, pinned to $RELAY_CORE, and a
+# 600 kbps / 30 fps / 2 s-GOP `surge-load publish` of live/$2 into it, pinned to $LOAD_CORE.
+# Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
+# and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
+start_relay_with_publisher() {
+  local r=$1 stream=$2
+  port[$r]=$(free_port)
+  case $r in
+    surge)
+      http[$r]=$(free_port)
+      taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
+        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 >"$OUT/surge-relay.log" 2>&1 &
+      ;;
+    nginx)
+      http[$r]=""
+      nginx_conf "$OUT/nginx" "${port[$r]}"
+      taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
+        -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
+      ;;
+    *) echo "unknown relay $r (surge|nginx)" >&2; exit 2 ;;
+  esac
+  pid[$r]=$!
+  pids+=("${pid[$r]}")
+  wait_port "${port[$r]}"
+  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/$stream" \
+    --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish-$r.log" 2>&1 &
+  pids+=($!)
+}

@@ -25,27 +25,8 @@ bench_prepare
 relay_bin=${RELAY_BIN:-target/release/surge-relay}
 load_bin=target/release/surge-load
 
-declare -A port
-for r in $RELAYS; do
-  port[$r]=$(free_port)
-  case $r in
-    surge)
-      taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
-        --http-listen "127.0.0.1:$(free_port)" --max-viewers 100000 >"$OUT/surge-relay.log" 2>&1 &
-      ;;
-    nginx)
-      nginx_conf "$OUT/nginx" "${port[$r]}"
-      taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
-        -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
-      ;;
-    *) echo "unknown relay $r (surge|nginx)" >&2; exit 2 ;;
-  esac
-  pids+=($!)
-  wait_port "${port[$r]}"
-  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/warm" \
-    --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish-$r.log" 2>&1 &
-  pids+=($!)
-done
+declare -A port http pid
+for r in $RELAYS; do start_relay_with_publisher "$r" warm; done
 sleep 3
 
 # Probes join at a steady rate and stay: every join lands on a warm relay.
