@@ -63,7 +63,8 @@ pub struct Config {
     #[arg(long, env = "SURGE_MAX_VIEWERS", default_value_t = 10_000)]
     pub max_viewers: usize,
 
-    /// A viewer whose socket accepts nothing for this long is disconnected (e.g. 10s, 500ms).
+    /// A client whose socket accepts nothing for this long is disconnected: a stuck viewer, or
+    /// a client that sends commands but never reads the replies (e.g. 10s, 500ms).
     #[arg(long, env = "SURGE_SLOW_VIEWER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub slow_viewer_timeout: Duration,
 
