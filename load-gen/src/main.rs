@@ -33,3 +33,102 @@ fn main() -> Result<()> {
         Command::Trace(cmd) => trace::run(cmd),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::{CommandFactory, Parser};
+    use surge_load::publish::RunFor;
+
+    use super::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("surge-load").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    fn publish(extra: &[&str]) -> surge_load::publish::PublishArgs {
+        let mut args = vec!["publish", "--url", "rtmp://127.0.0.1:1935/live/cam"];
+        args.extend_from_slice(extra);
+        match parse(&args) {
+            Command::Publish(a) => a,
+            _ => panic!("not publish"),
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn publish_runs_60_seconds_by_default_and_forever_on_request() {
+        assert_eq!(
+            publish(&[]).duration,
+            RunFor::Limit(Duration::from_secs(60))
+        );
+        assert_eq!(
+            publish(&["--duration", "forever"]).duration,
+            RunFor::Forever
+        );
+        assert_eq!(
+            publish(&["--duration", "90s"]).duration,
+            RunFor::Limit(Duration::from_secs(90))
+        );
+        let zero = Cli::try_parse_from([
+            "surge-load",
+            "publish",
+            "--url",
+            "rtmp://127.0.0.1:1935/live/cam",
+            "--duration",
+            "0",
+        ]);
+        assert!(
+            zero.is_err(),
+            "--duration 0 is refused, not read as forever"
+        );
+    }
+
+    #[test]
+    fn replay_runs_at_10x_by_default() {
+        let base = [
+            "replay",
+            "--trace",
+            "t.csv",
+            "--target",
+            "*=127.0.0.1:1935",
+            "--stream",
+            "live/cam",
+        ];
+        match parse(&base) {
+            Command::Replay(a) => assert_eq!(a.speed, 10.0),
+            _ => panic!("not replay"),
+        }
+        let real_time: Vec<&str> = base.iter().copied().chain(["--speed", "1"]).collect();
+        match parse(&real_time) {
+            Command::Replay(a) => assert_eq!(a.speed, 1.0),
+            _ => panic!("not replay"),
+        }
+    }
+
+    #[test]
+    fn help_names_the_defaults_and_the_unbounded_spelling() {
+        let mut cli = Cli::command();
+        let publish = cli
+            .find_subcommand_mut("publish")
+            .expect("publish")
+            .render_long_help()
+            .to_string();
+        assert!(publish.contains("[default: 60s]"), "{publish}");
+        assert!(publish.contains("`forever`"), "{publish}");
+        let replay = cli
+            .find_subcommand_mut("replay")
+            .expect("replay")
+            .render_long_help()
+            .to_string();
+        assert!(replay.contains("[default: 10]"), "{replay}");
+        assert!(replay.contains("--speed 1"), "{replay}");
+    }
+}

@@ -30,12 +30,47 @@ pub struct PublishArgs {
     /// Picture size announced by the synthetic stream's SPS (multiples of 16).
     #[arg(long, default_value = "640x368", value_parser = parse_size)]
     pub size: (u32, u32),
-    /// Stop after this long (e.g. 90s, 5m); default: until interrupted.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
+    /// Publish this long (e.g. 90s, 5m, 1h), then exit; `forever` publishes until
+    /// interrupted (Ctrl-C) or killed.
+    #[arg(long, value_name = "DURATION|forever", default_value = "60s", value_parser = parse_run_for)]
+    pub duration: RunFor,
     /// Loop this FLV file (H.264 video, optional AAC audio) instead of synthetic frames.
     #[arg(long)]
     pub input: Option<PathBuf>,
+}
+
+/// How long `surge-load publish` runs (`--duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFor {
+    /// `--duration forever`: until interrupted (Ctrl-C) or killed.
+    Forever,
+    /// `--duration 60s` (the default): this long, then a clean exit.
+    Limit(Duration),
+}
+
+impl RunFor {
+    /// The time limit, `None` for [`RunFor::Forever`].
+    pub fn limit(self) -> Option<Duration> {
+        match self {
+            RunFor::Forever => None,
+            RunFor::Limit(d) => Some(d),
+        }
+    }
+}
+
+/// Parses `forever` or a non-zero duration ([`parse_duration`]). Zero is refused rather than
+/// read as "forever" (it would publish nothing), so the unbounded run has one spelling.
+pub fn parse_run_for(s: &str) -> Result<RunFor, String> {
+    if s.trim().eq_ignore_ascii_case("forever") {
+        return Ok(RunFor::Forever);
+    }
+    let d = parse_duration(s).map_err(|e| format!("{e}, or `forever` to run until interrupted"))?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{s}` would publish nothing; use `forever` to run until interrupted"
+        ));
+    }
+    Ok(RunFor::Limit(d))
 }
 
 /// Parses `90`, `90s`, `1500ms`, `5m`, `1h`.
@@ -117,7 +152,7 @@ struct Totals {
 async fn publish_forever(args: PublishArgs, url: RtmpUrl, mut source: Source) -> Result<()> {
     info!(url = %args.url, "publishing {}", source.describe());
     let started = Instant::now();
-    let deadline = args.duration.map(|d| started + d);
+    let deadline = args.duration.limit().map(|d| started + d);
     let mut totals = Totals::default();
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -244,5 +279,27 @@ mod tests {
         assert!(parse_duration("3d").is_err());
         assert_eq!(parse_size("320x240"), Ok((320, 240)));
         assert!(parse_size("321x240").is_err());
+    }
+
+    #[test]
+    fn parses_run_for() {
+        assert_eq!(parse_run_for("forever"), Ok(RunFor::Forever));
+        assert_eq!(parse_run_for("Forever"), Ok(RunFor::Forever));
+        assert_eq!(
+            parse_run_for("90s"),
+            Ok(RunFor::Limit(Duration::from_secs(90)))
+        );
+        assert_eq!(RunFor::Forever.limit(), None);
+        assert_eq!(
+            RunFor::Limit(Duration::from_secs(5)).limit(),
+            Some(Duration::from_secs(5))
+        );
+        // Zero is not a second spelling of "forever": it is refused, naming `forever`.
+        for zero in ["0", "0s", "0ms"] {
+            let err = parse_run_for(zero).expect_err(zero);
+            assert!(err.contains("forever"), "{err}");
+        }
+        let err = parse_run_for("fast").expect_err("not a duration");
+        assert!(err.contains("forever"), "{err}");
     }
 }

@@ -198,7 +198,7 @@ fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
     let _publisher = publish(&dir, rtmp);
     wait_for_publisher(http, Duration::from_secs(5));
     // Viewers watch the first relay: the publisher is mid-stream.
-    let before = replay_report(&dir, &target, &["--trace", &three]);
+    let before = replay_report(&dir, &target, &["--trace", &three, "--speed", "1"]);
     assert_eq!(before["errors"], 0, "{before:#}");
     assert_live_frames(&before, 3 * 30);
 
@@ -214,7 +214,7 @@ fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
     );
 
     // New viewers get live, timestamped frames again.
-    let after = replay_report(&dir, &target, &["--trace", &three]);
+    let after = replay_report(&dir, &target, &["--trace", &three, "--speed", "1"]);
     assert_eq!(after["errors"], 0, "{after:#}");
     assert_live_frames(&after, 3 * 30);
 
@@ -257,7 +257,7 @@ fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
         std::thread::sleep(Duration::from_secs(4));
         drop(relay);
     });
-    let report = replay_report(&dir, &target, &["--trace", &trace]);
+    let report = replay_report(&dir, &target, &["--trace", &trace, "--speed", "1"]);
     killer.join().expect("killer thread");
     let d = &report["details"];
     let timeline = report["timeline"].as_array().expect("timeline");
@@ -318,6 +318,8 @@ fn html_report_has_the_four_plots_and_is_self_contained() {
         &[
             "--trace",
             &trace,
+            "--speed",
+            "1",
             "--html",
             html_path.to_str().expect("utf-8 path"),
         ],

@@ -294,6 +294,8 @@ fn looped_ffmpeg_file_is_republished_decodable_with_timing() {
         &format!("eu=127.0.0.1:{port}"),
         "--stream",
         "live/e2e",
+        "--speed",
+        "1",
         "--report",
         report_path.to_str().expect("utf-8 path"),
     ]);
@@ -329,6 +331,8 @@ fn three_viewer_replay(dir: &Path, port: u16) -> Value {
         &format!("eu=127.0.0.1:{port}"),
         "--stream",
         "live/e2e",
+        "--speed",
+        "1",
         "--report",
         report_path.to_str().expect("utf-8 path"),
     ]);

@@ -58,7 +58,7 @@ for n in $STEPS; do
     t0=$(date +%s.%N)
     TIMEFORMAT='%R %U %S'
     { time RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" --target "$target" \
-        --stream live/bench --protocol "$PROTOCOL" --warmup "$WARMUP_SECONDS"s --report "$OUT/$r-$n.json" --html "$OUT/$r-$n.html" \
+        --stream live/bench --speed 1 --protocol "$PROTOCOL" --warmup "$WARMUP_SECONDS"s --report "$OUT/$r-$n.json" --html "$OUT/$r-$n.html" \
         >"$OUT/$r-$n.out" 2>"$OUT/$r-$n.log" ; } 2>"$OUT/$r-$n.time" || true
     t1=$(date +%s.%N)
     kill "$sampler" 2>/dev/null || true

@@ -49,7 +49,7 @@ for tier in origin reflector edge; do
 done
 
 taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[origin]}/live/hop" \
-  --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish.log" 2>&1 &
+  --bitrate-kbps 600 --fps 30 --gop-seconds 2 --duration forever >"$OUT/publish.log" 2>&1 &
 pids+=($!)
 sleep 3
 
@@ -66,7 +66,7 @@ trace="$OUT/hop.csv"
 
 RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" \
   --target "origin=127.0.0.1:${port[origin]}" --target "reflector=127.0.0.1:${port[reflector]}" \
-  --target "edge=127.0.0.1:${port[edge]}" --stream live/hop --warmup "${WARMUP_SECONDS:-5}"s \
+  --target "edge=127.0.0.1:${port[edge]}" --stream live/hop --speed 1 --warmup "${WARMUP_SECONDS:-5}"s \
   --report "$OUT/report.json" --html "$OUT/report.html" | tee "$OUT/summary.txt"
 
 python3 - "$OUT/report.json" "$RELAY" "$EDGE_VIEWERS" <<'PY' | tee "$OUT/results.md"

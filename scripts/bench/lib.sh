@@ -86,7 +86,8 @@ bench_cleanup() {
 }
 
 # Starts relay $1 (surge|nginx) on free loopback ports, pinned to $RELAY_CORE, and a
-# 600 kbps / 30 fps / 2 s-GOP `surge-load publish` of live/$2 into it, pinned to $LOAD_CORE.
+# 600 kbps / 30 fps / 2 s-GOP `surge-load publish` of live/$2 into it, pinned to $LOAD_CORE,
+# with `--duration forever` (the default is 60 s): it publishes until bench_cleanup kills it.
 # Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
 # and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
 start_relay_with_publisher() {
@@ -110,6 +111,6 @@ start_relay_with_publisher() {
   pids+=("${pid[$r]}")
   wait_port "${port[$r]}"
   taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/$stream" \
-    --bitrate-kbps 600 --fps 30 --gop-seconds 2 >"$OUT/publish-$r.log" 2>&1 &
+    --bitrate-kbps 600 --fps 30 --gop-seconds 2 --duration forever >"$OUT/publish-$r.log" 2>&1 &
   pids+=($!)
 }

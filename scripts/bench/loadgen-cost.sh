@@ -37,13 +37,13 @@ esac
 pids+=($!)
 wait_port "$port"
 taskset -c "$RELAY_CORE" target/release/surge-load publish --url "rtmp://127.0.0.1:$port/live/cost" \
-  >"$OUT/publish.log" 2>&1 &
+  --duration forever >"$OUT/publish.log" 2>&1 &
 pids+=($!)
 sleep 2
 
 flat_trace "$OUT/trace.csv" cost "$VIEWERS" "$SECONDS_" "$RAMP"
 RUST_LOG=warn taskset -c "$LOAD_CORE" target/release/surge-load replay --trace "$OUT/trace.csv" \
-  --target "*=127.0.0.1:$port:$http" --stream live/cost --protocol "$PROTOCOL" \
+  --target "*=127.0.0.1:$port:$http" --stream live/cost --speed 1 --protocol "$PROTOCOL" \
   --report "$OUT/report.json" ${REPLAY_FLAGS:-} >"$OUT/replay.out" 2>"$OUT/replay.log" &
 replay=$!
 pids+=($replay)

@@ -51,14 +51,14 @@ for load in $LOADS; do
       hold_seconds=$((PROBE_SECONDS + 20))
       flat_trace "$OUT/hold-$load.csv" hold "$load" "$hold_seconds"
       RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$OUT/hold-$load.csv" \
-        --target "*=127.0.0.1:${port[$r]}" --stream live/warm --report "$OUT/hold-$r-$load.json" \
+        --target "*=127.0.0.1:${port[$r]}" --stream live/warm --speed 1 --report "$OUT/hold-$r-$load.json" \
         >"$OUT/hold-$r-$load.out" 2>&1 &
       holder=$!
       # The ramp (5 s) and settling before the first probe.
       sleep 10
     fi
     RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$probe_trace" \
-      --target "*=127.0.0.1:${port[$r]}" --stream live/warm --report "$OUT/probe-$r-$load.json" \
+      --target "*=127.0.0.1:${port[$r]}" --stream live/warm --speed 1 --report "$OUT/probe-$r-$load.json" \
       >"$OUT/probe-$r-$load.out" 2>&1 || true
     if [ -n "$holder" ]; then
       kill "$holder" 2>/dev/null || true
