@@ -77,6 +77,18 @@ pub struct Config {
     #[arg(long, env = "SURGE_VIEWER_SEND_BUFFER_BYTES", default_value_t = 256 << 10)]
     pub viewer_send_buffer_bytes: usize,
 
+    /// Tasks per stream that write new frames to RTMP viewers whose sockets keep up (one
+    /// wake-up per task per frame instead of one per viewer). `auto`: one per core this
+    /// process may use; `0`: every viewer writes from its own task.
+    #[arg(long, env = "SURGE_FANOUT_TASKS", default_value = "auto", value_parser = parse_fanout_tasks)]
+    pub fanout_tasks: usize,
+
+    /// TCP_NODELAY on RTMP viewer sockets: each frame leaves at once. `false` lets the kernel hold
+    /// a frame until the previous one is acknowledged (Nagle, as nginx-rtmp's sockets are):
+    /// less CPU per byte, up to one round trip more lag.
+    #[arg(long, env = "SURGE_VIEWER_TCP_NODELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub viewer_tcp_nodelay: bool,
+
     /// Most bytes of recent frames held per stream (GOP cache and ring).
     #[arg(long, env = "SURGE_GOP_CACHE_MAX_BYTES", default_value_t = 64 << 20)]
     pub gop_cache_max_bytes: usize,
@@ -105,6 +117,16 @@ pub fn parse_stream_path(s: &str) -> Result<(String, String), String> {
             Ok((app.to_string(), stream.to_string()))
         }
         _ => Err(format!("expected APP/STREAM, got {s:?}")),
+    }
+}
+
+/// Parses `auto` (one per usable core) or a number of fan-out tasks.
+pub fn parse_fanout_tasks(s: &str) -> Result<usize, String> {
+    match s.trim() {
+        "auto" => Ok(crate::hub::default_fanout_tasks()),
+        n => n
+            .parse()
+            .map_err(|_| format!("expected a number of tasks or `auto`, got {s:?}")),
     }
 }
 
@@ -171,5 +193,14 @@ mod tests {
         assert_eq!(c.upstream_linger, Duration::from_secs(30));
         assert_eq!(c.rtmp_listen.port(), 1935);
         assert_eq!(c.tier, Tier::Origin);
+        assert_eq!(c.fanout_tasks, crate::hub::default_fanout_tasks());
+    }
+
+    #[test]
+    fn fanout_tasks_take_auto_zero_or_a_count() {
+        assert_eq!(parse_fanout_tasks("0"), Ok(0));
+        assert_eq!(parse_fanout_tasks("3"), Ok(3));
+        assert!(parse_fanout_tasks("auto").is_ok_and(|n| n >= 1));
+        assert!(parse_fanout_tasks("many").is_err());
     }
 }

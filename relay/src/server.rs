@@ -46,6 +46,7 @@ impl Relay {
                         max_backlog_bytes: cfg.viewer_backlog_bytes,
                         ..CursorLimits::default()
                     },
+                    fanout_tasks: cfg.fanout_tasks,
                 },
             },
             metrics,
@@ -65,6 +66,7 @@ impl Relay {
             slow_viewer_timeout: cfg.slow_viewer_timeout,
             chunk_limits: ChunkLimits::default(),
             viewer_send_buffer: cfg.viewer_send_buffer_bytes,
+            viewer_tcp_nodelay: cfg.viewer_tcp_nodelay,
         });
         tokio::spawn(accept_rtmp(
             rtmp_listener,

@@ -2,6 +2,7 @@
 //! Each message is serialized once into RTMP chunks and once into an FLV tag; viewers hold a
 //! cursor and take refcounted clones. The hub never waits for a viewer.
 
+pub mod fanout_group;
 pub mod frame;
 pub mod gop_cache;
 pub mod ingest_rate;
@@ -21,6 +22,7 @@ use crate::flv;
 use crate::media::{MediaKind, MediaMessage};
 use crate::metrics::{Metrics, stream_labels};
 use crate::upstream::{MediaSink, UpstreamState};
+use fanout_group::{FanoutGroups, Membership};
 use frame::Frame;
 pub use frame::Protocol;
 use gop_cache::GopCache;
@@ -41,6 +43,8 @@ const TYPE_DATA_AMF0: u8 = 18;
 pub struct HubConfig {
     pub cache_max_bytes: usize,
     pub cursor: CursorLimits,
+    /// Shared writer tasks for caught-up RTMP viewers (0: each viewer writes from its own task).
+    pub fanout_tasks: usize,
 }
 
 impl Default for HubConfig {
@@ -48,9 +52,18 @@ impl Default for HubConfig {
         HubConfig {
             cache_max_bytes: 64 << 20,
             cursor: CursorLimits::default(),
+            fanout_tasks: default_fanout_tasks(),
         }
     }
 }
+
+/// One fan-out task per core the process may run on (as many as tokio's worker threads).
+pub fn default_fanout_tasks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The socket half a group writes RTMP viewers' frames to.
+pub type RtmpSink = tokio::net::tcp::OwnedWriteHalf;
 
 struct HubState {
     serializer: ChunkSerializer,
@@ -86,6 +99,7 @@ pub struct Hub {
     dropped: AtomicU64,
     upstream: Mutex<Option<UpstreamState>>,
     metrics: Option<Arc<Metrics>>,
+    rtmp_groups: FanoutGroups<RtmpSink>,
 }
 
 impl Hub {
@@ -113,6 +127,7 @@ impl Hub {
             dropped: AtomicU64::new(0),
             upstream: Mutex::new(None),
             metrics,
+            rtmp_groups: FanoutGroups::new(cfg.fanout_tasks),
         }
     }
 
@@ -199,6 +214,22 @@ impl Hub {
             prelude_pending: true,
             guard: None,
         }
+    }
+
+    /// Whether caught-up RTMP viewers are written from shared group tasks.
+    pub fn fanout_groups_enabled(&self) -> bool {
+        self.rtmp_groups.enabled()
+    }
+
+    /// Hands a caught-up RTMP viewer (its socket and subscription) to one of the stream's
+    /// group tasks; the membership gives it back. Needs a tokio runtime.
+    pub fn join_fanout_group(
+        &self,
+        sink: RtmpSink,
+        subscription: Box<Subscription>,
+    ) -> Membership<RtmpSink> {
+        self.rtmp_groups
+            .join(sink, subscription, &self.changed, self.metrics.clone())
     }
 
     fn viewer_counter(&self, protocol: Protocol) -> &AtomicUsize {
@@ -354,6 +385,11 @@ impl Subscription {
         } else {
             Some(Batch::Data(out))
         }
+    }
+
+    /// Waits until the stream has something new; `false` if the stream is gone.
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
     }
 
     /// Waits for the next batch.

@@ -18,6 +18,7 @@ use super::handshake;
 use super::messages;
 use super::session::{Action, InboundSession, Role, SessionError};
 use super::vectored::write_all_vectored;
+use crate::hub::fanout_group::LeaveReason;
 use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Protocol, Subscription};
 use crate::registry::Registry;
 
@@ -35,6 +36,8 @@ pub struct RtmpSettings {
     pub chunk_limits: ChunkLimits,
     /// SO_SNDBUF for playing connections (0 = OS default).
     pub viewer_send_buffer: usize,
+    /// TCP_NODELAY for playing connections (false lets the kernel coalesce frames: Nagle).
+    pub viewer_tcp_nodelay: bool,
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -249,36 +252,92 @@ async fn write_loop(
     let mut sub: Option<Box<Subscription>> = None;
     let mut play_stream_id = PLAY_MESSAGE_STREAM_ID;
     loop {
-        let next = match sub.as_mut() {
+        let next = match sub.take() {
             None => tokio::select! {
                 o = rx.recv() => o,
                 _ = done.cancelled() => return Ok("reader finished".into()),
             },
-            Some(s) => tokio::select! {
-                biased;
-                o = rx.recv() => o,
-                b = s.next_batch() => match b {
-                    Batch::Data(bufs) => {
-                        let bufs = messages::retarget_stream_id(bufs, play_stream_id);
-                        let n = write_with_timeout(&mut wr, &bufs, timeout).await.inspect_err(|e| {
-                            if e.starts_with("slow viewer") {
-                                metrics.connection_closed("slow_viewer");
-                            }
-                        })?;
-                        metrics.add_bytes_sent(Protocol::Rtmp, n);
-                        continue;
-                    }
-                    Batch::End => {
-                        let name = s.hub().name.clone();
-                        if let Some(p) = messages::unpublish_notify(play_stream_id, &name) {
-                            let _ = write_with_timeout(&mut wr, &[p], timeout).await;
+            Some(mut s) => {
+                // Control replies first; then whatever the stream has for this viewer now.
+                let queued = match rx.try_recv() {
+                    Ok(o) => Some(Some(o)),
+                    Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                };
+                if let Some(next) = queued {
+                    sub = Some(s);
+                    next
+                } else if done.is_cancelled() {
+                    return Ok("reader finished".into());
+                } else if let Some(batch) = s.try_next() {
+                    match batch {
+                        Batch::Data(bufs) => {
+                            let bufs = messages::retarget_stream_id(bufs, play_stream_id);
+                            let n = write_media(&mut wr, &bufs, timeout, &metrics).await?;
+                            metrics.add_bytes_sent(Protocol::Rtmp, n);
+                            sub = Some(s);
+                            continue;
                         }
-                        done.cancel();
-                        return Ok("stream ended (UnpublishNotify sent)".into());
+                        Batch::End => {
+                            return end_of_stream(&mut wr, &s, play_stream_id, timeout).await;
+                        }
                     }
-                },
-                _ = done.cancelled() => return Ok("reader finished".into()),
-            },
+                } else if s.hub().fanout_groups_enabled()
+                    && play_stream_id == PLAY_MESSAGE_STREAM_ID
+                {
+                    // Caught up: a shared group task writes the next frames until this viewer
+                    // falls behind, has a control message to send, or the stream ends.
+                    let hub = s.hub().clone();
+                    let mut membership = hub.join_fanout_group(wr, s);
+                    let (leave, next) = tokio::select! {
+                        left = membership.left() => (left, None),
+                        o = rx.recv() => {
+                            membership.recall();
+                            (membership.left().await, Some(o))
+                        }
+                        _ = done.cancelled() => {
+                            membership.recall();
+                            (membership.left().await, Some(None))
+                        }
+                    };
+                    let Some(leave) = leave else {
+                        return Err("stream's fan-out task ended".into());
+                    };
+                    wr = leave.sink;
+                    let s = leave.subscription;
+                    match leave.reason {
+                        LeaveReason::Behind { unsent } => {
+                            let n = write_media(&mut wr, &unsent, timeout, &metrics).await?;
+                            metrics.add_bytes_sent(Protocol::Rtmp, n);
+                        }
+                        LeaveReason::Recalled => {}
+                        LeaveReason::End => {
+                            return end_of_stream(&mut wr, &s, play_stream_id, timeout).await;
+                        }
+                        LeaveReason::Failed(e) => return Err(format!("write error: {e}")),
+                    }
+                    sub = Some(s);
+                    match next {
+                        Some(next) => next,
+                        None => continue,
+                    }
+                } else {
+                    let next = tokio::select! {
+                        biased;
+                        o = rx.recv() => o,
+                        alive = s.changed() => {
+                            if !alive {
+                                return Ok("stream closed".into());
+                            }
+                            sub = Some(s);
+                            continue;
+                        }
+                        _ = done.cancelled() => return Ok("reader finished".into()),
+                    };
+                    sub = Some(s);
+                    next
+                }
+            }
         };
         match next {
             None => return Ok("session ended".into()),
@@ -287,13 +346,43 @@ async fn write_loop(
             }
             Some(Outbound::Play(s, stream_id)) => {
                 play_stream_id = stream_id;
+                let sock = socket2::SockRef::from(wr.as_ref());
                 if settings.viewer_send_buffer > 0 {
-                    let sock = socket2::SockRef::from(wr.as_ref());
                     let _ = sock.set_send_buffer_size(settings.viewer_send_buffer);
                 }
+                let _ = sock.set_tcp_nodelay(settings.viewer_tcp_nodelay);
                 tracing::info!(app = %s.hub().app, stream = %s.hub().name, "viewer started (rtmp)");
                 sub = Some(s);
             }
         }
     }
+}
+
+/// Writes a viewer's media bytes; a socket that takes nothing for `timeout` is a slow viewer.
+async fn write_media(
+    wr: &mut OwnedWriteHalf,
+    bufs: &[Bytes],
+    timeout: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> Result<usize, String> {
+    write_with_timeout(wr, bufs, timeout)
+        .await
+        .inspect_err(|e| {
+            if e.starts_with("slow viewer") {
+                metrics.connection_closed("slow_viewer");
+            }
+        })
+}
+
+/// Tells the player the stream is over (best effort) and ends the writer.
+async fn end_of_stream(
+    wr: &mut OwnedWriteHalf,
+    s: &Subscription,
+    play_stream_id: u32,
+    timeout: Duration,
+) -> Result<String, String> {
+    if let Some(p) = messages::unpublish_notify(play_stream_id, &s.hub().name) {
+        let _ = write_with_timeout(wr, &[p], timeout).await;
+    }
+    Ok("stream ended (UnpublishNotify sent)".into())
 }

@@ -1,0 +1,501 @@
+//! Shared writer tasks for caught-up RTMP viewers of one stream.
+//!
+//! A viewer whose socket keeps up does not need a task of its own: one group task per worker
+//! thread wakes once per frame and writes the frame to each of its members with a non-blocking
+//! `writev`. A member leaves the group (and its connection's own task takes over, with the
+//! slow-viewer timeout) when its socket is full, when its connection has a control message to
+//! send or is closing, when the stream ends, or when a write fails. This turns "one task
+//! wake-up per viewer per frame" into "one per group per frame".
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::{Batch, Protocol, Subscription};
+use crate::metrics::Metrics;
+
+/// Most buffers handed to one writev call (well under IOV_MAX).
+const MAX_IOVECS: usize = 64;
+
+/// A socket the group can write to without waiting.
+pub trait GroupSink: Send + 'static {
+    /// As `writev(2)` on a non-blocking socket: `WouldBlock` when the socket is full.
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+impl GroupSink for tokio::net::tcp::OwnedWriteHalf {
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        tokio::net::tcp::OwnedWriteHalf::try_write_vectored(self, bufs)
+    }
+}
+
+/// Why a member was handed back to its connection.
+#[derive(Debug)]
+pub enum LeaveReason {
+    /// The socket took only part of a batch; `unsent` must be written before anything else.
+    Behind { unsent: Vec<Bytes> },
+    /// The connection asked for its socket back (a control message, or it is closing).
+    Recalled,
+    /// The publisher ended the stream.
+    End,
+    /// The socket failed; the connection is over.
+    Failed(io::Error),
+}
+
+/// What a connection gets back when its viewer leaves the group.
+pub struct Leave<S> {
+    pub sink: S,
+    pub subscription: Box<Subscription>,
+    pub reason: LeaveReason,
+}
+
+/// A viewer inside a group.
+pub struct Member<S> {
+    sink: S,
+    subscription: Box<Subscription>,
+    recall: Arc<AtomicBool>,
+    back: oneshot::Sender<Leave<S>>,
+}
+
+/// The connection's side of a membership: recall the viewer, or wait until it is handed back.
+pub struct Membership<S> {
+    recall: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    back: oneshot::Receiver<Leave<S>>,
+}
+
+impl<S> Membership<S> {
+    /// Asks the group to hand the viewer back at the next message boundary.
+    pub fn recall(&self) {
+        self.recall.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Waits until the viewer is handed back; `None` if its group task is gone.
+    pub async fn left(&mut self) -> Option<Leave<S>> {
+        (&mut self.back).await.ok()
+    }
+}
+
+/// Outcome of offering the pending frames to one member.
+enum Step {
+    Stay,
+    Leave(LeaveReason),
+}
+
+impl<S: GroupSink> Member<S> {
+    fn step(&mut self, bytes_sent: &mut usize) -> Step {
+        if self.recall.load(Ordering::Acquire) {
+            return Step::Leave(LeaveReason::Recalled);
+        }
+        match self.subscription.try_next() {
+            None => Step::Stay,
+            Some(Batch::End) => Step::Leave(LeaveReason::End),
+            Some(Batch::Data(bufs)) => match write_without_waiting(&self.sink, &bufs) {
+                Ok((n, unsent)) => {
+                    *bytes_sent += n;
+                    if unsent.is_empty() {
+                        Step::Stay
+                    } else {
+                        Step::Leave(LeaveReason::Behind { unsent })
+                    }
+                }
+                Err(e) => Step::Leave(LeaveReason::Failed(e)),
+            },
+        }
+    }
+
+    fn leave(self, reason: LeaveReason) {
+        // The connection may be gone already; then the socket simply closes here.
+        let _ = self.back.send(Leave {
+            sink: self.sink,
+            subscription: self.subscription,
+            reason,
+        });
+    }
+}
+
+/// Writes as much of `bufs` as the socket takes now. Returns the bytes written and what is left.
+fn write_without_waiting<S: GroupSink>(
+    sink: &S,
+    bufs: &[Bytes],
+) -> io::Result<(usize, Vec<Bytes>)> {
+    let mut idx = 0usize;
+    let mut offset = 0usize;
+    let mut total = 0usize;
+    while idx < bufs.len() {
+        if bufs[idx].len() == offset {
+            idx += 1;
+            offset = 0;
+            continue;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (i, b) in bufs[idx..].iter().take(MAX_IOVECS).enumerate() {
+            slices[i] = IoSlice::new(if i == 0 { &b[offset..] } else { &b[..] });
+            count = i + 1;
+        }
+        let mut n = match sink.try_write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n;
+        while n > 0 {
+            let left = bufs[idx].len() - offset;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    let mut unsent = Vec::new();
+    if idx < bufs.len() {
+        unsent.push(bufs[idx].slice(offset..));
+        unsent.extend(bufs[idx + 1..].iter().cloned());
+    }
+    Ok((total, unsent))
+}
+
+/// Offers the pending frames to every member once; hands back those that must leave.
+/// Returns the bytes written.
+fn write_pass<S: GroupSink>(members: &mut Vec<Member<S>>) -> usize {
+    let mut bytes_sent = 0;
+    let mut i = 0;
+    while i < members.len() {
+        match members[i].step(&mut bytes_sent) {
+            Step::Stay => i += 1,
+            Step::Leave(reason) => members.swap_remove(i).leave(reason),
+        }
+    }
+    bytes_sent
+}
+
+/// One group: a task and the channel that brings it new members.
+struct GroupHandle<S> {
+    join: mpsc::UnboundedSender<Member<S>>,
+    wake: Arc<Notify>,
+}
+
+/// The groups of one stream, started when the first viewer joins.
+pub struct FanoutGroups<S> {
+    tasks: usize,
+    groups: Mutex<Vec<GroupHandle<S>>>,
+    next: AtomicUsize,
+}
+
+impl<S: GroupSink> FanoutGroups<S> {
+    /// `tasks` groups per stream; 0 turns groups off (every viewer writes from its own task).
+    pub fn new(tasks: usize) -> Self {
+        FanoutGroups {
+            tasks,
+            groups: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tasks > 0
+    }
+
+    /// Puts a caught-up viewer into a group (round robin). Must run inside a tokio runtime.
+    /// `changed` is the stream's frame notification; `metrics` counts the bytes written.
+    pub fn join(
+        &self,
+        sink: S,
+        subscription: Box<Subscription>,
+        changed: &watch::Sender<u64>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Membership<S> {
+        let recall = Arc::new(AtomicBool::new(false));
+        let (back_tx, back_rx) = oneshot::channel();
+        let mut member = Member {
+            sink,
+            subscription,
+            recall: recall.clone(),
+            back: back_tx,
+        };
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.tasks.max(1);
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if groups.len() <= slot {
+                groups.push(spawn_group(changed.subscribe(), metrics.clone()));
+                continue;
+            }
+            match groups[slot].join.send(member) {
+                Ok(()) => break,
+                // That group's task ended (it only does when the stream's hub is going away,
+                // or after a panic): start a new one in its place.
+                Err(mpsc::error::SendError(m)) => {
+                    member = m;
+                    groups[slot] = spawn_group(changed.subscribe(), metrics.clone());
+                }
+            }
+        }
+        Membership {
+            recall,
+            wake: groups[slot].wake.clone(),
+            back: back_rx,
+        }
+    }
+}
+
+fn spawn_group<S: GroupSink>(
+    changed: watch::Receiver<u64>,
+    metrics: Option<Arc<Metrics>>,
+) -> GroupHandle<S> {
+    let (join_tx, join_rx) = mpsc::unbounded_channel();
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(run_group(join_rx, changed, wake.clone(), metrics));
+    GroupHandle {
+        join: join_tx,
+        wake,
+    }
+}
+
+/// A group's task: after every new frame, new member or recall, one write pass.
+async fn run_group<S: GroupSink>(
+    mut join: mpsc::UnboundedReceiver<Member<S>>,
+    mut changed: watch::Receiver<u64>,
+    wake: Arc<Notify>,
+    metrics: Option<Arc<Metrics>>,
+) {
+    let mut members: Vec<Member<S>> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            m = join.recv() => match m {
+                Some(m) => members.push(m),
+                None => break,
+            },
+            r = changed.changed() => if r.is_err() { break },
+            _ = wake.notified() => {}
+        }
+        while let Ok(m) = join.try_recv() {
+            members.push(m);
+        }
+        let n = write_pass(&mut members);
+        if let (Some(m), true) = (&metrics, n > 0) {
+            m.add_bytes_sent(Protocol::Rtmp, n);
+        }
+    }
+    for m in members {
+        m.leave(LeaveReason::End);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Hub, HubConfig};
+    use crate::media::{MediaKind, MediaMessage};
+
+    /// A socket with room for `room` more bytes.
+    #[derive(Default)]
+    struct FakeSink {
+        written: Mutex<Vec<u8>>,
+        room: AtomicUsize,
+        broken: AtomicBool,
+    }
+
+    impl GroupSink for Arc<FakeSink> {
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let mut out = self.written.lock().unwrap();
+            let mut n = 0;
+            for b in bufs {
+                let room = self.room.load(Ordering::SeqCst) - n;
+                let take = b.len().min(room);
+                out.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            self.room.fetch_sub(n, Ordering::SeqCst);
+            if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        }
+    }
+
+    fn sink(room: usize) -> Arc<FakeSink> {
+        let s = Arc::new(FakeSink::default());
+        s.room.store(room, Ordering::SeqCst);
+        s
+    }
+
+    fn hub() -> Arc<Hub> {
+        Arc::new(Hub::new("live", "g", HubConfig::default(), None))
+    }
+
+    fn keyframe(ts: u32) -> MediaMessage {
+        MediaMessage::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![0x17, 1, 0, 0, 0, 7, 7]),
+        )
+    }
+
+    fn member(
+        h: &Arc<Hub>,
+        sink: Arc<FakeSink>,
+    ) -> (Member<Arc<FakeSink>>, Membership<Arc<FakeSink>>) {
+        let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
+        // Caught up, as a viewer is when its connection hands it to a group.
+        while sub.try_next().is_some() {}
+        let recall = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = oneshot::channel();
+        let m = Member {
+            sink,
+            subscription: sub,
+            recall: recall.clone(),
+            back: tx,
+        };
+        let ms = Membership {
+            recall,
+            wake: Arc::new(Notify::new()),
+            back: rx,
+        };
+        (m, ms)
+    }
+
+    fn expected_bytes(h: &Arc<Hub>) -> Vec<u8> {
+        let st = h.lock();
+        let mut v = Vec::new();
+        st.cache
+            .collect_from(st.cache.first_seq(), usize::MAX, usize::MAX, |f| {
+                v.extend_from_slice(&f.rtmp)
+            });
+        v
+    }
+
+    #[test]
+    fn every_member_gets_each_frame_once_and_stays() {
+        let h = hub();
+        let (a_sink, b_sink) = (sink(1 << 20), sink(1 << 20));
+        let (a, _am) = member(&h, a_sink.clone());
+        let (b, _bm) = member(&h, b_sink.clone());
+        let mut members = vec![a, b];
+        h.publish(keyframe(0));
+        let n = write_pass(&mut members);
+        assert_eq!(members.len(), 2);
+        let want = expected_bytes(&h);
+        assert_eq!(n, 2 * want.len());
+        assert_eq!(*a_sink.written.lock().unwrap(), want);
+        assert_eq!(*b_sink.written.lock().unwrap(), want);
+        assert_eq!(write_pass(&mut members), 0, "nothing new: nothing written");
+    }
+
+    #[test]
+    fn full_socket_hands_the_viewer_back_with_the_rest_of_the_frame() {
+        let h = hub();
+        let s = sink(5);
+        let (m, mut ms) = member(&h, s.clone());
+        let mut members = vec![m];
+        h.publish(keyframe(0));
+        write_pass(&mut members);
+        assert!(members.is_empty());
+        let leave = block_on(ms.left()).expect("handed back");
+        let LeaveReason::Behind { unsent } = leave.reason else {
+            panic!("expected Behind, got {:?}", leave.reason);
+        };
+        let mut all = s.written.lock().unwrap().clone();
+        assert_eq!(all.len(), 5);
+        for b in unsent {
+            all.extend_from_slice(&b);
+        }
+        assert_eq!(
+            all,
+            expected_bytes(&h),
+            "written + unsent is the frame, in order"
+        );
+    }
+
+    #[test]
+    fn socket_with_no_room_gives_back_the_whole_batch() {
+        let h = hub();
+        let (m, mut ms) = member(&h, sink(0));
+        let mut members = vec![m];
+        h.publish(keyframe(0));
+        write_pass(&mut members);
+        let leave = block_on(ms.left()).expect("handed back");
+        match leave.reason {
+            LeaveReason::Behind { unsent } => {
+                assert_eq!(unsent.concat(), expected_bytes(&h));
+            }
+            other => panic!("expected Behind, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recall_failure_and_end_of_stream_each_hand_the_viewer_back() {
+        let h = hub();
+        let broken = sink(1 << 20);
+        broken.broken.store(true, Ordering::SeqCst);
+        let (recalled, mut recalled_ms) = member(&h, sink(1 << 20));
+        let (failing, mut failing_ms) = member(&h, broken);
+        let mut members = vec![recalled, failing];
+        recalled_ms.recall();
+        h.publish(keyframe(0));
+        write_pass(&mut members);
+        assert!(members.is_empty());
+        let r = block_on(recalled_ms.left()).expect("recalled");
+        assert!(matches!(r.reason, LeaveReason::Recalled));
+        assert!(
+            r.sink.written.lock().unwrap().is_empty(),
+            "recalled before writing"
+        );
+        let f = block_on(failing_ms.left()).expect("failed");
+        assert!(matches!(f.reason, LeaveReason::Failed(_)));
+
+        let (ending, mut ending_ms) = member(&h, sink(1 << 20));
+        let mut members = vec![ending];
+        h.end_stream();
+        write_pass(&mut members);
+        let e = block_on(ending_ms.left()).expect("ended");
+        assert!(matches!(e.reason, LeaveReason::End));
+    }
+
+    #[tokio::test]
+    async fn group_task_writes_new_frames_and_returns_a_recalled_viewer() {
+        let h = hub();
+        let groups = FanoutGroups::<Arc<FakeSink>>::new(2);
+        let s = sink(1 << 20);
+        let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
+        while sub.try_next().is_some() {}
+        let mut ms = groups.join(s.clone(), sub, &h.changed, None);
+        h.publish(keyframe(0));
+        let want = expected_bytes(&h);
+        for _ in 0..200 {
+            if s.written.lock().unwrap().len() >= want.len() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(*s.written.lock().unwrap(), want);
+        ms.recall();
+        let leave = tokio::time::timeout(std::time::Duration::from_secs(5), ms.left())
+            .await
+            .expect("handed back in time")
+            .expect("group alive");
+        assert!(matches!(leave.reason, LeaveReason::Recalled));
+    }
+
+    /// Oneshot receivers are ready once sent; no runtime needed to take the value.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(f)
+    }
+}
