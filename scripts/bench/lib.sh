@@ -85,19 +85,24 @@ bench_cleanup() {
   wait 2>/dev/null || true
 }
 
-# Starts relay $1 (surge|nginx) on free loopback ports, pinned to $RELAY_CORE, and a
+# Starts relay $1 on free loopback ports, pinned to $RELAY_CORE, and a
 # 600 kbps / 30 fps / 2 s-GOP `surge-load publish` of live/$2 into it, pinned to $LOAD_CORE,
 # with `--duration forever` (the default is 60 s): it publishes until bench_cleanup kills it.
 # Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
 # and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
+# Relays: surge (defaults), surge-nagle (--viewer-tcp-nodelay false, TCP as nginx-rtmp
+# leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), nginx.
 start_relay_with_publisher() {
   local r=$1 stream=$2
   port[$r]=$(free_port)
   case $r in
-    surge)
+    surge | surge-nagle | surge-pertask)
+      local extra=()
+      [ "$r" = surge-nagle ] && extra=(--viewer-tcp-nodelay false)
+      [ "$r" = surge-pertask ] && extra=(--fanout-tasks 0)
       http[$r]=$(free_port)
       taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
-        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 >"$OUT/surge-relay.log" 2>&1 &
+        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 "${extra[@]}" >"$OUT/$r-relay.log" 2>&1 &
       ;;
     nginx)
       http[$r]=""
@@ -105,7 +110,7 @@ start_relay_with_publisher() {
       taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
         -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
       ;;
-    *) echo "unknown relay $r (surge|nginx)" >&2; exit 2 ;;
+    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|nginx)" >&2; exit 2 ;;
   esac
   pid[$r]=$!
   pids+=("${pid[$r]}")
