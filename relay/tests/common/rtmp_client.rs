@@ -286,6 +286,24 @@ impl RtmpClient {
         Ok((c, code))
     }
 
+    /// Publishes and sends what an encoder sends before its first frame: `@setDataFrame
+    /// onMetaData` (640x360), the video and the audio sequence header. Fails unless the relay
+    /// answers `NetStream.Publish.Start`.
+    pub async fn publish_with_headers(
+        addr: SocketAddr,
+        app: &str,
+        stream: &str,
+    ) -> Result<RtmpClient, String> {
+        let (mut c, code) = Self::publish(addr, app, stream).await?;
+        if code != "NetStream.Publish.Start" {
+            return Err(format!("publish answered {code}"));
+        }
+        c.send_media(18, 0, set_data_frame(640.0, 360.0)).await?;
+        c.send_media(9, 0, video_sequence_header()).await?;
+        c.send_media(8, 0, audio_sequence_header()).await?;
+        Ok(c)
+    }
+
     /// Connects and plays; returns the client and the first onStatus code.
     pub async fn play(
         addr: SocketAddr,
