@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 
 /// Most buffers handed to one writev call (well under IOV_MAX).
 const MAX_IOVECS: usize = 64;
+/// Members written between two yields to the scheduler (about 0.5 ms of writes).
+const MEMBERS_PER_SLICE: usize = 64;
 
 /// A socket the group can write to without waiting.
 pub trait GroupSink: Send + 'static {
@@ -166,18 +168,30 @@ fn write_without_waiting<S: GroupSink>(
     Ok((total, unsent))
 }
 
-/// Offers the pending frames to every member once; hands back those that must leave.
-/// Returns the bytes written.
-fn write_pass<S: GroupSink>(members: &mut Vec<Member<S>>) -> usize {
+/// Offers the pending frames to up to `budget` members from `*next` on, handing back those
+/// that must leave; `*next` is where the pass goes on. Returns the bytes written.
+fn write_pass_part<S: GroupSink>(
+    members: &mut Vec<Member<S>>,
+    next: &mut usize,
+    budget: usize,
+) -> usize {
     let mut bytes_sent = 0;
-    let mut i = 0;
-    while i < members.len() {
-        match members[i].step(&mut bytes_sent) {
-            Step::Stay => i += 1,
-            Step::Leave(reason) => members.swap_remove(i).leave(reason),
+    let mut offered = 0;
+    while *next < members.len() && offered < budget {
+        offered += 1;
+        match members[*next].step(&mut bytes_sent) {
+            Step::Stay => *next += 1,
+            // The last member moves into this slot and is offered next.
+            Step::Leave(reason) => members.swap_remove(*next).leave(reason),
         }
     }
     bytes_sent
+}
+
+#[cfg(test)]
+fn write_pass<S: GroupSink>(members: &mut Vec<Member<S>>) -> usize {
+    let mut next = 0;
+    write_pass_part(members, &mut next, usize::MAX)
 }
 
 /// One group: a task and the channel that brings it new members.
@@ -283,9 +297,18 @@ async fn run_group<S: GroupSink>(
         while let Ok(m) = join.try_recv() {
             members.push(m);
         }
-        let n = write_pass(&mut members);
-        if let (Some(m), true) = (&metrics, n > 0) {
-            m.add_bytes_sent(Protocol::Rtmp, n);
+        let mut next = 0;
+        loop {
+            let n = write_pass_part(&mut members, &mut next, MEMBERS_PER_SLICE);
+            if let (Some(m), true) = (&metrics, n > 0) {
+                m.add_bytes_sent(Protocol::Rtmp, n);
+            }
+            if next >= members.len() {
+                break;
+            }
+            // A pass over thousands of viewers takes tens of ms; let handshakes, joins and the
+            // HTTP API run in between.
+            tokio::task::yield_now().await;
         }
     }
     for m in members {
@@ -394,6 +417,33 @@ mod tests {
         assert_eq!(*a_sink.written.lock().unwrap(), want);
         assert_eq!(*b_sink.written.lock().unwrap(), want);
         assert_eq!(write_pass(&mut members), 0, "nothing new: nothing written");
+    }
+
+    #[test]
+    fn a_pass_in_slices_reaches_every_member_once() {
+        let h = hub();
+        let sinks: Vec<_> = (0..3).map(|_| sink(1 << 20)).collect();
+        let mut members = Vec::new();
+        let mut handles = Vec::new();
+        for s in &sinks {
+            let (m, ms) = member(&h, s.clone());
+            members.push(m);
+            handles.push(ms);
+        }
+        h.publish(keyframe(0));
+        let want = expected_bytes(&h);
+        let mut next = 0;
+        assert_eq!(write_pass_part(&mut members, &mut next, 2), 2 * want.len());
+        assert_eq!(next, 2);
+        assert!(
+            sinks[2].written.lock().unwrap().is_empty(),
+            "not reached yet"
+        );
+        assert_eq!(write_pass_part(&mut members, &mut next, 2), want.len());
+        assert_eq!(next, 3);
+        for s in &sinks {
+            assert_eq!(*s.written.lock().unwrap(), want);
+        }
     }
 
     #[test]
