@@ -87,7 +87,9 @@ async fn run(
     shutdown: CancellationToken,
 ) -> Result<String, String> {
     let _ = stream.set_nodelay(true);
-    let leftover = handshake::accept(&mut stream, settings.handshake_timeout)
+    // Boxed: the handshake state (several KiB) is freed when it completes instead of staying
+    // in this connection's future for its whole life (memory per viewer).
+    let leftover = Box::pin(handshake::accept(&mut stream, settings.handshake_timeout))
         .await
         .map_err(|e| e.to_string())?;
     let (mut session, initial) =

@@ -4,7 +4,7 @@ use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 /// Most buffers handed to one writev call (well under IOV_MAX).
 const MAX_IOVECS: usize = 64;
@@ -25,14 +25,19 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin>(
             offset = 0;
             continue;
         }
-        // On the stack: this runs for every viewer and every frame.
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (i, b) in bufs[idx..].iter().take(MAX_IOVECS).enumerate() {
-            slices[i] = IoSlice::new(if i == 0 { &b[offset..] } else { &b[..] });
-            count = i + 1;
-        }
-        let mut n = tokio::time::timeout(stall, w.write_vectored(&slices[..count]))
+        // The iovec array lives only inside one poll (on the stack), not in the future: this
+        // future is part of every viewer connection's memory.
+        let (from, first_offset) = (idx, offset);
+        let write = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, b) in bufs[from..].iter().take(MAX_IOVECS).enumerate() {
+                slices[i] = IoSlice::new(if i == 0 { &b[first_offset..] } else { &b[..] });
+                count = i + 1;
+            }
+            std::pin::Pin::new(&mut *w).poll_write_vectored(cx, &slices[..count])
+        });
+        let mut n = tokio::time::timeout(stall, write)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer accepted nothing"))??;
         if n == 0 {
