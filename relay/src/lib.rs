@@ -15,3 +15,4 @@ pub mod registry;
 pub mod rtmp;
 pub mod server;
 pub mod upstream;
+pub mod write_cursor;

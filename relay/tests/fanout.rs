@@ -5,8 +5,9 @@ mod common;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::numbered_frames::{frame_body, now_ms, parse_video};
 use common::relay_process::RelayProcess;
 use common::rtmp_client::{
     RtmpClient, audio_payload, set_data_frame, video_payload, video_sequence_header,
@@ -16,31 +17,6 @@ const VIEWERS: usize = 200;
 const FRAMES: u32 = 250; // 10 s at 25 fps
 const GOP: u32 = 25;
 const FRAME_BYTES: usize = 4000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn frame_body(seq: u32) -> Vec<u8> {
-    let mut b = Vec::with_capacity(FRAME_BYTES);
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.extend_from_slice(&now_ms().to_be_bytes());
-    b.resize(FRAME_BYTES, (seq % 251) as u8);
-    b
-}
-
-/// Parses (seq, sent_ms) from a video payload produced by `frame_body`.
-fn parse_video(p: &[u8]) -> Option<(u32, u64)> {
-    if p.len() < 17 || p[1] != 1 {
-        return None;
-    }
-    let seq = u32::from_be_bytes(p[5..9].try_into().ok()?);
-    let sent = u64::from_be_bytes(p[9..17].try_into().ok()?);
-    Some((seq, sent))
-}
 
 struct ViewerReport {
     digest: u64,
@@ -164,7 +140,11 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
     for i in 0..FRAMES {
         let ts = i * 40;
         publisher
-            .send_media(9, ts, video_payload(i % GOP == 0, &frame_body(i)))
+            .send_media(
+                9,
+                ts,
+                video_payload(i % GOP == 0, &frame_body(i, FRAME_BYTES)),
+            )
             .await
             .expect("video");
         publisher

@@ -6,8 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::numbered_frames::{frame_body, now_ms, parse_video};
 use common::relay_process::RelayProcess;
 use common::rtmp_client::{RtmpClient, audio_payload, decode_command, video_payload};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -17,32 +18,6 @@ const FRAME_MS: u32 = 40;
 /// Longest pause between two frames (or delay after the publisher sent one) a viewer that keeps
 /// reading may see; frames come every 40 ms.
 const MAX_GAP: Duration = Duration::from_millis(500);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Video body: the frame number and the wall-clock send time (ms), padded to `size` bytes.
-fn frame_body(seq: u32, size: usize) -> Vec<u8> {
-    let mut b = Vec::with_capacity(size);
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.extend_from_slice(&now_ms().to_be_bytes());
-    b.resize(size, (seq % 251) as u8);
-    b
-}
-
-/// (frame number, send time) of a video frame made by `frame_body`; `None` for a sequence header.
-fn parse_video(p: &[u8]) -> Option<(u32, u64)> {
-    if p.len() < 17 || p[1] != 1 {
-        return None;
-    }
-    let seq = u32::from_be_bytes(p[5..9].try_into().ok()?);
-    let sent = u64::from_be_bytes(p[9..17].try_into().ok()?);
-    Some((seq, sent))
-}
 
 /// Frame number of an audio frame (`None` for the sequence header).
 fn parse_audio(p: &[u8]) -> Option<u32> {

@@ -16,9 +16,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::{Batch, Protocol, Subscription};
 use crate::metrics::Metrics;
+use crate::write_cursor::{MAX_IOVECS, WriteCursor};
 
-/// Most buffers handed to one writev call (well under IOV_MAX).
-const MAX_IOVECS: usize = 64;
 /// Members written between two yields to the scheduler (about 0.5 ms of writes).
 const MEMBERS_PER_SLICE: usize = 64;
 
@@ -125,22 +124,12 @@ fn write_without_waiting<S: GroupSink>(
     sink: &S,
     bufs: &[Bytes],
 ) -> io::Result<(usize, Vec<Bytes>)> {
-    let mut idx = 0usize;
-    let mut offset = 0usize;
+    let mut cursor = WriteCursor::default();
     let mut total = 0usize;
-    while idx < bufs.len() {
-        if bufs[idx].len() == offset {
-            idx += 1;
-            offset = 0;
-            continue;
-        }
+    while !cursor.is_done(bufs) {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (i, b) in bufs[idx..].iter().take(MAX_IOVECS).enumerate() {
-            slices[i] = IoSlice::new(if i == 0 { &b[offset..] } else { &b[..] });
-            count = i + 1;
-        }
-        let mut n = match sink.try_write_vectored(&slices[..count]) {
+        let count = cursor.slices(bufs, &mut slices);
+        let n = match sink.try_write_vectored(&slices[..count]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -148,24 +137,9 @@ fn write_without_waiting<S: GroupSink>(
             Err(e) => return Err(e),
         };
         total += n;
-        while n > 0 {
-            let left = bufs[idx].len() - offset;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
-            }
-        }
+        cursor.advance(bufs, n);
     }
-    let mut unsent = Vec::new();
-    if idx < bufs.len() {
-        unsent.push(bufs[idx].slice(offset..));
-        unsent.extend(bufs[idx + 1..].iter().cloned());
-    }
-    Ok((total, unsent))
+    Ok((total, cursor.rest(bufs)))
 }
 
 /// Offers the pending frames to up to `budget` members from `*next` on, handing back those

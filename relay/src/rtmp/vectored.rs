@@ -6,8 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
-/// Most buffers handed to one writev call (well under IOV_MAX).
-const MAX_IOVECS: usize = 64;
+use crate::write_cursor::{MAX_IOVECS, WriteCursor};
 
 /// Writes every buffer in order. Fails with `TimedOut` when the peer accepts nothing for
 /// `stall` (a slow but moving reader is fine). Returns the number of bytes written.
@@ -16,45 +15,25 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin>(
     bufs: &[Bytes],
     stall: Duration,
 ) -> io::Result<usize> {
-    let mut idx = 0usize;
-    let mut offset = 0usize;
+    let mut cursor = WriteCursor::default();
     let mut total = 0usize;
-    while idx < bufs.len() {
-        if bufs[idx].len() == offset {
-            idx += 1;
-            offset = 0;
-            continue;
-        }
+    while !cursor.is_done(bufs) {
         // The iovec array lives only inside one poll (on the stack), not in the future: this
         // future is part of every viewer connection's memory.
-        let (from, first_offset) = (idx, offset);
+        let at = cursor;
         let write = std::future::poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, b) in bufs[from..].iter().take(MAX_IOVECS).enumerate() {
-                slices[i] = IoSlice::new(if i == 0 { &b[first_offset..] } else { &b[..] });
-                count = i + 1;
-            }
+            let count = at.slices(bufs, &mut slices);
             std::pin::Pin::new(&mut *w).poll_write_vectored(cx, &slices[..count])
         });
-        let mut n = tokio::time::timeout(stall, write)
+        let n = tokio::time::timeout(stall, write)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer accepted nothing"))??;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         total += n;
-        while n > 0 && idx < bufs.len() {
-            let left = bufs[idx].len() - offset;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
-            }
-        }
+        cursor.advance(bufs, n);
     }
     Ok(total)
 }
