@@ -16,6 +16,9 @@
 #  6. a restarted operator changes nothing (Deployment generations unchanged).
 #  7. deleting the Stream removes every child (owner references + garbage collector).
 #  7b. a region with more edges than the fan-out gets two reflector levels, chained right.
+#  7c. a failed reconcile (the API server refuses the operator's status write) is reported as a
+#      Warning ReconcileError event naming the refusal, counted in /metrics and retried; the
+#      Stream reconciles once the cause is gone.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers connect to an
 #     edge relay; the operator's scraper reads the counts, the planner scales the edge
@@ -50,6 +53,9 @@ NS="surge-e2e-$$"
 NS_CREATED=0
 RELEASE_NS_CREATED=0
 CRD_CREATED=0
+# ValidatingAdmissionPolicy (and binding) of section 7c; removed by the EXIT trap if still there.
+FREEZE_POLICY="surge-e2e-$$-freeze-status"
+FREEZE_CREATED=0
 t_start=$SECONDS
 
 step() { echo "$NAME: [$((SECONDS - t_start))s] $*"; }
@@ -91,6 +97,10 @@ cleanup() {
   stop_pid "$OPERATOR_PID"
   stop_pid "$LEASES_PID"
   stop_pid "$WATCHDOG_PID"
+  if [ "$FREEZE_CREATED" -eq 1 ]; then
+    kubectl delete validatingadmissionpolicybinding,validatingadmissionpolicy "$FREEZE_POLICY" \
+      --ignore-not-found >/dev/null 2>&1
+  fi
   if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
     # Only what this run created: its namespaces, its release, the CRD if it installed it.
     if [ "$NS_CREATED" -eq 1 ]; then
@@ -514,6 +524,108 @@ tiers="$(kubectl get stream deep -o jsonpath='{range .status.regions[0].tiers[*]
 [ "$tiers" = "reflector2=2/2 reflector1=3/3 edge0=5/5 " ] || fail "status tiers of deep: '$tiers'"
 step "tiers: ${tiers}(edges pull from reflector-1, then the origin)"
 kubectl delete stream deep --wait=true --timeout=30s >/dev/null
+
+# --- 7c. a failed reconcile is reported and retried --------------------------------------
+# The cause is real: the API server refuses the operator's status write. (A ResourceQuota
+# that forbids the children does not make a reconcile fail: the operator applies what it
+# can and reports refused Deployments/Services as Degraded=ApplyFailed with a Degraded event,
+# see reconcile.rs.) A ValidatingAdmissionPolicy, built into kube-apiserver and on by default,
+# denies UPDATE of streams/status for the Stream named "blocked" in this test's namespace only
+# (which the operator watches in both modes), so nothing else is touched. The reconcile gets
+# past observing and applying the children, then write_status fails with 403, the reconcile
+# returns the error and error_policy records it and requeues.
+step "a reconcile that the API server refuses: ValidatingAdmissionPolicy $FREEZE_POLICY denies the status write of Stream blocked"
+FREEZE_CREATED=1
+kubectl apply -f - >/dev/null <<EOF || fail "cannot create ValidatingAdmissionPolicy $FREEZE_POLICY"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: $FREEZE_POLICY}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [surge.dev], apiVersions: ["*"], operations: [UPDATE], resources: [streams/status], resourceNames: [blocked]}
+    # Only so the test can tell when the policy is in force (a dry-run create of this name).
+    - {apiGroups: [surge.dev], apiVersions: ["*"], operations: [CREATE], resources: [streams], resourceNames: [blocked-probe]}
+  validations:
+  - {expression: "false", reason: Forbidden, message: "refused by the surge e2e test"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: $FREEZE_POLICY}
+spec:
+  policyName: $FREEZE_POLICY
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $NS}}
+EOF
+# Policies take effect shortly after they are created (the API server's informers); wait until
+# this one refuses requests, so the operator can never write blocked's status before it does.
+freeze_in_force() {
+  local out
+  out="$(kubectl create --dry-run=server -o name -f - 2>&1 <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: blocked-probe, namespace: $NS}
+spec:
+  origin: {region: us-east}
+  regions: [{name: eu-west}]
+EOF
+)" && return 1
+  grep -qF "ValidatingAdmissionPolicy '$FREEZE_POLICY'" <<<"$out"
+}
+wait_until "ValidatingAdmissionPolicy $FREEZE_POLICY in force" 30 freeze_in_force
+errors_before="$(metric surge_operator_reconcile_errors_total)"
+[[ "$errors_before" =~ ^[0-9]+$ ]] || fail "/metrics lacks surge_operator_reconcile_errors_total"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: blocked, namespace: $NS}
+spec:
+  origin: {region: us-east}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 2}]
+EOF
+reconcile_error_note() {
+  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=blocked -o json \
+    | jq -r '[.items[] | select(.type == "Warning" and .reason == "ReconcileError" and .regarding.kind == "Stream")][0].note // empty'
+}
+has_reconcile_error() { [ -n "$(reconcile_error_note)" ]; }
+wait_until "a Warning ReconcileError event on Stream blocked" 30 has_reconcile_error
+note="$(reconcile_error_note)"
+# The note is the operator's error text: "Kubernetes API: ApiError: <the API server's message>".
+for want in 'Kubernetes API: ' 'streams.surge.dev "blocked" is forbidden' \
+  "ValidatingAdmissionPolicy '$FREEZE_POLICY' with binding '$FREEZE_POLICY' denied request"; do
+  grep -qF -- "$want" <<<"$note" || fail "the ReconcileError note lacks '$want': $note"
+done
+errors_grew() { [ "$(metric surge_operator_reconcile_errors_total)" -gt "$errors_before" ]; }
+wait_until "surge_operator_reconcile_errors_total above $errors_before" 30 errors_grew
+step "ReconcileError event: ${note:0:200}..."
+# The failure is the status write: the children were applied, the status was never written.
+wait_until "blocked origin Deployment ready (applied before the refused status write)" 60 deploy_ready blocked-origin 1
+wait_until "blocked edge Deployment ready" 60 deploy_ready blocked-eu-west-edge 1
+[ -z "$(kubectl get stream blocked -o jsonpath='{.status}')" ] \
+  || fail "Stream blocked has a status although every status write is refused: $(kubectl get stream blocked -o jsonpath='{.status}')"
+retried() { [ "$(metric surge_operator_reconcile_errors_total)" -ge $((errors_before + 2)) ]; }
+wait_until "the failed reconcile retried (and failing again)" 30 retried
+errors_blocked="$(metric surge_operator_reconcile_errors_total)"
+step "reconcile errors $errors_before -> $errors_blocked while refused (retried); children applied, status unwritten"
+
+step "removing the cause (the policy binding): the operator's next retry succeeds"
+kubectl delete validatingadmissionpolicybinding "$FREEZE_POLICY" >/dev/null
+wait_until "Stream blocked Ready after the cause is gone" 60 stream_ready blocked
+status="$(kubectl get stream blocked -o json)"
+[ "$(jq -r '.status.edges' <<<"$status")" = 1/1 ] || fail "blocked status.edges = $(jq -r .status.edges <<<"$status")"
+[ "$(jq '.status.observedGeneration' <<<"$status")" = "$(jq '.metadata.generation' <<<"$status")" ] \
+  || fail "blocked observedGeneration lags"
+# Once recovered, reconciles (every scrape interval, 1 s here) stop failing.
+errors_recovered="$(metric surge_operator_reconcile_errors_total)"
+sleep 3
+[ "$(metric surge_operator_reconcile_errors_total)" = "$errors_recovered" ] \
+  || fail "reconciles still fail after the cause is gone ($errors_recovered -> $(metric surge_operator_reconcile_errors_total))"
+kubectl delete validatingadmissionpolicy "$FREEZE_POLICY" >/dev/null
+FREEZE_CREATED=0
+kubectl delete stream blocked --wait=true --timeout=30s >/dev/null
+step "Stream blocked recovered: Ready, edges 1/1, observedGeneration current, no further reconcile errors"
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
