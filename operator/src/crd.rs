@@ -306,7 +306,10 @@ pub struct StreamStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Degraded`, `FlashCrowd`.
+    /// `Ready`, `Progressing`, `Degraded`, `FlashCrowd`. `Ready` is True (reason `TreeReady`)
+    /// when every planned Deployment and Service was applied and every tier has a Ready relay;
+    /// otherwise False with reason `InvalidSpec`, `NotPlanned`, `ApplyFailed` (the API server
+    /// refused a Service or Deployment, named in the message) or `TiersNotReady`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Viewers connected to the edges.

@@ -22,6 +22,21 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `Service` or `Deployment`.
+    pub kind: String,
+}
+
+impl KindLabels {
+    pub fn new(kind: &str) -> Self {
+        KindLabels { kind: kind.into() }
+    }
+}
+
+/// The kinds of object the operator applies (their apply-error series start at 0).
+pub const APPLIED_KINDS: [&str; 2] = ["Service", "Deployment"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TierLabels {
     pub namespace: String,
     pub stream: String,
@@ -41,6 +56,8 @@ pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_errors: Counter,
+    /// Objects the API server refused to create or update, by kind (the reconcile goes on).
+    pub apply_errors: Family<KindLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub scrape_errors: Counter,
     pub relays_desired: Family<TierLabels, Gauge>,
@@ -70,6 +87,15 @@ impl Metrics {
             "reconcile_errors",
             "Reconciles that failed",
             reconcile_errors.clone(),
+        );
+        let apply_errors = Family::<KindLabels, Counter>::default();
+        for kind in APPLIED_KINDS {
+            let _ = apply_errors.get_or_create(&KindLabels::new(kind));
+        }
+        registry.register(
+            "apply_errors",
+            "Services and Deployments the API server refused to create or update, by kind",
+            apply_errors.clone(),
         );
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         registry.register(
@@ -105,6 +131,7 @@ impl Metrics {
             registry,
             reconciles,
             reconcile_errors,
+            apply_errors,
             reconcile_duration,
             scrape_errors,
             relays_desired,
@@ -159,4 +186,30 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()
     tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, router(metrics)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_errors_are_counted_by_kind_from_zero() {
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(
+            text.contains("surge_operator_apply_errors_total{kind=\"Service\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("surge_operator_apply_errors_total{kind=\"Deployment\"} 0"),
+            "{text}"
+        );
+        m.apply_errors
+            .get_or_create(&KindLabels::new("Service"))
+            .inc();
+        assert!(
+            m.encode()
+                .contains("surge_operator_apply_errors_total{kind=\"Service\"} 1")
+        );
+    }
 }

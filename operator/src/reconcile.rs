@@ -22,7 +22,7 @@ use crate::build::{Target, build_deployment, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Stream, StreamStatus};
 use crate::labels::{LABEL_REGION, POD_DELETION_COST, stream_selector_string, tier_from_labels};
-use crate::metrics::{Metrics, RegionLabels, ResultLabels, TierLabels};
+use crate::metrics::{KindLabels, Metrics, RegionLabels, ResultLabels, TierLabels};
 use crate::observe::{
     DeploymentCounts, PodView, ScrapeOutcome, deletion_costs, observe, relay_ready_seconds,
 };
@@ -318,8 +318,18 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         owner,
     };
 
-    // 6. Apply.
+    // 6. Apply. A refused object does not fail the reconcile: the rest is applied and the
+    // refusal shows in the status (Ready=False, Degraded=True, reason ApplyFailed) and metrics.
     let mut apply_errors = Vec::new();
+    let mut refused = |kind: &str, name: &str, e: kube::Error| {
+        // Retried every reconcile; the Degraded event (and a warning) marks the first time.
+        tracing::debug!(kind, name, error = %e, "the API server refused an applied object");
+        ctx.metrics
+            .apply_errors
+            .get_or_create(&KindLabels::new(kind))
+            .inc();
+        apply_errors.push(format!("{kind} {name}: {e}"));
+    };
     for tier in &tree.tiers {
         if let Err(e) = apply(
             &services_api,
@@ -328,7 +338,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         )
         .await
         {
-            apply_errors.push(format!("Service {}: {e}", tier.name));
+            refused("Service", &tier.name, e);
         }
         if let Err(e) = apply(
             &deployments_api,
@@ -337,7 +347,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         )
         .await
         {
-            apply_errors.push(format!("Deployment {}: {e}", tier.name));
+            refused("Deployment", &tier.name, e);
         }
     }
 
@@ -426,6 +436,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
     });
     if degraded_now.is_some() && degraded_before.is_none() {
         let note = degraded_now.clone().unwrap_or_default();
+        warn!(%note, "degraded");
         let detail: Vec<String> = observation
             .unreachable
             .iter()

@@ -182,6 +182,15 @@ pub fn compute_status(input: &StatusInput<'_>) -> StreamStatus {
             "NotPlanned",
             "the relay tree has not been planned yet".into(),
         )
+    } else if let Some(e) = input.apply_error {
+        // Relays may be Ready, but without the Services (or current Deployments) they are
+        // not reachable as planned.
+        cond(
+            READY,
+            false,
+            "ApplyFailed",
+            format!("the planned relay tree is not fully in place: {e}"),
+        )
     } else if not_ready.is_empty() {
         cond(
             READY,

@@ -57,6 +57,18 @@ fn status(
     prev: Option<&StreamStatus>,
     now: Timestamp,
 ) -> StreamStatus {
+    status_applied(c, deployments, obs, prev, now, None)
+}
+
+/// As `status`, with `apply_error` saying which objects the API server refused.
+fn status_applied(
+    c: &Case,
+    deployments: &BTreeMap<String, DeploymentCounts>,
+    obs: &Observation,
+    prev: Option<&StreamStatus>,
+    now: Timestamp,
+    apply_error: Option<&str>,
+) -> StreamStatus {
     compute_status(&StatusInput {
         stream: "final",
         namespace: "default",
@@ -67,7 +79,7 @@ fn status(
         deployments,
         observation: obs,
         validation_errors: &[],
-        apply_error: None,
+        apply_error,
         previous: prev,
         now,
         cfg: &c.cfg,
@@ -159,6 +171,84 @@ fn unreachable_relays_degrade_but_keep_ready() {
         .message;
     assert!(msg.contains("final-eu-west-edge-abc"));
     assert_eq!(cond(&s, "Ready"), ("True", "TreeReady"));
+}
+
+fn message<'a>(s: &'a StreamStatus, t: &str) -> &'a str {
+    &s.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .expect("condition present")
+        .message
+}
+
+#[test]
+fn a_refused_apply_is_not_ready_even_with_every_tier_ready() {
+    let c = case(0);
+    let d = all_ready(&c.tree);
+    let refused = "Service final-eu-west-edge: ApiError: services \"final-eu-west-edge\" is \
+                   forbidden: exceeded quota: q, requested: count/services=1";
+    let s = status_applied(
+        &c,
+        &d,
+        &Observation::default(),
+        None,
+        Timestamp::now(),
+        Some(refused),
+    );
+    assert_eq!(cond(&s, "Ready"), ("False", "ApplyFailed"));
+    let msg = message(&s, "Ready");
+    assert!(msg.contains("not fully in place"), "{msg}");
+    assert!(msg.contains(refused), "{msg}");
+    assert_eq!(cond(&s, "Degraded"), ("True", "ApplyFailed"));
+    assert_eq!(message(&s, "Degraded"), refused);
+    // The tiers themselves are still reported as they are.
+    assert_eq!(s.edges, "4/4");
+
+    // Once the apply succeeds, Ready is True again and its transition time moves.
+    let later = Timestamp::now() + SignedDuration::from_secs(30);
+    let ok = status(&c, &d, &Observation::default(), Some(&s), later);
+    assert_eq!(cond(&ok, "Ready"), ("True", "TreeReady"));
+    assert_eq!(cond(&ok, "Degraded"), ("False", "AsExpected"));
+    let ready = ok.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.last_transition_time.0, later);
+}
+
+#[test]
+fn a_refused_apply_outranks_tiers_not_ready_but_not_an_invalid_spec() {
+    let c = case(0);
+    let mut d = all_ready(&c.tree);
+    d.get_mut("final-origin").unwrap().ready = 0;
+    let s = status_applied(
+        &c,
+        &d,
+        &Observation::default(),
+        None,
+        Timestamp::now(),
+        Some("Deployment final-origin: refused"),
+    );
+    assert_eq!(cond(&s, "Ready"), ("False", "ApplyFailed"));
+    assert!(message(&s, "Ready").contains("Deployment final-origin: refused"));
+
+    let stream = fixture("invalid.yaml");
+    let errors = validate(&stream.name_any(), &stream.spec);
+    let cfg = OperatorConfig::default();
+    let s = compute_status(&StatusInput {
+        stream: "x",
+        namespace: "default",
+        generation: Some(1),
+        spec: &stream.spec,
+        tree: None,
+        plan: None,
+        deployments: &BTreeMap::new(),
+        observation: &Observation::default(),
+        validation_errors: &errors,
+        apply_error: Some("Service x-origin: refused"),
+        previous: None,
+        now: Timestamp::now(),
+        cfg: &cfg,
+    });
+    assert_eq!(cond(&s, "Ready"), ("False", "InvalidSpec"));
+    assert_eq!(cond(&s, "Degraded"), ("True", "InvalidSpec"));
 }
 
 #[test]

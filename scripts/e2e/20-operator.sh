@@ -19,6 +19,9 @@
 #  7c. a failed reconcile (the API server refuses the operator's status write) is reported as a
 #      Warning ReconcileError event naming the refusal, counted in /metrics and retried; the
 #      Stream reconciles once the cause is gone.
+#  7d. an object the API server refuses (a ResourceQuota allowing no Services) makes the Stream
+#      Ready=False and Degraded=True with reason ApplyFailed naming the Service, a Degraded
+#      event and a growing surge_operator_apply_errors_total; with the quota gone it is Ready.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers connect to an
 #     edge relay; the operator's scraper reads the counts, the planner scales the edge
@@ -56,6 +59,9 @@ CRD_CREATED=0
 # ValidatingAdmissionPolicy (and binding) of section 7c; removed by the EXIT trap if still there.
 FREEZE_POLICY="surge-e2e-$$-freeze-status"
 FREEZE_CREATED=0
+# ResourceQuota of section 7d (in the test's namespace); removed by the EXIT trap if still there.
+QUOTA=surge-e2e-no-services
+QUOTA_CREATED=0
 t_start=$SECONDS
 
 step() { echo "$NAME: [$((SECONDS - t_start))s] $*"; }
@@ -100,6 +106,9 @@ cleanup() {
   if [ "$FREEZE_CREATED" -eq 1 ]; then
     kubectl delete validatingadmissionpolicybinding,validatingadmissionpolicy "$FREEZE_POLICY" \
       --ignore-not-found >/dev/null 2>&1
+  fi
+  if [ "$QUOTA_CREATED" -eq 1 ]; then
+    kubectl -n "$NS" delete resourcequota "$QUOTA" --ignore-not-found >/dev/null 2>&1
   fi
   if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
     # Only what this run created: its namespaces, its release, the CRD if it installed it.
@@ -626,6 +635,82 @@ kubectl delete validatingadmissionpolicy "$FREEZE_POLICY" >/dev/null
 FREEZE_CREATED=0
 kubectl delete stream blocked --wait=true --timeout=30s >/dev/null
 step "Stream blocked recovered: Ready, edges 1/1, observedGeneration current, no further reconcile errors"
+
+# --- 7d. a refused apply is not Ready -----------------------------------------------------
+# A ResourceQuota that allows no Services makes the API server refuse (403 "exceeded quota")
+# every Service the operator applies for Stream capped. The reconcile goes on (the Deployments
+# are applied and their relays become Ready), but viewers cannot reach relays without their
+# Services: Ready=False and Degraded=True, both ApplyFailed naming the Service, a Degraded
+# Warning event, and surge_operator_apply_errors_total{kind="Service"} grows.
+step "a refused apply: ResourceQuota $QUOTA allows no Services in $NS"
+QUOTA_CREATED=1
+kubectl apply -f - >/dev/null <<EOF || fail "cannot create ResourceQuota $QUOTA"
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: $QUOTA, namespace: $NS}
+spec:
+  hard: {count/services: "0"}
+EOF
+# kube-controller-manager's quota controller fills in status.hard; until then the quota
+# admission plugin cannot account for the namespace.
+quota_in_force() {
+  [ "$(kubectl get resourcequota "$QUOTA" -o json | jq -r '.status.hard["count/services"] // empty')" = 0 ]
+}
+wait_until "ResourceQuota $QUOTA status.hard set (quota controller)" 30 quota_in_force
+SVC_ERRORS='surge_operator_apply_errors_total{kind="Service"}'
+apply_errors_before="$(metric "$SVC_ERRORS")"
+[[ "$apply_errors_before" =~ ^[0-9]+$ ]] || fail "/metrics lacks $SVC_ERRORS"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: capped, namespace: $NS}
+spec:
+  origin: {region: us-east}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 2}]
+EOF
+condition_of() { # STREAM TYPE FIELD (status, reason or message)
+  kubectl get stream "$1" -o json \
+    | jq -r --arg t "$2" --arg f "$3" '[.status.conditions[]? | select(.type == $t)][0][$f] // empty'
+}
+ready_is() { # STREAM STATUS REASON
+  [ "$(condition_of "$1" Ready status)/$(condition_of "$1" Ready reason)" = "$2/$3" ]
+}
+wait_until "Stream capped Ready=False reason ApplyFailed" 30 ready_is capped False ApplyFailed
+# The relays behind the refused Services become Ready: Ready=False is about the Services alone.
+wait_until "capped origin Deployment ready (applied although its Service was refused)" 60 deploy_ready capped-origin 1
+wait_until "capped edge Deployment ready" 60 deploy_ready capped-eu-west-edge 1
+# A reconcile that saw every relay Ready (the operator reconciles every second here).
+sleep 3
+ready_is capped False ApplyFailed \
+  || fail "Stream capped is $(condition_of capped Ready status)/$(condition_of capped Ready reason) with its Services refused and every relay Ready: $(condition_of capped Ready message)"
+message="$(condition_of capped Ready message)"
+for want in 'not fully in place' 'Service capped-origin: ' 'exceeded quota'; do
+  grep -qF -- "$want" <<<"$message" || fail "the Ready message of capped lacks '$want': $message"
+done
+[ "$(condition_of capped Degraded status)/$(condition_of capped Degraded reason)" = True/ApplyFailed ] \
+  || fail "Stream capped Degraded is $(condition_of capped Degraded status)/$(condition_of capped Degraded reason)"
+[ -z "$(kubectl get service -l surge.dev/stream=capped -o name)" ] \
+  || fail "Services of capped exist despite the quota: $(kubectl get service -l surge.dev/stream=capped -o name)"
+degraded_note() {
+  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=capped -o json \
+    | jq -r '[.items[] | select(.type == "Warning" and .reason == "Degraded" and .regarding.kind == "Stream")][0].note // empty'
+}
+has_degraded_event() { degraded_note | grep -qF 'exceeded quota'; }
+wait_until "a Warning Degraded event on capped naming the quota" 30 has_degraded_event
+apply_errors_grew() { [ "$(metric "$SVC_ERRORS")" -gt "$apply_errors_before" ]; }
+wait_until "$SVC_ERRORS above $apply_errors_before" 30 apply_errors_grew
+step "capped: Ready=False ApplyFailed (${message:0:160}...), Degraded=True ApplyFailed, Degraded event, $SVC_ERRORS $apply_errors_before -> $(metric "$SVC_ERRORS")"
+
+step "deleting ResourceQuota $QUOTA: the Services are applied and capped becomes Ready"
+kubectl delete resourcequota "$QUOTA" >/dev/null
+QUOTA_CREATED=0
+wait_until "Stream capped Ready=True reason TreeReady" 60 ready_is capped True TreeReady
+for svc in capped-origin capped-eu-west-edge; do
+  kubectl get service "$svc" >/dev/null 2>&1 || fail "Service $svc missing after the quota is gone"
+done
+[ "$(condition_of capped Degraded reason)" != ApplyFailed ] || fail "capped still Degraded=ApplyFailed"
+kubectl delete stream capped --wait=true --timeout=30s >/dev/null
+step "capped recovered: Ready=True TreeReady, Services capped-origin and capped-eu-west-edge exist"
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
