@@ -35,10 +35,21 @@ use crate::validate::{summary, validate};
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", describe_kube_error(.0))]
     Kube(#[from] kube::Error),
     #[error("Stream has no namespace or uid")]
     Incomplete,
+}
+
+/// The API server's own words for a refusal ("services \"x\" is forbidden: exceeded quota:
+/// ...", code and reason), without kube's debug dump of the whole Status; other errors as is.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What the operator remembers about one Stream between reconciles (in memory; losing it is
@@ -323,12 +334,12 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
     let mut apply_errors = Vec::new();
     let mut refused = |kind: &str, name: &str, e: kube::Error| {
         // Retried every reconcile; the Degraded event (and a warning) marks the first time.
-        tracing::debug!(kind, name, error = %e, "the API server refused an applied object");
+        tracing::debug!(kind, name, error = %describe_kube_error(&e), "the API server refused an applied object");
         ctx.metrics
             .apply_errors
             .get_or_create(&KindLabels::new(kind))
             .inc();
-        apply_errors.push(format!("{kind} {name}: {e}"));
+        apply_errors.push(format!("{kind} {name}: {}", describe_kube_error(&e)));
     };
     for tier in &tree.tiers {
         if let Err(e) = apply(

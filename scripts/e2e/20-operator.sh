@@ -601,11 +601,12 @@ reconcile_error_note() {
 has_reconcile_error() { [ -n "$(reconcile_error_note)" ]; }
 wait_until "a Warning ReconcileError event on Stream blocked" 30 has_reconcile_error
 note="$(reconcile_error_note)"
-# The note is the operator's error text: "Kubernetes API: ApiError: <the API server's message>".
+# The note is the operator's error text: "Kubernetes API: <the API server's message> (403 Forbidden)".
 for want in 'Kubernetes API: ' 'streams.surge.dev "blocked" is forbidden' \
-  "ValidatingAdmissionPolicy '$FREEZE_POLICY' with binding '$FREEZE_POLICY' denied request"; do
+  "ValidatingAdmissionPolicy '$FREEZE_POLICY' with binding '$FREEZE_POLICY' denied request" '(403 Forbidden)'; do
   grep -qF -- "$want" <<<"$note" || fail "the ReconcileError note lacks '$want': $note"
 done
+grep -qF 'Status {' <<<"$note" && fail "the ReconcileError note carries a debug dump instead of the API server's message: $note"
 errors_grew() { [ "$(metric surge_operator_reconcile_errors_total)" -gt "$errors_before" ]; }
 wait_until "surge_operator_reconcile_errors_total above $errors_before" 30 errors_grew
 step "ReconcileError event: ${note:0:200}..."
