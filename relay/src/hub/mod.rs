@@ -212,6 +212,7 @@ impl Hub {
             epoch,
             rx: self.changed.subscribe(),
             prelude_pending: true,
+            rtmp_stream_id: PLAY_MESSAGE_STREAM_ID,
             guard: None,
         }
     }
@@ -329,6 +330,8 @@ pub struct Subscription {
     epoch: u64,
     rx: watch::Receiver<u64>,
     prelude_pending: bool,
+    /// Message stream id an RTMP viewer plays on (its bytes are rewritten if not the shared 1).
+    rtmp_stream_id: u32,
     /// Dropped with the subscription (viewer accounting in the registry).
     guard: Option<Box<dyn Send + Sync>>,
 }
@@ -340,6 +343,15 @@ impl Subscription {
 
     pub fn protocol(&self) -> Protocol {
         self.protocol
+    }
+
+    /// An RTMP viewer that plays on message stream id `id`: every batch carries that id.
+    pub fn play_on_stream_id(&mut self, id: u32) {
+        self.rtmp_stream_id = id;
+    }
+
+    pub fn rtmp_stream_id(&self) -> u32 {
+        self.rtmp_stream_id
     }
 
     pub fn dropped(&self) -> u64 {
@@ -381,10 +393,12 @@ impl Subscription {
         }
         self.hub.record_dropped(skipped);
         if out.is_empty() {
-            None
-        } else {
-            Some(Batch::Data(out))
+            return None;
         }
+        if protocol == Protocol::Rtmp {
+            out = frame::retarget_stream_id(out, self.rtmp_stream_id);
+        }
+        Some(Batch::Data(out))
     }
 
     /// Waits until the stream has something new; `false` if the stream is gone.
@@ -522,6 +536,27 @@ mod tests {
         let late = data(h.subscribe(Protocol::Flv).try_next().expect("batch"));
         assert_eq!(late.len(), 2);
         assert!(late[1].ends_with(&[9, 9, 0, 0, 0, 18]));
+    }
+
+    #[test]
+    fn rtmp_viewer_on_another_stream_id_gets_its_id_in_every_header() {
+        let h = hub();
+        h.publish(video(0, 0x17, 1));
+        let mut s = h.subscribe(Protocol::Rtmp);
+        s.play_on_stream_id(3);
+        let d = data(s.try_next().expect("batch"));
+        assert_eq!(
+            &d[0][8..12],
+            &3u32.to_le_bytes(),
+            "private header with id 3"
+        );
+        let mut flv = h.subscribe(Protocol::Flv);
+        flv.play_on_stream_id(3);
+        assert_eq!(
+            data(flv.try_next().expect("batch")).len(),
+            1,
+            "FLV tags untouched"
+        );
     }
 
     #[test]

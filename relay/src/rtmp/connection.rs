@@ -19,7 +19,7 @@ use super::messages;
 use super::session::{Action, InboundSession, Role, SessionError};
 use super::vectored::write_all_vectored;
 use crate::hub::fanout_group::LeaveReason;
-use crate::hub::{Batch, PLAY_MESSAGE_STREAM_ID, Protocol, Subscription};
+use crate::hub::{Batch, Protocol, Subscription};
 use crate::registry::Registry;
 
 /// Control replies queued for a client before its reader pauses.
@@ -252,7 +252,6 @@ async fn write_loop(
     let timeout = settings.slow_viewer_timeout;
     let metrics = registry.metrics().clone();
     let mut sub: Option<Box<Subscription>> = None;
-    let mut play_stream_id = PLAY_MESSAGE_STREAM_ID;
     loop {
         let next = match sub.take() {
             None => tokio::select! {
@@ -273,55 +272,26 @@ async fn write_loop(
                     return Ok("reader finished".into());
                 } else if let Some(batch) = s.try_next() {
                     match batch {
-                        Batch::Data(bufs) => {
-                            let bufs = messages::retarget_stream_id(bufs, play_stream_id);
-                            let n = write_media(&mut wr, &bufs, timeout, &metrics).await?;
-                            metrics.add_bytes_sent(Protocol::Rtmp, n);
-                            sub = Some(s);
-                            continue;
-                        }
-                        Batch::End => {
-                            return end_of_stream(&mut wr, &s, play_stream_id, timeout).await;
-                        }
-                    }
-                } else if s.hub().fanout_groups_enabled()
-                    && play_stream_id == PLAY_MESSAGE_STREAM_ID
-                {
-                    // Caught up: a shared group task writes the next frames until this viewer
-                    // falls behind, has a control message to send, or the stream ends.
-                    let hub = s.hub().clone();
-                    let mut membership = hub.join_fanout_group(wr, s);
-                    let (leave, next) = tokio::select! {
-                        left = membership.left() => (left, None),
-                        o = rx.recv() => {
-                            membership.recall();
-                            (membership.left().await, Some(o))
-                        }
-                        _ = done.cancelled() => {
-                            membership.recall();
-                            (membership.left().await, Some(None))
-                        }
-                    };
-                    let Some(leave) = leave else {
-                        return Err("stream's fan-out task ended".into());
-                    };
-                    wr = leave.sink;
-                    let s = leave.subscription;
-                    match leave.reason {
-                        LeaveReason::Behind { unsent } => {
-                            let n = write_media(&mut wr, &unsent, timeout, &metrics).await?;
-                            metrics.add_bytes_sent(Protocol::Rtmp, n);
-                        }
-                        LeaveReason::Recalled => {}
-                        LeaveReason::End => {
-                            return end_of_stream(&mut wr, &s, play_stream_id, timeout).await;
-                        }
-                        LeaveReason::Failed(e) => return Err(format!("write error: {e}")),
+                        Batch::Data(bufs) => write_media(&mut wr, &bufs, timeout, &metrics).await?,
+                        Batch::End => return end_of_stream(&mut wr, &s, timeout).await,
                     }
                     sub = Some(s);
-                    match next {
-                        Some(next) => next,
-                        None => continue,
+                    continue;
+                } else if s.hub().fanout_groups_enabled() {
+                    match write_from_group(wr, s, &mut rx, &done, timeout, &metrics).await? {
+                        GroupExit::Back {
+                            sink,
+                            subscription,
+                            next,
+                        } => {
+                            wr = sink;
+                            sub = Some(subscription);
+                            match next {
+                                Some(next) => next,
+                                None => continue,
+                            }
+                        }
+                        GroupExit::Ended(why) => return Ok(why),
                     }
                 } else {
                     let next = tokio::select! {
@@ -346,8 +316,8 @@ async fn write_loop(
             Some(Outbound::Control(b)) => {
                 write_with_timeout(&mut wr, &[b], timeout).await?;
             }
-            Some(Outbound::Play(s, stream_id)) => {
-                play_stream_id = stream_id;
+            Some(Outbound::Play(mut s, stream_id)) => {
+                s.play_on_stream_id(stream_id);
                 let sock = socket2::SockRef::from(wr.as_ref());
                 if settings.viewer_send_buffer > 0 {
                     let _ = sock.set_send_buffer_size(settings.viewer_send_buffer);
@@ -360,30 +330,87 @@ async fn write_loop(
     }
 }
 
-/// Writes a viewer's media bytes; a socket that takes nothing for `timeout` is a slow viewer.
+/// How a caught-up viewer's stay in a fan-out task ended.
+enum GroupExit {
+    /// The socket and cursor are back with the connection (any unsent bytes written), with
+    /// what the connection got from its reader meanwhile (`Some(None)`: the reader is done).
+    Back {
+        sink: OwnedWriteHalf,
+        subscription: Box<Subscription>,
+        next: Option<Option<Outbound>>,
+    },
+    /// The stream ended; the player was told.
+    Ended(String),
+}
+
+/// Hands a caught-up viewer to a fan-out task of its stream, which writes its frames until it
+/// falls behind, its client needs a reply, its connection closes or the stream ends.
+async fn write_from_group(
+    wr: OwnedWriteHalf,
+    s: Box<Subscription>,
+    rx: &mut mpsc::Receiver<Outbound>,
+    done: &CancellationToken,
+    timeout: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> Result<GroupExit, String> {
+    let hub = s.hub().clone();
+    let mut membership = hub.join_fanout_group(wr, s);
+    let (leave, next) = tokio::select! {
+        left = membership.left() => (left, None),
+        o = rx.recv() => {
+            membership.recall();
+            (membership.left().await, Some(o))
+        }
+        _ = done.cancelled() => {
+            membership.recall();
+            (membership.left().await, Some(None))
+        }
+    };
+    let leave = leave.ok_or("stream's fan-out task ended")?;
+    let mut sink = leave.sink;
+    match leave.reason {
+        LeaveReason::Behind { unsent } => write_media(&mut sink, &unsent, timeout, metrics).await?,
+        LeaveReason::Recalled => {}
+        LeaveReason::End => {
+            return end_of_stream(&mut sink, &leave.subscription, timeout)
+                .await
+                .map(GroupExit::Ended);
+        }
+        LeaveReason::Failed(e) => return Err(format!("write error: {e}")),
+    }
+    Ok(GroupExit::Back {
+        sink,
+        subscription: leave.subscription,
+        next,
+    })
+}
+
+/// Writes a viewer's media bytes and counts them; a socket that takes nothing for `timeout`
+/// is a slow viewer.
 async fn write_media(
     wr: &mut OwnedWriteHalf,
     bufs: &[Bytes],
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
-) -> Result<usize, String> {
-    write_with_timeout(wr, bufs, timeout)
+) -> Result<(), String> {
+    let n = write_with_timeout(wr, bufs, timeout)
         .await
         .inspect_err(|e| {
             if e.starts_with("slow viewer") {
                 metrics.connection_closed("slow_viewer");
             }
-        })
+        })?;
+    metrics.add_bytes_sent(Protocol::Rtmp, n);
+    Ok(())
 }
 
 /// Tells the player the stream is over (best effort) and ends the writer.
 async fn end_of_stream(
     wr: &mut OwnedWriteHalf,
     s: &Subscription,
-    play_stream_id: u32,
     timeout: Duration,
 ) -> Result<String, String> {
-    if let Some(p) = messages::unpublish_notify(play_stream_id, &s.hub().name) {
+    if let Some(p) = messages::unpublish_notify(s.rtmp_stream_id(), &s.hub().name) {
         let _ = write_with_timeout(wr, &[p], timeout).await;
     }
     Ok("stream ended (UnpublishNotify sent)".into())

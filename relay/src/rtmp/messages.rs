@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::RtmpMessage;
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
-use crate::hub::{OUTGOING_CHUNK_SIZE, PLAY_MESSAGE_STREAM_ID};
+use crate::hub::OUTGOING_CHUNK_SIZE;
 
 /// AMF0 string `@setDataFrame` as it appears on the wire (marker, length, bytes).
 const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
@@ -73,28 +73,6 @@ pub fn acknowledgement(sequence_number: u32) -> Option<Bytes> {
     serialize_standalone(RtmpMessage::Acknowledgement { sequence_number }, 0)
 }
 
-/// Shared chunks carry message stream id 1. For a viewer that plays on another stream id, give
-/// it a private copy of each message's 12-byte type-0 header with its id and share the rest
-/// (continuation chunks are type 3 and carry no stream id).
-pub fn retarget_stream_id(bufs: Vec<Bytes>, stream_id: u32) -> Vec<Bytes> {
-    if stream_id == PLAY_MESSAGE_STREAM_ID {
-        return bufs;
-    }
-    let mut out = Vec::with_capacity(bufs.len() * 2);
-    for b in bufs {
-        let one_byte_type0 = b.len() >= 12 && b[0] >> 6 == 0 && (b[0] & 0x3f) >= 2;
-        if one_byte_type0 {
-            let mut header = BytesMut::from(&b[..12]);
-            header[8..12].copy_from_slice(&stream_id.to_le_bytes());
-            out.push(header.freeze());
-            out.push(b.slice(12..));
-        } else {
-            out.push(b);
-        }
-    }
-    out
-}
-
 /// Stream names may carry a query (`key?token=...`); the relay keys streams by the name only.
 pub fn stream_name(key: &str) -> &str {
     key.split('?').next().unwrap_or(key)
@@ -124,21 +102,6 @@ mod tests {
         assert_eq!(&p[8..12], &1u32.to_le_bytes());
         let s = String::from_utf8_lossy(&p);
         assert!(s.contains("NetStream.Play.UnpublishNotify"));
-    }
-
-    #[test]
-    fn retargets_only_the_type0_header() {
-        let shared = unpublish_notify(1, "cam").expect("packet");
-        let out = retarget_stream_id(vec![shared.clone()], 3);
-        assert_eq!(out.len(), 2);
-        assert_eq!(&out[0][8..12], &3u32.to_le_bytes());
-        assert_eq!(&out[0][..8], &shared[..8]);
-        assert_eq!(
-            out[1].as_ptr(),
-            shared[12..].as_ptr(),
-            "payload stays shared"
-        );
-        assert_eq!(retarget_stream_id(vec![shared.clone()], 1), vec![shared]);
     }
 
     #[test]
