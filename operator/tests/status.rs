@@ -86,6 +86,27 @@ fn status_applied(
     })
 }
 
+/// Status of the `invalid.yaml` fixture (no tree planned), with `apply_error` if given.
+fn invalid_spec_status(apply_error: Option<&str>) -> StreamStatus {
+    let stream = fixture("invalid.yaml");
+    let errors = validate(&stream.name_any(), &stream.spec);
+    compute_status(&StatusInput {
+        stream: "x",
+        namespace: "default",
+        generation: Some(1),
+        spec: &stream.spec,
+        tree: None,
+        plan: None,
+        deployments: &BTreeMap::new(),
+        observation: &Observation::default(),
+        validation_errors: &errors,
+        apply_error,
+        previous: None,
+        now: Timestamp::now(),
+        cfg: &OperatorConfig::default(),
+    })
+}
+
 fn cond<'a>(s: &'a StreamStatus, t: &str) -> (&'a str, &'a str) {
     let c = s
         .conditions
@@ -229,24 +250,7 @@ fn a_refused_apply_outranks_tiers_not_ready_but_not_an_invalid_spec() {
     assert_eq!(cond(&s, "Ready"), ("False", "ApplyFailed"));
     assert!(message(&s, "Ready").contains("Deployment final-origin: refused"));
 
-    let stream = fixture("invalid.yaml");
-    let errors = validate(&stream.name_any(), &stream.spec);
-    let cfg = OperatorConfig::default();
-    let s = compute_status(&StatusInput {
-        stream: "x",
-        namespace: "default",
-        generation: Some(1),
-        spec: &stream.spec,
-        tree: None,
-        plan: None,
-        deployments: &BTreeMap::new(),
-        observation: &Observation::default(),
-        validation_errors: &errors,
-        apply_error: Some("Service x-origin: refused"),
-        previous: None,
-        now: Timestamp::now(),
-        cfg: &cfg,
-    });
+    let s = invalid_spec_status(Some("Service x-origin: refused"));
     assert_eq!(cond(&s, "Ready"), ("False", "InvalidSpec"));
     assert_eq!(cond(&s, "Degraded"), ("True", "InvalidSpec"));
 }
@@ -318,24 +322,7 @@ fn flash_crowd_shows_in_conditions_and_growth() {
 
 #[test]
 fn invalid_spec_is_not_ready_and_degraded_naming_the_field() {
-    let stream = fixture("invalid.yaml");
-    let errors = validate(&stream.name_any(), &stream.spec);
-    let cfg = OperatorConfig::default();
-    let s = compute_status(&StatusInput {
-        stream: "x",
-        namespace: "default",
-        generation: Some(1),
-        spec: &stream.spec,
-        tree: None,
-        plan: None,
-        deployments: &BTreeMap::new(),
-        observation: &Observation::default(),
-        validation_errors: &errors,
-        apply_error: None,
-        previous: None,
-        now: Timestamp::now(),
-        cfg: &cfg,
-    });
+    let s = invalid_spec_status(None);
     assert_eq!(cond(&s, "Ready"), ("False", "InvalidSpec"));
     assert_eq!(cond(&s, "Degraded"), ("True", "InvalidSpec"));
     let msg = &s.conditions[0].message;

@@ -586,14 +586,18 @@ EOF
 wait_until "ValidatingAdmissionPolicy $FREEZE_POLICY in force" 30 freeze_in_force
 errors_before="$(metric surge_operator_reconcile_errors_total)"
 [[ "$errors_before" =~ ^[0-9]+$ ]] || fail "/metrics lacks surge_operator_reconcile_errors_total"
-kubectl apply -f - >/dev/null <<EOF
+# A small valid Stream: origin in us-east, one eu-west edge (at most 2).
+apply_small_stream() {
+  kubectl apply -f - >/dev/null <<EOF
 apiVersion: surge.dev/v1alpha1
 kind: Stream
-metadata: {name: blocked, namespace: $NS}
+metadata: {name: $1, namespace: $NS}
 spec:
   origin: {region: us-east}
   regions: [{name: eu-west, minEdges: 1, maxEdges: 2}]
 EOF
+}
+apply_small_stream blocked
 reconcile_error_note() {
   kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=blocked -o json \
     | jq -r '[.items[] | select(.type == "Warning" and .reason == "ReconcileError" and .regarding.kind == "Stream")][0].note // empty'
@@ -661,14 +665,7 @@ wait_until "ResourceQuota $QUOTA status.hard set (quota controller)" 30 quota_in
 SVC_ERRORS='surge_operator_apply_errors_total{kind="Service"}'
 apply_errors_before="$(metric "$SVC_ERRORS")"
 [[ "$apply_errors_before" =~ ^[0-9]+$ ]] || fail "/metrics lacks $SVC_ERRORS"
-kubectl apply -f - >/dev/null <<EOF
-apiVersion: surge.dev/v1alpha1
-kind: Stream
-metadata: {name: capped, namespace: $NS}
-spec:
-  origin: {region: us-east}
-  regions: [{name: eu-west, minEdges: 1, maxEdges: 2}]
-EOF
+apply_small_stream capped
 condition_of() { # STREAM TYPE FIELD (status, reason or message)
   kubectl get stream "$1" -o json \
     | jq -r --arg t "$2" --arg f "$3" '[.status.conditions[]? | select(.type == $t)][0][$f] // empty'
