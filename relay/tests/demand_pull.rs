@@ -154,6 +154,25 @@ fn stream_count(stats: &serde_json::Value) -> usize {
 }
 
 /// Reads until a video frame that is not a sequence header.
+/// Publishes live/STREAM at `origin` (until `stop`) and plays it at `edge` up to its first
+/// video frame.
+async fn publish_and_watch(
+    origin: &RelayProcess,
+    edge: &RelayProcess,
+    stream: &str,
+) -> (CancellationToken, tokio::task::JoinHandle<()>, RtmpClient) {
+    let (publisher, _) = RtmpClient::publish(origin.rtmp, "live", stream)
+        .await
+        .expect("publish");
+    let stop = CancellationToken::new();
+    let pub_task = spawn_publisher(publisher, stop.clone());
+    let (mut viewer, _) = RtmpClient::play(edge.rtmp, "live", stream)
+        .await
+        .expect("play");
+    until_video_frame(&mut viewer).await;
+    (stop, pub_task, viewer)
+}
+
 async fn until_video_frame(v: &mut RtmpClient) {
     loop {
         let m = v
@@ -241,16 +260,7 @@ async fn prewarmed_edge_is_ready_only_once_a_keyframe_arrived() {
 async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "3s"]);
-    let (publisher, _) = RtmpClient::publish(origin.rtmp, "live", "l")
-        .await
-        .expect("publish");
-    let stop = CancellationToken::new();
-    let pub_task = spawn_publisher(publisher, stop.clone());
-
-    let (mut viewer, _) = RtmpClient::play(edge.rtmp, "live", "l")
-        .await
-        .expect("play");
-    until_video_frame(&mut viewer).await;
+    let (stop, pub_task, viewer) = publish_and_watch(&origin, &edge, "l").await;
     assert_eq!(origin_viewers(&origin).await, 1, "the edge's pull");
     drop(viewer);
     let left = tokio::time::Instant::now();
@@ -300,16 +310,7 @@ async fn upstream_reconnects_metric_counts_a_failover() {
         "--upstream",
         &origin_url,
     ]);
-    let (publisher, _) = RtmpClient::publish(origin.rtmp, "live", "r")
-        .await
-        .expect("publish");
-    let stop = CancellationToken::new();
-    let pub_task = spawn_publisher(publisher, stop.clone());
-
-    let (mut viewer, _) = RtmpClient::play(edge.rtmp, "live", "r")
-        .await
-        .expect("play");
-    until_video_frame(&mut viewer).await;
+    let (stop, pub_task, mut viewer) = publish_and_watch(&origin, &edge, "r").await;
     let labels = [("app", "live"), ("stream", "r"), ("tier", "edge")];
     let name = "surge_relay_upstream_reconnects_total";
     assert_eq!(
