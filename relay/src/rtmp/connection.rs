@@ -42,7 +42,7 @@ pub struct RtmpSettings {
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-enum Outbound {
+pub(super) enum Outbound {
     Control(Bytes),
     Play(Box<Subscription>, u32),
 }
@@ -242,7 +242,7 @@ async fn write_with_timeout(
 }
 
 /// Ok(()) when the connection should simply end, Err(reason) on a failure.
-async fn write_loop(
+pub(super) async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outbound>,
     registry: Arc<Registry>,

@@ -3,6 +3,8 @@
 pub mod chunk_reader;
 pub mod command_guard;
 pub mod connection;
+#[cfg(test)]
+mod future_sizes;
 pub mod handshake;
 pub mod messages;
 pub mod session;
