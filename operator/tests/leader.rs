@@ -1,6 +1,9 @@
-//! Leader election against a fake Lease API (a small HTTP server holding one Lease): the
-//! leader keeps renewing while the API answers and stops acting within the renew deadline,
+//! Leader election against a fake Lease API (an in-process HTTP service holding one Lease):
+//! the leader keeps renewing while the API answers and stops acting at the renew deadline,
 //! before the Lease expires, when the API hangs or fails; a standby takes over only later.
+//!
+//! The tests run on tokio's paused clock and the kube client talks to the service without a
+//! socket, so every timing below is exact virtual time: a busy machine cannot stretch a window.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,9 +16,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde_json::{Value, json};
-use surge_operator::leader::LeaderElector;
+use surge_operator::leader::{LeaderElector, Timing};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -24,7 +27,7 @@ const LEASE: &str = "surge";
 /// Renew deadline 2 s, retry period 400 ms, call timeout 800 ms.
 const LEASE_DURATION: Duration = Duration::from_secs(3);
 
-/// The one Lease, shared by every server (an API server seen through several connections).
+/// The one Lease, shared by every endpoint (an API server seen through several connections).
 #[derive(Default)]
 struct Store {
     lease: Mutex<Option<Value>>,
@@ -105,9 +108,8 @@ async fn replace_lease(State(ep): State<Arc<Endpoint>>, Json(lease): Json<Value>
     Json(store_lease(&ep, lease).await).into_response()
 }
 
-/// Serves the Lease API for `store` on a free loopback port; returns the endpoint and a
-/// client for it.
-async fn endpoint(store: Arc<Store>) -> (Arc<Endpoint>, Api<Lease>) {
+/// Serves the Lease API for `store` in process; returns the endpoint and a client for it.
+fn endpoint(store: Arc<Store>) -> (Arc<Endpoint>, Api<Lease>) {
     let ep = Arc::new(Endpoint {
         store,
         hang: AtomicBool::new(false),
@@ -121,14 +123,9 @@ async fn endpoint(store: Arc<Store>) -> (Arc<Endpoint>, Api<Lease>) {
             get(get_lease).put(replace_lease),
         )
         .with_state(ep.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let config = Config::new(format!("http://{addr}").parse().expect("server URL"));
-    let client = Client::try_from(config).expect("client for the fake API");
-    (ep, Api::namespaced(client, NS))
+    // No socket: kube's client calls the router as a tower service, so no real IO runs
+    // beside the paused clock.
+    (ep, Api::namespaced(Client::new(app, NS), NS))
 }
 
 async fn holder(store: &Store) -> Option<String> {
@@ -141,26 +138,35 @@ async fn holder(store: &Store) -> Option<String> {
 }
 
 async fn leader(store: Arc<Store>, identity: &str) -> (Arc<Endpoint>, LeaderElector) {
-    let (ep, api) = endpoint(store).await;
+    let (ep, api) = endpoint(store);
     let elector = LeaderElector::new(api, LEASE, identity, LEASE_DURATION);
-    tokio::time::timeout(Duration::from_secs(5), elector.acquire())
+    // A free Lease is taken by the first attempt, with no wait at all.
+    let started = Instant::now();
+    tokio::time::timeout(timing().call_timeout, elector.acquire())
         .await
         .expect("acquires a free lease");
+    assert_eq!(started.elapsed(), Duration::ZERO, "a free lease took time");
     (ep, elector)
 }
 
-#[tokio::test]
+fn timing() -> Timing {
+    Timing::for_lease(LEASE_DURATION)
+}
+
+#[tokio::test(start_paused = true)]
 async fn leader_keeps_renewing_while_the_api_answers() {
     let store = Arc::new(Store::default());
     let (_ep, a) = leader(store.clone(), "a").await;
     let writes = store.writes.load(Ordering::SeqCst);
     let stopped = tokio::time::timeout(LEASE_DURATION * 2, a.keep_renewing()).await;
     assert!(stopped.is_err(), "a healthy leader gave up its lease");
-    // Renewals every retry period (400 ms) over 6 s: well over one per lease duration.
+    // One renewal per retry period (400 ms): 15 in two lease durations (6 s), the last one
+    // possibly cut off by the timeout.
     let renewals = store.writes.load(Ordering::SeqCst) - writes;
+    let expected = (LEASE_DURATION * 2).as_millis() / timing().retry_period.as_millis();
     assert!(
-        renewals >= 6,
-        "only {renewals} renewals in two lease durations"
+        renewals as u128 >= expected - 1,
+        "only {renewals} renewals in two lease durations (one per retry period: {expected})"
     );
     assert_eq!(holder(&store).await.as_deref(), Some("a"));
 }
@@ -179,14 +185,21 @@ async fn stop_time(break_api: impl FnOnce(&Endpoint)) -> Duration {
     renewed.elapsed()
 }
 
-#[tokio::test]
-async fn leader_stops_within_the_renew_deadline_when_the_api_hangs() {
-    let timing = surge_operator::leader::Timing::for_lease(LEASE_DURATION);
-    let after = stop_time(|ep| ep.hang.store(true, Ordering::SeqCst)).await;
+/// The paused clock's only slack: timers fire on whole milliseconds.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// The leader retries until the renew deadline (a failed or hung renewal is not the end),
+/// and stops then, before the lease expires for the others.
+fn assert_stops_at_the_renew_deadline(after: Duration) {
+    let deadline = timing().renew_deadline;
     assert!(
-        after <= timing.renew_deadline + Duration::from_millis(300),
-        "stopped {after:?} after the last renewal (renew deadline {:?})",
-        timing.renew_deadline
+        after + TIMER_RESOLUTION >= deadline,
+        "gave up {after:?} after the last renewal, before the renew deadline {deadline:?} \
+         (renewals should be retried until then)"
+    );
+    assert!(
+        after <= deadline + TIMER_RESOLUTION,
+        "stopped {after:?} after the last renewal (renew deadline {deadline:?})"
     );
     assert!(
         after < LEASE_DURATION,
@@ -194,28 +207,26 @@ async fn leader_stops_within_the_renew_deadline_when_the_api_hangs() {
     );
 }
 
-#[tokio::test]
-async fn leader_stops_within_the_renew_deadline_when_the_api_fails() {
-    let timing = surge_operator::leader::Timing::for_lease(LEASE_DURATION);
+#[tokio::test(start_paused = true)]
+async fn leader_stops_at_the_renew_deadline_when_the_api_hangs() {
+    let after = stop_time(|ep| ep.hang.store(true, Ordering::SeqCst)).await;
+    assert_stops_at_the_renew_deadline(after);
+}
+
+#[tokio::test(start_paused = true)]
+async fn leader_stops_at_the_renew_deadline_when_the_api_fails() {
     let after = stop_time(|ep| ep.fail.store(true, Ordering::SeqCst)).await;
-    assert!(
-        after >= timing.renew_deadline - Duration::from_millis(100),
-        "gave up after {after:?}, before the renew deadline (retries should continue)"
-    );
-    assert!(
-        after <= timing.renew_deadline + Duration::from_millis(300),
-        "stopped {after:?} after the last renewal (renew deadline {:?})",
-        timing.renew_deadline
-    );
+    assert_stops_at_the_renew_deadline(after);
 }
 
 /// The safety property: when the leader's connection hangs, it has stopped acting before the
-/// standby (whose connection works) takes the expired Lease.
-#[tokio::test]
+/// standby (whose connection works) takes the expired Lease, by at least the margin the
+/// timing is built for (lease duration minus renew deadline).
+#[tokio::test(start_paused = true)]
 async fn old_leader_stops_before_a_standby_takes_the_lease() {
     let store = Arc::new(Store::default());
     let (ep_a, a) = leader(store.clone(), "a").await;
-    let (_ep_b, api_b) = endpoint(store.clone()).await;
+    let (_ep_b, api_b) = endpoint(store.clone());
     let b = LeaderElector::new(api_b, LEASE, "b", LEASE_DURATION);
     ep_a.hang.store(true, Ordering::SeqCst);
 
@@ -231,10 +242,11 @@ async fn old_leader_stops_before_a_standby_takes_the_lease() {
         tokio::time::timeout(LEASE_DURATION * 3, async { tokio::join!(a_stops, b_leads) })
             .await
             .expect("the old leader stopped and the standby took over");
+    let margin = LEASE_DURATION - timing().renew_deadline;
     assert!(
-        a_stopped < b_leads_at,
-        "the standby led {:?} before the old leader stopped",
-        a_stopped - b_leads_at
+        a_stopped + margin <= b_leads_at,
+        "the standby led {:?} after the old leader stopped (at least {margin:?} expected)",
+        b_leads_at.saturating_duration_since(a_stopped)
     );
     assert_eq!(holder(&store).await.as_deref(), Some("b"));
 }
