@@ -1,143 +1,25 @@
-//! End-to-end against a real `surge-relay` (built from this workspace, killed on drop):
+//! End-to-end against a real `surge-relay` (built from this workspace, a failed build fails
+//! the test; killed on drop):
 //! the publisher reconnects after the relay dies mid-stream, viewers cut off by the
 //! server count as disconnects, received bytes add up, the HTML report is complete and
-//! self-contained, and `--max-viewers` caps the replayed peak.
+//! self-contained, and `--max-viewers` scales the trace to the limit with the delivery
+//! promises kept.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{Guard, free_port, replay, wait_for_port};
+use common::promises::{assert_delivery_promises, assert_follows_trace};
+use common::relay::{relay_metric, relay_viewers, start_relay, wait_for_publisher, wait_until};
+use common::trace::TraceExpectation;
+use common::{data, free_port, one_at_a_time, publish, publisher_backoffs, replay, temp_dir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_surge-load");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("surge-load-relay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// The `surge-relay` binary next to this test's target directory, built (once per test
-/// binary) with the same profile. `cargo test --workspace` has built it already.
-fn relay_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable");
-        // target/<profile>/deps/relay_e2e-HASH
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let bin = profile_dir.join("surge-relay");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-q", "-p", "surge-relay", "--bin", "surge-relay"]);
-        if let Some(target_dir) = profile_dir.parent() {
-            build.arg("--target-dir").arg(target_dir);
-        }
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let built = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            bin.exists(),
-            "surge-relay is needed at {} (cargo build -p surge-relay)",
-            bin.display()
-        );
-        if !built {
-            eprintln!("cargo build -p surge-relay failed; using {}", bin.display());
-        }
-        bin
-    })
-}
-
-/// A surge-relay on fixed loopback ports (so a restart comes back on the same ones).
-fn start_relay(dir: &Path, rtmp: u16, http: u16) -> Guard {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("relay.log"))
-        .expect("relay log");
-    let child = Command::new(relay_bin())
-        .args([
-            "--rtmp-listen",
-            &format!("127.0.0.1:{rtmp}"),
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-            "--shutdown-grace",
-            "1s",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start surge-relay");
-    let guard = Guard(child);
-    wait_for_port(rtmp);
-    wait_for_port(http);
-    guard
-}
-
-/// `surge-load publish` to live/e2e, its log in `dir/publish.log`.
-fn publish(dir: &Path, port: u16) -> Guard {
-    let log = std::fs::File::create(dir.join("publish.log")).expect("publish log");
-    let child = Command::new(BIN)
-        .args([
-            "publish",
-            "--url",
-            &format!("rtmp://127.0.0.1:{port}/live/e2e"),
-            "--duration",
-            "60s",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start publisher");
-    Guard(child)
-}
-
-/// `GET /api/v1/streams` of the relay, parsed.
-fn relay_streams(http: u16) -> Option<Value> {
-    let mut s = TcpStream::connect(("127.0.0.1", http)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /api/v1/streams HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
-}
-
-/// Waits until the relay has a publisher on live/e2e; returns how long that took.
-fn wait_for_publisher(http: u16, patience: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let live = relay_streams(http).is_some_and(|v| {
-            v["streams"].as_array().is_some_and(|streams| {
-                streams
-                    .iter()
-                    .any(|s| s["name"] == "e2e" && s["source"] == "publisher")
-            })
-        });
-        if live {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < patience,
-            "no publisher on live/e2e within {patience:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// The publisher's defaults (`surge-load publish --fps --gop-seconds --bitrate-kbps`).
+const PUBLISH_FPS: f64 = 30.0;
+const PUBLISH_GOP_SECONDS: f64 = 2.0;
+const PUBLISH_BYTES_PER_SECOND: f64 = 600_000.0 / 8.0;
 
 fn write_trace(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
@@ -190,23 +72,30 @@ fn assert_live_frames(report: &Value, min_frames: u64) {
 
 #[test]
 fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("reconnect");
     let (rtmp, http) = (free_port(), free_port());
     let target = format!("*=127.0.0.1:{rtmp}");
     let three = write_trace(&dir, "three.csv", "b,0,eu,3\nb,2,eu,3\n");
     let relay = start_relay(&dir, rtmp, http);
-    let _publisher = publish(&dir, rtmp);
-    wait_for_publisher(http, Duration::from_secs(5));
+    let _publisher = publish(&dir, rtmp, &[]);
+    wait_for_publisher(http, "e2e", Duration::from_secs(5));
     // Viewers watch the first relay: the publisher is mid-stream.
     let before = replay_report(&dir, &target, &["--trace", &three, "--speed", "1"]);
     assert_eq!(before["errors"], 0, "{before:#}");
     assert_live_frames(&before, 3 * 30);
 
-    // The relay dies (SIGKILL) and comes back on the same ports a second later.
+    // The relay dies (SIGKILL) and comes back on the same ports once the publisher has
+    // lost its session and been refused once (two back-offs: 250 ms, then 500 ms).
+    let backoffs_before = publisher_backoffs(&dir).len();
     drop(relay);
-    std::thread::sleep(Duration::from_millis(1200));
+    wait_until(
+        "the publisher backs off twice after the kill",
+        Duration::from_secs(10),
+        || publisher_backoffs(&dir).len() >= backoffs_before + 2,
+    );
     let _relay = start_relay(&dir, rtmp, http);
-    let back_after = wait_for_publisher(http, Duration::from_secs(6));
+    let back_after = wait_for_publisher(http, "e2e", Duration::from_secs(6));
     // After a session that carried frames the back-off is capped at 1 s.
     assert!(
         back_after < Duration::from_secs(3),
@@ -223,17 +112,15 @@ fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
     // surge-load writes colours only to a terminal: the file is plain text.
     let log = std::fs::read_to_string(dir.join("publish.log")).unwrap_or_default();
     assert!(log.contains("publish failed"), "{log}");
-    let delays: Vec<&str> = log
-        .lines()
-        .filter_map(|l| l.split("reconnecting in ").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect();
+    let delays = publisher_backoffs(&dir);
     assert!(
         delays.len() >= 2 && delays[0] == "250ms" && delays[1] == "500ms",
         "back-off delays {delays:?}"
     );
     assert!(
-        delays.iter().all(|d| ["250ms", "500ms", "1s"].contains(d)),
+        delays
+            .iter()
+            .all(|d| ["250ms", "500ms", "1s"].contains(&d.as_str())),
         "back-off beyond 1 s after a live session: {delays:?}"
     );
     assert!(
@@ -245,16 +132,42 @@ fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
 
 #[test]
 fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("disconnect");
     let (rtmp, http) = (free_port(), free_port());
     let relay = start_relay(&dir, rtmp, http);
-    let _publisher = publish(&dir, rtmp);
-    wait_for_publisher(http, Duration::from_secs(5));
+    let _publisher = publish(&dir, rtmp, &[]);
+    wait_for_publisher(http, "e2e", Duration::from_secs(5));
     let trace = write_trace(&dir, "three.csv", "b,0,eu,3\nb,7,eu,3\n");
     let target = format!("*=127.0.0.1:{rtmp}");
-    // Kill the relay while the three viewers watch (preflight < 1 s, then ~3 s of play).
+    // Kill the relay while the three viewers watch: once it counts them on two polls in
+    // a row (so the replay's preflight probe, which leaves at its first keyframe, is not
+    // one of them) and has since sent them their GOP catch-up and two more seconds each.
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(4));
+        let sent = || {
+            relay_metric(http, "surge_relay_bytes_sent_total", &["protocol=\"rtmp\""])
+                .expect("the relay's surge_relay_bytes_sent_total{protocol=\"rtmp\"}")
+        };
+        let mut seen = 0;
+        wait_until(
+            "the relay serves 3 viewers",
+            Duration::from_secs(20),
+            || {
+                seen = if relay_viewers(http, "e2e") == Some(3) {
+                    seen + 1
+                } else {
+                    0
+                };
+                seen >= 2
+            },
+        );
+        let from = sent();
+        let watched = 3.0 * (PUBLISH_GOP_SECONDS + 2.0) * PUBLISH_BYTES_PER_SECOND;
+        wait_until(
+            "the relay sends the viewers 2 s of video",
+            Duration::from_secs(20),
+            || sent() - from >= watched,
+        );
         drop(relay);
     });
     let report = replay_report(&dir, &target, &["--trace", &trace, "--speed", "1"]);
@@ -305,11 +218,12 @@ fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
 
 #[test]
 fn html_report_has_the_four_plots_and_is_self_contained() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("html");
     let (rtmp, http) = (free_port(), free_port());
     let _relay = start_relay(&dir, rtmp, http);
-    let _publisher = publish(&dir, rtmp);
-    wait_for_publisher(http, Duration::from_secs(5));
+    let _publisher = publish(&dir, rtmp, &[]);
+    wait_for_publisher(http, "e2e", Duration::from_secs(5));
     let trace = write_trace(&dir, "ramp.csv", "b,0,eu,1\nb,2,eu,4\nb,4,eu,4\n");
     let html_path = dir.join("report.html");
     let report = replay_report(
@@ -389,50 +303,38 @@ fn html_report_has_the_four_plots_and_is_self_contained() {
 
 #[test]
 fn max_viewers_scales_the_trace_peak_under_the_limit() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("max-viewers");
     let (rtmp, http) = (free_port(), free_port());
     let _relay = start_relay(&dir, rtmp, http);
-    let _publisher = publish(&dir, rtmp);
-    wait_for_publisher(http, Duration::from_secs(5));
-    let tiny = format!("{}/tests/data/tiny.csv", env!("CARGO_MANIFEST_DIR"));
-    // tiny.csv peaks at 30 (20 eu + 10 us); capped at 10 it is scaled by 1/3.
+    let _publisher = publish(&dir, rtmp, &[]);
+    wait_for_publisher(http, "e2e", Duration::from_secs(5));
+    let tiny = data("tiny.csv");
     let report = replay_report(
         &dir,
         &format!("*=127.0.0.1:{rtmp}"),
-        &["--trace", &tiny, "--speed", "2", "--max-viewers", "10"],
+        &[
+            "--trace",
+            tiny.to_str().expect("utf-8 path"),
+            "--speed",
+            "2",
+            "--max-viewers",
+            "10",
+        ],
     );
-    assert_eq!(report["errors"], 0, "{report:#}");
-    assert!((num(&report["details"]["scale"]) - 1.0 / 3.0).abs() < 1e-3);
-    // At or under the limit, within the replay test's tolerance (10%) of it.
-    let peak = report["viewers_peak"].as_u64().expect("peak");
-    assert!(
-        (9..=10).contains(&peak),
-        "peak {peak} with --max-viewers 10"
-    );
+    // The trace scaled so its peak total is the limit: the scale, the scaled arrivals and
+    // playing viewers as the file says, and the relay's delivery promises kept.
+    let expected = TraceExpectation::read(&tiny, Some(10));
+    assert!(expected.scale < 1.0, "tiny.csv peaks above 10");
+    assert_follows_trace(&report, &expected, Duration::ZERO);
+    assert_delivery_promises(&report, &expected, PUBLISH_FPS);
+    // Never more than the limit, in the plan or playing.
     let timeline = report["timeline"].as_array().expect("timeline");
-    let max_target = timeline.iter().filter_map(|p| p["target"].as_u64()).max();
-    assert_eq!(max_target, Some(10), "scaled trace peak");
-    assert!(
-        timeline
-            .iter()
-            .all(|p| p["viewers"].as_u64().is_some_and(|v| v <= 10)),
-        "more than 10 playing"
-    );
-    // Connections follow the scaled trace within max(2, 10%) in 90% of the samples.
-    let close = timeline
-        .iter()
-        .filter(|p| {
-            let target = num(&p["target"]);
-            let have = num(&p["viewers"]) + num(&p["connecting"]);
-            (have - target).abs() <= (target * 0.1).max(2.0)
-        })
-        .count();
-    assert!(
-        close * 10 >= timeline.len() * 9,
-        "{close}/{} samples within tolerance",
-        timeline.len()
-    );
-    // Scaled churn: a third of the trace's 39 arrivals (13), give or take rounding.
-    let sessions = report["viewer_sessions"].as_u64().expect("sessions");
-    assert!((12..=14).contains(&sessions), "{sessions} sessions");
+    for p in timeline {
+        assert!(
+            num(&p["target"]) <= 10.0 && num(&p["viewers"]) <= 10.0,
+            "{p}"
+        );
+    }
+    assert!(num(&report["viewers_peak"]) <= 10.0, "{report:#}");
 }

@@ -1,26 +1,31 @@
-//! End-to-end: `surge-load publish` into a real nginx-rtmp (Debian's libnginx-mod-rtmp,
-//! installed by scripts/install-deps), then `surge-load replay` of a tiny trace against
-//! it; plus the clear errors for malformed traces and unreachable targets.
-//! (scripts/e2e/30-load-replay.sh runs the same replay against surge-relay.)
+//! End-to-end: `surge-load publish` into a real surge-relay, then `surge-load replay` of a
+//! tiny trace against it, checked against the trace file and the README's delivery
+//! promises; the same replay against nginx-rtmp (Debian's libnginx-mod-rtmp, installed by
+//! scripts/install-deps), so the load generator is not only checked against our own relay;
+//! plus the clear errors for malformed traces and unreachable targets.
+//! (scripts/e2e/30-load-replay.sh runs the replay against surge-relay with half RTMP and
+//! half HTTP-FLV viewers.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{Guard, free_port, replay, wait_for_port};
+use common::promises::{assert_delivery_promises, assert_follows_trace};
+use common::relay::{start_relay, wait_for_publisher, wait_until};
+use common::trace::TraceExpectation;
+use common::{
+    Guard, data, free_port, one_at_a_time, publish, publisher_backoffs, replay, temp_dir,
+    wait_for_port,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_surge-load");
 const NGINX_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("surge-load-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("logs")).expect("temp dir");
-    dir
-}
+/// The publisher's default frame rate (`surge-load publish --fps`).
+const PUBLISH_FPS: f64 = 30.0;
+/// The publisher's default keyframe interval (`surge-load publish --gop-seconds`).
+const PUBLISH_GOP: Duration = Duration::from_secs(2);
 
 /// nginx with the RTMP module, one worker, on a free loopback port.
 fn start_nginx(dir: &Path) -> (Guard, u16) {
@@ -32,6 +37,7 @@ fn start_nginx_on(dir: &Path, port: u16) -> (Guard, u16) {
         Path::new(NGINX_MODULE).exists() && Path::new("/usr/sbin/nginx").exists(),
         "nginx + libnginx-mod-rtmp are needed (scripts/install-deps installs them)"
     );
+    std::fs::create_dir_all(dir.join("logs")).expect("nginx logs dir");
     // `master_process off`: one process, so killing it (the Guard) leaves no worker behind.
     let conf = dir.join("nginx.conf");
     std::fs::write(
@@ -58,40 +64,17 @@ fn start_nginx_on(dir: &Path, port: u16) -> (Guard, u16) {
     (guard, port)
 }
 
-fn publish(port: u16, extra: &[&str]) -> Guard {
-    let child = Command::new(BIN)
-        .args([
-            "publish",
-            "--url",
-            &format!("rtmp://127.0.0.1:{port}/live/e2e"),
-            "--duration",
-            "50s",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start publisher");
-    Guard(child)
-}
-
-fn data(name: &str) -> String {
-    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-#[test]
-fn replay_follows_the_trace_against_nginx_rtmp() {
-    let dir = temp_dir("replay");
-    let (_nginx, port) = start_nginx(&dir);
-    let _publisher = publish(port, &[]);
+/// Replays tiny.csv at twice real time against `target` (`--protocol rtmp`), with the
+/// HTML report; returns the JSON report.
+fn replay_tiny(dir: &Path, target: &str) -> Value {
     let report_path = dir.join("report.json");
     let html_path = dir.join("report.html");
     let started = Instant::now();
     let out = replay(&[
         "--trace",
-        &data("tiny.csv"),
+        data("tiny.csv").to_str().expect("utf-8 path"),
         "--target",
-        &format!("*=127.0.0.1:{port}"),
+        target,
         "--stream",
         "live/e2e",
         "--speed",
@@ -104,62 +87,44 @@ fn replay_follows_the_trace_against_nginx_rtmp() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "replay failed: {stderr}");
     assert!(started.elapsed() < Duration::from_secs(50), "bounded run");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
-            .expect("JSON");
-
-    // The trace peaks at 30 viewers (20 eu + 10 us); every arrival is a session.
-    assert_eq!(report["errors"], 0, "{report:#}");
-    let peak = report["viewers_peak"].as_u64().expect("peak");
-    assert!((27..=30).contains(&peak), "peak {peak}");
-    assert_eq!(
-        report["viewer_sessions"], 39,
-        "10+12+4 eu and 5+6+2 us arrivals"
-    );
-
-    // Viewer counts follow the trace: connections (playing + connecting) within
-    // max(2, 10%) of the scaled trace in at least 90% of the one-second samples.
-    let timeline = report["timeline"].as_array().expect("timeline");
-    assert!(timeline.len() >= 9, "{} samples", timeline.len());
-    let close = timeline
-        .iter()
-        .filter(|p| {
-            let target = p["target"].as_f64().unwrap_or(0.0);
-            let have =
-                p["viewers"].as_f64().unwrap_or(0.0) + p["connecting"].as_f64().unwrap_or(0.0);
-            (have - target).abs() <= (target * 0.1).max(2.0)
-        })
-        .count();
-    assert!(
-        close * 10 >= timeline.len() * 9,
-        "{close}/{} samples within tolerance",
-        timeline.len()
-    );
-    // At the plateau (trace 10-15 s) everyone is playing at some point.
-    assert!(
-        timeline
-            .iter()
-            .any(|p| p["viewers"] == 30 && p["target"] == 30),
-        "never reached 30 playing viewers"
-    );
-
-    // Lag is measured on real frames and finite; startup is measured.
-    let lag = &report["lag_ms"];
-    let (p50, p99, max) = (
-        lag["p50"].as_f64(),
-        lag["p99"].as_f64(),
-        lag["max"].as_f64(),
-    );
-    let (p50, p99, max) = (p50.expect("p50"), p99.expect("p99"), max.expect("max"));
-    assert!(
-        p50 > 0.0 && p50 <= p99 && p99 <= max && max < 2000.0,
-        "{lag}"
-    );
-    assert!(report["details"]["frames"].as_u64().unwrap_or(0) > 1000);
-    assert_eq!(report["details"]["frames_without_timing_sei"], 0);
-    assert!(report["startup_ms"]["p50"].as_f64().is_some());
     let html = std::fs::read_to_string(&html_path).expect("html");
     assert!(html.contains("<svg") && html.contains("Stall ratio vs player pre-buffer"));
+    serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report")).expect("JSON")
+}
+
+#[test]
+fn replay_follows_the_trace_and_keeps_the_delivery_promises_against_surge_relay() {
+    let _serial = one_at_a_time();
+    let dir = temp_dir("replay-relay");
+    let (rtmp, http) = (free_port(), free_port());
+    let _relay = start_relay(&dir, rtmp, http);
+    let _publisher = publish(&dir, rtmp, &[]);
+    wait_for_publisher(http, "e2e", Duration::from_secs(10));
+    let report = replay_tiny(&dir, &format!("*=127.0.0.1:{rtmp}"));
+    let expected = TraceExpectation::read(&data("tiny.csv"), None);
+    assert_follows_trace(&report, &expected, Duration::ZERO);
+    assert_delivery_promises(&report, &expected, PUBLISH_FPS);
+}
+
+#[test]
+fn replay_follows_the_trace_against_nginx_rtmp() {
+    let _serial = one_at_a_time();
+    let dir = temp_dir("replay-nginx");
+    let (_nginx, port) = start_nginx(&dir);
+    let _publisher = publish(&dir, port, &[]);
+    let report = replay_tiny(&dir, &format!("*=127.0.0.1:{port}"));
+    // The viewers the trace asks for, playing, every frame in sequence and timestamped.
+    // nginx-rtmp has no GOP cache: a viewer plays from the publisher's next keyframe (one
+    // GOP, 2 s, later at worst), and the relay's start-up and lag promises are not asked
+    // of it.
+    let expected = TraceExpectation::read(&data("tiny.csv"), None);
+    assert_follows_trace(&report, &expected, PUBLISH_GOP);
+    let d = &report["details"];
+    assert_eq!(d["frames_missing"], 0, "{report:#}");
+    assert_eq!(d["frames_without_timing_sei"], 0, "{report:#}");
+    assert!(d["frames"].as_u64().unwrap_or(0) > 1000, "{report:#}");
+    assert!(report["lag_ms"]["p99"].as_f64().is_some_and(|l| l > 0.0));
+    assert!(report["startup_ms"]["p99"].as_f64().is_some());
 }
 
 #[test]
@@ -194,7 +159,7 @@ fn unreachable_target_fails_fast_with_a_clear_error() {
     let started = Instant::now();
     let out = replay(&[
         "--trace",
-        &data("tiny.csv"),
+        data("tiny.csv").to_str().expect("utf-8 path"),
         "--target",
         &format!("*=127.0.0.1:{port}"),
         "--stream",
@@ -209,7 +174,7 @@ fn unreachable_target_fails_fast_with_a_clear_error() {
     // A region without a target is named.
     let out = replay(&[
         "--trace",
-        &data("tiny.csv"),
+        data("tiny.csv").to_str().expect("utf-8 path"),
         "--target",
         "eu=127.0.0.1:1",
         "--target",
@@ -223,6 +188,7 @@ fn unreachable_target_fails_fast_with_a_clear_error() {
 
 #[test]
 fn looped_ffmpeg_file_is_republished_decodable_with_timing() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("input");
     let flv = dir.join("clip.flv");
     let made = Command::new("ffmpeg")
@@ -257,7 +223,7 @@ fn looped_ffmpeg_file_is_republished_decodable_with_timing() {
         .expect("ffmpeg (scripts/install-deps installs it)");
     assert!(made.success());
     let (_nginx, port) = start_nginx(&dir);
-    let _publisher = publish(port, &["--input", flv.to_str().expect("utf-8 path")]);
+    let _publisher = publish(&dir, port, &["--input", flv.to_str().expect("utf-8 path")]);
     // ffmpeg decodes what we republish, across the loop point (3 s file, 5 s read).
     let decoded = Command::new("ffmpeg")
         .args([
@@ -280,33 +246,7 @@ fn looped_ffmpeg_file_is_republished_decodable_with_timing() {
         String::from_utf8_lossy(&decoded.stderr)
     );
     // And our viewers find the timing SEI in every frame.
-    let trace = dir.join("three.csv");
-    std::fs::write(
-        &trace,
-        "# livetrace v1; three viewers\nbroadcast_id,t_s,region,viewers\nb,0,eu,3\nb,4,eu,3\n",
-    )
-    .expect("trace");
-    let report_path = dir.join("r.json");
-    let out = replay(&[
-        "--trace",
-        trace.to_str().expect("utf-8 path"),
-        "--target",
-        &format!("eu=127.0.0.1:{port}"),
-        "--stream",
-        "live/e2e",
-        "--speed",
-        "1",
-        "--report",
-        report_path.to_str().expect("utf-8 path"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
-            .expect("JSON");
+    let report = three_viewer_replay(&dir, port);
     assert_eq!(report["errors"], 0);
     assert!(report["details"]["frames"].as_u64().unwrap_or(0) >= 3 * 25);
     assert_eq!(
@@ -346,11 +286,17 @@ fn three_viewer_replay(dir: &Path, port: u16) -> Value {
 
 #[test]
 fn publisher_keeps_retrying_until_the_server_comes_up() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("reconnect");
     let port = free_port();
-    // The publisher starts first, against a port where nothing listens yet.
-    let _publisher = publish(port, &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The publisher starts first, against a port where nothing listens yet, and is seen
+    // to fail and back off twice before the server comes up.
+    let _publisher = publish(&dir, port, &[]);
+    wait_until(
+        "two publish attempts refused",
+        Duration::from_secs(10),
+        || publisher_backoffs(&dir).len() >= 2,
+    );
     let (_nginx, port) = start_nginx_on(&dir, port);
     let report = three_viewer_replay(&dir, port);
     assert_eq!(report["errors"], 0);
