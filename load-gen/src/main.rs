@@ -89,6 +89,17 @@ mod tests {
             zero.is_err(),
             "--duration 0 is refused, not read as forever"
         );
+        let huge = Cli::try_parse_from([
+            "surge-load",
+            "publish",
+            "--url",
+            "rtmp://127.0.0.1:1935/live/cam",
+            "--duration",
+            "99999999999999999999999h",
+        ])
+        .map(|_| ())
+        .expect_err("an overflowing duration is an error, not a panic");
+        assert!(huge.to_string().contains("--duration"), "{huge}");
     }
 
     #[test]

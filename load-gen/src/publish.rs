@@ -58,39 +58,20 @@ impl RunFor {
     }
 }
 
-/// Parses `forever` or a non-zero duration ([`parse_duration`]). Zero is refused rather than
+/// Parses `forever` or a non-zero duration ([`surge_flags::duration`]). Zero is refused rather than
 /// read as "forever" (it would publish nothing), so the unbounded run has one spelling.
 pub fn parse_run_for(s: &str) -> Result<RunFor, String> {
     if s.trim().eq_ignore_ascii_case("forever") {
         return Ok(RunFor::Forever);
     }
-    let d = parse_duration(s).map_err(|e| format!("{e}, or `forever` to run until interrupted"))?;
+    let d = surge_flags::duration(s)
+        .map_err(|e| format!("{e}, or `forever` to run until interrupted"))?;
     if d.is_zero() {
         return Err(format!(
             "`{s}` would publish nothing; use `forever` to run until interrupted"
         ));
     }
     Ok(RunFor::Limit(d))
-}
-
-/// Parses `90`, `90s`, `1500ms`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (try 90s, 5m, 1500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -271,12 +252,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3d").is_err());
+    fn parses_sizes() {
         assert_eq!(parse_size("320x240"), Ok((320, 240)));
         assert!(parse_size("321x240").is_err());
     }

@@ -28,9 +28,9 @@ pub use schedule::{RegionSchedule, plan_tick, scale_for};
 pub use stall::PlayerBuffer;
 pub use target::{Endpoint, Protocol, ProtocolChoice, parse_target};
 
-use crate::publish::parse_duration;
 use crate::trace::{TOTAL_REGION, read_trace};
 use stats::Stats;
+use surge_flags::{duration, positive_duration};
 use viewer::{SessionEnd, ViewerSpec, run_session, run_viewer};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -68,11 +68,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Stop after this much wall time even if the trace goes on (e.g. 60s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub duration: Option<Duration>,
     /// Leave the first part of the run (e.g. a ramp, 8s) out of the lag and stall totals
-    /// (`lag_ms`, per-region lag); the timeline still shows it.
-    #[arg(long, value_parser = parse_duration)]
+    /// (`lag_ms`, per-region lag); the timeline still shows it. 0: count from the start.
+    #[arg(long, value_parser = duration)]
     pub warmup: Option<Duration>,
     /// Skip the start-up check that every target serves the stream.
     #[arg(long)]

@@ -10,7 +10,6 @@ pub mod build;
 pub mod config;
 pub mod controller;
 pub mod crd;
-pub mod duration;
 pub mod labels;
 pub mod leader;
 pub mod metrics;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use surge_flags::positive_duration;
 use surge_operator::config::{OperatorConfig, parse_key_values};
 use surge_operator::controller::{RunOptions, run};
-use surge_operator::duration::parse_duration;
 
 /// Kubernetes operator for Surge: turns each `Stream` (surge.dev/v1alpha1) into a
 /// geo-clustered tree of surge-relay Deployments (origin -> reflectors -> edges), sized by the
@@ -40,10 +40,10 @@ struct RunArgs {
     #[arg(long, env = "SURGE_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     metrics_addr: SocketAddr,
     /// How often relays are scraped (GET /api/v1/streams) and the tree re-planned.
-    #[arg(long, env = "SURGE_SCRAPE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "SURGE_SCRAPE_INTERVAL", default_value = "5s", value_parser = positive_duration)]
     scrape_interval: Duration,
     /// Timeout of one relay scrape; a relay that does not answer marks the Stream Degraded.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = positive_duration)]
     scrape_timeout: Duration,
     /// Relay image for Streams that set none.
     #[arg(
@@ -92,7 +92,7 @@ struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
     /// How long a lease holds without renewal.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = positive_duration)]
     lease_duration: Duration,
     /// This replica's identity in the Lease (default: POD_NAME or hostname, plus the pid).
     #[arg(long, env = "POD_NAME")]
@@ -164,5 +164,40 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(run(cfg, opts))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<Box<RunArgs>, String> {
+        let argv = ["surge-operator", "run"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Run(a) => Ok(a),
+            Command::Crd => Err("parsed as crd".into()),
+        }
+    }
+
+    #[test]
+    fn durations_name_the_flag_and_never_panic() {
+        let err = run_args(&["--scrape-interval", "99999999999999999999999h"]).unwrap_err();
+        assert!(
+            err.contains("--scrape-interval") && err.contains("too long"),
+            "{err}"
+        );
+        let err = run_args(&["--lease-duration", "0"]).unwrap_err();
+        assert!(
+            err.contains("--lease-duration") && err.contains("greater than zero"),
+            "{err}"
+        );
+        let a = run_args(&["--scrape-interval", "1500ms", "--scrape-timeout", "1"]).expect("valid");
+        assert_eq!(a.scrape_interval, Duration::from_millis(1500));
+        assert_eq!(a.scrape_timeout, Duration::from_secs(1));
     }
 }

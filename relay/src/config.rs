@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use surge_flags::{duration, positive_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Tier {
@@ -64,8 +65,8 @@ pub struct Config {
     pub max_viewers: usize,
 
     /// A client whose socket accepts nothing for this long is disconnected: a stuck viewer, or
-    /// a client that sends commands but never reads the replies (e.g. 10s, 500ms).
-    #[arg(long, env = "SURGE_SLOW_VIEWER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// a client that sends commands but never reads the replies (e.g. 10s, 500ms; not 0).
+    #[arg(long, env = "SURGE_SLOW_VIEWER_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub slow_viewer_timeout: Duration,
 
     /// Bytes a viewer may fall behind before it skips to the newest keyframe (dropped frames).
@@ -93,20 +94,22 @@ pub struct Config {
     #[arg(long, env = "SURGE_GOP_CACHE_MAX_BYTES", default_value_t = 64 << 20)]
     pub gop_cache_max_bytes: usize,
 
-    /// How long to keep pulling a stream after its last viewer leaves (not for --prewarm).
-    #[arg(long, env = "SURGE_UPSTREAM_LINGER", default_value = "30s", value_parser = parse_duration)]
+    /// How long to keep pulling a stream after its last viewer leaves (not for --prewarm);
+    /// 0 stops the pull as soon as the last viewer leaves.
+    #[arg(long, env = "SURGE_UPSTREAM_LINGER", default_value = "30s", value_parser = duration)]
     pub upstream_linger: Duration,
 
-    /// On SIGTERM/SIGINT: stop accepting, keep serving current viewers up to this long.
-    #[arg(long, env = "SURGE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    /// On SIGTERM/SIGINT: stop accepting, keep serving current viewers up to this long;
+    /// 0 exits at once.
+    #[arg(long, env = "SURGE_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
     pub shutdown_grace: Duration,
 
     /// Log line format.
     #[arg(long, env = "SURGE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Time allowed for the RTMP handshake and connect/publish/play commands.
-    #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// Time allowed for the RTMP handshake and connect/publish/play commands (not 0).
+    #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
 }
 
@@ -130,41 +133,34 @@ pub fn parse_fanout_tasks(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses durations like `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 30s, 500ms, 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::try_parse_from(std::iter::once("surge-relay").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("5y").is_err());
+    fn durations_reject_overflow_and_zero_where_meaningless() {
+        let err = parse(&["--upstream-linger", "99999999999999999999999h"]).unwrap_err();
+        assert!(
+            err.contains("--upstream-linger") && err.contains("too long"),
+            "{err}"
+        );
+        let err = parse(&["--handshake-timeout", "0"]).unwrap_err();
+        assert!(
+            err.contains("--handshake-timeout") && err.contains("greater than zero"),
+            "{err}"
+        );
+        let err = parse(&["--slow-viewer-timeout=-1s"]).unwrap_err();
+        assert!(err.contains("--slow-viewer-timeout"), "{err}");
+        let c = parse(&["--upstream-linger", "0", "--shutdown-grace", "0s"]).expect("zero allowed");
+        assert_eq!(c.upstream_linger, Duration::ZERO);
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        let c = parse(&["--upstream-linger", "1m 30s"]).expect("combined units");
+        assert_eq!(c.upstream_linger, Duration::from_secs(90));
     }
 
     #[test]
