@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end: surge-relay (debug build) + `surge-load publish` + `surge-load replay` of a
 # tiny two-region trace with half RTMP and half HTTP-FLV viewers, in well under a minute.
-# Checks: zero errors, viewer counts follow the trace (connections within max(2, 10%) of
-# the trace in >= 90% of one-second samples, and all 30 playing at the plateau), lag
-# measured and finite, every frame carries the timing SEI, the HTML report has its plots.
+# Checks the report against the trace file itself (its `*` total rows, read here, not by
+# the load generator) and the README's delivery promises:
+# - zero errors and disconnects; sessions = the trace's arrivals; the peak of viewers
+#   playing = the trace's peak; in every one-second sample the viewers playing (first
+#   keyframe received, not merely connecting) within max(2, 10%) of the trace;
+# - no frame missing from any viewer's sequence, every frame timestamped, no stall
+#   (1 s player pre-buffer), as many live frames as the viewer-seconds at 30 fps (-10%);
+# - promises: start-up p99 < 500 ms (first keyframe from the GOP cache, not the
+#   publisher's next one 2 s away) and lag p99 < 250 ms (no queueing at the relay);
+# - the HTML report has its plots.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,7 +47,8 @@ wait_port "$http"
 "$load" publish --url "rtmp://127.0.0.1:$rtmp/live/e2e" --duration 60s >"$work/publish.log" 2>&1 &
 pids+=($!)
 
-if ! RUST_LOG=warn "$load" replay --trace load-gen/tests/data/tiny.csv \
+trace=load-gen/tests/data/tiny.csv
+if ! RUST_LOG=warn "$load" replay --trace "$trace" \
   --target "*=127.0.0.1:$rtmp:$http" --stream live/e2e --protocol mix --speed 2 \
   --report "$work/report.json" --html "$work/report.html"; then
   echo "replay failed; relay log tail:" >&2
@@ -49,18 +57,56 @@ if ! RUST_LOG=warn "$load" replay --trace load-gen/tests/data/tiny.csv \
 fi
 
 report="$work/report.json"
-fail() { echo "30-load-replay: $*" >&2; jq -c '{viewers_peak, viewer_sessions, startup_ms, lag_ms, errors, details: .details | {disconnects, frames, frames_without_timing_sei, error_kinds}}' "$report" >&2; exit 1; }
-[ "$(jq .errors "$report")" = 0 ] || fail "errors in the report"
-[ "$(jq .viewer_sessions "$report")" = 39 ] || fail "expected 39 viewer sessions"
-peak=$(jq .viewers_peak "$report")
-{ [ "$peak" -ge 27 ] && [ "$peak" -le 30 ]; } || fail "viewers_peak $peak not within 27..30"
-jq -e '[.timeline[] | ((.viewers + .connecting - .target) | fabs) <= ([2, .target * 0.1] | max)] as $ok
-       | ($ok | map(select(.)) | length) * 10 >= ($ok | length) * 9' "$report" >/dev/null \
-  || fail "viewer counts do not follow the trace"
-jq -e 'any(.timeline[]; .viewers == 30 and .target == 30)' "$report" >/dev/null || fail "never 30 playing"
-jq -e '.lag_ms.p50 > 0 and .lag_ms.p50 <= .lag_ms.p99 and .lag_ms.max < 2000' "$report" >/dev/null \
-  || fail "lag not measured or not finite"
-jq -e '.details.frames > 1000 and .details.frames_without_timing_sei == 0' "$report" >/dev/null \
-  || fail "frames missing their timing SEI"
+fail() { echo "30-load-replay: $*" >&2; jq -c '{viewers_peak, viewer_sessions, startup_ms, lag_ms, stall_ratio, errors, details: .details | {disconnects, frames, frames_catchup, frames_missing, frames_without_timing_sei, stalls, error_kinds}}' "$report" >&2; exit 1; }
+problems=$(python3 - "$trace" "$report" <<'PY'
+import csv, json, sys
+
+STARTUP_P99_PROMISE_MS = 500  # first keyframe from the GOP cache (README: a few ms)
+LAG_P99_PROMISE_MS = 250      # no queueing at the relay; loopback lag is scheduling noise
+PUBLISH_FPS = 30              # `surge-load publish` default
+
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if not l.startswith("#"))]
+total = sorted((float(r[1]), float(r[3]), float(r[4])) for r in rows[1:] if r[2] == "*")
+report = json.load(open(sys.argv[2]))
+d = report["details"]
+problems = []
+def check(ok, what):
+    if not ok:
+        problems.append(what)
+
+def viewers_at(t):
+    if t <= total[0][0]:
+        return total[0][1]
+    for (t0, v0, _), (t1, v1, _) in zip(total, total[1:]):
+        if t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return total[-1][1]
+
+regions = len(d["regions"])
+peak = max(v for _, v, _ in total)
+sessions = total[0][1] + sum(a for _, _, a in total[1:])
+check(len(total) >= 2, "the trace has no `*` total rows")
+check(report["errors"] == 0 and d["disconnects"] == 0, "errors or disconnects")
+check(report["viewer_sessions"] == sessions, f"{report['viewer_sessions']} sessions, the trace has {sessions:.0f} arrivals")
+check(report["viewers_peak"] == peak, f"peak of {report['viewers_peak']} playing, the trace peaks at {peak:.0f}")
+for p in report["timeline"]:
+    want = viewers_at(p["trace_t_s"])
+    # each region rounds its own share of an interpolated total
+    check(abs(p["target"] - want) <= 0.5 * regions, f"replay aimed at {p['target']} where the trace has {want:.1f}")
+    check(abs(p["viewers"] - want) <= max(2, 0.1 * want), f"{p['viewers']} playing where the trace has {want:.1f} at trace {p['trace_t_s']:.1f} s")
+check(d["frames_missing"] == 0, f"{d['frames_missing']} frames missing")
+check(d["frames_without_timing_sei"] == 0, "frames without their timing SEI")
+check(d["stalls"] == 0 and report["stall_ratio"] == 0, f"{d['stalls']} stalls")
+lag, startup = report["lag_ms"], report["startup_ms"]
+check(lag["p50"] is not None and lag["p99"] is not None and 0 < lag["p50"] <= lag["p99"], f"lag not measured: {lag}")
+check(lag["p99"] is not None and lag["p99"] < LAG_P99_PROMISE_MS, f"lag p99 {lag['p99']} ms breaks the {LAG_P99_PROMISE_MS} ms promise")
+check(startup["p99"] is not None and startup["p99"] < STARTUP_P99_PROMISE_MS, f"start-up p99 {startup['p99']} ms breaks the {STARTUP_P99_PROMISE_MS} ms promise")
+watched = sum((t1 - t0) * (v0 + v1) / 2 for (t0, v0, _), (t1, v1, _) in zip(total, total[1:])) / d["speed"]
+live = d["frames"] - d["frames_catchup"]
+check(live >= 0.9 * watched * PUBLISH_FPS, f"{live} live frames for {watched:.0f} viewer-seconds at {PUBLISH_FPS} fps")
+print("\n".join(problems))
+PY
+) || fail "could not check the report"
+[ -z "$problems" ] || fail "$problems"
 grep -q 'Stall ratio vs player pre-buffer' "$work/report.html" || fail "HTML report incomplete"
 echo "30-load-replay: ok ($(jq -c '{viewers_peak, viewer_sessions, startup_ms, lag_ms, stall_ratio, errors}' "$report"))"
