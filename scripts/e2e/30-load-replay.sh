@@ -15,8 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 cargo build -q -p surge-relay -p surge-load
-relay=target/debug/surge-relay
-load=target/debug/surge-load
+relay=${CARGO_TARGET_DIR:-target}/debug/surge-relay
+load=${CARGO_TARGET_DIR:-target}/debug/surge-load
 
 work=$(mktemp -d)
 pids=()
