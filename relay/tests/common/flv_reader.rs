@@ -60,6 +60,23 @@ impl FlvReader {
         }
     }
 
+    /// Reads until at least `count` complete tags arrived (true), or the response ended or
+    /// `timeout` passed first (false).
+    pub async fn read_until_tags(&mut self, count: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.tag_list().len() < count {
+            let now = tokio::time::Instant::now();
+            if now >= deadline
+                || self
+                    .read_for((deadline - now).min(Duration::from_millis(50)))
+                    .await
+            {
+                return self.tag_list().len() >= count;
+            }
+        }
+        true
+    }
+
     /// The de-chunked body (FLV header and tags) received so far.
     pub fn body(&self) -> Vec<u8> {
         let mut body = Vec::new();

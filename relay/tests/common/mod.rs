@@ -79,6 +79,32 @@ where
     false
 }
 
+/// Polls `f` every 50 ms for `window`; false at the first false. For negative checks ("X does
+/// not happen"): start it once a positive condition shows the system had the chance.
+pub async fn holds_for<F, Fut>(window: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + window;
+    loop {
+        if !f().await {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tests of one binary run in parallel; those that measure wall-clock time (gaps, lags, grace
+/// periods) hold this lock so they do not compete with each other for a small machine's CPU.
+pub async fn real_time_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// Value of the `/metrics` sample `name{...}` whose labels include every `labels` pair
 /// (`None` when there is no such sample).
 pub async fn metric(

@@ -15,17 +15,30 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     pub fn start(extra: &[&str]) -> RelayProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_surge-relay"));
-        cmd.args([
+        let mut args = vec![
             "--rtmp-listen",
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        ];
+        args.extend_from_slice(extra);
+        RelayProcess::spawn(&args, &[])
+    }
+
+    /// Starts the relay with exactly `args` (no listen flags added) and `env`; `SURGE_*`
+    /// variables of the test's own environment are not passed on.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_surge-relay"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("SURGE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn surge-relay");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
