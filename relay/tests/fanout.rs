@@ -21,7 +21,9 @@ const FRAME_BYTES: usize = 4000;
 struct ViewerReport {
     digest: u64,
     video_seqs: Vec<u32>,
-    keyframe_after_gap: bool,
+    /// Frames this viewer skipped: (last frame before, first frame after, that one's keyframe
+    /// flag).
+    gaps: Vec<(u32, u32, bool)>,
     max_lag_ms: u64,
     ended: bool,
 }
@@ -34,7 +36,7 @@ async fn read_viewer(
     let mut h = DefaultHasher::new();
     let mut seqs = Vec::new();
     let mut max_lag = 0;
-    let mut keyframe_after_gap = true;
+    let mut gaps = Vec::new();
     let mut ended = false;
     loop {
         if let Some(d) = delay_per_read {
@@ -53,9 +55,8 @@ async fn read_viewer(
                 if let Some((seq, sent)) = parse_video(&m.payload).filter(|_| m.type_id == 9) {
                     if let Some(&last) = seqs.last()
                         && seq != last + 1
-                        && m.payload[0] >> 4 != 1
                     {
-                        keyframe_after_gap = false;
+                        gaps.push((last, seq, m.payload[0] >> 4 == 1));
                     }
                     seqs.push(seq);
                     max_lag = max_lag.max(now_ms().saturating_sub(sent));
@@ -71,7 +72,7 @@ async fn read_viewer(
     ViewerReport {
         digest: h.finish(),
         video_seqs: seqs,
-        keyframe_after_gap,
+        gaps,
         max_lag_ms: max_lag,
         ended,
     }
@@ -154,14 +155,14 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
         tokio::time::sleep_until(start + Duration::from_millis(u64::from(ts) + 40)).await;
     }
     let mid = common::stats(relay.http).await;
-    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id()))
-        .ok()
-        .and_then(|st| {
-            st.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id()))
+        .expect("relay memory: /proc/PID/status readable");
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/PID/status:\n{status}"));
     drop(publisher);
 
     let mut reports = Vec::new();
@@ -178,10 +179,15 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
         assert_eq!(r.digest, first.digest, "viewer {i} got different bytes");
         assert!(r.ended, "viewer {i} got no UnpublishNotify");
     }
-    if let Some(kib) = rss_kib {
-        eprintln!("relay RSS with {} viewers: {} MiB", VIEWERS + 2, kib / 1024);
-        assert!(kib < 96 * 1024, "relay memory not bounded: {kib} KiB");
-    }
+    eprintln!(
+        "relay RSS with {} viewers: {} MiB",
+        VIEWERS + 2,
+        rss_kib / 1024
+    );
+    assert!(
+        rss_kib < 96 * 1024,
+        "relay memory not bounded: {rss_kib} KiB"
+    );
     let worst = reports.iter().map(|r| r.max_lag_ms).max().unwrap_or(0);
     eprintln!("worst lag over {VIEWERS} viewers: {worst} ms");
     assert!(
@@ -202,14 +208,35 @@ async fn two_hundred_viewers_identical_bytes_and_slow_viewers_isolated() {
     );
     drop(stalled);
 
-    // The slow reader skipped ahead (dropped frames, always resuming at a keyframe).
+    // The slow reader stayed connected and skipped ahead: it got frames, in order, with gaps
+    // (dropped frames), each gap resuming at a keyframe.
     let slow = slow_task.await.expect("slow task");
     let dropped = mid["streams"][0]["dropped_frames"].as_u64().unwrap_or(0);
     eprintln!(
-        "slow reader got {} of {FRAMES} frames; relay dropped {dropped}",
+        "slow reader got {} of {FRAMES} frames, gaps {:?}; relay dropped {dropped}",
+        slow.video_seqs.len(),
+        slow.gaps
+    );
+    assert!(
+        slow.video_seqs.len() >= GOP as usize,
+        "the slow reader got {} frames",
         slow.video_seqs.len()
     );
-    assert!(dropped > 0, "slow reader was never skipped: {mid}");
-    assert!(slow.video_seqs.len() < FRAMES as usize);
-    assert!(slow.keyframe_after_gap, "a skip resumed on a non-keyframe");
+    assert!(
+        slow.video_seqs.windows(2).all(|w| w[0] < w[1]),
+        "slow reader got frames out of order: {:?}",
+        slow.video_seqs
+    );
+    assert!(
+        !slow.gaps.is_empty(),
+        "the slow reader skipped nothing: {:?}",
+        slow.video_seqs
+    );
+    for &(before, after, keyframe) in &slow.gaps {
+        assert!(
+            keyframe && after % GOP == 0,
+            "after frame {before} the slow reader resumed at {after}, not at a keyframe"
+        );
+    }
+    assert!(dropped > 0, "the relay counted no dropped frames: {mid}");
 }
