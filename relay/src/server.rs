@@ -86,11 +86,11 @@ impl Relay {
             timeout: cfg.slow_viewer_timeout,
             send_buffer: cfg.viewer_send_buffer_bytes,
         };
-        let http_shutdown = shutdown.clone();
+        // Not stopped by the drain: through the grace period /readyz answers 503 (what a
+        // rollout waits for) and /healthz and /metrics keep answering; the registry refuses new
+        // HTTP-FLV plays. The task is aborted when the grace ends.
         let http_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-            if let Err(e) = serve.await {
+            if let Err(e) = axum::serve(listener, router(state)).await {
                 tracing::error!(error = %e, "http server failed");
             }
         });
