@@ -42,6 +42,12 @@ pub struct RtmpSettings {
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Start of the close reason of a viewer whose socket took nothing for --slow-viewer-timeout.
+const SLOW_VIEWER: &str = "slow viewer";
+/// Start of the close reason when the client closed or reset its end while the relay wrote to
+/// it: the client left, the relay did not close it (not counted in connections_closed).
+const PEER_GONE: &str = "peer went away";
+
 pub(super) enum Outbound {
     Control(Bytes),
     Play(Box<Subscription>, u32),
@@ -70,8 +76,16 @@ pub async fn serve(
         let reason = run(stream, registry.clone(), settings, shutdown).await;
         match &reason {
             Ok(why) => tracing::info!(reason = %why, "connection closed"),
+            Err(why) if why.starts_with(PEER_GONE) => {
+                tracing::info!(reason = %why, "connection closed")
+            }
             Err(why) => {
-                registry.metrics().connection_closed("error");
+                let label = if why.starts_with(SLOW_VIEWER) {
+                    "slow_viewer"
+                } else {
+                    "error"
+                };
+                registry.metrics().connection_closed(label);
                 tracing::warn!(reason = %why, "connection closed")
             }
         }
@@ -234,10 +248,19 @@ async fn write_with_timeout(
 ) -> Result<usize, String> {
     match write_all_vectored(wr, bufs, timeout).await {
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
-            "slow viewer (not reading): socket accepted nothing for {timeout:?}"
+            "{SLOW_VIEWER} (not reading): socket accepted nothing for {timeout:?}"
         )),
-        Err(e) => Err(format!("write error: {e}")),
+        Err(e) => Err(write_failure(&e)),
         Ok(n) => Ok(n),
+    }
+}
+
+/// Close reason for a failed write.
+fn write_failure(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    match e.kind() {
+        BrokenPipe | ConnectionReset | ConnectionAborted => format!("{PEER_GONE} ({e})"),
+        _ => format!("write error: {e}"),
     }
 }
 
@@ -376,7 +399,7 @@ async fn write_from_group(
                 .await
                 .map(GroupExit::Ended);
         }
-        LeaveReason::Failed(e) => return Err(format!("write error: {e}")),
+        LeaveReason::Failed(e) => return Err(write_failure(&e)),
     }
     Ok(GroupExit::Back {
         sink,
@@ -386,20 +409,14 @@ async fn write_from_group(
 }
 
 /// Writes a viewer's media bytes and counts them; a socket that takes nothing for `timeout`
-/// is a slow viewer.
+/// is a slow viewer (counted with the connection's close).
 async fn write_media(
     wr: &mut OwnedWriteHalf,
     bufs: &[Bytes],
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), String> {
-    let n = write_with_timeout(wr, bufs, timeout)
-        .await
-        .inspect_err(|e| {
-            if e.starts_with("slow viewer") {
-                metrics.connection_closed("slow_viewer");
-            }
-        })?;
+    let n = write_with_timeout(wr, bufs, timeout).await?;
     metrics.add_bytes_sent(Protocol::Rtmp, n);
     Ok(())
 }

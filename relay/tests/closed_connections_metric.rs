@@ -1,0 +1,114 @@
+//! `surge_relay_connections_closed_total{reason}` (README, "HTTP endpoints") counts the
+//! connections the relay closed, once each, by reason: garbage input is an `error`, a viewer
+//! that stops reading a `slow_viewer`; connections the client closes are not counted.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::relay_process::RelayProcess;
+use common::rtmp_client::{RtmpClient, video_payload};
+use tokio::io::AsyncWriteExt;
+
+const NAME: &str = "surge_relay_connections_closed_total";
+
+async fn closed(relay: &RelayProcess, reason: &str) -> f64 {
+    common::metric(relay.http, NAME, &[("reason", reason)])
+        .await
+        .unwrap_or(0.0)
+}
+
+/// Whether the relay logged that the connection from `peer` closed.
+fn close_logged(relay: &RelayProcess, peer: SocketAddr) -> bool {
+    let (a, b) = (format!("peer={peer}}}"), format!("peer={peer} "));
+    relay
+        .log
+        .lock()
+        .expect("log lock")
+        .iter()
+        .any(|l| l.contains("connection closed") && (l.contains(&a) || l.contains(&b)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connections_are_counted_once_by_reason() {
+    let relay = RelayProcess::start(&[
+        "--slow-viewer-timeout",
+        "1s",
+        "--viewer-send-buffer-bytes",
+        "16384",
+    ]);
+    let (mut publisher, _) = RtmpClient::publish(relay.rtmp, "live", "r")
+        .await
+        .expect("publish");
+    publisher
+        .send_media(9, 0, video_payload(true, &[1; 1000]))
+        .await
+        .expect("video");
+
+    // Garbage instead of a handshake: the relay closes it, an error.
+    let mut garbage = tokio::net::TcpStream::connect(relay.rtmp)
+        .await
+        .expect("tcp");
+    garbage.write_all(&[0x42; 4096]).await.expect("garbage");
+    let counted = common::wait_until(Duration::from_secs(5), || async {
+        closed(&relay, "error").await == 1.0
+    })
+    .await;
+    assert!(counted, "garbage not counted:\n{}", relay.log_text());
+
+    // Connections their clients close: a player that leaves, a client that closes after the
+    // handshake. Once the relay logged their end, the counters have not moved.
+    let (player, _) = RtmpClient::play(relay.rtmp, "live", "r")
+        .await
+        .expect("play");
+    let player_addr = player.stream.local_addr().expect("addr");
+    drop(player);
+    let c = RtmpClient::handshake(relay.rtmp).await.expect("handshake");
+    let shook_addr = c.stream.local_addr().expect("addr");
+    drop(c);
+    for peer in [player_addr, shook_addr] {
+        let logged = common::wait_until(Duration::from_secs(5), || async {
+            close_logged(&relay, peer)
+        })
+        .await;
+        assert!(logged, "no close line for {peer}:\n{}", relay.log_text());
+    }
+    assert_eq!(
+        closed(&relay, "error").await,
+        1.0,
+        "client closes counted:\n{}",
+        relay.log_text()
+    );
+    assert_eq!(closed(&relay, "slow_viewer").await, 0.0);
+
+    // A viewer that stops reading (tiny receive buffer) while frames pile up: closed after
+    // --slow-viewer-timeout, as a slow viewer and as nothing else.
+    let stalled = RtmpClient::connect_small_buffer(relay.rtmp, "live", 4096)
+        .await
+        .expect("connect");
+    let stalled_addr = stalled.stream.local_addr().expect("addr");
+    let (stalled, _) = stalled.start_play("r").await.expect("play");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut ts = 0;
+    while !close_logged(&relay, stalled_addr) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stalled viewer not closed:\n{}",
+            relay.log_text()
+        );
+        ts += 40;
+        publisher
+            .send_media(9, ts, video_payload(false, &[2; 50_000]))
+            .await
+            .expect("video");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(closed(&relay, "slow_viewer").await, 1.0);
+    assert_eq!(
+        closed(&relay, "error").await,
+        1.0,
+        "the slow viewer was counted under a second reason too"
+    );
+    drop(stalled);
+}
