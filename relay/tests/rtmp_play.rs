@@ -1,5 +1,6 @@
 //! RTMP playback details: a player on a message stream other than 1 gets the shared frames with
-//! its own stream id (only the 12-byte type-0 header is per viewer), and its end of stream.
+//! its own stream id (only the 12-byte type-0 header is per viewer), and its end of stream; an
+//! unknown stream on a relay without `--upstream` answers `NetStream.Play.StreamNotFound`.
 
 mod common;
 
@@ -57,4 +58,25 @@ async fn player_on_a_later_created_stream_gets_its_stream_id() {
             break;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_stream_without_upstream_is_not_found() {
+    let relay = RelayProcess::start(&[]);
+    // Another stream is live, so the relay has streams, just not this one.
+    let (_publisher, _) = RtmpClient::publish(relay.rtmp, "live", "m")
+        .await
+        .expect("publish");
+    let (_, code) = RtmpClient::play(relay.rtmp, "live", "nope")
+        .await
+        .expect("play answered");
+    assert_eq!(code, "NetStream.Play.StreamNotFound");
+    let (_, code) = RtmpClient::play(relay.rtmp, "other", "m")
+        .await
+        .expect("play answered");
+    assert_eq!(
+        code, "NetStream.Play.StreamNotFound",
+        "same name, other app"
+    );
+    assert_eq!(common::stats(relay.http).await["relay"]["viewers"], 0);
 }
