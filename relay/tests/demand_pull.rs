@@ -46,7 +46,11 @@ async fn origin_viewers(origin: &RelayProcess) -> u64 {
 async fn one_pull_per_stream_linger_and_prewarm() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "1s"]);
-    let prewarmed = RelayProcess::edge_pulling_from(&origin, &["--prewarm", "live/s"]);
+    // Same linger: a prewarmed stream must outlive it.
+    let prewarmed = RelayProcess::edge_pulling_from(
+        &origin,
+        &["--prewarm", "live/s", "--upstream-linger", "1s"],
+    );
     // Nothing published yet: the prewarming edge is not ready.
     assert_eq!(common::http_get(prewarmed.http, "/readyz").await.0, 503);
 
@@ -70,6 +74,10 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     // Three viewers on the edge, two protocols.
     let (mut v1, _) = RtmpClient::play(edge.rtmp, "live", "s").await.expect("v1");
     let (mut v2, _) = RtmpClient::play(edge.rtmp, "live", "s").await.expect("v2");
+    // And one on the prewarmed edge, leaving with the others.
+    let (mut v3, _) = RtmpClient::play(prewarmed.rtmp, "live", "s")
+        .await
+        .expect("v3");
     let flv = tokio::spawn({
         let addr = edge.http;
         async move {
@@ -89,7 +97,7 @@ async fn one_pull_per_stream_linger_and_prewarm() {
             (s, total)
         }
     });
-    for v in [&mut v1, &mut v2] {
+    for v in [&mut v1, &mut v2, &mut v3] {
         loop {
             let m = v
                 .next_message(Duration::from_secs(10))
@@ -125,7 +133,7 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     );
 
     // Viewers leave: after the linger the edge drops its pull; the prewarmed one stays.
-    drop((v1, v2, flv_conn));
+    drop((v1, v2, v3, flv_conn));
     let dropped = common::wait_until(Duration::from_secs(10), || async {
         origin_viewers(&origin).await == 1
     })
@@ -137,12 +145,12 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     );
     let es = common::stats(edge.http).await;
     assert_eq!(es["streams"].as_array().map(|a| a.len()), Some(0));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        origin_viewers(&origin).await,
-        1,
-        "prewarmed pull must stay without viewers"
-    );
+    // The prewarmed edge's viewer left as long ago, past the same linger: its pull stays.
+    let stays = common::holds_for(Duration::from_secs(2), || async {
+        origin_viewers(&origin).await == 1
+    })
+    .await;
+    assert!(stays, "prewarmed pull must stay without viewers");
     assert_eq!(common::http_get(prewarmed.http, "/readyz").await.0, 200);
 
     stop.cancel();
@@ -270,14 +278,13 @@ async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
     .await;
     assert!(viewer_gone, "edge still counts the viewer");
 
-    // Halfway through the linger the pull is still there, on both sides.
-    tokio::time::sleep_until(left + Duration::from_millis(1500)).await;
-    assert_eq!(
-        origin_viewers(&origin).await,
-        1,
-        "pull dropped before --upstream-linger"
-    );
-    assert_eq!(stream_count(&common::stats(edge.http).await), 1);
+    // Through the linger (less a margin for polling) the pull stays, on both sides.
+    let window = (left + Duration::from_millis(2500)) - tokio::time::Instant::now();
+    let stays = common::holds_for(window, || async {
+        origin_viewers(&origin).await == 1 && stream_count(&common::stats(edge.http).await) == 1
+    })
+    .await;
+    assert!(stays, "pull dropped before --upstream-linger");
 
     let dropped = common::wait_until(Duration::from_secs(4), || async {
         origin_viewers(&origin).await == 0 && stream_count(&common::stats(edge.http).await) == 0

@@ -346,7 +346,13 @@ async fn interleaving_publisher_and_hostile_inputs() {
             relay.log_text()
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each has its line; none gets a second one over a while.
+    let once = common::holds_for(Duration::from_secs(1), || async {
+        hostile
+            .iter()
+            .all(|&(_, peer)| closed_lines(&relay, peer).len() == 1)
+    })
+    .await;
     for &(what, peer) in &hostile {
         let lines = closed_lines(&relay, peer);
         assert_eq!(
@@ -362,6 +368,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
         );
         eprintln!("{what}: {}", lines[0]);
     }
+    assert!(once, "a connection got a second close line");
     let deaf_line = &closed_lines(&relay, deaf_addr)[0];
     assert!(
         deaf_line.contains("not reading"),
