@@ -10,7 +10,8 @@
 #     the chart's RBAC is what it gets.
 #  3. examples/stream.yaml (three regions): per-region Deployments and Services with the
 #     right nodeSelectors, pods on that region's nodes, status Ready with tiers filled,
-#     `kubectl get streams` columns, metrics, events, leader election (a second operator waits).
+#     `kubectl get streams` columns, metrics, events, leader election (a second operator waits),
+#     /readyz (200 "leading" on the leader, 200 "standby" on the waiting replica).
 #  4. invalid Streams are rejected by the API server naming the field.
 #  5. spec edits converge (min/max change, a region removed then added back).
 #  6. a restarted operator changes nothing (Deployment generations unchanged).
@@ -23,9 +24,12 @@
 #      Ready=False and Degraded=True with reason ApplyFailed naming the Service, a Degraded
 #      event and a growing surge_operator_apply_errors_total; with the quota gone it is Ready.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
-#     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers connect to an
-#     edge relay; the operator's scraper reads the counts, the planner scales the edge
-#     Deployment up; viewers leave and it scales back down. On the test's own cluster a
+#     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge
+#     relay at a steady pace; the operator's scraper reads the counts and the planner adds
+#     edges while the first edge still has room (ahead of the crowd, not in reaction to a
+#     full edge). With viewers kept on the edges (one loaded, one with a single viewer, one
+#     empty) it scales back down one step at a time, removing the least-loaded edge each
+#     time (pod-deletion-cost); the loaded edge stays. On the test's own cluster a
 #     missing surge-relay (with --prewarm) or ffmpeg fails the test; with SURGE_KUBECONFIG
 #     the loop is skipped with a message (it needs the local cluster's loopback pod IPs).
 #
@@ -322,6 +326,27 @@ start_operator() {
   echo $!
 }
 metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+ok_reconciles() { metric 'surge_operator_reconciles_total{result="ok"}'; }
+ok_reconciles_reach() { [ "$(ok_reconciles)" -ge "$1" ]; }
+# await_reconciles N WHY: waits until N more reconciles have succeeded than when called. With
+# a single Stream (as in every section that uses it) reconciled every second, one at a time,
+# N >= 2 means a whole reconcile started after the call: what the test set up before it has
+# been acted on. Negative checks observe such a window instead of sleeping.
+await_reconciles() {
+  local from
+  from="$(ok_reconciles)"
+  [[ "$from" =~ ^[0-9]+$ ]] || fail "/metrics lacks the successful reconcile count"
+  wait_until "$1 more successful reconciles ($2)" 60 ok_reconciles_reach $((from + $1))
+}
+# /readyz (the chart's readinessProbe): 200 for the leader and for a standby too, since a
+# rolling update starts the new replica while the old one still holds the Lease; the body
+# names the role.
+readyz_is() { # PORT "CODE BODY"
+  local code
+  code="$(curl -s -o "$WORK/readyz.body" -w '%{http_code}' "http://127.0.0.1:$1/readyz")" || return 1
+  [ "$code $(tr -d '\n' <"$WORK/readyz.body")" = "$2" ]
+}
+readyz_of() { curl -s -w ' (HTTP %{http_code})' "http://127.0.0.1:$1/readyz" | tr -d '\n'; }
 
 step "starting the operator as the ServiceAccount (args: ${OP_ARGS[*]:1})"
 OPERATOR_PID="$(start_operator "$METRICS_PORT" "$WORK/operator.log" e2e-a)"
@@ -331,6 +356,7 @@ operator_healthy() {
 }
 wait_until "operator /healthz" 30 operator_healthy
 wait_until "operator leads" 30 grep -q "became leader" "$WORK/operator.log"
+wait_until "operator /readyz: 200 leading" 30 readyz_is "$METRICS_PORT" "200 leading"
 
 # --- 3. the example Stream -----------------------------------------------------------------
 step "kubectl apply -f examples/stream.yaml (in namespace $NS)"
@@ -424,6 +450,9 @@ STANDBY_PORT="$(free_port)"
 STANDBY_PID="$(start_operator "$STANDBY_PORT" "$WORK/standby.log" e2e-b)"
 wait_until "standby operator waiting" 30 grep -q "another replica leads" "$WORK/standby.log"
 grep -q "controller running" "$WORK/standby.log" && fail "the standby operator started its controller"
+readyz_is "$STANDBY_PORT" "200 standby" || fail "standby /readyz: $(readyz_of "$STANDBY_PORT"), expected 200 standby"
+readyz_is "$METRICS_PORT" "200 leading" || fail "leader /readyz: $(readyz_of "$METRICS_PORT"), expected 200 leading"
+step "/readyz: standby 200 'standby', leader 200 'leading'"
 holder="$(kubectl -n "$RELEASE_NS" get lease "$RELEASE" -o jsonpath='{.spec.holderIdentity}')"
 [[ "$holder" == e2e-a-* ]] || fail "lease holder is '$holder'"
 stop_pid "$STANDBY_PID"
@@ -485,6 +514,7 @@ stop_pid "$OPERATOR_PID"
 grep -q "released leadership" "$WORK/operator.log" || fail "the operator did not release its lease on SIGTERM"
 OPERATOR_PID="$(start_operator "$METRICS_PORT" "$WORK/operator.log" e2e-c)"
 wait_until "restarted operator /healthz" 30 operator_healthy
+wait_until "restarted operator leads (/readyz 200 leading)" 30 readyz_is "$METRICS_PORT" "200 leading"
 reconciled_twice() { [ "$(metric 'surge_operator_reconciles_total{result="ok"}')" -ge 3 ]; }
 wait_until "restarted operator reconciled 3 times" 60 reconciled_twice
 after="$(generations)"
@@ -631,9 +661,10 @@ status="$(kubectl get stream blocked -o json)"
 [ "$(jq -r '.status.edges' <<<"$status")" = 1/1 ] || fail "blocked status.edges = $(jq -r .status.edges <<<"$status")"
 [ "$(jq '.status.observedGeneration' <<<"$status")" = "$(jq '.metadata.generation' <<<"$status")" ] \
   || fail "blocked observedGeneration lags"
-# Once recovered, reconciles (every scrape interval, 1 s here) stop failing.
+# Once recovered, reconciles (every scrape interval, 1 s here) stop failing: three more
+# succeed and none fails meanwhile.
 errors_recovered="$(metric surge_operator_reconcile_errors_total)"
-sleep 3
+await_reconciles 3 "of Stream blocked after recovery"
 [ "$(metric surge_operator_reconcile_errors_total)" = "$errors_recovered" ] \
   || fail "reconciles still fail after the cause is gone ($errors_recovered -> $(metric surge_operator_reconcile_errors_total))"
 kubectl delete validatingadmissionpolicy "$FREEZE_POLICY" >/dev/null
@@ -677,10 +708,17 @@ wait_until "Stream capped Ready=False reason ApplyFailed" 30 ready_is capped Fal
 # The relays behind the refused Services become Ready: Ready=False is about the Services alone.
 wait_until "capped origin Deployment ready (applied although its Service was refused)" 60 deploy_ready capped-origin 1
 wait_until "capped edge Deployment ready" 60 deploy_ready capped-eu-west-edge 1
-# A reconcile that saw every relay Ready (the operator reconciles every second here).
-sleep 3
+# A status written by a reconcile that saw every relay Ready must still say Ready=False, and
+# so must the next reconciles.
+relays_ready_in_status() {
+  [ "$(kubectl get stream capped -o jsonpath='{.status.origin.ready}/{.status.edges}')" = 1/1/1 ]
+}
+wait_until "capped status counts the origin and the edge Ready" 30 relays_ready_in_status
 ready_is capped False ApplyFailed \
   || fail "Stream capped is $(condition_of capped Ready status)/$(condition_of capped Ready reason) with its Services refused and every relay Ready: $(condition_of capped Ready message)"
+await_reconciles 3 "of Stream capped with every relay Ready"
+ready_is capped False ApplyFailed \
+  || fail "Stream capped became $(condition_of capped Ready status)/$(condition_of capped Ready reason) with its Services still refused: $(condition_of capped Ready message)"
 message="$(condition_of capped Ready message)"
 for want in 'not fully in place' 'Service capped-origin: ' 'exceeded quota'; do
   grep -qF -- "$want" <<<"$message" || fail "the Ready message of capped lacks '$want': $message"
@@ -770,23 +808,32 @@ sync_relays() {
   done <<<"$pods"
 }
 
-step "Stream scale (eu-west, 2 viewers per edge, 1-4 edges) with a relay process per pod"
+# One edge serves VIEWERS_PER_EDGE; viewers join the first edge at a steady pace, and the ramp
+# stops one short of that capacity, so the first edge is never full: a planner that sizes for
+# today's viewers (or a forecast with no lead time) never adds an edge, one that forecasts the
+# growth adds edges while the first still has room ("Ready before the crowd").
+VIEWERS_PER_EDGE=10
+RAMP_MAX=$((VIEWERS_PER_EDGE - 1))
+RAMP_EVERY=2 # seconds between joining viewers: 30 per minute, a flash crowd for this Stream
+step "Stream scale (eu-west, $VIEWERS_PER_EDGE viewers per edge, 1-3 edges) with a relay process per pod"
 kubectl apply -f - >/dev/null <<EOF
 apiVersion: surge.dev/v1alpha1
 kind: Stream
 metadata: {name: scale, namespace: $NS}
 spec:
   origin: {region: eu-west}
-  regions: [{name: eu-west, minEdges: 1, maxEdges: 4}]
-  tree: {fanout: 8, viewersPerEdge: 2}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 3}]
+  tree: {fanout: 8, viewersPerEdge: $VIEWERS_PER_EDGE}
   scaling:
     leadTimeSeconds: 5
     headroom: 0
     scaleDownStabilizationSeconds: 10
-    scaleDownStepSeconds: 1
+    # Scale-down steps far enough apart for the test to see which pod each one removes.
+    scaleDownStepSeconds: 8
     estimationWindowSeconds: 20
-    # A crowd of four is a "flash crowd" here, so the mode and its event are exercised too.
-    flashCrowd: {minGrowthPerMinute: 20, relativeGrowthPerMinute: 0.05, exitAfterSeconds: 10}
+    # The ramp (30 viewers per minute) is a "flash crowd" here, so the mode and its event are
+    # exercised too.
+    flashCrowd: {minGrowthPerMinute: 6, relativeGrowthPerMinute: 0.05, exitAfterSeconds: 10}
 EOF
 wait_until "scale origin and edge ready" 60 deploy_ready scale-origin 1
 wait_until "scale edge ready" 60 deploy_ready scale-eu-west-edge 1
@@ -803,23 +850,56 @@ not_degraded() { [ "$(kubectl get stream scale -o jsonpath='{.status.conditions[
 wait_until "every relay answers the operator's scrape (Degraded=False)" 60 not_degraded
 EDGE_POD="$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o jsonpath='{.items[0].metadata.name}')"
 EDGE_IP="$(kubectl get pod "$EDGE_POD" -o jsonpath='{.status.podIP}')"
-edge_has_stream() { curl -sf "http://$EDGE_IP:$RELAY_HTTP_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'; }
-wait_until "edge relay pulled the stream" 60 edge_has_stream
-
-VIEWERS=4 # an edge accepts 2 x viewersPerEdge = 4
-step "$VIEWERS HTTP-FLV viewers on edge $EDGE_POD ($EDGE_IP)"
-for _ in $(seq 1 "$VIEWERS"); do
-  curl -sN --max-time 300 "http://$EDGE_IP:$RELAY_HTTP_PORT/live/scale.flv" -o /dev/null &
-  VIEWER_PIDS+=($!)
-done
+edge_has_stream() { # IP
+  curl -sf "http://$1:$RELAY_HTTP_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'
+}
+wait_until "edge relay pulled the stream" 60 edge_has_stream "$EDGE_IP"
+# The operator's viewer history starts flat, so the ramp below is growth it sees begin.
 status_viewers_are() { [ "$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')" = "$1" ]; }
-wait_until "status.viewers.total = $VIEWERS (scraped from the edge relay)" 60 status_viewers_are "$VIEWERS"
-viewers_metric_is() { [ "$(metric 'surge_operator_viewers{namespace="'"$NS"'",stream="scale",region="eu-west"}')" = "$1" ]; }
-wait_until "/metrics viewers gauge of scale = $VIEWERS" 30 viewers_metric_is "$VIEWERS"
-edges_at_least() { [ "$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')" -ge "$1" ]; }
-wait_until "edge Deployment scaled up to >= 2 replicas" 60 edges_at_least 2
-up_to="$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')"
-step "edges scaled up 1 -> $up_to for $VIEWERS viewers; $(kubectl get stream scale --no-headers | tr -s ' ')"
+wait_until "status.viewers.total = 0 before the ramp" 30 status_viewers_are 0
+await_reconciles 3 "of Stream scale with no viewers"
+
+add_viewer() { # IP
+  curl -sN --max-time 400 "http://$1:$RELAY_HTTP_PORT/live/scale.flv" -o /dev/null &
+  VIEWER_PIDS+=($!)
+}
+replicas_of_edges() { kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}'; }
+# Past the estimation window (20 s) after the last join the growth has left the operator's
+# estimate, so the edge count no longer moves.
+SETTLE=25
+step "viewers join edge $EDGE_POD ($EDGE_IP), one every ${RAMP_EVERY}s, up to $RAMP_MAX (the edge serves $VIEWERS_PER_EDGE)"
+ramp_start=$SECONDS
+joined=0
+full_since=""
+first_up_at="" # viewers joined when the Deployment first went above one edge
+while :; do
+  replicas="$(replicas_of_edges)"
+  [[ "$replicas" =~ ^[0-9]+$ ]] || fail "cannot read the edge Deployment's replicas: '$replicas'"
+  if [ -z "$first_up_at" ] && [ "$replicas" -ge 2 ]; then
+    first_up_at=$joined
+    step "ahead of the crowd: edges 1 -> $replicas with $joined viewers joined (operator's count: $(kubectl get stream scale -o jsonpath='{.status.viewers.total}')) on an edge for $VIEWERS_PER_EDGE"
+  fi
+  # Up to maxEdges (3), so the count cannot grow behind the test's back afterwards.
+  [ "$replicas" -lt 3 ] || break
+  if [ "$joined" -lt "$RAMP_MAX" ]; then
+    if [ $((SECONDS - ramp_start)) -ge $((joined * RAMP_EVERY)) ]; then
+      add_viewer "$EDGE_IP"
+      joined=$((joined + 1))
+      [ "$joined" -lt "$RAMP_MAX" ] || full_since=$SECONDS
+    fi
+  elif [ $((SECONDS - full_since)) -ge "$SETTLE" ]; then
+    [ -n "$first_up_at" ] && break
+    fail "no scale-up while viewers grew steadily to $joined on an edge for $VIEWERS_PER_EDGE (operator's count $(kubectl get stream scale -o jsonpath='{.status.viewers.total}'), growth/min $(kubectl get stream scale -o jsonpath='{.status.growthPerMinute}')): the operator sized for today's viewers, not for their growth"
+  fi
+  sleep 0.5
+done
+up_to="$replicas"
+[ "$joined" -lt "$VIEWERS_PER_EDGE" ] || fail "the ramp overran: $joined viewers"
+scaled_up_note() {
+  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=scale -o json \
+    | jq -r '[.items[] | select(.reason == "ScaledUp")][0].note // empty'
+}
+step "edges 1 -> $up_to while $joined viewers joined; first ScaledUp: $(scaled_up_note)"
 wait_until "all $up_to edges Ready" 60 deploy_ready scale-eu-west-edge "$up_to"
 relays_for_all_edges() {
   sync_relays >/dev/null
@@ -829,43 +909,82 @@ relays_for_all_edges() {
   done
 }
 wait_until "a relay process for every edge pod" 60 relays_for_all_edges
-# Wait for a reconcile that started after every relay was up, then require that all answered.
-sleep 3
+await_reconciles 2 "after every edge relay is up"
 wait_until "every edge relay answers the operator's scrape (Degraded=False)" 60 not_degraded
-# The ReplicaSet removes the pod with the lowest cost first, so the edge holding the viewers
-# must have the highest cost of all edge pods (strictly: the others have no viewers).
+# Capacity Ready before the crowd: every edge Ready while the viewers still fit on one edge.
+[ "$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')" -lt "$VIEWERS_PER_EDGE" ] \
+  || fail "the viewers reached the first edge's capacity before the added edges were Ready"
+wait_until "status.viewers.total = $joined (scraped from the edge relay)" 60 status_viewers_are "$joined"
+viewers_metric_is() { [ "$(metric 'surge_operator_viewers{namespace="'"$NS"'",stream="scale",region="eu-west"}')" = "$1" ]; }
+wait_until "/metrics viewers gauge of scale = $joined" 30 viewers_metric_is "$joined"
+
+# Scale-down order. The loads differ: EDGE_POD holds the ramp's viewers, a second edge gets
+# one viewer, any third none. Together they fit on one edge, so once the growth is over the
+# operator scales down to one edge, one step at a time; each step must remove the least-loaded
+# edge left (pod-deletion-cost, lowest first), and the loaded edge must stay.
+mapfile -t OTHER_EDGES < <(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json \
+  | jq -r --arg a "$EDGE_POD" '.items[].metadata.name | select(. != $a)' | sort)
+LIGHT_POD="${OTHER_EDGES[0]}"
+LIGHT_IP="$(kubectl get pod "$LIGHT_POD" -o jsonpath='{.status.podIP}')"
+wait_until "edge $LIGHT_POD pulled the stream" 60 edge_has_stream "$LIGHT_IP"
+add_viewer "$LIGHT_IP"
+light_has_viewer() {
+  [ "$(curl -sf "http://$LIGHT_IP:$RELAY_HTTP_PORT/api/v1/streams" | jq '[.streams[] | select(.name == "scale") | .viewers.flv] | add')" = 1 ]
+}
+wait_until "one viewer on edge $LIGHT_POD" 30 light_has_viewer
+wait_until "status.viewers.total = $((joined + 1))" 30 status_viewers_are $((joined + 1))
+# Removal order the operator must produce: no viewers first, then the one viewer.
+REMOVAL_ORDER=("${OTHER_EDGES[@]:1}" "$LIGHT_POD")
 edge_costs() {
   kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json \
     | jq -r '.items[] | "\(.metadata.name) \(.metadata.annotations["controller.kubernetes.io/pod-deletion-cost"] // "none")"'
 }
-loaded_edge_costs_most() {
-  local costs loaded pod cost n=0
+cost_of() { awk -v p="$1" '$1 == p { print $2 }' <<<"$2"; }
+costs_follow_loads() { # strictly increasing along REMOVAL_ORDER, then EDGE_POD
+  local costs prev="" pod cost
   costs="$(edge_costs)"
-  loaded="$(awk -v p="$EDGE_POD" '$1 == p { print $2 }' <<<"$costs")"
-  [[ "$loaded" =~ ^-?[0-9]+$ ]] || return 1
-  while read -r pod cost; do
-    [ "$pod" != "$EDGE_POD" ] || continue
-    [[ "$cost" =~ ^-?[0-9]+$ ]] && [ "$loaded" -gt "$cost" ] || return 1
-    n=$((n + 1))
-  done <<<"$costs"
-  [ "$n" -ge 1 ]
+  for pod in "${REMOVAL_ORDER[@]}" "$EDGE_POD"; do
+    cost="$(cost_of "$pod" "$costs")"
+    [[ "$cost" =~ ^-?[0-9]+$ ]] || return 1
+    [ -z "$prev" ] || [ "$cost" -gt "$prev" ] || return 1
+    prev="$cost"
+  done
 }
-wait_until "the loaded edge $EDGE_POD has the highest pod-deletion-cost of the edges" 30 loaded_edge_costs_most
-step "pod-deletion-cost: the loaded edge $EDGE_POD has the highest ($(edge_costs | tr '\n' ' '))"
+wait_until "pod-deletion-cost rises with the load: ${REMOVAL_ORDER[*]} < $EDGE_POD" 30 costs_follow_loads
+step "pod-deletion-cost follows the load ($(edge_costs | tr '\n' ' ')); waiting for the scale-down"
 
-step "viewers leave"
-for pid in "${VIEWER_PIDS[@]}"; do stop_pid "$pid"; done
-VIEWER_PIDS=()
-wait_until "status.viewers.total = 0" 30 status_viewers_are 0
+live_edges() {
+  kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json \
+    | jq -r '.items[] | select(.metadata.deletionTimestamp == null) | .metadata.name' | sort
+}
+removed=0 # how many of REMOVAL_ORDER are gone, in that order
+scale_down_end=$((SECONDS + 180))
+while :; do
+  live="$(live_edges)"
+  grep -qx "$EDGE_POD" <<<"$live" || fail "the scale-down removed the loaded edge $EDGE_POD ($joined viewers); edges left: $(tr '\n' ' ' <<<"$live")"
+  gone=()
+  for pod in "${REMOVAL_ORDER[@]}"; do grep -qx "$pod" <<<"$live" || gone+=("$pod"); done
+  if [ "${#gone[@]}" -gt "$removed" ]; then
+    [ "${#gone[@]}" -eq $((removed + 1)) ] \
+      || fail "could not tell the scale-down order: ${gone[*]} went between two looks"
+    [ "${gone[-1]}" = "${REMOVAL_ORDER[$removed]}" ] \
+      || fail "the scale-down removed ${gone[-1]} while ${REMOVAL_ORDER[$removed]}, less loaded, was still there (order expected: ${REMOVAL_ORDER[*]})"
+    removed=$((removed + 1))
+    step "scale-down step $removed removed ${gone[-1]}, the least-loaded edge left"
+  fi
+  [ "$removed" -lt "${#REMOVAL_ORDER[@]}" ] || break
+  [ "$SECONDS" -lt "$scale_down_end" ] || fail "timed out after 180s waiting for the scale-down to one edge; edges: $(tr '\n' ' ' <<<"$live")"
+  sync_relays >/dev/null
+  sleep 0.5
+done
 edges_are_n() { [ "$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')" = "$1" ]; }
-wait_until "edge Deployment scaled back down to 1" 180 edges_are_n 1
-kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o name | grep -q "$EDGE_POD" \
-  || echo "    note: the formerly loaded edge was removed (viewers had left, so costs were equal)"
+wait_until "edge Deployment at 1 replica" 30 edges_are_n 1
+[ "$(live_edges)" = "$EDGE_POD" ] || fail "edges left after the scale-down: $(live_edges | tr '\n' ' ')"
 reasons="$(kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=scale -o jsonpath='{.items[*].reason}')"
 grep -qw ScaledUp <<<"$reasons" || fail "no ScaledUp event for scale: $reasons"
 grep -qw ScaledDown <<<"$reasons" || fail "no ScaledDown event for scale: $reasons"
 grep -qw FlashCrowd <<<"$reasons" || fail "no FlashCrowd event for scale: $reasons"
-step "scaled back down to 1 edge; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
+step "scaled down to the loaded edge $EDGE_POD alone; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
 
 kubectl delete stream scale --wait=true --timeout=30s >/dev/null
 step "PASS in $((SECONDS - t_start))s"
