@@ -21,24 +21,30 @@ struct Seen {
     config: bool,
 }
 
+/// Reads until `until`, or (with `stop_at_keyframe`) until the first keyframe after it.
 async fn read_for(
     viewer: &mut RtmpClient,
     until: Instant,
+    stop_at_keyframe: bool,
     seen: &mut Vec<Seen>,
 ) -> Result<(), String> {
-    while Instant::now() < until {
+    loop {
         let m = viewer.next_message(Duration::from_secs(10)).await?;
         if m.type_id == 8 || m.type_id == 9 {
-            seen.push(Seen {
+            let s = Seen {
                 at: Instant::now(),
                 type_id: m.type_id,
                 timestamp: m.timestamp,
                 keyframe: m.type_id == 9 && m.payload.first().is_some_and(|b| b >> 4 == 1),
                 config: m.payload.get(1) == Some(&0),
-            });
+            };
+            let keyframe = s.keyframe && !s.config;
+            seen.push(s);
+            if Instant::now() >= until && (!stop_at_keyframe || keyframe) {
+                return Ok(());
+            }
         }
     }
-    Ok(())
 }
 
 /// How the reflector is taken out.
@@ -95,9 +101,12 @@ async fn failover(outage: Outage, max_gap: Duration) {
         "play refused: {code}"
     );
     let mut seen = Vec::new();
+    // The outage comes right after a keyframe: without the origin's GOP cache the viewer
+    // would wait a whole GOP for the next one.
     read_for(
         &mut viewer,
         Instant::now() + Duration::from_secs(3),
+        true,
         &mut seen,
     )
     .await
@@ -122,6 +131,7 @@ async fn failover(outage: Outage, max_gap: Duration) {
     read_for(
         &mut viewer,
         lost + max_gap + Duration::from_secs(3),
+        false,
         &mut seen,
     )
     .await
