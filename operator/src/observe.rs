@@ -173,6 +173,8 @@ pub fn observe(
                 edges: tier_count(edges),
                 reflectors,
                 relays,
+                // The Stream's bounds are added when the plan input is built (sizing).
+                bounds: None,
             },
         );
     }

@@ -1,13 +1,14 @@
 //! The thin adapter between a Stream and the planner (`surge-planner`), which makes every sizing
-//! decision. The planner takes one edge range for all regions; a Stream has one per region, so
-//! each region is planned on its own and the shared reflector tree (regions share the origin's
-//! fan-out) is built afterwards with `surge_planner::build_tree`.
+//! decision. A Stream's settings and observations become one [`PlanInput`] ([`plan_input`],
+//! each region with its own edge range) and the planner plans all regions and the shared
+//! reflector tree in one call. The simulator's `surge` policy plans through the same
+//! [`plan_input`], so it runs the operator's path.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use surge_planner::{
-    FlashCrowdSettings, PlanError, PlanInput, PlannerState, RegionInput, RegionPlan,
-    ScalingSettings, TreeSettings, ViewerSample, build_tree, plan,
+    EdgeBounds, FlashCrowdSettings, PlanError, PlanInput, PlannerState, RegionInput, RegionPlan,
+    ScalingSettings, TreeSettings, ViewerSample, plan,
 };
 
 use crate::crd::{RegionSpec, ScalingSpec, StreamSpec};
@@ -37,15 +38,68 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
     }
 }
 
-/// Planner tree settings for one region (`spec.tree` plus the region's edge range).
+/// Planner tree settings of the whole Stream (`spec.tree`); the edge range of the first region
+/// stands in for the Stream-wide one, which every region overrides with its own
+/// ([`edge_bounds`]).
 #[allow(clippy::needless_update)]
-pub fn tree_settings(spec: &StreamSpec, region: &RegionSpec) -> TreeSettings {
-    TreeSettings {
+fn stream_tree_settings(spec: &StreamSpec) -> TreeSettings {
+    let mut tree = TreeSettings {
         fanout: spec.tree.fanout,
         viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+        ..TreeSettings::default()
+    };
+    if let Some(first) = spec.regions.first() {
+        tree = tree.for_region(Some(&edge_bounds(spec, first)));
+    }
+    tree
+}
+
+/// One region's edge range and edge size.
+pub fn edge_bounds(spec: &StreamSpec, region: &RegionSpec) -> EdgeBounds {
+    EdgeBounds {
         min_edges: region.min_edges,
         max_edges: region.max_edges,
-        ..TreeSettings::default()
+        viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+    }
+}
+
+/// Planner tree settings as they apply to one region (`spec.tree` plus the region's edge range).
+pub fn tree_settings(spec: &StreamSpec, region: &RegionSpec) -> TreeSettings {
+    stream_tree_settings(spec).for_region(Some(&edge_bounds(spec, region)))
+}
+
+/// What the planner is told for `spec` at `now_s`: one input per spec region (matched by name
+/// in `observed`; a region with no observations is planned from no samples and no relays),
+/// each carrying its own edge bounds. The one mapping from a Stream to the planner, shared by
+/// the operator and the simulator.
+pub fn plan_input(
+    spec: &StreamSpec,
+    observed: &[RegionInput],
+    now_s: f64,
+    relay_ready_seconds: Option<f64>,
+) -> PlanInput {
+    let regions = spec
+        .regions
+        .iter()
+        .map(|region| {
+            let mut input = observed
+                .iter()
+                .find(|o| o.name == region.name)
+                .cloned()
+                .unwrap_or_else(|| RegionInput {
+                    name: region.name.clone(),
+                    ..RegionInput::default()
+                });
+            input.bounds = Some(edge_bounds(spec, region));
+            input
+        })
+        .collect();
+    PlanInput {
+        now_s,
+        tree: stream_tree_settings(spec),
+        scaling: scaling_settings(&spec.scaling),
+        relay_ready_seconds,
+        regions,
     }
 }
 
@@ -66,8 +120,8 @@ impl StreamPlan {
     }
 }
 
-/// Plans every region of `spec`. `observed` holds one input per spec region (matched by name;
-/// a region with no input is planned from no samples and no relays).
+/// Plans every region of `spec` and the reflector tree they share, in one planner call.
+/// `observed` holds one input per spec region (matched by name; see [`plan_input`]).
 pub fn plan_stream(
     spec: &StreamSpec,
     observed: &[RegionInput],
@@ -75,58 +129,32 @@ pub fn plan_stream(
     relay_ready_seconds: Option<f64>,
     state: &PlannerState,
 ) -> Result<StreamPlan, PlanError> {
-    let scaling = scaling_settings(&spec.scaling);
-    let mut regions = Vec::with_capacity(spec.regions.len());
-    let mut next_state = PlannerState::default();
-    for region in &spec.regions {
-        let input = observed
-            .iter()
-            .find(|o| o.name == region.name)
-            .cloned()
-            .unwrap_or_else(|| RegionInput {
-                name: region.name.clone(),
-                ..RegionInput::default()
-            });
-        let mut region_state = PlannerState::default();
-        if let Some(s) = state.regions.get(&region.name) {
-            region_state.regions.insert(region.name.clone(), s.clone());
-        }
-        let out = plan(
-            &PlanInput {
-                now_s,
-                tree: tree_settings(spec, region),
-                scaling: scaling.clone(),
-                relay_ready_seconds,
-                regions: vec![input],
-            },
-            &region_state,
-        )?;
-        next_state.regions.extend(out.state.regions);
-        regions.extend(out.regions);
-    }
-    let edges: Vec<u32> = regions.iter().map(|r| r.desired_edges).collect();
-    let tree = build_tree(&edges, spec.tree.fanout);
-    for (region, reflectors) in regions.iter_mut().zip(tree.reflectors) {
-        region.reflectors = reflectors;
-    }
-    let flash: Vec<&RegionPlan> = regions.iter().filter(|r| r.flash_crowd).collect();
-    let flash_crowd_reason = if flash.is_empty() {
-        None
-    } else {
-        Some(
-            flash
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{}: {}",
-                        r.name,
-                        r.flash_crowd_reason.as_deref().unwrap_or("flash crowd")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    };
+    let out = plan(
+        &plan_input(spec, observed, now_s, relay_ready_seconds),
+        state,
+    )?;
+    // The planner answers in region-name order; the Stream's status and events use spec order.
+    let mut by_name: BTreeMap<String, RegionPlan> = out
+        .regions
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    let regions: Vec<RegionPlan> = spec
+        .regions
+        .iter()
+        .filter_map(|r| by_name.remove(&r.name))
+        .collect();
+    let flash: Vec<String> = regions
+        .iter()
+        .filter(|r| r.flash_crowd)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.name,
+                r.flash_crowd_reason.as_deref().unwrap_or("flash crowd")
+            )
+        })
+        .collect();
     let reason = regions
         .iter()
         .map(|r| format!("{}: {}", r.name, r.reason))
@@ -134,10 +162,10 @@ pub fn plan_stream(
         .join("; ");
     Ok(StreamPlan {
         flash_crowd: !flash.is_empty(),
-        flash_crowd_reason,
+        flash_crowd_reason: (!flash.is_empty()).then(|| flash.join("; ")),
         reason,
         regions,
-        state: next_state,
+        state: out.state,
     })
 }
 

@@ -41,6 +41,20 @@ pub struct RegionInput {
     /// Per-relay loads, used to pick the least-loaded relays when scaling down. May be
     /// incomplete; relays not listed are never picked for removal.
     pub relays: Vec<RelayLoad>,
+    /// This region's own edge range and edge size (a Stream's `spec.regions[]`); `None` uses
+    /// the Stream-wide [`PlanInput::tree`]. The fan-out stays Stream-wide: regions share the
+    /// origin and the reflector tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<EdgeBounds>,
+}
+
+/// One region's edge range and how many viewers one of its edges is sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeBounds {
+    pub min_edges: u32,
+    pub max_edges: u32,
+    pub viewers_per_edge: u64,
 }
 
 /// A viewer count at a time.

@@ -29,6 +29,7 @@
 //!             RelayLoad { name: "edge-a".into(), tier: Tier::Edge, viewers: 6_000, ready: true },
 //!             RelayLoad { name: "edge-b".into(), tier: Tier::Edge, viewers: 4_600, ready: true },
 //!         ],
+//!         bounds: None, // or this region's own edge range and edge size (EdgeBounds)
 //!     }],
 //! };
 //! let out = plan(&input, &state).expect("valid settings");
@@ -62,7 +63,10 @@
 //!   lengthen the effective horizon by their age.
 //! - `regions` ([`RegionInput`]): name, viewer samples, the edges that exist (asked for)
 //!   and how many are Ready, the reflector tiers that exist, and per-relay loads
-//!   ([`RelayLoad`]: name, [`Tier`], viewers, ready) for picking removals.
+//!   ([`RelayLoad`]: name, [`Tier`], viewers, ready) for picking removals, and optionally the
+//!   region's own `bounds` ([`EdgeBounds`]: `minEdges`, `maxEdges`, `viewersPerEdge`) in place
+//!   of the Stream-wide ones in `tree` (a Stream's regions each have their own edge range; the
+//!   fan-out and the reflector tree stay shared).
 //!
 //! ## Outputs ([`Plan`])
 //! Per region ([`RegionPlan`], sorted by name): `desired_edges`, `reflectors` (counts per
@@ -114,7 +118,7 @@ mod state;
 mod tree;
 
 pub use estimate::{Estimate, estimate};
-pub use input::{PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
+pub use input::{EdgeBounds, PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
 pub use output::{Plan, RegionPlan, ScaleChange};
 pub use planner::{plan, reflector_removals};
 pub use settings::{FlashCrowdSettings, ScalingSettings, TreeSettings};

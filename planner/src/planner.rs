@@ -32,6 +32,13 @@ pub fn plan(input: &PlanInput, state: &PlannerState) -> Result<Plan, PlanError> 
                 r.name
             )));
         }
+        if r.bounds.is_some() {
+            input
+                .tree
+                .for_region(r.bounds.as_ref())
+                .validate()
+                .map_err(|e| PlanError::InvalidInput(format!("region `{}`: {e}", r.name)))?;
+        }
     }
     let ready_s = input
         .relay_ready_seconds
@@ -104,7 +111,8 @@ fn plan_region(
     mut state: RegionState,
 ) -> (RegionPlan, RegionState) {
     let now = input.now_s;
-    let tree = &input.tree;
+    let region_tree = input.tree.for_region(region.bounds.as_ref());
+    let tree = &region_tree;
     let scaling = &input.scaling;
     let current = region.edges.relays;
     let base_horizon = match ready_s {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::PlanError;
+use crate::input::EdgeBounds;
 
 /// Shape of the relay tree (the Stream's `spec.tree`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +129,19 @@ fn check(ok: bool, field: &'static str, why: &'static str) -> Result<(), PlanErr
 }
 
 impl TreeSettings {
+    /// These settings with a region's own edge range and edge size, when it has them.
+    pub fn for_region(&self, bounds: Option<&EdgeBounds>) -> TreeSettings {
+        match bounds {
+            Some(b) => TreeSettings {
+                min_edges: b.min_edges,
+                max_edges: b.max_edges,
+                viewers_per_edge: b.viewers_per_edge,
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
     /// Rejects settings the planner cannot honour, naming the field.
     pub fn validate(&self) -> Result<(), PlanError> {
         check(self.fanout >= 2, "tree.fanout", "must be at least 2")?;

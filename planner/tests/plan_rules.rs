@@ -300,3 +300,57 @@ fn reflector_removals_follow_a_rebuilt_tree() {
         vec!["b", "c", "a", "top"]
     );
 }
+
+#[test]
+fn each_region_is_sized_within_its_own_bounds_in_one_call() {
+    use surge_planner::EdgeBounds;
+    let steady = |name: &str, viewers: f64| region(name, samples(0, 120, 5, |_| viewers), &[0]);
+    let mut small_edges = steady("ap", 1_000.0);
+    small_edges.bounds = Some(EdgeBounds {
+        min_edges: 1,
+        max_edges: 50,
+        viewers_per_edge: 100,
+    });
+    let mut capped = steady("eu", 10_000.0);
+    capped.bounds = Some(EdgeBounds {
+        min_edges: 2,
+        max_edges: 3,
+        viewers_per_edge: 2_000,
+    });
+    let mut floor = steady("us", 0.0);
+    floor.bounds = Some(EdgeBounds {
+        min_edges: 4,
+        max_edges: 10,
+        viewers_per_edge: 2_000,
+    });
+    let default = steady("za", 10_000.0);
+    let out = plan(
+        &input(120.0, vec![small_edges, capped, floor, default]),
+        &PlannerState::default(),
+    )
+    .unwrap();
+    let edges: Vec<(&str, u32)> = out
+        .regions
+        .iter()
+        .map(|r| (r.name.as_str(), r.desired_edges))
+        .collect();
+    // ap: 1,000 × 1.2 / 100 = 12; eu: capped at 3; us: floor 4; za: the Stream-wide
+    // 2,000 per edge, 10,000 × 1.2 / 2,000 = 6.
+    assert_eq!(edges, [("ap", 12), ("eu", 3), ("us", 4), ("za", 6)]);
+    // One tree over all regions: 25 edges under a fan-out of 8 need reflectors.
+    assert!(out.origin_children <= 8, "{}", out.origin_children);
+}
+
+#[test]
+fn invalid_region_bounds_are_refused_naming_the_region() {
+    let mut r = region("eu", samples(0, 60, 5, |_| 10.0), &[0]);
+    r.bounds = Some(surge_planner::EdgeBounds {
+        min_edges: 5,
+        max_edges: 2,
+        viewers_per_edge: 100,
+    });
+    let err = plan(&input(60.0, vec![r]), &PlannerState::default()).unwrap_err();
+    assert!(matches!(err, PlanError::InvalidInput(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("eu") && text.contains("maxEdges"), "{text}");
+}

@@ -71,6 +71,7 @@ impl Policy for Surge {
                 },
                 reflectors: Vec::new(),
                 relays: Vec::new(),
+                bounds: None,
             });
         }
         let input = PlanInput {
