@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::promises::{assert_delivery_promises, assert_follows_trace};
+use common::promises::{StartUp, assert_delivery_promises, assert_follows_trace};
 use common::relay::{start_relay, wait_for_publisher, wait_until};
 use common::trace::TraceExpectation;
 use common::{
@@ -102,7 +102,7 @@ fn replay_follows_the_trace_and_keeps_the_delivery_promises_against_surge_relay(
     wait_for_publisher(http, "e2e", Duration::from_secs(10));
     let report = replay_tiny(&dir, &format!("*=127.0.0.1:{rtmp}"));
     let expected = TraceExpectation::read(&data("tiny.csv"), None);
-    assert_follows_trace(&report, &expected, Duration::ZERO);
+    assert_follows_trace(&report, &expected, StartUp::FromGopCache);
     assert_delivery_promises(&report, &expected, PUBLISH_FPS);
 }
 
@@ -118,7 +118,7 @@ fn replay_follows_the_trace_against_nginx_rtmp() {
     // GOP, 2 s, later at worst), and the relay's start-up and lag promises are not asked
     // of it.
     let expected = TraceExpectation::read(&data("tiny.csv"), None);
-    assert_follows_trace(&report, &expected, PUBLISH_GOP);
+    assert_follows_trace(&report, &expected, StartUp::AtNextKeyframe(PUBLISH_GOP));
     let d = &report["details"];
     assert_eq!(d["frames_missing"], 0, "{report:#}");
     assert_eq!(d["frames_without_timing_sei"], 0, "{report:#}");

@@ -23,16 +23,20 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// When a server lets a new viewer play.
+#[derive(Debug, Clone, Copy)]
+pub enum StartUp {
+    /// At once, from its GOP cache (surge-relay): within the start-up promise.
+    FromGopCache,
+    /// At the publisher's next keyframe, up to one GOP later (nginx-rtmp).
+    AtNextKeyframe(Duration),
+}
+
 /// The replay opened the viewers the trace file asks for, and they were playing (had
 /// their first keyframe), not merely connecting: sessions and peak as the trace says,
 /// and in every one-second sample the playing count within max(2, 10%) of what the trace
-/// asked for at some moment in the last `startup_allowance` of wall time (zero for a
-/// relay with a GOP cache; a server without one makes a viewer wait for a keyframe).
-pub fn assert_follows_trace(
-    report: &Value,
-    expected: &TraceExpectation,
-    startup_allowance: Duration,
-) {
+/// asked for at some moment within one start-up time before it.
+pub fn assert_follows_trace(report: &Value, expected: &TraceExpectation, startup: StartUp) {
     let details = &report["details"];
     let regions = details["regions"].as_array().expect("regions").len() as f64;
     let rounding = ROUNDING_PER_REGION * regions;
@@ -54,11 +58,10 @@ pub fn assert_follows_trace(
         expected.sessions
     );
     let peak = num(&report["viewers_peak"]);
-    // Waiting for a keyframe, churned-in viewers may not all play at the same moment.
-    let peak_slack = if startup_allowance.is_zero() {
-        exact
-    } else {
-        (expected.peak * 0.1).max(2.0)
+    let (startup_allowance, peak_slack) = match startup {
+        StartUp::FromGopCache => (Duration::from_secs_f64(STARTUP_P99_PROMISE_MS / 1e3), exact),
+        // Waiting for a keyframe, churned-in viewers may not all play at the same moment.
+        StartUp::AtNextKeyframe(gop) => (gop, (expected.peak * 0.1).max(2.0)),
     };
     assert!(
         peak <= expected.peak + exact && peak >= expected.peak - peak_slack,
