@@ -3,10 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use surge_load::simulate::{
-    PolicyReport, Report, SimulateArgs, policies::PolicyName, simulate_trace,
-};
-use surge_planner::{ScalingSettings, TreeSettings};
+use surge_load::simulate::{PolicyReport, Report, SimulateArgs, simulate_trace, stream_spec};
 
 /// The README's headline scenario: a relay is Ready 30 s after it is asked for.
 const READY_SECONDS: u64 = 30;
@@ -27,33 +24,25 @@ fn trace(name: &str) -> PathBuf {
         .join(format!("{name}.csv"))
 }
 
-/// The simulator set up like a Stream that sets nothing: the planner's documented
-/// defaults (`surge_planner::TreeSettings` / `ScalingSettings`), the edge range included.
+/// The simulator set up like a Stream that sets nothing (the operator's defaults: surge plans
+/// through the operator's own path with the Stream's defaults), the trace's regions.
 fn args(name: &str, ready_seconds: u64) -> SimulateArgs {
-    let tree = TreeSettings::default();
-    let scaling = ScalingSettings::default();
     SimulateArgs {
-        trace: trace(name),
-        broadcast: None,
-        policy: PolicyName::All,
         ready_seconds,
-        viewers_per_edge: tree.viewers_per_edge,
-        min_edges: tree.min_edges,
-        max_edges: tree.max_edges,
-        lead_time_seconds: scaling.lead_time_seconds,
-        headroom: scaling.headroom,
-        estimation_window_seconds: scaling.estimation_window_seconds,
-        flash_scale_up_factor: scaling.flash_crowd.scale_up_factor,
-        flash_lead_time_factor: scaling.flash_crowd.lead_time_factor,
-        no_flash_crowd: !scaling.flash_crowd.enabled,
-        livejack_viewers_per_relay: None,
-        json: None,
-        plot: None,
+        ..SimulateArgs::for_trace(trace(name))
     }
 }
 
+/// The Stream's default headroom, read from the spec the simulator plans with.
+fn default_headroom() -> f64 {
+    stream_spec(&args("steady", READY_SECONDS), &["r".to_owned()])
+        .expect("a Stream that sets nothing is valid")
+        .scaling
+        .headroom
+}
+
 fn surge_cost_target() -> f64 {
-    (1.0 + ScalingSettings::default().headroom) * SURGE_COST_TARGET_OVER_HEADROOM
+    (1.0 + default_headroom()) * SURGE_COST_TARGET_OVER_HEADROOM
 }
 
 fn policy<'a>(report: &'a Report, name: &str) -> &'a PolicyReport {

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use surge_planner::{ScalingSettings, TreeSettings};
 
 /// Desired state of one broadcast: where it is ingested and in which regions it is played.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -248,11 +249,11 @@ pub struct FlashCrowdSpec {
     #[schemars(range(min = 0.0, max = 100.0))]
     pub relative_growth_per_minute: f64,
     /// While in the mode, each scale-up is at least this factor of the current edges.
-    #[serde(default = "default_flash_factor")]
+    #[serde(default = "default_flash_scale_up_factor")]
     #[schemars(range(min = 1.0, max = 100.0))]
     pub scale_up_factor: f64,
     /// While in the mode, the forecast horizon is stretched by this factor.
-    #[serde(default = "default_flash_factor")]
+    #[serde(default = "default_flash_lead_time_factor")]
     #[schemars(range(min = 1.0, max = 100.0))]
     pub lead_time_factor: f64,
     /// Leave the mode after growth stayed below the thresholds this long.
@@ -267,8 +268,8 @@ impl Default for FlashCrowdSpec {
             enabled: true,
             min_growth_per_minute: default_flash_min_growth(),
             relative_growth_per_minute: default_flash_relative_growth(),
-            scale_up_factor: default_flash_factor(),
-            lead_time_factor: default_flash_factor(),
+            scale_up_factor: default_flash_scale_up_factor(),
+            lead_time_factor: default_flash_lead_time_factor(),
             exit_after_seconds: default_flash_exit_after_seconds(),
         }
     }
@@ -398,50 +399,66 @@ fn default_app() -> String {
 fn default_bitrate_kbps() -> u32 {
     2500
 }
+// Tree and scaling defaults are the planner's own (`surge_planner::TreeSettings` and
+// `ScalingSettings`), so a Stream that sets nothing plans exactly as docs/PLANNER.md and the
+// simulator describe; the planner's settings are the one place they are written.
+fn planner_tree() -> TreeSettings {
+    TreeSettings::default()
+}
+fn planner_scaling() -> ScalingSettings {
+    ScalingSettings::default()
+}
+/// Whole seconds of a planner default (the CRD counts seconds as integers).
+fn seconds(s: f64) -> u32 {
+    s.round() as u32
+}
 fn default_min_edges() -> u32 {
-    1
+    planner_tree().min_edges
 }
 fn default_max_edges() -> u32 {
-    100
+    planner_tree().max_edges
 }
 fn default_fanout() -> u32 {
-    8
+    planner_tree().fanout
 }
 fn default_viewers_per_edge() -> u32 {
-    2000
+    u32::try_from(planner_tree().viewers_per_edge).unwrap_or(u32::MAX)
 }
 fn default_lead_time_seconds() -> u32 {
-    60
+    seconds(planner_scaling().lead_time_seconds)
 }
 fn default_headroom() -> f64 {
-    0.2
+    planner_scaling().headroom
 }
 fn default_scale_down_stabilization_seconds() -> u32 {
-    300
+    seconds(planner_scaling().scale_down_stabilization_seconds)
 }
 fn default_max_scale_down_fraction() -> f64 {
-    0.25
+    planner_scaling().max_scale_down_fraction
 }
 fn default_scale_down_step_seconds() -> u32 {
-    60
+    seconds(planner_scaling().scale_down_step_seconds)
 }
 fn default_estimation_window_seconds() -> u32 {
-    120
+    seconds(planner_scaling().estimation_window_seconds)
 }
 fn default_true() -> bool {
     true
 }
 fn default_flash_min_growth() -> f64 {
-    500.0
+    planner_scaling().flash_crowd.min_growth_per_minute
 }
 fn default_flash_relative_growth() -> f64 {
-    0.05
+    planner_scaling().flash_crowd.relative_growth_per_minute
 }
-fn default_flash_factor() -> f64 {
-    2.0
+fn default_flash_scale_up_factor() -> f64 {
+    planner_scaling().flash_crowd.scale_up_factor
+}
+fn default_flash_lead_time_factor() -> f64 {
+    planner_scaling().flash_crowd.lead_time_factor
 }
 fn default_flash_exit_after_seconds() -> u32 {
-    120
+    seconds(planner_scaling().flash_crowd.exit_after_seconds)
 }
 
 /// The CRD as YAML, exactly what `surge-operator crd` prints and `crds/stream.yaml` holds.

@@ -27,7 +27,7 @@ use crate::observe::{
     DeploymentCounts, PodView, ScrapeOutcome, deletion_costs, observe, relay_ready_seconds,
 };
 use crate::scrape::Scraper;
-use crate::sizing::{SampleHistory, StreamPlan, plan_stream};
+use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, build_tree};
 use crate::validate::{summary, validate};
@@ -284,7 +284,7 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
 
     // 4. Plan (the planner decides; we feed it history).
     let now_s = ctx.now_s();
-    let keep = f64::from(spec.scaling.estimation_window_seconds) * 2.0;
+    let keep = history_window_seconds(spec);
     let (plan, flash_before, degraded_before) = {
         let mut memory = lock(&ctx.memory);
         let m = memory.entry(key.clone()).or_default();

@@ -169,6 +169,11 @@ pub fn plan_stream(
     })
 }
 
+/// How much viewer history to keep for `spec`: twice the planner's estimation window.
+pub fn history_window_seconds(spec: &StreamSpec) -> f64 {
+    f64::from(spec.scaling.estimation_window_seconds) * 2.0
+}
+
 /// Viewer samples per region, kept between reconciles (the planner itself holds no history).
 #[derive(Clone, Debug, Default)]
 pub struct SampleHistory {

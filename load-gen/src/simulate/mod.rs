@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use surge_planner::{FlashCrowdSettings, ScalingSettings, TreeSettings};
+use surge_operator::crd::{Stream, StreamSpec};
+use surge_operator::validate::{summary, validate};
 
 pub use demand::Demand;
 pub use engine::{Fleet, Outcome, Policy, SimSettings, View, simulate};
@@ -22,9 +23,11 @@ pub use report::{PolicyReport, Report, SurgeResult};
 ///
 /// Each region's edges are simulated separately: relays asked for become Ready
 /// `--ready-seconds` later, viewers follow the trace (linearly interpolated between rows),
-/// and Ready capacity is edges × `--viewers-per-edge`. Prints a table; `--json` and
+/// and Ready capacity is edges × viewers per edge. `surge` plans exactly as the operator does
+/// for a Stream (`--stream FILE`, or a Stream that sets nothing but its regions, which are the
+/// trace's); the flags below override single settings of it. Prints a table; `--json` and
 /// `--plot` write the same results as JSON and an SVG plot.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// The trace file (livetrace v1 CSV, e.g. load-gen/traces/facebook.csv).
     #[arg(long)]
@@ -38,35 +41,41 @@ pub struct SimulateArgs {
     /// Seconds from asking for a relay to its being Ready.
     #[arg(long, default_value_t = 30)]
     pub ready_seconds: u64,
-    /// Viewers one edge relay serves (the capacity, and surge's and hpa's target).
-    #[arg(long, default_value_t = 2000)]
-    pub viewers_per_edge: u64,
-    /// Fewest edges per region.
-    #[arg(long, default_value_t = 1)]
-    pub min_edges: u32,
-    /// Most edges per region (default: effectively unbounded, so policies are compared on
-    /// demand, not on a cap; a Stream's own default is 100).
-    #[arg(long, default_value_t = 100_000)]
-    pub max_edges: u32,
-    /// Surge's forecast horizon (the Stream's scaling.leadTimeSeconds).
-    #[arg(long, default_value_t = 60.0)]
-    pub lead_time_seconds: f64,
-    /// Surge's headroom above the forecast (the Stream's scaling.headroom).
-    #[arg(long, default_value_t = 0.2)]
-    pub headroom: f64,
-    /// Surge's growth-estimation window (the Stream's scaling.estimationWindowSeconds).
-    #[arg(long, default_value_t = ScalingSettings::default().estimation_window_seconds)]
-    pub estimation_window_seconds: f64,
-    /// Surge's flash-crowd scale-up factor (the Stream's scaling.flashCrowd.scaleUpFactor).
-    #[arg(long, default_value_t = FlashCrowdSettings::default().scale_up_factor)]
-    pub flash_scale_up_factor: f64,
-    /// Surge's flash-crowd horizon factor (scaling.flashCrowd.leadTimeFactor).
-    #[arg(long, default_value_t = FlashCrowdSettings::default().lead_time_factor)]
-    pub flash_lead_time_factor: f64,
+    /// A Stream manifest (YAML) whose spec.tree, spec.scaling and region edge ranges surge
+    /// plans with; its regions must include the trace's (all with one edge range). Default: a
+    /// Stream that sets nothing, with the trace's regions.
+    #[arg(long)]
+    pub stream: Option<PathBuf>,
+    /// Viewers one edge relay serves (the capacity, and every policy's target); default the
+    /// Stream's tree.viewersPerEdge (2000).
+    #[arg(long)]
+    pub viewers_per_edge: Option<u64>,
+    /// Fewest edges per region; default the Stream's minEdges (1).
+    #[arg(long)]
+    pub min_edges: Option<u32>,
+    /// Most edges per region; default the --stream file's maxEdges, else 10000 (the most a
+    /// Stream allows), so policies are compared on demand rather than on a cap.
+    #[arg(long)]
+    pub max_edges: Option<u32>,
+    /// Surge's forecast horizon (scaling.leadTimeSeconds; default 60).
+    #[arg(long)]
+    pub lead_time_seconds: Option<u32>,
+    /// Surge's headroom above the forecast (scaling.headroom; default 0.2).
+    #[arg(long)]
+    pub headroom: Option<f64>,
+    /// Surge's growth-estimation window (scaling.estimationWindowSeconds; default 120).
+    #[arg(long)]
+    pub estimation_window_seconds: Option<u32>,
+    /// Surge's flash-crowd scale-up factor (scaling.flashCrowd.scaleUpFactor; default 2).
+    #[arg(long)]
+    pub flash_scale_up_factor: Option<f64>,
+    /// Surge's flash-crowd horizon factor (scaling.flashCrowd.leadTimeFactor; default 2).
+    #[arg(long)]
+    pub flash_lead_time_factor: Option<f64>,
     /// Turn surge's flash-crowd mode off (scaling.flashCrowd.enabled = false).
     #[arg(long)]
     pub no_flash_crowd: bool,
-    /// LiveJack: viewers per relay (default 0.7 × viewers-per-edge, the paper's 350 of 500).
+    /// LiveJack: viewers per relay (default 0.7 × viewers per edge, the paper's 350 of 500).
     #[arg(long)]
     pub livejack_viewers_per_relay: Option<f64>,
     /// Write the results as JSON here.
@@ -77,6 +86,136 @@ pub struct SimulateArgs {
     pub plot: Option<PathBuf>,
 }
 
+impl SimulateArgs {
+    /// The command line's defaults for `trace`: every policy, relays Ready after 30 s, a
+    /// Stream that sets nothing.
+    pub fn for_trace(trace: PathBuf) -> Self {
+        SimulateArgs {
+            trace,
+            broadcast: None,
+            policy: PolicyName::All,
+            ready_seconds: 30,
+            stream: None,
+            viewers_per_edge: None,
+            min_edges: None,
+            max_edges: None,
+            lead_time_seconds: None,
+            headroom: None,
+            estimation_window_seconds: None,
+            flash_scale_up_factor: None,
+            flash_lead_time_factor: None,
+            no_flash_crowd: false,
+            livejack_viewers_per_relay: None,
+            json: None,
+            plot: None,
+        }
+    }
+}
+
+/// The most edges per region a Stream accepts (the CRD's maxEdges bound): the simulator's cap
+/// when no --stream file sets one.
+const STREAM_MAX_EDGES: u32 = 10_000;
+
+/// The Stream surge plans with: `--stream`, or one that sets nothing but the trace's regions,
+/// with the command line's overrides applied and the result validated like the operator
+/// validates a Stream.
+pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec> {
+    let mut spec = match &args.stream {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_saphyr::from_str::<Stream>(&text)
+                .with_context(|| format!("{} is not a Stream manifest", path.display()))?
+                .spec
+        }
+        None => {
+            // Through serde, so every unset field takes the Stream's documented default.
+            let manifest = serde_json::json!({
+                "origin": {"region": regions.first().map_or("default", String::as_str)},
+                "regions": regions.iter().map(|r| serde_json::json!({"name": r}))
+                    .collect::<Vec<_>>(),
+            });
+            let mut spec: StreamSpec = serde_json::from_value(manifest)?;
+            for r in &mut spec.regions {
+                r.max_edges = STREAM_MAX_EDGES;
+            }
+            spec
+        }
+    };
+    let missing: Vec<&str> = regions
+        .iter()
+        .filter(|r| !spec.regions.iter().any(|s| &s.name == *r))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the Stream has no region {} of the trace (its regions: {})",
+            missing.join(", "),
+            spec.regions
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(v) = args.viewers_per_edge {
+        spec.tree.viewers_per_edge = u32::try_from(v).context("--viewers-per-edge is too large")?;
+    }
+    for r in &mut spec.regions {
+        if let Some(v) = args.min_edges {
+            r.min_edges = v;
+        }
+        if let Some(v) = args.max_edges {
+            r.max_edges = v;
+        }
+    }
+    let scaling = &mut spec.scaling;
+    if let Some(v) = args.lead_time_seconds {
+        scaling.lead_time_seconds = v;
+    }
+    if let Some(v) = args.headroom {
+        scaling.headroom = v;
+    }
+    if let Some(v) = args.estimation_window_seconds {
+        scaling.estimation_window_seconds = v;
+    }
+    if let Some(v) = args.flash_scale_up_factor {
+        scaling.flash_crowd.scale_up_factor = v;
+    }
+    if let Some(v) = args.flash_lead_time_factor {
+        scaling.flash_crowd.lead_time_factor = v;
+    }
+    if args.no_flash_crowd {
+        scaling.flash_crowd.enabled = false;
+    }
+    let errors = validate("simulated", &spec);
+    if !errors.is_empty() {
+        bail!("invalid Stream settings: {}", summary(&errors));
+    }
+    Ok(spec)
+}
+
+/// The simulation's edge model from the Stream: one edge size and edge range for every region.
+fn sim_settings(spec: &StreamSpec, ready_s: u64) -> Result<SimSettings> {
+    let first = spec.regions.first().context("the Stream has no regions")?;
+    if spec
+        .regions
+        .iter()
+        .any(|r| (r.min_edges, r.max_edges) != (first.min_edges, first.max_edges))
+    {
+        bail!(
+            "the simulator models one edge range for all regions: give every region of the \
+             Stream the same minEdges and maxEdges (or use --min-edges/--max-edges)"
+        );
+    }
+    Ok(SimSettings {
+        ready_s,
+        viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+        min_edges: first.min_edges,
+        max_edges: first.max_edges,
+    })
+}
+
 /// Runs the selected policies (and the oracle, for `cost_vs_oracle`) on one broadcast.
 pub fn run_policies(
     demand: &Demand,
@@ -85,48 +224,18 @@ pub fn run_policies(
     if args.ready_seconds > 24 * 3600 {
         bail!("--ready-seconds must be at most a day");
     }
-    if args.viewers_per_edge == 0 {
-        bail!("--viewers-per-edge must be at least 1");
-    }
-    if args.min_edges == 0 || args.max_edges < args.min_edges {
-        bail!("--min-edges must be at least 1 and at most --max-edges");
-    }
-    let settings = SimSettings {
-        ready_s: args.ready_seconds,
-        viewers_per_edge: args.viewers_per_edge,
-        min_edges: args.min_edges,
-        max_edges: args.max_edges,
-    };
-    let tree = TreeSettings {
-        viewers_per_edge: args.viewers_per_edge,
-        min_edges: args.min_edges,
-        max_edges: args.max_edges,
-        ..TreeSettings::default()
-    };
-    let scaling = ScalingSettings {
-        lead_time_seconds: args.lead_time_seconds,
-        headroom: args.headroom,
-        estimation_window_seconds: args.estimation_window_seconds,
-        flash_crowd: FlashCrowdSettings {
-            enabled: !args.no_flash_crowd,
-            scale_up_factor: args.flash_scale_up_factor,
-            lead_time_factor: args.flash_lead_time_factor,
-            ..FlashCrowdSettings::default()
-        },
-        ..ScalingSettings::default()
-    };
-    tree.validate().context("surge settings")?;
-    scaling.validate().context("surge settings")?;
+    let spec = stream_spec(args, &demand.regions)?;
+    let settings = sim_settings(&spec, args.ready_seconds)?;
     let regions = demand.regions.len();
     let livejack_per_relay = args
         .livejack_viewers_per_relay
-        .unwrap_or(0.7 * args.viewers_per_edge as f64);
+        .unwrap_or(0.7 * settings.viewers_per_edge as f64);
     let wanted = |p: PolicyName| args.policy == PolicyName::All || args.policy == p;
 
     let oracle = simulate(&mut Oracle::new(demand, &settings), demand, &settings);
     let mut outcomes = Vec::new();
     if wanted(PolicyName::Surge) {
-        let mut surge = Surge::new(&demand.regions, tree, scaling);
+        let mut surge = Surge::new(&demand.regions, spec);
         outcomes.push(simulate(&mut surge, demand, &settings));
     }
     if wanted(PolicyName::Hpa) {
@@ -167,7 +276,10 @@ pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcom
             .fold(0.0, f64::max)
             .round(),
         ready_seconds: args.ready_seconds,
-        viewers_per_edge: args.viewers_per_edge,
+        viewers_per_edge: stream_spec(args, &demand.regions)?
+            .tree
+            .viewers_per_edge
+            .into(),
         surges: report::surge_summaries(&demand, &surges),
         policies: outcomes
             .iter()

@@ -1,24 +1,22 @@
-//! `surge`: the planner (`surge-planner`), fed like the operator feeds it: a viewer sample
-//! per region every 5 s (the operator's scrape interval), 5 s old, the edges asked for and
-//! Ready, and the measured relay-ready time; re-planned at every scrape.
+//! `surge`: the operator's planning path (`surge_operator::sizing`: the same sample history,
+//! the same Stream-to-planner mapping and one `plan_stream` call per scrape), fed like the
+//! operator is fed: a viewer sample per region every 5 s (the operator's scrape interval),
+//! 5 s old, the edges asked for and Ready, and the measured relay-ready time.
 
-use surge_planner::{
-    PlanInput, PlannerState, RegionInput, ScalingSettings, TierCount, TreeSettings, ViewerSample,
-    plan,
-};
+use surge_operator::crd::StreamSpec;
+use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream};
+use surge_planner::{PlannerState, RegionInput, TierCount};
 
 use super::super::engine::{Policy, View};
 
 pub const SYNC_S: usize = 5;
 pub const METRIC_AGE_S: usize = 5;
-/// Samples kept per region (the planner uses the last `estimationWindowSeconds`).
-const HISTORY_S: f64 = 300.0;
 
 pub struct Surge {
-    tree: TreeSettings,
-    scaling: ScalingSettings,
+    spec: StreamSpec,
+    history: SampleHistory,
     state: PlannerState,
-    samples: Vec<Vec<ViewerSample>>,
+    /// The simulated regions, in `Demand::regions` order (sorted by name).
     regions: Vec<String>,
     /// Deepest tree planned (reflector levels + edges), for the report.
     pub deepest_tree: u32,
@@ -27,12 +25,12 @@ pub struct Surge {
 }
 
 impl Surge {
-    pub fn new(regions: &[String], tree: TreeSettings, scaling: ScalingSettings) -> Self {
+    /// `spec` must name every region of `regions` (checked by the caller).
+    pub fn new(regions: &[String], spec: StreamSpec) -> Self {
         Self {
-            tree,
-            scaling,
+            spec,
+            history: SampleHistory::default(),
             state: PlannerState::default(),
-            samples: vec![Vec::new(); regions.len()],
             regions: regions.to_vec(),
             deepest_tree: 0,
             flash_seconds: 0,
@@ -50,45 +48,42 @@ impl Policy for Surge {
             return None;
         }
         let now = view.step as f64;
-        let mut regions = Vec::with_capacity(self.regions.len());
+        let keep = history_window_seconds(&self.spec);
+        let mut inputs = Vec::with_capacity(self.regions.len());
         for (r, name) in self.regions.iter().enumerate() {
-            let samples = &mut self.samples[r];
             if let Some(v) = view.observed(r, METRIC_AGE_S) {
-                samples.push(ViewerSample {
-                    t_s: now - METRIC_AGE_S as f64,
-                    viewers: v.round() as u64,
-                });
+                let sampled_at = now - METRIC_AGE_S as f64;
+                self.history
+                    .record(name, sampled_at, v.round() as u64, keep);
             }
-            let keep_from = samples.partition_point(|s| s.t_s < now - HISTORY_S);
-            samples.drain(..keep_from);
             let fleet = &view.fleets[r];
-            regions.push(RegionInput {
+            inputs.push(RegionInput {
                 name: name.clone(),
-                samples: samples.clone(),
+                samples: self.history.samples(name),
                 edges: TierCount {
                     relays: fleet.requested,
                     ready: fleet.ready,
                 },
-                reflectors: Vec::new(),
-                relays: Vec::new(),
-                bounds: None,
+                ..RegionInput::default()
             });
         }
-        let input = PlanInput {
-            now_s: now,
-            tree: self.tree.clone(),
-            scaling: self.scaling.clone(),
-            relay_ready_seconds: Some(view.settings.ready_s as f64),
-            regions,
-        };
-        // Settings are validated before the run, so a plan always comes back.
-        let out = plan(&input, &self.state).ok()?;
-        self.state = out.state;
-        self.deepest_tree = self.deepest_tree.max(out.depth);
+        let ready_s = Some(view.settings.ready_s as f64);
+        // The spec is validated before the run, so a plan always comes back.
+        let out = plan_stream(&self.spec, &inputs, now, ready_s, &self.state).ok()?;
+        self.state = out.state.clone();
+        let depth = out
+            .regions
+            .iter()
+            .map(|r| r.reflectors.len() as u32 + 1)
+            .max()
+            .unwrap_or(0);
+        self.deepest_tree = self.deepest_tree.max(depth);
         if out.flash_crowd {
             self.flash_seconds += SYNC_S as u64;
         }
-        // Plans are sorted by region name, like `Demand::regions`.
-        Some(out.regions.iter().map(|p| p.desired_edges).collect())
+        self.regions
+            .iter()
+            .map(|name| out.region(name).map(|p| p.desired_edges))
+            .collect()
     }
 }
