@@ -186,6 +186,29 @@ async fn failover(outage: Outage, max_gap: Duration) {
         video_ts.windows(2).all(|w| w[0] < w[1]),
         "a video timestamp repeated: {video_ts:?}"
     );
+    match outage {
+        // The origin's GOP cache holds the frames lost with the reflector's connection: the
+        // viewer misses none (25 fps: 40 ms apart), so its picture never breaks.
+        Outage::Killed => {
+            let jump = video_ts.windows(2).map(|w| w[1] - w[0]).max();
+            assert!(
+                jump.is_some_and(|j| j <= FRAME_MS * 3 / 2),
+                "video frames missing across the failover (largest step {jump:?} ms): {video_ts:?}"
+            );
+        }
+        // Seconds of frames are gone; the viewer resumes at a keyframe.
+        Outage::Frozen => {
+            let after_gap = video
+                .windows(2)
+                .position(|w| w[1].at - w[0].at == gap)
+                .map_or(video.len(), |i| i + 1);
+            let resumed = video[after_gap..].iter().find(|s| !s.config);
+            assert!(
+                resumed.is_some_and(|s| s.keyframe),
+                "the viewer resumed on a non-keyframe after the gap"
+            );
+        }
+    }
 
     for type_id in [8u8, 9] {
         let ts: Vec<u32> = seen
@@ -211,6 +234,8 @@ async fn failover(outage: Outage, max_gap: Duration) {
 
 /// The test publisher's GOP: `ffmpeg_publish` sends a keyframe every 25 frames at 25 fps.
 const GOP: Duration = Duration::from_secs(1);
+/// Timestamp step between its video frames.
+const FRAME_MS: u32 = 40;
 
 /// Target for a killed reflector: the README measures ~50 ms (reconnect at once, the origin's
 /// GOP cache fills the gap). Promised here: well under one GOP, with room for a loaded 2-core
