@@ -63,7 +63,13 @@ impl RelayProcess {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("relay did not report its listeners");
+                let _ = child.wait();
+                // The reader threads end with the process; what it said tells why.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "relay did not report its listeners:\n{}",
+                    log.lock().expect("log lock").join("\n")
+                );
             }
         };
         // Text logs say `name=ADDR`, JSON logs `"name":"ADDR"`.
