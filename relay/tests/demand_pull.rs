@@ -44,6 +44,8 @@ async fn origin_viewers(origin: &RelayProcess) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pull_per_stream_linger_and_prewarm() {
+    // Lingers and timeouts are wall-clock time: one test of this binary at a time.
+    let _serial = common::real_time_lock().await;
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "1s"]);
     // Same linger: a prewarmed stream must outlive it.
@@ -195,6 +197,7 @@ async fn until_video_frame(v: &mut RtmpClient) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prewarmed_edge_is_ready_only_once_a_keyframe_arrived() {
+    let _serial = common::real_time_lock().await;
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let (mut publisher, code) = RtmpClient::publish(origin.rtmp, "live", "k")
         .await
@@ -266,6 +269,7 @@ async fn prewarmed_edge_is_ready_only_once_a_keyframe_arrived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
+    let _serial = common::real_time_lock().await;
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "3s"]);
     let (stop, pub_task, viewer) = publish_and_watch(&origin, &edge, "l").await;
@@ -305,6 +309,7 @@ async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_reconnects_metric_counts_a_failover() {
+    let _serial = common::real_time_lock().await;
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let origin_url = format!("rtmp://{}/live", origin.rtmp);
     let mut reflector = RelayProcess::start(&["--tier", "reflector", "--upstream", &origin_url]);

@@ -308,16 +308,20 @@ async fn command_mid_stream(fanout_tasks: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_mid_stream_gets_its_reply_and_every_frame_once_without_fanout_tasks() {
+    // Lags and gaps are wall-clock time: one test of this binary at a time.
+    let _serial = common::real_time_lock().await;
     command_mid_stream("0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_mid_stream_gets_its_reply_and_every_frame_once_with_one_fanout_task() {
+    let _serial = common::real_time_lock().await;
     command_mid_stream("1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_mid_stream_gets_its_reply_and_every_frame_once_with_four_fanout_tasks() {
+    let _serial = common::real_time_lock().await;
     command_mid_stream("4").await;
 }
 
@@ -327,6 +331,7 @@ async fn command_mid_stream_gets_its_reply_and_every_frame_once_with_four_fanout
 /// that kept reading never waited for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_viewer_gets_every_frame_once_and_others_do_not_wait() {
+    let _serial = common::real_time_lock().await;
     let relay = RelayProcess::start(&[
         "--fanout-tasks",
         "2",
@@ -412,6 +417,7 @@ async fn paused_viewer_gets_every_frame_once_and_others_do_not_wait() {
 /// then, so only its connection taking the socket back from the group can end it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_that_disconnect_are_uncounted_and_others_unaffected() {
+    let _serial = common::real_time_lock().await;
     const STALL_AFTER: u32 = 80;
     const STALL: Duration = Duration::from_secs(2);
     let relay = RelayProcess::start(&["--fanout-tasks", "2"]);
