@@ -809,12 +809,17 @@ sync_relays() {
 }
 
 # One edge serves VIEWERS_PER_EDGE; viewers join the first edge at a steady pace, and the ramp
-# stops one short of that capacity, so the first edge is never full: a planner that sizes for
-# today's viewers (or a forecast with no lead time) never adds an edge, one that forecasts the
-# growth adds edges while the first still has room ("Ready before the crowd").
+# stops one short of that capacity, so the first edge is never full. The Stream promises to
+# plan LEAD_S seconds ahead: the first added edge must come while the viewers are still at
+# least LEAD_S of growth away from filling the first edge (AHEAD_OF viewers or fewer). A
+# planner that sizes for today's viewers (or forecasts with no lead time) adds an edge only
+# when the count (or its fitted level) reaches the capacity, if at all ("Ready before the
+# crowd").
 VIEWERS_PER_EDGE=10
 RAMP_MAX=$((VIEWERS_PER_EDGE - 1))
 RAMP_EVERY=2 # seconds between joining viewers: 30 per minute, a flash crowd for this Stream
+LEAD_S=10
+AHEAD_OF=$((VIEWERS_PER_EDGE - LEAD_S / RAMP_EVERY))
 step "Stream scale (eu-west, $VIEWERS_PER_EDGE viewers per edge, 1-3 edges) with a relay process per pod"
 kubectl apply -f - >/dev/null <<EOF
 apiVersion: surge.dev/v1alpha1
@@ -825,7 +830,7 @@ spec:
   regions: [{name: eu-west, minEdges: 1, maxEdges: 3}]
   tree: {fanout: 8, viewersPerEdge: $VIEWERS_PER_EDGE}
   scaling:
-    leadTimeSeconds: 5
+    leadTimeSeconds: $LEAD_S
     headroom: 0
     scaleDownStabilizationSeconds: 10
     # Scale-down steps far enough apart for the test to see which pod each one removes.
@@ -863,6 +868,10 @@ add_viewer() { # IP
   curl -sN --max-time 400 "http://$1:$RELAY_HTTP_PORT/live/scale.flv" -o /dev/null &
   VIEWER_PIDS+=($!)
 }
+scaled_up_note() {
+  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=scale -o json \
+    | jq -r '[.items[] | select(.reason == "ScaledUp")][0].note // empty'
+}
 replicas_of_edges() { kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}'; }
 # Past the estimation window (20 s) after the last join the growth has left the operator's
 # estimate, so the edge count no longer moves.
@@ -877,7 +886,10 @@ while :; do
   [[ "$replicas" =~ ^[0-9]+$ ]] || fail "cannot read the edge Deployment's replicas: '$replicas'"
   if [ -z "$first_up_at" ] && [ "$replicas" -ge 2 ]; then
     first_up_at=$joined
-    step "ahead of the crowd: edges 1 -> $replicas with $joined viewers joined (operator's count: $(kubectl get stream scale -o jsonpath='{.status.viewers.total}')) on an edge for $VIEWERS_PER_EDGE"
+    counted="$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')"
+    [ "$joined" -le "$AHEAD_OF" ] \
+      || fail "the first edge was added only with $joined viewers joined (operator's count $counted) on an edge for $VIEWERS_PER_EDGE: less than the ${LEAD_S}s lead time ahead of the crowd (at most $AHEAD_OF at this pace); $(scaled_up_note)"
+    step "ahead of the crowd: edges 1 -> $replicas with $joined viewers joined (operator's count: $counted, at most $AHEAD_OF allowed) on an edge for $VIEWERS_PER_EDGE"
   fi
   # Up to maxEdges (3), so the count cannot grow behind the test's back afterwards.
   [ "$replicas" -lt 3 ] || break
@@ -895,10 +907,6 @@ while :; do
 done
 up_to="$replicas"
 [ "$joined" -lt "$VIEWERS_PER_EDGE" ] || fail "the ramp overran: $joined viewers"
-scaled_up_note() {
-  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=scale -o json \
-    | jq -r '[.items[] | select(.reason == "ScaledUp")][0].note // empty'
-}
 step "edges 1 -> $up_to while $joined viewers joined; first ScaledUp: $(scaled_up_note)"
 wait_until "all $up_to edges Ready" 60 deploy_ready scale-eu-west-edge "$up_to"
 relays_for_all_edges() {
