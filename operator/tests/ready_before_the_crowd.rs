@@ -16,7 +16,7 @@ use surge_operator::crd::Stream;
 use surge_operator::labels::TierKind;
 use surge_operator::observe::{DeploymentCounts, PodView, ScrapeOutcome, observe};
 use surge_operator::scrape::RelayStats;
-use surge_operator::sizing::{SampleHistory, plan_stream};
+use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream};
 use surge_planner::{PlannerState, edges_for_viewers};
 
 const REGION: &str = "eu-west";
@@ -56,8 +56,8 @@ struct Step {
 fn grow(stream: &Stream, start: u64, per_minute: u64, minutes: u32) -> Vec<Step> {
     let spec = &stream.spec;
     let name = "talk";
-    // As in reconcile.rs: history kept for two estimation windows.
-    let keep = f64::from(spec.scaling.estimation_window_seconds) * 2.0;
+    // As in reconcile.rs.
+    let keep = history_window_seconds(spec);
     let mut history = SampleHistory::default();
     let mut state = PlannerState::default();
     let mut edges = vec![Edge {
