@@ -59,6 +59,9 @@ impl RelayProcess {
                 }
             });
         }
+        // Every reader thread holds a sender: the channel disconnects when the process has
+        // closed both pipes (it exited) without reporting its listeners.
+        drop(tx);
         let line = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(l) => l,
             Err(_) => {
