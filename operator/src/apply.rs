@@ -1,12 +1,81 @@
-//! Applying desired objects (server-side apply, one field manager) and deleting orphans.
+//! The reconcile's apply step: server-side apply of the desired objects (one field manager),
+//! deletion of orphans, and the pod-deletion-cost annotations of a planned tree.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use crate::build::Target;
+use crate::decide::{Applied, Planned};
+use crate::labels::{POD_DELETION_COST, stream_selector_string};
+use crate::metrics::{KindLabels, Metrics};
+use crate::reconcile::describe_kube_error;
+
+/// Applies `planned` for `target`: every tier's Service and Deployment, then deletes the
+/// Stream's orphan Deployments and Services, then sets deletion costs. A refused object does
+/// not stop the rest (it is counted in `metrics` and listed in the result, which the status
+/// shows as ApplyFailed); a failed orphan listing or deletion fails the reconcile.
+pub async fn apply_planned(
+    client: &Client,
+    target: &Target,
+    planned: &Planned,
+    manager: &str,
+    metrics: &Metrics,
+) -> Result<Applied, kube::Error> {
+    let services: Api<Service> = Api::namespaced(client.clone(), &target.namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &target.namespace);
+    let mut applied = Applied::default();
+    let mut refused = |kind: &str, name: String, e: kube::Error| {
+        // Retried every reconcile; the Degraded event (and a warning) marks the first time.
+        tracing::debug!(kind, name, error = %describe_kube_error(&e), "the API server refused an applied object");
+        metrics
+            .apply_errors
+            .get_or_create(&KindLabels::new(kind))
+            .inc();
+        applied
+            .refused
+            .push(format!("{kind} {name}: {}", describe_kube_error(&e)));
+    };
+    for (service, deployment) in &planned.objects {
+        if let Err(e) = apply(&services, service, manager).await {
+            refused("Service", service.name_any(), e);
+        }
+        if let Err(e) = apply(&deployments, deployment, manager).await {
+            refused("Deployment", deployment.name_any(), e);
+        }
+    }
+
+    // Tiers or regions that are gone.
+    let selector = stream_selector_string(&target.stream);
+    let uid = &target.owner.uid;
+    for deleted in delete_orphans(&deployments, &selector, uid, &planned.keep).await? {
+        info!(deployment = %deleted, "deleted orphan Deployment");
+        applied.removed_deployments.push(deleted);
+    }
+    for deleted in delete_orphans(&services, &selector, uid, &planned.keep).await? {
+        info!(service = %deleted, "deleted orphan Service");
+    }
+
+    // Least-loaded relays go first on scale-down.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    for (pod, cost) in &planned.deletion_costs {
+        let patch = serde_json::json!({"metadata": {"annotations": {POD_DELETION_COST: cost}}});
+        if let Err(e) = pods
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            warn!(%pod, error = %e, "could not set pod-deletion-cost");
+        }
+    }
+    Ok(applied)
+}
 
 /// Server-side applies `obj` (which must carry its name), forcing ownership of its fields.
 pub async fn apply<K>(api: &Api<K>, obj: &K, manager: &str) -> Result<K, kube::Error>

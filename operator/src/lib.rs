@@ -1,20 +1,25 @@
 //! surge-operator: reconciles `Stream` resources into geo-clustered relay trees.
 //!
-//! Where things are: the resource in [`crd`]; the pure steps in [`validate`], [`observe`],
-//! [`sizing`] (the adapter to `surge-planner`, which makes every sizing decision), [`tree`],
-//! [`build`] and [`status`]; the IO in [`scrape`], [`apply`], [`reconcile`], [`leader`],
-//! [`metrics`] and [`controller`].
+//! Where things are: the resource in [`crd`]; a reconcile's driver in [`reconcile`] (gather →
+//! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`],
+//! [`observe`], [`sizing`] (the adapter to `surge-planner`, which makes every sizing decision),
+//! [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
+//! [`context`], [`leader`], [`metrics`] and [`controller`].
 
 pub mod apply;
 pub mod build;
 pub mod config;
+pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod decide;
+pub mod gather;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod reconcile;
+pub mod report;
 pub mod scrape;
 pub mod sizing;
 pub mod status;

@@ -85,8 +85,58 @@ impl DeploymentCounts {
     }
 }
 
+/// One Deployment the Stream owns: its name, the tier its labels name (if they do) and its
+/// replica counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentView {
+    pub name: String,
+    /// (region, tier) from the `surge.dev/region` and tier labels.
+    pub tier: Option<(String, TierKind)>,
+    pub counts: DeploymentCounts,
+}
+
+impl DeploymentView {
+    pub fn from_deployment(d: &Deployment) -> DeploymentView {
+        let labels = d.metadata.labels.as_ref();
+        let tier = labels.and_then(|l| Some((l.get(LABEL_REGION)?.clone(), tier_from_labels(l)?)));
+        DeploymentView {
+            name: d.metadata.name.clone().unwrap_or_default(),
+            tier,
+            counts: DeploymentCounts::from_deployment(d),
+        }
+    }
+}
+
 /// Result of scraping one pod: its viewers of this Stream, or why it could not be read.
 pub type ScrapeOutcome = Result<u64, String>;
+
+/// Everything one reconcile reads about a Stream's children, as plain values: the Deployments
+/// it owns, its relay pods and what each running pod answered on `/api/v1/streams`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub deployments: Vec<DeploymentView>,
+    pub pods: Vec<PodView>,
+    /// Per pod name.
+    pub scrapes: BTreeMap<String, ScrapeOutcome>,
+}
+
+impl Observed {
+    /// Replica counts by Deployment name.
+    pub fn counts_by_name(&self) -> BTreeMap<String, DeploymentCounts> {
+        self.deployments
+            .iter()
+            .map(|d| (d.name.clone(), d.counts))
+            .collect()
+    }
+
+    /// Replica counts by (region, tier), for [`observe`].
+    pub fn counts_by_tier(&self) -> BTreeMap<(String, TierKind), DeploymentCounts> {
+        self.deployments
+            .iter()
+            .filter_map(|d| Some((d.tier.clone()?, d.counts)))
+            .collect()
+    }
+}
 
 /// Everything observed about a Stream's relays in one reconcile.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -175,7 +175,7 @@ pub fn history_window_seconds(spec: &StreamSpec) -> f64 {
 }
 
 /// Viewer samples per region, kept between reconciles (the planner itself holds no history).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SampleHistory {
     regions: BTreeMap<String, VecDeque<ViewerSample>>,
 }

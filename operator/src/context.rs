@@ -1,0 +1,111 @@
+//! What every reconcile shares: the client, settings, scraper, event recorder and metrics, and
+//! what the operator remembers per Stream between reconciles.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+use crate::build::Target;
+use crate::config::OperatorConfig;
+use crate::decide::StreamMemory;
+use crate::metrics::{Metrics, RegionLabels, TierLabels};
+use crate::scrape::Scraper;
+
+/// Shared by all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub cfg: OperatorConfig,
+    pub scraper: Scraper,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    started: Instant,
+    memory: Mutex<HashMap<(String, String), StreamMemory>>,
+    /// Metric label sets published per Stream, so stale ones can be removed.
+    pub(crate) published: Mutex<HashMap<(String, String), Published>>,
+    /// uids of deleted Streams, so a reconcile that was in flight at deletion does not
+    /// publish their metrics again.
+    deleted: Mutex<HashSet<String>>,
+}
+
+/// The gauges' label sets published for one Stream.
+#[derive(Default)]
+pub(crate) struct Published {
+    pub tiers: Vec<TierLabels>,
+    pub regions: Vec<RegionLabels>,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it (the data stays usable: it is a cache).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn key(target: &Target) -> (String, String) {
+    (target.namespace.clone(), target.stream.clone())
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        cfg: OperatorConfig,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            client,
+            scraper: Scraper::new(cfg.scrape_timeout),
+            cfg,
+            recorder,
+            metrics,
+            started: Instant::now(),
+            memory: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Drops what is remembered about a deleted Stream: its history, planner state and metrics.
+    /// Best effort (a delete missed while the watch was down leaves them until restart).
+    pub fn forget(&self, namespace: &str, name: &str, uid: &str) {
+        lock(&self.deleted).insert(uid.to_string());
+        self.forget_key(namespace, name);
+    }
+
+    pub(crate) fn forget_key(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        lock(&self.memory).remove(&key);
+        if let Some(old) = lock(&self.published).remove(&key) {
+            for l in &old.tiers {
+                self.metrics.relays_desired.remove(l);
+                self.metrics.relays_ready.remove(l);
+            }
+            for l in &old.regions {
+                self.metrics.viewers.remove(l);
+            }
+        }
+    }
+
+    /// Whether the Stream with this uid was deleted.
+    pub(crate) fn is_deleted(&self, uid: &str) -> bool {
+        lock(&self.deleted).contains(uid)
+    }
+
+    /// What is remembered of `target`'s Stream (nothing, the first time).
+    pub(crate) fn recall(&self, target: &Target) -> StreamMemory {
+        lock(&self.memory)
+            .get(&key(target))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn remember(&self, target: &Target, memory: StreamMemory) {
+        lock(&self.memory).insert(key(target), memory);
+    }
+
+    /// Seconds since the operator started: the planner's clock.
+    pub(crate) fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}

@@ -1,0 +1,383 @@
+//! What one reconcile decides, as pure functions: from the Stream, what was observed of its
+//! children, a clock and what the operator remembers of the Stream, to the plan, the desired
+//! objects, the events, the next memory and the status. No client, no async, no metrics: the
+//! driver (reconcile.rs) does the IO around it, in order: gather (list, scrape) → [`decide`] →
+//! apply → [`Planned::settle`] (with what applying did) → report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use surge_planner::PlannerState;
+
+use crate::build::{Target, build_deployment, build_service};
+use crate::config::OperatorConfig;
+use crate::crd::{Stream, StreamStatus};
+use crate::observe::{
+    DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
+};
+use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream};
+use crate::status::{StatusInput, compute_status};
+use crate::tree::{TreePlan, build_tree};
+use crate::validate::{FieldError, summary, validate};
+
+/// What the operator remembers about one Stream between reconciles (in memory; losing it is
+/// safe: the planner then holds off scale-downs for one stabilisation window).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamMemory {
+    /// Viewer samples per region (the planner itself keeps no history).
+    pub history: SampleHistory,
+    pub planner: PlannerState,
+    /// Whether the last settled reconcile saw a flash crowd (an event marks each change).
+    pub flash_crowd: bool,
+    /// Why the Stream was degraded at the last settled reconcile (an event marks the start).
+    pub degraded_reason: Option<String>,
+    /// The last invalid spec's summary (an event marks each new one).
+    pub invalid: Option<String>,
+}
+
+/// The two clocks a reconcile reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Seconds on the operator's monotonic clock: the planner's time axis.
+    pub seconds: f64,
+    /// Wall-clock time, for the conditions' transition times.
+    pub now: Timestamp,
+}
+
+/// One Kubernetes Event to record on the Stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+impl Note {
+    fn normal(reason: &'static str, note: String) -> Note {
+        Note {
+            type_: EventType::Normal,
+            reason,
+            note,
+        }
+    }
+
+    fn warning(reason: &'static str, note: String) -> Note {
+        Note {
+            type_: EventType::Warning,
+            reason,
+            note,
+        }
+    }
+}
+
+/// What `decide` reads.
+pub struct Input<'a> {
+    pub stream: &'a Stream,
+    /// Where the children go and who owns them ([`target`]).
+    pub target: &'a Target,
+    pub observed: &'a Observed,
+    pub clock: Clock,
+    pub cfg: &'a OperatorConfig,
+}
+
+/// Where a Stream's children go: `None` for a Stream without namespace or uid.
+pub fn target(stream: &Stream) -> Option<Target> {
+    Some(Target {
+        stream: stream.name_any(),
+        namespace: stream.namespace()?,
+        app: stream.spec.app.clone(),
+        owner: stream.controller_owner_ref(&())?,
+    })
+}
+
+/// The end of a reconcile, for the driver to report: events, memory, status, when to come back.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// In the order they are recorded.
+    pub events: Vec<Note>,
+    pub memory: StreamMemory,
+    /// The status to write; `None` when there is nothing new to say (the planner refused).
+    pub status: Option<StreamStatus>,
+    /// Whether `/metrics` shows this status's relays and viewers (a planned tree).
+    pub gauges: bool,
+    pub requeue_after: Duration,
+}
+
+/// The decision of one reconcile.
+#[derive(Debug)]
+pub enum Decision {
+    /// Nothing to apply (an invalid spec, or the planner refused): report this.
+    Done(Outcome),
+    /// A tree to apply; then [`Planned::settle`] with what applying did.
+    Apply(Planned),
+}
+
+/// A planned tree: what to apply, what to remove, and what to say about it.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub plan: StreamPlan,
+    pub tree: TreePlan,
+    /// The desired objects, tier by tier (origin first): the tier's Service, then its Deployment.
+    pub objects: Vec<(Service, Deployment)>,
+    /// Names of the tiers to keep: the Stream's other Deployments and Services are orphans.
+    pub keep: BTreeSet<String>,
+    /// `(pod, cost)` pod-deletion-cost annotations to set, so that a scale-down removes the
+    /// least-loaded relays first.
+    pub deletion_costs: Vec<(String, String)>,
+    /// ScaledUp / ScaledDown per tier, FlashCrowd / FlashCrowdOver on a change.
+    pub events: Vec<Note>,
+    /// The memory after planning (history and planner state), kept even if applying fails.
+    pub memory: StreamMemory,
+    pub observation: Observation,
+    /// Observed replica counts by Deployment name.
+    pub deployments: BTreeMap<String, DeploymentCounts>,
+}
+
+/// What applying a [`Planned`] tree did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Objects the API server refused, as `"<Kind> <name>: <why>"`, in apply order.
+    pub refused: Vec<String>,
+    /// Orphan Deployments deleted.
+    pub removed_deployments: Vec<String>,
+}
+
+/// Decides one reconcile of `input.stream`, given what is remembered of it.
+pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
+    let (spec, cfg, observed) = (&input.stream.spec, input.cfg, input.observed);
+    let name = &input.target.stream;
+    let mut memory = memory.clone();
+    let errors = validate(name, spec);
+    if !errors.is_empty() {
+        return Decision::Done(invalid(input, &errors, memory));
+    }
+    memory.invalid = None;
+
+    // Observation and history: the planner decides from the samples kept here.
+    let region_names: Vec<String> = spec.regions.iter().map(|r| r.name.clone()).collect();
+    let observation = observe(
+        &region_names,
+        &observed.pods,
+        &observed.scrapes,
+        &observed.counts_by_tier(),
+    );
+    let keep_seconds = history_window_seconds(spec);
+    let names: Vec<&str> = region_names.iter().map(String::as_str).collect();
+    memory.history.retain_regions(&names);
+    for (region, viewers) in &observation.region_viewers {
+        if let Some(v) = viewers {
+            memory
+                .history
+                .record(region, input.clock.seconds, *v, keep_seconds);
+        }
+    }
+    let inputs: Vec<_> = observation
+        .regions
+        .values()
+        .cloned()
+        .map(|mut r| {
+            r.samples = memory.history.samples(&r.name);
+            r
+        })
+        .collect();
+    let ready_s = relay_ready_seconds(&observed.pods);
+    let plan = match plan_stream(spec, &inputs, input.clock.seconds, ready_s, &memory.planner) {
+        Ok(p) => p,
+        // The validator mirrors the planner's checks; this is a bug if it happens.
+        Err(e) => {
+            return Decision::Done(Outcome {
+                events: vec![Note::warning("PlanFailed", e.to_string())],
+                memory,
+                status: None,
+                gauges: false,
+                requeue_after: cfg.scrape_interval,
+            });
+        }
+    };
+    memory.planner = plan.state.clone();
+
+    // The desired objects, and what to say about the change.
+    let tree = build_tree(name, spec, &plan, cfg);
+    let target = input.target;
+    let objects = tree
+        .tiers
+        .iter()
+        .map(|t| {
+            (
+                build_service(target, t, cfg),
+                build_deployment(target, spec, t, cfg),
+            )
+        })
+        .collect();
+    let keep = tree.tiers.iter().map(|t| t.name.clone()).collect();
+    let deletion_costs = plan
+        .regions
+        .iter()
+        .flat_map(|r| deletion_costs(&r.removal_order, &observed.pods))
+        .collect();
+    let deployments = observed.counts_by_name();
+    let mut events = scale_events(&tree, &plan, &deployments);
+    events.extend(flash_crowd_event(&plan, memory.flash_crowd));
+    Decision::Apply(Planned {
+        plan,
+        tree,
+        objects,
+        keep,
+        deletion_costs,
+        events,
+        memory,
+        observation,
+        deployments,
+    })
+}
+
+/// An invalid spec: nothing is built, the status names the fields, an event marks a new problem.
+fn invalid(input: &Input<'_>, errors: &[FieldError], mut memory: StreamMemory) -> Outcome {
+    let message = summary(errors);
+    let mut events = Vec::new();
+    if memory.invalid.as_deref() != Some(message.as_str()) {
+        events.push(Note::warning("InvalidSpec", message.clone()));
+    }
+    memory.invalid = Some(message);
+    let status = status(
+        input,
+        None,
+        &BTreeMap::new(),
+        &Observation::default(),
+        errors,
+        None,
+    );
+    Outcome {
+        events,
+        memory,
+        status: Some(status),
+        gauges: false,
+        // Nothing changes until the spec does (which triggers a reconcile of its own).
+        requeue_after: input.cfg.scrape_interval * 6,
+    }
+}
+
+/// ScaledUp / ScaledDown for every existing tier whose replicas change.
+fn scale_events(
+    tree: &TreePlan,
+    plan: &StreamPlan,
+    deployments: &BTreeMap<String, DeploymentCounts>,
+) -> Vec<Note> {
+    tree.tiers
+        .iter()
+        .filter_map(|tier| {
+            let before = deployments.get(&tier.name)?.desired;
+            if before == tier.replicas {
+                return None;
+            }
+            let why = plan
+                .region(&tier.region)
+                .map(|r| r.reason.clone())
+                .unwrap_or_default();
+            let reason = if tier.replicas > before {
+                "ScaledUp"
+            } else {
+                "ScaledDown"
+            };
+            let note = format!(
+                "{} {} {before} -> {}: {why}",
+                tier.region, tier.kind, tier.replicas
+            );
+            Some(Note::normal(reason, note))
+        })
+        .collect()
+}
+
+/// FlashCrowd when the plan enters flash-crowd mode, FlashCrowdOver when it leaves it.
+fn flash_crowd_event(plan: &StreamPlan, before: bool) -> Option<Note> {
+    match (before, plan.flash_crowd) {
+        (false, true) => Some(Note::warning(
+            "FlashCrowd",
+            plan.flash_crowd_reason.clone().unwrap_or_default(),
+        )),
+        (true, false) => Some(Note::normal(
+            "FlashCrowdOver",
+            "viewer growth is back below the thresholds".to_string(),
+        )),
+        _ => None,
+    }
+}
+
+impl Planned {
+    /// The rest of the reconcile once the tree was applied: TierRemoved per deleted orphan,
+    /// the planned events, Degraded when the Stream starts being degraded (objects refused, or
+    /// relays that did not answer), the memory and the status.
+    pub fn settle(self, input: &Input<'_>, applied: &Applied) -> Outcome {
+        let mut events: Vec<Note> = applied
+            .removed_deployments
+            .iter()
+            .map(|d| Note::normal("TierRemoved", format!("deleted Deployment {d}")))
+            .collect();
+        events.extend(self.events.iter().cloned());
+        let apply_error = (!applied.refused.is_empty()).then(|| applied.refused.join("; "));
+        let unreachable = &self.observation.unreachable;
+        let degraded = apply_error.clone().or_else(|| {
+            (!unreachable.is_empty()).then(|| format!("{} relay(s) unreachable", unreachable.len()))
+        });
+        let mut memory = self.memory.clone();
+        if let (Some(note), None) = (&degraded, &memory.degraded_reason) {
+            let detail: Vec<String> = unreachable
+                .iter()
+                .take(5)
+                .map(|(pod, why)| format!("{pod}: {why}"))
+                .collect();
+            events.push(Note::warning(
+                "Degraded",
+                format!("{note} {}", detail.join("; ")),
+            ));
+        }
+        memory.flash_crowd = self.plan.flash_crowd;
+        memory.degraded_reason = degraded;
+        let status = status(
+            input,
+            Some((&self.tree, &self.plan)),
+            &self.deployments,
+            &self.observation,
+            &[],
+            apply_error.as_deref(),
+        );
+        Outcome {
+            events,
+            memory,
+            status: Some(status),
+            gauges: true,
+            requeue_after: input.cfg.scrape_interval,
+        }
+    }
+}
+
+fn status(
+    input: &Input<'_>,
+    planned: Option<(&TreePlan, &StreamPlan)>,
+    deployments: &BTreeMap<String, DeploymentCounts>,
+    observation: &Observation,
+    validation_errors: &[FieldError],
+    apply_error: Option<&str>,
+) -> StreamStatus {
+    let stream = input.stream;
+    compute_status(&StatusInput {
+        stream: &input.target.stream,
+        namespace: &input.target.namespace,
+        generation: stream.meta().generation,
+        spec: &stream.spec,
+        tree: planned.map(|(t, _)| t),
+        plan: planned.map(|(_, p)| p),
+        deployments,
+        observation,
+        validation_errors,
+        apply_error,
+        previous: stream.status.as_ref(),
+        now: input.clock.now,
+        cfg: input.cfg,
+    })
+}

@@ -1,0 +1,97 @@
+//! The reconcile's observe step, the IO half: lists the Deployments and relay pods of a Stream
+//! and scrapes every running relay, into one plain [`Observed`] for `decide` (observe.rs turns
+//! it into planner inputs).
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Client, Resource};
+
+use crate::build::Target;
+use crate::labels::stream_selector_string;
+use crate::metrics::Metrics;
+use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome};
+use crate::scrape::Scraper;
+
+/// Lists what `target`'s Stream owns and scrapes its relays on `port`; failed scrapes are
+/// counted in `metrics` and kept as outcomes (an unreachable relay is not an error here).
+pub async fn gather(
+    client: &Client,
+    scraper: &Scraper,
+    port: u16,
+    target: &Target,
+    metrics: &Metrics,
+) -> Result<Observed, kube::Error> {
+    let lp = ListParams::default().labels(&stream_selector_string(&target.stream));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &target.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    let deployments = deployments
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .filter(|d| owned_by(*d, &target.owner.uid))
+        .map(DeploymentView::from_deployment)
+        .collect();
+    let pods: Vec<PodView> = pods
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .filter_map(PodView::from_pod)
+        .collect();
+    let scrapes = scrape_all(scraper, port, &pods, target, metrics).await;
+    Ok(Observed {
+        deployments,
+        pods,
+        scrapes,
+    })
+}
+
+fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
+    obj.meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|o| o.uid == uid))
+}
+
+/// Scrapes every running relay pod concurrently (at most 32 at a time).
+async fn scrape_all(
+    scraper: &Scraper,
+    port: u16,
+    pods: &[PodView],
+    target: &Target,
+    metrics: &Metrics,
+) -> BTreeMap<String, ScrapeOutcome> {
+    let targets: Vec<(String, String)> = pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| p.ip.clone().map(|ip| (p.name.clone(), ip)))
+        .collect();
+    let jobs = targets.into_iter().map(|(pod, ip)| {
+        let scraper = scraper.clone();
+        let (app, stream) = (target.app.clone(), target.stream.clone());
+        async move {
+            let outcome = scraper
+                .scrape(&ip, port)
+                .await
+                .map(|stats| stats.viewers_of(&app, &stream))
+                .map_err(|e| format!("{ip}:{port}: {e}"));
+            (pod, outcome)
+        }
+    });
+    let results: Vec<(String, ScrapeOutcome)> = futures::stream::iter(jobs)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (pod, outcome) in &results {
+        if let Err(e) = outcome {
+            metrics.scrape_errors.inc();
+            tracing::debug!(%pod, error = %e, "relay scrape failed");
+        }
+    }
+    results.into_iter().collect()
+}
