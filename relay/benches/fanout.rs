@@ -11,8 +11,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig};
 use rml_rtmp::time::RtmpTimestamp;
-use surge_relay::hub::{Batch, Hub, HubConfig, Protocol};
+use surge_relay::hub::{Batch, Hub, HubConfig};
 use surge_relay::media::{MediaKind, MediaMessage};
+use surge_relay::protocol::Protocol;
 
 fn frame(i: u32, size: usize) -> Bytes {
     let mut v = vec![if i.is_multiple_of(60) { 0x17 } else { 0x27 }, 1, 0, 0, 0];

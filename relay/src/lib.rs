@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod media;
 pub mod metrics;
+pub mod protocol;
 pub mod registry;
 pub mod rtmp;
 pub mod server;

@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::hub::Protocol;
+use crate::protocol::Protocol;
 
 type Labels = Vec<(String, String)>;
 

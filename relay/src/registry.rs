@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Hub, HubConfig, Protocol, Subscription};
+use crate::hub::{Hub, HubConfig, Subscription};
 use crate::metrics::Metrics;
+use crate::protocol::Protocol;
 use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
 
 pub type StreamKey = (String, String);

@@ -15,7 +15,8 @@ use tracing::{Instrument, Span};
 
 use super::AppState;
 use crate::flv;
-use crate::hub::{Batch, Protocol, Subscription};
+use crate::hub::{Batch, Subscription};
+use crate::protocol::Protocol;
 use crate::registry::PlayError;
 
 static NEXT_VIEWER_ID: AtomicU64 = AtomicU64::new(1);

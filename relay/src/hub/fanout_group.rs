@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{Batch, Protocol, Subscription};
+use super::{Batch, Subscription};
 use crate::metrics::Metrics;
+use crate::protocol::Protocol;
 use crate::write_cursor::{MAX_IOVECS, WriteCursor};
 
 /// Members written between two yields to the scheduler (about 0.5 ms of writes).

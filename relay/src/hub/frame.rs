@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::PLAY_MESSAGE_STREAM_ID;
 
 use crate::media::MediaKind;
+use crate::protocol::Protocol;
 
 /// Shared by every viewer through refcounted `Bytes` clones; never copied per viewer.
 #[derive(Debug)]
@@ -24,27 +25,12 @@ impl Frame {
     pub fn held_bytes(&self) -> usize {
         self.rtmp.len() + self.flv.len()
     }
-}
 
-/// Which serialized form a viewer wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Rtmp,
-    Flv,
-}
-
-impl Protocol {
-    pub fn bytes_of(self, f: &Frame) -> Bytes {
-        match self {
-            Protocol::Rtmp => f.rtmp.clone(),
-            Protocol::Flv => f.flv.clone(),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Rtmp => "rtmp",
-            Protocol::Flv => "flv",
+    /// This frame's bytes as `protocol`'s viewers get them (a refcounted clone).
+    pub fn bytes_for(&self, protocol: Protocol) -> Bytes {
+        match protocol {
+            Protocol::Rtmp => self.rtmp.clone(),
+            Protocol::Flv => self.flv.clone(),
         }
     }
 }

@@ -21,10 +21,10 @@ use tokio::sync::watch;
 use crate::flv;
 use crate::media::{MediaKind, MediaMessage};
 use crate::metrics::{Metrics, stream_labels};
+use crate::protocol::Protocol;
 use crate::upstream::{MediaSink, UpstreamState};
 use fanout_group::{FanoutGroups, Membership};
 use frame::Frame;
-pub use frame::Protocol;
 use gop_cache::GopCache;
 use ingest_rate::IngestRate;
 pub use viewer_cursor::CursorLimits;
@@ -374,7 +374,7 @@ impl Subscription {
                 return Some(Batch::End);
             }
             skipped = self.cursor.take(&st.cache, &self.hub.cfg.cursor, |f| {
-                out.push(protocol.bytes_of(f))
+                out.push(f.bytes_for(protocol))
             });
             // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
             // the current decoder configuration before its first keyframe.
@@ -386,7 +386,7 @@ impl Subscription {
                     .into_iter()
                     .flatten()
                     .filter(|f| f.seq < from)
-                    .map(|f| protocol.bytes_of(f))
+                    .map(|f| f.bytes_for(protocol))
                     .collect();
                 out.splice(0..0, config);
             }

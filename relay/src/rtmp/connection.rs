@@ -19,7 +19,8 @@ use super::messages;
 use super::session::{Action, InboundSession, Role, SessionError};
 use super::vectored::write_all_vectored;
 use crate::hub::fanout_group::LeaveReason;
-use crate::hub::{Batch, Protocol, Subscription};
+use crate::hub::{Batch, Subscription};
+use crate::protocol::Protocol;
 use crate::registry::Registry;
 
 /// Control replies queued for a client before its reader pauses.

@@ -16,8 +16,9 @@ use rml_rtmp::time::RtmpTimestamp;
 use super::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 use super::command_guard::{CommandGuardError, check_command};
 use super::messages;
-use crate::hub::{Protocol, Subscription};
+use crate::hub::Subscription;
 use crate::media::{MediaKind, MediaMessage};
+use crate::protocol::Protocol;
 use crate::registry::{PlayError, PublishGuard, Registry};
 
 const TYPE_ACK: u8 = 3;
