@@ -1,6 +1,6 @@
 //! "Relays are Ready before a flash crowd arrives, not after": the operator's decision path
 //! (relay stats as scraped → `observe` → sample history → `plan_stream`, the steps of
-//! reconcile.rs) fed a steadily growing crowd, with new edges becoming Ready only a relay start
+//! decide.rs) fed a steadily growing crowd, with new edges becoming Ready only a relay start
 //! time after they are asked for. No API server: the Deployment and its pods are simulated.
 //!
 //! A reactive rule (edges for today's viewers) always lags by the relay start time, so viewers
@@ -56,7 +56,7 @@ struct Step {
 fn grow(stream: &Stream, start: u64, per_minute: u64, minutes: u32) -> Vec<Step> {
     let spec = &stream.spec;
     let name = "talk";
-    // As in reconcile.rs.
+    // As in decide.rs.
     let keep = history_window_seconds(spec);
     let mut history = SampleHistory::default();
     let mut state = PlannerState::default();
