@@ -14,8 +14,8 @@ use crate::http::{AppState, router};
 use crate::hub::{CursorLimits, HubConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySettings};
-use crate::rtmp::chunk_reader::ChunkLimits;
 use crate::rtmp::{self, RtmpSettings};
+use surge_wire::ChunkLimits;
 
 /// A running relay.
 pub struct Relay {

@@ -14,8 +14,8 @@ use rml_rtmp::time::RtmpTimestamp;
 use surge_relay::hub::HubConfig;
 use surge_relay::metrics::Metrics;
 use surge_relay::registry::{Registry, RegistrySettings};
-use surge_relay::rtmp::chunk_reader::ChunkLimits;
 use surge_relay::rtmp::session::{InboundSession, SessionError};
+use surge_wire::ChunkLimits;
 
 const ITERATIONS: usize = 20_000;
 

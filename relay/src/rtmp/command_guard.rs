@@ -6,7 +6,7 @@ use std::io::Cursor;
 
 use rml_rtmp::rml_amf0::{self, Amf0Value};
 
-use crate::upstream::amf0_guard;
+use surge_wire::amf0_guard;
 
 const MAX_DEPTH: usize = 16;
 const MAX_VALUES: usize = 4096;

@@ -12,11 +12,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::chunk_reader::ChunkLimits;
 use super::connection::{RtmpSettings, serve, write_loop};
 use crate::hub::HubConfig;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySettings};
+use surge_wire::ChunkLimits;
 
 /// Promised upper bounds, in bytes (measured 1,848 and 960 when the bounds were set; the
 /// margin leaves room for ordinary changes, not for a buffer or a handshake kept inline).

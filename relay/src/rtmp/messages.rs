@@ -1,4 +1,5 @@
-//! Small pure builders and parsers for RTMP messages the relay handles itself.
+//! Command messages the relay builds itself (onStatus), serialized once with rml_rtmp; and
+//! stream names.
 
 use std::collections::HashMap;
 
@@ -9,21 +10,6 @@ use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
 use crate::hub::OUTGOING_CHUNK_SIZE;
-
-/// AMF0 string `@setDataFrame` as it appears on the wire (marker, length, bytes).
-const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
-const ON_METADATA: &[u8] = b"\x02\x00\x0aonMetaData";
-
-/// The `onMetaData` body of a data message, without any `@setDataFrame` prefix.
-/// Other data messages (cue points, ...) yield `None`.
-pub fn metadata_body(payload: &Bytes) -> Option<Bytes> {
-    let body = if payload.starts_with(SET_DATA_FRAME) {
-        payload.slice(SET_DATA_FRAME.len()..)
-    } else {
-        payload.clone()
-    };
-    body.starts_with(ON_METADATA).then_some(body)
-}
 
 /// A type-0 serialized packet, safe to put between packets of another serializer.
 fn serialize_standalone(msg: RtmpMessage, stream_id: u32) -> Option<Bytes> {
@@ -68,11 +54,6 @@ pub fn on_status(stream_id: u32, level: &str, code: &str, description: &str) -> 
     )
 }
 
-/// Acknowledgement of `sequence_number` bytes received.
-pub fn acknowledgement(sequence_number: u32) -> Option<Bytes> {
-    serialize_standalone(RtmpMessage::Acknowledgement { sequence_number }, 0)
-}
-
 /// Stream names may carry a query (`key?token=...`); the relay keys streams by the name only.
 pub fn stream_name(key: &str) -> &str {
     key.split('?').next().unwrap_or(key)
@@ -81,18 +62,6 @@ pub fn stream_name(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strips_set_data_frame() {
-        let mut v = SET_DATA_FRAME.to_vec();
-        v.extend_from_slice(ON_METADATA);
-        v.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 9]);
-        let body = metadata_body(&Bytes::from(v)).expect("metadata");
-        assert!(body.starts_with(ON_METADATA));
-        let direct = metadata_body(&body).expect("plain onMetaData");
-        assert_eq!(direct, body);
-        assert!(metadata_body(&Bytes::from_static(b"\x02\x00\x0aonCuePoint")).is_none());
-    }
 
     #[test]
     fn unpublish_notify_is_type0_on_stream() {

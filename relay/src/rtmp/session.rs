@@ -13,24 +13,19 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
+use surge_wire::message::{
+    MSG_ACK, MSG_AMF0_COMMAND, MSG_AMF0_DATA, MSG_AMF3_COMMAND, MSG_AMF3_DATA, MSG_AUDIO,
+    MSG_SET_PEER_BANDWIDTH, MSG_USER_CONTROL, MSG_VIDEO, MSG_WINDOW_ACK_SIZE,
+};
+use surge_wire::metadata::metadata_body;
+use surge_wire::{AckCounter, ChunkError, ChunkLimits, ChunkReader, RawMessage};
+
 use super::command_guard::{CommandGuardError, check_command};
 use super::messages;
 use crate::hub::Subscription;
 use crate::media::{MediaKind, MediaMessage};
 use crate::protocol::Protocol;
 use crate::registry::{PlayError, PublishGuard, Registry};
-
-const TYPE_ACK: u8 = 3;
-const TYPE_USER_CONTROL: u8 = 4;
-const TYPE_WINDOW_ACK_SIZE: u8 = 5;
-const TYPE_PEER_BANDWIDTH: u8 = 6;
-const TYPE_AUDIO: u8 = 8;
-const TYPE_VIDEO: u8 = 9;
-const TYPE_DATA_AMF3: u8 = 15;
-const TYPE_COMMAND_AMF3: u8 = 17;
-const TYPE_DATA_AMF0: u8 = 18;
-const TYPE_COMMAND_AMF0: u8 = 20;
 
 /// rml_rtmp sends AMF0 data messages (type 18) on chunk stream 3.
 const DATA_CHUNK_STREAM: u8 = 3;
@@ -84,11 +79,9 @@ pub struct InboundSession {
     registry: Arc<Registry>,
     publishing: Option<PublishGuard>,
     role: Role,
-    window_ack: Option<u32>,
+    acks: AckCounter,
     /// Message stream id of the command being handled (where its onStatus goes).
     command_stream_id: u32,
-    received: u64,
-    unacked: u64,
 }
 
 impl InboundSession {
@@ -119,10 +112,8 @@ impl InboundSession {
                 registry,
                 publishing: None,
                 role: Role::Handshaking,
-                window_ack: None,
+                acks: AckCounter::default(),
                 command_stream_id: 0,
-                received: 0,
-                unacked: 0,
             },
             out,
         ))
@@ -144,16 +135,9 @@ impl InboundSession {
     }
 
     fn count_received(&mut self, n: usize, actions: &mut Vec<Action>) {
-        self.received = self.received.wrapping_add(n as u64);
-        self.unacked += n as u64;
-        if let Some(window) = self.window_ack
-            && window > 0
-            && self.unacked >= u64::from(window)
-        {
-            self.unacked = 0;
-            if let Some(p) = messages::acknowledgement(self.received as u32) {
-                actions.push(Action::Send(p));
-            }
+        if let Some(seq) = self.acks.on_bytes(n) {
+            let ack = surge_wire::message::acknowledgement(seq);
+            actions.push(Action::Send(Bytes::from(ack)));
         }
     }
 
@@ -163,8 +147,8 @@ impl InboundSession {
         actions: &mut Vec<Action>,
     ) -> Result<(), SessionError> {
         match msg.type_id {
-            TYPE_AUDIO | TYPE_VIDEO => {
-                let kind = if msg.type_id == TYPE_AUDIO {
+            MSG_AUDIO | MSG_VIDEO => {
+                let kind = if msg.type_id == MSG_AUDIO {
                     MediaKind::Audio
                 } else {
                     MediaKind::Video
@@ -177,37 +161,35 @@ impl InboundSession {
                 }
                 Ok(())
             }
-            TYPE_DATA_AMF0 | TYPE_DATA_AMF3 => {
-                let payload = if msg.type_id == TYPE_DATA_AMF3 {
+            MSG_AMF0_DATA | MSG_AMF3_DATA => {
+                let payload = if msg.type_id == MSG_AMF3_DATA {
                     msg.payload.slice(1.min(msg.payload.len())..)
                 } else {
                     msg.payload
                 };
                 if let Some(p) = &self.publishing
-                    && let Some(body) = messages::metadata_body(&payload)
+                    && let Some(body) = metadata_body(&payload)
                 {
                     p.hub().publish(MediaMessage::new(MediaKind::Data, 0, body));
                 }
                 Ok(())
             }
-            TYPE_WINDOW_ACK_SIZE => {
-                if let Some(b) = msg.payload.get(..4) {
-                    self.window_ack = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                }
+            MSG_WINDOW_ACK_SIZE => {
+                self.acks.on_window_ack_size(&msg.payload);
                 Ok(())
             }
-            TYPE_ACK | TYPE_USER_CONTROL | TYPE_PEER_BANDWIDTH | TYPE_COMMAND_AMF0 => self.forward(
+            MSG_ACK | MSG_USER_CONTROL | MSG_SET_PEER_BANDWIDTH | MSG_AMF0_COMMAND => self.forward(
                 msg.type_id,
                 msg.message_stream_id,
                 msg.timestamp,
                 msg.payload,
                 actions,
             ),
-            TYPE_COMMAND_AMF3 => {
+            MSG_AMF3_COMMAND => {
                 // AMF3 command messages carry an AMF0 body after one format byte.
                 let body = msg.payload.slice(1.min(msg.payload.len())..);
                 self.forward(
-                    TYPE_COMMAND_AMF0,
+                    MSG_AMF0_COMMAND,
                     msg.message_stream_id,
                     msg.timestamp,
                     body,
@@ -232,7 +214,7 @@ impl InboundSession {
         if data.len() > MAX_COMMAND_LEN {
             return Err(SessionError::CommandTooLong(data.len()));
         }
-        if type_id == TYPE_COMMAND_AMF0 {
+        if type_id == MSG_AMF0_COMMAND {
             check_command(&data)?;
         }
         self.command_stream_id = stream_id;

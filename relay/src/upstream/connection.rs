@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use surge_wire::message as wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -12,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use super::PullerOptions;
 use super::session::{PullEvent, PullSession, SessionError};
 use super::url::UpstreamUrl;
-use super::wire;
 
 const READ_BUFFER: usize = 64 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,12 +4,12 @@
 //! Where things are:
 //! - [`puller`]: the failover loop (which upstream next, backoff, state reports, rebasing).
 //! - [`connection`]: one TCP connection: handshake, then bytes in/out of a [`session::PullSession`].
-//! - [`session`]: sans-IO play session: the relay's bounded chunk reader
-//!   ([`crate::rtmp::chunk_reader`], shared with ingest) in front of rml_rtmp's `ClientSession`,
-//!   which only ever sees complete, checked command messages.
-//! - Pure parts: [`amf0_guard`], [`wire`], [`status`], [`rebase`], [`backoff`], [`url`].
+//! - [`session`]: sans-IO play session: the bounded chunk reader of [`surge_wire`] (shared
+//!   with ingest) in front of rml_rtmp's `ClientSession`, which only ever sees complete,
+//!   checked command messages.
+//! - Pure parts: [`status`], [`rebase`], [`backoff`], [`url`]; the wire formats are in
+//!   [`surge_wire`].
 
-pub mod amf0_guard;
 pub mod backoff;
 mod connection;
 pub mod puller;
@@ -17,7 +17,6 @@ pub mod rebase;
 pub mod session;
 pub mod status;
 pub mod url;
-pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::media::MediaMessage;
 
-pub use crate::rtmp::chunk_reader::ChunkLimits;
 pub use backoff::BackoffPolicy;
+pub use surge_wire::ChunkLimits;
 pub use url::{UpstreamUrl, UrlError};
 
 /// Receives what a puller pulls. Called from the puller's task; implementations must not block.

@@ -18,11 +18,14 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::amf0_guard;
+use surge_wire::amf0_guard;
+use surge_wire::flv::split_aggregate;
+use surge_wire::message::{self as wire, UserControl};
+use surge_wire::metadata::metadata_body;
+use surge_wire::{AckCounter, ChunkError, ChunkLimits, ChunkReader, RawMessage};
+
 use super::status::{PlayStatus, classify};
-use super::wire::{self, UserControl};
 use crate::media::MediaKind;
-use crate::rtmp::chunk_reader::{ChunkError, ChunkLimits, ChunkReader, RawMessage};
 
 const AMF_MAX_DEPTH: usize = 16;
 const AMF_MAX_VALUES: usize = 4096;
@@ -82,9 +85,7 @@ pub struct PullSession {
     stream: String,
     phase: Phase,
     publisher_ended: bool,
-    bytes_received: u64,
-    bytes_acked: u64,
-    ack_window: Option<u32>,
+    acks: AckCounter,
 }
 
 impl PullSession {
@@ -116,9 +117,7 @@ impl PullSession {
                 stream: stream.to_string(),
                 phase: Phase::Connecting,
                 publisher_ended: false,
-                bytes_received: 0,
-                bytes_acked: 0,
-                ack_window: None,
+                acks: AckCounter::default(),
             },
             out,
         ))
@@ -139,14 +138,7 @@ impl PullSession {
         out: &mut Vec<u8>,
         events: &mut Vec<PullEvent>,
     ) -> Result<(), SessionError> {
-        self.bytes_received += data.len() as u64;
-        if let Some(window) = self.ack_window
-            && self.bytes_received - self.bytes_acked >= window as u64
-        {
-            // RTMP sequence numbers are the byte count modulo 2^32.
-            out.extend_from_slice(&wire::acknowledgement(self.bytes_received as u32));
-            self.bytes_acked = self.bytes_received;
-        }
+        self.acks.on_bytes_into(data.len(), out);
         self.reader.push(data);
         while let Some(msg) = self.reader.next_message()? {
             self.handle_message(msg, out, events, 0)?;
@@ -171,7 +163,7 @@ impl PullSession {
         match msg.type_id {
             // SetChunkSize and Abort are applied by the chunk reader itself.
             wire::MSG_WINDOW_ACK_SIZE => {
-                self.ack_window = wire::read_u32(&msg.payload).filter(|w| *w > 0);
+                self.acks.on_window_ack_size(&msg.payload);
             }
             wire::MSG_USER_CONTROL => match wire::parse_user_control(&msg.payload) {
                 Some(UserControl::PingRequest(t)) => out.extend_from_slice(&wire::ping_response(t)),
@@ -197,10 +189,19 @@ impl PullSession {
             wire::MSG_AMF0_COMMAND => self.command(msg, out, events)?,
             wire::MSG_AMF3_COMMAND if msg.payload.len() > 1 => {
                 let payload = msg.payload.slice(1..);
-                self.command(RawMessage { payload, ..msg }, out, events)?
+                let length = payload.len() as u32;
+                self.command(
+                    RawMessage {
+                        payload,
+                        length,
+                        ..msg
+                    },
+                    out,
+                    events,
+                )?
             }
             wire::MSG_AGGREGATE if aggregate_depth < MAX_AGGREGATE_DEPTH => {
-                let subs = wire::split_aggregate(msg.timestamp, &msg.payload)
+                let subs = split_aggregate(msg.timestamp, &msg.payload)
                     .map_err(|e| SessionError::Malformed(e.to_string()))?;
                 for sub in subs {
                     let inner = RawMessage {
@@ -208,6 +209,7 @@ impl PullSession {
                         type_id: sub.type_id,
                         timestamp: sub.timestamp,
                         message_stream_id: msg.message_stream_id,
+                        length: sub.payload.len() as u32,
                         payload: sub.payload,
                     };
                     if matches!(
@@ -248,7 +250,7 @@ impl PullSession {
     }
 
     fn data(&mut self, timestamp: u32, payload: Bytes, events: &mut Vec<PullEvent>) {
-        if let Some(body) = wire::metadata_body(&payload) {
+        if let Some(body) = metadata_body(&payload) {
             self.media(MediaKind::Data, timestamp, body, events);
         }
     }

@@ -12,7 +12,7 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::{self, Amf0Value};
 use rml_rtmp::time::RtmpTimestamp;
-use surge_relay::rtmp::chunk_reader::{ChunkLimits, ChunkReader, RawMessage};
+use surge_wire::{ChunkLimits, ChunkReader, RawMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
