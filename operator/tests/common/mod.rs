@@ -1,6 +1,8 @@
 //! Shared helpers for the operator's pure-core tests: fixtures are Stream YAML files.
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::path::PathBuf;
 
 use kube::{Resource, ResourceExt};
