@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::chunk_reader::ChunkLimits;
+use super::close_reason::CloseReason;
 use super::handshake;
 use super::messages;
 use super::session::{Action, InboundSession, Role, SessionError};
@@ -43,12 +44,6 @@ pub struct RtmpSettings {
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Start of the close reason of a viewer whose socket took nothing for --slow-viewer-timeout.
-const SLOW_VIEWER: &str = "slow viewer";
-/// Start of the close reason when the client closed or reset its end while the relay wrote to
-/// it: the client left, the relay did not close it (not counted in connections_closed).
-const PEER_GONE: &str = "peer went away";
-
 pub(super) enum Outbound {
     Control(Bytes),
     Play(Box<Subscription>, u32),
@@ -74,33 +69,30 @@ pub async fn serve(
         role = tracing::field::Empty
     );
     async move {
-        let reason = run(stream, registry.clone(), settings, shutdown).await;
-        match &reason {
-            Ok(why) => tracing::info!(reason = %why, "connection closed"),
-            Err(why) if why.starts_with(PEER_GONE) => {
-                tracing::info!(reason = %why, "connection closed")
-            }
-            Err(why) => {
-                let label = if why.starts_with(SLOW_VIEWER) {
-                    "slow_viewer"
-                } else {
-                    "error"
-                };
-                registry.metrics().connection_closed(label);
-                tracing::warn!(reason = %why, "connection closed")
-            }
+        let reason = match serve_connection(stream, registry.clone(), settings, shutdown).await {
+            Ok(why) => CloseReason::Ended(why),
+            Err(reason) => reason,
+        };
+        if let Some(label) = reason.metric_label() {
+            registry.metrics().connection_closed(label);
+        }
+        if reason.is_failure() {
+            tracing::warn!(reason = %reason, "connection closed")
+        } else {
+            tracing::info!(reason = %reason, "connection closed")
         }
     }
     .instrument(span)
     .await
 }
 
-async fn run(
+/// The connection's life: Ok(why) for an ordinary end, Err(reason) for any other.
+async fn serve_connection(
     mut stream: TcpStream,
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
     shutdown: CancellationToken,
-) -> Result<String, String> {
+) -> Result<String, CloseReason> {
     let _ = stream.set_nodelay(true);
     // Boxed: the handshake state (several KiB) is freed when it completes instead of staying
     // in this connection's future for its whole life (memory per viewer).
@@ -128,16 +120,16 @@ async fn run(
     // Bytes the client sent right after the handshake come first; then one read at a time.
     let mut handled = (!leftover.is_empty()).then(|| session.handle_bytes(&leftover));
     let mut role_recorded = false;
-    let result: Result<String, String> = loop {
+    let result: Result<String, CloseReason> = loop {
         if let Some(outcome) = handled.take() {
             match outcome {
                 Ok(actions) => {
                     if let Err(e) = dispatch(&tx, actions, settings.slow_viewer_timeout).await {
-                        break Err(e);
+                        break Err(e.into());
                     }
                 }
                 Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
-                Err(e) => break Err(format!("closing on bad input: {e}")),
+                Err(e) => break Err(format!("closing on bad input: {e}").into()),
             }
             if !role_recorded && *session.role() != Role::Handshaking {
                 record_role(session.role());
@@ -151,8 +143,10 @@ async fn run(
         };
         tokio::select! {
             r = tokio::time::timeout(idle, rd.readable()) => match r {
-                Err(_) => break Err(format!("no data for {idle:?} while {:?}", session.role())),
-                Ok(Err(e)) => break Err(format!("read error: {e}")),
+                Err(_) => {
+                    break Err(format!("no data for {idle:?} while {:?}", session.role()).into());
+                }
+                Ok(Err(e)) => break Err(format!("read error: {e}").into()),
                 Ok(Ok(())) => {}
             },
             _ = done.cancelled() => break Ok("writer finished".to_string()),
@@ -163,18 +157,18 @@ async fn run(
         handled = match read_into_session(&rd, &mut session) {
             ReadOutcome::Handled(r) => Some(r),
             ReadOutcome::NotReady => None,
-            ReadOutcome::End(why) => break why,
+            ReadOutcome::End(why) => break why.map_err(CloseReason::from),
         };
     };
     drop(tx);
     done.cancel();
     let writer_result = writer
         .await
-        .unwrap_or_else(|e| Err(format!("writer task failed: {e}")));
+        .unwrap_or_else(|e| Err(format!("writer task failed: {e}").into()));
     drop(session);
-    match (&result, writer_result) {
-        (_, Err(w)) => Err(w),
-        _ => result,
+    match writer_result {
+        Err(w) => Err(w),
+        Ok(_) => result,
     }
 }
 
@@ -246,10 +240,10 @@ async fn write_with_timeout(
     wr: &mut OwnedWriteHalf,
     bufs: &[Bytes],
     timeout: Duration,
-) -> Result<usize, String> {
+) -> Result<usize, CloseReason> {
     match write_all_vectored(wr, bufs, timeout).await {
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
-            "{SLOW_VIEWER} (not reading): socket accepted nothing for {timeout:?}"
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(CloseReason::SlowViewer(
+            format!("socket accepted nothing for {timeout:?}"),
         )),
         Err(e) => Err(write_failure(&e)),
         Ok(n) => Ok(n),
@@ -257,11 +251,11 @@ async fn write_with_timeout(
 }
 
 /// Close reason for a failed write.
-fn write_failure(e: &std::io::Error) -> String {
+fn write_failure(e: &std::io::Error) -> CloseReason {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e.kind() {
-        BrokenPipe | ConnectionReset | ConnectionAborted => format!("{PEER_GONE} ({e})"),
-        _ => format!("write error: {e}"),
+        BrokenPipe | ConnectionReset | ConnectionAborted => CloseReason::PeerGone(e.to_string()),
+        _ => CloseReason::Error(format!("write error: {e}")),
     }
 }
 
@@ -272,7 +266,7 @@ pub(super) async fn write_loop(
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
     done: CancellationToken,
-) -> Result<String, String> {
+) -> Result<String, CloseReason> {
     let timeout = settings.slow_viewer_timeout;
     let metrics = registry.metrics().clone();
     let mut sub: Option<Box<Subscription>> = None;
@@ -376,7 +370,7 @@ async fn write_from_group(
     done: &CancellationToken,
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
-) -> Result<GroupExit, String> {
+) -> Result<GroupExit, CloseReason> {
     let hub = s.hub().clone();
     let mut membership = hub.join_fanout_group(wr, s);
     let (leave, next) = tokio::select! {
@@ -416,7 +410,7 @@ async fn write_media(
     bufs: &[Bytes],
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     let n = write_with_timeout(wr, bufs, timeout).await?;
     metrics.add_bytes_sent(Protocol::Rtmp, n);
     Ok(())
@@ -427,7 +421,7 @@ async fn end_of_stream(
     wr: &mut OwnedWriteHalf,
     s: &Subscription,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, CloseReason> {
     if let Some(p) = messages::unpublish_notify(s.rtmp_stream_id(), &s.hub().name) {
         let _ = write_with_timeout(wr, &[p], timeout).await;
     }
