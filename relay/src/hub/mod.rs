@@ -6,6 +6,7 @@ pub mod fanout_group;
 pub mod frame;
 pub mod gop_cache;
 pub mod ingest_rate;
+mod subscription;
 pub mod viewer_cursor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +28,7 @@ use fanout_group::{FanoutGroups, Membership};
 use frame::Frame;
 use gop_cache::GopCache;
 use ingest_rate::IngestRate;
+pub use subscription::{Batch, Subscription};
 pub use viewer_cursor::CursorLimits;
 use viewer_cursor::ViewerCursor;
 
@@ -311,121 +313,6 @@ impl MediaSink for Hub {
     fn on_end_of_stream(&self) {
         tracing::info!(app = %self.app, stream = %self.name, "upstream publisher ended the stream");
         self.end_stream();
-    }
-}
-
-/// What a viewer gets next.
-pub enum Batch {
-    /// Shared bytes to write, in order (refcounted clones).
-    Data(Vec<Bytes>),
-    /// The publisher ended the stream.
-    End,
-}
-
-/// A viewer's handle on a hub: a cursor plus a change notification.
-pub struct Subscription {
-    hub: Arc<Hub>,
-    protocol: Protocol,
-    cursor: ViewerCursor,
-    epoch: u64,
-    rx: watch::Receiver<u64>,
-    prelude_pending: bool,
-    /// Message stream id an RTMP viewer plays on (its bytes are rewritten if not the shared 1).
-    rtmp_stream_id: u32,
-    /// Dropped with the subscription (viewer accounting in the registry).
-    guard: Option<Box<dyn Send + Sync>>,
-}
-
-impl Subscription {
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
-    }
-
-    /// An RTMP viewer that plays on message stream id `id`: every batch carries that id.
-    pub fn play_on_stream_id(&mut self, id: u32) {
-        self.rtmp_stream_id = id;
-    }
-
-    pub fn rtmp_stream_id(&self) -> u32 {
-        self.rtmp_stream_id
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.cursor.dropped
-    }
-
-    pub fn set_guard(&mut self, guard: Box<dyn Send + Sync>) {
-        self.guard = Some(guard);
-    }
-
-    /// Takes what is available now without waiting; `None` means nothing new.
-    pub fn try_next(&mut self) -> Option<Batch> {
-        self.rx.borrow_and_update();
-        let skipped;
-        let mut out = Vec::new();
-        let protocol = self.protocol;
-        {
-            let st = self.hub.lock();
-            if st.epoch != self.epoch {
-                return Some(Batch::End);
-            }
-            skipped = self.cursor.take(&st.cache, &self.hub.cfg.cursor, |f| {
-                out.push(f.bytes_for(protocol))
-            });
-            // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
-            // the current decoder configuration before its first keyframe.
-            if self.prelude_pending || skipped > 0 {
-                self.prelude_pending = false;
-                // Only configuration the viewer would not get in this batch anyway.
-                let from = self.cursor.last_from();
-                let config: Vec<Bytes> = [&st.metadata, &st.video_seq, &st.audio_seq]
-                    .into_iter()
-                    .flatten()
-                    .filter(|f| f.seq < from)
-                    .map(|f| f.bytes_for(protocol))
-                    .collect();
-                out.splice(0..0, config);
-            }
-        }
-        self.hub.record_dropped(skipped);
-        if out.is_empty() {
-            return None;
-        }
-        if protocol == Protocol::Rtmp {
-            out = frame::retarget_stream_id(out, self.rtmp_stream_id);
-        }
-        Some(Batch::Data(out))
-    }
-
-    /// Waits until the stream has something new; `false` if the stream is gone.
-    pub async fn changed(&mut self) -> bool {
-        self.rx.changed().await.is_ok()
-    }
-
-    /// Waits for the next batch.
-    pub async fn next_batch(&mut self) -> Batch {
-        loop {
-            if let Some(b) = self.try_next() {
-                return b;
-            }
-            if self.rx.changed().await.is_err() {
-                return Batch::End;
-            }
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.hub
-            .viewer_counter(self.protocol)
-            .fetch_sub(1, Ordering::SeqCst);
-        // The guard drops after the count is updated, so linger checks see the new count.
-        self.guard.take();
     }
 }
 

@@ -1,0 +1,129 @@
+//! A viewer's handle on a stream's hub: a cursor into the shared frames plus a change
+//! notification. Each batch is refcounted clones of bytes the hub serialized once; an RTMP
+//! viewer on another message stream id gets its headers rewritten (`frame::retarget_stream_id`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::Hub;
+use super::frame;
+use super::viewer_cursor::ViewerCursor;
+use crate::protocol::Protocol;
+
+/// What a viewer gets next.
+pub enum Batch {
+    /// Shared bytes to write, in order (refcounted clones).
+    Data(Vec<Bytes>),
+    /// The publisher ended the stream.
+    End,
+}
+
+/// A viewer's handle on a hub: a cursor plus a change notification.
+pub struct Subscription {
+    pub(super) hub: Arc<Hub>,
+    pub(super) protocol: Protocol,
+    pub(super) cursor: ViewerCursor,
+    pub(super) epoch: u64,
+    pub(super) rx: watch::Receiver<u64>,
+    pub(super) prelude_pending: bool,
+    /// Message stream id an RTMP viewer plays on (its bytes are rewritten if not the shared 1).
+    pub(super) rtmp_stream_id: u32,
+    /// Dropped with the subscription (viewer accounting in the registry).
+    pub(super) guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl Subscription {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// An RTMP viewer that plays on message stream id `id`: every batch carries that id.
+    pub fn play_on_stream_id(&mut self, id: u32) {
+        self.rtmp_stream_id = id;
+    }
+
+    pub fn rtmp_stream_id(&self) -> u32 {
+        self.rtmp_stream_id
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.cursor.dropped
+    }
+
+    pub fn set_guard(&mut self, guard: Box<dyn Send + Sync>) {
+        self.guard = Some(guard);
+    }
+
+    /// Takes what is available now without waiting; `None` means nothing new.
+    pub fn try_next(&mut self) -> Option<Batch> {
+        self.rx.borrow_and_update();
+        let skipped;
+        let mut out = Vec::new();
+        let protocol = self.protocol;
+        {
+            let st = self.hub.lock();
+            if st.epoch != self.epoch {
+                return Some(Batch::End);
+            }
+            skipped = self.cursor.take(&st.cache, &self.hub.cfg.cursor, |f| {
+                out.push(f.bytes_for(protocol))
+            });
+            // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
+            // the current decoder configuration before its first keyframe.
+            if self.prelude_pending || skipped > 0 {
+                self.prelude_pending = false;
+                // Only configuration the viewer would not get in this batch anyway.
+                let from = self.cursor.last_from();
+                let config: Vec<Bytes> = [&st.metadata, &st.video_seq, &st.audio_seq]
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| f.seq < from)
+                    .map(|f| f.bytes_for(protocol))
+                    .collect();
+                out.splice(0..0, config);
+            }
+        }
+        self.hub.record_dropped(skipped);
+        if out.is_empty() {
+            return None;
+        }
+        if protocol == Protocol::Rtmp {
+            out = frame::retarget_stream_id(out, self.rtmp_stream_id);
+        }
+        Some(Batch::Data(out))
+    }
+
+    /// Waits until the stream has something new; `false` if the stream is gone.
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+
+    /// Waits for the next batch.
+    pub async fn next_batch(&mut self) -> Batch {
+        loop {
+            if let Some(b) = self.try_next() {
+                return b;
+            }
+            if self.rx.changed().await.is_err() {
+                return Batch::End;
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub
+            .viewer_counter(self.protocol)
+            .fetch_sub(1, Ordering::SeqCst);
+        // The guard drops after the count is updated, so linger checks see the new count.
+        self.guard.take();
+    }
+}
