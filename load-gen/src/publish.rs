@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
-use crate::rtmp_client::amf0::Amf;
 use crate::rtmp_client::{RtmpConnection, RtmpError, RtmpUrl};
 pub use source::{Looped, Source, Synthetic};
+use surge_wire::amf0::Amf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {

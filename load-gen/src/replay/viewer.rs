@@ -18,8 +18,9 @@ use super::target::{Endpoint, Protocol};
 use crate::flv::{FlvStreamParser, MediaMessage, TAG_VIDEO};
 use crate::media::avc::{VideoHeader, nal_length_size};
 use crate::media::sei::find_timing_in_avcc;
-use crate::rtmp_client::amf0::decode_all;
-use crate::rtmp_client::{RtmpConnection, status_code};
+use crate::rtmp_client::{Control, RtmpConnection, status_code};
+use surge_wire::amf0::decode_all;
+use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AUDIO, MSG_VIDEO};
 
 /// How long a new viewer may wait for its first keyframe.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
@@ -236,12 +237,21 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
             let mut st = stats.borrow_mut();
             st.on_bytes(data.len());
             control.on_bytes(data.len(), &mut replies);
-            reader
-                .feed(data, &mut |m| match m.type_id {
-                    8 | 9 => session.on_media(&mut st, &m, now),
-                    4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
-                    20 => {
-                        if let Ok(cmd) = decode_all(m.prefix)
+            reader.push(data);
+            while let Some(m) = reader.next_message().map_err(|e| format!("rtmp: {e}"))? {
+                match m.type_id {
+                    MSG_AUDIO | MSG_VIDEO => {
+                        let media = MediaMessage {
+                            type_id: m.type_id,
+                            timestamp_ms: m.timestamp,
+                            len: m.length as usize,
+                            prefix: &m.payload,
+                        };
+                        session.on_media(&mut st, &media, now)
+                    }
+                    t if Control::handles(t) => control.on_message(t, &m.payload, &mut replies),
+                    MSG_AMF0_COMMAND => {
+                        if let Ok(cmd) = decode_all(&m.payload)
                             && let Some(code) = status_code(&cmd)
                             && (code.contains("NotFound") || code.contains("Failed"))
                         {
@@ -249,8 +259,9 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
                         }
                     }
                     _ => {}
-                })
-                .map_err(|e| format!("rtmp: {e}"))
+                }
+            }
+            Ok::<(), String>(())
         });
         let read = if playing {
             read.await

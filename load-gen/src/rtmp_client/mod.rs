@@ -1,8 +1,6 @@
-//! A small RTMP client of our own: publish and play, with a chunk reader that tolerates
-//! interleaved chunks and keeps only the first bytes of media messages.
+//! A small RTMP client of our own: publish and play. The wire formats (chunks, AMF0, control
+//! messages) are `surge_wire`'s; the chunk reader keeps only the first bytes of media.
 
-pub mod amf0;
-pub mod chunk;
 mod session;
 mod url;
 

@@ -6,12 +6,18 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::amf0::{self, Amf};
-use super::chunk::{ChunkError, ChunkReader, write_message};
+use surge_wire::amf0::{self, Amf};
+use surge_wire::message::{
+    MSG_AMF0_COMMAND, MSG_AMF0_DATA, MSG_AMF3_COMMAND, MSG_AUDIO, MSG_SET_PEER_BANDWIDTH,
+    MSG_USER_CONTROL, MSG_VIDEO, MSG_WINDOW_ACK_SIZE, UserControl, parse_user_control,
+    ping_response, read_u32, set_buffer_length, set_chunk_size, window_ack_size,
+};
+use surge_wire::{AckCounter, ChunkError, ChunkLimits, ChunkReader, PayloadPolicy, write_message};
+
+use crate::flv::PREFIX_CAP;
 
 /// Our outgoing chunk size (announced right after the handshake).
 pub const OUT_CHUNK_SIZE: usize = 4096;
-const CSID_CONTROL: u8 = 2;
 const CSID_COMMAND: u8 = 3;
 const CSID_AUDIO: u8 = 4;
 const CSID_DATA: u8 = 5;
@@ -37,58 +43,52 @@ pub enum RtmpError {
 /// Window acknowledgements and ping replies.
 #[derive(Debug, Default)]
 pub struct Control {
-    bytes_in: u64,
-    last_ack: u64,
-    window: u64,
+    acks: AckCounter,
 }
 
 impl Control {
     /// Counts received bytes; appends an Acknowledgement to `out` when a window is full.
     pub fn on_bytes(&mut self, n: usize, out: &mut Vec<u8>) {
-        self.bytes_in += n as u64;
-        if self.window > 0 && self.bytes_in - self.last_ack >= self.window {
-            self.last_ack = self.bytes_in;
-            write_message(
-                out,
-                CSID_CONTROL,
-                3,
-                0,
-                0,
-                &(self.bytes_in as u32).to_be_bytes(),
-                OUT_CHUNK_SIZE,
-            );
-        }
+        self.acks.on_bytes_into(n, out);
     }
 
     /// Handles protocol control messages (types 4, 5, 6); appends replies to `out`.
     pub fn on_message(&mut self, type_id: u8, payload: &[u8], out: &mut Vec<u8>) {
         match type_id {
-            5 | 6 if payload.len() >= 4 => {
-                let window = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                if type_id == 6 {
-                    // Set Peer Bandwidth: answer with our Window Acknowledgement Size.
-                    write_message(
-                        out,
-                        CSID_CONTROL,
-                        5,
-                        0,
-                        0,
-                        &window.to_be_bytes(),
-                        OUT_CHUNK_SIZE,
-                    );
-                } else {
-                    self.window = window as u64;
+            MSG_WINDOW_ACK_SIZE => self.acks.on_window_ack_size(payload),
+            // Set Peer Bandwidth: answer with our Window Acknowledgement Size.
+            MSG_SET_PEER_BANDWIDTH => {
+                if let Some(window) = read_u32(payload) {
+                    out.extend_from_slice(&window_ack_size(window));
                 }
             }
-            4 if payload.len() >= 6 && payload[..2] == [0, 6] => {
-                // Ping request: echo the timestamp in a ping response.
-                let mut pong = vec![0, 7];
-                pong.extend_from_slice(&payload[2..6]);
-                write_message(out, CSID_CONTROL, 4, 0, 0, &pong, OUT_CHUNK_SIZE);
+            MSG_USER_CONTROL => {
+                if let Some(UserControl::PingRequest(t)) = parse_user_control(payload) {
+                    out.extend_from_slice(&ping_response(t));
+                }
             }
             _ => {}
         }
     }
+
+    /// True for the message types [`on_message`](Self::on_message) handles.
+    pub fn handles(type_id: u8) -> bool {
+        matches!(
+            type_id,
+            MSG_USER_CONTROL | MSG_WINDOW_ACK_SIZE | MSG_SET_PEER_BANDWIDTH
+        )
+    }
+}
+
+/// A chunk reader for a client: whole commands (up to 1 MB), only the first [`PREFIX_CAP`]
+/// bytes of each audio and video message.
+pub fn client_chunk_reader() -> ChunkReader {
+    let limits = ChunkLimits {
+        max_chunk_size: 1 << 24,
+        max_message_len: 1 << 20,
+        ..ChunkLimits::default()
+    };
+    ChunkReader::with_policy(limits, PayloadPolicy::MediaPrefix(PREFIX_CAP))
 }
 
 /// An established RTMP connection.
@@ -162,22 +162,15 @@ impl RtmpConnection {
     ) -> Result<Self, RtmpError> {
         let mut conn = Self {
             socket,
-            reader: ChunkReader::new(),
+            reader: client_chunk_reader(),
             control: Control::default(),
             next_transaction: 1.0,
             out: Vec::with_capacity(4096),
             buf: vec![0; 16 * 1024],
             inbox: Vec::new(),
         };
-        write_message(
-            &mut conn.out,
-            CSID_CONTROL,
-            1,
-            0,
-            0,
-            &(OUT_CHUNK_SIZE as u32).to_be_bytes(),
-            128,
-        );
+        conn.out
+            .extend_from_slice(&set_chunk_size(OUT_CHUNK_SIZE as u32));
         let txn = conn.send_command(
             "connect",
             0,
@@ -217,18 +210,8 @@ impl RtmpConnection {
 
     /// Sends `play(name)` with a Set Buffer Length; media follows on the socket.
     pub async fn play(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
-        let mut user_control = vec![0, 3];
-        user_control.extend_from_slice(&stream_id.to_be_bytes());
-        user_control.extend_from_slice(&1000u32.to_be_bytes());
-        write_message(
-            &mut self.out,
-            CSID_CONTROL,
-            4,
-            0,
-            0,
-            &user_control,
-            OUT_CHUNK_SIZE,
-        );
+        self.out
+            .extend_from_slice(&set_buffer_length(stream_id, 1000));
         self.send_command_on(
             "play",
             stream_id,
@@ -267,7 +250,7 @@ impl RtmpConnection {
         write_message(
             &mut self.out,
             CSID_DATA,
-            18,
+            MSG_AMF0_DATA,
             stream_id,
             0,
             &payload,
@@ -278,8 +261,8 @@ impl RtmpConnection {
     /// Queues one audio (8), video (9) or data (18) message.
     pub fn queue_media(&mut self, stream_id: u32, type_id: u8, timestamp: u32, payload: &[u8]) {
         let csid = match type_id {
-            8 => CSID_AUDIO,
-            9 => CSID_VIDEO,
+            MSG_AUDIO => CSID_AUDIO,
+            MSG_VIDEO => CSID_VIDEO,
             _ => CSID_DATA,
         };
         write_message(
@@ -338,7 +321,7 @@ impl RtmpConnection {
         write_message(
             &mut self.out,
             csid,
-            20,
+            MSG_AMF0_COMMAND,
             stream_id,
             0,
             &payload,
@@ -351,17 +334,19 @@ impl RtmpConnection {
     fn ingest(&mut self, n: usize) -> Result<(), RtmpError> {
         let mut replies = Vec::new();
         self.control.on_bytes(n, &mut replies);
-        let mut commands: Vec<(u8, Vec<u8>)> = Vec::new();
-        let control = &mut self.control;
-        self.reader.feed(&self.buf[..n], &mut |m| match m.type_id {
-            4..=6 => control.on_message(m.type_id, m.prefix, &mut replies),
-            17 | 20 => commands.push((m.type_id, m.prefix.to_vec())),
-            _ => {}
-        })?;
+        let mut commands = Vec::new();
+        self.reader.push(&self.buf[..n]);
+        while let Some(m) = self.reader.next_message()? {
+            match m.type_id {
+                t if Control::handles(t) => self.control.on_message(t, &m.payload, &mut replies),
+                MSG_AMF3_COMMAND | MSG_AMF0_COMMAND => commands.push((m.type_id, m.payload)),
+                _ => {}
+            }
+        }
         self.out.extend_from_slice(&replies);
         for (type_id, payload) in commands {
             // AMF3 command messages (type 17) start with a format byte.
-            let body = if type_id == 17 {
+            let body = if type_id == MSG_AMF3_COMMAND {
                 payload.get(1..).unwrap_or(&[])
             } else {
                 &payload[..]
@@ -451,6 +436,27 @@ mod tests {
         control.on_message(4, &[0, 6, 0, 0, 0, 42], &mut out);
         assert_eq!(out[7], 4);
         assert_eq!(&out[12..], &[0, 7, 0, 0, 0, 42]);
+    }
+
+    #[test]
+    fn client_reader_keeps_media_prefixes_and_refuses_huge_commands() {
+        let video: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut bytes = Vec::new();
+        write_message(&mut bytes, 6, MSG_VIDEO, 1, 40, &video, 128);
+        write_message(&mut bytes, 3, MSG_AMF0_COMMAND, 0, 0, &[7; 300], 128);
+        let mut reader = client_chunk_reader();
+        reader.push(&bytes);
+        let v = reader.next_message().expect("valid").expect("video");
+        assert_eq!((v.length, &v.payload[..]), (1000, &video[..PREFIX_CAP]));
+        let c = reader.next_message().expect("valid").expect("command");
+        assert_eq!(c.payload.len(), 300, "commands are kept whole");
+        // A 16 MB command is refused before it is buffered.
+        let mut reader = client_chunk_reader();
+        reader.push(&[3u8, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]);
+        assert!(matches!(
+            reader.next_message(),
+            Err(ChunkError::MessageTooLong(..))
+        ));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Just enough AMF0 for RTMP commands: encode the values we send, decode what servers answer.
+//! Just enough AMF0 for an RTMP client's commands: encode the values it sends, decode what
+//! servers answer (bounded depth; unknown markers are errors). The relay's command sessions
+//! decode with rml_amf0 behind [`crate::amf0_guard`].
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Amf {
