@@ -1,6 +1,5 @@
 //! RTMP ingest and playback.
 
-pub mod chunk_reader;
 pub mod close_reason;
 pub mod command_guard;
 pub mod connection;
