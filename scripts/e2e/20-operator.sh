@@ -568,7 +568,7 @@ kubectl delete stream deep --wait=true --timeout=30s >/dev/null
 # The cause is real: the API server refuses the operator's status write. (A ResourceQuota
 # that forbids the children does not make a reconcile fail: the operator applies what it
 # can and reports refused Deployments/Services as Degraded=ApplyFailed with a Degraded event,
-# see reconcile.rs.) A ValidatingAdmissionPolicy, built into kube-apiserver and on by default,
+# see apply.rs and decide.rs.) A ValidatingAdmissionPolicy, built into kube-apiserver and on by default,
 # denies UPDATE of streams/status for the Stream named "blocked" in this test's namespace only
 # (which the operator watches in both modes), so nothing else is touched. The reconcile gets
 # past observing and applying the children, then write_status fails with 403, the reconcile
