@@ -1,7 +1,6 @@
 //! surge-load: the publisher, the trace-replaying viewers, the simulator and the trace tools.
 
 pub mod flv;
-pub mod media;
 pub mod publish;
 pub mod replay;
 pub mod rtmp_client;

@@ -20,15 +20,6 @@ pub struct MediaMessage {
     pub payload: Bytes,
 }
 
-/// FLV video tag: frame type 1 in the high nibble of the first byte means keyframe.
-/// Enhanced RTMP sets bit 7 (IsExHeader) and keeps the frame type in bits 4-6.
-const FRAME_TYPE_KEY: u8 = 1;
-const EX_HEADER_BIT: u8 = 0x80;
-const AVC_CODEC_ID: u8 = 7;
-const HEVC_LEGACY_CODEC_ID: u8 = 12;
-const AAC_SOUND_FORMAT: u8 = 10;
-const EX_PACKET_TYPE_SEQUENCE_START: u8 = 0;
-
 impl MediaMessage {
     pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Self {
         MediaMessage {
@@ -40,33 +31,15 @@ impl MediaMessage {
 
     /// True for a video message whose frame type is "keyframe" (legacy and Enhanced RTMP).
     pub fn is_video_keyframe(&self) -> bool {
-        if self.kind != MediaKind::Video {
-            return false;
-        }
-        match self.payload.first() {
-            Some(&b) => ((b >> 4) & 0x07) == FRAME_TYPE_KEY,
-            None => false,
-        }
+        self.kind == MediaKind::Video && surge_wire::media::is_video_keyframe(&self.payload)
     }
 
     /// True for decoder configuration: AVC/HEVC sequence header (AVCPacketType 0), AAC
     /// sequence header (AACPacketType 0), or Enhanced RTMP `PacketTypeSequenceStart`.
     pub fn is_sequence_header(&self) -> bool {
-        let p = &self.payload;
         match self.kind {
-            MediaKind::Video => {
-                let Some(&b0) = p.first() else { return false };
-                if b0 & EX_HEADER_BIT != 0 {
-                    (b0 & 0x0f) == EX_PACKET_TYPE_SEQUENCE_START
-                } else {
-                    let codec = b0 & 0x0f;
-                    (codec == AVC_CODEC_ID || codec == HEVC_LEGACY_CODEC_ID) && p.get(1) == Some(&0)
-                }
-            }
-            MediaKind::Audio => {
-                let Some(&b0) = p.first() else { return false };
-                (b0 >> 4) == AAC_SOUND_FORMAT && p.get(1) == Some(&0)
-            }
+            MediaKind::Video => surge_wire::media::is_video_sequence_header(&self.payload),
+            MediaKind::Audio => surge_wire::media::is_audio_sequence_header(&self.payload),
             MediaKind::Data => false,
         }
     }

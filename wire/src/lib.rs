@@ -7,16 +7,26 @@
 //! - [`amf0`]: AMF0 values for a client's commands; [`amf0_guard`]: bounds AMF0 before a
 //!   recursive decoder (rml_amf0, used by the relay's command sessions) sees it.
 //! - [`metadata`]: `onMetaData` bodies of data messages.
-//! - [`flv`]: FLV tags, including the runs of tags inside aggregate messages.
+//! - [`flv`]: FLV header and tags (files, HTTP-FLV, the runs of tags inside aggregate
+//!   messages); [`flv_stream`]: an incremental tag parser keeping each tag's first bytes.
+//! - [`media`]: keyframe / sequence header / Enhanced RTMP classification of payloads.
+//! - [`avc`]: H.264 in FLV payloads (headers, synthetic frames); [`sei`]: the timing SEI
+//!   that stamps frames with their send time.
+//! - [`url`]: the scheme, host and port of `rtmp://` addresses.
 
 pub mod ack;
 pub mod amf0;
 pub mod amf0_guard;
+pub mod avc;
 pub mod chunk_reader;
 pub mod chunk_writer;
 pub mod flv;
+pub mod flv_stream;
+pub mod media;
 pub mod message;
 pub mod metadata;
+pub mod sei;
+pub mod url;
 
 pub use ack::AckCounter;
 pub use chunk_reader::{ChunkError, ChunkLimits, ChunkReader, PayloadPolicy, RawMessage};

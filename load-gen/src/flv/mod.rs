@@ -1,26 +1,30 @@
-//! FLV: whole files (for `publish --input`) and an incremental tag parser (for HTTP-FLV viewers).
+//! FLV files for `publish --input`. The format itself (tags, the incremental parser HTTP-FLV
+//! viewers use) is `surge_wire`'s.
 
-mod file;
-mod stream;
+use std::path::Path;
 
-pub use file::{FlvError, FlvTag, parse_flv, read_flv};
-pub use stream::{FlvStreamError, FlvStreamParser};
-
-/// FLV/RTMP message type ids of media.
-pub const TAG_AUDIO: u8 = 8;
-pub const TAG_VIDEO: u8 = 9;
-pub const TAG_SCRIPT: u8 = 18;
+pub use surge_wire::flv::{FlvTag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 
 /// How many leading bytes of each media message a viewer keeps: enough for the
 /// video header and the timing SEI (and a few NALs before it), never the whole frame.
 pub const PREFIX_CAP: usize = 192;
 
-/// One complete media message as a viewer sees it: its type, timestamp, full
-/// length, and only its first bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct MediaMessage<'a> {
-    pub type_id: u8,
-    pub timestamp_ms: u32,
-    pub len: usize,
-    pub prefix: &'a [u8],
+/// Why an FLV file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FlvError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Format(#[from] surge_wire::flv::FlvError),
+}
+
+pub fn read_flv(path: &Path) -> Result<Vec<FlvTag>, FlvError> {
+    let bytes = std::fs::read(path).map_err(|source| FlvError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(surge_wire::flv::parse_flv(&bytes)?)
 }

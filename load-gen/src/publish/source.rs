@@ -2,11 +2,12 @@
 //! file looped; either way every video frame gets a timing SEI stamped when it is sent.
 
 use crate::flv::{FlvTag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
-use crate::media::TimingStamp;
-use crate::media::avc::{
+use surge_wire::avc::{
     CODEC_AVC, VideoHeader, baseline_pps, baseline_sps, insert_timing_sei, nal_length_size,
     sequence_header_payload, synthetic_frame_into,
 };
+use surge_wire::media::is_audio_sequence_header;
+use surge_wire::sei::TimingStamp;
 
 /// How much bigger a keyframe is than an inter frame in the synthetic stream.
 const KEYFRAME_WEIGHT: usize = 8;
@@ -88,7 +89,7 @@ impl Looped {
                     }
                 }
                 // AAC sequence header.
-                TAG_AUDIO => tag.data.len() >= 2 && tag.data[0] >> 4 == 10 && tag.data[1] == 0,
+                TAG_AUDIO => is_audio_sequence_header(&tag.data),
                 TAG_SCRIPT => true,
                 _ => false,
             };
@@ -251,7 +252,7 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::sei::find_timing_in_avcc;
+    use surge_wire::sei::find_timing_in_avcc;
 
     #[test]
     fn synthetic_bitrate_and_gop_match_the_request() {

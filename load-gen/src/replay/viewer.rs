@@ -15,12 +15,13 @@ use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
-use crate::flv::{FlvStreamParser, MediaMessage, TAG_VIDEO};
-use crate::media::avc::{VideoHeader, nal_length_size};
-use crate::media::sei::find_timing_in_avcc;
+use crate::flv::{PREFIX_CAP, TAG_VIDEO};
 use crate::rtmp_client::{Control, RtmpConnection, status_code};
 use surge_wire::amf0::decode_all;
+use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
+use surge_wire::flv_stream::{FlvStreamParser, MessagePrefix};
 use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AUDIO, MSG_VIDEO};
+use surge_wire::sei::find_timing_in_avcc;
 
 /// How long a new viewer may wait for its first keyframe.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
@@ -91,7 +92,7 @@ impl Session {
     }
 
     /// Handles one media message received at `now`.
-    fn on_media(&mut self, stats: &mut Stats, m: &MediaMessage<'_>, now: Instant) {
+    fn on_media(&mut self, stats: &mut Stats, m: &MessagePrefix<'_>, now: Instant) {
         if self.first_media.is_none() {
             self.first_media = Some(self.ms_since_start(now));
         }
@@ -115,7 +116,7 @@ impl Session {
             let startup = self.ms_since_start(now);
             stats.began_playing(self.region, self.first_media.unwrap_or(startup), startup);
         }
-        if header.codec == crate::media::avc::CODEC_AVC && !header.is_avc_frame() {
+        if header.codec == CODEC_AVC && !header.is_avc_frame() {
             return; // end of sequence: not a picture
         }
         let now_ms = self.ms_since_start(now);
@@ -241,7 +242,7 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
             while let Some(m) = reader.next_message().map_err(|e| format!("rtmp: {e}"))? {
                 match m.type_id {
                     MSG_AUDIO | MSG_VIDEO => {
-                        let media = MediaMessage {
+                        let media = MessagePrefix {
                             type_id: m.type_id,
                             timestamp_ms: m.timestamp,
                             len: m.length as usize,
@@ -312,7 +313,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
     let mut head: Vec<u8> = Vec::new();
     let mut dechunker: Option<Dechunker> = None;
     let mut in_body = false;
-    let mut parser = FlvStreamParser::new();
+    let mut parser = FlvStreamParser::new(PREFIX_CAP);
     let stats = session.stats.clone();
     loop {
         let playing = session.playing;
@@ -339,7 +340,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
                 body = &body[h.len - consumed_before..];
                 head = Vec::new();
             }
-            let mut on_msg = |m: MediaMessage<'_>| {
+            let mut on_msg = |m: MessagePrefix<'_>| {
                 if m.type_id == 8 || m.type_id == 9 {
                     session.on_media(&mut st, &m, now);
                 }

@@ -1,3 +1,7 @@
+use surge_wire::url::{
+    AuthorityError, socket_addr, split_authority, split_host_port, strip_scheme,
+};
+
 /// An `rtmp://HOST[:PORT]/APP/STREAM` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
@@ -9,20 +13,13 @@ pub struct RtmpUrl {
 
 impl RtmpUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or_else(|| format!("`{url}` is not an rtmp:// URL"))?;
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("`{url}` has no /APP/STREAM path"))?;
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("`{url}`: bad port `{p}`"))?,
-            ),
-            None => (authority, 1935),
-        };
+        let rest = strip_scheme(url).ok_or_else(|| format!("`{url}` is not an rtmp:// URL"))?;
+        let (authority, path) = split_authority(rest);
+        let path = path.ok_or_else(|| format!("`{url}` has no /APP/STREAM path"))?;
+        let (host, port) = split_host_port(authority).map_err(|e| match e {
+            AuthorityError::InvalidPort(p) => format!("`{url}`: bad port `{p}`"),
+            e => format!("`{url}`: {e}"),
+        })?;
         let (app, stream) = path.split_once('/').ok_or_else(|| {
             format!("`{url}` needs both an app and a stream name (rtmp://HOST:PORT/APP/STREAM)")
         })?;
@@ -40,11 +37,11 @@ impl RtmpUrl {
     }
 
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        socket_addr(&self.host, self.port)
     }
 
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+        format!("rtmp://{}/{}", self.addr(), self.app)
     }
 }
 

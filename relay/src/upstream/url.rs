@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// Default RTMP port when an upstream URL names none.
-pub const DEFAULT_RTMP_PORT: u16 = 1935;
+pub use surge_wire::url::DEFAULT_RTMP_PORT;
+use surge_wire::url::{AuthorityError, split_authority, split_host_port, strip_scheme};
 
 /// A parsed upstream address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,11 +42,15 @@ impl UpstreamUrl {
         if rest.contains('?') || rest.contains('#') {
             return Err(UrlError::QueryNotSupported(url.to_string()));
         }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        let (host, port) = split_host_port(authority, url)?;
+        let (authority, path) = split_authority(rest);
+        let path = path.unwrap_or("");
+        let (host, port) = split_host_port(authority).map_err(|e| match e {
+            AuthorityError::BadIpv6 => UrlError::BadIpv6(url.to_string()),
+            AuthorityError::InvalidPort(port) => UrlError::InvalidPort {
+                url: url.to_string(),
+                port,
+            },
+        })?;
         if host.is_empty() {
             return Err(UrlError::MissingHost(url.to_string()));
         }
@@ -67,11 +71,7 @@ impl UpstreamUrl {
 
     /// `host:port` for `TcpStream::connect` (IPv6 hosts get brackets).
     pub fn socket_addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        surge_wire::url::socket_addr(&self.host, self.port)
     }
 
     /// The app to connect to: the URL's own app if it has one, else `fallback`.
@@ -92,44 +92,6 @@ impl fmt::Display for UpstreamUrl {
             None => write!(f, "rtmp://{}", self.socket_addr()),
         }
     }
-}
-
-fn strip_scheme(url: &str) -> Option<&str> {
-    let (scheme, rest) = url.split_once("://")?;
-    scheme.eq_ignore_ascii_case("rtmp").then_some(rest)
-}
-
-fn split_host_port<'a>(authority: &'a str, url: &str) -> Result<(&'a str, u16), UrlError> {
-    let (host, port_text) = if let Some(v6) = authority.strip_prefix('[') {
-        let end = v6
-            .find(']')
-            .ok_or_else(|| UrlError::BadIpv6(url.to_string()))?;
-        let after = &v6[end + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => return Err(UrlError::BadIpv6(url.to_string())),
-        };
-        (&v6[..end], port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port_text {
-        None => DEFAULT_RTMP_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                return Err(UrlError::InvalidPort {
-                    url: url.to_string(),
-                    port: p.to_string(),
-                });
-            }
-        },
-    };
-    Ok((host, port))
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! H.264 in FLV/RTMP video payloads: the AVC sequence header (with a real SPS/PPS
 //! written bit by bit), synthetic AVCC frames, and timing-SEI insertion into real frames.
 
-use super::sei::{TimingStamp, encode_timing_nal, escape_into};
+pub use crate::media::CODEC_AVC;
+use crate::media::is_video_keyframe;
+use crate::sei::{TimingStamp, encode_timing_nal, escape_into};
 
-/// FLV video codec id for AVC.
-pub const CODEC_AVC: u8 = 7;
 /// AVCPacketType: sequence header.
 pub const AVC_SEQUENCE_HEADER: u8 = 0;
 /// AVCPacketType: NAL units.
@@ -29,7 +29,7 @@ impl VideoHeader {
             AVC_NALU
         };
         Some(Self {
-            keyframe: first >> 4 == 1,
+            keyframe: is_video_keyframe(payload),
             codec,
             packet_type,
         })
@@ -257,7 +257,7 @@ pub fn insert_timing_sei(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::sei::find_timing_in_avcc;
+    use crate::sei::find_timing_in_avcc;
 
     #[test]
     fn exp_golomb_codes_match_the_standard() {

@@ -1,6 +1,17 @@
-//! An incremental FLV tag parser that keeps only the first `PREFIX_CAP` bytes of each tag.
+//! An incremental FLV tag parser that keeps only the first bytes of each tag (a viewer that
+//! inspects media headers and timing, never whole frames).
 
-use super::{MediaMessage, PREFIX_CAP};
+use crate::flv::{TAG_HEADER_LEN, TagHeader};
+
+/// One complete message (an FLV tag or an RTMP message) of which only the first bytes were
+/// kept: its type, timestamp, full length, and the kept prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct MessagePrefix<'a> {
+    pub type_id: u8,
+    pub timestamp_ms: u32,
+    pub len: usize,
+    pub prefix: &'a [u8],
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FlvStreamError {
@@ -30,20 +41,15 @@ pub struct FlvStreamParser {
     type_id: u8,
     timestamp_ms: u32,
     len: usize,
-    prefix: [u8; PREFIX_CAP],
-    prefix_len: usize,
-}
-
-impl Default for FlvStreamParser {
-    fn default() -> Self {
-        Self::new()
-    }
+    prefix: Vec<u8>,
+    prefix_cap: usize,
 }
 
 const MAX_TAG: usize = 16 << 20;
 
 impl FlvStreamParser {
-    pub fn new() -> Self {
+    /// A parser keeping the first `prefix_cap` bytes of each tag.
+    pub fn new(prefix_cap: usize) -> Self {
         Self {
             state: State::FileHeader,
             header: [0; 13],
@@ -51,8 +57,8 @@ impl FlvStreamParser {
             type_id: 0,
             timestamp_ms: 0,
             len: 0,
-            prefix: [0; PREFIX_CAP],
-            prefix_len: 0,
+            prefix: Vec::with_capacity(prefix_cap),
+            prefix_cap,
         }
     }
 
@@ -60,7 +66,7 @@ impl FlvStreamParser {
     pub fn feed(
         &mut self,
         mut data: &[u8],
-        on_message: &mut impl FnMut(MediaMessage<'_>),
+        on_message: &mut impl FnMut(MessagePrefix<'_>),
     ) -> Result<(), FlvStreamError> {
         while !data.is_empty() {
             match self.state {
@@ -79,21 +85,20 @@ impl FlvStreamParser {
                     }
                 }
                 State::TagHeader => {
-                    let take = (11 - self.header_len).min(data.len());
+                    let take = (TAG_HEADER_LEN - self.header_len).min(data.len());
                     self.header[self.header_len..self.header_len + take]
                         .copy_from_slice(&data[..take]);
                     self.header_len += take;
                     data = &data[take..];
-                    if self.header_len == 11 {
-                        let h = &self.header;
+                    if let Some(h) = TagHeader::parse(&self.header[..self.header_len]) {
                         self.header_len = 0;
-                        self.type_id = h[0] & 0x1f;
-                        self.len = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
-                        self.timestamp_ms = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+                        self.type_id = h.tag_type;
+                        self.len = h.data_size;
+                        self.timestamp_ms = h.timestamp;
                         if self.len > MAX_TAG {
                             return Err(FlvStreamError::TagTooLarge(self.len));
                         }
-                        self.prefix_len = 0;
+                        self.prefix.clear();
                         self.state = State::Body {
                             remaining: self.len,
                         };
@@ -104,10 +109,8 @@ impl FlvStreamParser {
                 }
                 State::Body { remaining } => {
                     let take = remaining.min(data.len());
-                    let keep = (PREFIX_CAP - self.prefix_len).min(take);
-                    self.prefix[self.prefix_len..self.prefix_len + keep]
-                        .copy_from_slice(&data[..keep]);
-                    self.prefix_len += keep;
+                    let keep = self.prefix_cap.saturating_sub(self.prefix.len()).min(take);
+                    self.prefix.extend_from_slice(&data[..keep]);
                     data = &data[take..];
                     if take == remaining {
                         self.finish_tag(on_message);
@@ -133,12 +136,12 @@ impl FlvStreamParser {
         Ok(())
     }
 
-    fn finish_tag(&mut self, on_message: &mut impl FnMut(MediaMessage<'_>)) {
-        on_message(MediaMessage {
+    fn finish_tag(&mut self, on_message: &mut impl FnMut(MessagePrefix<'_>)) {
+        on_message(MessagePrefix {
             type_id: self.type_id,
             timestamp_ms: self.timestamp_ms,
             len: self.len,
-            prefix: &self.prefix[..self.prefix_len],
+            prefix: &self.prefix,
         });
         self.state = State::PrevSize { remaining: 4 };
     }
@@ -147,8 +150,9 @@ impl FlvStreamParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flv::FlvTag;
-    use crate::flv::file::write_flv;
+    use crate::flv::{FlvTag, write_flv};
+
+    const PREFIX_CAP: usize = 192;
 
     #[test]
     fn parses_any_split_of_the_stream() {
@@ -167,7 +171,7 @@ mod tests {
         ];
         let bytes = write_flv(&tags);
         for piece in [1, 2, 7, 13, 100, bytes.len()] {
-            let mut parser = FlvStreamParser::new();
+            let mut parser = FlvStreamParser::new(PREFIX_CAP);
             let mut seen = Vec::new();
             for chunk in bytes.chunks(piece) {
                 parser
@@ -184,7 +188,7 @@ mod tests {
 
     #[test]
     fn rejects_non_flv() {
-        let mut parser = FlvStreamParser::new();
+        let mut parser = FlvStreamParser::new(PREFIX_CAP);
         assert_eq!(
             parser.feed(b"<html>", &mut |_| {}),
             Err(FlvStreamError::NotFlv)
