@@ -95,24 +95,21 @@ impl FlvReader {
         body
     }
 
-    /// Complete tags of the body after the 13-byte FLV header.
+    /// Complete tags (with their PreviousTagSize) of the body after the FLV header.
     pub fn tag_list(&self) -> Vec<Tag> {
         let body = self.body();
         let mut tags = Vec::new();
-        let mut p = 13;
-        while p + 11 <= body.len() {
-            let len = u32::from_be_bytes([0, body[p + 1], body[p + 2], body[p + 3]]) as usize;
-            if p + 11 + len + 4 > body.len() {
+        let mut p = surge_wire::flv::FILE_HEADER.len();
+        while let Some((tag, end)) = body.get(p..).and_then(surge_wire::flv::parse_tag) {
+            if p + end + 4 > body.len() {
                 break;
             }
-            let timestamp =
-                u32::from_be_bytes([body[p + 7], body[p + 4], body[p + 5], body[p + 6]]);
             tags.push(Tag {
-                type_id: body[p],
-                timestamp,
-                data: body[p + 11..p + 11 + len].to_vec(),
+                type_id: tag.tag_type,
+                timestamp: tag.timestamp,
+                data: tag.data.to_vec(),
             });
-            p += 11 + len + 4;
+            p += end + 4;
         }
         tags
     }
