@@ -554,14 +554,15 @@ mod tests {
                                             Amf0Value::Object(info),
                                         ])
                                         .unwrap();
-                                        out.push(9);
-                                        out.extend_from_slice(&[0, 0, 0]);
-                                        out.extend_from_slice(
-                                            &(body.len() as u32).to_be_bytes()[1..],
+                                        surge_wire::write_message(
+                                            &mut out,
+                                            9,
+                                            surge_wire::message::MSG_AMF0_COMMAND,
+                                            1,
+                                            0,
+                                            &body,
+                                            body.len(),
                                         );
-                                        out.push(20);
-                                        out.extend_from_slice(&1u32.to_le_bytes());
-                                        out.extend_from_slice(&body);
                                         ended = true;
                                     }
                                     _ => {}
