@@ -3,9 +3,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub const TAG_AUDIO: u8 = 8;
-pub const TAG_VIDEO: u8 = 9;
-pub const TAG_SCRIPT: u8 = 18;
+use crate::message::{MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO};
+
+pub const TAG_AUDIO: u8 = MSG_AUDIO;
+pub const TAG_VIDEO: u8 = MSG_VIDEO;
+pub const TAG_SCRIPT: u8 = MSG_AMF0_DATA;
 /// Type, data size (24 bits), timestamp (24 + 8 bits), stream id (always 0).
 pub const TAG_HEADER_LEN: usize = 11;
 /// FLV header (version 1, audio + video flags, header size 9) followed by PreviousTagSize0.

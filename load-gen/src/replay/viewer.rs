@@ -15,7 +15,7 @@ use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
-use crate::flv::{PREFIX_CAP, TAG_VIDEO};
+use crate::flv::{PREFIX_CAP, TAG_AUDIO, TAG_VIDEO};
 use crate::rtmp_client::{Control, RtmpConnection, status_code};
 use surge_wire::amf0::decode_all;
 use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
@@ -341,7 +341,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
                 head = Vec::new();
             }
             let mut on_msg = |m: MessagePrefix<'_>| {
-                if m.type_id == 8 || m.type_id == 9 {
+                if m.type_id == TAG_AUDIO || m.type_id == TAG_VIDEO {
                     session.on_media(&mut st, &m, now);
                 }
             };
