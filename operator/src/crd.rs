@@ -6,6 +6,9 @@
 //!
 //! The kind is called `Stream`, which clashes with `futures::Stream`: code that needs both imports
 //! the futures trait as `FuturesStream` (or only `StreamExt`).
+//!
+//! (Over 450 lines: the whole schema of the resource, types and their documented defaults, is
+//! kept in one file so it reads in one place, as `kubectl explain` shows it.)
 
 // Several printer columns share `type_ = "string"`; clippy mistakes them for duplicates.
 #![allow(clippy::duplicated_attributes)]

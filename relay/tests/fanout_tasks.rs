@@ -3,6 +3,8 @@
 //! socket is full and when it closes. Across those hand-overs a viewer still gets every frame
 //! exactly once and in order, gets the replies to commands it sends mid-stream, does not hold
 //! up the other viewers while it is not reading, and is no longer counted once it has left.
+//!
+//! (Over 450 lines: one scripted-viewer harness and the scenarios that share it.)
 
 mod common;
 

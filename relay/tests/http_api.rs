@@ -2,6 +2,8 @@
 //! (dropped frames), HTTP-FLV headers and tags, 404, viewer limit, second publisher rejected,
 //! end of stream, SIGTERM drain (/readyz 503 while draining, RTMP and HTTP-FLV viewers served
 //! through the grace period).
+//!
+//! (Over 450 lines: the HTTP endpoints' scenarios share one relay-process harness.)
 
 mod common;
 

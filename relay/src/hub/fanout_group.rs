@@ -6,6 +6,8 @@
 //! slow-viewer timeout) when its socket is full, when its connection has a control message to
 //! send or is closing, when the stream ends, or when a write fails. This turns "one task
 //! wake-up per viewer per frame" into "one per group per frame".
+//!
+//! (Over 450 lines with its unit tests; the fan-out task itself is ~165 lines.)
 
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

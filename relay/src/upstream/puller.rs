@@ -1,4 +1,7 @@
 //! The failover loop: which upstream to try next, how long to wait, what to tell the sink.
+//!
+//! (Over 450 lines with its unit tests, which drive the loop against scripted upstreams; the
+//! loop itself is ~260 lines.)
 
 use std::sync::Arc;
 
