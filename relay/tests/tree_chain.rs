@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::relay_process::RelayProcess;
-use tree_common::{ffmpeg_publish, ffprobe_video};
+use tree_common::{ffprobe_video, publish_live};
 
 const PACKETS: u32 = 75;
 
@@ -41,15 +41,7 @@ async fn edge_two_hops_from_origin_serves_rtmp_and_flv_with_one_pull_per_level()
         "--upstream",
         &reflector_url,
     ]);
-    let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
-    assert!(
-        common::wait_until(Duration::from_secs(20), || async {
-            common::stats(origin.http).await["streams"][0]["source"] == "publisher"
-        })
-        .await,
-        "publisher live at the origin\n{}",
-        origin.log_text()
-    );
+    let _publisher = publish_live(&origin, "s").await;
 
     // Watch the upstream levels while three viewers (2 RTMP, 1 HTTP-FLV) read from the edge.
     let done = Arc::new(AtomicBool::new(false));

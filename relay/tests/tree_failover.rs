@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::relay_process::RelayProcess;
 use common::rtmp_client::RtmpClient;
-use tree_common::ffmpeg_publish;
+use tree_common::publish_live;
 
 /// One message as the viewer saw it.
 struct Seen {
@@ -81,14 +81,7 @@ async fn failover(outage: Outage, max_gap: Duration) {
         "--upstream",
         &origin_url,
     ]);
-    let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
-    assert!(
-        common::wait_until(Duration::from_secs(20), || async {
-            common::stats(origin.http).await["streams"][0]["source"] == "publisher"
-        })
-        .await,
-        "publisher live at the origin"
-    );
+    let _publisher = publish_live(&origin, "s").await;
 
     let (mut viewer, code) = RtmpClient::play(edge.rtmp, "live", "s")
         .await

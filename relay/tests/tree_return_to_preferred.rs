@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::relay_process::RelayProcess;
 use common::rtmp_client::RtmpClient;
 use tokio::net::TcpListener;
-use tree_common::{ffmpeg_publish, free_port};
+use tree_common::{free_port, publish_live};
 
 /// Time on a less preferred upstream before the first probe of the preferred ones (README).
 const PROBE_AFTER: Duration = Duration::from_secs(30);
@@ -72,14 +72,7 @@ async fn edge_returns_to_a_restarted_reflector() {
         "--upstream",
         &origin_url,
     ]);
-    let _publisher = ffmpeg_publish(&origin.rtmp_url("live", "s"));
-    assert!(
-        common::wait_until(Duration::from_secs(20), || async {
-            common::stats(origin.http).await["streams"][0]["source"] == "publisher"
-        })
-        .await,
-        "publisher live at the origin"
-    );
+    let _publisher = publish_live(&origin, "s").await;
 
     // An RTMP viewer on the edge, read in the background: (arrival, timestamp) of each frame.
     let (mut viewer, code) = RtmpClient::play(edge.rtmp, "live", "s")

@@ -206,3 +206,26 @@ impl Drop for Nginx {
         let _ = std::fs::remove_dir_all(&self.prefix);
     }
 }
+
+/// [`ffmpeg_publish`] to `live/<stream>` on `origin`, returned once the origin reports the
+/// stream live from a publisher (fails the test with the origin's log otherwise).
+pub async fn publish_live(
+    origin: &crate::common::relay_process::RelayProcess,
+    stream: &str,
+) -> Proc {
+    let publisher = ffmpeg_publish(&origin.rtmp_url("live", stream));
+    assert!(
+        crate::common::wait_until(Duration::from_secs(20), || async {
+            let stats = crate::common::stats(origin.http).await;
+            stats["streams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["name"] == stream && s["source"] == "publisher")
+        })
+        .await,
+        "publisher live at the origin\n{}",
+        origin.log_text()
+    );
+    publisher
+}
