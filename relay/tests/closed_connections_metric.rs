@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::relay_process::RelayProcess;
@@ -17,17 +16,6 @@ async fn closed(relay: &RelayProcess, reason: &str) -> f64 {
     common::metric(relay.http, NAME, &[("reason", reason)])
         .await
         .unwrap_or(0.0)
-}
-
-/// Whether the relay logged that the connection from `peer` closed.
-fn close_logged(relay: &RelayProcess, peer: SocketAddr) -> bool {
-    let (a, b) = (format!("peer={peer}}}"), format!("peer={peer} "));
-    relay
-        .log
-        .lock()
-        .expect("log lock")
-        .iter()
-        .any(|l| l.contains("connection closed") && (l.contains(&a) || l.contains(&b)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +57,7 @@ async fn closed_connections_are_counted_once_by_reason() {
     drop(c);
     for peer in [player_addr, shook_addr] {
         let logged = common::wait_until(Duration::from_secs(5), || async {
-            close_logged(&relay, peer)
+            !relay.close_lines(peer).is_empty()
         })
         .await;
         assert!(logged, "no close line for {peer}:\n{}", relay.log_text());
@@ -91,7 +79,7 @@ async fn closed_connections_are_counted_once_by_reason() {
     let (stalled, _) = stalled.start_play("r").await.expect("play");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut ts = 0;
-    while !close_logged(&relay, stalled_addr) {
+    while relay.close_lines(stalled_addr).is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "stalled viewer not closed:\n{}",

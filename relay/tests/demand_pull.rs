@@ -36,12 +36,6 @@ fn spawn_publisher(mut c: RtmpClient, stop: CancellationToken) -> tokio::task::J
     })
 }
 
-async fn origin_viewers(origin: &RelayProcess) -> u64 {
-    common::stats(origin.http).await["relay"]["viewers"]
-        .as_u64()
-        .unwrap_or(u64::MAX)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pull_per_stream_linger_and_prewarm() {
     // Lingers and timeouts are wall-clock time: one test of this binary at a time.
@@ -129,7 +123,7 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     );
     // Origin: one pull from the edge (3 viewers) + one from the prewarmed edge.
     assert_eq!(
-        origin_viewers(&origin).await,
+        origin.viewers().await,
         2,
         "one upstream play per stream per edge"
     );
@@ -137,7 +131,7 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     // Viewers leave: after the linger the edge drops its pull; the prewarmed one stays.
     drop((v1, v2, v3, flv_conn));
     let dropped = common::wait_until(Duration::from_secs(10), || async {
-        origin_viewers(&origin).await <= 1
+        origin.viewers().await <= 1
     })
     .await;
     assert!(
@@ -149,7 +143,7 @@ async fn one_pull_per_stream_linger_and_prewarm() {
     assert_eq!(es["streams"].as_array().map(|a| a.len()), Some(0));
     // The prewarmed edge's viewer left as long ago, past the same linger: its pull stays.
     let stays = common::holds_for(Duration::from_secs(2), || async {
-        origin_viewers(&origin).await == 1
+        origin.viewers().await == 1
     })
     .await;
     assert!(stays, "prewarmed pull must stay without viewers");
@@ -273,7 +267,7 @@ async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
     let edge = RelayProcess::edge_pulling_from(&origin, &["--upstream-linger", "3s"]);
     let (stop, pub_task, viewer) = publish_and_watch(&origin, &edge, "l").await;
-    assert_eq!(origin_viewers(&origin).await, 1, "the edge's pull");
+    assert_eq!(origin.viewers().await, 1, "the edge's pull");
     drop(viewer);
     let left = tokio::time::Instant::now();
     let viewer_gone = common::wait_until(Duration::from_secs(1), || async {
@@ -285,13 +279,13 @@ async fn upstream_linger_keeps_the_pull_for_its_whole_duration() {
     // Through the linger (less a margin for polling) the pull stays, on both sides.
     let window = (left + Duration::from_millis(2500)) - tokio::time::Instant::now();
     let stays = common::holds_for(window, || async {
-        origin_viewers(&origin).await == 1 && stream_count(&common::stats(edge.http).await) == 1
+        origin.viewers().await == 1 && stream_count(&common::stats(edge.http).await) == 1
     })
     .await;
     assert!(stays, "pull dropped before --upstream-linger");
 
     let dropped = common::wait_until(Duration::from_secs(4), || async {
-        origin_viewers(&origin).await == 0 && stream_count(&common::stats(edge.http).await) == 0
+        origin.viewers().await == 0 && stream_count(&common::stats(edge.http).await) == 0
     })
     .await;
     let after = left.elapsed();

@@ -239,12 +239,6 @@ fn assert_complete(log: &ViewerLog, who: &str) {
     assert!(log.ended, "{who}: no UnpublishNotify at the end");
 }
 
-async fn viewers(relay: &RelayProcess) -> u64 {
-    common::stats(relay.http).await["relay"]["viewers"]
-        .as_u64()
-        .unwrap_or(u64::MAX)
-}
-
 async fn play(relay: &RelayProcess, stream: &str) -> RtmpClient {
     let (c, code) = RtmpClient::play(relay.rtmp, "live", stream)
         .await
@@ -263,7 +257,7 @@ async fn command_mid_stream(fanout_tasks: &str) {
         .expect("publish");
     let asking = play(&relay, "cmd").await;
     let other = play(&relay, "cmd").await;
-    assert_eq!(viewers(&relay).await, 2);
+    assert_eq!(relay.viewers().await, 2);
     let plan = vec![(50, vec![10.0]), (100, vec![11.0, 12.0, 13.0])];
     let asking = tokio::spawn(watch(asking, Script::CommandsAfter(plan)));
     let other = tokio::spawn(watch(other, Script::Watch));
@@ -361,7 +355,7 @@ async fn paused_viewer_gets_every_frame_once_and_others_do_not_wait() {
     assert!(code.starts_with("NetStream.Play."), "{code}");
     let pause = Script::PauseAfter(40, Duration::from_millis(1500));
     let paused = tokio::spawn(watch(paused, pause));
-    assert_eq!(viewers(&relay).await, 3);
+    assert_eq!(relay.viewers().await, 3);
 
     // A keyframe every 2 s: the relay holds the previous GOP too, so a viewer 1.5 s behind is
     // still within what it holds (with a keyframe every second it could fall out of it).
@@ -437,7 +431,7 @@ async fn viewers_that_disconnect_are_uncounted_and_others_unaffected() {
         let c = play(&relay, "bye").await;
         leaving.push((at, tokio::spawn(watch(c, Script::DisconnectAfter(at)))));
     }
-    assert_eq!(viewers(&relay).await, 5);
+    assert_eq!(relay.viewers().await, 5);
 
     let stall = Some((STALL_AFTER, STALL));
     let publishing = tokio::spawn(publish_frames(publisher, 25, 2000, stall));
@@ -451,7 +445,7 @@ async fn viewers_that_disconnect_are_uncounted_and_others_unaffected() {
         let r = &relay;
         // Within the stall for the second one (it started when frame 80 was sent).
         let uncounted = common::wait_until(STALL * 3 / 4, move || async move {
-            viewers(r).await == expected
+            r.viewers().await == expected
         })
         .await;
         assert!(

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::relay_process::RelayProcess;
@@ -39,19 +38,6 @@ fn chunks(csid: u8, ts: u32, type_id: u8, msid: u32, payload: &[u8]) -> Vec<Vec<
         out.push(c);
     }
     out
-}
-
-/// The relay's "connection closed" lines for the connection from `peer` (the span names it).
-fn closed_lines(relay: &RelayProcess, peer: SocketAddr) -> Vec<String> {
-    let (a, b) = (format!("peer={peer}}}"), format!("peer={peer} "));
-    relay
-        .log
-        .lock()
-        .expect("log lock")
-        .iter()
-        .filter(|l| l.contains("connection closed") && (l.contains(&a) || l.contains(&b)))
-        .cloned()
-        .collect()
 }
 
 /// `count` createStream commands, serialized back to back.
@@ -238,7 +224,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
     let started = tokio::time::Instant::now();
     let mut sent = 0usize;
     let deaf_closed = loop {
-        if !closed_lines(&relay, deaf_addr).is_empty() {
+        if !relay.close_lines(deaf_addr).is_empty() {
             break true;
         }
         // The relay gives a client --slow-viewer-timeout (10 s by default) to take its replies.
@@ -285,7 +271,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
             let m = m.unwrap_or_else(|e| {
                 panic!(
                     "reading client lost in round {round}: {e}\n{:?}",
-                    closed_lines(&relay, reader_addr)
+                    relay.close_lines(reader_addr)
                 )
             });
             if m.type_id == 20 {
@@ -294,9 +280,9 @@ async fn interleaving_publisher_and_hostile_inputs() {
         }
     }
     assert!(
-        closed_lines(&relay, reader_addr).is_empty(),
+        relay.close_lines(reader_addr).is_empty(),
         "a client reading its replies was closed: {:?}",
-        closed_lines(&relay, reader_addr)
+        relay.close_lines(reader_addr)
     );
 
     // The truncated handshake was closed by the handshake timeout.
@@ -337,7 +323,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
     // publisher and the player, which are still being served.
     for &(what, peer) in &hostile {
         let logged = common::wait_until(Duration::from_secs(3), || async {
-            !closed_lines(&relay, peer).is_empty()
+            !relay.close_lines(peer).is_empty()
         })
         .await;
         assert!(
@@ -350,11 +336,11 @@ async fn interleaving_publisher_and_hostile_inputs() {
     let once = common::holds_for(Duration::from_secs(1), || async {
         hostile
             .iter()
-            .all(|&(_, peer)| closed_lines(&relay, peer).len() == 1)
+            .all(|&(_, peer)| relay.close_lines(peer).len() == 1)
     })
     .await;
     for &(what, peer) in &hostile {
-        let lines = closed_lines(&relay, peer);
+        let lines = relay.close_lines(peer);
         assert_eq!(
             lines.len(),
             1,
@@ -369,7 +355,7 @@ async fn interleaving_publisher_and_hostile_inputs() {
         eprintln!("{what}: {}", lines[0]);
     }
     assert!(once, "a connection got a second close line");
-    let deaf_line = &closed_lines(&relay, deaf_addr)[0];
+    let deaf_line = &relay.close_lines(deaf_addr)[0];
     assert!(
         deaf_line.contains("not reading"),
         "the close reason should say the client does not read: {deaf_line}"
@@ -377,9 +363,9 @@ async fn interleaving_publisher_and_hostile_inputs() {
     for (what, c) in [("publisher", &publisher), ("player", &player)] {
         let peer = c.stream.local_addr().expect("addr");
         assert!(
-            closed_lines(&relay, peer).is_empty(),
+            relay.close_lines(peer).is_empty(),
             "{what} was closed: {:?}",
-            closed_lines(&relay, peer)
+            relay.close_lines(peer)
         );
     }
     check_still_serving(&mut publisher, &mut player).await;

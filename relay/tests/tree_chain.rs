@@ -15,12 +15,6 @@ use tree_common::{ffprobe_video, publish_live};
 
 const PACKETS: u32 = 75;
 
-async fn viewers(relay: &RelayProcess) -> u64 {
-    common::stats(relay.http).await["relay"]["viewers"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_two_hops_from_origin_serves_rtmp_and_flv_with_one_pull_per_level() {
     let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
@@ -115,5 +109,5 @@ async fn edge_two_hops_from_origin_serves_rtmp_and_flv_with_one_pull_per_level()
     assert_eq!(stream["source"], "upstream");
     assert_eq!(stream["upstream"]["state"], "connected");
     assert_eq!(stream["upstream"]["url"], reflector_url.as_str());
-    assert!(viewers(&reflector).await <= 1);
+    assert!(reflector.viewers().await <= 1);
 }

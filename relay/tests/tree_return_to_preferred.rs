@@ -51,12 +51,6 @@ async fn upstream_url(edge: &RelayProcess) -> String {
         .to_string()
 }
 
-async fn viewers(relay: &RelayProcess) -> u64 {
-    common::stats(relay.http).await["relay"]["viewers"]
-        .as_u64()
-        .unwrap_or(u64::MAX)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_returns_to_a_restarted_reflector() {
     let origin = RelayProcess::start(&["--tier", "origin"]);
@@ -151,7 +145,7 @@ async fn edge_returns_to_a_restarted_reflector() {
 
     // The origin keeps only the reflector's pull; the edge's viewer keeps playing.
     let left_origin = common::wait_until(Duration::from_secs(5), || async {
-        viewers(&origin).await == 1
+        origin.viewers().await == 1
     })
     .await;
     assert!(
@@ -161,7 +155,7 @@ async fn edge_returns_to_a_restarted_reflector() {
     );
     assert!(
         common::wait_until(Duration::from_secs(5), || async {
-            viewers(&reflector).await == 1
+            reflector.viewers().await == 1
         })
         .await,
         "the edge pulls from the reflector (and the probe left): {}",

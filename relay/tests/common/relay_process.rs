@@ -122,6 +122,26 @@ impl RelayProcess {
             .any(|l| l.contains(needle))
     }
 
+    /// The relay's "connection closed" lines for the connection from `peer` (its span names
+    /// the peer).
+    pub fn close_lines(&self, peer: std::net::SocketAddr) -> Vec<String> {
+        let (a, b) = (format!("peer={peer}}}"), format!("peer={peer} "));
+        self.log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|l| l.contains("connection closed") && (l.contains(&a) || l.contains(&b)))
+            .cloned()
+            .collect()
+    }
+
+    /// Viewers the relay reports in `/api/v1/streams` (`u64::MAX` if it reports none).
+    pub async fn viewers(&self) -> u64 {
+        super::stats(self.http).await["relay"]["viewers"]
+            .as_u64()
+            .unwrap_or(u64::MAX)
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().expect("log lock").join("\n")
     }
