@@ -216,15 +216,16 @@ fn sim_settings(spec: &StreamSpec, ready_s: u64) -> Result<SimSettings> {
     })
 }
 
-/// Runs the selected policies (and the oracle, for `cost_vs_oracle`) on one broadcast.
+/// Runs the selected policies (and the oracle, for `cost_vs_oracle`) on one broadcast, surge
+/// planning for `spec` (see [`stream_spec`]).
 pub fn run_policies(
     demand: &Demand,
     args: &SimulateArgs,
+    spec: StreamSpec,
 ) -> Result<(Vec<Outcome>, Option<Outcome>)> {
     if args.ready_seconds > 24 * 3600 {
         bail!("--ready-seconds must be at most a day");
     }
-    let spec = stream_spec(args, &demand.regions)?;
     let settings = sim_settings(&spec, args.ready_seconds)?;
     let regions = demand.regions.len();
     let livejack_per_relay = args
@@ -258,7 +259,9 @@ pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcom
     let trace = crate::trace::read_trace(&args.trace)
         .with_context(|| format!("invalid trace {}", args.trace.display()))?;
     let demand = Demand::from_trace(&trace, args.broadcast.as_deref())?;
-    let (outcomes, extra_oracle) = run_policies(&demand, args)?;
+    let spec = stream_spec(args, &demand.regions)?;
+    let viewers_per_edge = u64::from(spec.tree.viewers_per_edge);
+    let (outcomes, extra_oracle) = run_policies(&demand, args, spec)?;
     let oracle_cost = outcomes
         .iter()
         .chain(extra_oracle.iter())
@@ -276,10 +279,7 @@ pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcom
             .fold(0.0, f64::max)
             .round(),
         ready_seconds: args.ready_seconds,
-        viewers_per_edge: stream_spec(args, &demand.regions)?
-            .tree
-            .viewers_per_edge
-            .into(),
+        viewers_per_edge,
         surges: report::surge_summaries(&demand, &surges),
         policies: outcomes
             .iter()
