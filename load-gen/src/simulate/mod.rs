@@ -63,13 +63,13 @@ pub struct SimulateArgs {
     /// Surge's headroom above the forecast (scaling.headroom; default 0.2).
     #[arg(long)]
     pub headroom: Option<f64>,
-    /// Surge's growth-estimation window (scaling.estimationWindowSeconds; default 120).
+    /// Surge's growth-estimation window (scaling.estimationWindowSeconds; default 60).
     #[arg(long)]
     pub estimation_window_seconds: Option<u32>,
     /// Surge's flash-crowd scale-up factor (scaling.flashCrowd.scaleUpFactor; default 2).
     #[arg(long)]
     pub flash_scale_up_factor: Option<f64>,
-    /// Surge's flash-crowd horizon factor (scaling.flashCrowd.leadTimeFactor; default 2).
+    /// Surge's flash-crowd horizon factor (scaling.flashCrowd.leadTimeFactor; default 1.5).
     #[arg(long)]
     pub flash_lead_time_factor: Option<f64>,
     /// Turn surge's flash-crowd mode off (scaling.flashCrowd.enabled = false).
