@@ -22,7 +22,7 @@ use crate::observe::{
 };
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream};
 use crate::status::{StatusInput, compute_status};
-use crate::tree::{TreePlan, build_tree};
+use crate::tree::{TreePlan, plan_tiers};
 use crate::validate::{FieldError, summary, validate};
 
 /// What the operator remembers about one Stream between reconciles (in memory; losing it is
@@ -202,7 +202,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     memory.planner = plan.state.clone();
 
     // The desired objects, and what to say about the change.
-    let tree = build_tree(name, spec, &plan, cfg);
+    let tree = plan_tiers(name, spec, &plan, cfg);
     let target = input.target;
     let objects = tree
         .tiers

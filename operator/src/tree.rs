@@ -55,8 +55,8 @@ pub fn region_node_selector(
         .unwrap_or_else(|| BTreeMap::from([(cfg.region_label.clone(), region.to_string())]))
 }
 
-/// Builds the tree from the plan. Regions missing from the plan get their `minEdges`.
-pub fn build_tree(
+/// Lays the plan out as tiers (Deployments and Services to be). Regions missing from the plan get their `minEdges`.
+pub fn plan_tiers(
     stream: &str,
     spec: &StreamSpec,
     plan: &StreamPlan,

@@ -12,7 +12,7 @@ use surge_operator::crd::{Stream, StreamStatus};
 use surge_operator::observe::{DeploymentCounts, Observation};
 use surge_operator::sizing::StreamPlan;
 use surge_operator::status::{StatusInput, compute_status};
-use surge_operator::tree::{TreePlan, build_tree};
+use surge_operator::tree::{TreePlan, plan_tiers};
 use surge_operator::validate::validate;
 
 struct Case {
@@ -26,7 +26,7 @@ fn case(viewers: u64) -> Case {
     let stream = load("examples/stream.yaml");
     let plan = plan_with(&stream, viewers, 1);
     let cfg = OperatorConfig::default();
-    let tree = build_tree("final", &stream.spec, &plan, &cfg);
+    let tree = plan_tiers("final", &stream.spec, &plan, &cfg);
     Case {
         stream,
         plan,
@@ -306,7 +306,7 @@ fn flash_crowd_shows_in_conditions_and_growth() {
     .unwrap();
     assert!(plan.flash_crowd);
     let cfg = OperatorConfig::default();
-    let tree = build_tree("final", &stream.spec, &plan, &cfg);
+    let tree = plan_tiers("final", &stream.spec, &plan, &cfg);
     let c = Case {
         stream,
         plan,

@@ -5,7 +5,7 @@ mod common;
 use common::{load, plan_with, tree_with};
 use surge_operator::config::OperatorConfig;
 use surge_operator::labels::TierKind;
-use surge_operator::tree::build_tree;
+use surge_operator::tree::plan_tiers;
 
 #[test]
 fn small_audience_origin_feeds_edges_directly() {
@@ -27,7 +27,7 @@ fn big_audience_adds_reflectors_that_chain_to_the_origin() {
     // 40k viewers per region at 2000 per edge with 20% headroom: 24 edges, capped by maxEdges
     // (60 / 40 / 20); way past the fan-out of 8.
     let plan = plan_with(&stream, 40_000, 1);
-    let tree = build_tree("final", &stream.spec, &plan, &OperatorConfig::default());
+    let tree = plan_tiers("final", &stream.spec, &plan, &OperatorConfig::default());
     let fanout = stream.spec.tree.fanout as i32;
     let mut origin_children = 0;
     for region in ["us-east", "eu-west", "ap-south"] {

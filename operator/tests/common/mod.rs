@@ -10,7 +10,7 @@ use surge_operator::build::Target;
 use surge_operator::config::OperatorConfig;
 use surge_operator::crd::Stream;
 use surge_operator::sizing::{StreamPlan, plan_stream};
-use surge_operator::tree::{TreePlan, build_tree};
+use surge_operator::tree::{TreePlan, plan_tiers};
 use surge_planner::{PlannerState, RegionInput, TierCount, ViewerSample};
 
 pub fn repo_root() -> PathBuf {
@@ -65,7 +65,7 @@ pub fn plan_with(stream: &Stream, viewers: u64, edges: u32) -> StreamPlan {
 
 pub fn tree_with(stream: &Stream, viewers: u64) -> TreePlan {
     let plan = plan_with(stream, viewers, 1);
-    build_tree(
+    plan_tiers(
         &stream.name_any(),
         &stream.spec,
         &plan,
