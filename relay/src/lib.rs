@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod media;
 pub mod metrics;
+pub mod placement;
 pub mod protocol;
 pub mod registry;
 pub mod rtmp;

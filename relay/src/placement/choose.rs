@@ -1,0 +1,264 @@
+//! Where a new viewer (or a child relay) goes, from a view of the relays around: the
+//! least-loaded Ready edge of its region with room; when every edge there is full, the first
+//! relay with room along the overflow order (the tier above, then other regions); otherwise a
+//! refusal. Pure: the locator feeds it the view it polls, tests feed it fixtures.
+
+use crate::config::Tier;
+
+/// What the locator knows about one relay (from its `/api/v1/streams`, at most a poll old).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayView {
+    /// The relay's HTTP address (`host:port`); its RTMP port is in `rtmp_port`.
+    pub addr: String,
+    pub rtmp_port: u16,
+    pub region: String,
+    pub tier: Tier,
+    /// Answering requests, not draining, not full (its readiness gate).
+    pub ready: bool,
+    /// 0..1 of its capacity, including viewers this locator sent since the last poll.
+    pub load: f64,
+    /// Already holds the stream being asked for (no new upstream pull needed).
+    pub has_stream: bool,
+    /// Relays pulling from this one.
+    pub children: usize,
+}
+
+/// One step of the overflow order (`spec.placement.overflow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverflowStep {
+    /// The relays above the region's edges: its reflectors, or the origin without them.
+    TierAbove,
+    /// Another region's edges.
+    Region(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Placement<'a> {
+    /// An edge of the viewer's region.
+    Edge(&'a RelayView),
+    /// Every edge of the region is full: a relay further along the overflow order.
+    Overflow(&'a RelayView),
+    /// Nothing in the tree has room.
+    Refused,
+}
+
+impl<'a> Placement<'a> {
+    pub fn relay(&self) -> Option<&'a RelayView> {
+        match self {
+            Placement::Edge(r) | Placement::Overflow(r) => Some(r),
+            Placement::Refused => None,
+        }
+    }
+}
+
+/// A relay that takes another viewer: ready and under the high mark.
+fn has_room(r: &RelayView, high_mark: f64) -> bool {
+    r.ready && r.load < high_mark
+}
+
+/// Least loaded first; on a tie the one already holding the stream, then by address so the
+/// same view always gives the same answer.
+fn least_loaded<'a>(candidates: impl Iterator<Item = &'a RelayView>) -> Option<&'a RelayView> {
+    candidates.min_by(|a, b| {
+        a.load
+            .total_cmp(&b.load)
+            .then(b.has_stream.cmp(&a.has_stream))
+            .then(a.addr.cmp(&b.addr))
+    })
+}
+
+pub fn place_viewer<'a>(
+    view: &'a [RelayView],
+    region: &str,
+    overflow: &[OverflowStep],
+    high_mark: f64,
+) -> Placement<'a> {
+    let edges = view
+        .iter()
+        .filter(|r| r.tier == Tier::Edge && r.region == region && has_room(r, high_mark));
+    if let Some(edge) = least_loaded(edges) {
+        return Placement::Edge(edge);
+    }
+    for step in overflow {
+        let found =
+            match step {
+                OverflowStep::TierAbove => least_loaded(
+                    tier_above(view, region)
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| has_room(r, high_mark)),
+                ),
+                OverflowStep::Region(other) => least_loaded(view.iter().filter(|r| {
+                    r.tier == Tier::Edge && &r.region == other && has_room(r, high_mark)
+                })),
+            };
+        if let Some(relay) = found {
+            return Placement::Overflow(relay);
+        }
+    }
+    Placement::Refused
+}
+
+/// The region's reflectors, or the origin when the region has none in view.
+fn tier_above<'a>(view: &'a [RelayView], region: &str) -> Option<Vec<&'a RelayView>> {
+    let reflectors: Vec<_> = view
+        .iter()
+        .filter(|r| r.tier == Tier::Reflector && r.region == region)
+        .collect();
+    if !reflectors.is_empty() {
+        return Some(reflectors);
+    }
+    let origins: Vec<_> = view.iter().filter(|r| r.tier == Tier::Origin).collect();
+    (!origins.is_empty()).then_some(origins)
+}
+
+/// A parent for a child relay among `candidates` (the tier above it): Ready, with fewer than
+/// `fanout` children; the fewest children first, then the least load. `None`: every parent is
+/// full or gone — the caller falls back to the origin.
+pub fn choose_parent<'a>(candidates: &'a [RelayView], fanout: usize) -> Option<&'a RelayView> {
+    candidates
+        .iter()
+        .filter(|r| r.ready && r.children < fanout)
+        .min_by(|a, b| {
+            a.children
+                .cmp(&b.children)
+                .then(a.load.total_cmp(&b.load))
+                .then(b.has_stream.cmp(&a.has_stream))
+                .then(a.addr.cmp(&b.addr))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(addr: &str, region: &str, tier: Tier, load: f64) -> RelayView {
+        RelayView {
+            addr: addr.into(),
+            rtmp_port: 1935,
+            region: region.into(),
+            tier,
+            ready: true,
+            load,
+            has_stream: false,
+            children: 0,
+        }
+    }
+
+    fn region_of_three() -> Vec<RelayView> {
+        vec![
+            relay("o:8080", "us", Tier::Origin, 0.1),
+            relay("r1:8080", "eu", Tier::Reflector, 0.2),
+            relay("e1:8080", "eu", Tier::Edge, 0.5),
+            relay("e2:8080", "eu", Tier::Edge, 0.3),
+            relay("e3:8080", "eu", Tier::Edge, 0.4),
+            relay("a1:8080", "ap", Tier::Edge, 0.0),
+        ]
+    }
+
+    const ORDER: &[OverflowStep] = &[OverflowStep::TierAbove];
+
+    #[test]
+    fn the_least_loaded_edge_of_the_region_wins() {
+        let view = region_of_three();
+        assert_eq!(
+            place_viewer(&view, "eu", ORDER, 0.9),
+            Placement::Edge(&view[3])
+        );
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_edge_already_pulling() {
+        let mut view = region_of_three();
+        view[2].load = 0.3;
+        view[2].has_stream = true;
+        assert_eq!(
+            place_viewer(&view, "eu", ORDER, 0.9),
+            Placement::Edge(&view[2])
+        );
+    }
+
+    #[test]
+    fn full_or_unready_edges_are_never_chosen() {
+        let mut view = region_of_three();
+        view[3].ready = false; // draining or full by its gate
+        view[4].load = 0.9; // at the high mark
+        assert_eq!(
+            place_viewer(&view, "eu", ORDER, 0.9),
+            Placement::Edge(&view[2])
+        );
+    }
+
+    #[test]
+    fn overflow_follows_the_configured_order() {
+        let mut view = region_of_three();
+        for e in &mut view[2..5] {
+            e.load = 0.95;
+        }
+        assert_eq!(
+            place_viewer(&view, "eu", ORDER, 0.9),
+            Placement::Overflow(&view[1])
+        );
+        let other_first = [OverflowStep::Region("ap".into()), OverflowStep::TierAbove];
+        assert_eq!(
+            place_viewer(&view, "eu", &other_first, 0.9),
+            Placement::Overflow(&view[5])
+        );
+        // A full reflector passes the viewer on to the next step.
+        view[1].load = 0.99;
+        let both = [OverflowStep::TierAbove, OverflowStep::Region("ap".into())];
+        assert_eq!(
+            place_viewer(&view, "eu", &both, 0.9),
+            Placement::Overflow(&view[5])
+        );
+    }
+
+    #[test]
+    fn a_region_without_reflectors_overflows_to_the_origin() {
+        let mut view = region_of_three();
+        view.remove(1);
+        for e in &mut view[1..4] {
+            e.ready = false;
+        }
+        assert_eq!(
+            place_viewer(&view, "eu", ORDER, 0.9),
+            Placement::Overflow(&view[0])
+        );
+    }
+
+    #[test]
+    fn nothing_free_is_a_refusal() {
+        let mut view = region_of_three();
+        for r in &mut view {
+            r.load = 1.0;
+        }
+        let all = [OverflowStep::TierAbove, OverflowStep::Region("ap".into())];
+        assert_eq!(place_viewer(&view, "eu", &all, 0.9), Placement::Refused);
+        assert_eq!(place_viewer(&[], "eu", &all, 0.9), Placement::Refused);
+        // Without an overflow order a full region refuses although others have room.
+        view[5].load = 0.0;
+        assert_eq!(place_viewer(&view, "eu", &[], 0.9), Placement::Refused);
+    }
+
+    #[test]
+    fn parents_take_at_most_fanout_children() {
+        let mut parents = vec![
+            relay("r1:8080", "eu", Tier::Reflector, 0.1),
+            relay("r2:8080", "eu", Tier::Reflector, 0.5),
+        ];
+        parents[0].children = 2;
+        parents[1].children = 1;
+        assert_eq!(choose_parent(&parents, 2), Some(&parents[1]));
+        parents[1].children = 2;
+        assert_eq!(
+            choose_parent(&parents, 2),
+            None,
+            "both full: fall back to the origin"
+        );
+        parents[0].children = 1;
+        parents[0].ready = false;
+        assert_eq!(choose_parent(&parents, 2), None);
+        parents[0].ready = true;
+        assert_eq!(choose_parent(&parents, 2), Some(&parents[0]));
+    }
+}
