@@ -115,7 +115,7 @@ fn tier_above<'a>(view: &'a [RelayView], region: &str) -> Option<Vec<&'a RelayVi
 /// A parent for a child relay among `candidates` (the tier above it): Ready, with fewer than
 /// `fanout` children; the fewest children first, then the least load. `None`: every parent is
 /// full or gone — the caller falls back to the origin.
-pub fn choose_parent<'a>(candidates: &'a [RelayView], fanout: usize) -> Option<&'a RelayView> {
+pub fn choose_parent(candidates: &[RelayView], fanout: usize) -> Option<&RelayView> {
     candidates
         .iter()
         .filter(|r| r.ready && r.children < fanout)

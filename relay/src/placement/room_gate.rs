@@ -38,7 +38,8 @@ impl RoomGate {
     /// Takes the current load; returns whether the relay counts as full.
     pub fn observe(&mut self, load: f64) -> bool {
         if self.full {
-            self.full = !(load < self.low);
+            // NaN stays full: an unknown load is no room.
+            self.full = load >= self.low || load.is_nan();
         } else {
             self.full = load >= self.high || load.is_nan();
         }
