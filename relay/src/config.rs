@@ -64,6 +64,25 @@ pub struct Config {
     #[arg(long, env = "SURGE_MAX_VIEWERS", default_value_t = 10_000)]
     pub max_viewers: usize,
 
+    /// Egress budget in Mbit/s: the relay holds at most this divided by the stream's measured
+    /// bitrate in viewers (and never more than --max-viewers). Unset: only --max-viewers limits.
+    #[arg(long, env = "SURGE_MAX_EGRESS_MBPS", value_parser = positive_mbps)]
+    pub max_egress_mbps: Option<f64>,
+
+    /// Bitrate (kbit/s) a viewer is assumed to cost while its stream measures less, e.g. in the
+    /// first seconds of a pull; set it to the stream's nominal bitrate.
+    #[arg(long, env = "SURGE_BITRATE_FLOOR_KBPS", default_value_t = crate::placement::capacity::DEFAULT_BITRATE_FLOOR_KBPS)]
+    pub bitrate_floor_kbps: u64,
+
+    /// /readyz answers 503 `full` once load (viewers / capacity) reaches this, so Services and
+    /// load balancers send new viewers elsewhere; the viewers it has stay.
+    #[arg(long, env = "SURGE_READY_MAX_LOAD", default_value_t = 0.9)]
+    pub ready_max_load: f64,
+
+    /// A full relay counts as Ready again once load falls below this (hysteresis: no flapping).
+    #[arg(long, env = "SURGE_READY_RESUME_LOAD", default_value_t = 0.8)]
+    pub ready_resume_load: f64,
+
     /// A client whose socket accepts nothing for this long is disconnected: a stuck viewer, or
     /// a client that sends commands but never reads the replies (e.g. 10s, 500ms; not 0).
     #[arg(long, env = "SURGE_SLOW_VIEWER_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
@@ -111,6 +130,30 @@ pub struct Config {
     /// Time allowed for the RTMP handshake and connect/publish/play commands (not 0).
     #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
+}
+
+/// An egress budget in Mbit/s: a finite number above zero.
+pub fn positive_mbps(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a number of Mbit/s above 0 (e.g. 1000), got {s:?}")),
+    }
+}
+
+impl Config {
+    /// The relay's capacity limits, from --max-viewers, --max-egress-mbps, --bitrate-floor-kbps.
+    pub fn capacity_limits(&self) -> crate::placement::CapacityLimits {
+        crate::placement::CapacityLimits {
+            max_viewers: self.max_viewers,
+            max_egress_kbps: self.max_egress_mbps.map(|m| (m * 1000.0) as u64),
+            bitrate_floor_kbps: self.bitrate_floor_kbps,
+        }
+    }
+
+    /// The readiness gate from --ready-max-load and --ready-resume-load.
+    pub fn room_gate(&self) -> Result<crate::placement::RoomGate, crate::placement::RoomGateError> {
+        crate::placement::RoomGate::new(self.ready_max_load, self.ready_resume_load)
+    }
 }
 
 /// Parses `APP/STREAM`.

@@ -1,5 +1,6 @@
 //! The streams this relay serves: who feeds each hub (a local publisher or an upstream pull),
-//! on-demand pulls, linger after the last viewer, prewarming and the viewer limit.
+//! on-demand pulls, linger after the last viewer, prewarming and admission (the relay's
+//! capacity: viewer count and egress budget, see [`crate::placement::capacity`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubConfig, Subscription};
 use crate::metrics::Metrics;
+use crate::placement::{CapacityLimits, Room, StreamLoad};
 use crate::protocol::Protocol;
 use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
 
@@ -19,7 +21,7 @@ pub type StreamKey = (String, String);
 pub struct RegistrySettings {
     pub upstreams: Vec<String>,
     pub upstream_linger: Duration,
-    pub max_viewers: usize,
+    pub capacity: CapacityLimits,
     pub hub: HubConfig,
 }
 
@@ -45,6 +47,9 @@ pub struct StreamEntry {
     pull_cancel: Option<CancellationToken>,
     /// Bumped whenever a viewer arrives, so a pending linger timer knows it is stale.
     linger_generation: AtomicU64,
+    /// Viewers admitted and not yet gone; counted under the registry lock, so admission of
+    /// concurrent viewers never overshoots the relay's capacity.
+    admitted: AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,7 +66,7 @@ pub enum PublishError {
 pub enum PlayError {
     #[error("stream {0}/{1} not found")]
     NotFound(String, String),
-    #[error("relay is at its viewer limit ({0})")]
+    #[error("relay is full ({0} viewers is its capacity at this bitrate)")]
     Full(usize),
     #[error("relay is shutting down")]
     ShuttingDown,
@@ -78,7 +83,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(settings: RegistrySettings, metrics: Arc<Metrics>) -> Arc<Self> {
-        metrics.max_viewers.set(settings.max_viewers as i64);
+        metrics.max_viewers.set(settings.capacity.max_viewers as i64);
         Arc::new_cyclic(|me| Registry {
             settings,
             metrics,
@@ -98,7 +103,16 @@ impl Registry {
     }
 
     pub fn max_viewers(&self) -> usize {
-        self.settings.max_viewers
+        self.settings.capacity.max_viewers
+    }
+
+    pub fn capacity_limits(&self) -> &CapacityLimits {
+        &self.settings.capacity
+    }
+
+    /// How full this relay is now (viewers, capacity at the current bitrates, load 0..1).
+    pub fn room(&self) -> Room {
+        self.settings.capacity.room(&stream_loads(&self.lock()))
     }
 
     pub fn has_upstreams(&self) -> bool {
@@ -162,6 +176,7 @@ impl Registry {
             prewarm: false,
             pull_cancel: None,
             linger_generation: AtomicU64::new(0),
+            admitted: AtomicUsize::new(0),
         });
         streams.insert(key.clone(), entry.clone());
         Ok(PublishGuard {
@@ -189,6 +204,7 @@ impl Registry {
             prewarm,
             pull_cancel: Some(cancel),
             linger_generation: AtomicU64::new(0),
+            admitted: AtomicUsize::new(0),
         })
     }
 
@@ -217,8 +233,14 @@ impl Registry {
         let key = (app.to_string(), name.to_string());
         let entry = {
             let mut streams = self.lock();
-            if self.viewers.load(Ordering::SeqCst) >= self.settings.max_viewers {
-                return Err(PlayError::Full(self.settings.max_viewers));
+            let loads = stream_loads(&streams);
+            let kbps = streams
+                .get(&key)
+                .map_or(0, |e| e.hub.snapshot().ingest_kbps);
+            let at_count_limit =
+                self.viewers.load(Ordering::SeqCst) >= self.settings.capacity.max_viewers;
+            if at_count_limit || !self.settings.capacity.admits(&loads, kbps) {
+                return Err(PlayError::Full(self.settings.capacity.room(&loads).capacity));
             }
             let entry = match streams.get(&key) {
                 Some(e) => e.clone(),
@@ -230,6 +252,7 @@ impl Registry {
                 None => return Err(PlayError::NotFound(key.0, key.1)),
             };
             self.viewers.fetch_add(1, Ordering::SeqCst);
+            entry.admitted.fetch_add(1, Ordering::SeqCst);
             entry.linger_generation.fetch_add(1, Ordering::SeqCst);
             entry
         };
@@ -244,6 +267,7 @@ impl Registry {
 
     fn viewer_left(&self, key: &StreamKey, entry: &Arc<StreamEntry>) {
         self.viewers.fetch_sub(1, Ordering::SeqCst);
+        entry.admitted.fetch_sub(1, Ordering::SeqCst);
         if entry.source != Source::Upstream || entry.prewarm || entry.hub.viewers() > 0 {
             return;
         }
@@ -329,6 +353,17 @@ impl Drop for ViewerGuard {
     }
 }
 
+/// Viewers and measured bitrate of every stream, for admission and the room report.
+fn stream_loads(streams: &HashMap<StreamKey, Arc<StreamEntry>>) -> Vec<StreamLoad> {
+    streams
+        .values()
+        .map(|e| StreamLoad {
+            viewers: e.admitted.load(Ordering::SeqCst),
+            ingest_kbps: e.hub.snapshot().ingest_kbps,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +373,7 @@ mod tests {
             RegistrySettings {
                 upstreams,
                 upstream_linger: Duration::from_millis(50),
-                max_viewers,
+                capacity: CapacityLimits::viewers_only(max_viewers),
                 hub: HubConfig::default(),
             },
             Arc::new(Metrics::new("edge", "test")),

@@ -34,12 +34,13 @@ impl Relay {
             anyhow::bail!("--prewarm needs at least one --upstream to pull from");
         }
         crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
+        let gate = cfg.room_gate()?;
         let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
         let registry = Registry::new(
             RegistrySettings {
                 upstreams: cfg.upstreams.clone(),
                 upstream_linger: cfg.upstream_linger,
-                max_viewers: cfg.max_viewers,
+                capacity: cfg.capacity_limits(),
                 hub: HubConfig {
                     cache_max_bytes: cfg.gop_cache_max_bytes,
                     cursor: CursorLimits {
@@ -80,6 +81,7 @@ impl Relay {
             tier: cfg.tier.as_str().into(),
             region: cfg.region.as_str().into(),
             prewarm: Arc::new(cfg.prewarm.clone()),
+            gate: Arc::new(crate::http::readiness::SharedGate::new(gate)),
         };
         let listener = TimeoutListener {
             inner: http_listener,

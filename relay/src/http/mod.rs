@@ -1,6 +1,7 @@
 //! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints.
 
 pub mod flv;
+pub mod readiness;
 pub mod stats;
 pub mod timeout_io;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     pub tier: Arc<str>,
     pub region: Arc<str>,
     pub prewarm: Arc<Vec<(String, String)>>,
+    pub gate: Arc<readiness::SharedGate>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -27,7 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/streams", get(stats::streams))
         .route("/metrics", get(stats::metrics))
         .route("/healthz", get(stats::healthz))
-        .route("/readyz", get(stats::readyz))
+        .route("/readyz", get(readiness::readyz))
         .route("/{app}/{file}", get(flv::play))
         .layer(map_response(allow_any_origin))
         .with_state(state)

@@ -2,6 +2,9 @@
 //! what each viewer costs — the stream's measured ingest bitrate, never less than a floor, so a
 //! stream that just started (or stalled for a moment) does not look free. Pure.
 
+/// Bitrate assumed for a stream measured lower, unless the relay is told otherwise.
+pub const DEFAULT_BITRATE_FLOOR_KBPS: u64 = 500;
+
 /// The limits a relay was started with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CapacityLimits {
@@ -31,6 +34,15 @@ pub struct Room {
 }
 
 impl CapacityLimits {
+    /// A viewer count only (no egress budget).
+    pub fn viewers_only(max_viewers: usize) -> Self {
+        CapacityLimits {
+            max_viewers,
+            max_egress_kbps: None,
+            bitrate_floor_kbps: DEFAULT_BITRATE_FLOOR_KBPS,
+        }
+    }
+
     /// What one viewer of a stream costs in egress.
     pub fn viewer_kbps(&self, ingest_kbps: u64) -> u64 {
         ingest_kbps.max(self.bitrate_floor_kbps).max(1)

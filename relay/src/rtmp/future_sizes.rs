@@ -28,7 +28,7 @@ fn registry() -> Arc<Registry> {
         RegistrySettings {
             upstreams: vec![],
             upstream_linger: Duration::from_secs(1),
-            max_viewers: 10,
+            capacity: crate::placement::CapacityLimits::viewers_only(10),
             hub: HubConfig::default(),
         },
         Arc::new(Metrics::new("edge", "test")),
