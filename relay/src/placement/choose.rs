@@ -8,9 +8,8 @@ use crate::config::Tier;
 /// What the locator knows about one relay (from its `/api/v1/streams`, at most a poll old).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayView {
-    /// The relay's HTTP address (`host:port`); its RTMP port is in `rtmp_port`.
-    pub addr: String,
-    pub rtmp_port: u16,
+    /// Which relay (its instance id in the locator's view; any unique name in tests).
+    pub id: String,
     pub region: String,
     pub tier: Tier,
     /// Answering requests, not draining, not full (its readiness gate).
@@ -56,14 +55,14 @@ fn has_room(r: &RelayView, high_mark: f64) -> bool {
     r.ready && r.load < high_mark
 }
 
-/// Least loaded first; on a tie the one already holding the stream, then by address so the
+/// Least loaded first; on a tie the one already holding the stream, then by id so the
 /// same view always gives the same answer.
 fn least_loaded<'a>(candidates: impl Iterator<Item = &'a RelayView>) -> Option<&'a RelayView> {
     candidates.min_by(|a, b| {
         a.load
             .total_cmp(&b.load)
             .then(b.has_stream.cmp(&a.has_stream))
-            .then(a.addr.cmp(&b.addr))
+            .then(a.id.cmp(&b.id))
     })
 }
 
@@ -124,7 +123,7 @@ pub fn choose_parent(candidates: &[RelayView], fanout: usize) -> Option<&RelayVi
                 .cmp(&b.children)
                 .then(a.load.total_cmp(&b.load))
                 .then(b.has_stream.cmp(&a.has_stream))
-                .then(a.addr.cmp(&b.addr))
+                .then(a.id.cmp(&b.id))
         })
 }
 
@@ -134,8 +133,7 @@ mod tests {
 
     fn relay(addr: &str, region: &str, tier: Tier, load: f64) -> RelayView {
         RelayView {
-            addr: addr.into(),
-            rtmp_port: 1935,
+            id: addr.into(),
             region: region.into(),
             tier,
             ready: true,

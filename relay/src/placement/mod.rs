@@ -5,7 +5,9 @@
 pub mod capacity;
 pub mod choose;
 pub mod room_gate;
+pub mod view;
 
 pub use capacity::{CapacityLimits, Room, StreamLoad};
 pub use choose::{OverflowStep, Placement, RelayView, choose_parent, place_viewer};
 pub use room_gate::{RoomGate, RoomGateError};
+pub use view::{PeerReport, PeerView};

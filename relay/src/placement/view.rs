@@ -1,0 +1,195 @@
+//! The locator's view of the relays around it: the last report each peer gave (at most a poll
+//! old), plus the viewers this locator sent to each since then, so a burst of arrivals between
+//! two polls spreads instead of piling onto the relay that looked emptiest. Pure: the poller
+//! feeds reports in with the time they arrived.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::choose::RelayView;
+use crate::config::Tier;
+
+/// What one peer says about itself (from its `/api/v1/streams`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerReport {
+    /// Unique per relay process, so a locator recognises itself among its peers.
+    pub instance: String,
+    /// Host viewers use to reach it: its advertised address, else the address it was polled at.
+    pub host: String,
+    pub http_port: u16,
+    pub rtmp_port: u16,
+    pub region: String,
+    pub tier: Tier,
+    pub ready: bool,
+    pub load: f64,
+    pub capacity: usize,
+    pub children: usize,
+    /// `app/name` of every stream it holds.
+    pub streams: Vec<String>,
+}
+
+impl PeerReport {
+    pub fn http_addr(&self) -> String {
+        format!("{}:{}", self.host, self.http_port)
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    report: PeerReport,
+    fetched: Instant,
+    placed_since: usize,
+}
+
+#[derive(Debug)]
+pub struct PeerView {
+    peers: HashMap<String, Entry>,
+    max_age: Duration,
+}
+
+impl PeerView {
+    /// Reports older than `max_age` count as not Ready (the peer stopped answering).
+    pub fn new(max_age: Duration) -> Self {
+        PeerView {
+            peers: HashMap::new(),
+            max_age,
+        }
+    }
+
+    /// A fresh report replaces the old one and the placements made on top of it.
+    pub fn update(&mut self, report: PeerReport, now: Instant) {
+        self.peers.insert(
+            report.instance.clone(),
+            Entry {
+                report,
+                fetched: now,
+                placed_since: 0,
+            },
+        );
+    }
+
+    /// Forgets peers whose last report is far older than `max_age` (gone for good).
+    pub fn expire(&mut self, now: Instant) {
+        let keep = self.max_age * 5;
+        self.peers
+            .retain(|_, e| now.saturating_duration_since(e.fetched) <= keep);
+    }
+
+    /// One more viewer sent to `instance` since its last report.
+    pub fn record_placement(&mut self, instance: &str) {
+        if let Some(e) = self.peers.get_mut(instance) {
+            e.placed_since += 1;
+        }
+    }
+
+    pub fn report(&self, instance: &str) -> Option<&PeerReport> {
+        self.peers.get(instance).map(|e| &e.report)
+    }
+
+    /// Whether any fresh origin is in view, and whether one holds `stream` (`app/name`).
+    pub fn origin_has(&self, stream: &str, now: Instant) -> Option<bool> {
+        let origins: Vec<_> = self
+            .peers
+            .values()
+            .filter(|e| e.report.tier == Tier::Origin && self.fresh(e, now))
+            .collect();
+        if origins.is_empty() {
+            return None;
+        }
+        Some(origins.iter().any(|e| e.report.streams.iter().any(|s| s == stream)))
+    }
+
+    /// The view the choice runs on, for a viewer of `stream` (`app/name`); look a chosen
+    /// relay's address up with [`PeerView::report`].
+    pub fn relays(&self, stream: &str, now: Instant) -> Vec<RelayView> {
+        let mut v: Vec<RelayView> = self
+            .peers
+            .values()
+            .map(|e| {
+                let r = &e.report;
+                let pending = if r.capacity > 0 {
+                    e.placed_since as f64 / r.capacity as f64
+                } else {
+                    1.0
+                };
+                RelayView {
+                    id: r.instance.clone(),
+                    region: r.region.clone(),
+                    tier: r.tier,
+                    ready: r.ready && self.fresh(e, now),
+                    load: r.load + pending,
+                    has_stream: r.streams.iter().any(|s| s == stream),
+                    children: r.children,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn fresh(&self, e: &Entry, now: Instant) -> bool {
+        now.saturating_duration_since(e.fetched) <= self.max_age
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(instance: &str, tier: Tier, load: f64, capacity: usize) -> PeerReport {
+        PeerReport {
+            instance: instance.into(),
+            host: "127.0.0.1".into(),
+            http_port: 8080,
+            rtmp_port: 1935,
+            region: "eu".into(),
+            tier,
+            ready: true,
+            load,
+            capacity,
+            children: 0,
+            streams: vec!["live/a".into()],
+        }
+    }
+
+    #[test]
+    fn placements_since_the_last_report_count_as_load() {
+        let now = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        view.update(report("e1", Tier::Edge, 0.25, 40), now);
+        for _ in 0..10 {
+            view.record_placement("e1");
+        }
+        let relays = view.relays("live/a", now);
+        assert!((relays[0].load - 0.5).abs() < 1e-9);
+        assert!(relays[0].has_stream);
+        assert!(!view.relays("live/b", now)[0].has_stream);
+        // The next report already includes those viewers.
+        view.update(report("e1", Tier::Edge, 0.5, 40), now);
+        assert!((view.relays("live/a", now)[0].load - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stale_report_is_not_ready_and_an_old_one_is_forgotten() {
+        let t0 = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        view.update(report("e1", Tier::Edge, 0.1, 40), t0);
+        assert!(view.relays("live/a", t0 + Duration::from_secs(2))[0].ready);
+        assert!(!view.relays("live/a", t0 + Duration::from_secs(3))[0].ready);
+        view.expire(t0 + Duration::from_secs(9));
+        assert_eq!(view.relays("live/a", t0).len(), 1);
+        view.expire(t0 + Duration::from_secs(11));
+        assert!(view.relays("live/a", t0).is_empty());
+    }
+
+    #[test]
+    fn the_origin_says_whether_a_stream_exists() {
+        let now = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        view.update(report("e1", Tier::Edge, 0.1, 40), now);
+        assert_eq!(view.origin_has("live/a", now), None, "no origin in view");
+        view.update(report("o", Tier::Origin, 0.0, 100), now);
+        assert_eq!(view.origin_has("live/a", now), Some(true));
+        assert_eq!(view.origin_has("live/zzz", now), Some(false));
+    }
+}
