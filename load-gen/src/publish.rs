@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::rtmp_client::{RtmpConnection, RtmpError, RtmpUrl};
 pub use source::{Looped, Source, Synthetic};
-use surge_wire::amf0::Amf;
+use surge_wire::amf0::{Amf0Value, string};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
@@ -190,18 +190,18 @@ async fn publish_session(
     );
     let (w, h, fps, kbps) = source.width_height_fps_kbps();
     let mut meta = vec![
-        ("videocodecid", Amf::Number(7.0)),
-        ("encoder", Amf::str("surge-load")),
+        ("videocodecid", Amf0Value::Number(7.0)),
+        ("encoder", string("surge-load")),
     ];
     if w > 0 {
         meta.extend([
-            ("width", Amf::Number(w as f64)),
-            ("height", Amf::Number(h as f64)),
-            ("framerate", Amf::Number(fps as f64)),
-            ("videodatarate", Amf::Number(kbps as f64)),
+            ("width", Amf0Value::Number(w as f64)),
+            ("height", Amf0Value::Number(h as f64)),
+            ("framerate", Amf0Value::Number(fps as f64)),
+            ("videodatarate", Amf0Value::Number(kbps as f64)),
         ]);
     }
-    conn.queue_metadata(stream_id, &meta);
+    conn.queue_metadata(stream_id, meta)?;
     let at_ms = started.elapsed().as_millis() as u32;
     source.restart(at_ms);
     for (type_id, payload) in source.headers() {

@@ -1,188 +1,131 @@
-//! Just enough AMF0 for an RTMP client's commands: encode the values it sends, decode what
-//! servers answer (bounded depth; unknown markers are errors). The relay's command sessions
-//! decode with rml_amf0 behind [`crate::amf0_guard`].
+//! AMF0, the one way into and out of it: values are rml_amf0's [`Amf0Value`] (the type
+//! rml_rtmp's sessions speak), decoding is guarded and encoding checked.
+//!
+//! [`decode`] first walks the bytes with [`crate::amf0_guard`] (iterative, bounded depth and
+//! value count, every marker known) and only then hands them to rml_amf0's recursive decoder,
+//! so hostile input is an [`Amf0Error`], never a stack overflow. [`encode`] refuses what
+//! rml_amf0 would write wrongly (object keys over 65535 bytes) or cannot write (long strings).
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Amf {
-    Number(f64),
-    Bool(bool),
-    String(String),
-    Object(Vec<(String, Amf)>),
-    Null,
-    Undefined,
-    Array(Vec<Amf>),
+use std::collections::HashMap;
+use std::io::Cursor;
+
+pub use rml_amf0::Amf0Value;
+
+use crate::amf0_guard::{self, Amf0GuardError};
+
+/// Bounds on what [`decode_with`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amf0Limits {
+    /// Objects, ECMA arrays and strict arrays nested deeper than this are refused.
+    pub max_depth: usize,
+    /// Payloads with more values than this (at any depth) are refused.
+    pub max_values: usize,
 }
 
-impl Amf {
-    pub fn str(s: &str) -> Self {
-        Amf::String(s.to_owned())
+impl Default for Amf0Limits {
+    /// Far above any real command or `onMetaData`, far below a stack overflow.
+    fn default() -> Self {
+        Self {
+            max_depth: 16,
+            max_values: 4096,
+        }
     }
+}
 
-    pub fn obj(props: &[(&str, Amf)]) -> Self {
-        Amf::Object(
-            props
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
+/// Why AMF0 could not be decoded or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum Amf0Error {
+    /// The guard refused the bytes before decoding (too deep, too many values, truncated,
+    /// unknown marker).
+    #[error(transparent)]
+    Refused(#[from] Amf0GuardError),
+    /// rml_amf0 refused bytes the guard let through (invalid UTF-8, say).
+    #[error(transparent)]
+    Decode(#[from] rml_amf0::Amf0DeserializationError),
+    #[error(transparent)]
+    Encode(#[from] rml_amf0::Amf0SerializationError),
+    /// rml_amf0 would truncate the key's length to 16 bits and write garbage.
+    #[error("AMF0 object key of {0} bytes is longer than 65535")]
+    KeyTooLong(usize),
+}
+
+/// Decodes every value in `payload` within the default [`Amf0Limits`].
+pub fn decode(payload: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
+    decode_with(payload, Amf0Limits::default())
+}
+
+/// Decodes every value in `payload`; the guard runs first, so what it refuses never reaches
+/// rml_amf0.
+pub fn decode_with(payload: &[u8], limits: Amf0Limits) -> Result<Vec<Amf0Value>, Amf0Error> {
+    amf0_guard::check(payload, limits.max_depth, limits.max_values)?;
+    Ok(rml_amf0::deserialize(&mut Cursor::new(payload))?)
+}
+
+/// Encodes `values` one after another (a command: name, transaction id, arguments).
+pub fn encode(values: Vec<Amf0Value>) -> Result<Vec<u8>, Amf0Error> {
+    let mut pending: Vec<&Amf0Value> = values.iter().collect();
+    // Iterative: the values come from our own code, but a walk needs no stack either way.
+    while let Some(v) = pending.pop() {
+        match v {
+            Amf0Value::Object(props) => {
+                for (k, v) in props {
+                    if k.len() > usize::from(u16::MAX) {
+                        return Err(Amf0Error::KeyTooLong(k.len()));
+                    }
+                    pending.push(v);
+                }
+            }
+            Amf0Value::StrictArray(items) => pending.extend(items),
+            _ => {}
+        }
     }
+    Ok(rml_amf0::serialize(&values)?)
+}
 
-    pub fn as_number(&self) -> Option<f64> {
+/// An AMF0 string.
+pub fn string(s: &str) -> Amf0Value {
+    Amf0Value::Utf8String(s.to_owned())
+}
+
+/// An AMF0 object from `(key, value)` pairs (on the wire in no particular order).
+pub fn object<'a>(props: impl IntoIterator<Item = (&'a str, Amf0Value)>) -> Amf0Value {
+    Amf0Value::Object(
+        props
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+/// Borrowing accessors (rml_amf0's own `get_*` consume the value).
+pub trait Amf0ValueExt {
+    fn as_number(&self) -> Option<f64>;
+    fn as_str(&self) -> Option<&str>;
+    /// A property of an object (ECMA arrays decode as objects too).
+    fn property(&self, key: &str) -> Option<&Amf0Value>;
+}
+
+impl Amf0ValueExt for Amf0Value {
+    fn as_number(&self) -> Option<f64> {
         match self {
-            Amf::Number(n) => Some(*n),
+            Amf0Value::Number(n) => Some(*n),
             _ => None,
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
+    fn as_str(&self) -> Option<&str> {
         match self {
-            Amf::String(s) => Some(s),
+            Amf0Value::Utf8String(s) => Some(s),
             _ => None,
         }
     }
 
-    /// A property of an object (or ECMA array).
-    pub fn get(&self, key: &str) -> Option<&Amf> {
+    fn property(&self, key: &str) -> Option<&Amf0Value> {
         match self {
-            Amf::Object(props) => props.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Amf0Value::Object(props) => props.get(key),
             _ => None,
         }
     }
-}
-
-pub fn encode(values: &[Amf]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    for v in values {
-        encode_value(v, &mut out);
-    }
-    out
-}
-
-fn encode_key(k: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(k.len() as u16).to_be_bytes());
-    out.extend_from_slice(k.as_bytes());
-}
-
-fn encode_value(v: &Amf, out: &mut Vec<u8>) {
-    match v {
-        Amf::Number(n) => {
-            out.push(0);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        Amf::Bool(b) => out.extend_from_slice(&[1, *b as u8]),
-        Amf::String(s) => {
-            if s.len() > u16::MAX as usize {
-                out.push(0x0c);
-                out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            } else {
-                out.push(2);
-                out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-            }
-            out.extend_from_slice(s.as_bytes());
-        }
-        Amf::Object(props) => {
-            out.push(3);
-            for (k, v) in props {
-                encode_key(k, out);
-                encode_value(v, out);
-            }
-            out.extend_from_slice(&[0, 0, 9]);
-        }
-        Amf::Null => out.push(5),
-        Amf::Undefined => out.push(6),
-        Amf::Array(items) => {
-            out.push(0x0a);
-            out.extend_from_slice(&(items.len() as u32).to_be_bytes());
-            for i in items {
-                encode_value(i, out);
-            }
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AmfError {
-    #[error("truncated AMF0 value")]
-    Truncated,
-    #[error("unsupported AMF0 type marker {0:#04x}")]
-    Unsupported(u8),
-    #[error("AMF0 nesting too deep")]
-    TooDeep,
-}
-
-/// Decodes every value in `data`.
-pub fn decode_all(mut data: &[u8]) -> Result<Vec<Amf>, AmfError> {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        out.push(decode_value(&mut data, 0)?);
-    }
-    Ok(out)
-}
-
-fn take<'a>(data: &mut &'a [u8], n: usize) -> Result<&'a [u8], AmfError> {
-    if data.len() < n {
-        return Err(AmfError::Truncated);
-    }
-    let (head, rest) = data.split_at(n);
-    *data = rest;
-    Ok(head)
-}
-
-fn decode_string(data: &mut &[u8], long: bool) -> Result<String, AmfError> {
-    let len = if long {
-        u32::from_be_bytes(take(data, 4)?.try_into().map_err(|_| AmfError::Truncated)?) as usize
-    } else {
-        u16::from_be_bytes(take(data, 2)?.try_into().map_err(|_| AmfError::Truncated)?) as usize
-    };
-    Ok(String::from_utf8_lossy(take(data, len)?).into_owned())
-}
-
-fn decode_props(data: &mut &[u8], depth: usize) -> Result<Vec<(String, Amf)>, AmfError> {
-    let mut props = Vec::new();
-    loop {
-        let key = decode_string(data, false)?;
-        if key.is_empty() && data.first() == Some(&9) {
-            *data = &data[1..];
-            return Ok(props);
-        }
-        let value = decode_value(data, depth + 1)?;
-        props.push((key, value));
-    }
-}
-
-fn decode_value(data: &mut &[u8], depth: usize) -> Result<Amf, AmfError> {
-    if depth > 16 {
-        return Err(AmfError::TooDeep);
-    }
-    let marker = take(data, 1)?[0];
-    Ok(match marker {
-        0 => Amf::Number(f64::from_be_bytes(
-            take(data, 8)?.try_into().map_err(|_| AmfError::Truncated)?,
-        )),
-        1 => Amf::Bool(take(data, 1)?[0] != 0),
-        2 => Amf::String(decode_string(data, false)?),
-        0x0c => Amf::String(decode_string(data, true)?),
-        3 => Amf::Object(decode_props(data, depth)?),
-        5 => Amf::Null,
-        6 => Amf::Undefined,
-        8 => {
-            take(data, 4)?; // ECMA array count: a hint only
-            Amf::Object(decode_props(data, depth)?)
-        }
-        0x0a => {
-            let n = u32::from_be_bytes(take(data, 4)?.try_into().map_err(|_| AmfError::Truncated)?);
-            let mut items = Vec::new();
-            for _ in 0..n {
-                items.push(decode_value(data, depth + 1)?);
-            }
-            Amf::Array(items)
-        }
-        0x0b => {
-            take(data, 10)?; // date: f64 ms + i16 timezone
-            Amf::Undefined
-        }
-        other => return Err(AmfError::Unsupported(other)),
-    })
 }
 
 #[cfg(test)]
@@ -192,33 +135,90 @@ mod tests {
     #[test]
     fn round_trips_command_values() {
         let values = vec![
-            Amf::str("connect"),
-            Amf::Number(1.0),
-            Amf::obj(&[
-                ("app", Amf::str("live")),
-                ("fpad", Amf::Bool(false)),
-                ("nested", Amf::obj(&[("x", Amf::Null)])),
+            string("connect"),
+            Amf0Value::Number(1.0),
+            object([
+                ("app", string("live")),
+                ("fpad", Amf0Value::Boolean(false)),
+                ("nested", object([("x", Amf0Value::Null)])),
             ]),
-            Amf::Null,
-            Amf::Array(vec![Amf::Number(2.5)]),
+            Amf0Value::Null,
+            Amf0Value::Undefined,
+            Amf0Value::StrictArray(vec![Amf0Value::Number(2.5)]),
         ];
-        let bytes = encode(&values);
-        assert_eq!(decode_all(&bytes).expect("valid"), values);
-        assert_eq!(values[2].get("app").and_then(Amf::as_str), Some("live"));
+        let bytes = encode(values.clone()).expect("encodable");
+        assert_eq!(decode(&bytes).expect("valid"), values);
+        assert_eq!(
+            values[2].property("app").and_then(Amf0ValueExt::as_str),
+            Some("live")
+        );
+        assert_eq!(values[1].as_number(), Some(1.0));
+        assert_eq!(values[1].as_str(), None);
+        assert_eq!(values[0].property("app"), None);
     }
 
     #[test]
-    fn rejects_truncated_and_unknown() {
-        let bytes = encode(&[Amf::str("onStatus")]);
-        assert_eq!(decode_all(&bytes[..4]), Err(AmfError::Truncated));
-        assert_eq!(decode_all(&[0x11]), Err(AmfError::Unsupported(0x11)));
-        // ECMA array decodes as an object.
+    fn rejects_truncated_unknown_and_deep_input() {
+        let bytes = encode(vec![string("onStatus")]).expect("encodable");
+        assert!(matches!(
+            decode(&bytes[..4]),
+            Err(Amf0Error::Refused(Amf0GuardError::Truncated(_)))
+        ));
+        // 0x11 is AMF3's switch marker; 0x0b (date) and 0x0c (long string) are unknown too.
+        for marker in [0x11, 0x0b, 0x0c] {
+            assert!(matches!(
+                decode(&[marker, 0]),
+                Err(Amf0Error::Refused(Amf0GuardError::UnsupportedMarker { .. }))
+            ));
+        }
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            deep.extend_from_slice(&[0x03, 0, 1, b'a']);
+        }
+        assert!(matches!(
+            decode(&deep),
+            Err(Amf0Error::Refused(Amf0GuardError::TooDeep(16)))
+        ));
+        let limits = Amf0Limits {
+            max_depth: 2,
+            max_values: 100,
+        };
+        let nested = encode(vec![object([("a", object([("b", object([]))]))])]).expect("ok");
+        assert!(matches!(
+            decode_with(&nested, limits),
+            Err(Amf0Error::Refused(Amf0GuardError::TooDeep(2)))
+        ));
+        // Well-formed for the guard, not UTF-8 for rml_amf0.
+        assert!(matches!(
+            decode(&[0x02, 0, 1, 0xff]),
+            Err(Amf0Error::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn ecma_arrays_decode_as_objects() {
         let ecma = [
             8, 0, 0, 0, 1, 0, 1, b'a', 0, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
         ];
         assert_eq!(
-            decode_all(&ecma).expect("valid"),
-            vec![Amf::Object(vec![("a".into(), Amf::Number(1.0))])]
+            decode(&ecma).expect("valid"),
+            vec![object([("a", Amf0Value::Number(1.0))])]
         );
+    }
+
+    #[test]
+    fn refuses_to_encode_what_amf0_cannot_hold() {
+        let long = "k".repeat(70_000);
+        assert!(matches!(
+            encode(vec![object([(
+                "ok",
+                object([(long.as_str(), Amf0Value::Null)])
+            )])]),
+            Err(Amf0Error::KeyTooLong(70_000))
+        ));
+        assert!(matches!(
+            encode(vec![Amf0Value::StrictArray(vec![string(&long)])]),
+            Err(Amf0Error::Encode(_))
+        ));
     }
 }

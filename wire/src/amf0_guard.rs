@@ -136,7 +136,7 @@ pub fn check(data: &[u8], max_depth: usize, max_values: usize) -> Result<(), Amf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rml_rtmp::rml_amf0::{self, Amf0Value};
+    use rml_amf0::Amf0Value;
     use std::collections::HashMap;
 
     fn encode(values: Vec<Amf0Value>) -> Vec<u8> {

@@ -4,8 +4,8 @@
 //!   timestamps, limits, a payload policy); [`chunk_writer`]: the matching writer.
 //! - [`message`]: message type ids, protocol control and user control messages.
 //! - [`ack`]: the acknowledgement window counter.
-//! - [`amf0`]: AMF0 values for a client's commands; [`amf0_guard`]: bounds AMF0 before a
-//!   recursive decoder (rml_amf0, used by the relay's command sessions) sees it.
+//! - [`amf0`]: AMF0 decoding and encoding (rml_amf0's values, decoding behind
+//!   [`amf0_guard`], which bounds AMF0 before rml_amf0's recursive decoder sees it).
 //! - [`metadata`]: `onMetaData` bodies of data messages.
 //! - [`flv`]: FLV header and tags (files, HTTP-FLV, the runs of tags inside aggregate
 //!   messages); [`flv_stream`]: an incremental tag parser keeping each tag's first bytes.

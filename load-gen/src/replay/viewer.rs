@@ -17,7 +17,7 @@ use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
 use crate::flv::{PREFIX_CAP, TAG_AUDIO, TAG_VIDEO};
 use crate::rtmp_client::{Control, RtmpConnection, status_code};
-use surge_wire::amf0::decode_all;
+use surge_wire::amf0;
 use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
 use surge_wire::flv_stream::{FlvStreamParser, MessagePrefix};
 use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AUDIO, MSG_VIDEO};
@@ -252,7 +252,7 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
                     }
                     t if Control::handles(t) => control.on_message(t, &m.payload, &mut replies),
                     MSG_AMF0_COMMAND => {
-                        if let Ok(cmd) = decode_all(&m.payload)
+                        if let Ok(cmd) = amf0::decode(&m.payload)
                             && let Some(code) = status_code(&cmd)
                             && (code.contains("NotFound") || code.contains("Failed"))
                         {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use surge_wire::amf0::{self, Amf};
+use surge_wire::amf0::{self, Amf0Value, Amf0ValueExt, object, string};
 use surge_wire::message::{
     MSG_AMF0_COMMAND, MSG_AMF0_DATA, MSG_AMF3_COMMAND, MSG_AUDIO, MSG_SET_PEER_BANDWIDTH,
     MSG_USER_CONTROL, MSG_VIDEO, MSG_WINDOW_ACK_SIZE, UserControl, parse_user_control,
@@ -37,7 +37,7 @@ pub enum RtmpError {
     #[error("bad chunk stream from server: {0}")]
     Chunk(#[from] ChunkError),
     #[error("bad AMF0 from server: {0}")]
-    Amf(#[from] amf0::AmfError),
+    Amf(#[from] amf0::Amf0Error),
     #[error("server refused: {0}")]
     Refused(String),
 }
@@ -102,7 +102,7 @@ pub struct RtmpConnection {
     out: Vec<u8>,
     buf: Vec<u8>,
     /// Commands received and not yet consumed: (name, transaction, arguments).
-    inbox: Vec<Vec<Amf>>,
+    inbox: Vec<Vec<Amf0Value>>,
 }
 
 /// Performs the (simple, version-0) handshake.
@@ -176,18 +176,18 @@ impl RtmpConnection {
         let txn = conn.send_command(
             "connect",
             0,
-            &[Amf::obj(&[
-                ("app", Amf::str(app)),
-                ("flashVer", Amf::str("LNX 9,0,124,2")),
-                ("tcUrl", Amf::str(tc_url)),
-                ("fpad", Amf::Bool(false)),
-                ("capabilities", Amf::Number(15.0)),
-                ("audioCodecs", Amf::Number(3575.0)),
-                ("videoCodecs", Amf::Number(252.0)),
-                ("videoFunction", Amf::Number(1.0)),
-                ("objectEncoding", Amf::Number(0.0)),
+            vec![object([
+                ("app", string(app)),
+                ("flashVer", string("LNX 9,0,124,2")),
+                ("tcUrl", string(tc_url)),
+                ("fpad", Amf0Value::Boolean(false)),
+                ("capabilities", Amf0Value::Number(15.0)),
+                ("audioCodecs", Amf0Value::Number(3575.0)),
+                ("videoCodecs", Amf0Value::Number(252.0)),
+                ("videoFunction", Amf0Value::Number(1.0)),
+                ("objectEncoding", Amf0Value::Number(0.0)),
             ])],
-        );
+        )?;
         conn.flush().await?;
         conn.await_result(txn, "connect").await?;
         Ok(conn)
@@ -200,12 +200,12 @@ impl RtmpConnection {
 
     /// `createStream`; returns the message stream id.
     pub async fn create_stream(&mut self) -> Result<u32, RtmpError> {
-        let txn = self.send_command("createStream", 0, &[Amf::Null]);
+        let txn = self.send_command("createStream", 0, vec![Amf0Value::Null])?;
         self.flush().await?;
         let result = self.await_result(txn, "createStream").await?;
         let id = result
             .get(3)
-            .and_then(Amf::as_number)
+            .and_then(Amf0Value::as_number)
             .ok_or_else(|| RtmpError::Refused("createStream returned no stream id".into()))?;
         Ok(id as u32)
     }
@@ -217,22 +217,22 @@ impl RtmpConnection {
         self.send_command_on(
             "play",
             stream_id,
-            &[Amf::Null, Amf::str(name), Amf::Number(-1000.0)],
+            vec![Amf0Value::Null, string(name), Amf0Value::Number(-1000.0)],
             8,
-        );
+        )?;
         self.flush().await
     }
 
     /// `publish(name, "live")`; waits for `NetStream.Publish.Start`.
     pub async fn publish(&mut self, stream_id: u32, name: &str) -> Result<(), RtmpError> {
-        self.send_command("releaseStream", 0, &[Amf::Null, Amf::str(name)]);
-        self.send_command("FCPublish", 0, &[Amf::Null, Amf::str(name)]);
+        self.send_command("releaseStream", 0, vec![Amf0Value::Null, string(name)])?;
+        self.send_command("FCPublish", 0, vec![Amf0Value::Null, string(name)])?;
         self.send_command_on(
             "publish",
             stream_id,
-            &[Amf::Null, Amf::str(name), Amf::str("live")],
+            vec![Amf0Value::Null, string(name), string("live")],
             CSID_COMMAND,
-        );
+        )?;
         self.flush().await?;
         let status = self.await_status("publish").await?;
         if status.contains("Publish.Start") {
@@ -243,12 +243,16 @@ impl RtmpConnection {
     }
 
     /// Queues `@setDataFrame onMetaData`.
-    pub fn queue_metadata(&mut self, stream_id: u32, props: &[(&str, Amf)]) {
-        let payload = amf0::encode(&[
-            Amf::str("@setDataFrame"),
-            Amf::str("onMetaData"),
-            Amf::obj(props),
-        ]);
+    pub fn queue_metadata<'a>(
+        &mut self,
+        stream_id: u32,
+        props: impl IntoIterator<Item = (&'a str, Amf0Value)>,
+    ) -> Result<(), RtmpError> {
+        let payload = amf0::encode(vec![
+            string("@setDataFrame"),
+            string("onMetaData"),
+            object(props),
+        ])?;
         write_message(
             &mut self.out,
             CSID_DATA,
@@ -258,6 +262,7 @@ impl RtmpConnection {
             &payload,
             OUT_CHUNK_SIZE,
         );
+        Ok(())
     }
 
     /// Queues one audio (8), video (9) or data (18) message.
@@ -310,16 +315,28 @@ impl RtmpConnection {
         Ok(())
     }
 
-    fn send_command(&mut self, name: &str, stream_id: u32, args: &[Amf]) -> f64 {
+    /// Queues a command; returns its transaction id.
+    fn send_command(
+        &mut self,
+        name: &str,
+        stream_id: u32,
+        args: Vec<Amf0Value>,
+    ) -> Result<f64, RtmpError> {
         self.send_command_on(name, stream_id, args, CSID_COMMAND)
     }
 
-    fn send_command_on(&mut self, name: &str, stream_id: u32, args: &[Amf], csid: u8) -> f64 {
+    fn send_command_on(
+        &mut self,
+        name: &str,
+        stream_id: u32,
+        args: Vec<Amf0Value>,
+        csid: u8,
+    ) -> Result<f64, RtmpError> {
         let txn = self.next_transaction;
         self.next_transaction += 1.0;
-        let mut values = vec![Amf::str(name), Amf::Number(txn)];
-        values.extend_from_slice(args);
-        let payload = amf0::encode(&values);
+        let mut values = vec![string(name), Amf0Value::Number(txn)];
+        values.extend(args);
+        let payload = amf0::encode(values)?;
         write_message(
             &mut self.out,
             csid,
@@ -329,7 +346,7 @@ impl RtmpConnection {
             &payload,
             OUT_CHUNK_SIZE,
         );
-        txn
+        Ok(txn)
     }
 
     /// Parses `n` fresh bytes from `self.buf`: control handled, commands to the inbox.
@@ -353,7 +370,7 @@ impl RtmpConnection {
             } else {
                 &payload[..]
             };
-            self.inbox.push(amf0::decode_all(body)?);
+            self.inbox.push(amf0::decode(body)?);
         }
         Ok(())
     }
@@ -370,15 +387,19 @@ impl RtmpConnection {
     }
 
     /// Waits for `_result` (or `_error`) of transaction `txn`; returns the whole command.
-    async fn await_result(&mut self, txn: f64, what: &'static str) -> Result<Vec<Amf>, RtmpError> {
+    async fn await_result(
+        &mut self,
+        txn: f64,
+        what: &'static str,
+    ) -> Result<Vec<Amf0Value>, RtmpError> {
         loop {
             if let Some(i) = self
                 .inbox
                 .iter()
-                .position(|c| c.get(1).and_then(Amf::as_number) == Some(txn))
+                .position(|c| c.get(1).and_then(Amf0Value::as_number) == Some(txn))
             {
                 let cmd = self.inbox.remove(i);
-                return match cmd.first().and_then(Amf::as_str) {
+                return match cmd.first().and_then(Amf0Value::as_str) {
                     Some("_result") => Ok(cmd),
                     _ => Err(RtmpError::Refused(format!("{what}: {}", describe(&cmd)))),
                 };
@@ -400,19 +421,22 @@ impl RtmpConnection {
 }
 
 /// The `code` of an `onStatus` command.
-pub fn status_code(cmd: &[Amf]) -> Option<&str> {
-    if cmd.first().and_then(Amf::as_str) != Some("onStatus") {
+pub fn status_code(cmd: &[Amf0Value]) -> Option<&str> {
+    if cmd.first().and_then(Amf0Value::as_str) != Some("onStatus") {
         return None;
     }
     cmd.iter()
         .skip(2)
-        .find_map(|v| v.get("code").and_then(Amf::as_str))
+        .find_map(|v| v.property("code").and_then(Amf0Value::as_str))
 }
 
-fn describe(cmd: &[Amf]) -> String {
+fn describe(cmd: &[Amf0Value]) -> String {
     let info = cmd.iter().skip(2).find_map(|v| {
-        let code = v.get("code").and_then(Amf::as_str)?;
-        let desc = v.get("description").and_then(Amf::as_str).unwrap_or("");
+        let code = v.property("code").and_then(Amf0Value::as_str)?;
+        let desc = v
+            .property("description")
+            .and_then(Amf0Value::as_str)
+            .unwrap_or("");
         Some(format!("{code} {desc}"))
     });
     info.unwrap_or_else(|| format!("{cmd:?}"))
@@ -464,10 +488,10 @@ mod tests {
     #[test]
     fn reads_status_codes() {
         let cmd = vec![
-            Amf::str("onStatus"),
-            Amf::Number(0.0),
-            Amf::Null,
-            Amf::obj(&[("code", Amf::str("NetStream.Play.Start"))]),
+            string("onStatus"),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            object([("code", string("NetStream.Play.Start"))]),
         ];
         assert_eq!(status_code(&cmd), Some("NetStream.Play.Start"));
         assert_eq!(status_code(&cmd[1..]), None);

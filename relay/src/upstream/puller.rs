@@ -472,11 +472,11 @@ mod tests {
         Arc<std::sync::atomic::AtomicUsize>,
         Arc<Mutex<Vec<u8>>>,
     ) {
-        use rml_rtmp::rml_amf0::{self, Amf0Value};
         use rml_rtmp::sessions::{
             ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
         };
         use std::collections::HashMap;
+        use surge_wire::amf0::{self, Amf0Value};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -550,7 +550,7 @@ mod tests {
                                                 "NetStream.Play.UnpublishNotify".into(),
                                             ),
                                         );
-                                        let body = rml_amf0::serialize(&vec![
+                                        let body = amf0::encode(vec![
                                             Amf0Value::Utf8String("onStatus".into()),
                                             Amf0Value::Number(0.0),
                                             Amf0Value::Null,

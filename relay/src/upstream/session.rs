@@ -1,10 +1,11 @@
 //! Sans-IO RTMP play session for the puller.
 //!
 //! Bytes from the upstream go through the bounded [`ChunkReader`]; protocol control, user
-//! control, media and metadata are handled here. Only complete command messages that passed
-//! the [`amf0_guard`] are re-serialized (one message, type-0 header) and handed to rml_rtmp's
-//! `ClientSession`, which drives connect / createStream / play. Every call into rml_rtmp is
-//! wrapped so that a panic inside it becomes an error for this connection only.
+//! control, media and metadata are handled here. Only complete command messages that the
+//! guarded [`amf0::decode_with`] accepted are re-serialized (one message, type-0 header) and
+//! handed to rml_rtmp's `ClientSession`, which drives connect / createStream / play. Every
+//! call into rml_rtmp is wrapped so that a panic inside it becomes an error for this
+//! connection only.
 //!
 //! (Over 450 lines with its unit tests, which feed it byte-level upstream replies; the session
 //! itself is ~420 lines.)
@@ -15,13 +16,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::MessagePayload;
-use rml_rtmp::rml_amf0::{self, Amf0Value};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
 };
 use rml_rtmp::time::RtmpTimestamp;
 
-use surge_wire::amf0_guard;
+use surge_wire::amf0::{self, Amf0Limits, Amf0Value};
 use surge_wire::flv::split_aggregate;
 use surge_wire::message::{self as wire, UserControl};
 use surge_wire::metadata::metadata_body;
@@ -30,8 +30,10 @@ use surge_wire::{AckCounter, ChunkError, ChunkLimits, ChunkReader, RawMessage};
 use super::status::{PlayStatus, classify};
 use crate::media::MediaKind;
 
-const AMF_MAX_DEPTH: usize = 16;
-const AMF_MAX_VALUES: usize = 4096;
+const AMF_LIMITS: Amf0Limits = Amf0Limits {
+    max_depth: 16,
+    max_values: 4096,
+};
 /// Aggregates nested inside aggregates are refused.
 const MAX_AGGREGATE_DEPTH: u8 = 1;
 
@@ -399,10 +401,7 @@ fn collect_outbound(results: Vec<ClientSessionResult>, out: &mut Vec<u8>) {
 }
 
 fn decode_amf0(payload: &[u8]) -> Result<Vec<Amf0Value>, SessionError> {
-    amf0_guard::check(payload, AMF_MAX_DEPTH, AMF_MAX_VALUES)
-        .map_err(|e| SessionError::BadCommand(e.to_string()))?;
-    let mut cursor = std::io::Cursor::new(payload);
-    guarded("AMF0 decoding", || rml_amf0::deserialize(&mut cursor))?
+    guarded("AMF0 decoding", || amf0::decode_with(payload, AMF_LIMITS))?
         .map_err(|e| SessionError::BadCommand(e.to_string()))
 }
 
@@ -506,7 +505,7 @@ mod tests {
         let mut info = HashMap::new();
         info.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
         info.insert("level".to_string(), Amf0Value::Utf8String("status".into()));
-        rml_amf0::serialize(&vec![
+        amf0::encode(vec![
             Amf0Value::Utf8String("onStatus".into()),
             Amf0Value::Number(0.0),
             Amf0Value::Null,

@@ -1,8 +1,8 @@
 //! A small RTMP client for tests: handshake (rml_rtmp), commands serialized with rml_rtmp,
-//! incoming chunks parsed with the relay's own bounded chunk reader.
+//! incoming chunks parsed with the relay's own bounded chunk reader, AMF0 through
+//! `surge_wire::amf0`.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
-use rml_rtmp::rml_amf0::{self, Amf0Value};
 use rml_rtmp::time::RtmpTimestamp;
+use surge_wire::amf0::{self, Amf0Value};
 use surge_wire::{ChunkLimits, ChunkReader, RawMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,8 +28,7 @@ pub struct RtmpClient {
 
 /// Decoded AMF0 command: (name, values after the name).
 pub fn decode_command(payload: &[u8]) -> Option<(String, Vec<Amf0Value>)> {
-    let mut c = Cursor::new(payload);
-    let values = rml_amf0::deserialize(&mut c).ok()?;
+    let values = amf0::decode(payload).ok()?;
     match values.first() {
         Some(Amf0Value::Utf8String(name)) => Some((name.clone(), values[1..].to_vec())),
         _ => None,
@@ -401,5 +400,5 @@ pub fn set_data_frame(width: f64, height: f64) -> Bytes {
         Amf0Value::Utf8String("onMetaData".into()),
         Amf0Value::Object(props),
     ];
-    Bytes::from(rml_amf0::serialize(&values).expect("amf0"))
+    Bytes::from(amf0::encode(values).expect("amf0"))
 }
