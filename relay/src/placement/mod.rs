@@ -3,6 +3,7 @@
 //! HTTP answers call them.
 
 pub mod capacity;
+pub mod locate;
 pub mod choose;
 pub mod room_gate;
 pub mod view;
