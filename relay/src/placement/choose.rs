@@ -12,8 +12,10 @@ pub struct RelayView {
     pub id: String,
     pub region: String,
     pub tier: Tier,
-    /// Answering requests, not draining, not full (its readiness gate).
+    /// Its `/readyz` says yes: answering, not draining, not full by its readiness gate.
     pub ready: bool,
+    /// Takes viewers at all (answering, not draining), even past its high mark.
+    pub accepting: bool,
     /// 0..1 of its capacity, including viewers this locator sent since the last poll.
     pub load: f64,
     /// Already holds the stream being asked for (no new upstream pull needed).
@@ -50,11 +52,6 @@ impl<'a> Placement<'a> {
     }
 }
 
-/// A relay that takes another viewer: ready and under the high mark.
-fn has_room(r: &RelayView, high_mark: f64) -> bool {
-    r.ready && r.load < high_mark
-}
-
 /// Least loaded first; on a tie the one already holding the stream, then by id so the
 /// same view always gives the same answer.
 fn least_loaded<'a>(candidates: impl Iterator<Item = &'a RelayView>) -> Option<&'a RelayView> {
@@ -66,33 +63,41 @@ fn least_loaded<'a>(candidates: impl Iterator<Item = &'a RelayView>) -> Option<&
     })
 }
 
+/// Places one viewer. First pass: relays that are Ready and under `high_mark` — the region's
+/// edges, then along `overflow`. A relay past its high mark still has room up to its
+/// capacity, so before refusing, a second pass takes any relay that accepts viewers (not
+/// draining, answering) and is under full load, in the same order.
 pub fn place_viewer<'a>(
     view: &'a [RelayView],
     region: &str,
     overflow: &[OverflowStep],
     high_mark: f64,
 ) -> Placement<'a> {
-    let edges = view
-        .iter()
-        .filter(|r| r.tier == Tier::Edge && r.region == region && has_room(r, high_mark));
-    if let Some(edge) = least_loaded(edges) {
-        return Placement::Edge(edge);
-    }
-    for step in overflow {
-        let found =
-            match step {
+    let ready = |r: &RelayView| r.ready && r.load < high_mark;
+    let not_full = |r: &RelayView| r.accepting && r.load < 1.0;
+    for room in [&ready as &dyn Fn(&RelayView) -> bool, &not_full] {
+        let edges = view
+            .iter()
+            .filter(|r| r.tier == Tier::Edge && r.region == region && room(r));
+        if let Some(edge) = least_loaded(edges) {
+            return Placement::Edge(edge);
+        }
+        for step in overflow {
+            let found = match step {
                 OverflowStep::TierAbove => least_loaded(
                     tier_above(view, region)
                         .into_iter()
                         .flatten()
-                        .filter(|r| has_room(r, high_mark)),
+                        .filter(|r| room(r)),
                 ),
-                OverflowStep::Region(other) => least_loaded(view.iter().filter(|r| {
-                    r.tier == Tier::Edge && &r.region == other && has_room(r, high_mark)
-                })),
+                OverflowStep::Region(other) => least_loaded(
+                    view.iter()
+                        .filter(|r| r.tier == Tier::Edge && &r.region == other && room(r)),
+                ),
             };
-        if let Some(relay) = found {
-            return Placement::Overflow(relay);
+            if let Some(relay) = found {
+                return Placement::Overflow(relay);
+            }
         }
     }
     Placement::Refused
@@ -137,6 +142,7 @@ mod tests {
             region: region.into(),
             tier,
             ready: true,
+            accepting: true,
             load,
             has_stream: false,
             children: 0,
@@ -202,8 +208,8 @@ mod tests {
             place_viewer(&view, "eu", &other_first, 0.9),
             Placement::Overflow(&view[5])
         );
-        // A full reflector passes the viewer on to the next step.
-        view[1].load = 0.99;
+        // A reflector past its mark passes the viewer on to the next step.
+        view[1].load = 0.95;
         let both = [OverflowStep::TierAbove, OverflowStep::Region("ap".into())];
         assert_eq!(
             place_viewer(&view, "eu", &both, 0.9),
@@ -235,6 +241,14 @@ mod tests {
         assert_eq!(place_viewer(&[], "eu", &all, 0.9), Placement::Refused);
         // Without an overflow order a full region refuses although others have room.
         view[5].load = 0.0;
+        assert_eq!(place_viewer(&view, "eu", &[], 0.9), Placement::Refused);
+        // Past the high mark is not full: the second pass finds room there.
+        view[3].load = 0.95;
+        assert_eq!(
+            place_viewer(&view, "eu", &[], 0.9),
+            Placement::Edge(&view[3])
+        );
+        view[3].load = 1.0;
         assert_eq!(place_viewer(&view, "eu", &[], 0.9), Placement::Refused);
     }
 

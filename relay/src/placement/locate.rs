@@ -125,6 +125,7 @@ mod tests {
             region: "eu".into(),
             tier,
             ready: true,
+            accepting: true,
             load,
             capacity: 40,
             children: 0,
@@ -165,17 +166,21 @@ mod tests {
             }
         }
         assert_eq!(per_edge.values().copied().collect::<Vec<_>>(), [33, 33, 33]);
-        // 3 × 33 of 40 each: at the high mark (0.9 of 40 = 36) nobody is full yet; 9 more fit.
-        for _ in 0..9 {
+        // 3 × 33 of 40 each: the high mark (0.9 of 40 = 36) is not reached yet; 9 more fit
+        // under it, then 12 more up to full capacity (no relay above to overflow to).
+        for _ in 0..21 {
             assert!(matches!(
                 locate(&mut view, &policy("e1"), &request(PlayProtocol::Flv), now),
-                Outcome::Placed(Located { overflow: false, .. })
+                Outcome::Placed(Located {
+                    overflow: false,
+                    ..
+                })
             ));
         }
         assert_eq!(
             locate(&mut view, &policy("e1"), &request(PlayProtocol::Flv), now),
             Outcome::Refused,
-            "no reflector or origin in view: nothing to overflow to"
+            "every edge at capacity and nothing to overflow to"
         );
     }
 
@@ -184,7 +189,8 @@ mod tests {
         let now = Instant::now();
         let mut view = PeerView::new(Duration::from_secs(2));
         view.update(report("e2", 8011, Tier::Edge, 0.0), now);
-        let Outcome::Placed(flv) = locate(&mut view, &policy("e1"), &request(PlayProtocol::Flv), now)
+        let Outcome::Placed(flv) =
+            locate(&mut view, &policy("e1"), &request(PlayProtocol::Flv), now)
         else {
             panic!("not placed")
         };

@@ -3,8 +3,8 @@
 //! HTTP answers call them.
 
 pub mod capacity;
-pub mod locate;
 pub mod choose;
+pub mod locate;
 pub mod room_gate;
 pub mod view;
 

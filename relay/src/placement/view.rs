@@ -21,6 +21,8 @@ pub struct PeerReport {
     pub region: String,
     pub tier: Tier,
     pub ready: bool,
+    /// Takes viewers at all (not draining).
+    pub accepting: bool,
     pub load: f64,
     pub capacity: usize,
     pub children: usize,
@@ -96,7 +98,11 @@ impl PeerView {
         if origins.is_empty() {
             return None;
         }
-        Some(origins.iter().any(|e| e.report.streams.iter().any(|s| s == stream)))
+        Some(
+            origins
+                .iter()
+                .any(|e| e.report.streams.iter().any(|s| s == stream)),
+        )
     }
 
     /// The view the choice runs on, for a viewer of `stream` (`app/name`); look a chosen
@@ -117,6 +123,7 @@ impl PeerView {
                     region: r.region.clone(),
                     tier: r.tier,
                     ready: r.ready && self.fresh(e, now),
+                    accepting: r.accepting && self.fresh(e, now),
                     load: r.load + pending,
                     has_stream: r.streams.iter().any(|s| s == stream),
                     children: r.children,
@@ -145,6 +152,7 @@ mod tests {
             region: "eu".into(),
             tier,
             ready: true,
+            accepting: true,
             load,
             capacity,
             children: 0,
