@@ -83,7 +83,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(settings: RegistrySettings, metrics: Arc<Metrics>) -> Arc<Self> {
-        metrics.max_viewers.set(settings.capacity.max_viewers as i64);
+        metrics
+            .max_viewers
+            .set(settings.capacity.max_viewers as i64);
         Arc::new_cyclic(|me| Registry {
             settings,
             metrics,
@@ -240,7 +242,9 @@ impl Registry {
             let at_count_limit =
                 self.viewers.load(Ordering::SeqCst) >= self.settings.capacity.max_viewers;
             if at_count_limit || !self.settings.capacity.admits(&loads, kbps) {
-                return Err(PlayError::Full(self.settings.capacity.room(&loads).capacity));
+                return Err(PlayError::Full(
+                    self.settings.capacity.room(&loads).capacity,
+                ));
             }
             let entry = match streams.get(&key) {
                 Some(e) => e.clone(),

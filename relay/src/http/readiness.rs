@@ -20,7 +20,9 @@ pub enum Readiness {
     Draining,
     /// A prewarmed stream is not ready to play yet.
     Warming(String),
-    Full { load: f64 },
+    Full {
+        load: f64,
+    },
 }
 
 impl Readiness {
@@ -39,7 +41,10 @@ impl SharedGate {
 
     /// Feeds the current load; whether the relay counts as full.
     pub fn observe(&self, load: f64) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).observe(load)
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(load)
     }
 }
 
