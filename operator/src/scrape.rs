@@ -8,57 +8,11 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 
-/// The relay's `/api/v1/streams` answer (fields the operator uses; others are ignored).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct RelayStats {
-    #[serde(default)]
-    pub relay: RelayInfo,
-    #[serde(default)]
-    pub streams: Vec<StreamStats>,
-}
+use surge_wire::streams_api::PATH;
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct RelayInfo {
-    #[serde(default)]
-    pub tier: String,
-    #[serde(default)]
-    pub region: String,
-    #[serde(default)]
-    pub viewers: u64,
-    #[serde(default)]
-    pub max_viewers: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct StreamStats {
-    pub app: String,
-    pub name: String,
-    #[serde(default)]
-    pub viewers: ProtocolViewers,
-    #[serde(default)]
-    pub ingest_kbps: Option<f64>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
-pub struct ProtocolViewers {
-    #[serde(default)]
-    pub rtmp: u64,
-    #[serde(default)]
-    pub flv: u64,
-}
-
-impl RelayStats {
-    /// Viewers of `app/name` on this relay (RTMP plus HTTP-FLV).
-    pub fn viewers_of(&self, app: &str, name: &str) -> u64 {
-        self.streams
-            .iter()
-            .filter(|s| s.app == app && s.name == name)
-            .map(|s| s.viewers.rtmp + s.viewers.flv)
-            .sum()
-    }
-}
+/// What a relay answers; its JSON is defined once, in [`surge_wire::streams_api`].
+pub use surge_wire::streams_api::RelayStats;
 
 /// Why a relay could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +52,7 @@ impl Scraper {
         } else {
             ip.to_string()
         };
-        let uri: hyper::Uri = format!("http://{host}:{port}/api/v1/streams")
+        let uri: hyper::Uri = format!("http://{host}:{port}{PATH}")
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| ScrapeError::Request(e.to_string()))?;
         let fetch = async {

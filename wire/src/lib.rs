@@ -13,6 +13,8 @@
 //! - [`avc`]: H.264 in FLV payloads (headers, synthetic frames); [`sei`]: the timing SEI
 //!   that stamps frames with their send time.
 //! - [`url`]: the scheme, host and port of `rtmp://` addresses.
+//! - [`streams_api`]: the JSON of the relay's `GET /api/v1/streams` (relay writes, operator
+//!   reads).
 
 pub mod ack;
 pub mod amf0;
@@ -26,6 +28,7 @@ pub mod media;
 pub mod message;
 pub mod metadata;
 pub mod sei;
+pub mod streams_api;
 pub mod url;
 
 pub use ack::AckCounter;

@@ -4,73 +4,28 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use surge_wire::streams_api::{ProtocolViewers, RelayInfo, RelayStats, StreamStats, UpstreamStats};
 
 use super::AppState;
 use crate::metrics::stream_labels;
 use crate::upstream::UpstreamState;
 
-#[derive(Debug, Serialize)]
-pub struct StatsResponse {
-    pub relay: RelayStats,
-    pub streams: Vec<StreamStats>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RelayStats {
-    pub tier: String,
-    pub region: String,
-    pub viewers: usize,
-    pub max_viewers: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StreamStats {
-    pub app: String,
-    pub name: String,
-    pub viewers: ViewerCounts,
-    pub source: &'static str,
-    pub upstream: Option<UpstreamStats>,
-    pub ingest_kbps: u64,
-    pub dropped_frames: u64,
-    pub gop_cache_ms: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ViewerCounts {
-    pub rtmp: usize,
-    pub flv: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UpstreamStats {
-    pub url: Option<String>,
-    pub state: &'static str,
-}
-
 /// Upstream state as the stats API names it; `url` is known while connected.
 pub fn upstream_stats(state: &UpstreamState) -> UpstreamStats {
-    match state {
-        UpstreamState::Connecting => UpstreamStats {
-            url: None,
-            state: "connecting",
-        },
-        UpstreamState::Connected { url } => UpstreamStats {
-            url: Some(url.clone()),
-            state: "connected",
-        },
-        UpstreamState::Reconnecting { .. } => UpstreamStats {
-            url: None,
-            state: "reconnecting",
-        },
-        UpstreamState::Failed => UpstreamStats {
-            url: None,
-            state: "failed",
-        },
+    let (url, state) = match state {
+        UpstreamState::Connecting => (None, "connecting"),
+        UpstreamState::Connected { url } => (Some(url.clone()), "connected"),
+        UpstreamState::Reconnecting { .. } => (None, "reconnecting"),
+        UpstreamState::Failed => (None, "failed"),
+    };
+    UpstreamStats {
+        url,
+        state: state.to_string(),
     }
 }
 
-pub fn collect(state: &AppState) -> StatsResponse {
+/// The `/api/v1/streams` answer (its JSON is defined in [`surge_wire::streams_api`]).
+pub fn collect(state: &AppState) -> RelayStats {
     let registry = &state.registry;
     let streams = registry
         .entries()
@@ -80,30 +35,30 @@ pub fn collect(state: &AppState) -> StatsResponse {
             StreamStats {
                 app,
                 name,
-                viewers: ViewerCounts {
-                    rtmp: snap.viewers_rtmp,
-                    flv: snap.viewers_flv,
+                viewers: ProtocolViewers {
+                    rtmp: snap.viewers_rtmp as u64,
+                    flv: snap.viewers_flv as u64,
                 },
-                source: entry.source.as_str(),
+                source: entry.source.as_str().to_string(),
                 upstream: snap.upstream.as_ref().map(upstream_stats),
-                ingest_kbps: snap.ingest_kbps,
+                ingest_kbps: Some(snap.ingest_kbps),
                 dropped_frames: snap.dropped_frames,
                 gop_cache_ms: snap.gop_cache_ms,
             }
         })
         .collect();
-    StatsResponse {
-        relay: RelayStats {
+    RelayStats {
+        relay: RelayInfo {
             tier: state.tier.to_string(),
             region: state.region.to_string(),
-            viewers: registry.total_viewers(),
-            max_viewers: registry.max_viewers(),
+            viewers: registry.total_viewers() as u64,
+            max_viewers: Some(registry.max_viewers() as u64),
         },
         streams,
     }
 }
 
-pub async fn streams(State(state): State<AppState>) -> Json<StatsResponse> {
+pub async fn streams(State(state): State<AppState>) -> Json<RelayStats> {
     Json(collect(&state))
 }
 

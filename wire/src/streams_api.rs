@@ -1,0 +1,201 @@
+//! The relay's stats API, `GET /api/v1/streams`: the one definition of its JSON, written by
+//! the relay and read by the operator (which sizes the relay tree from it).
+//!
+//! The answer is one JSON object (`application/json`), [`RelayStats`]:
+//!
+//! ```json
+//! {"relay":{"tier":"edge","region":"eu-west","viewers":3,"max_viewers":2000},
+//!  "streams":[{"app":"live","name":"s","viewers":{"rtmp":1,"flv":2},"source":"upstream",
+//!              "upstream":{"url":"rtmp://origin:1935/live","state":"connected"},
+//!              "ingest_kbps":2500,"dropped_frames":0,"gop_cache_ms":2000}]}
+//! ```
+//!
+//! - `relay` ([`RelayInfo`]): `tier` (`origin`, `reflector` or `edge`) and `region` as the relay was
+//!   started with; `viewers`, all viewers of all streams (a count); `max_viewers`, the
+//!   relay's viewer limit (a count).
+//! - `streams` ([`StreamStats`]), one per stream the relay carries: `app` and `name`;
+//!   `viewers` by protocol (counts); `source`, `publisher` (pushed to this relay) or
+//!   `upstream` (pulled from a parent); `upstream` ([`UpstreamStats`]), `null` for a
+//!   published stream, else `state` (`connecting`, `connected`, `reconnecting`, `failed`)
+//!   and `url` (known while connected, else `null`); `ingest_kbps`, the stream's incoming
+//!   bitrate in kbit/s (an integer); `dropped_frames`, frames dropped for viewers that fell
+//!   behind (a count); `gop_cache_ms`, the span of the cached group of pictures new viewers
+//!   start from, in milliseconds.
+//!
+//! The relay writes every field. Readers are lenient, so that older relays stay readable: a
+//! missing field takes its default (`max_viewers` and `ingest_kbps` become `None`), unknown
+//! fields are ignored, and `ingest_kbps` may be a fraction (it is rounded).
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The path the relay serves these stats on.
+pub const PATH: &str = "/api/v1/streams";
+
+/// The whole answer of `GET /api/v1/streams`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelayStats {
+    #[serde(default)]
+    pub relay: RelayInfo,
+    #[serde(default)]
+    pub streams: Vec<StreamStats>,
+}
+
+/// The relay itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelayInfo {
+    #[serde(default)]
+    pub tier: String,
+    #[serde(default)]
+    pub region: String,
+    /// Viewers of all streams, both protocols.
+    #[serde(default)]
+    pub viewers: u64,
+    /// The relay's viewer limit (the relay always sends it).
+    #[serde(default)]
+    pub max_viewers: Option<u64>,
+}
+
+/// One stream on the relay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStats {
+    pub app: String,
+    pub name: String,
+    #[serde(default)]
+    pub viewers: ProtocolViewers,
+    /// `publisher` or `upstream`.
+    #[serde(default)]
+    pub source: String,
+    /// `None` (JSON `null`) for a published stream.
+    #[serde(default)]
+    pub upstream: Option<UpstreamStats>,
+    /// Incoming bitrate, kbit/s (the relay always sends it).
+    #[serde(default, deserialize_with = "rounded_kbps")]
+    pub ingest_kbps: Option<u64>,
+    #[serde(default)]
+    pub dropped_frames: u64,
+    /// Span of the cached GOP, milliseconds.
+    #[serde(default)]
+    pub gop_cache_ms: u32,
+}
+
+/// Viewers of one stream by protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolViewers {
+    #[serde(default)]
+    pub rtmp: u64,
+    #[serde(default)]
+    pub flv: u64,
+}
+
+/// A pulled stream's connection to its parent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamStats {
+    /// The parent's `rtmp://` URL while connected, else `None` (JSON `null`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `connecting`, `connected`, `reconnecting` or `failed`.
+    #[serde(default)]
+    pub state: String,
+}
+
+impl RelayStats {
+    /// Viewers of `app/name` on this relay (RTMP plus HTTP-FLV).
+    pub fn viewers_of(&self, app: &str, name: &str) -> u64 {
+        self.streams
+            .iter()
+            .filter(|s| s.app == app && s.name == name)
+            .map(|s| s.viewers.rtmp + s.viewers.flv)
+            .sum()
+    }
+}
+
+/// Any JSON number (or null) as whole kbit/s; negative and non-finite values read as 0.
+fn rounded_kbps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let kbps = Option::<f64>::deserialize(d)?;
+    // `as` saturates: NaN and negatives become 0, huge values u64::MAX.
+    Ok(kbps.map(|k| k.round() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RelayStats {
+        RelayStats {
+            relay: RelayInfo {
+                tier: "edge".into(),
+                region: "eu-west".into(),
+                viewers: 7,
+                max_viewers: Some(2000),
+            },
+            streams: vec![
+                StreamStats {
+                    app: "live".into(),
+                    name: "final".into(),
+                    viewers: ProtocolViewers { rtmp: 3, flv: 4 },
+                    source: "upstream".into(),
+                    upstream: Some(UpstreamStats {
+                        url: Some("rtmp://x/live".into()),
+                        state: "connected".into(),
+                    }),
+                    ingest_kbps: Some(2500),
+                    dropped_frames: 0,
+                    gop_cache_ms: 2000,
+                },
+                StreamStats {
+                    app: "live".into(),
+                    name: "pushed".into(),
+                    viewers: ProtocolViewers { rtmp: 0, flv: 1 },
+                    source: "publisher".into(),
+                    upstream: None,
+                    ingest_kbps: Some(0),
+                    dropped_frames: 2,
+                    gop_cache_ms: 160,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_relay_writes_every_field_in_order() {
+        let json = serde_json::to_string(&sample()).expect("serializes");
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"relay":{"tier":"edge","region":"eu-west","viewers":7,"max_viewers":2000},"#,
+                r#""streams":[{"app":"live","name":"final","viewers":{"rtmp":3,"flv":4},"#,
+                r#""source":"upstream","upstream":{"url":"rtmp://x/live","state":"connected"},"#,
+                r#""ingest_kbps":2500,"dropped_frames":0,"gop_cache_ms":2000},"#,
+                r#"{"app":"live","name":"pushed","viewers":{"rtmp":0,"flv":1},"#,
+                r#""source":"publisher","upstream":null,"#,
+                r#""ingest_kbps":0,"dropped_frames":2,"gop_cache_ms":160}]}"#,
+            )
+        );
+        assert_eq!(
+            serde_json::from_str::<RelayStats>(&json).expect("reads back"),
+            sample()
+        );
+    }
+
+    #[test]
+    fn readers_accept_sparse_and_fractional_answers() {
+        let json = r#"{"relay":{"tier":"edge"},"streams":[
+            {"app":"live","name":"s","viewers":{"rtmp":2,"flv":1},"ingest_kbps":2500.5,"extra":1},
+            {"app":"live","name":"s","viewers":{"rtmp":1}},
+            {"app":"live","name":"t"}]}"#;
+        let stats: RelayStats = serde_json::from_str(json).expect("parses");
+        assert_eq!(stats.relay.tier, "edge");
+        assert_eq!(stats.relay.max_viewers, None);
+        assert_eq!(stats.streams[0].ingest_kbps, Some(2501));
+        assert_eq!(stats.streams[1].ingest_kbps, None);
+        assert_eq!(stats.viewers_of("live", "s"), 4);
+        assert_eq!(stats.viewers_of("live", "t"), 0);
+        assert_eq!(stats.viewers_of("other", "s"), 0);
+        assert_eq!(
+            serde_json::from_str::<RelayStats>("{}").expect("empty"),
+            RelayStats::default()
+        );
+        // A stream without its name is not a stream.
+        assert!(serde_json::from_str::<RelayStats>(r#"{"streams":[{"app":"live"}]}"#).is_err());
+    }
+}
