@@ -13,6 +13,7 @@
 //! - [`avc`]: H.264 in FLV payloads (headers, synthetic frames); [`sei`]: the timing SEI
 //!   that stamps frames with their send time.
 //! - [`url`]: the scheme, host and port of `rtmp://` addresses.
+//! - [`http_chunked`]: HTTP/1.1 chunked bodies (HTTP-FLV responses), decoded without copies.
 //! - [`streams_api`]: the JSON of the relay's `GET /api/v1/streams` (relay writes, operator
 //!   reads).
 
@@ -24,6 +25,7 @@ pub mod chunk_reader;
 pub mod chunk_writer;
 pub mod flv;
 pub mod flv_stream;
+pub mod http_chunked;
 pub mod media;
 pub mod message;
 pub mod metadata;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::http_flv::{Dechunker, parse_head, request};
+use super::http_flv::{parse_head, request};
 use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
@@ -20,6 +20,7 @@ use crate::rtmp_client::{Control, RtmpConnection, status_code};
 use surge_wire::amf0;
 use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
 use surge_wire::flv_stream::{FlvStreamParser, MessagePrefix};
+use surge_wire::http_chunked::ChunkedDecoder;
 use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AUDIO, MSG_VIDEO};
 use surge_wire::sei::find_timing_in_avcc;
 
@@ -311,7 +312,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
     let socket = with_first_frame_timeout(session, connect).await?;
     let socket = ViewerSocket::new(socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut head: Vec<u8> = Vec::new();
-    let mut dechunker: Option<Dechunker> = None;
+    let mut dechunker: Option<ChunkedDecoder> = None;
     let mut in_body = false;
     let mut parser = FlvStreamParser::new(PREFIX_CAP);
     let stats = session.stats.clone();
@@ -334,7 +335,7 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
                 }
                 in_body = true;
                 if h.chunked {
-                    dechunker = Some(Dechunker::default());
+                    dechunker = Some(ChunkedDecoder::new());
                 }
                 let consumed_before = head.len() - body.len();
                 body = &body[h.len - consumed_before..];
@@ -347,20 +348,16 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
             };
             match dechunker.as_mut() {
                 Some(d) => {
-                    let mut parse_error = None;
-                    let ended = d
-                        .feed(body, &mut |piece| {
-                            if parse_error.is_none()
-                                && let Err(e) = parser.feed(piece, &mut on_msg)
-                            {
-                                parse_error = Some(e);
-                            }
-                        })
-                        .map_err(|e| format!("http-flv: {e}"))?;
-                    if let Some(e) = parse_error {
-                        return Err(format!("http-flv: {e}"));
+                    // Body bytes are slices of the read buffer: no copy per message.
+                    while let Some(piece) = d
+                        .next_data(&mut body)
+                        .map_err(|e| format!("http-flv: {e}"))?
+                    {
+                        parser
+                            .feed(piece, &mut on_msg)
+                            .map_err(|e| format!("http-flv: {e}"))?;
                     }
-                    if ended {
+                    if d.is_done() {
                         return Err("server ended the response".into());
                     }
                     Ok(())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use surge_wire::http_chunked::ChunkedDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,8 +16,11 @@ pub struct Tag {
 
 pub struct FlvReader {
     pub s: TcpStream,
-    pub raw: Vec<u8>,
     pub head: String,
+    /// `None` for a response that is not chunked.
+    dechunker: Option<ChunkedDecoder>,
+    /// The de-chunked body so far.
+    body: Vec<u8>,
 }
 
 impl FlvReader {
@@ -36,8 +40,17 @@ impl FlvReader {
             raw.extend_from_slice(&buf[..n]);
             if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&raw[..p]).to_string();
-                raw.drain(..p + 4);
-                return FlvReader { s, raw, head };
+                let chunked = head
+                    .to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked");
+                let mut reader = FlvReader {
+                    s,
+                    head,
+                    dechunker: chunked.then(ChunkedDecoder::new),
+                    body: Vec::new(),
+                };
+                reader.take(&raw[p + 4..]);
+                return reader;
             }
         }
     }
@@ -51,12 +64,21 @@ impl FlvReader {
                 Err(_) => return false,
                 Ok(Ok(0)) | Ok(Err(_)) => return true,
                 Ok(Ok(n)) => {
-                    self.raw.extend_from_slice(&buf[..n]);
-                    if self.raw.ends_with(b"\r\n0\r\n\r\n") {
+                    self.take(&buf[..n]);
+                    if self.dechunker.as_ref().is_some_and(ChunkedDecoder::is_done) {
                         return true;
                     }
                 }
             }
+        }
+    }
+
+    /// Adds response bytes to the body (de-chunked when the response is chunked).
+    fn take(&mut self, bytes: &[u8]) {
+        match &mut self.dechunker {
+            // A decoder that met malformed framing keeps failing: nothing after it is body.
+            Some(d) => _ = d.decode_to_vec(bytes, &mut self.body),
+            None => self.body.extend_from_slice(bytes),
         }
     }
 
@@ -79,25 +101,12 @@ impl FlvReader {
 
     /// The de-chunked body (FLV header and tags) received so far.
     pub fn body(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        let mut b = &self.raw[..];
-        while let Some(e) = b.windows(2).position(|w| w == b"\r\n") {
-            let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..e]).trim(), 16)
-            else {
-                break;
-            };
-            if size == 0 || b.len() < e + 2 + size {
-                break;
-            }
-            body.extend_from_slice(&b[e + 2..e + 2 + size]);
-            b = &b[(e + 4 + size).min(b.len())..];
-        }
-        body
+        self.body.clone()
     }
 
     /// Complete tags (with their PreviousTagSize) of the body after the FLV header.
     pub fn tag_list(&self) -> Vec<Tag> {
-        let body = self.body();
+        let body = &self.body;
         let mut tags = Vec::new();
         let mut p = surge_wire::flv::FILE_HEADER.len();
         while let Some((tag, end)) = body.get(p..).and_then(surge_wire::flv::parse_tag) {

@@ -9,6 +9,7 @@ pub mod rtmp_client;
 
 use std::time::Duration;
 
+use surge_wire::http_chunked::ChunkedDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,18 +43,10 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, V
     (status, head, body)
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// The body of a chunked response, up to any malformed framing.
+fn dechunk(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Some(line_end) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..line_end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
-        b = &b[(start + size + 2).min(b.len())..];
-    }
+    let _ = ChunkedDecoder::new().decode_to_vec(b, &mut out);
     out
 }
 
