@@ -1,6 +1,6 @@
 //! Bounded fuzz loop over the inbound RTMP path (chunk reader, command session, hub), in process:
 //! valid publisher and player byte streams, mutated with a fixed seed, fed in random pieces.
-//! Nothing may panic; every error is an ordinary `SessionError` that closes one connection.
+//! Nothing may panic; every error is an ordinary `InboundError` that closes one connection.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +13,10 @@ use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 use surge_relay::hub::HubConfig;
 use surge_relay::metrics::Metrics;
+use surge_relay::placement::CapacityLimits;
 use surge_relay::registry::{Registry, RegistrySettings};
-use surge_relay::rtmp::session::{InboundSession, SessionError};
+use surge_relay::rtmp::inbound_driver::InboundDriver;
+use surge_relay::rtmp::session::InboundError;
 use surge_wire::ChunkLimits;
 
 const ITERATIONS: usize = 20_000;
@@ -151,7 +153,7 @@ fn mutated_streams_never_panic_the_inbound_path() {
         RegistrySettings {
             upstreams: vec![],
             upstream_linger: Duration::from_secs(1),
-            max_viewers: 100,
+            capacity: CapacityLimits::viewers_only(100),
             hub: HubConfig::default(),
         },
         Arc::new(Metrics::new("origin", "fuzz")),
@@ -165,7 +167,7 @@ fn mutated_streams_never_panic_the_inbound_path() {
     let mut errors: HashMap<String, usize> = HashMap::new();
     let mut clean = 0usize;
     // A publisher that stays live so mutated players find a stream.
-    let (mut keeper, _) = InboundSession::new(registry.clone(), limits).expect("session");
+    let (mut keeper, _) = InboundDriver::new(registry.clone(), limits).expect("session");
     keeper
         .handle_bytes(&valid_stream(true, "a")[..valid_stream(true, "a").len() - 40])
         .expect("valid publisher accepted");
@@ -177,7 +179,7 @@ fn mutated_streams_never_panic_the_inbound_path() {
         } else {
             mutate(&mut rng, seed.clone())
         };
-        let (mut s, _) = InboundSession::new(registry.clone(), limits).expect("session");
+        let (mut s, _) = InboundDriver::new(registry.clone(), limits).expect("session");
         let mut rest = &bytes[..];
         let mut outcome = Ok(());
         while !rest.is_empty() {
@@ -192,7 +194,7 @@ fn mutated_streams_never_panic_the_inbound_path() {
             Ok(()) => clean += 1,
             Err(e) => {
                 assert!(
-                    !matches!(e, SessionError::LibraryPanic),
+                    !matches!(e, InboundError::LibraryPanic),
                     "iteration {i}: the session library panicked (guarded, but worth knowing)"
                 );
                 let kind = format!("{e}");

@@ -1,4 +1,4 @@
-//! One RTMP TCP connection: handshake, then a reader (bytes into the [`InboundSession`]) and
+//! One RTMP TCP connection: handshake, then a reader (bytes into the [`InboundDriver`]) and
 //! a writer (control replies, then shared hub bytes for a player) that never block each other.
 
 use std::cell::RefCell;
@@ -16,8 +16,9 @@ use tracing::Instrument;
 
 use super::close_reason::CloseReason;
 use super::handshake;
+use super::inbound_driver::{InboundDriver, Outbound};
 use super::messages;
-use super::session::{Action, InboundSession, Role, SessionError};
+use super::session::{InboundError, Role};
 use super::vectored::write_all_vectored;
 use crate::hub::fanout_group::LeaveReason;
 use crate::hub::{Batch, Subscription};
@@ -43,11 +44,6 @@ pub struct RtmpSettings {
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
-
-pub(super) enum Outbound {
-    Control(Bytes),
-    Play(Box<Subscription>, u32),
-}
 
 /// Serves one accepted connection until it ends; logs one line saying why it closed.
 pub async fn serve(
@@ -100,7 +96,7 @@ async fn serve_connection(
         .await
         .map_err(|e| e.to_string())?;
     let (mut session, initial) =
-        InboundSession::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
+        InboundDriver::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
     let done = CancellationToken::new();
@@ -123,12 +119,12 @@ async fn serve_connection(
     let result: Result<String, CloseReason> = loop {
         if let Some(outcome) = handled.take() {
             match outcome {
-                Ok(actions) => {
-                    if let Err(e) = dispatch(&tx, actions, settings.slow_viewer_timeout).await {
+                Ok(outbound) => {
+                    if let Err(e) = dispatch(&tx, outbound, settings.slow_viewer_timeout).await {
                         break Err(e.into());
                     }
                 }
-                Err(SessionError::PlayClosed) => break Ok("player closed its stream".to_string()),
+                Err(InboundError::PlayClosed) => break Ok("player closed its stream".to_string()),
                 Err(e) => break Err(format!("closing on bad input: {e}").into()),
             }
             if !role_recorded && *session.role() != Role::Handshaking {
@@ -180,14 +176,14 @@ thread_local! {
 }
 
 enum ReadOutcome {
-    Handled(Result<Vec<Action>, SessionError>),
+    Handled(Result<Vec<Outbound>, InboundError>),
     /// Readiness was spurious; wait again.
     NotReady,
     End(Result<String, String>),
 }
 
 /// Reads what the socket holds now into the thread's buffer and feeds it to the session.
-fn read_into_session(rd: &OwnedReadHalf, session: &mut InboundSession) -> ReadOutcome {
+fn read_into_session(rd: &OwnedReadHalf, session: &mut InboundDriver) -> ReadOutcome {
     READ_BUFFER.with_borrow_mut(|buf| match rd.try_read(buf) {
         Ok(0) => ReadOutcome::End(Ok("peer closed".to_string())),
         Ok(n) => ReadOutcome::Handled(session.handle_bytes(&buf[..n])),
@@ -215,14 +211,10 @@ fn record_role(role: &Role) {
 /// client that reads is fine); a client whose replies stay unsent for `stall` is not reading.
 async fn dispatch(
     tx: &mpsc::Sender<Outbound>,
-    actions: Vec<Action>,
+    outbound: Vec<Outbound>,
     stall: Duration,
 ) -> Result<(), String> {
-    for a in actions {
-        let out = match a {
-            Action::Send(b) => Outbound::Control(b),
-            Action::Play(s, stream_id) => Outbound::Play(s, stream_id),
-        };
+    for out in outbound {
         match tokio::time::timeout(stall, tx.send(out)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err("connection writer ended".into()),

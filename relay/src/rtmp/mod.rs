@@ -6,6 +6,8 @@ pub mod connection;
 #[cfg(test)]
 mod future_sizes;
 pub mod handshake;
+pub mod inbound_driver;
+mod inbound_event;
 pub mod messages;
 pub mod session;
 pub mod vectored;

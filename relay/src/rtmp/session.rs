@@ -1,9 +1,14 @@
-//! Sans-IO inbound RTMP session. Raw bytes go through our bounded [`ChunkReader`]; audio and
-//! video go straight to the hub; only complete command messages, re-chunked as one big type-0
-//! chunk each, reach rml_rtmp's `ServerSession` (guarded against its failures and panics).
+//! Sans-IO inbound RTMP session. Raw bytes go through our bounded [`ChunkReader`]; only
+//! complete command messages, re-chunked as one big type-0 chunk each, reach rml_rtmp's
+//! `ServerSession` (guarded against its failures and panics).
+//!
+//! The session knows no registry and no hub: it returns [`InboundEvent`]s (bytes to send, an
+//! accepted publisher's media, publish and play requests) and the connection layer answers
+//! each request with `accept_*` / `reject_*`. Until a request is answered the session reads
+//! no further message, so whatever the client sent after its publish or play is handled as
+//! the answer says (then [`resume`](InboundSession::resume) goes on).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
@@ -18,104 +23,68 @@ use surge_wire::message::{
     MSG_SET_PEER_BANDWIDTH, MSG_USER_CONTROL, MSG_VIDEO, MSG_WINDOW_ACK_SIZE,
 };
 use surge_wire::metadata::metadata_body;
-use surge_wire::{AckCounter, ChunkError, ChunkLimits, ChunkReader, RawMessage};
+use surge_wire::{AckCounter, ChunkLimits, ChunkReader, RawMessage};
 
-use super::command_guard::{CommandGuardError, check_command};
+use super::command_guard::check_command;
+pub use super::inbound_event::{InboundError, InboundEvent, PlayRefusal, Role};
 use super::messages;
-use crate::hub::Subscription;
 use crate::media::{MediaKind, MediaMessage};
-use crate::protocol::Protocol;
-use crate::registry::{PlayError, PublishGuard, Registry};
 
-/// rml_rtmp sends AMF0 data messages (type 18) on chunk stream 3.
-const DATA_CHUNK_STREAM: u8 = 3;
 /// Chunk size of the re-chunked command stream fed to rml_rtmp: one chunk per message.
 const REFRAME_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 /// Commands are small; a larger one is refused before any AMF decoding.
-const MAX_COMMAND_LEN: usize = 64 * 1024;
+pub(super) const MAX_COMMAND_LEN: usize = 64 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("chunk stream error: {0}")]
-    Chunk(#[from] ChunkError),
-    #[error("command rejected by the RTMP session: {0}")]
-    Command(String),
-    #[error("command message of {0} bytes exceeds {MAX_COMMAND_LEN}")]
-    CommandTooLong(usize),
-    #[error("command refused before decoding: {0}")]
-    BadCommand(#[from] CommandGuardError),
-    #[error("RTMP session library panicked on a command")]
-    LibraryPanic,
-    #[error("client closed its play stream")]
-    PlayClosed,
-}
-
-impl From<ServerSessionError> for SessionError {
-    fn from(e: ServerSessionError) -> Self {
-        SessionError::Command(format!("{e:?}"))
-    }
-}
-
-/// What the IO side must do.
-pub enum Action {
-    /// Write these bytes (in order).
-    Send(Bytes),
-    /// Playback accepted on this message stream id: switch the writer to the subscription.
-    Play(Box<Subscription>, u32),
-}
-
-/// What the connection is doing, for logs and timeouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Handshaking,
-    Publishing { app: String, stream: String },
-    Playing { app: String, stream: String },
+/// A publish or play request the connection layer has not answered yet, or has answered
+/// while what came after it is still held back.
+struct PendingRequest {
+    request_id: u32,
+    /// The role the connection takes if the request is accepted.
+    role: Role,
+    answered: bool,
+    /// Library results that came after the request, handled once it is answered.
+    rest: Vec<ServerSessionResult>,
 }
 
 pub struct InboundSession {
     reader: ChunkReader,
     session: ServerSession,
     reframer: ChunkSerializer,
-    registry: Arc<Registry>,
-    publishing: Option<PublishGuard>,
+    /// An accepted publisher that has not finished: its media goes out as events.
+    publishing: bool,
     role: Role,
     acks: AckCounter,
+    /// Bytes received but not yet counted for acknowledgements (counted once handled).
+    uncounted: usize,
     /// Message stream id of the command being handled (where its onStatus goes).
     command_stream_id: u32,
+    /// Boxed: most of the time there is none, and every connection holds a session.
+    pending: Option<Box<PendingRequest>>,
 }
 
 impl InboundSession {
     /// Returns the session and the bytes to send first.
-    pub fn new(
-        registry: Arc<Registry>,
-        limits: ChunkLimits,
-    ) -> Result<(Self, Vec<Bytes>), SessionError> {
+    pub fn new(limits: ChunkLimits) -> Result<(Self, Vec<Bytes>), InboundError> {
         let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())?;
         let mut reframer = ChunkSerializer::new();
         let chunk_size_packet = reframer
             .set_max_chunk_size(REFRAME_CHUNK_SIZE, RtmpTimestamp::new(0))
-            .map_err(|e| SessionError::Command(format!("{e:?}")))?;
+            .map_err(|e| InboundError::Command(format!("{e:?}")))?;
         // Tell the library's deserializer about the big chunk size; it produces no output.
         session.handle_input(&chunk_size_packet.bytes)?;
-        let out = initial
-            .into_iter()
-            .filter_map(|r| match r {
-                ServerSessionResult::OutboundResponse(p) => Some(Bytes::from(p.bytes)),
-                _ => None,
-            })
-            .collect();
         Ok((
             InboundSession {
                 reader: ChunkReader::new(limits),
                 session,
                 reframer,
-                registry,
-                publishing: None,
+                publishing: false,
                 role: Role::Handshaking,
                 acks: AckCounter::default(),
+                uncounted: 0,
                 command_stream_id: 0,
+                pending: None,
             },
-            out,
+            responses(initial),
         ))
     }
 
@@ -123,29 +92,52 @@ impl InboundSession {
         &self.role
     }
 
-    /// Feeds raw bytes from the socket.
-    pub fn handle_bytes(&mut self, data: &[u8]) -> Result<Vec<Action>, SessionError> {
-        let mut actions = Vec::new();
+    /// Feeds raw bytes from the socket; events go to `out`. While a request waits for its
+    /// answer the bytes are only buffered.
+    pub fn handle_bytes(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
         self.reader.push(data);
-        while let Some(msg) = self.reader.next_message()? {
-            self.handle_message(msg, &mut actions)?;
-        }
-        self.count_received(data.len(), &mut actions);
-        Ok(actions)
+        self.uncounted += data.len();
+        self.resume(out)
     }
 
-    fn count_received(&mut self, n: usize, actions: &mut Vec<Action>) {
-        if let Some(seq) = self.acks.on_bytes(n) {
-            let ack = surge_wire::message::acknowledgement(seq);
-            actions.push(Action::Send(Bytes::from(ack)));
+    /// After an answer: handles what the client sent after the request, up to the next
+    /// request or the end of the buffered bytes.
+    pub fn resume(&mut self, out: &mut Vec<InboundEvent>) -> Result<(), InboundError> {
+        loop {
+            match self.pending.take() {
+                Some(p) if p.answered => {
+                    self.handle_results(p.rest, out)?;
+                    continue;
+                }
+                Some(p) => {
+                    self.pending = Some(p);
+                    return Ok(());
+                }
+                None => {}
+            }
+            match self.reader.next_message()? {
+                Some(msg) => self.handle_message(msg, out)?,
+                None => break,
+            }
         }
+        if self.uncounted > 0
+            && let Some(seq) = self.acks.on_bytes(std::mem::take(&mut self.uncounted))
+        {
+            let ack = surge_wire::message::acknowledgement(seq);
+            out.push(InboundEvent::Send(Bytes::from(ack)));
+        }
+        Ok(())
     }
 
     fn handle_message(
         &mut self,
         msg: RawMessage,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
         match msg.type_id {
             MSG_AUDIO | MSG_VIDEO => {
                 let kind = if msg.type_id == MSG_AUDIO {
@@ -153,11 +145,9 @@ impl InboundSession {
                 } else {
                     MediaKind::Video
                 };
-                if let Some(p) = &self.publishing
-                    && !msg.payload.is_empty()
-                {
-                    p.hub()
-                        .publish(MediaMessage::new(kind, msg.timestamp, msg.payload));
+                if self.publishing && !msg.payload.is_empty() {
+                    let m = MediaMessage::new(kind, msg.timestamp, msg.payload);
+                    out.push(InboundEvent::Media(m));
                 }
                 Ok(())
             }
@@ -167,10 +157,11 @@ impl InboundSession {
                 } else {
                     msg.payload
                 };
-                if let Some(p) = &self.publishing
+                if self.publishing
                     && let Some(body) = metadata_body(&payload)
                 {
-                    p.hub().publish(MediaMessage::new(MediaKind::Data, 0, body));
+                    let m = MediaMessage::new(MediaKind::Data, 0, body);
+                    out.push(InboundEvent::Media(m));
                 }
                 Ok(())
             }
@@ -183,7 +174,7 @@ impl InboundSession {
                 msg.message_stream_id,
                 msg.timestamp,
                 msg.payload,
-                actions,
+                out,
             ),
             MSG_AMF3_COMMAND => {
                 // AMF3 command messages carry an AMF0 body after one format byte.
@@ -193,7 +184,7 @@ impl InboundSession {
                     msg.message_stream_id,
                     msg.timestamp,
                     body,
-                    actions,
+                    out,
                 )
             }
             other => {
@@ -209,10 +200,10 @@ impl InboundSession {
         stream_id: u32,
         timestamp: u32,
         data: Bytes,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
         if data.len() > MAX_COMMAND_LEN {
-            return Err(SessionError::CommandTooLong(data.len()));
+            return Err(InboundError::CommandTooLong(data.len()));
         }
         if type_id == MSG_AMF0_COMMAND {
             check_command(&data)?;
@@ -227,88 +218,115 @@ impl InboundSession {
         let packet = self
             .reframer
             .serialize(&payload, true, false)
-            .map_err(|e| SessionError::Command(format!("{e:?}")))?;
-        let session = &mut self.session;
-        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(&packet.bytes)))
-            .map_err(|_| SessionError::LibraryPanic)??;
-        self.handle_results(results, actions)
+            .map_err(|e| InboundError::Command(format!("{e:?}")))?;
+        let results = self.guarded(|s| s.handle_input(&packet.bytes))?;
+        self.handle_results(results, out)
     }
 
     fn guarded<T>(
         &mut self,
         f: impl FnOnce(&mut ServerSession) -> Result<T, ServerSessionError>,
-    ) -> Result<T, SessionError> {
+    ) -> Result<T, InboundError> {
         let session = &mut self.session;
         Ok(catch_unwind(AssertUnwindSafe(|| f(session)))
-            .map_err(|_| SessionError::LibraryPanic)??)
+            .map_err(|_| InboundError::LibraryPanic)??)
     }
 
+    /// Handles the library's results in order; stops at a request, keeping the rest for
+    /// after its answer.
     fn handle_results(
         &mut self,
         results: Vec<ServerSessionResult>,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
-        for r in results {
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
+        let mut results = results.into_iter();
+        while let Some(r) = results.next() {
             match r {
                 ServerSessionResult::OutboundResponse(p) => {
-                    actions.push(Action::Send(Bytes::from(p.bytes)))
+                    out.push(InboundEvent::Send(Bytes::from(p.bytes)))
                 }
-                ServerSessionResult::RaisedEvent(e) => self.handle_event(e, actions)?,
+                ServerSessionResult::RaisedEvent(e) => {
+                    self.handle_event(e, out)?;
+                    if let Some(p) = &mut self.pending {
+                        p.rest = results.collect();
+                        return Ok(());
+                    }
+                }
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
             }
         }
         Ok(())
     }
 
-    fn accept(&mut self, request_id: u32, actions: &mut Vec<Action>) -> Result<(), SessionError> {
+    fn accept(&mut self, request_id: u32, out: &mut Vec<InboundEvent>) -> Result<(), InboundError> {
         let results = self.guarded(|s| s.accept_request(request_id))?;
-        self.handle_results(results, actions)
+        self.handle_results(results, out)
     }
 
-    fn reject(
+    /// Asks the connection layer, and holds everything after the request until answered.
+    fn request(
         &mut self,
         request_id: u32,
-        code: &str,
-        description: &str,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
-        // rml_rtmp answers with `_error`; players and encoders expect an error onStatus on the
-        // stream, so drop the library's packet (it only clears the request) and send our own.
-        self.guarded(|s| s.reject_request(request_id, code, description))?;
-        if let Some(p) = messages::on_status(self.command_stream_id, "error", code, description) {
-            actions.push(Action::Send(p));
-        }
-        Ok(())
+        role: Role,
+        event: InboundEvent,
+        out: &mut Vec<InboundEvent>,
+    ) {
+        self.pending = Some(Box::new(PendingRequest {
+            request_id,
+            role,
+            answered: false,
+            rest: Vec::new(),
+        }));
+        out.push(event);
     }
 
     fn handle_event(
         &mut self,
         event: ServerSessionEvent,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
         match event {
             ServerSessionEvent::ConnectionRequested {
                 request_id,
                 app_name,
             } => {
                 tracing::debug!(app = %app_name, "connect");
-                self.accept(request_id, actions)
+                self.accept(request_id, out)
             }
             ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => {
-                self.accept(request_id, actions)
+                self.accept(request_id, out)
             }
             ServerSessionEvent::PublishStreamRequested {
                 request_id,
                 app_name,
                 stream_key,
                 ..
-            } => self.on_publish(request_id, app_name, stream_key, actions),
+            } => {
+                if self.role != Role::Handshaking {
+                    return self.refuse_second(request_id, "NetStream.Publish.BadConnection", out);
+                }
+                let stream = messages::stream_name(&stream_key).to_string();
+                let role = Role::Publishing {
+                    app: app_name.clone(),
+                    stream: stream.clone(),
+                };
+                let event = InboundEvent::PublishRequested {
+                    request_id,
+                    app: app_name,
+                    stream,
+                };
+                self.request(request_id, role, event, out);
+                Ok(())
+            }
             ServerSessionEvent::PublishStreamFinished {
                 app_name,
                 stream_key,
             } => {
-                if self.publishing.take().is_some() {
-                    tracing::info!(app = %app_name, stream = %messages::stream_name(&stream_key), "publisher finished");
+                if std::mem::take(&mut self.publishing) {
+                    out.push(InboundEvent::PublishFinished {
+                        app: app_name,
+                        stream: messages::stream_name(&stream_key).to_string(),
+                    });
                 }
                 Ok(())
             }
@@ -318,97 +336,60 @@ impl InboundSession {
                 stream_key,
                 stream_id,
                 ..
-            } => self.on_play(request_id, app_name, stream_key, stream_id, actions),
-            ServerSessionEvent::PlayStreamFinished { .. } => Err(SessionError::PlayClosed),
+            } => {
+                if self.role != Role::Handshaking {
+                    return self.refuse_second(request_id, "NetStream.Play.Failed", out);
+                }
+                let stream = messages::stream_name(&stream_key).to_string();
+                let role = Role::Playing {
+                    app: app_name.clone(),
+                    stream: stream.clone(),
+                };
+                let event = InboundEvent::PlayRequested {
+                    request_id,
+                    app: app_name,
+                    stream,
+                    stream_id,
+                };
+                self.request(request_id, role, event, out);
+                Ok(())
+            }
+            ServerSessionEvent::PlayStreamFinished { .. } => Err(InboundError::PlayClosed),
             _ => Ok(()),
         }
     }
 
-    fn on_publish(
+    /// A connection publishes or plays one stream; a second publish or play is refused here.
+    fn refuse_second(
         &mut self,
         request_id: u32,
-        app: String,
-        key: String,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
-        let name = messages::stream_name(&key).to_string();
-        if self.role != Role::Handshaking {
-            return self.reject(
-                request_id,
-                "NetStream.Publish.BadConnection",
-                "this connection is already publishing or playing",
-                actions,
-            );
-        }
-        match self.registry.start_publish(&app, &name) {
-            Ok(guard) => {
-                self.publishing = Some(guard);
-                self.role = Role::Publishing {
-                    app: app.clone(),
-                    stream: name.clone(),
-                };
-                tracing::info!(app = %app, stream = %name, "publisher started");
-                self.accept(request_id, actions)
-            }
-            Err(e) => {
-                tracing::warn!(app = %app, stream = %name, reason = %e, "publish rejected");
-                self.reject(
-                    request_id,
-                    "NetStream.Publish.BadName",
-                    &e.to_string(),
-                    actions,
-                )
-            }
-        }
-    }
-
-    fn on_play(
-        &mut self,
-        request_id: u32,
-        app: String,
-        key: String,
-        stream_id: u32,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), SessionError> {
-        let name = messages::stream_name(&key).to_string();
-        if self.role != Role::Handshaking {
-            return self.reject(
-                request_id,
-                "NetStream.Play.Failed",
-                "this connection is already publishing or playing",
-                actions,
-            );
-        }
-        match self.registry.subscribe(&app, &name, Protocol::Rtmp) {
-            Ok(sub) => {
-                self.role = Role::Playing {
-                    app: app.clone(),
-                    stream: name.clone(),
-                };
-                let results = self.guarded(|s| s.accept_request(request_id))?;
-                // rml_rtmp also sends `|RtmpSampleAccess` and `onStatus(NetStream.Data.Start)`
-                // as data messages; ffmpeg-based players turn those into extra "data" streams.
-                // They are the only packets on the data chunk stream at this point, so dropping
-                // them leaves the library's header compression intact for everything else.
-                let results = results
-                    .into_iter()
-                    .filter(|r| {
-                        !matches!(r, ServerSessionResult::OutboundResponse(p)
-                            if p.bytes.first().map(|b| b & 0x3f) == Some(DATA_CHUNK_STREAM))
-                    })
-                    .collect();
-                self.handle_results(results, actions)?;
-                actions.push(Action::Play(Box::new(sub), stream_id));
-                Ok(())
-            }
-            Err(e) => {
-                let code = match e {
-                    PlayError::NotFound(..) => "NetStream.Play.StreamNotFound",
-                    _ => "NetStream.Play.Failed",
-                };
-                tracing::info!(app = %app, stream = %name, reason = %e, "play rejected");
-                self.reject(request_id, code, &e.to_string(), actions)
-            }
-        }
+        code: &str,
+        out: &mut Vec<InboundEvent>,
+    ) -> Result<(), InboundError> {
+        let replies = self.reject(
+            request_id,
+            code,
+            "this connection is already publishing or playing",
+        )?;
+        out.extend(replies.into_iter().map(InboundEvent::Send));
+        Ok(())
     }
 }
+
+/// The bytes among the library's results (answers to an accepted or refused request carry
+/// nothing else).
+fn responses(results: Vec<ServerSessionResult>) -> Vec<Bytes> {
+    results
+        .into_iter()
+        .filter_map(|r| match r {
+            ServerSessionResult::OutboundResponse(p) => Some(Bytes::from(p.bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[path = "session_answers.rs"]
+mod answers;
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

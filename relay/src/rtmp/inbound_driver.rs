@@ -1,0 +1,144 @@
+//! The stream side of an inbound RTMP connection: answers the [`InboundSession`]'s publish and
+//! play requests from the [`Registry`], holds an accepted publisher's [`PublishGuard`] and
+//! puts its media into the stream's hub one message at a time. What is left for the socket
+//! comes back as [`Outbound`]s for the connection's writer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use surge_wire::ChunkLimits;
+
+use super::session::{InboundError, InboundEvent, InboundSession, PlayRefusal, Role};
+use crate::hub::Subscription;
+use crate::protocol::Protocol;
+use crate::registry::{PlayError, PublishGuard, Registry};
+
+/// What the connection's writer must do, in order.
+pub enum Outbound {
+    /// Write these bytes.
+    Control(Bytes),
+    /// Playback accepted on this message stream id: switch the writer to the subscription.
+    Play(Box<Subscription>, u32),
+}
+
+pub struct InboundDriver {
+    session: InboundSession,
+    registry: Arc<Registry>,
+    publishing: Option<PublishGuard>,
+}
+
+impl InboundDriver {
+    /// Returns the driver and the bytes to send first.
+    pub fn new(
+        registry: Arc<Registry>,
+        limits: ChunkLimits,
+    ) -> Result<(Self, Vec<Bytes>), InboundError> {
+        let (session, initial) = InboundSession::new(limits)?;
+        let driver = InboundDriver {
+            session,
+            registry,
+            publishing: None,
+        };
+        Ok((driver, initial))
+    }
+
+    pub fn role(&self) -> &Role {
+        self.session.role()
+    }
+
+    /// Feeds raw bytes from the socket. On an error the media that came before it is in the
+    /// hub already; the replies are not sent (the connection closes).
+    pub fn handle_bytes(&mut self, data: &[u8]) -> Result<Vec<Outbound>, InboundError> {
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        let mut step = self.session.handle_bytes(data, &mut events);
+        loop {
+            let request = self.apply(&mut events, &mut out);
+            step?;
+            let Some(request) = request else {
+                return Ok(out);
+            };
+            self.answer(request, &mut out)?;
+            step = self.session.resume(&mut events);
+        }
+    }
+
+    /// Carries out the session's events; returns the request among them (always the last:
+    /// the session reads nothing after a request until it is answered).
+    fn apply(
+        &mut self,
+        events: &mut Vec<InboundEvent>,
+        out: &mut Vec<Outbound>,
+    ) -> Option<InboundEvent> {
+        let mut request = None;
+        for event in events.drain(..) {
+            match event {
+                InboundEvent::Send(b) => out.push(Outbound::Control(b)),
+                InboundEvent::Media(m) => {
+                    if let Some(p) = &self.publishing {
+                        p.hub().publish(m);
+                    }
+                }
+                InboundEvent::PublishFinished { app, stream } => {
+                    if self.publishing.take().is_some() {
+                        tracing::info!(app = %app, stream = %stream, "publisher finished");
+                    }
+                }
+                r
+                @ (InboundEvent::PublishRequested { .. } | InboundEvent::PlayRequested { .. }) => {
+                    request = Some(r)
+                }
+            }
+        }
+        request
+    }
+
+    fn answer(
+        &mut self,
+        request: InboundEvent,
+        out: &mut Vec<Outbound>,
+    ) -> Result<(), InboundError> {
+        let replies = match request {
+            InboundEvent::PublishRequested {
+                request_id,
+                app,
+                stream,
+            } => match self.registry.start_publish(&app, &stream) {
+                Ok(guard) => {
+                    self.publishing = Some(guard);
+                    tracing::info!(app = %app, stream = %stream, "publisher started");
+                    self.session.accept_publish(request_id)?
+                }
+                Err(e) => {
+                    tracing::warn!(app = %app, stream = %stream, reason = %e, "publish rejected");
+                    self.session.reject_publish(request_id, &e.to_string())?
+                }
+            },
+            InboundEvent::PlayRequested {
+                request_id,
+                app,
+                stream,
+                stream_id,
+            } => match self.registry.subscribe(&app, &stream, Protocol::Rtmp) {
+                Ok(sub) => {
+                    let replies = self.session.accept_play(request_id)?;
+                    out.extend(replies.into_iter().map(Outbound::Control));
+                    out.push(Outbound::Play(Box::new(sub), stream_id));
+                    return Ok(());
+                }
+                Err(e) => {
+                    let refusal = match e {
+                        PlayError::NotFound(..) => PlayRefusal::NotFound,
+                        _ => PlayRefusal::Failed,
+                    };
+                    tracing::info!(app = %app, stream = %stream, reason = %e, "play rejected");
+                    self.session
+                        .reject_play(request_id, refusal, &e.to_string())?
+                }
+            },
+            _ => Vec::new(),
+        };
+        out.extend(replies.into_iter().map(Outbound::Control));
+        Ok(())
+    }
+}
