@@ -9,6 +9,7 @@
 //!
 //! (Over 450 lines with its unit tests; the fan-out task itself is ~165 lines.)
 
+use std::any::Any;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,15 +25,17 @@ use crate::write_cursor::{MAX_IOVECS, WriteCursor};
 /// Members written between two yields to the scheduler (about 0.5 ms of writes).
 const MEMBERS_PER_SLICE: usize = 64;
 
-/// A socket the group can write to without waiting.
-pub trait GroupSink: Send + 'static {
+/// A socket the group can write to without waiting. The protocol layer implements it for its
+/// socket type; `Any` lets it take its own type back from a boxed sink (`Box<dyn Any>`).
+pub trait GroupSink: Any + Send {
     /// As `writev(2)` on a non-blocking socket: `WouldBlock` when the socket is full.
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 }
 
-impl GroupSink for tokio::net::tcp::OwnedWriteHalf {
+/// A boxed sink writes through its box (one virtual call per write).
+impl<S: GroupSink + ?Sized> GroupSink for Box<S> {
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        tokio::net::tcp::OwnedWriteHalf::try_write_vectored(self, bufs)
+        (**self).try_write_vectored(bufs)
     }
 }
 

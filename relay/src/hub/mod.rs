@@ -27,7 +27,7 @@ use crate::media::{MediaKind, MediaMessage};
 use crate::metrics::{Metrics, stream_labels};
 use crate::protocol::Protocol;
 use crate::upstream::{MediaSink, UpstreamState};
-use fanout_group::{FanoutGroups, Membership};
+use fanout_group::{FanoutGroups, GroupSink, Membership};
 use frame::Frame;
 use gop_cache::GopCache;
 use ingest_rate::IngestRate;
@@ -67,8 +67,9 @@ pub fn default_fanout_tasks() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The socket half a group writes RTMP viewers' frames to.
-pub type RtmpSink = tokio::net::tcp::OwnedWriteHalf;
+/// What a group writes an RTMP viewer's frames to: the RTMP layer's socket half, boxed (it
+/// takes the socket back by type when the viewer leaves the group).
+pub type RtmpSink = Box<dyn GroupSink>;
 
 struct HubState {
     serializer: ChunkSerializer,

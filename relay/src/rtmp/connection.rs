@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::close_reason::CloseReason;
+use super::group_writer::{GroupExit, write_from_group};
 use super::handshake;
 use super::inbound_driver::{InboundDriver, Outbound};
 use super::messages;
 use super::session::{InboundError, Role};
 use super::vectored::write_all_vectored;
-use crate::hub::fanout_group::LeaveReason;
 use crate::hub::{Batch, Subscription};
 use crate::protocol::Protocol;
 use crate::registry::Registry;
@@ -243,7 +243,7 @@ async fn write_with_timeout(
 }
 
 /// Close reason for a failed write.
-fn write_failure(e: &std::io::Error) -> CloseReason {
+pub(super) fn write_failure(e: &std::io::Error) -> CloseReason {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e.kind() {
         BrokenPipe | ConnectionReset | ConnectionAborted => CloseReason::PeerGone(e.to_string()),
@@ -340,64 +340,9 @@ pub(super) async fn write_loop(
     }
 }
 
-/// How a caught-up viewer's stay in a fan-out task ended.
-enum GroupExit {
-    /// The socket and cursor are back with the connection (any unsent bytes written), with
-    /// what the connection got from its reader meanwhile (`Some(None)`: the reader is done).
-    Back {
-        sink: OwnedWriteHalf,
-        subscription: Box<Subscription>,
-        next: Option<Option<Outbound>>,
-    },
-    /// The stream ended; the player was told.
-    Ended(String),
-}
-
-/// Hands a caught-up viewer to a fan-out task of its stream, which writes its frames until it
-/// falls behind, its client needs a reply, its connection closes or the stream ends.
-async fn write_from_group(
-    wr: OwnedWriteHalf,
-    s: Box<Subscription>,
-    rx: &mut mpsc::Receiver<Outbound>,
-    done: &CancellationToken,
-    timeout: Duration,
-    metrics: &crate::metrics::Metrics,
-) -> Result<GroupExit, CloseReason> {
-    let hub = s.hub().clone();
-    let mut membership = hub.join_fanout_group(wr, s);
-    let (leave, next) = tokio::select! {
-        left = membership.left() => (left, None),
-        o = rx.recv() => {
-            membership.recall();
-            (membership.left().await, Some(o))
-        }
-        _ = done.cancelled() => {
-            membership.recall();
-            (membership.left().await, Some(None))
-        }
-    };
-    let leave = leave.ok_or("stream's fan-out task ended")?;
-    let mut sink = leave.sink;
-    match leave.reason {
-        LeaveReason::Behind { unsent } => write_media(&mut sink, &unsent, timeout, metrics).await?,
-        LeaveReason::Recalled => {}
-        LeaveReason::End => {
-            return end_of_stream(&mut sink, &leave.subscription, timeout)
-                .await
-                .map(GroupExit::Ended);
-        }
-        LeaveReason::Failed(e) => return Err(write_failure(&e)),
-    }
-    Ok(GroupExit::Back {
-        sink,
-        subscription: leave.subscription,
-        next,
-    })
-}
-
 /// Writes a viewer's media bytes and counts them; a socket that takes nothing for `timeout`
 /// is a slow viewer (counted with the connection's close).
-async fn write_media(
+pub(super) async fn write_media(
     wr: &mut OwnedWriteHalf,
     bufs: &[Bytes],
     timeout: Duration,
@@ -409,7 +354,7 @@ async fn write_media(
 }
 
 /// Tells the player the stream is over (best effort) and ends the writer.
-async fn end_of_stream(
+pub(super) async fn end_of_stream(
     wr: &mut OwnedWriteHalf,
     s: &Subscription,
     timeout: Duration,

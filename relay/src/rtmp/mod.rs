@@ -5,6 +5,7 @@ pub mod command_guard;
 pub mod connection;
 #[cfg(test)]
 mod future_sizes;
+mod group_writer;
 pub mod handshake;
 pub mod inbound_driver;
 mod inbound_event;
