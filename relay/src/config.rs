@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = "SURGE_READY_MAX_LOAD", default_value_t = 0.9)]
     pub ready_max_load: f64,
 
+    /// Host viewers and other relays reach this relay at (reported to locators; a node's
+    /// external address when each edge is exposed on its own). Default: the address a locator
+    /// polled it at.
+    #[arg(long, env = "SURGE_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+
     /// A full relay counts as Ready again once load falls below this (hysteresis: no flapping).
     #[arg(long, env = "SURGE_READY_RESUME_LOAD", default_value_t = 0.8)]
     pub ready_resume_load: f64,
@@ -136,7 +142,9 @@ pub struct Config {
 pub fn positive_mbps(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("expected a number of Mbit/s above 0 (e.g. 1000), got {s:?}")),
+        _ => Err(format!(
+            "expected a number of Mbit/s above 0 (e.g. 1000), got {s:?}"
+        )),
     }
 }
 

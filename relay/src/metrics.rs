@@ -21,6 +21,8 @@ pub struct Metrics {
     pub upstream_reconnects: Family<Labels, Counter>,
     pub connections_closed: Family<Labels, Counter>,
     pub max_viewers: Gauge,
+    pub load: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub capacity: Gauge,
     /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
     /// write, and a family lookup builds its label strings each time.
     bytes_sent_rtmp: Counter,
@@ -52,6 +54,10 @@ impl Metrics {
         let upstream_reconnects = Family::<Labels, Counter>::default();
         let connections_closed = Family::<Labels, Counter>::default();
         let max_viewers = Gauge::default();
+        let load =
+            prometheus_client::metrics::gauge::Gauge::<f64, std::sync::atomic::AtomicU64>::default(
+            );
+        let capacity = Gauge::default();
         registry.register(
             "viewers",
             "Connected viewers by stream and protocol",
@@ -92,6 +98,16 @@ impl Metrics {
             "Configured viewer capacity of this relay",
             max_viewers.clone(),
         );
+        registry.register(
+            "load",
+            "Viewers over capacity at the current bitrates (0..1; /readyz is 503 from --ready-max-load)",
+            load.clone(),
+        );
+        registry.register(
+            "capacity",
+            "Viewers this relay holds at its current streams' bitrates (--max-viewers, --max-egress-mbps)",
+            capacity.clone(),
+        );
         let protocol = |p: &str| vec![("protocol".to_string(), p.to_string())];
         let bytes_sent_rtmp = bytes_sent.get_or_create(&protocol("rtmp")).clone();
         let bytes_sent_flv = bytes_sent.get_or_create(&protocol("flv")).clone();
@@ -105,6 +121,8 @@ impl Metrics {
             upstream_reconnects,
             connections_closed,
             max_viewers,
+            load,
+            capacity,
             bytes_sent_rtmp,
             bytes_sent_flv,
         }

@@ -82,6 +82,9 @@ impl Relay {
             region: cfg.region.as_str().into(),
             prewarm: Arc::new(cfg.prewarm.clone()),
             gate: Arc::new(crate::http::readiness::SharedGate::new(gate)),
+            instance: instance_id().into(),
+            rtmp_port: rtmp_addr.port(),
+            advertise_host: cfg.advertise_host.as_deref().map(Arc::from),
         };
         let listener = TimeoutListener {
             inner: http_listener,
@@ -189,4 +192,13 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// An id unique to this relay process: pid and start time.
+fn instance_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{:x}", std::process::id(), nanos)
 }

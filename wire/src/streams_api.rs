@@ -10,6 +10,8 @@
 //!              "ingest_kbps":2500,"dropped_frames":0,"gop_cache_ms":2000}]}
 //! ```
 //!
+//! - `relay` ([`RelayInfo`]) also carries, for placement: `instance`, `rtmp_port`,
+//!   `advertise_host` (when set), `capacity` (viewers), `load` (0..1), `ready`, `accepting`.
 //! - `relay` ([`RelayInfo`]): `tier` (`origin`, `reflector` or `edge`) and `region` as the relay was
 //!   started with; `viewers`, all viewers of all streams (a count); `max_viewers`, the
 //!   relay's viewer limit (a count).
@@ -53,6 +55,30 @@ pub struct RelayInfo {
     /// The relay's viewer limit (the relay always sends it).
     #[serde(default)]
     pub max_viewers: Option<u64>,
+    /// Placement (omitted by relays that predate it). Unique id of the relay process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The relay's RTMP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmp_port: Option<u16>,
+    /// Host viewers reach it at (`--advertise-host`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_host: Option<String>,
+    /// Viewers it holds at its streams' current bitrates (`--max-viewers`, `--max-egress-mbps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
+    /// Viewers over capacity, 0..1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
+    /// What its `/readyz` says (false while draining, warming up, or full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Takes viewers at all (false only while draining).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepting: Option<bool>,
+    /// Relays pulling from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<u64>,
 }
 
 /// One stream on the relay.
@@ -127,6 +153,7 @@ mod tests {
                 region: "eu-west".into(),
                 viewers: 7,
                 max_viewers: Some(2000),
+                ..RelayInfo::default()
             },
             streams: vec![
                 StreamStats {

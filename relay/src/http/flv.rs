@@ -33,7 +33,15 @@ pub async fn play(
         Err(e @ PlayError::NotFound(..)) => {
             return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();
         }
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        // Full or draining: a player may try again shortly (or another relay of the region).
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "2")],
+                format!("{e}\n"),
+            )
+                .into_response();
+        }
     };
     let viewer = NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("http_flv", viewer, stream = %format!("{app}/{name}"));

@@ -22,6 +22,10 @@ pub struct AppState {
     pub region: Arc<str>,
     pub prewarm: Arc<Vec<(String, String)>>,
     pub gate: Arc<readiness::SharedGate>,
+    /// Unique per process (placement peers tell each other apart by it).
+    pub instance: Arc<str>,
+    pub rtmp_port: u16,
+    pub advertise_host: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState) -> Router {

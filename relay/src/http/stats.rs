@@ -47,12 +47,22 @@ pub fn collect(state: &AppState) -> RelayStats {
             }
         })
         .collect();
+    let room = registry.room();
+    let readiness = super::readiness::readiness(state);
     RelayStats {
         relay: RelayInfo {
             tier: state.tier.to_string(),
             region: state.region.to_string(),
             viewers: registry.total_viewers() as u64,
             max_viewers: Some(registry.max_viewers() as u64),
+            instance: Some(state.instance.to_string()),
+            rtmp_port: Some(state.rtmp_port),
+            advertise_host: state.advertise_host.as_deref().map(str::to_string),
+            capacity: Some(room.capacity as u64),
+            load: Some(room.load),
+            ready: Some(readiness.is_ready()),
+            accepting: Some(readiness != super::readiness::Readiness::Draining),
+            children: None,
         },
         streams,
     }
@@ -65,6 +75,9 @@ pub async fn streams(State(state): State<AppState>) -> Json<RelayStats> {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = state.registry.metrics();
     // Gauges describe the present: rebuild them from the registry on every scrape.
+    let room = state.registry.room();
+    m.load.set(room.load);
+    m.capacity.set(room.capacity as i64);
     m.viewers.clear();
     m.ingest_kbps.clear();
     for ((app, name), entry) in state.registry.entries() {
