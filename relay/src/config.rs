@@ -79,6 +79,22 @@ pub struct Config {
     #[arg(long, env = "SURGE_READY_MAX_LOAD", default_value_t = 0.9)]
     pub ready_max_load: f64,
 
+    /// HTTP addresses (`host:port`) of the relays this one places viewers among as its
+    /// region's locator: its sibling edges, the tier above, other regions' edges. Names are
+    /// resolved on every poll, so a headless Service name stands for all its Ready pods.
+    /// Empty: HTTP-FLV plays are served here without placement.
+    #[arg(
+        long = "placement-peer",
+        env = "SURGE_PLACEMENT_PEERS",
+        value_delimiter = ','
+    )]
+    pub placement_peers: Vec<String>,
+
+    /// Where viewers go when every edge of the region is full, in order: `tier-above` (the
+    /// region's reflectors, or the origin) and region names (their edges).
+    #[arg(long, env = "SURGE_OVERFLOW", value_delimiter = ',', default_value = "tier-above", value_parser = parse_overflow_step)]
+    pub overflow: Vec<crate::placement::OverflowStep>,
+
     /// Host viewers and other relays reach this relay at (reported to locators; a node's
     /// external address when each edge is exposed on its own). Default: the address a locator
     /// polled it at.
@@ -136,6 +152,24 @@ pub struct Config {
     /// Time allowed for the RTMP handshake and connect/publish/play commands (not 0).
     #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
+}
+
+/// One overflow step: `tier-above` or a region name.
+pub fn parse_overflow_step(s: &str) -> Result<crate::placement::OverflowStep, String> {
+    match s.trim() {
+        "tier-above" => Ok(crate::placement::OverflowStep::TierAbove),
+        region
+            if !region.is_empty()
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(crate::placement::OverflowStep::Region(region.to_string()))
+        }
+        other => Err(format!(
+            "{other:?} is neither tier-above nor a region name (letters, digits, - and _)"
+        )),
+    }
 }
 
 /// An egress budget in Mbit/s: a finite number above zero.

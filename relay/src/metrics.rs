@@ -21,6 +21,7 @@ pub struct Metrics {
     pub upstream_reconnects: Family<Labels, Counter>,
     pub connections_closed: Family<Labels, Counter>,
     pub max_viewers: Gauge,
+    pub placements: Family<Labels, Counter>,
     pub load: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub capacity: Gauge,
     /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
@@ -58,6 +59,7 @@ impl Metrics {
             prometheus_client::metrics::gauge::Gauge::<f64, std::sync::atomic::AtomicU64>::default(
             );
         let capacity = Gauge::default();
+        let placements = Family::<Labels, Counter>::default();
         registry.register(
             "viewers",
             "Connected viewers by stream and protocol",
@@ -99,6 +101,11 @@ impl Metrics {
             max_viewers.clone(),
         );
         registry.register(
+            "placements",
+            "Viewers this relay placed as its region's locator, by outcome (edge, overflow, refused, not_found)",
+            placements.clone(),
+        );
+        registry.register(
             "load",
             "Viewers over capacity at the current bitrates (0..1; /readyz is 503 from --ready-max-load)",
             load.clone(),
@@ -123,9 +130,17 @@ impl Metrics {
             max_viewers,
             load,
             capacity,
+            placements,
             bytes_sent_rtmp,
             bytes_sent_flv,
         }
+    }
+
+    /// One locator answer (`edge`, `overflow`, `refused` or `not_found`).
+    pub fn placement(&self, outcome: &str) {
+        self.placements
+            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
     }
 
     pub fn add_bytes_sent(&self, protocol: Protocol, n: usize) {

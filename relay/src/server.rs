@@ -76,16 +76,39 @@ impl Relay {
             shutdown.clone(),
         ));
 
-        let state = AppState {
+        let instance: Arc<str> = instance_id().into();
+        let locator = (!cfg.placement_peers.is_empty()).then(|| {
+            Arc::new(crate::placement::poller::Locator::new(
+                crate::placement::locate::LocatorPolicy {
+                    me: instance.to_string(),
+                    region: cfg.region.clone(),
+                    overflow: cfg.overflow.clone(),
+                    high_mark: cfg.ready_max_load,
+                },
+            ))
+        });
+        let mut state = AppState {
             registry: registry.clone(),
             tier: cfg.tier.as_str().into(),
             region: cfg.region.as_str().into(),
             prewarm: Arc::new(cfg.prewarm.clone()),
             gate: Arc::new(crate::http::readiness::SharedGate::new(gate)),
-            instance: instance_id().into(),
+            instance,
             rtmp_port: rtmp_addr.port(),
             advertise_host: cfg.advertise_host.as_deref().map(Arc::from),
+            locator: None,
         };
+        if let Some(locator) = locator {
+            let own = state.clone();
+            crate::placement::poller::spawn_poller(
+                locator.clone(),
+                cfg.placement_peers.clone(),
+                move || crate::http::stats::own_report(&own, http_addr),
+                shutdown.clone(),
+            );
+            tracing::info!(peers = ?cfg.placement_peers, overflow = ?cfg.overflow, "placing viewers as this region's locator");
+            state.locator = Some(locator);
+        }
         let listener = TimeoutListener {
             inner: http_listener,
             timeout: cfg.slow_viewer_timeout,

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -24,10 +24,14 @@ static NEXT_VIEWER_ID: AtomicU64 = AtomicU64::new(1);
 pub async fn play(
     State(state): State<AppState>,
     Path((app, file)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let Some(name) = file.strip_suffix(".flv").filter(|n| !n.is_empty()) else {
         return (StatusCode::NOT_FOUND, "expected /APP/STREAM.flv\n").into_response();
     };
+    if let Some(elsewhere) = super::locate::place_flv(&state, &app, name, query.as_deref()) {
+        return elsewhere;
+    }
     let sub = match state.registry.subscribe(&app, name, Protocol::Flv) {
         Ok(s) => s,
         Err(e @ PlayError::NotFound(..)) => {

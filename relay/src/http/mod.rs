@@ -1,6 +1,7 @@
 //! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints.
 
 pub mod flv;
+pub mod locate;
 pub mod readiness;
 pub mod stats;
 pub mod timeout_io;
@@ -26,11 +27,14 @@ pub struct AppState {
     pub instance: Arc<str>,
     pub rtmp_port: u16,
     pub advertise_host: Option<Arc<str>>,
+    /// Set with `--placement-peer`: HTTP-FLV plays are placed across the region.
+    pub locator: Option<Arc<crate::placement::poller::Locator>>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/streams", get(stats::streams))
+        .route("/api/v1/locate", get(locate::locate))
         .route("/metrics", get(stats::metrics))
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(readiness::readyz))

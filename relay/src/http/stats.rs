@@ -68,6 +68,14 @@ pub fn collect(state: &AppState) -> RelayStats {
     }
 }
 
+/// This relay as its own locator sees it (the same report its peers poll).
+pub fn own_report(
+    state: &AppState,
+    http_addr: std::net::SocketAddr,
+) -> Option<crate::placement::PeerReport> {
+    crate::placement::poller::peer_report(&collect(state), http_addr).ok()
+}
+
 pub async fn streams(State(state): State<AppState>) -> Json<RelayStats> {
     Json(collect(&state))
 }

@@ -106,7 +106,7 @@ pub fn peer_report(stats: &RelayStats, polled: SocketAddr) -> Result<PeerReport,
 pub fn spawn_poller(
     locator: Arc<Locator>,
     peers: Vec<String>,
-    own: impl Fn() -> PeerReport + Send + Sync + 'static,
+    own: impl Fn() -> Option<PeerReport> + Send + Sync + 'static,
     shutdown: CancellationToken,
 ) {
     let mut connector = HttpConnector::new();
@@ -121,7 +121,9 @@ pub fn spawn_poller(
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            locator.update(own());
+            if let Some(me) = own() {
+                locator.update(me);
+            }
             let addrs = resolve_all(&peers).await;
             let polls = addrs.into_iter().map(|addr| {
                 let client = client.clone();
