@@ -86,7 +86,8 @@ pub struct Config {
     #[arg(
         long = "placement-peer",
         env = "SURGE_PLACEMENT_PEERS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_peer
     )]
     pub placement_peers: Vec<String>,
 
@@ -152,6 +153,19 @@ pub struct Config {
     /// Time allowed for the RTMP handshake and connect/publish/play commands (not 0).
     #[arg(long, env = "SURGE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub handshake_timeout: Duration,
+}
+
+/// A placement peer: `HOST:PORT` (a name is resolved on every poll).
+pub fn parse_peer(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(s.to_string())
+        }
+        _ => Err(format!(
+            "expected HOST:PORT of a relay's HTTP listener, got {s:?}"
+        )),
+    }
 }
 
 /// One overflow step: `tier-above` or a region name.

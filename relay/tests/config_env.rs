@@ -34,10 +34,16 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_SHUTDOWN_GRACE", "later", "--shutdown-grace"),
     ("SURGE_LOG_FORMAT", "xml", "--log-format"),
     ("SURGE_HANDSHAKE_TIMEOUT", "1x", "--handshake-timeout"),
+    ("SURGE_MAX_EGRESS_MBPS", "-3", "--max-egress-mbps"),
+    ("SURGE_BITRATE_FLOOR_KBPS", "fast", "--bitrate-floor-kbps"),
+    ("SURGE_READY_MAX_LOAD", "2", "--ready-max-load"),
+    ("SURGE_READY_RESUME_LOAD", "0.95", "--ready-resume-load"),
+    ("SURGE_PLACEMENT_PEERS", "no-port", "--placement-peer"),
+    ("SURGE_OVERFLOW", "a/b", "--overflow"),
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.
-const FREE_FORM: &[&str] = &["SURGE_REGION"];
+const FREE_FORM: &[&str] = &["SURGE_REGION", "SURGE_ADVERTISE_HOST"];
 
 /// The `SURGE_*` names in the README's flag table.
 fn readme_variables() -> BTreeSet<String> {
