@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::numbered_frames::{frame_body, now_ms, parse_video};
 use common::relay_process::RelayProcess;
 use common::rtmp_client::{RtmpClient, audio_payload, decode_command, video_payload};
-use rml_rtmp::rml_amf0::Amf0Value;
+use surge_wire::amf0::Amf0Value;
 
 const FRAMES: u32 = 150;
 const FRAME_MS: u32 = 40;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
-use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 use surge_relay::hub::HubConfig;
 use surge_relay::metrics::Metrics;
@@ -18,6 +17,7 @@ use surge_relay::registry::{Registry, RegistrySettings};
 use surge_relay::rtmp::inbound_driver::InboundDriver;
 use surge_relay::rtmp::session::InboundError;
 use surge_wire::ChunkLimits;
+use surge_wire::amf0::Amf0Value;
 
 const ITERATIONS: usize = 20_000;
 
@@ -86,7 +86,15 @@ fn valid_stream(publish: bool, stream: &str) -> Vec<u8> {
         &mut ser,
         verb,
         3.0,
-        vec![Amf0Value::Utf8String(stream.into())],
+        if publish {
+            // A publish without its type ("live") is refused by the command session.
+            vec![
+                Amf0Value::Utf8String(stream.into()),
+                Amf0Value::Utf8String("live".into()),
+            ]
+        } else {
+            vec![Amf0Value::Utf8String(stream.into())]
+        },
         1,
     ));
     if publish {
@@ -163,7 +171,9 @@ fn mutated_streams_never_panic_the_inbound_path() {
         ..ChunkLimits::default()
     };
     let mut rng = XorShift(0x5eed_1234_abcd_0001);
-    let seeds = [valid_stream(true, "a"), valid_stream(false, "a")];
+    // Mutated publishers publish `b` (each session ends before the next starts) so their media
+    // reaches the hub; mutated players play `a`, which the keeper below holds live.
+    let seeds = [valid_stream(true, "b"), valid_stream(false, "a")];
     let mut errors: HashMap<String, usize> = HashMap::new();
     let mut clean = 0usize;
     // A publisher that stays live so mutated players find a stream.
@@ -171,6 +181,12 @@ fn mutated_streams_never_panic_the_inbound_path() {
     keeper
         .handle_bytes(&valid_stream(true, "a")[..valid_stream(true, "a").len() - 40])
         .expect("valid publisher accepted");
+    assert!(
+        registry
+            .get("live", "a")
+            .is_some_and(|entry| entry.hub.has_keyframe()),
+        "the keeper publisher must be live (with a keyframe) so mutated players find a stream"
+    );
 
     for i in 0..ITERATIONS {
         let seed = &seeds[i % seeds.len()];

@@ -11,8 +11,8 @@ use common::rtmp_client::{
     CHUNK_SIZE, RtmpClient, audio_payload, video_payload, video_sequence_header,
 };
 use rml_rtmp::messages::RtmpMessage;
-use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
+use surge_wire::amf0::Amf0Value;
 use tokio::io::AsyncWriteExt;
 
 /// Chunks of one message: a type-0 header then type-3 continuations (extended timestamp

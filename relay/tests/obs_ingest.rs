@@ -16,8 +16,8 @@ use common::rtmp_client::{
     CHUNK_SIZE, RtmpClient, decode_command, status_code, video_payload, video_sequence_header,
 };
 use rml_rtmp::messages::MessagePayload;
-use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
+use surge_wire::amf0::Amf0Value;
 
 const KEY: &str = "obs-key";
 

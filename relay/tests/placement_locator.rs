@@ -176,6 +176,11 @@ async fn viewers_spread_over_edges_with_room_then_overflow_then_reach_a_new_edge
     let (status, head) = response_head(locator, "/live/crowd.flv").await;
     if status == 302 {
         assert!(head.contains("placed=1"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("x-surge-placement: edge"),
+            "a redirect says how the viewer was placed: {head}"
+        );
     } else {
         assert_eq!(status, 200, "{head}");
     }

@@ -15,6 +15,11 @@ use super::AppState;
 use crate::placement::locate::{Located, Outcome, PLACED_PARAM, PlayProtocol, Request};
 use crate::placement::poller::Locator;
 
+/// On a redirect: `edge` (an edge of the viewer's region) or `overflow` (a relay further
+/// along the overflow order), so clients and load generators can count overflow placements.
+pub static PLACEMENT_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-surge-placement");
+
 /// Seconds a refused viewer is told to wait before it asks again.
 const RETRY_AFTER_SECONDS: &str = "2";
 
@@ -153,7 +158,17 @@ pub fn place_flv(state: &AppState, app: &str, name: &str, query: Option<&str>) -
         Outcome::Placed(l) if l.is_self => None,
         Outcome::Placed(l) => {
             tracing::debug!(stream = %format!("{app}/{name}"), to = %l.url, overflow = l.overflow, "viewer placed elsewhere");
-            Some((StatusCode::FOUND, [(header::LOCATION, l.url)]).into_response())
+            let placement = if l.overflow { "overflow" } else { "edge" };
+            Some(
+                (
+                    StatusCode::FOUND,
+                    [
+                        (header::LOCATION, l.url),
+                        (PLACEMENT_HEADER.clone(), placement.to_string()),
+                    ],
+                )
+                    .into_response(),
+            )
         }
         Outcome::Refused => Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
