@@ -91,6 +91,24 @@ pub struct Config {
     )]
     pub placement_peers: Vec<String>,
 
+    /// HTTP addresses (`host:port`) of the relays one tier up that this relay may pull from
+    /// (a headless Service name stands for all its pods). Before pulling from its first
+    /// `--upstream`, it picks the Ready one among them with the fewest children (fewer than
+    /// `--parent-fanout`), counting children from what its `--placement-peer`s and these pull
+    /// from; with none free it uses `--upstream` as given (the origin last).
+    #[arg(
+        long = "parent-peer",
+        env = "SURGE_PARENT_PEERS",
+        value_delimiter = ',',
+        value_parser = parse_peer
+    )]
+    pub parent_peers: Vec<String>,
+
+    /// Most child relays a parent feeds, used when picking a parent with `--parent-peer` (the
+    /// Stream's `spec.tree.fanout`).
+    #[arg(long, env = "SURGE_PARENT_FANOUT", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parent_fanout: u32,
+
     /// Where viewers go when every edge of the region is full, in order: `tier-above` (the
     /// region's reflectors, or the origin) and region names (their edges).
     #[arg(long, env = "SURGE_OVERFLOW", value_delimiter = ',', default_value = "tier-above", value_parser = parse_overflow_step)]

@@ -13,7 +13,7 @@ use crate::hub::{Hub, HubConfig, Subscription};
 use crate::metrics::Metrics;
 use crate::placement::{CapacityLimits, Room, StreamLoad};
 use crate::protocol::Protocol;
-use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller};
+use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller_with};
 
 pub type StreamKey = (String, String);
 
@@ -79,6 +79,8 @@ pub struct Registry {
     viewers: AtomicUsize,
     draining: AtomicBool,
     me: Weak<Registry>,
+    /// Set once at start-up with `--parent-peer`: pullers ask it which parent to pull from.
+    parent: std::sync::OnceLock<Arc<dyn crate::upstream::ParentChooser>>,
 }
 
 impl Registry {
@@ -93,6 +95,7 @@ impl Registry {
             viewers: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             me: me.clone(),
+            parent: std::sync::OnceLock::new(),
         })
     }
 
@@ -123,6 +126,11 @@ impl Registry {
 
     pub fn total_viewers(&self) -> usize {
         self.viewers.load(Ordering::SeqCst)
+    }
+
+    /// Pullers started from now on choose their parent with `chooser` (set once).
+    pub fn set_parent_chooser(&self, chooser: Arc<dyn crate::upstream::ParentChooser>) {
+        let _ = self.parent.set(chooser);
     }
 
     /// Stop admitting viewers and publishers (SIGTERM).
@@ -199,7 +207,11 @@ impl Registry {
             stream: name.to_string(),
         };
         tracing::info!(app, stream = name, prewarm, upstreams = ?cfg.upstreams, "starting upstream pull");
-        spawn_puller(cfg, sink, cancel.clone());
+        let opts = crate::upstream::PullerOptions {
+            parent: self.parent.get().cloned(),
+            ..Default::default()
+        };
+        spawn_puller_with(cfg, opts, sink, cancel.clone());
         Arc::new(StreamEntry {
             hub,
             source: Source::Upstream,

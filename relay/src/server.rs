@@ -77,14 +77,19 @@ impl Relay {
         ));
 
         let instance: Arc<str> = instance_id().into();
-        let locator = (!cfg.placement_peers.is_empty()).then(|| {
-            Arc::new(crate::placement::poller::Locator::new(
+        // The peer view: kept when this relay places viewers (`--placement-peer`) or picks
+        // its parent (`--parent-peer`).
+        let places_viewers = !cfg.placement_peers.is_empty();
+        let picks_parent = !cfg.parent_peers.is_empty();
+        let locator = (places_viewers || picks_parent).then(|| {
+            Arc::new(crate::placement::poller::Locator::with_parent_fanout(
                 crate::placement::locate::LocatorPolicy {
                     me: instance.to_string(),
                     region: cfg.region.clone(),
                     overflow: cfg.overflow.clone(),
                     high_mark: cfg.ready_max_load,
                 },
+                cfg.parent_fanout as usize,
             ))
         });
         let mut state = AppState {
@@ -103,11 +108,18 @@ impl Relay {
             crate::placement::poller::spawn_poller(
                 locator.clone(),
                 cfg.placement_peers.clone(),
+                cfg.parent_peers.clone(),
                 move || crate::http::stats::own_report(&own, http_addr),
                 shutdown.clone(),
             );
-            tracing::info!(peers = ?cfg.placement_peers, overflow = ?cfg.overflow, "placing viewers as this region's locator");
-            state.locator = Some(locator);
+            if picks_parent {
+                tracing::info!(parents = ?cfg.parent_peers, fanout = cfg.parent_fanout, "choosing a parent with room among the tier above");
+                registry.set_parent_chooser(locator.clone());
+            }
+            if places_viewers {
+                tracing::info!(peers = ?cfg.placement_peers, overflow = ?cfg.overflow, "placing viewers as this region's locator");
+                state.locator = Some(locator);
+            }
         }
         let listener = TimeoutListener {
             inner: http_listener,

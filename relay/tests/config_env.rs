@@ -40,6 +40,8 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_READY_RESUME_LOAD", "0.95", "--ready-resume-load"),
     ("SURGE_PLACEMENT_PEERS", "no-port", "--placement-peer"),
     ("SURGE_OVERFLOW", "a/b", "--overflow"),
+    ("SURGE_PARENT_PEERS", "no-port", "--parent-peer"),
+    ("SURGE_PARENT_FANOUT", "0", "--parent-fanout"),
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.

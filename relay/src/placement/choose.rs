@@ -116,10 +116,24 @@ fn tier_above<'a>(view: &'a [RelayView], region: &str) -> Option<Vec<&'a RelayVi
     (!origins.is_empty()).then_some(origins)
 }
 
-/// A parent for a child relay among `candidates` (the tier above it): Ready, with fewer than
-/// `fanout` children; the fewest children first, then the least load. `None`: every parent is
-/// full or gone — the caller falls back to the origin.
-pub fn choose_parent(candidates: &[RelayView], fanout: usize) -> Option<&RelayView> {
+/// A parent for child relay `me` among `candidates` (the tier above it). The parent it pulls
+/// from now (`current`) stays while Ready, even at `fanout` (it is one of those children).
+/// Otherwise: Ready, with fewer than `fanout` children; the fewest children first, then the
+/// least load; equal ones are ordered by a hash of (`me`, parent) so children starting at the
+/// same moment, each seeing the same counts, spread instead of all taking the same parent.
+/// `None`: every parent is full or gone — the caller falls back to the origin.
+pub fn choose_parent<'a>(
+    candidates: &'a [RelayView],
+    fanout: usize,
+    me: &str,
+    current: Option<&str>,
+) -> Option<&'a RelayView> {
+    if let Some(kept) = candidates
+        .iter()
+        .find(|r| r.ready && Some(r.id.as_str()) == current)
+    {
+        return Some(kept);
+    }
     candidates
         .iter()
         .filter(|r| r.ready && r.children < fanout)
@@ -127,9 +141,19 @@ pub fn choose_parent(candidates: &[RelayView], fanout: usize) -> Option<&RelayVi
             a.children
                 .cmp(&b.children)
                 .then(a.load.total_cmp(&b.load))
-                .then(b.has_stream.cmp(&a.has_stream))
+                .then(spread(me, &a.id).cmp(&spread(me, &b.id)))
                 .then(a.id.cmp(&b.id))
         })
+}
+
+/// A stable per-(child, parent) order (FNV-1a: the same on every relay and every run).
+fn spread(me: &str, parent: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in me.bytes().chain([0]).chain(parent.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]
@@ -260,17 +284,43 @@ mod tests {
         ];
         parents[0].children = 2;
         parents[1].children = 1;
-        assert_eq!(choose_parent(&parents, 2), Some(&parents[1]));
+        assert_eq!(choose_parent(&parents, 2, "e", None), Some(&parents[1]));
         parents[1].children = 2;
         assert_eq!(
-            choose_parent(&parents, 2),
+            choose_parent(&parents, 2, "e", None),
             None,
             "both full: fall back to the origin"
         );
+        assert_eq!(
+            choose_parent(&parents, 2, "e", Some("r2:8080")),
+            Some(&parents[1]),
+            "a child keeps its parent at fanout"
+        );
         parents[0].children = 1;
         parents[0].ready = false;
-        assert_eq!(choose_parent(&parents, 2), None);
+        assert_eq!(choose_parent(&parents, 2, "e", None), None);
+        assert_eq!(
+            choose_parent(&parents, 2, "e", Some("r1:8080")),
+            None,
+            "a parent that is not Ready is left"
+        );
         parents[0].ready = true;
-        assert_eq!(choose_parent(&parents, 2), Some(&parents[0]));
+        assert_eq!(choose_parent(&parents, 2, "e", None), Some(&parents[0]));
+    }
+
+    #[test]
+    fn children_starting_together_spread_over_equal_parents() {
+        let parents: Vec<_> = (0..4)
+            .map(|i| relay(&format!("r{i}"), "eu", Tier::Reflector, 0.0))
+            .collect();
+        let mut taken = std::collections::HashSet::new();
+        for child in 0..16 {
+            let me = format!("edge-{child}");
+            taken.insert(choose_parent(&parents, 8, &me, None).map(|p| p.id.clone()));
+        }
+        assert!(
+            taken.len() >= 3,
+            "16 children all saw empty parents: {taken:?}"
+        );
     }
 }

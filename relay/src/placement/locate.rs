@@ -128,7 +128,8 @@ mod tests {
             accepting: true,
             load,
             capacity: 40,
-            children: 0,
+            pulls_from: vec![],
+            polled: None,
             streams: vec!["live/a".into()],
         }
     }

@@ -32,19 +32,49 @@ const MAX_BODY: usize = 1 << 20;
 pub struct Locator {
     pub policy: LocatorPolicy,
     view: Mutex<PeerView>,
+    /// Most children a parent feeds (`--parent-fanout`).
+    parent_fanout: usize,
+    /// Where the `--parent-peer` names resolved on the last poll.
+    parents: Mutex<Vec<SocketAddr>>,
+    /// A whole round of polls has been answered (or timed out) since start.
+    polled_once: std::sync::atomic::AtomicBool,
 }
 
 impl Locator {
     pub fn new(policy: LocatorPolicy) -> Self {
+        Self::with_parent_fanout(policy, 8)
+    }
+
+    pub fn with_parent_fanout(policy: LocatorPolicy, parent_fanout: usize) -> Self {
         Locator {
             policy,
             view: Mutex::new(PeerView::new(MAX_REPORT_AGE)),
+            parent_fanout,
+            parents: Mutex::new(Vec::new()),
+            polled_once: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn locate(&self, req: &Request) -> Outcome {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         locate(&mut view, &self.policy, req, Instant::now())
+    }
+
+    /// `rtmp://host:port` of the parent this relay should pull from now, if one of its
+    /// `--parent-peer`s is Ready with room (see [`PeerView::parent_for`]).
+    pub fn parent(&self) -> Option<String> {
+        let parents = self
+            .parents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        view.parent_for(
+            &self.policy.me,
+            &parents,
+            self.parent_fanout,
+            Instant::now(),
+        )
     }
 
     fn update(&self, report: PeerReport) {
@@ -93,7 +123,14 @@ pub fn peer_report(stats: &RelayStats, polled: SocketAddr) -> Result<PeerReport,
         accepting: r.accepting.ok_or(PollError::Missing("accepting"))?,
         load: r.load.ok_or(PollError::Missing("load"))?,
         capacity: r.capacity.ok_or(PollError::Missing("capacity"))? as usize,
-        children: r.children.unwrap_or(0) as usize,
+        pulls_from: stats
+            .streams
+            .iter()
+            .filter_map(|s| s.upstream.as_ref()?.url.as_deref())
+            .filter_map(|u| crate::upstream::UpstreamUrl::parse(u).ok())
+            .map(|u| u.socket_addr())
+            .collect(),
+        polled: Some(polled),
         streams: stats
             .streams
             .iter()
@@ -102,10 +139,25 @@ pub fn peer_report(stats: &RelayStats, polled: SocketAddr) -> Result<PeerReport,
     })
 }
 
-/// Polls `peers` until `shutdown`; `own` reports this relay (fresh on every round).
+impl crate::upstream::ParentChooser for Locator {
+    fn choose(&self) -> crate::upstream::ParentChoice {
+        use crate::upstream::ParentChoice;
+        if !self.polled_once.load(std::sync::atomic::Ordering::Acquire) {
+            return ParentChoice::NotYetKnown;
+        }
+        match self.parent() {
+            Some(url) => ParentChoice::Parent(url),
+            None => ParentChoice::NoneFree,
+        }
+    }
+}
+
+/// Polls `peers` and `parent_peers` until `shutdown`; `own` reports this relay (fresh on every
+/// round).
 pub fn spawn_poller(
     locator: Arc<Locator>,
     peers: Vec<String>,
+    parent_peers: Vec<String>,
     own: impl Fn() -> Option<PeerReport> + Send + Sync + 'static,
     shutdown: CancellationToken,
 ) {
@@ -124,12 +176,18 @@ pub fn spawn_poller(
             if let Some(me) = own() {
                 locator.update(me);
             }
-            let addrs = resolve_all(&peers).await;
+            let parents = resolve_all(&parent_peers).await;
+            let mut addrs = resolve_all(&peers).await;
+            addrs.extend(parents.iter().copied());
+            addrs.sort();
+            addrs.dedup();
+            *locator.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
             let polls = addrs.into_iter().map(|addr| {
                 let client = client.clone();
                 async move { (addr, poll(&client, addr).await) }
             });
-            for (addr, result) in futures::future::join_all(polls).await {
+            let answers = futures::future::join_all(polls).await;
+            for (addr, result) in answers {
                 match result {
                     Ok(report) if report.instance != locator.policy.me => locator.update(report),
                     Ok(_) => {}
@@ -138,6 +196,13 @@ pub fn spawn_poller(
                     }
                 }
             }
+            // Own report first, then the peers': own pulls are in view before anyone asks.
+            if let Some(me) = own() {
+                locator.update(me);
+            }
+            locator
+                .polled_once
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     });
 }

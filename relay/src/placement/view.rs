@@ -4,9 +4,10 @@
 //! feeds reports in with the time they arrived.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::choose::RelayView;
+use super::choose::{RelayView, choose_parent};
 use crate::config::Tier;
 
 /// What one peer says about itself (from its `/api/v1/streams`).
@@ -25,7 +26,11 @@ pub struct PeerReport {
     pub accepting: bool,
     pub load: f64,
     pub capacity: usize,
-    pub children: usize,
+    /// `host:port` of each RTMP upstream it pulls from now: a parent counts its children
+    /// from its peers' answers.
+    pub pulls_from: Vec<String>,
+    /// The address it answered the poll at (`None` for a relay's report of itself).
+    pub polled: Option<SocketAddr>,
     /// `app/name` of every stream it holds.
     pub streams: Vec<String>,
 }
@@ -33,6 +38,20 @@ pub struct PeerReport {
 impl PeerReport {
     pub fn http_addr(&self) -> String {
         format!("{}:{}", self.host, self.http_port)
+    }
+
+    /// `rtmp://host:port`: where children and RTMP viewers reach it.
+    pub fn rtmp_base(&self) -> String {
+        format!("rtmp://{}:{}", self.host, self.rtmp_port)
+    }
+
+    /// Whether a child pulling from `addr` (`host:port`) pulls from this relay: by its
+    /// advertised host or by the address it was polled at.
+    fn serves(&self, addr: &str) -> bool {
+        addr == format!("{}:{}", self.host, self.rtmp_port)
+            || self
+                .polled
+                .is_some_and(|p| addr == SocketAddr::new(p.ip(), self.rtmp_port).to_string())
     }
 }
 
@@ -126,12 +145,58 @@ impl PeerView {
                     accepting: r.accepting && self.fresh(e, now),
                     load: r.load + pending,
                     has_stream: r.streams.iter().any(|s| s == stream),
-                    children: r.children,
+                    children: self.children_of(e, now),
                 }
             })
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Relays in fresh view pulling from `parent` (each counted once, whatever it pulls).
+    fn children_of(&self, parent: &Entry, now: Instant) -> usize {
+        self.peers
+            .values()
+            .filter(|e| e.report.instance != parent.report.instance && self.fresh(e, now))
+            .filter(|e| e.report.pulls_from.iter().any(|a| parent.report.serves(a)))
+            .count()
+    }
+
+    /// Chooses a parent for relay `me` among the peers polled at `candidates` (the tier above
+    /// it): the one it already pulls from while that stays Ready, else the Ready one with the
+    /// fewest children under `fanout` (see [`choose_parent`]). Answers `rtmp://host:port`.
+    pub fn parent_for(
+        &self,
+        me: &str,
+        candidates: &[SocketAddr],
+        fanout: usize,
+        now: Instant,
+    ) -> Option<String> {
+        let mine = self.peers.get(me).map(|e| &e.report.pulls_from);
+        let in_scope: Vec<&Entry> = self
+            .peers
+            .values()
+            .filter(|e| e.report.polled.is_some_and(|p| candidates.contains(&p)))
+            .collect();
+        let current = in_scope
+            .iter()
+            .find(|e| mine.is_some_and(|m| m.iter().any(|a| e.report.serves(a))))
+            .map(|e| e.report.instance.clone());
+        let views: Vec<RelayView> = in_scope
+            .iter()
+            .map(|e| RelayView {
+                id: e.report.instance.clone(),
+                region: e.report.region.clone(),
+                tier: e.report.tier,
+                ready: e.report.ready && self.fresh(e, now),
+                accepting: e.report.accepting && self.fresh(e, now),
+                load: e.report.load,
+                has_stream: false,
+                children: self.children_of(e, now),
+            })
+            .collect();
+        let chosen = choose_parent(&views, fanout, me, current.as_deref())?;
+        self.report(&chosen.id).map(PeerReport::rtmp_base)
     }
 
     fn fresh(&self, e: &Entry, now: Instant) -> bool {
@@ -155,9 +220,63 @@ mod tests {
             accepting: true,
             load,
             capacity,
-            children: 0,
+            pulls_from: vec![],
+            polled: None,
             streams: vec!["live/a".into()],
         }
+    }
+
+    fn relay_at(instance: &str, tier: Tier, port: u16, pulls_from: &[&str]) -> PeerReport {
+        PeerReport {
+            http_port: port,
+            rtmp_port: port + 1,
+            pulls_from: pulls_from.iter().map(|a| a.to_string()).collect(),
+            polled: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            ..report(instance, tier, 0.1, 40)
+        }
+    }
+
+    #[test]
+    fn children_are_counted_from_what_peers_pull_and_parents_fill_up_to_fanout() {
+        let now = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        let parents = [
+            SocketAddr::from(([127, 0, 0, 1], 9000)),
+            SocketAddr::from(([127, 0, 0, 1], 9010)),
+        ];
+        view.update(relay_at("r1", Tier::Reflector, 9000, &[]), now);
+        view.update(relay_at("r2", Tier::Reflector, 9010, &[]), now);
+        view.update(relay_at("e1", Tier::Edge, 9100, &["127.0.0.1:9001"]), now);
+        view.update(relay_at("e2", Tier::Edge, 9110, &["127.0.0.1:9001"]), now);
+        let children: Vec<_> = view
+            .relays("live/a", now)
+            .into_iter()
+            .map(|r| (r.id, r.children))
+            .collect();
+        assert!(children.contains(&("r1".into(), 2)), "{children:?}");
+        assert!(children.contains(&("r2".into(), 0)), "{children:?}");
+        // A new edge goes to the parent with room.
+        view.update(relay_at("e3", Tier::Edge, 9120, &[]), now);
+        assert_eq!(
+            view.parent_for("e3", &parents, 2, now).as_deref(),
+            Some("rtmp://127.0.0.1:9011")
+        );
+        // An edge keeps the parent it has, even at fanout.
+        assert_eq!(
+            view.parent_for("e1", &parents, 2, now).as_deref(),
+            Some("rtmp://127.0.0.1:9001")
+        );
+        // Every parent full: no choice (the caller falls back to --upstream, the origin last).
+        view.update(relay_at("e3", Tier::Edge, 9120, &["127.0.0.1:9011"]), now);
+        view.update(relay_at("e4", Tier::Edge, 9130, &["127.0.0.1:9011"]), now);
+        view.update(relay_at("e5", Tier::Edge, 9140, &[]), now);
+        assert_eq!(view.parent_for("e5", &parents, 2, now), None);
+        // Only the candidates given count: a reflector outside them is never chosen.
+        assert_eq!(
+            view.parent_for("e5", &parents[..1], 3, now).as_deref(),
+            Some("rtmp://127.0.0.1:9001")
+        );
+        assert_eq!(view.parent_for("e5", &[], 3, now), None);
     }
 
     #[test]

@@ -43,6 +43,26 @@ pub trait MediaSink: Send + Sync + 'static {
     fn on_end_of_stream(&self);
 }
 
+/// Picks the relay to pull from in place of the first `--upstream` (a parent of the tier
+/// above with room for another child), asked before each attempt on the first upstream.
+pub trait ParentChooser: Send + Sync + 'static {
+    fn choose(&self) -> ParentChoice;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// `rtmp://host:port` of the parent to pull from.
+    Parent(String),
+    /// Every parent is full or gone: use `--upstream` as given (the origin last).
+    NoneFree,
+    /// The relay has not heard from its peers yet (just started): ask again shortly.
+    NotYetKnown,
+}
+
+/// How long a just-started relay waits for its first view of the parents before it pulls
+/// from `--upstream` as given.
+pub const PARENT_VIEW_WAIT: Duration = Duration::from_secs(3);
+
 /// Where a puller is in its connection life.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
@@ -68,7 +88,7 @@ pub struct PullerConfig {
 }
 
 /// Tuning knobs; [`spawn_puller`] uses the defaults.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PullerOptions {
     pub backoff: BackoffPolicy,
     /// TCP connect limit per attempt.
@@ -93,6 +113,8 @@ pub struct PullerOptions {
     /// Spacing between the last timestamp delivered and the first of a new upstream.
     pub rebase_gap_ms: u32,
     pub chunk_limits: ChunkLimits,
+    /// With `--parent-peer`: chooses the parent tried in place of the first upstream.
+    pub parent: Option<Arc<dyn ParentChooser>>,
 }
 
 impl Default for PullerOptions {
@@ -108,6 +130,7 @@ impl Default for PullerOptions {
             preferred_probe_interval: Duration::from_secs(10),
             rebase_gap_ms: rebase::DEFAULT_REBASE_GAP_MS,
             chunk_limits: ChunkLimits::default(),
+            parent: None,
         }
     }
 }

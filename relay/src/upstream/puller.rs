@@ -13,7 +13,10 @@ use super::connection::{self, ConnectionEnd};
 use super::rebase::{DEFAULT_RESET_THRESHOLD_MS, TimestampRebaser};
 use super::session::PullEvent;
 use super::url::UpstreamUrl;
-use super::{MediaSink, PullerConfig, PullerOptions, UpstreamState};
+use super::{
+    MediaSink, PARENT_VIEW_WAIT, ParentChoice, ParentChooser, PullerConfig, PullerOptions,
+    UpstreamState,
+};
 use crate::media::{MediaKind, MediaMessage};
 
 /// Reports state changes to the sink, skipping repeats.
@@ -84,6 +87,35 @@ impl FailoverPlan {
     }
 }
 
+/// The parent to pull from in place of `first` (see [`ParentChooser`]); waits up to
+/// [`PARENT_VIEW_WAIT`] for a relay that has not heard from its peers yet.
+async fn choose_parent(
+    parent: &dyn ParentChooser,
+    first: &UpstreamUrl,
+    app: &str,
+    cancel: &CancellationToken,
+) -> Option<UpstreamUrl> {
+    let give_up = tokio::time::Instant::now() + PARENT_VIEW_WAIT;
+    loop {
+        match parent.choose() {
+            ParentChoice::Parent(base) => {
+                return UpstreamUrl::parse(&format!("{base}/{}", first.app_or(app))).ok();
+            }
+            ParentChoice::NoneFree => {
+                debug!("no parent has room; pulling from --upstream as given");
+                return None;
+            }
+            ParentChoice::NotYetKnown if tokio::time::Instant::now() >= give_up => return None,
+            ParentChoice::NotYetKnown => {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    _ = cancel.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn run(
     cfg: PullerConfig,
     opts: PullerOptions,
@@ -124,7 +156,13 @@ async fn run_inner(
     // End of stream is reported once per ended stream, not again by every reconnect after it.
     let mut end_reported = false;
     loop {
-        let url = &urls[plan.next];
+        // The first upstream names the tier above: with a parent chooser, the parent with
+        // room stands in for it.
+        let chosen = match (&opts.parent, plan.next) {
+            (Some(parent), 0) => choose_parent(parent.as_ref(), &urls[0], &cfg.app, &cancel).await,
+            _ => None,
+        };
+        let url = chosen.as_ref().unwrap_or(&urls[plan.next]);
         let url_text = url.to_string();
         rebaser.new_timeline();
         debug!(upstream = %url_text, "connecting");
