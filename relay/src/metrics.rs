@@ -22,6 +22,8 @@ pub struct Metrics {
     pub connections_closed: Family<Labels, Counter>,
     pub max_viewers: Gauge,
     pub placements: Family<Labels, Counter>,
+    /// Plays this relay refused itself for lack of room, by protocol and reason.
+    pub viewers_refused: Family<Labels, Counter>,
     pub load: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub capacity: Gauge,
     /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
@@ -60,6 +62,7 @@ impl Metrics {
             );
         let capacity = Gauge::default();
         let placements = Family::<Labels, Counter>::default();
+        let viewers_refused = Family::<Labels, Counter>::default();
         registry.register(
             "viewers",
             "Connected viewers by stream and protocol",
@@ -106,6 +109,11 @@ impl Metrics {
             placements.clone(),
         );
         registry.register(
+            "viewers_refused",
+            "Plays this relay refused for lack of room, by protocol and reason (full, draining)",
+            viewers_refused.clone(),
+        );
+        registry.register(
             "load",
             "Viewers over capacity at the current bitrates (0..1; /readyz is 503 from --ready-max-load)",
             load.clone(),
@@ -131,6 +139,7 @@ impl Metrics {
             load,
             capacity,
             placements,
+            viewers_refused,
             bytes_sent_rtmp,
             bytes_sent_flv,
         }
@@ -140,6 +149,16 @@ impl Metrics {
     pub fn placement(&self, outcome: &str) {
         self.placements
             .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
+    }
+
+    /// A play refused here for lack of room (`full` or `draining`).
+    pub fn viewer_refused(&self, protocol: Protocol, reason: &str) {
+        self.viewers_refused
+            .get_or_create(&vec![
+                ("protocol".to_string(), protocol.as_str().to_string()),
+                ("reason".to_string(), reason.to_string()),
+            ])
             .inc();
     }
 

@@ -66,10 +66,23 @@ pub enum PublishError {
 pub enum PlayError {
     #[error("stream {0}/{1} not found")]
     NotFound(String, String),
-    #[error("relay is full ({0} viewers is its capacity at this bitrate)")]
-    Full(usize),
-    #[error("relay is shutting down")]
+    /// No room: `viewers` admitted of the `capacity` the relay has at its streams' bitrates.
+    #[error("relay full: {viewers} of {capacity} viewers")]
+    Full { viewers: usize, capacity: usize },
+    #[error("relay draining: not taking new viewers")]
     ShuttingDown,
+}
+
+impl PlayError {
+    /// The `reason` label of `surge_relay_viewers_refused_total` for a refusal for lack of
+    /// room (`full`, `draining`); `None` for an unknown stream.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            PlayError::Full { .. } => Some("full"),
+            PlayError::ShuttingDown => Some("draining"),
+            PlayError::NotFound(..) => None,
+        }
+    }
 }
 
 pub struct Registry {
@@ -242,7 +255,7 @@ impl Registry {
         protocol: Protocol,
     ) -> Result<Subscription, PlayError> {
         if self.is_draining() {
-            return Err(PlayError::ShuttingDown);
+            return Err(self.refused(protocol, PlayError::ShuttingDown));
         }
         let key = (app.to_string(), name.to_string());
         let entry = {
@@ -254,9 +267,12 @@ impl Registry {
             let at_count_limit =
                 self.viewers.load(Ordering::SeqCst) >= self.settings.capacity.max_viewers;
             if at_count_limit || !self.settings.capacity.admits(&loads, kbps) {
-                return Err(PlayError::Full(
-                    self.settings.capacity.room(&loads).capacity,
-                ));
+                let room = self.settings.capacity.room(&loads);
+                let full = PlayError::Full {
+                    viewers: room.viewers,
+                    capacity: room.capacity,
+                };
+                return Err(self.refused(protocol, full));
             }
             let entry = match streams.get(&key) {
                 Some(e) => e.clone(),
@@ -279,6 +295,14 @@ impl Registry {
             entry,
         }));
         Ok(sub)
+    }
+
+    /// Counts a viewer refused for lack of room.
+    fn refused(&self, protocol: Protocol, e: PlayError) -> PlayError {
+        if let Some(reason) = e.refusal_reason() {
+            self.metrics.viewer_refused(protocol, reason);
+        }
+        e
     }
 
     fn viewer_left(&self, key: &StreamKey, entry: &Arc<StreamEntry>) {
@@ -419,10 +443,18 @@ mod tests {
         let v = r
             .subscribe("live", "x", Protocol::Flv)
             .expect("first viewer");
-        assert!(matches!(
-            r.subscribe("live", "x", Protocol::Rtmp),
-            Err(PlayError::Full(1))
-        ));
+        let full = r.subscribe("live", "x", Protocol::Rtmp).err();
+        assert_eq!(
+            full,
+            Some(PlayError::Full {
+                viewers: 1,
+                capacity: 1
+            })
+        );
+        assert_eq!(
+            full.map(|e| e.to_string()).as_deref(),
+            Some("relay full: 1 of 1 viewers")
+        );
         drop(v);
         assert_eq!(r.total_viewers(), 0);
         r.start_draining();
@@ -430,6 +462,17 @@ mod tests {
             r.subscribe("live", "x", Protocol::Rtmp),
             Err(PlayError::ShuttingDown)
         ));
+        let text = r.metrics().encode();
+        for sample in [
+            r#"surge_relay_viewers_refused_total{tier="edge",region="test",protocol="rtmp",reason="full"} 1"#,
+            r#"surge_relay_viewers_refused_total{tier="edge",region="test",protocol="rtmp",reason="draining"} 1"#,
+        ] {
+            assert!(text.contains(sample), "{sample} missing in:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"protocol="flv",reason"#),
+            "an unknown stream is not a refusal for room:\n{text}"
+        );
     }
 
     #[tokio::test]

@@ -29,6 +29,8 @@ use crate::registry::Registry;
 const CONTROL_QUEUE: usize = 256;
 /// Publishers send constantly; silence this long means the publisher is gone.
 const PUBLISHER_IDLE: Duration = Duration::from_secs(30);
+/// Most time a refused client gets to close its end after the relay closed its own.
+const LINGER_AFTER_REFUSAL: Duration = Duration::from_secs(2);
 /// Most bytes taken from a socket per read (publishers send media in large bursts).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -116,12 +118,19 @@ async fn serve_connection(
     // Bytes the client sent right after the handshake come first; then one read at a time.
     let mut handled = (!leftover.is_empty()).then(|| session.handle_bytes(&leftover));
     let mut role_recorded = false;
+    // Set when the session asks to close once its replies are out (a refused play): the
+    // writer then sends everything queued before it ends, instead of being cancelled.
+    let mut flush_writer = false;
     let result: Result<String, CloseReason> = loop {
         if let Some(outcome) = handled.take() {
             match outcome {
                 Ok(outbound) => {
                     if let Err(e) = dispatch(&tx, outbound, settings.slow_viewer_timeout).await {
                         break Err(e.into());
+                    }
+                    if let Some(why) = session.finished() {
+                        flush_writer = true;
+                        break Ok(why.to_string());
                     }
                 }
                 Err(InboundError::PlayClosed) => break Ok("player closed its stream".to_string()),
@@ -157,11 +166,16 @@ async fn serve_connection(
         };
     };
     drop(tx);
-    done.cancel();
+    if !flush_writer {
+        done.cancel();
+    }
     let writer_result = writer
         .await
         .unwrap_or_else(|e| Err(format!("writer task failed: {e}").into()));
     drop(session);
+    if flush_writer && writer_result.is_ok() {
+        linger_until_peer_closes(&rd, LINGER_AFTER_REFUSAL).await;
+    }
     match writer_result {
         Err(w) => Err(w),
         Ok(_) => result,
@@ -180,6 +194,27 @@ enum ReadOutcome {
     /// Readiness was spurious; wait again.
     NotReady,
     End(Result<String, String>),
+}
+
+/// Reads and drops what the client still sends after the relay closed its sending side, until
+/// the client closes too or `limit` passes: closing a socket with unread bytes resets the
+/// connection, and a reset can reach the client before it has read the relay's last replies.
+async fn linger_until_peer_closes(rd: &OwnedReadHalf, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        loop {
+            if rd.readable().await.is_err() {
+                return;
+            }
+            let r = READ_BUFFER.with_borrow_mut(|buf| rd.try_read(buf));
+            match r {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads what the socket holds now into the thread's buffer and feeds it to the session.

@@ -25,6 +25,9 @@ pub struct InboundDriver {
     session: InboundSession,
     registry: Arc<Registry>,
     publishing: Option<PublishGuard>,
+    /// Set when the connection should close once its replies are written (a play refused for
+    /// lack of room: the player is told why, and this relay keeps no idle connection for it).
+    finished: Option<String>,
 }
 
 impl InboundDriver {
@@ -38,12 +41,19 @@ impl InboundDriver {
             session,
             registry,
             publishing: None,
+            finished: None,
         };
         Ok((driver, initial))
     }
 
     pub fn role(&self) -> &Role {
         self.session.role()
+    }
+
+    /// Why the connection should close after writing the replies handed out so far; nothing
+    /// the client sends after that is read.
+    pub fn finished(&self) -> Option<&str> {
+        self.finished.as_deref()
     }
 
     /// Feeds raw bytes from the socket. On an error the media that came before it is in the
@@ -59,6 +69,9 @@ impl InboundDriver {
                 return Ok(out);
             };
             self.answer(request, &mut out)?;
+            if self.finished.is_some() {
+                return Ok(out);
+            }
             step = self.session.resume(&mut events);
         }
     }
@@ -132,6 +145,9 @@ impl InboundDriver {
                         _ => PlayRefusal::Failed,
                     };
                     tracing::info!(app = %app, stream = %stream, reason = %e, "play rejected");
+                    if e.refusal_reason().is_some() {
+                        self.finished = Some(format!("play of {app}/{stream} refused: {e}"));
+                    }
                     self.session
                         .reject_play(request_id, refusal, &e.to_string())?
                 }
