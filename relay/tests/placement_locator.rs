@@ -1,8 +1,8 @@
 //! Viewers land where there is room (README, "Placement"): three edges of one region with
-//! `--max-viewers 40` under an origin, each a locator over the others. 100 viewers that ask
+//! `--max-viewers 40` under one reflector (and an origin), each a locator over the others. 100 viewers that ask
 //! one edge's `/api/v1/locate` spread evenly over the three, none refused, none sent to a full
 //! edge; HTTP-FLV plays on a locator redirect to the chosen edge; once every edge is at its high
-//! mark the next viewer overflows to the tier above (the origin here); and an edge started later
+//! mark the next viewer overflows to the tier above (the region's reflector); and an edge started later
 //! takes the following viewers first.
 
 mod common;
@@ -22,8 +22,8 @@ fn free_addr() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-fn edge(origin: &RelayProcess, http: SocketAddr, peers: &str) -> RelayProcess {
-    let upstream = format!("rtmp://{}/live", origin.rtmp);
+fn edge(parent: &RelayProcess, http: SocketAddr, peers: &str) -> RelayProcess {
+    let upstream = format!("rtmp://{}/live", parent.rtmp);
     let http = http.to_string();
     RelayProcess::spawn(
         &[
@@ -106,6 +106,16 @@ async fn response_head(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, head)
 }
 
+async fn overflow_count(locator: SocketAddr) -> f64 {
+    common::metric(
+        locator,
+        "surge_relay_placements_total",
+        &[("outcome", "overflow")],
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
 async fn viewers(http: SocketAddr) -> u64 {
     common::stats(http).await["relay"]["viewers"]
         .as_u64()
@@ -126,11 +136,20 @@ async fn viewers_spread_over_edges_with_room_then_overflow_then_reach_a_new_edge
 
     let addrs: Vec<SocketAddr> = (0..4).map(|_| free_addr()).collect();
     let mut peers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let reflector = RelayProcess::start(&[
+        "--tier",
+        "reflector",
+        "--region",
+        REGION,
+        "--upstream",
+        &format!("rtmp://{}/live", origin.rtmp),
+    ]);
+    peers.push(reflector.http.to_string());
     peers.push(origin.http.to_string());
     let peers = peers.join(",");
     let edges: Vec<RelayProcess> = addrs[..3]
         .iter()
-        .map(|a| edge(&origin, *a, &peers))
+        .map(|a| edge(&reflector, *a, &peers))
         .collect();
     let locator = edges[0].http;
 
@@ -186,12 +205,14 @@ async fn viewers_spread_over_edges_with_room_then_overflow_then_reach_a_new_edge
     }
 
     // Fill every edge to its high mark (0.9 of 40 = 36): the next viewer overflows upward.
+    // (Overflow answers so far, if any, went to the probes above, which placed nobody.)
+    let overflow_before = overflow_count(locator).await;
     loop {
         let p = locate(locator).await.expect("placed");
         if p.overflow {
             assert!(
-                p.url.contains(&origin.http.to_string()),
-                "overflow went to {} instead of the origin",
+                p.url.contains(&reflector.http.to_string()),
+                "overflow went to {} instead of the region's reflector",
                 p.url
             );
             players.push(play(&p.url).await);
@@ -203,9 +224,29 @@ async fn viewers_spread_over_edges_with_room_then_overflow_then_reach_a_new_edge
     for e in &edges {
         assert!(viewers(e.http).await <= 40);
     }
+    assert!(
+        viewers(reflector.http).await >= 1,
+        "the overflow viewer plays on the reflector"
+    );
+    assert_eq!(
+        overflow_count(locator).await,
+        overflow_before + 1.0,
+        "the locator counts the overflow placement"
+    );
+    assert_eq!(
+        common::metric(
+            locator,
+            "surge_relay_placements_total",
+            &[("outcome", "refused")]
+        )
+        .await
+        .unwrap_or(0.0),
+        0.0,
+        "nobody was refused while the tree had room"
+    );
 
     // A fourth edge starts: once the locator sees it, new viewers go there first.
-    let late = edge(&origin, addrs[3], &peers);
+    let late = edge(&reflector, addrs[3], &peers);
     let late_addr = late.http.to_string();
     let mut reached = None;
     for _ in 0..50 {
