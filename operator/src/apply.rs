@@ -18,7 +18,8 @@ use crate::labels::{POD_DELETION_COST, stream_selector_string};
 use crate::metrics::{KindLabels, Metrics};
 use crate::reconcile::describe_kube_error;
 
-/// Applies `planned` for `target`: every tier's Service and Deployment, then deletes the
+/// Applies `planned` for `target`: every tier's Service and Deployment and the regions'
+/// placement-peers Services, then deletes the
 /// Stream's orphan Deployments and Services, then sets deletion costs. A refused object does
 /// not stop the rest (it is counted in `metrics` and listed in the result, which the status
 /// shows as ApplyFailed); a failed orphan listing or deletion fails the reconcile.
@@ -49,6 +50,11 @@ pub async fn apply_planned(
         }
         if let Err(e) = apply(&deployments, deployment, manager).await {
             refused("Deployment", deployment.name_any(), e);
+        }
+    }
+    for service in &planned.peers_services {
+        if let Err(e) = apply(&services, service, manager).await {
+            refused("Service", service.name_any(), e);
         }
     }
 

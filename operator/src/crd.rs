@@ -63,6 +63,11 @@ use surge_planner::{ScalingSettings, TreeSettings};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.placement) || !has(self.placement.overflow) || self.placement.overflow.all(o, o == 'tierAbove' || self.regions.exists(r, r.name == o))",
+     "message": "overflow entries must be tierAbove or the name of a region in spec.regions",
+     "fieldPath": ".placement.overflow"}
+]))]
 pub struct StreamSpec {
     /// RTMP application name the broadcaster publishes to and viewers play from.
     #[serde(default = "default_app")]
@@ -100,6 +105,10 @@ pub struct StreamSpec {
     /// Viewer-facing Services.
     #[serde(default)]
     pub playback: PlaybackSpec,
+
+    /// How viewers are placed on edges: how edges are exposed and where viewers overflow.
+    #[serde(default)]
+    pub placement: PlacementSpec,
 }
 
 /// The ingest side of the tree.
@@ -165,26 +174,100 @@ pub struct RegionSpec {
     pub max_edges: u32,
 }
 
-/// Shape of the multicast tree.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+/// Shape of the multicast tree. Read and written as [`TreeFields`] (the CRD schema), so that an
+/// unset `viewersPerEdge` stays distinguishable from an explicit one: the effective edge size is
+/// `sizing::viewers_per_edge`, never this struct's field alone.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(from = "TreeFields", into = "TreeFields")]
 pub struct TreeSpec {
     /// Children one relay feeds; a reflector tier is added when a region's edges exceed it.
-    #[serde(default = "default_fanout")]
-    #[schemars(range(min = 2, max = 1000))]
     pub fanout: u32,
-    /// Viewers one edge relay serves at the stream's bitrate.
-    #[serde(default = "default_viewers_per_edge")]
-    #[schemars(range(min = 1, max = 1000000))]
+    /// `viewersPerEdge` as given, or the planner's default when unset (kept as a plain number
+    /// for code that reads or overrides it; set it with [`TreeSpec::set_viewers_per_edge`] so
+    /// the override also wins over `edgeEgressMbps`).
     pub viewers_per_edge: u32,
+    /// Whether `viewersPerEdge` was given (an explicit value wins over `edgeEgressMbps`).
+    pub viewers_per_edge_given: bool,
+    /// Egress budget of one edge in Mbit/s (`edgeEgressMbps`), if given.
+    pub edge_egress_mbps: Option<u32>,
+}
+
+impl TreeSpec {
+    /// An explicit edge size, as if `viewersPerEdge` had been written in the manifest.
+    pub fn set_viewers_per_edge(&mut self, viewers: u32) {
+        self.viewers_per_edge = viewers;
+        self.viewers_per_edge_given = true;
+    }
 }
 
 impl Default for TreeSpec {
     fn default() -> Self {
-        TreeSpec {
+        TreeFields::default().into()
+    }
+}
+
+/// `spec.tree` as the API stores it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeFields {
+    /// Children one relay feeds; a reflector tier is added when a region's edges exceed it.
+    #[serde(default = "default_fanout")]
+    #[schemars(range(min = 2, max = 1000))]
+    pub fanout: u32,
+    /// Viewers one edge relay serves at the stream's bitrate (the planner's edge size; each
+    /// edge also refuses viewers past twice this, `--max-viewers`). When set it wins. When
+    /// unset: floor(edgeEgressMbps * 1000 / bitrateKbps), at least 1, if edgeEgressMbps is set;
+    /// otherwise 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub viewers_per_edge: Option<u32>,
+    /// Egress bandwidth one edge relay may send, in Mbit/s (> 0). Each edge gets
+    /// `--max-egress-mbps` (it then holds at most this divided by the stream's measured
+    /// bitrate, never less than bitrateKbps, in viewers), and an unset viewersPerEdge is derived
+    /// from it: floor(edgeEgressMbps * 1000 / bitrateKbps), at least 1. Unset: no egress limit
+    /// and viewersPerEdge (or its default 2000) alone sizes the edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub edge_egress_mbps: Option<u32>,
+}
+
+impl Default for TreeFields {
+    fn default() -> Self {
+        TreeFields {
             fanout: default_fanout(),
-            viewers_per_edge: default_viewers_per_edge(),
+            viewers_per_edge: None,
+            edge_egress_mbps: None,
         }
+    }
+}
+
+impl From<TreeFields> for TreeSpec {
+    fn from(f: TreeFields) -> Self {
+        TreeSpec {
+            fanout: f.fanout,
+            viewers_per_edge: f.viewers_per_edge.unwrap_or_else(default_viewers_per_edge),
+            viewers_per_edge_given: f.viewers_per_edge.is_some(),
+            edge_egress_mbps: f.edge_egress_mbps,
+        }
+    }
+}
+
+impl From<TreeSpec> for TreeFields {
+    fn from(t: TreeSpec) -> Self {
+        TreeFields {
+            fanout: t.fanout,
+            viewers_per_edge: t.viewers_per_edge_given.then_some(t.viewers_per_edge),
+            edge_egress_mbps: t.edge_egress_mbps,
+        }
+    }
+}
+
+impl JsonSchema for TreeSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        TreeFields::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TreeFields::json_schema(generator)
     }
 }
 
@@ -303,6 +386,53 @@ pub struct PlaybackSpec {
     pub service_type: ServiceType,
 }
 
+/// How viewers reach the edges and are spread over them.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementSpec {
+    /// `service`: viewers reach edges only through their region's playback Service, which
+    /// stops sending new viewers to a full edge (its /readyz answers 503); relays are not
+    /// locators (a redirect would name a pod IP viewers cannot reach) and `overflow` is not
+    /// used. `hostPort`: every edge's RTMP and HTTP ports are also opened on its node (one edge
+    /// per node) and advertised at the node's IP (`status.hostIP`, which must be reachable by
+    /// viewers); every edge is its region's locator: a play is redirected to the least-loaded
+    /// Ready edge, `/api/v1/locate` answers, and full regions overflow along `overflow`.
+    #[serde(default)]
+    pub exposure: Exposure,
+    /// Where viewers go when every edge of their region is full (`hostPort` only), in order:
+    /// `tierAbove` (the region's reflectors, or the origin) or a region of spec.regions (its
+    /// edges). Only exposed relays are placement targets, and in `hostPort` mode only edges are
+    /// exposed, so today `tierAbove` finds no relay and region names are what overflows.
+    #[serde(default = "default_overflow")]
+    #[schemars(length(max = 33))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(inner(regex(pattern = r"^(tierAbove|[a-z]([-a-z0-9]*[a-z0-9])?)$")))]
+    pub overflow: Vec<String>,
+}
+
+impl Default for PlacementSpec {
+    fn default() -> Self {
+        PlacementSpec {
+            exposure: Exposure::default(),
+            overflow: default_overflow(),
+        }
+    }
+}
+
+/// The `spec.placement.overflow` entry for the tier above a region's edges.
+pub const OVERFLOW_TIER_ABOVE: &str = "tierAbove";
+
+/// How edges are reachable from viewers.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Exposure {
+    /// Only through the region's playback Service.
+    #[default]
+    Service,
+    /// Each edge on its node's address (hostPort), placed by the edges' locators.
+    HostPort,
+}
+
 /// Observed state, written by the operator.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -394,6 +524,11 @@ pub struct PlaybackEndpoint {
     pub region: String,
     pub rtmp: String,
     pub http_flv: String,
+    /// The region's locator, `http://HOST:PORT/api/v1/locate?app=APP&stream=STREAM`: answers
+    /// `{url, relay, region, load, overflow}` for the relay a viewer should play from. Only
+    /// with `spec.placement.exposure: hostPort` (otherwise the relays are not locators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locate: Option<String>,
 }
 
 fn default_app() -> String {
@@ -426,6 +561,9 @@ fn default_fanout() -> u32 {
 }
 fn default_viewers_per_edge() -> u32 {
     u32::try_from(planner_tree().viewers_per_edge).unwrap_or(u32::MAX)
+}
+fn default_overflow() -> Vec<String> {
+    vec![OVERFLOW_TIER_ABOVE.to_string()]
 }
 fn default_lead_time_seconds() -> u32 {
     seconds(planner_scaling().lead_time_seconds)

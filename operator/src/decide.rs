@@ -14,7 +14,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use surge_planner::PlannerState;
 
-use crate::build::{Target, build_deployment, build_service};
+use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Stream, StreamStatus};
 use crate::observe::{
@@ -124,6 +124,8 @@ pub struct Planned {
     pub tree: TreePlan,
     /// The desired objects, tier by tier (origin first): the tier's Service, then its Deployment.
     pub objects: Vec<(Service, Deployment)>,
+    /// Per region, the headless Service the edges' locators watch (`hostPort` exposure only).
+    pub peers_services: Vec<Service>,
     /// Names of the tiers to keep: the Stream's other Deployments and Services are orphans.
     pub keep: BTreeSet<String>,
     /// `(pod, cost)` pod-deletion-cost annotations to set, so that a scale-down removes the
@@ -214,7 +216,17 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
             )
         })
         .collect();
-    let keep = tree.tiers.iter().map(|t| t.name.clone()).collect();
+    let peers_services = tree
+        .peers_services
+        .iter()
+        .map(|p| build_peers_service(target, p, cfg))
+        .collect();
+    let keep = tree
+        .tiers
+        .iter()
+        .map(|t| t.name.clone())
+        .chain(tree.peers_services.iter().map(|p| p.name.clone()))
+        .collect();
     let deletion_costs = plan
         .regions
         .iter()
@@ -227,6 +239,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         plan,
         tree,
         objects,
+        peers_services,
         keep,
         deletion_costs,
         events,
@@ -365,6 +378,7 @@ fn status(
     apply_error: Option<&str>,
 ) -> StreamStatus {
     let stream = input.stream;
+    let external_hosts = input.observed.external_hosts();
     compute_status(&StatusInput {
         stream: &input.target.stream,
         namespace: &input.target.namespace,
@@ -373,6 +387,7 @@ fn status(
         tree: planned.map(|(t, _)| t),
         plan: planned.map(|(_, p)| p),
         deployments,
+        external_hosts: &external_hosts,
         observation,
         validation_errors,
         apply_error,

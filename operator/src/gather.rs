@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 
 use crate::build::Target;
 use crate::labels::stream_selector_string;
 use crate::metrics::Metrics;
-use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome};
+use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome, ServiceView};
 use crate::scrape::Scraper;
 
-/// Lists what `target`'s Stream owns and scrapes its relays on `port`; failed scrapes are
+/// Lists what `target`'s Stream owns (Deployments, relay pods, Services) and scrapes its relays on `port`; failed scrapes are
 /// counted in `metrics` and kept as outcomes (an unreachable relay is not an error here).
 pub async fn gather(
     client: &Client,
@@ -43,11 +43,21 @@ pub async fn gather(
         .iter()
         .filter_map(PodView::from_pod)
         .collect();
+    let services: Api<Service> = Api::namespaced(client.clone(), &target.namespace);
+    let services = services
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .filter(|s| owned_by(*s, &target.owner.uid))
+        .map(ServiceView::from_service)
+        .collect();
     let scrapes = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
         pods,
         scrapes,
+        services,
     })
 }
 

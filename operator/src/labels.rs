@@ -64,6 +64,15 @@ pub fn tier_object_name(stream: &str, region: &str, tier: TierKind) -> String {
     }
 }
 
+/// Name of a region's headless placement-peers Service (`<stream>-<region>-peers`), whose DNS
+/// name resolves to every edge pod of the region, Ready or not.
+pub fn peers_service_name(stream: &str, region: &str) -> String {
+    format!("{stream}-{region}-peers")
+}
+
+/// `app.kubernetes.io/component` of a placement-peers Service.
+pub const COMPONENT_PEERS: &str = "placement-peers";
+
 /// Labels selecting every object of a Stream.
 pub fn stream_selector(stream: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -142,6 +151,7 @@ mod tests {
             tier_from_labels(&tier_labels("s", "eu", TierKind::Edge)),
             Some(TierKind::Edge)
         );
+        assert_eq!(peers_service_name("s", "eu"), "s-eu-peers");
         assert_eq!(
             stream_selector_string("s"),
             "app.kubernetes.io/managed-by=surge-operator,surge.dev/stream=s"

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use surge_planner::{RegionInput, RelayLoad, Tier, TierCount};
 
 use crate::labels::{LABEL_REGION, POD_DELETION_COST, TierKind, tier_from_labels};
@@ -107,6 +107,40 @@ impl DeploymentView {
     }
 }
 
+/// One Service the Stream owns, as far as its published address goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView {
+    pub name: String,
+    /// The address a load balancer gave a `LoadBalancer` Service
+    /// (`status.loadBalancer.ingress[0]`: its `ip`, else its `hostname`); `None` until then
+    /// and for other types.
+    pub external_host: Option<String>,
+}
+
+impl ServiceView {
+    pub fn from_service(s: &Service) -> ServiceView {
+        let load_balancer =
+            s.spec.as_ref().and_then(|spec| spec.type_.as_deref()) == Some("LoadBalancer");
+        let ingress = s
+            .status
+            .as_ref()
+            .and_then(|st| st.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .and_then(|i| i.first());
+        let external_host = ingress
+            .filter(|_| load_balancer)
+            .and_then(|i| {
+                let ip = i.ip.as_deref().filter(|h| !h.is_empty());
+                ip.or(i.hostname.as_deref().filter(|h| !h.is_empty()))
+            })
+            .map(str::to_string);
+        ServiceView {
+            name: s.metadata.name.clone().unwrap_or_default(),
+            external_host,
+        }
+    }
+}
+
 /// Result of scraping one pod: its viewers of this Stream, or why it could not be read.
 pub type ScrapeOutcome = Result<u64, String>;
 
@@ -118,6 +152,8 @@ pub struct Observed {
     pub pods: Vec<PodView>,
     /// Per pod name.
     pub scrapes: BTreeMap<String, ScrapeOutcome>,
+    /// The Services it owns (for the addresses the status publishes).
+    pub services: Vec<ServiceView>,
 }
 
 impl Observed {
@@ -126,6 +162,14 @@ impl Observed {
         self.deployments
             .iter()
             .map(|d| (d.name.clone(), d.counts))
+            .collect()
+    }
+
+    /// External hosts by Service name, of the Services that have one.
+    pub fn external_hosts(&self) -> BTreeMap<String, String> {
+        self.services
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.external_host.clone()?)))
             .collect()
     }
 

@@ -38,6 +38,32 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
     }
 }
 
+/// Largest edge size the CRD allows (`viewersPerEdge` maximum), also the ceiling of a derived
+/// one.
+pub const MAX_VIEWERS_PER_EDGE: u32 = 1_000_000;
+
+/// The edge size the planner sizes for and `--max-viewers` derives from, the one place it is
+/// decided: an explicit `viewersPerEdge` wins; else, with `edgeEgressMbps`, what that egress
+/// carries at the Stream's bitrate ([`viewers_for_egress`]); else the default (2000).
+pub fn viewers_per_edge(spec: &StreamSpec) -> u32 {
+    match spec.tree.edge_egress_mbps {
+        Some(mbps) if !spec.tree.viewers_per_edge_given => {
+            viewers_for_egress(mbps, spec.bitrate_kbps)
+        }
+        _ => spec.tree.viewers_per_edge,
+    }
+}
+
+/// Viewers an egress budget of `mbps` carries at `bitrate_kbps`: floor(mbps * 1000 /
+/// bitrate), within 1..=[`MAX_VIEWERS_PER_EDGE`] (a bitrate of 0, refused by validation, counts
+/// as 1 kbit/s).
+pub fn viewers_for_egress(mbps: u32, bitrate_kbps: u32) -> u32 {
+    let viewers = u64::from(mbps) * 1000 / u64::from(bitrate_kbps.max(1));
+    u32::try_from(viewers)
+        .unwrap_or(u32::MAX)
+        .clamp(1, MAX_VIEWERS_PER_EDGE)
+}
+
 /// Planner tree settings of the whole Stream (`spec.tree`); the edge range of the first region
 /// stands in for the Stream-wide one, which every region overrides with its own
 /// ([`edge_bounds`]).
@@ -45,7 +71,7 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
 fn stream_tree_settings(spec: &StreamSpec) -> TreeSettings {
     let mut tree = TreeSettings {
         fanout: spec.tree.fanout,
-        viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+        viewers_per_edge: u64::from(viewers_per_edge(spec)),
         ..TreeSettings::default()
     };
     if let Some(first) = spec.regions.first() {
@@ -59,7 +85,7 @@ pub fn edge_bounds(spec: &StreamSpec, region: &RegionSpec) -> EdgeBounds {
     EdgeBounds {
         min_edges: region.min_edges,
         max_edges: region.max_edges,
-        viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
+        viewers_per_edge: u64::from(viewers_per_edge(spec)),
     }
 }
 
@@ -266,6 +292,26 @@ spec:
         assert!(total_top <= 4, "origin feeds {total_top}");
         assert!(!p.region("us-east").unwrap().reflectors.is_empty());
         assert_eq!(p.state.regions.len(), 2);
+    }
+
+    #[test]
+    fn edge_size_explicit_wins_else_derived_from_egress_else_default() {
+        let base = spec(THREE);
+        assert_eq!(viewers_per_edge(&base), 100, "explicit, no egress");
+        let mut s = base.clone();
+        s.tree.edge_egress_mbps = Some(1000);
+        assert_eq!(viewers_per_edge(&s), 100, "explicit wins over egress");
+        s.tree.viewers_per_edge_given = false;
+        // 1000 Mbit/s at the default 2500 kbit/s: 400 viewers.
+        assert_eq!(viewers_per_edge(&s), 400);
+        s.bitrate_kbps = 3000;
+        assert_eq!(viewers_per_edge(&s), 333, "rounded down");
+        s.tree = crate::crd::TreeSpec::default();
+        assert_eq!(viewers_per_edge(&s), 2000, "neither: the planner default");
+        assert_eq!(viewers_for_egress(1, 200_000), 1, "never below one viewer");
+        assert_eq!(viewers_for_egress(u32::MAX, 1), MAX_VIEWERS_PER_EDGE);
+        let p = plan_stream(&s, &[], 60.0, None, &PlannerState::default()).unwrap();
+        assert_eq!(p.regions[0].desired_edges, 2);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 use crate::build::service_host;
 use crate::config::OperatorConfig;
 use crate::crd::{
-    Endpoints, PlaybackEndpoint, RegionStatus, StreamSpec, StreamStatus, TierStatus, ViewerCounts,
+    Endpoints, Exposure, PlaybackEndpoint, RegionStatus, StreamSpec, StreamStatus, TierStatus,
+    ViewerCounts,
 };
 use crate::labels::TierKind;
 use crate::observe::{DeploymentCounts, Observation};
@@ -32,6 +33,9 @@ pub struct StatusInput<'a> {
     pub plan: Option<&'a StreamPlan>,
     /// Observed Deployments by name.
     pub deployments: &'a BTreeMap<String, DeploymentCounts>,
+    /// External addresses of the Stream's Services by name (a LoadBalancer's ingress), used in
+    /// the endpoints instead of the in-cluster name.
+    pub external_hosts: &'a BTreeMap<String, String>,
     pub observation: &'a Observation,
     pub validation_errors: &'a [FieldError],
     /// Why applying the desired objects failed, if it did.
@@ -283,7 +287,15 @@ fn endpoints(input: &StatusInput<'_>, tree: &TreePlan) -> Endpoints {
     let cfg = input.cfg;
     let app = &input.spec.app;
     let stream = input.stream;
-    let host = |svc: &str| service_host(svc, input.namespace, &cfg.cluster_domain);
+    // A Service's load-balancer address when it has one, else its in-cluster name.
+    let host = |svc: &str| {
+        input
+            .external_hosts
+            .get(svc)
+            .cloned()
+            .unwrap_or_else(|| service_host(svc, input.namespace, &cfg.cluster_domain))
+    };
+    let locators = input.spec.placement.exposure == Exposure::HostPort;
     Endpoints {
         ingest: format!(
             "rtmp://{}:{}/{app}/{stream}",
@@ -294,18 +306,20 @@ fn endpoints(input: &StatusInput<'_>, tree: &TreePlan) -> Endpoints {
             .tiers
             .iter()
             .filter(|t| t.kind == TierKind::Edge)
-            .map(|t| PlaybackEndpoint {
-                region: t.region.clone(),
-                rtmp: format!(
-                    "rtmp://{}:{}/{app}/{stream}",
-                    host(&t.name),
-                    cfg.relay_rtmp_port
-                ),
-                http_flv: format!(
-                    "http://{}:{}/{app}/{stream}.flv",
-                    host(&t.name),
-                    cfg.relay_http_port
-                ),
+            .map(|t| {
+                let host = host(&t.name);
+                PlaybackEndpoint {
+                    region: t.region.clone(),
+                    rtmp: format!("rtmp://{host}:{}/{app}/{stream}", cfg.relay_rtmp_port),
+                    http_flv: format!("http://{host}:{}/{app}/{stream}.flv", cfg.relay_http_port),
+                    // Every edge is a locator only when edges place viewers (hostPort).
+                    locate: locators.then(|| {
+                        format!(
+                            "http://{host}:{}/api/v1/locate?app={app}&stream={stream}",
+                            cfg.relay_http_port
+                        )
+                    }),
+                }
             })
             .collect(),
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::OperatorConfig;
-use crate::crd::{ServiceType, StreamSpec};
-use crate::labels::{TierKind, tier_object_name};
+use crate::crd::{Exposure, OVERFLOW_TIER_ABOVE, ServiceType, StreamSpec};
+use crate::labels::{TierKind, peers_service_name, tier_object_name};
 use crate::sizing::StreamPlan;
 
 /// One tier: a Deployment plus a Service of the same name.
@@ -21,12 +21,35 @@ pub struct TierPlan {
     pub upstreams: Vec<String>,
     pub node_selector: BTreeMap<String, String>,
     pub service_type: ServiceType,
+    /// How the tier's relays place viewers; `None`: they do not (no locator, no host ports).
+    pub placement: Option<TierPlacement>,
+}
+
+/// A locator tier's part in placement: edges with `spec.placement.exposure: hostPort`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TierPlacement {
+    /// Open the RTMP and HTTP ports on the node and advertise the node's IP.
+    pub host_ports: bool,
+    /// Services whose addresses are the relay's `--placement-peer`s: its region's peers
+    /// Service, then those of the regions it overflows to.
+    pub peers: Vec<String>,
+    /// `--overflow` steps as the relay spells them (`tier-above`, region names).
+    pub overflow: Vec<String>,
+}
+
+/// A region's headless Service over its edges, the locators' view of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeersService {
+    pub name: String,
+    pub region: String,
 }
 
 /// The whole tree, origin first, then each region from its top tier down to its edges.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreePlan {
     pub tiers: Vec<TierPlan>,
+    /// One per region when edges place viewers (`hostPort` exposure), in spec order.
+    pub peers_services: Vec<PeersService>,
 }
 
 impl TreePlan {
@@ -71,6 +94,7 @@ pub fn plan_tiers(
         upstreams: Vec::new(),
         node_selector: region_node_selector(spec, &spec.origin.region, cfg),
         service_type: spec.origin.service_type,
+        placement: None,
     }];
     for region in &spec.regions {
         let (edges, reflectors) = match plan.region(&region.name) {
@@ -91,6 +115,7 @@ pub fn plan_tiers(
                 upstreams: upstreams(parent.as_deref(), &origin_name),
                 node_selector: node_selector.clone(),
                 service_type: ServiceType::ClusterIP,
+                placement: None,
             });
             parent = Some(name);
         }
@@ -102,9 +127,50 @@ pub fn plan_tiers(
             upstreams: upstreams(parent.as_deref(), &origin_name),
             node_selector,
             service_type: spec.playback.service_type,
+            placement: edge_placement(stream, spec, &region.name),
         });
     }
-    TreePlan { tiers }
+    let peers_services = match spec.placement.exposure {
+        Exposure::Service => Vec::new(),
+        Exposure::HostPort => spec
+            .regions
+            .iter()
+            .map(|r| PeersService {
+                name: peers_service_name(stream, &r.name),
+                region: r.name.clone(),
+            })
+            .collect(),
+    };
+    TreePlan {
+        tiers,
+        peers_services,
+    }
+}
+
+/// An edge's placement: none behind a Service (a locator's redirect would name a pod IP the
+/// viewer cannot reach, so the Service and the edges' readiness spread viewers); with host
+/// ports, a locator over its region's edges and the edges of each region it overflows to. Only
+/// edges are in view, because only edges are exposed: `tierAbove` then finds no relay.
+fn edge_placement(stream: &str, spec: &StreamSpec, region: &str) -> Option<TierPlacement> {
+    if spec.placement.exposure != Exposure::HostPort {
+        return None;
+    }
+    let mut peers = vec![peers_service_name(stream, region)];
+    let mut overflow = Vec::new();
+    for step in &spec.placement.overflow {
+        if step == OVERFLOW_TIER_ABOVE {
+            overflow.push("tier-above".to_string());
+        } else if step != region {
+            // The region's own edges are always tried first; listing them again adds nothing.
+            overflow.push(step.clone());
+            peers.push(peers_service_name(stream, step));
+        }
+    }
+    Some(TierPlacement {
+        host_ports: true,
+        peers,
+        overflow,
+    })
 }
 
 fn upstreams(parent: Option<&str>, origin: &str) -> Vec<String> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::crd::StreamSpec;
+use crate::crd::{OVERFLOW_TIER_ABOVE, StreamSpec};
 use crate::sizing;
 
 /// Longest Stream name: child object names (`<stream>-<region>-reflector-<n>`) must stay
@@ -119,6 +119,22 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
     }
     if spec.tree.viewers_per_edge < 1 {
         errors.push(err("spec.tree.viewersPerEdge", "must be positive"));
+    }
+    if spec.tree.edge_egress_mbps == Some(0) {
+        errors.push(err("spec.tree.edgeEgressMbps", "must be greater than 0"));
+    }
+    let mut steps = BTreeSet::new();
+    for (i, step) in spec.placement.overflow.iter().enumerate() {
+        let field = format!("spec.placement.overflow[{i}]");
+        if step != OVERFLOW_TIER_ABOVE && !spec.regions.iter().any(|r| &r.name == step) {
+            errors.push(err(
+                field.clone(),
+                format!("`{step}` is neither tierAbove nor a region of spec.regions"),
+            ));
+        }
+        if !steps.insert(step.as_str()) {
+            errors.push(err(field, format!("duplicate overflow step `{step}`")));
+        }
     }
     // The planner checks its own settings; report its complaints under the spec's path.
     if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {

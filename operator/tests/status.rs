@@ -77,6 +77,7 @@ fn status_applied(
         tree: Some(&c.tree),
         plan: Some(&c.plan),
         deployments,
+        external_hosts: &BTreeMap::new(),
         observation: obs,
         validation_errors: &[],
         apply_error,
@@ -98,6 +99,7 @@ fn invalid_spec_status(apply_error: Option<&str>) -> StreamStatus {
         tree: None,
         plan: None,
         deployments: &BTreeMap::new(),
+        external_hosts: &BTreeMap::new(),
         observation: &Observation::default(),
         validation_errors: &errors,
         apply_error,
@@ -155,6 +157,8 @@ fn all_tiers_ready_means_ready_and_converged() {
         eu.http_flv,
         "http://final-eu-west-edge.default.svc.cluster.local:8080/live/final.flv"
     );
+    // Behind Services (the default exposure) the relays are not locators.
+    assert_eq!(eu.locate, None);
 }
 
 #[test]

@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SleepAction,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SleepAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -17,7 +17,11 @@ use super::{Target, service_host};
 use crate::config::OperatorConfig;
 use crate::crd::StreamSpec;
 use crate::labels::{TierKind, tier_labels, tier_selector};
+use crate::sizing::viewers_per_edge;
 use crate::tree::TierPlan;
+
+/// Environment variable the relay reads its `--advertise-host` from.
+pub const ADVERTISE_HOST_ENV: &str = "SURGE_ADVERTISE_HOST";
 
 /// Command-line arguments of a relay in `tier` (see `surge-relay --help`).
 pub fn relay_args(
@@ -55,7 +59,29 @@ pub fn relay_args(
         // viewersPerEdge is the sizing target; the hard cap is twice that, so viewers beyond
         // the forecast overflow onto running edges while new ones start instead of being refused.
         args.push("--max-viewers".to_string());
-        args.push(max_viewers(spec.tree.viewers_per_edge).to_string());
+        args.push(max_viewers(viewers_per_edge(spec)).to_string());
+        if let Some(mbps) = spec.tree.edge_egress_mbps {
+            // Capacity follows the measured bitrate; until there is one, a viewer costs the
+            // Stream's nominal bitrate (so the egress budget holds the derived edge size).
+            args.push("--max-egress-mbps".to_string());
+            args.push(mbps.to_string());
+            args.push("--bitrate-floor-kbps".to_string());
+            args.push(spec.bitrate_kbps.to_string());
+        }
+    }
+    if let Some(placement) = &tier.placement {
+        for peer in &placement.peers {
+            args.push("--placement-peer".to_string());
+            args.push(format!(
+                "{}:{}",
+                service_host(peer, &target.namespace, &cfg.cluster_domain),
+                cfg.relay_http_port
+            ));
+        }
+        if !placement.overflow.is_empty() {
+            args.push("--overflow".to_string());
+            args.push(placement.overflow.join(","));
+        }
     }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
@@ -114,6 +140,28 @@ pub fn build_deployment(
             limits: quantities(&cfg.relay_limits),
             ..ResourceRequirements::default()
         });
+    let host_ports = tier.placement.as_ref().is_some_and(|p| p.host_ports);
+    let port = |name: &str, number: u16| ContainerPort {
+        name: Some(name.to_string()),
+        container_port: i32::from(number),
+        host_port: host_ports.then_some(i32::from(number)),
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    };
+    // The relay reports this address to locators, which put it in redirect URLs.
+    let env = host_ports.then(|| {
+        vec![EnvVar {
+            name: ADVERTISE_HOST_ENV.to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.hostIP".to_string(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }]
+    });
     let container = Container {
         name: "relay".to_string(),
         image: Some(
@@ -125,19 +173,10 @@ pub fn build_deployment(
         image_pull_policy: Some(cfg.relay_image_pull_policy.clone()),
         args: Some(relay_args(target, spec, tier, cfg)),
         ports: Some(vec![
-            ContainerPort {
-                name: Some("rtmp".to_string()),
-                container_port: i32::from(cfg.relay_rtmp_port),
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("http".to_string()),
-                container_port: i32::from(cfg.relay_http_port),
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
+            port("rtmp", cfg.relay_rtmp_port),
+            port("http", cfg.relay_http_port),
         ]),
+        env,
         readiness_probe: Some(http_probe("/readyz", "http", 2, 1)),
         liveness_probe: Some(http_probe("/healthz", "http", 10, 3)),
         // Give Services time to stop routing new viewers here before SIGTERM starts the

@@ -4,7 +4,7 @@ pub mod deployment;
 pub mod service;
 
 pub use deployment::{build_deployment, relay_args};
-pub use service::build_service;
+pub use service::{build_peers_service, build_service};
 
 /// Where objects go and who owns them.
 #[derive(Clone, Debug, PartialEq)]
