@@ -4,7 +4,10 @@
 mod histogram;
 mod html;
 mod http_flv;
+mod locator;
+mod placement;
 mod progress;
+mod reach;
 mod report;
 mod schedule;
 mod socket;
@@ -26,7 +29,7 @@ use tracing::info;
 pub use histogram::Histogram;
 pub use schedule::{RegionSchedule, plan_tick, scale_for};
 pub use stall::PlayerBuffer;
-pub use target::{Endpoint, Protocol, ProtocolChoice, parse_target};
+pub use target::{Access, Endpoint, Protocol, ProtocolChoice, parse_target};
 
 use crate::trace::{TOTAL_REGION, read_trace};
 use stats::Stats;
@@ -41,9 +44,19 @@ pub struct ReplayArgs {
     /// Which broadcast of the trace to replay (default: the first).
     #[arg(long)]
     pub broadcast: Option<String>,
-    /// REGION=HOST:RTMP_PORT[:HTTP_PORT]; repeat per region. Region `*` serves regions
-    /// without their own target; a single target serves every region.
-    #[arg(long = "target", required = true, value_parser = parse_target)]
+    /// Where a region's viewers go; repeat per region. Region `*` serves regions without
+    /// their own target; a single target serves every region. Two forms:
+    /// `REGION=HOST:RTMP_PORT[:HTTP_PORT]`: one relay, every viewer plays there (the HTTP port
+    /// is needed for `--protocol flv|mix`).
+    /// `REGION=http://HOST:PORT`: the region's locator (a surge-relay started with
+    /// `--placement-peer`), which places each viewer as it would a real player: an HTTP-FLV
+    /// viewer GETs /APP/STREAM.flv there and follows the 302 (at most 3 redirects;
+    /// `X-Surge-Placement` tells edge from overflow), an RTMP viewer asks
+    /// /api/v1/locate?app=APP&stream=STREAM&protocol=rtmp and plays the rtmp:// URL it gets.
+    /// A 503 there counts as refused and the viewer asks again after its Retry-After (within
+    /// 0.25-30 s; 2 s if none) for as long as the trace keeps it. The reports count refusals,
+    /// overflow placements and viewers per relay.
+    #[arg(long = "target", required = true, value_parser = parse_target, verbatim_doc_comment)]
     pub targets: Vec<Endpoint>,
     /// APP/STREAM to play.
     #[arg(long)]
@@ -163,13 +176,11 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
                 "no --target for region `{region}` of broadcast `{broadcast}` (add --target {region}=HOST:PORT or a default --target '*=HOST:PORT')"
             )
         })?;
-        if args.protocol.needs_http() && endpoint.http_port.is_none() {
+        if args.protocol.needs_http() && endpoint.http_port().is_none() {
             bail!(
-                "--protocol {:?} needs an HTTP port: --target {}={}:{}:HTTP_PORT",
+                "--protocol {:?} needs an HTTP port: --target {endpoint}:HTTP_PORT (or a locator, --target {}=http://HOST:PORT)",
                 args.protocol,
                 endpoint.region,
-                endpoint.host,
-                endpoint.rtmp_port
             );
         }
         let samples = trace.series(&broadcast, region);
@@ -216,9 +227,13 @@ async fn preflight(
                 stream: p.stream.as_str().into(),
                 delayed_acks: false,
             };
-            let url = match proto {
-                Protocol::Rtmp => format!("rtmp://{}/{}/{}", endpoint.rtmp_addr(), p.app, p.stream),
-                Protocol::Flv => format!(
+            let url = match (proto, endpoint.rtmp_addr()) {
+                (Protocol::Rtmp, Some(addr)) => format!("rtmp://{addr}/{}/{}", p.app, p.stream),
+                (Protocol::Rtmp, None) => format!(
+                    "rtmp via locator http://{}",
+                    endpoint.http_addr().unwrap_or_default()
+                ),
+                (Protocol::Flv, _) => format!(
                     "http://{}/{}/{}.flv",
                     endpoint.http_addr().unwrap_or_default(),
                     p.app,
@@ -240,6 +255,16 @@ async fn preflight(
                         info!(region = %sched.region, "{url}: {e}; waiting for the stream");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
+                    // A locator whose peers are not polled yet, or are all full, may have
+                    // room in a moment: as patient as with a stream not live yet.
+                    SessionEnd::Refused(wait) if Instant::now() + wait < deadline => {
+                        info!(region = %sched.region, "{url}: refused (no room); asking again in {wait:?}");
+                        tokio::time::sleep(wait).await;
+                    }
+                    SessionEnd::Refused(_) => bail!(
+                        "target for region `{}` is not usable: {url}: refused (nothing has room) for {PREFLIGHT_PATIENCE:?}",
+                        sched.region
+                    ),
                     SessionEnd::Error(e) | SessionEnd::Disconnected(e) => bail!(
                         "target for region `{}` is not usable: {url}: {e}",
                         sched.region
@@ -273,15 +298,16 @@ impl Rng {
 }
 
 async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
+    let region_names: Vec<String> = p.regions.iter().map(|(s, _)| s.region.clone()).collect();
     let stats = Rc::new(RefCell::new(Stats::new(
-        p.regions.len(),
+        &region_names,
         args.prebuffer_seconds,
     )));
     if !args.no_preflight {
         preflight(&p, args.protocol, &stats).await?;
     }
     // Start measuring afresh once the probes are done.
-    *stats.borrow_mut() = Stats::new(p.regions.len(), args.prebuffer_seconds);
+    *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds);
     let app: Rc<str> = p.app.as_str().into();
     let stream: Rc<str> = p.stream.as_str().into();
     let mut regions: Vec<RegionRun> = p
@@ -391,19 +417,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
         trace: args.trace.display().to_string(),
         broadcast: p.broadcast.clone(),
         regions: regions.iter().map(|r| r.schedule.region.clone()).collect(),
-        targets: args
-            .targets
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}={}:{}{}",
-                    t.region,
-                    t.host,
-                    t.rtmp_port,
-                    t.http_port.map(|h| format!(":{h}")).unwrap_or_default()
-                )
-            })
-            .collect(),
+        targets: args.targets.iter().map(ToString::to_string).collect(),
         stream: args.stream.clone(),
         protocol: format!("{:?}", args.protocol).to_lowercase(),
         scale: p.scale,
@@ -434,4 +448,7 @@ fn print_summary(report: &serde_json::Value) {
         report["errors"],
         report["details"]["disconnects"],
     );
+    for line in report::placement_lines(report) {
+        println!("{line}");
+    }
 }

@@ -1,4 +1,5 @@
-//! The self-contained HTML report: a summary table and four inline-SVG plots.
+//! The self-contained HTML report: a summary table, where viewers landed (per region and
+//! relay) and inline-SVG plots.
 
 use std::fmt::Write;
 
@@ -132,6 +133,7 @@ pub fn render(report: &Value) -> String {
         }],
         y_from_zero: true,
     };
+    let relays = relay_chart(&timeline);
     let mut rows = String::new();
     let mut row = |k: &str, v: String| {
         let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
@@ -219,6 +221,10 @@ pub fn render(report: &Value) -> String {
         format!("{} / {}", report["errors"], d["disconnects"]),
     );
     row(
+        "refused / placed by overflow",
+        format!("{} / {}", d["refused"], d["overflow"]),
+    );
+    row(
         "frames (from GOP cache, missing, without timing SEI)",
         format!(
             "{} ({}, {}, {})",
@@ -254,7 +260,8 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
 </style></head><body>
 <h1>surge-load replay report</h1>
 <table>{rows}</table>
-<div class="plots">{}{}{}{}</div>
+{placement}
+<div class="plots">{}{}{}{}{relays}</div>
 {kinds}
 <p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: player buffer model (start and resume at the pre-buffer size).</p>
 </body></html>
@@ -262,6 +269,139 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
         viewers.render(),
         lag.render(),
         startup.render(),
-        stalls.render()
+        stalls.render(),
+        placement = placement_table(d),
     )
+}
+
+const RELAY_COLORS: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// Where viewers landed: per region, refusals and overflow, then one row per relay.
+fn placement_table(d: &Value) -> String {
+    let Some(regions) = d["by_region"].as_object() else {
+        return String::new();
+    };
+    let mut rows = String::new();
+    for (name, r) in regions {
+        let peak = &r["relays_at_peak"];
+        let _ = write!(
+            rows,
+            "<tr><th colspan=\"4\"><b>{}</b>: refused {}, placed by overflow {}; at its peak {} viewers, max {} / mean {:.1} per relay (max/mean {})</th></tr>",
+            esc(name),
+            r["refused"],
+            r["overflow"],
+            peak["viewers"],
+            peak["max"],
+            num(&peak["mean"]).unwrap_or(0.0),
+            num(&peak["max_over_mean"])
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "–".into())
+        );
+        if let Some(relays) = r["relays"].as_object() {
+            for (relay, c) in relays {
+                let _ = write!(
+                    rows,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(relay),
+                    c["sessions"],
+                    c["peak_viewers"],
+                    peak["relays"][relay.as_str()].as_u64().unwrap_or(0)
+                );
+            }
+        }
+    }
+    format!(
+        "<h2>Where viewers landed</h2><table><tr><th>relay</th><th>sessions sent</th><th>peak viewers</th><th>viewers at the region's peak</th></tr>{rows}</table>"
+    )
+}
+
+/// Viewers playing per relay over time (the first relays seen, as many as there are colours).
+fn relay_chart(timeline: &[Value]) -> String {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for p in timeline {
+        let Some(regions) = p["placement"].as_object() else {
+            continue;
+        };
+        for (region, r) in regions {
+            for relay in r["relays"].as_object().into_iter().flat_map(|m| m.keys()) {
+                let key = (region.clone(), relay.clone());
+                if !keys.contains(&key) && keys.len() < RELAY_COLORS.len() {
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    if keys.len() < 2 {
+        return String::new();
+    }
+    let one_region = keys.iter().all(|k| k.0 == keys[0].0);
+    let series = keys
+        .iter()
+        .zip(RELAY_COLORS)
+        .map(|((region, relay), color)| Series {
+            name: if one_region {
+                relay.clone()
+            } else {
+                format!("{region} {relay}")
+            },
+            color,
+            points: timeline
+                .iter()
+                .filter_map(|p| {
+                    let n = p["placement"][region.as_str()]["relays"][relay.as_str()]
+                        .as_f64()
+                        .unwrap_or(0.0);
+                    Some((num(&p["t_s"])?, n))
+                })
+                .collect(),
+            dashed: false,
+            markers: false,
+        })
+        .collect();
+    Chart {
+        title: "Viewers per relay",
+        x_label: "wall time (s)",
+        y_label: "viewers playing",
+        series,
+        y_from_zero: true,
+    }
+    .render()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn shows_where_viewers_landed_and_a_line_per_relay() {
+        let point = |t: f64, a: u64, b: u64| json!({"t_s": t, "placement": {"eu": {"relays": {"http://e1:1": a, "http://e2:2": b}}}});
+        let report = json!({
+            "timeline": [point(0.0, 1, 0), point(1.0, 5, 4)],
+            "details": {
+                "refused": 2,
+                "overflow": 3,
+                "by_region": {"eu": {
+                    "refused": 2,
+                    "overflow": 3,
+                    "relays": {
+                        "http://e1:1": {"sessions": 6, "peak_viewers": 5},
+                        "http://e2:2": {"sessions": 4, "peak_viewers": 4},
+                    },
+                    "relays_at_peak": {"viewers": 9, "relays": {"http://e1:1": 5, "http://e2:2": 4},
+                        "max": 5, "mean": 4.5, "max_over_mean": 1.111},
+                }},
+            },
+        });
+        let html = render(&report);
+        assert!(html.contains("Where viewers landed"), "{html}");
+        assert!(html.contains("refused 2, placed by overflow 3"));
+        assert!(html.contains("<tr><td>http://e1:1</td><td>6</td><td>5</td><td>5</td></tr>"));
+        assert!(html.contains("max/mean 1.11"));
+        assert!(html.contains("Viewers per relay"));
+        assert!(html.contains("<th>refused / placed by overflow</th><td>2 / 3</td>"));
+    }
 }

@@ -1,5 +1,5 @@
-//! The HTTP side of an HTTP-FLV viewer: the request and the response head. Chunked bodies
-//! are decoded by [`surge_wire::http_chunked`].
+//! The HTTP side of an HTTP-FLV viewer (and of a locate request): the request and the
+//! response head. Chunked bodies are decoded by [`surge_wire::http_chunked`].
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HttpError {
@@ -23,6 +23,18 @@ pub struct ResponseHead {
     pub chunked: bool,
     /// Length of the head including the blank line.
     pub len: usize,
+    /// Header fields, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ResponseHead {
+    /// The first field named `name` (lower case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Parses the head if `buf` holds all of it.
@@ -46,16 +58,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| HttpError::Malformed(format!("status line `{status_line}`")))?;
-    let chunked = lines.any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("transfer-encoding")
-                && v.to_ascii_lowercase().contains("chunked")
-        })
-    });
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
     Ok(Some(ResponseHead {
         status,
         chunked,
         len: end + 4,
+        headers,
     }))
 }
 
@@ -66,14 +80,24 @@ mod tests {
     #[test]
     fn parses_heads() {
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\nFLV";
+        let parsed = parse_head(head).expect("valid").expect("complete");
         assert_eq!(
-            parse_head(head),
-            Ok(Some(ResponseHead {
-                status: 200,
-                chunked: true,
-                len: head.len() - 3
-            }))
+            (parsed.status, parsed.chunked, parsed.len),
+            (200, true, head.len() - 3)
         );
+        assert_eq!(parsed.header("content-type"), Some("video/x-flv"));
+        let redirect = parse_head(
+            b"HTTP/1.1 302 Found\r\nlocation: http://h:1/a.flv?placed=1\r\nX-Surge-Placement:  overflow \r\n\r\n",
+        )
+        .expect("valid")
+        .expect("complete");
+        assert_eq!(redirect.status, 302);
+        assert_eq!(
+            redirect.header("location"),
+            Some("http://h:1/a.flv?placed=1")
+        );
+        assert_eq!(redirect.header("x-surge-placement"), Some("overflow"));
+        assert_eq!(redirect.header("retry-after"), None);
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n"), Ok(None));
         assert!(matches!(
             parse_head(b"SSH-2.0-x\r\n\r\n"),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
+use super::placement::Spread;
 use super::stats::TimelinePoint;
 
 pub struct Progress {
@@ -19,9 +20,10 @@ fn fmt_ms(v: Option<f64>) -> String {
 }
 
 /// The live status of one timeline point: viewers now/target, lag p50/p99, stalls,
-/// errors and throughput.
+/// errors and throughput; once viewers spread over more than one relay or were refused or
+/// overflowed, also refusals, overflow placements and viewers per relay.
 pub fn status_line(p: &TimelinePoint) -> String {
-    format!(
+    let mut line = format!(
         "viewers {}/{} (+{} connecting) | lag p50 {} ms p99 {} ms | stalls {} | errors {} | {:.0} Mbit/s",
         p.viewers,
         p.target,
@@ -31,7 +33,23 @@ pub fn status_line(p: &TimelinePoint) -> String {
         p.stalls,
         p.errors,
         p.mbps
-    )
+    );
+    let spread = Spread::of(
+        p.placement
+            .values()
+            .flat_map(|r| r.spread.relays.iter().map(|(k, n)| (k, *n))),
+    );
+    if spread.relays.len() > 1 || p.refused > 0 || p.overflow > 0 {
+        line.push_str(&format!(
+            " | refused {} | overflow {} | {} relays max {} mean {:.1}",
+            p.refused,
+            p.overflow,
+            spread.relays.len(),
+            spread.max,
+            spread.mean
+        ));
+    }
+    line
 }
 
 impl Progress {
@@ -74,7 +92,10 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::replay::placement::PlacementPoint;
 
     fn point() -> TimelinePoint {
         TimelinePoint {
@@ -91,7 +112,45 @@ mod tests {
             errors: 2,
             disconnects: 1,
             mbps: 570.4,
+            refused: 0,
+            overflow: 0,
+            placement: BTreeMap::from([(
+                "eu".to_owned(),
+                PlacementPoint {
+                    refused: 0,
+                    overflow: 0,
+                    spread: Spread::of([(&"rtmp://127.0.0.1:1935".to_owned(), 950)]),
+                },
+            )]),
         }
+    }
+
+    #[test]
+    fn status_line_shows_refusals_overflow_and_relays_once_placement_matters() {
+        let relays = [
+            ("http://e1:1".to_owned(), 400),
+            ("http://e2:2".to_owned(), 450),
+            ("http://o:3".to_owned(), 100),
+        ];
+        let placed = TimelinePoint {
+            refused: 3,
+            overflow: 100,
+            placement: BTreeMap::from([(
+                "eu".to_owned(),
+                PlacementPoint {
+                    refused: 3,
+                    overflow: 100,
+                    spread: Spread::of(relays.iter().map(|(k, n)| (k, *n))),
+                },
+            )]),
+            ..point()
+        };
+        assert!(
+            status_line(&placed)
+                .ends_with("| 570 Mbit/s | refused 3 | overflow 100 | 3 relays max 450 mean 316.7"),
+            "{}",
+            status_line(&placed)
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The JSON report: the keys users script against at the top level
 //! (`viewers_peak`, `viewer_sessions`, `startup_ms`, `lag_ms`, `stall_ratio`, `errors`,
-//! `timeline`), everything else under `details`.
+//! `timeline`), everything else under `details`. Where viewers landed (refusals, overflow
+//! placements, viewers per relay and how evenly they were spread) is in `details.by_region`,
+//! in total under `details.refused` / `details.overflow`, and per second in each timeline
+//! point's `refused`, `overflow` and `placement`.
 
 use serde_json::{Value, json};
 
@@ -68,6 +71,8 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
         .enumerate()
         .map(|(i, name)| {
             let h = &stats.lag_by_region[i];
+            let placement = &stats.placement[i];
+            let peak = &placement.at_peak;
             (
                 name.clone(),
                 json!({
@@ -76,6 +81,16 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
                         "p50": opt(ms(h.quantile(0.5))),
                         "p99": opt(ms(h.quantile(0.99))),
                         "max": opt(ms(h.max())),
+                    },
+                    "refused": placement.refused,
+                    "overflow": placement.overflow,
+                    "relays": placement.relays,
+                    "relays_at_peak": {
+                        "viewers": peak.viewers,
+                        "relays": peak.relays,
+                        "max": peak.max,
+                        "mean": round3(peak.mean),
+                        "max_over_mean": opt(peak.max_over_mean()),
                     },
                 }),
             )
@@ -119,6 +134,8 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "startup_ms_max": opt(startup.last().copied()),
             "stalls": stats.stalls[stats.main],
             "disconnects": stats.disconnects,
+            "refused": stats.placement.iter().map(|p| p.refused).sum::<u64>(),
+            "overflow": stats.placement.iter().map(|p| p.overflow).sum::<u64>(),
             "bytes": stats.bytes,
             "mean_mbps": round3(mean_mbps),
             "frames": stats.frames,
@@ -133,18 +150,46 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
     })
 }
 
+/// One line per region for the end-of-run summary: refusals, overflow placements and the
+/// viewers per relay at the region's busiest second.
+pub fn placement_lines(report: &Value) -> Vec<String> {
+    let Some(regions) = report["details"]["by_region"].as_object() else {
+        return Vec::new();
+    };
+    regions
+        .iter()
+        .map(|(name, r)| {
+            let peak = &r["relays_at_peak"];
+            let relays: Vec<String> = peak["relays"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+                .unwrap_or_default();
+            let spread = peak["max_over_mean"]
+                .as_f64()
+                .map(|x| format!(", max/mean {x:.2}"))
+                .unwrap_or_default();
+            format!(
+                "region {name}: refused {} | overflow {} | at peak {} viewers on {} relays (max {}, mean {:.1}{spread}): {}",
+                r["refused"],
+                r["overflow"],
+                peak["viewers"],
+                relays.len(),
+                peak["max"],
+                peak["mean"].as_f64().unwrap_or(0.0),
+                if relays.is_empty() { "-".to_owned() } else { relays.join(", ") }
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn report_has_the_documented_keys() {
-        let mut stats = Stats::new(1, 1.0);
-        stats.session_started(0);
-        stats.began_playing(0, 5.0, 12.0);
-        stats.on_frame(0, Some(3_000));
-        stats.close_window(0.0, 1);
-        let info = RunInfo {
+    use crate::replay::placement::Placement;
+
+    fn info() -> RunInfo {
+        RunInfo {
             trace: "t.csv".into(),
             broadcast: "b".into(),
             regions: vec!["eu".into()],
@@ -155,8 +200,74 @@ mod tests {
             speed: 1.0,
             prebuffer_seconds: 1.0,
             wall_seconds: 1.0,
-        };
-        let report = build(&stats, &info);
+        }
+    }
+
+    #[test]
+    fn report_counts_refusals_overflow_and_viewers_per_relay() {
+        let mut stats = Stats::new(&["eu".into()], 1.0);
+        let (a, b, origin) = ("http://e1:1", "http://e2:2", "http://o:3");
+        for relay in [a, a, b, b, origin] {
+            stats.session_started(0);
+            let how = if relay == origin {
+                Placement::Overflow
+            } else {
+                Placement::Edge
+            };
+            stats.placed(0, relay, how);
+            stats.began_playing(0, Some(relay), 1.0, 2.0);
+        }
+        stats.refused(0);
+        stats.refused(0);
+        stats.close_window(1.0, 5);
+        // One viewer of e1 leaves: the busiest second is still the one kept.
+        stats.session_ended(0, Some(a), true, &[]);
+        stats.close_window(2.0, 4);
+        let report = build(&stats, &info());
+        let eu = &report["details"]["by_region"]["eu"];
+        assert_eq!(
+            (eu["refused"].as_u64(), eu["overflow"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(report["details"]["refused"], 2);
+        assert_eq!(report["details"]["overflow"], 1);
+        assert_eq!(eu["relays"][a]["sessions"], 2);
+        assert_eq!(eu["relays"][a]["peak_viewers"], 2);
+        assert_eq!(eu["relays"][origin]["sessions"], 1);
+        let peak = &eu["relays_at_peak"];
+        assert_eq!(
+            (peak["viewers"].as_u64(), peak["max"].as_u64()),
+            (Some(5), Some(2))
+        );
+        assert_eq!(peak["relays"][b], 2);
+        let mean = 5.0 / 3.0;
+        assert!((peak["mean"].as_f64().expect("mean") - mean).abs() < 1e-3);
+        assert!((peak["max_over_mean"].as_f64().expect("ratio") - 2.0 / mean).abs() < 1e-3);
+        let second = &report["timeline"][1];
+        assert_eq!(
+            (second["refused"].as_u64(), second["overflow"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(second["placement"]["eu"]["relays"][a], 1);
+        assert_eq!(second["placement"]["eu"]["max"], 2);
+        let lines = placement_lines(&report);
+        assert_eq!(
+            lines,
+            vec![
+                "region eu: refused 2 | overflow 1 | at peak 5 viewers on 3 relays (max 2, mean 1.7, max/mean 1.20): http://e1:1 2, http://e2:2 2, http://o:3 1"
+                    .to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn report_has_the_documented_keys() {
+        let mut stats = Stats::new(&["eu".into()], 1.0);
+        stats.session_started(0);
+        stats.began_playing(0, None, 5.0, 12.0);
+        stats.on_frame(0, Some(3_000));
+        stats.close_window(0.0, 1);
+        let report = build(&stats, &info());
         for key in [
             "viewers_peak",
             "viewer_sessions",

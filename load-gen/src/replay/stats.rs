@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::histogram::Histogram;
+use super::placement::{Placement, PlacementPoint, RegionPlacement};
 use super::stall::PlayerBuffer;
 
 /// Pre-buffer sizes (seconds) every viewer models at once, for the stall-vs-pre-buffer plot.
@@ -65,6 +66,12 @@ pub struct TimelinePoint {
     pub disconnects: u64,
     /// Throughput received this second, Mbit/s.
     pub mbps: f64,
+    /// Viewers refused so far (every refusal, also a viewer's retries), all regions.
+    pub refused: u64,
+    /// Sessions placed by overflow so far, all regions.
+    pub overflow: u64,
+    /// Per region: refusals and overflow placements so far, viewers playing per relay.
+    pub placement: BTreeMap<String, PlacementPoint>,
 }
 
 #[derive(Debug)]
@@ -100,6 +107,9 @@ pub struct Stats {
     pub stalls: Vec<u64>,
     pub error_kinds: BTreeMap<String, u64>,
     pub timeline: Vec<TimelinePoint>,
+    pub region_names: Vec<String>,
+    /// Per region: where its viewers landed.
+    pub placement: Vec<RegionPlacement>,
     /// Past `measure_from` (updated once per window).
     measuring: bool,
     window_bytes: u64,
@@ -108,7 +118,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(regions: usize, prebuffer_seconds: f64) -> Self {
+    pub fn new(region_names: &[String], prebuffer_seconds: f64) -> Self {
+        let regions = region_names.len();
         let mut prebuffers: Vec<f64> = PREBUFFER_GRID.to_vec();
         if !prebuffers
             .iter()
@@ -151,6 +162,8 @@ impl Stats {
             stalls: vec![0; n],
             error_kinds: BTreeMap::new(),
             timeline: Vec::new(),
+            region_names: region_names.to_vec(),
+            placement: vec![RegionPlacement::default(); regions],
             measuring: true,
             window_bytes: 0,
             window_frames: 0,
@@ -185,7 +198,26 @@ impl Stats {
         self.connecting[region] += 1;
     }
 
-    pub fn began_playing(&mut self, region: usize, connect_ms: f64, startup_ms: f64) {
+    /// A session of `region` was sent to `relay`.
+    pub fn placed(&mut self, region: usize, relay: &str, how: Placement) {
+        self.placement[region].placed(relay, how);
+    }
+
+    /// A locator or a relay refused a viewer of `region` (503).
+    pub fn refused(&mut self, region: usize) {
+        self.placement[region].refused();
+    }
+
+    pub fn began_playing(
+        &mut self,
+        region: usize,
+        relay: Option<&str>,
+        connect_ms: f64,
+        startup_ms: f64,
+    ) {
+        if let Some(relay) = relay {
+            self.placement[region].began_playing(relay);
+        }
         self.connecting[region] = self.connecting[region].saturating_sub(1);
         self.playing[region] += 1;
         self.connect_ms.push(connect_ms);
@@ -242,7 +274,16 @@ impl Stats {
     }
 
     /// A session ended (for whatever reason) after `playing` was reached or not.
-    pub fn session_ended(&mut self, region: usize, was_playing: bool, buffers: &[PlayerBuffer]) {
+    pub fn session_ended(
+        &mut self,
+        region: usize,
+        relay: Option<&str>,
+        was_playing: bool,
+        buffers: &[PlayerBuffer],
+    ) {
+        if let Some(relay) = relay {
+            self.placement[region].ended(relay, was_playing);
+        }
         if was_playing {
             self.playing[region] = self.playing[region].saturating_sub(1);
         } else {
@@ -272,6 +313,12 @@ impl Stats {
             .max(Duration::from_millis(1))
             .as_secs_f64();
         let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+        let placement: BTreeMap<String, PlacementPoint> = self
+            .region_names
+            .iter()
+            .zip(self.placement.iter_mut())
+            .map(|(name, p)| (name.clone(), p.close_window()))
+            .collect();
         let point = TimelinePoint {
             t_s: now.saturating_duration_since(self.started).as_secs_f64(),
             trace_t_s,
@@ -286,6 +333,9 @@ impl Stats {
             errors: self.errors,
             disconnects: self.disconnects,
             mbps: self.window_bytes as f64 * 8.0 / 1e6 / secs,
+            refused: self.placement.iter().map(|p| p.refused).sum(),
+            overflow: self.placement.iter().map(|p| p.overflow).sum(),
+            placement,
         };
         if self.measuring {
             self.lag_total.merge(&self.lag_window);

@@ -1,5 +1,7 @@
-//! One viewer: connects (RTMP play or HTTP-FLV), measures what it gets, and reconnects
-//! after a failure until the replay makes it leave (its task is aborted). Reads go
+//! One viewer: reaches its relay (straight, or placed by the region's locator: see
+//! [`super::reach`]), plays (RTMP or HTTP-FLV), measures what it gets, and reconnects after
+//! a failure — after `Retry-After` when refused — until the replay makes it leave (its task
+//! is aborted; so a refused viewer keeps asking at most for its scheduled lifetime). Reads go
 //! through one buffer shared by all viewers of the thread; each viewer keeps only
 //! parser state, so thousands fit in one process.
 
@@ -7,10 +9,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-use super::http_flv::{parse_head, request};
+use super::placement::Placement;
+use super::reach::{self, Fail};
 use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
@@ -49,6 +49,8 @@ pub enum SessionEnd {
     Error(String),
     /// Probe mode: the first keyframe arrived.
     Probed(Duration),
+    /// Nothing had room (counted as refused when it happened): ask again after this long.
+    Refused(Duration),
 }
 
 /// The measurements of one session; recorded into [`Stats`] when dropped, so a
@@ -64,6 +66,8 @@ struct Session {
     first_media: Option<f64>,
     nal_length_size: usize,
     last_sequence: Option<u64>,
+    /// The relay this session was sent to, once known.
+    relay: Option<String>,
 }
 
 impl Session {
@@ -85,7 +89,18 @@ impl Session {
             first_media: None,
             nal_length_size: 4,
             last_sequence: None,
+            relay: None,
         }
+    }
+
+    /// The session was sent to `relay`.
+    fn placed(&mut self, relay: String, how: Placement) {
+        self.stats.borrow_mut().placed(self.region, &relay, how);
+        self.relay = Some(relay);
+    }
+
+    fn refused(&self) {
+        self.stats.borrow_mut().refused(self.region);
     }
 
     fn ms_since_start(&self, at: Instant) -> f64 {
@@ -115,7 +130,12 @@ impl Session {
             }
             self.playing = true;
             let startup = self.ms_since_start(now);
-            stats.began_playing(self.region, self.first_media.unwrap_or(startup), startup);
+            stats.began_playing(
+                self.region,
+                self.relay.as_deref(),
+                self.first_media.unwrap_or(startup),
+                startup,
+            );
         }
         if header.codec == CODEC_AVC && !header.is_avc_frame() {
             return; // end of sequence: not a picture
@@ -159,21 +179,31 @@ impl Drop for Session {
         for b in &mut self.buffers {
             b.finish(end_ms);
         }
-        self.stats
-            .borrow_mut()
-            .session_ended(self.region, self.playing, &self.buffers);
+        self.stats.borrow_mut().session_ended(
+            self.region,
+            self.relay.as_deref(),
+            self.playing,
+            &self.buffers,
+        );
     }
 }
 
 /// Runs a viewer until its task is aborted: sessions, with a pause after each failure.
 pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
     loop {
-        match run_session(&spec, &stats, false).await {
-            SessionEnd::Disconnected(why) => stats.borrow_mut().disconnect(why),
-            SessionEnd::Error(why) => stats.borrow_mut().error(why),
-            SessionEnd::Probed(_) => {}
-        }
-        tokio::time::sleep(RETRY_DELAY).await;
+        let pause = match run_session(&spec, &stats, false).await {
+            SessionEnd::Disconnected(why) => {
+                stats.borrow_mut().disconnect(why);
+                RETRY_DELAY
+            }
+            SessionEnd::Error(why) => {
+                stats.borrow_mut().error(why);
+                RETRY_DELAY
+            }
+            SessionEnd::Refused(wait) => wait,
+            SessionEnd::Probed(_) => RETRY_DELAY,
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -186,8 +216,12 @@ pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: b
     };
     match result {
         Ok(()) => SessionEnd::Probed(session.t0.elapsed()),
-        Err(e) if session.playing && !probe => SessionEnd::Disconnected(e),
-        Err(e) => SessionEnd::Error(e),
+        Err(Fail::Refused(wait)) => {
+            session.refused();
+            SessionEnd::Refused(wait)
+        }
+        Err(Fail::Other(e)) if session.playing && !probe => SessionEnd::Disconnected(e),
+        Err(Fail::Other(e)) => SessionEnd::Error(e),
     }
 }
 
@@ -198,32 +232,35 @@ fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-async fn with_first_frame_timeout<T>(
+async fn with_first_frame_timeout<T, E: From<String>>(
     session: &Session,
-    fut: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
     tokio::time::timeout(left, fut)
         .await
-        .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+        .map_err(|_| E::from(format!("no video within {FIRST_FRAME_TIMEOUT:?}")))?
 }
 
-async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), String> {
-    let ep = &spec.endpoint;
-    let addr = ep.rtmp_addr();
-    let tc_url = format!("rtmp://{addr}/{}", spec.app);
+async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), Fail> {
+    let to = with_first_frame_timeout(
+        session,
+        reach::rtmp(&spec.endpoint, &spec.app, &spec.stream),
+    )
+    .await?;
+    session.placed(to.relay.clone(), to.placement);
     let setup = async {
-        let mut conn = RtmpConnection::connect(&addr, &spec.app, &tc_url)
+        let mut conn = RtmpConnection::connect(&to.addr, &to.app, &to.tc_url)
             .await
             .map_err(|e| format!("rtmp connect: {e}"))?;
         let id = conn
             .create_stream()
             .await
             .map_err(|e| format!("rtmp createStream: {e}"))?;
-        conn.play(id, &spec.stream)
+        conn.play(id, &to.stream)
             .await
             .map_err(|e| format!("rtmp play: {e}"))?;
-        Ok(conn)
+        Ok::<_, String>(conn)
     };
     let conn = with_first_frame_timeout(session, setup).await?;
     let (socket, mut reader, mut control) = conn.into_parts();
@@ -277,7 +314,7 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
             Read1::Data(parsed) => parsed?,
         }
         if let Some(f) = failure.take() {
-            return Err(f);
+            return Err(f.into());
         }
         if probe && session.playing {
             return Ok(());
@@ -292,80 +329,32 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
     }
 }
 
-async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), String> {
-    let ep = &spec.endpoint;
-    let addr = ep
-        .http_addr()
-        .ok_or_else(|| "no HTTP port for this region's target".to_string())?;
-    let path = format!("/{}/{}.flv", spec.app, spec.stream);
-    let connect = async {
-        let mut socket = TcpStream::connect(&addr)
-            .await
-            .map_err(|e| format!("http-flv connect {addr}: {e}"))?;
-        socket.set_nodelay(true).map_err(|e| e.to_string())?;
-        socket
-            .write_all(&request(&addr, &path))
-            .await
-            .map_err(|e| format!("http-flv request: {e}"))?;
-        Ok(socket)
+async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), Fail> {
+    let to = with_first_frame_timeout(session, reach::flv(&spec.endpoint, &spec.app, &spec.stream))
+        .await?;
+    session.placed(to.relay, to.placement);
+    let socket = ViewerSocket::new(to.socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
+    let mut body = FlvBody {
+        dechunker: to.head.chunked.then(ChunkedDecoder::new),
+        parser: FlvStreamParser::new(PREFIX_CAP),
     };
-    let socket = with_first_frame_timeout(session, connect).await?;
-    let socket = ViewerSocket::new(socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
-    let mut head: Vec<u8> = Vec::new();
-    let mut dechunker: Option<ChunkedDecoder> = None;
-    let mut in_body = false;
-    let mut parser = FlvStreamParser::new(PREFIX_CAP);
     let stats = session.stats.clone();
+    if !to.leftover.is_empty() {
+        let mut st = stats.borrow_mut();
+        st.on_bytes(to.leftover.len());
+        body.feed(session, &mut st, &to.leftover, Instant::now())?;
+    }
     loop {
+        if probe && session.playing {
+            return Ok(());
+        }
         let playing = session.playing;
         let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
         let read = socket.read_with(|data| -> Result<(), String> {
             let now = Instant::now();
             let mut st = stats.borrow_mut();
             st.on_bytes(data.len());
-            let mut body: &[u8] = data;
-            if !in_body {
-                head.extend_from_slice(body);
-                let Some(h) = parse_head(&head).map_err(|e| format!("http-flv {path}: {e}"))?
-                else {
-                    return Ok(());
-                };
-                if h.status != 200 {
-                    return Err(format!("http-flv {path}: HTTP {}", h.status));
-                }
-                in_body = true;
-                if h.chunked {
-                    dechunker = Some(ChunkedDecoder::new());
-                }
-                let consumed_before = head.len() - body.len();
-                body = &body[h.len - consumed_before..];
-                head = Vec::new();
-            }
-            let mut on_msg = |m: MessagePrefix<'_>| {
-                if m.type_id == TAG_AUDIO || m.type_id == TAG_VIDEO {
-                    session.on_media(&mut st, &m, now);
-                }
-            };
-            match dechunker.as_mut() {
-                Some(d) => {
-                    // Body bytes are slices of the read buffer: no copy per message.
-                    while let Some(piece) = d
-                        .next_data(&mut body)
-                        .map_err(|e| format!("http-flv: {e}"))?
-                    {
-                        parser
-                            .feed(piece, &mut on_msg)
-                            .map_err(|e| format!("http-flv: {e}"))?;
-                    }
-                    if d.is_done() {
-                        return Err("server ended the response".into());
-                    }
-                    Ok(())
-                }
-                None => parser
-                    .feed(body, &mut on_msg)
-                    .map_err(|e| format!("http-flv: {e}")),
-            }
+            body.feed(session, &mut st, data, now)
         });
         let read = if playing {
             read.await
@@ -378,8 +367,48 @@ async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> R
             Read1::Eof => return Err("server closed the connection".into()),
             Read1::Data(parsed) => parsed?,
         }
-        if probe && session.playing {
-            return Ok(());
+    }
+}
+
+/// An HTTP-FLV response body: chunked framing (when the head said so) and FLV tags.
+struct FlvBody {
+    dechunker: Option<ChunkedDecoder>,
+    parser: FlvStreamParser,
+}
+
+impl FlvBody {
+    fn feed(
+        &mut self,
+        session: &mut Session,
+        st: &mut Stats,
+        mut data: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        let mut on_msg = |m: MessagePrefix<'_>| {
+            if m.type_id == TAG_AUDIO || m.type_id == TAG_VIDEO {
+                session.on_media(st, &m, now);
+            }
+        };
+        match self.dechunker.as_mut() {
+            Some(d) => {
+                // Body bytes are slices of the read buffer: no copy per message.
+                while let Some(piece) = d
+                    .next_data(&mut data)
+                    .map_err(|e| format!("http-flv: {e}"))?
+                {
+                    self.parser
+                        .feed(piece, &mut on_msg)
+                        .map_err(|e| format!("http-flv: {e}"))?;
+                }
+                if d.is_done() {
+                    return Err("server ended the response".into());
+                }
+                Ok(())
+            }
+            None => self
+                .parser
+                .feed(data, &mut on_msg)
+                .map_err(|e| format!("http-flv: {e}")),
         }
     }
 }
