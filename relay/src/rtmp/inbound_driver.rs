@@ -158,3 +158,7 @@ impl InboundDriver {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "inbound_driver_tests.rs"]
+mod tests;
