@@ -125,6 +125,7 @@ impl Relay {
             inner: http_listener,
             timeout: cfg.slow_viewer_timeout,
             send_buffer: cfg.viewer_send_buffer_bytes,
+            metrics: registry.metrics().clone(),
         };
         // Not stopped by the drain: through the grace period /readyz answers 503 (what a
         // rollout waits for) and /healthz and /metrics keep answering; the registry refuses new

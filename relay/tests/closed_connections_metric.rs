@@ -1,6 +1,7 @@
 //! `surge_relay_connections_closed_total{reason}` (README, "HTTP endpoints") counts the
 //! connections the relay closed, once each, by reason: garbage input is an `error`, a viewer
-//! that stops reading a `slow_viewer`; connections the client closes are not counted.
+//! that stops reading a `slow_viewer` (RTMP and HTTP-FLV); connections the client closes are not
+//! counted.
 
 mod common;
 
@@ -99,4 +100,35 @@ async fn closed_connections_are_counted_once_by_reason() {
         "the slow viewer was counted under a second reason too"
     );
     drop(stalled);
+
+    // The same over HTTP-FLV: a viewer that sends its GET and never reads is closed after
+    // --slow-viewer-timeout and counted once, as a slow viewer.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut flv = socket.connect(relay.http).await.expect("connect");
+    flv.write_all(format!("GET /live/r.flv HTTP/1.1\r\nHost: {}\r\n\r\n", relay.http).as_bytes())
+        .await
+        .expect("request");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while closed(&relay, "slow_viewer").await < 2.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stalled HTTP-FLV viewer not counted:\n{}",
+            relay.log_text()
+        );
+        ts += 40;
+        publisher
+            .send_media(9, ts, video_payload(false, &[3; 50_000]))
+            .await
+            .expect("video");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert!(
+        relay.log_contains("http connection closed reason=slow viewer"),
+        "{}",
+        relay.log_text()
+    );
+    assert_eq!(closed(&relay, "slow_viewer").await, 2.0, "counted once");
+    assert_eq!(closed(&relay, "error").await, 1.0);
+    drop(flv);
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,18 +11,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
+use crate::metrics::Metrics;
+use crate::rtmp::close_reason::CloseReason;
+
 pub struct WriteTimeoutStream {
     inner: TcpStream,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Counts the close as `slow_viewer` in `surge_relay_connections_closed_total`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl WriteTimeoutStream {
-    pub fn new(inner: TcpStream, timeout: Duration) -> Self {
+    pub fn new(inner: TcpStream, timeout: Duration, metrics: Option<Arc<Metrics>>) -> Self {
         WriteTimeoutStream {
             inner,
             timeout,
             stalled: None,
+            metrics,
         }
     }
 
@@ -43,6 +50,13 @@ impl WriteTimeoutStream {
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         let peer = self.inner.peer_addr().map(|a| a.to_string());
+                        let reason = CloseReason::SlowViewer(String::new());
+                        // Once per connection: the error ends it (later writes would only
+                        // repeat it).
+                        if let (Some(m), Some(label)) = (self.metrics.take(), reason.metric_label())
+                        {
+                            m.connection_closed(label);
+                        }
                         tracing::warn!(
                             peer = %peer.unwrap_or_default(),
                             "http connection closed reason=slow viewer: socket accepted nothing for {timeout:?}"
@@ -110,6 +124,7 @@ pub struct TimeoutListener {
     pub timeout: Duration,
     /// SO_SNDBUF for accepted sockets (0 = OS default).
     pub send_buffer: usize,
+    pub metrics: Arc<Metrics>,
 }
 
 impl axum::serve::Listener for TimeoutListener {
@@ -124,7 +139,8 @@ impl axum::serve::Listener for TimeoutListener {
                     if self.send_buffer > 0 {
                         let _ = socket2::SockRef::from(&s).set_send_buffer_size(self.send_buffer);
                     }
-                    return (WriteTimeoutStream::new(s, self.timeout), addr);
+                    let metrics = Some(self.metrics.clone());
+                    return (WriteTimeoutStream::new(s, self.timeout, metrics), addr);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "http accept failed");
