@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, Service, ServiceSpec, ServiceStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use surge_operator::build::{build_deployment, build_peers_service, relay_args};
 use surge_operator::config::OperatorConfig;
@@ -129,7 +130,10 @@ fn behind_services_edges_are_no_locators_and_open_no_host_ports() {
         assert!(arg_after(&args, "--overflow").is_empty(), "{args:?}");
         assert_eq!(arg_after(&args, "--region"), [tier.region.as_str()]);
         let d = build_deployment(&target(&stream), &stream.spec, tier, &cfg);
-        let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+        let spec = d.spec.unwrap();
+        let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        let c = &spec.template.spec.unwrap().containers[0];
         assert!(
             c.ports
                 .as_ref()
@@ -186,7 +190,11 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
 
     // Each edge opens both ports on its node and advertises the node's IP.
     let d = build_deployment(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
-    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+    let spec = d.spec.unwrap();
+    // A rollout may free a node's ports first (every node may already hold an edge).
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(1)));
+    let c = &spec.template.spec.unwrap().containers[0];
     let ports: Vec<(i32, Option<i32>)> = c
         .ports
         .as_ref()

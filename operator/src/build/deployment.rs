@@ -211,9 +211,11 @@ pub fn build_deployment(
             },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_string()),
-                // Never lose serving capacity during a rollout.
+                // Never lose serving capacity during a rollout, except with host ports: a
+                // new pod needs a node whose ports are free, and when every node holds an edge
+                // only removing an old one first makes room.
                 rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_unavailable: Some(IntOrString::Int(i32::from(host_ports))),
                     max_surge: Some(IntOrString::String("25%".to_string())),
                 }),
             }),
