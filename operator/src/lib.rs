@@ -16,6 +16,7 @@ pub mod decide;
 pub mod gather;
 pub mod labels;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod observe;
 pub mod reconcile;

@@ -1,0 +1,911 @@
+//! The fleet: planned relay Deployments run as `surge-relay` processes on this machine. IO.
+//!
+//! [`Fleet::apply`] plays the API server, ReplicaSets and kubelet at once: each Deployment's
+//! `spec.replicas` relays run, each on its own loopback address ([`super::addresses`]) with
+//! the container's args and env rewritten for it ([`super::rewrite`]). A relay counts as
+//! Ready once `ready_delay` has passed since it started (scheduling and image pull) and its
+//! `/readyz` answers 200 (polled in the background). A scale-down picks its victims as a
+//! ReplicaSet does: not Ready first, then the lowest pod-deletion cost, then the newest; each
+//! gets SIGTERM, drains (`--shutdown-grace`) and gets SIGKILL after `drain_grace`. A relay
+//! that exits without being asked is replaced after a backoff and counted in `restarts`.
+//! [`Fleet::shutdown`] stops every relay it started, by pid, and waits for them.
+//!
+//! Not emulated: rolling updates (a changed pod template only applies to relays started
+//! afterwards) and Services re-resolving (see [`super::rewrite`]).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Service};
+use tokio::task::JoinHandle;
+
+use super::addresses::{AddressBook, DEFAULT_FIRST_REGION_OCTET, relay_name};
+use super::process::{RelayProcess, accepts, readyz};
+use super::rewrite::{self, Endpoint, Me, RewriteError};
+use crate::labels::{LABEL_REGION, TierKind, tier_from_labels};
+
+/// Where the relays come from and how they are run.
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    pub relay_bin: PathBuf,
+    /// One `<relay name>.log` per relay (stdout and stderr).
+    pub log_dir: PathBuf,
+    /// Emulated scheduling and image pull: a relay is not Ready before this.
+    pub ready_delay: Duration,
+    /// SIGKILL this long after SIGTERM.
+    pub drain_grace: Duration,
+    /// Second octet of the first region's addresses.
+    pub first_region_octet: u8,
+    /// How long [`Fleet::apply`] waits for a new relay to open its HTTP port.
+    pub startup_timeout: Duration,
+    /// How often readiness is probed and exits noticed.
+    pub poll_interval: Duration,
+    /// Wait before replacing a crashed relay; doubles with each crash in a row (at most 30 s).
+    pub restart_backoff: Duration,
+}
+
+impl FleetConfig {
+    pub fn new(
+        relay_bin: PathBuf,
+        log_dir: PathBuf,
+        ready_delay: Duration,
+        drain_grace: Duration,
+    ) -> FleetConfig {
+        FleetConfig {
+            relay_bin,
+            log_dir,
+            ready_delay,
+            drain_grace,
+            first_region_octet: DEFAULT_FIRST_REGION_OCTET,
+            startup_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(500),
+            restart_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What keeps the fleet from running at all, or a Deployment from being run.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("relay binary {0} not found (build it: cargo build -p surge-relay)")]
+    MissingBinary(PathBuf),
+    #[error("log directory {path}: {source}")]
+    LogDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the fleet runs inside a Tokio runtime")]
+    NoRuntime,
+    #[error("Deployment {name}: {why}")]
+    Unrunnable { name: String, why: String },
+    #[error("the fleet is shut down")]
+    ShutDown,
+}
+
+/// A relay that could not start, or exited without being asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayFailure {
+    pub relay: String,
+    pub deployment: String,
+    /// One line: what happened and what the relay said last.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RelayFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "relay {}: {}", self.relay, self.reason)
+    }
+}
+
+/// What one [`Fleet::apply`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Relays started (and listening).
+    pub started: Vec<String>,
+    /// Relays told to stop (SIGTERM), in the order they were picked.
+    pub stopping: Vec<String>,
+    /// Relays that could not start or exited at start.
+    pub failures: Vec<RelayFailure>,
+}
+
+/// One relay as [`Fleet::observe`] sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayStatus {
+    /// Pod-like name, the key of deletion costs.
+    pub name: String,
+    pub deployment: String,
+    pub region: String,
+    pub tier: TierKind,
+    pub address: Ipv4Addr,
+    pub rtmp: SocketAddr,
+    /// Where `/api/v1/streams`, `/readyz` and `/metrics` answer.
+    pub http: SocketAddr,
+    pub pid: u32,
+    pub ready: bool,
+    /// Told to stop (SIGTERM), draining.
+    pub draining: bool,
+    /// Since the relay was started.
+    pub age: Duration,
+    /// From start to its first Ready.
+    pub ready_after: Option<Duration>,
+    pub deletion_cost: Option<String>,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+/// One Deployment as [`Fleet::observe`] sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentStatus {
+    pub name: String,
+    pub region: String,
+    pub tier: TierKind,
+    pub desired: u32,
+    /// Relays running and not draining.
+    pub running: u32,
+    pub ready: u32,
+    /// Relays replaced after exiting without being asked.
+    pub restarts: u32,
+    pub last_failure: Option<RelayFailure>,
+    /// Why a missing relay is not started yet (e.g. its upstream Service has no relay).
+    pub waiting: Option<String>,
+    /// Its relays, draining ones included, by name.
+    pub relays: Vec<RelayStatus>,
+}
+
+/// Everything running, by Deployment (in the order of the last apply).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FleetStatus {
+    pub deployments: Vec<DeploymentStatus>,
+    /// Draining relays of Deployments no longer planned.
+    pub orphans: Vec<RelayStatus>,
+}
+
+impl FleetStatus {
+    pub fn deployment(&self, name: &str) -> Option<&DeploymentStatus> {
+        self.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// Every relay, draining ones included.
+    pub fn relays(&self) -> impl Iterator<Item = &RelayStatus> {
+        self.deployments
+            .iter()
+            .flat_map(|d| d.relays.iter())
+            .chain(self.orphans.iter())
+    }
+}
+
+/// Relay processes matching planned Deployments. Cheap to share behind an `Arc`; dropping it
+/// without [`Fleet::shutdown`] kills the relays (SIGKILL, no drain).
+pub struct Fleet {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    cfg: FleetConfig,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    book: AddressBook,
+    tiers: BTreeMap<String, Tier>,
+    services: Vec<Service>,
+    relays: BTreeMap<String, Relay>,
+    /// Pod-deletion costs by relay name, as the last applies set them.
+    costs: BTreeMap<String, String>,
+    shut_down: bool,
+}
+
+/// A planned Deployment.
+struct Tier {
+    namespace: String,
+    region: String,
+    kind: TierKind,
+    pod_labels: BTreeMap<String, String>,
+    container: Container,
+    replicas: u32,
+    /// Position in the last apply.
+    order: usize,
+    next_serial: u64,
+    restarts: u32,
+    crashes_in_a_row: u32,
+    not_before: Option<Instant>,
+    last_failure: Option<RelayFailure>,
+    waiting: Option<String>,
+}
+
+struct Relay {
+    deployment: String,
+    namespace: String,
+    region: String,
+    kind: TierKind,
+    labels: BTreeMap<String, String>,
+    address: Ipv4Addr,
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    process: RelayProcess,
+    started: Instant,
+    ready: bool,
+    ready_after: Option<Duration>,
+    /// When SIGTERM was sent, and whether SIGKILL followed.
+    stop: Option<(Instant, bool)>,
+    args: Vec<String>,
+}
+
+impl Fleet {
+    /// A fleet with the default settings ([`FleetConfig::new`]); call inside a Tokio runtime.
+    pub fn new(
+        relay_bin: PathBuf,
+        log_dir: PathBuf,
+        ready_delay: Duration,
+        drain_grace: Duration,
+    ) -> Result<Fleet, FleetError> {
+        Fleet::with_config(FleetConfig::new(
+            relay_bin,
+            log_dir,
+            ready_delay,
+            drain_grace,
+        ))
+    }
+
+    pub fn with_config(cfg: FleetConfig) -> Result<Fleet, FleetError> {
+        if !cfg.relay_bin.is_file() {
+            return Err(FleetError::MissingBinary(cfg.relay_bin.clone()));
+        }
+        std::fs::create_dir_all(&cfg.log_dir).map_err(|source| FleetError::LogDir {
+            path: cfg.log_dir.clone(),
+            source,
+        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        let state = State {
+            book: AddressBook::new(cfg.first_region_octet),
+            ..State::default()
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            state: Mutex::new(state),
+        });
+        let supervisor = runtime.spawn(supervise(Arc::clone(&shared)));
+        Ok(Fleet {
+            shared,
+            supervisor: Mutex::new(Some(supervisor)),
+        })
+    }
+
+    pub fn config(&self) -> &FleetConfig {
+        &self.shared.cfg
+    }
+
+    /// Makes the running relays match `objects` (each tier's Service and Deployment, origin
+    /// first: a relay is started once the Services it names have relays) plus
+    /// `extra_services` (e.g. headless peers Services). `deletion_costs` are `(relay, cost)`
+    /// updates, as `decide` gives them. Relays of Deployments not in `objects` are stopped.
+    /// Waits until the new relays listen (or fail, which the report says).
+    pub async fn apply(
+        &self,
+        objects: &[(Service, Deployment)],
+        extra_services: &[Service],
+        deletion_costs: &[(String, String)],
+    ) -> Result<ApplyReport, FleetError> {
+        let planned = objects
+            .iter()
+            .enumerate()
+            .map(|(order, (_, d))| planned_tier(d, order))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (started, stopping) = {
+            let mut state = self.shared.lock();
+            if state.shut_down {
+                return Err(FleetError::ShutDown);
+            }
+            state.services = objects
+                .iter()
+                .map(|(s, _)| s.clone())
+                .chain(extra_services.iter().cloned())
+                .collect();
+            state.costs.extend(deletion_costs.iter().cloned());
+            let names: Vec<String> = planned.iter().map(|(name, _)| name.clone()).collect();
+            state.tiers.retain(|name, _| names.contains(name));
+            for (name, tier) in planned {
+                match state.tiers.get_mut(&name) {
+                    Some(known) => {
+                        known.replicas = tier.replicas;
+                        known.order = tier.order;
+                        known.container = tier.container;
+                        known.pod_labels = tier.pod_labels;
+                    }
+                    None => {
+                        state.tiers.insert(name, tier);
+                    }
+                }
+            }
+            state.converge(&self.shared.cfg, Instant::now())
+        };
+        let failures = self.wait_listening(&started).await;
+        let started = started
+            .into_iter()
+            .filter(|name| !failures.iter().any(|f| &f.relay == name))
+            .collect();
+        Ok(ApplyReport {
+            started,
+            stopping,
+            failures,
+        })
+    }
+
+    /// Waits until each relay of `names` accepts on its HTTP port; those that exit first or
+    /// never do are failures.
+    async fn wait_listening(&self, names: &[String]) -> Vec<RelayFailure> {
+        let cfg = &self.shared.cfg;
+        let deadline = Instant::now() + cfg.startup_timeout;
+        let mut failures = Vec::new();
+        for name in names {
+            loop {
+                let http = {
+                    let mut state = self.shared.lock();
+                    state.reap(cfg, Instant::now());
+                    match state.relays.get(name) {
+                        Some(relay) => relay.http,
+                        None => {
+                            let failure = state
+                                .tiers
+                                .values()
+                                .find_map(|t| t.last_failure.clone().filter(|f| &f.relay == name));
+                            failures.extend(failure);
+                            break;
+                        }
+                    }
+                };
+                if accepts(http, Duration::from_millis(200)).await {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let deployment = self
+                        .shared
+                        .lock()
+                        .relays
+                        .get(name)
+                        .map(|r| r.deployment.clone());
+                    failures.push(RelayFailure {
+                        relay: name.clone(),
+                        deployment: deployment.unwrap_or_default(),
+                        reason: format!("not listening on {http} after {:?}", cfg.startup_timeout),
+                    });
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        failures
+    }
+
+    /// What runs now, per Deployment.
+    pub fn observe(&self) -> FleetStatus {
+        let mut state = self.shared.lock();
+        state.reap(&self.shared.cfg, Instant::now());
+        state.status(Instant::now())
+    }
+
+    /// Stops every relay: SIGTERM, SIGKILL after the drain grace, and waits until all have
+    /// exited. Later applies are refused. Returns the pids it stopped.
+    pub async fn shutdown(&self) -> Vec<u32> {
+        if let Some(supervisor) = self.take_supervisor() {
+            supervisor.abort();
+        }
+        let relays = {
+            let mut state = self.shared.lock();
+            state.shut_down = true;
+            std::mem::take(&mut state.relays)
+        };
+        let mut processes: Vec<RelayProcess> = relays.into_values().map(|r| r.process).collect();
+        let pids = processes.iter().map(RelayProcess::pid).collect();
+        for p in &mut processes {
+            p.terminate();
+        }
+        let deadline = Instant::now() + self.shared.cfg.drain_grace;
+        while Instant::now() < deadline {
+            processes.retain_mut(|p| p.try_wait().is_none());
+            if processes.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in &mut processes {
+            p.kill();
+            p.wait().await;
+        }
+        pids
+    }
+
+    fn take_supervisor(&self) -> Option<JoinHandle<()>> {
+        self.supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(supervisor) = self.take_supervisor() {
+            supervisor.abort();
+        }
+        let mut state = self.shared.lock();
+        state.shut_down = true;
+        let mut relays: Vec<Relay> = std::mem::take(&mut state.relays).into_values().collect();
+        for r in &mut relays {
+            r.process.kill();
+        }
+        // Reap them if they go quickly; kill_on_drop covers the rest.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !relays.is_empty() && Instant::now() < deadline {
+            relays.retain_mut(|r| r.process.try_wait().is_none());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not keep the relays from being stopped.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Notices exits, replaces relays and probes readiness until aborted.
+async fn supervise(shared: Arc<Shared>) {
+    let cfg = &shared.cfg;
+    loop {
+        tokio::time::sleep(cfg.poll_interval).await;
+        let probes: Vec<(String, SocketAddr)> = {
+            let mut state = shared.lock();
+            if state.shut_down {
+                return;
+            }
+            let now = Instant::now();
+            state.reap(cfg, now);
+            state.converge(cfg, now);
+            state
+                .relays
+                .iter()
+                .filter(|(_, r)| r.stop.is_none() && now >= r.started + cfg.ready_delay)
+                .map(|(name, r)| (name.clone(), r.http))
+                .collect()
+        };
+        let timeout = cfg.poll_interval.min(Duration::from_secs(2));
+        let results = futures::future::join_all(
+            probes
+                .into_iter()
+                .map(|(name, http)| async move { (name, readyz(http, timeout).await) }),
+        )
+        .await;
+        let mut state = shared.lock();
+        let now = Instant::now();
+        for (name, ready) in results {
+            state.set_ready(&name, ready, now);
+        }
+    }
+}
+
+/// The parts of a Deployment the fleet runs, as a new [`Tier`] named like it.
+fn planned_tier(d: &Deployment, order: usize) -> Result<(String, Tier), FleetError> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let unrunnable = |why: &str| FleetError::Unrunnable {
+        name: name.clone(),
+        why: why.to_string(),
+    };
+    if name.is_empty() {
+        return Err(unrunnable("no name"));
+    }
+    let spec = d.spec.as_ref().ok_or_else(|| unrunnable("no spec"))?;
+    let pod_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let kind = tier_from_labels(&pod_labels).ok_or_else(|| unrunnable("no tier labels"))?;
+    let region = pod_labels
+        .get(LABEL_REGION)
+        .cloned()
+        .ok_or_else(|| unrunnable("no region label"))?;
+    let container = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.containers.first().cloned())
+        .ok_or_else(|| unrunnable("no container"))?;
+    let replicas = u32::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let tier = Tier {
+        namespace: d
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        region,
+        kind,
+        pod_labels,
+        container,
+        replicas,
+        order,
+        next_serial: 0,
+        restarts: 0,
+        crashes_in_a_row: 0,
+        not_before: None,
+        last_failure: None,
+        waiting: None,
+    };
+    Ok((name, tier))
+}
+
+/// Why a relay was not started.
+enum NotStarted {
+    /// Not now (a Service it names has no relay yet): try again later, not a failure.
+    Waiting(String),
+    Failed(String),
+}
+
+impl State {
+    /// Notices exited relays: a stopped one is gone; any other crashed and is counted.
+    /// Draining relays past the grace get SIGKILL.
+    fn reap(&mut self, cfg: &FleetConfig, now: Instant) {
+        let mut exited = Vec::new();
+        for (name, relay) in &mut self.relays {
+            if let Some(status) = relay.process.try_wait() {
+                exited.push((name.clone(), status));
+            } else if let Some((since, killed @ false)) = &mut relay.stop
+                && now >= *since + cfg.drain_grace
+            {
+                relay.process.kill();
+                *killed = true;
+            }
+        }
+        for (name, status) in exited {
+            let Some(relay) = self.relays.remove(&name) else {
+                continue;
+            };
+            self.book.release(relay.address);
+            self.costs.remove(&name);
+            if relay.stop.is_some() {
+                tracing::info!(relay = %name, %status, "relay stopped");
+                continue;
+            }
+            let said = relay
+                .process
+                .last_log_line()
+                .unwrap_or_else(|| "(no output)".to_string());
+            let age = now.saturating_duration_since(relay.started);
+            let failure = RelayFailure {
+                relay: name.clone(),
+                deployment: relay.deployment.clone(),
+                reason: format!(
+                    "exited ({status}) {:.1} s after start: {said}",
+                    age.as_secs_f64()
+                ),
+            };
+            tracing::warn!(%failure, "relay exited");
+            if let Some(tier) = self.tiers.get_mut(&relay.deployment) {
+                tier.restarts += 1;
+                tier.crashes_in_a_row += 1;
+                let doublings = tier.crashes_in_a_row.saturating_sub(1).min(5);
+                let backoff =
+                    (cfg.restart_backoff * 2u32.pow(doublings)).min(Duration::from_secs(30));
+                tier.not_before = Some(now + backoff);
+                tier.last_failure = Some(failure);
+            }
+        }
+    }
+
+    /// Starts and stops relays so every planned Deployment has its replicas: returns the
+    /// relays started and those told to stop.
+    fn converge(&mut self, cfg: &FleetConfig, now: Instant) -> (Vec<String>, Vec<String>) {
+        let (mut started, mut stopping) = (Vec::new(), Vec::new());
+        if self.shut_down {
+            return (started, stopping);
+        }
+        // Relays of Deployments no longer planned.
+        let orphans: Vec<String> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.stop.is_none() && !self.tiers.contains_key(&r.deployment))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in orphans {
+            self.stop(&name, now);
+            stopping.push(name);
+        }
+        let mut order: Vec<(usize, String)> = self
+            .tiers
+            .iter()
+            .map(|(name, t)| (t.order, name.clone()))
+            .collect();
+        order.sort();
+        for (_, deployment) in order {
+            let Some(tier) = self.tiers.get(&deployment) else {
+                continue;
+            };
+            let replicas = tier.replicas as usize;
+            let mut active: Vec<&String> = self
+                .relays
+                .iter()
+                .filter(|(_, r)| r.deployment == deployment && r.stop.is_none())
+                .map(|(name, _)| name)
+                .collect();
+            if active.len() > replicas {
+                // As a ReplicaSet: not Ready first, then the lowest deletion cost, then the newest.
+                let key = |name: &String| {
+                    let r = &self.relays[name];
+                    let cost = self
+                        .costs
+                        .get(name)
+                        .and_then(|c| c.parse::<i64>().ok())
+                        .unwrap_or(0);
+                    (r.ready, cost, std::cmp::Reverse(r.started))
+                };
+                active.sort_by_key(|name| key(name));
+                let victims: Vec<String> = active[..active.len() - replicas]
+                    .iter()
+                    .map(|n| (*n).clone())
+                    .collect();
+                for name in victims {
+                    self.stop(&name, now);
+                    stopping.push(name);
+                }
+                continue;
+            }
+            let missing = replicas - active.len();
+            if missing == 0 || tier.not_before.is_some_and(|t| now < t) {
+                continue;
+            }
+            for _ in 0..missing {
+                match self.start(cfg, &deployment, now) {
+                    Ok(name) => started.push(name),
+                    Err(NotStarted::Waiting(why)) => {
+                        if let Some(t) = self.tiers.get_mut(&deployment) {
+                            t.waiting = Some(why);
+                        }
+                        break;
+                    }
+                    Err(NotStarted::Failed(reason)) => {
+                        let failure = RelayFailure {
+                            relay: relay_name(&deployment, tier_serial(self, &deployment) + 1),
+                            deployment: deployment.clone(),
+                            reason,
+                        };
+                        tracing::warn!(%failure, "relay not started");
+                        if let Some(t) = self.tiers.get_mut(&deployment) {
+                            t.crashes_in_a_row += 1;
+                            let doublings = t.crashes_in_a_row.saturating_sub(1).min(5);
+                            let backoff = (cfg.restart_backoff * 2u32.pow(doublings))
+                                .min(Duration::from_secs(30));
+                            t.not_before = Some(now + backoff);
+                            t.last_failure = Some(failure);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        (started, stopping)
+    }
+
+    /// Starts one more relay of `deployment`.
+    fn start(
+        &mut self,
+        cfg: &FleetConfig,
+        deployment: &str,
+        now: Instant,
+    ) -> Result<String, NotStarted> {
+        let tier = self
+            .tiers
+            .get(deployment)
+            .ok_or_else(|| NotStarted::Failed("not planned".to_string()))?;
+        let (region, kind) = (tier.region.clone(), tier.kind);
+        let address = self
+            .book
+            .allocate(&region, kind)
+            .map_err(|e| NotStarted::Failed(e.to_string()))?;
+        let serial = tier.next_serial + 1;
+        let name = relay_name(deployment, serial);
+        let launched = {
+            let me = Me {
+                name: &name,
+                namespace: &tier.namespace,
+                address,
+            };
+            let endpoints: Vec<Endpoint<'_>> = self
+                .relays
+                .values()
+                .map(|r| Endpoint {
+                    namespace: &r.namespace,
+                    labels: &r.labels,
+                    address: r.address,
+                    ready: r.ready,
+                    terminating: r.stop.is_some(),
+                })
+                .chain(std::iter::once(Endpoint {
+                    namespace: &tier.namespace,
+                    labels: &tier.pod_labels,
+                    address,
+                    ready: false,
+                    terminating: false,
+                }))
+                .collect();
+            let world = rewrite::Fleet {
+                services: &self.services,
+                endpoints: &endpoints,
+            };
+            rewrite::launch(&tier.container, &me, &world)
+        };
+        let launch = match launched {
+            Ok(l) => l,
+            Err(e) => {
+                self.book.release(address);
+                return Err(match e {
+                    RewriteError::NoEndpoints(_) => NotStarted::Waiting(e.to_string()),
+                    other => NotStarted::Failed(other.to_string()),
+                });
+            }
+        };
+        let mut args = launch.args;
+        let rtmp = listen_address(&mut args, "--rtmp-listen", address, 1935);
+        let http = listen_address(&mut args, "--http-listen", address, 8080);
+        let log = cfg.log_dir.join(format!("{name}.log"));
+        let process = match RelayProcess::spawn(&cfg.relay_bin, &args, &launch.env, &log) {
+            Ok(p) => p,
+            Err(e) => {
+                self.book.release(address);
+                return Err(NotStarted::Failed(format!(
+                    "cannot start {}: {e}",
+                    cfg.relay_bin.display()
+                )));
+            }
+        };
+        tracing::info!(relay = %name, %address, pid = process.pid(), "relay started");
+        let tier = self
+            .tiers
+            .get_mut(deployment)
+            .ok_or_else(|| NotStarted::Failed("not planned".to_string()))?;
+        tier.next_serial = serial;
+        tier.waiting = None;
+        let relay = Relay {
+            deployment: deployment.to_string(),
+            namespace: tier.namespace.clone(),
+            region,
+            kind,
+            labels: tier.pod_labels.clone(),
+            address,
+            rtmp,
+            http,
+            process,
+            started: now,
+            ready: false,
+            ready_after: None,
+            stop: None,
+            args,
+        };
+        self.relays.insert(name.clone(), relay);
+        Ok(name)
+    }
+
+    /// SIGTERM: the relay drains; it is no longer Ready.
+    fn stop(&mut self, name: &str, now: Instant) {
+        if let Some(relay) = self.relays.get_mut(name)
+            && relay.stop.is_none()
+        {
+            tracing::info!(relay = %name, "relay stopping");
+            relay.process.terminate();
+            relay.stop = Some((now, false));
+            relay.ready = false;
+        }
+    }
+
+    fn set_ready(&mut self, name: &str, ready: bool, now: Instant) {
+        let Some(relay) = self.relays.get_mut(name) else {
+            return;
+        };
+        if relay.stop.is_some() {
+            return;
+        }
+        relay.ready = ready;
+        if ready && relay.ready_after.is_none() {
+            relay.ready_after = Some(now.saturating_duration_since(relay.started));
+            if let Some(tier) = self.tiers.get_mut(&relay.deployment) {
+                tier.crashes_in_a_row = 0;
+            }
+        }
+    }
+
+    fn status(&self, now: Instant) -> FleetStatus {
+        let view = |name: &String, r: &Relay| RelayStatus {
+            name: name.clone(),
+            deployment: r.deployment.clone(),
+            region: r.region.clone(),
+            tier: r.kind,
+            address: r.address,
+            rtmp: r.rtmp,
+            http: r.http,
+            pid: r.process.pid(),
+            ready: r.ready,
+            draining: r.stop.is_some(),
+            age: now.saturating_duration_since(r.started),
+            ready_after: r.ready_after,
+            deletion_cost: self.costs.get(name).cloned(),
+            args: r.args.clone(),
+            log: r.process.log.clone(),
+        };
+        let mut deployments: Vec<DeploymentStatus> = self
+            .tiers
+            .iter()
+            .map(|(name, t)| {
+                let relays: Vec<RelayStatus> = self
+                    .relays
+                    .iter()
+                    .filter(|(_, r)| &r.deployment == name)
+                    .map(|(n, r)| view(n, r))
+                    .collect();
+                let count = |f: fn(&RelayStatus) -> bool| {
+                    u32::try_from(relays.iter().filter(|r| f(r)).count()).unwrap_or(u32::MAX)
+                };
+                DeploymentStatus {
+                    name: name.clone(),
+                    region: t.region.clone(),
+                    tier: t.kind,
+                    desired: t.replicas,
+                    running: count(|r| !r.draining),
+                    ready: count(|r| r.ready && !r.draining),
+                    restarts: t.restarts,
+                    last_failure: t.last_failure.clone(),
+                    waiting: t.waiting.clone(),
+                    relays,
+                }
+            })
+            .collect();
+        deployments.sort_by_key(|d| self.tiers.get(&d.name).map(|t| t.order));
+        let orphans = self
+            .relays
+            .iter()
+            .filter(|(_, r)| !self.tiers.contains_key(&r.deployment))
+            .map(|(n, r)| view(n, r))
+            .collect();
+        FleetStatus {
+            deployments,
+            orphans,
+        }
+    }
+}
+
+fn tier_serial(state: &State, deployment: &str) -> u64 {
+    state.tiers.get(deployment).map_or(0, |t| t.next_serial)
+}
+
+/// The address a listen flag gives the relay; the flag is added (relay default port) when
+/// the container has none, so no relay binds 0.0.0.0.
+fn listen_address(args: &mut Vec<String>, flag: &str, address: Ipv4Addr, port: u16) -> SocketAddr {
+    let given = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            if a == flag {
+                args.get(i + 1).cloned()
+            } else {
+                a.strip_prefix(flag)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            }
+        })
+        .and_then(|v| v.parse::<SocketAddr>().ok());
+    match given {
+        Some(a) => a,
+        None => {
+            let a = SocketAddr::from((address, port));
+            args.push(flag.to_string());
+            args.push(a.to_string());
+            a
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! One relay process: started with its output in a log file, signalled by pid. IO.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// A running (or exited, not yet reaped) relay process.
+#[derive(Debug)]
+pub struct RelayProcess {
+    child: Child,
+    pid: u32,
+    pub log: PathBuf,
+}
+
+impl RelayProcess {
+    /// Starts `bin` with `args` and `env` added to this process's environment minus its
+    /// `SURGE_*` variables (the relay reads its flags from those); stdout and stderr are
+    /// appended to `log`. The relay gets a process group of its own, so a Ctrl-C in the
+    /// terminal reaches the fleet, which stops the relays itself.
+    pub fn spawn(
+        bin: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> std::io::Result<RelayProcess> {
+        let out = OpenOptions::new().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(bin);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SURGE_") {
+                cmd.env_remove(key);
+            }
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            // Last resort if the fleet is dropped without shutting down.
+            .kill_on_drop(true);
+        let child = cmd.spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| std::io::Error::other("the process exited before it had a pid"))?;
+        Ok(RelayProcess {
+            child,
+            pid,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The exit status once the process has exited (it is then reaped).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self.child.try_wait() {
+            Ok(status) => status,
+            // Not ours to wait for any more (should not happen): treat it as gone.
+            Err(_) => Some(ExitStatus::default()),
+        }
+    }
+
+    /// Waits until the process has exited.
+    pub async fn wait(&mut self) {
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM: the relay drains (`--shutdown-grace`) and exits.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&mut self, signal: libc::c_int) {
+        // Only while the child is unreaped, so the pid cannot be someone else's.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let Ok(pid) = libc::pid_t::try_from(self.pid) else {
+                return;
+            };
+            // SAFETY: kill(2) with a pid we own; no memory is involved.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// The log's last non-empty line (what a relay that failed to start said last).
+    pub fn last_log_line(&self) -> Option<String> {
+        last_line(&self.log)
+    }
+}
+
+/// The last non-empty line of the file at `path`, reading at most its last 8 KiB.
+pub fn last_line(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(json_message(line).unwrap_or_else(|| line.trim().to_string()))
+}
+
+/// The message of a JSON log line (`--log-format json`), with its error field if any.
+fn json_message(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = value.get("fields")?;
+    let message = fields.get("message")?.as_str()?;
+    Some(match fields.get("error").and_then(|e| e.as_str()) {
+        Some(error) => format!("{message}: {error}"),
+        None => message.to_string(),
+    })
+}
+
+/// Whether `GET /readyz` at `http` answers 200 within `timeout`.
+pub async fn readyz(http: SocketAddr, timeout: Duration) -> bool {
+    let probe = async {
+        let mut stream = TcpStream::connect(http).await.ok()?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 16];
+        let mut read = 0;
+        while read < head.len() {
+            match stream.read(&mut head[read..]).await.ok()? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        // "HTTP/1.1 200 OK"
+        Some(head[..read].starts_with(b"HTTP/1.") && head[..read].get(9..12) == Some(b"200"))
+    };
+    matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(true)))
+}
+
+/// Whether something accepts TCP connections at `address`.
+pub async fn accepts(address: SocketAddr, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, TcpStream::connect(address)).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_line_reads_json_and_text_logs() {
+        let dir = std::env::temp_dir().join(format!("surge-local-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.log");
+        std::fs::write(
+            &path,
+            "{\"fields\":{\"message\":\"listening\"}}\nError: bind 127.200.0.1:1935: Address in use\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last_line(&path).as_deref(),
+            Some("Error: bind 127.200.0.1:1935: Address in use")
+        );
+        std::fs::write(
+            &path,
+            "{\"level\":\"ERROR\",\"fields\":{\"message\":\"upstream failed\",\"error\":\"refused\"}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last_line(&path).as_deref(),
+            Some("upstream failed: refused")
+        );
+        assert_eq!(last_line(&dir.join("none.log")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn readyz_wants_a_200() {
+        async fn serve(
+            status: axum::http::StatusCode,
+        ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new()
+                .route("/readyz", axum::routing::get(move || async move { status }));
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            (addr, server)
+        }
+        let (ok, a) = serve(axum::http::StatusCode::OK).await;
+        let (full, b) = serve(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
+        assert!(readyz(ok, Duration::from_secs(2)).await);
+        assert!(!readyz(full, Duration::from_secs(2)).await);
+        assert!(accepts(full, Duration::from_secs(2)).await);
+        a.abort();
+        b.abort();
+        let _ = a.await;
+        assert!(!readyz(ok, Duration::from_millis(500)).await);
+    }
+}
