@@ -56,6 +56,9 @@ pub struct ReplayArgs {
     /// A 503 there counts as refused and the viewer asks again after its Retry-After (within
     /// 0.25-30 s; 2 s if none) for as long as the trace keeps it. The reports count refusals,
     /// overflow placements and viewers per relay.
+    /// Several targets for one region are a pool: each viewer session picks one at random,
+    /// as a Kubernetes Service does per connection; a 503 (HTTP-FLV) or NetStream.Play.Failed
+    /// (RTMP) from a pool member counts as refused and the viewer retries on a new pick.
     #[arg(long = "target", required = true, value_parser = parse_target, verbatim_doc_comment)]
     pub targets: Vec<Endpoint>,
     /// APP/STREAM to play.
@@ -100,7 +103,7 @@ pub struct ReplayArgs {
 /// One region's plan and its live viewers.
 struct RegionRun {
     schedule: RegionSchedule,
-    endpoint: Rc<Endpoint>,
+    endpoints: Rc<[Endpoint]>,
     viewers: Vec<JoinHandle<()>>,
     arrivals_made: u64,
 }
@@ -129,7 +132,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
 
 struct Prepared {
     broadcast: String,
-    regions: Vec<(RegionSchedule, Endpoint)>,
+    /// Each region's schedule and its target (several: a pool picked from at random).
+    regions: Vec<(RegionSchedule, Vec<Endpoint>)>,
     app: String,
     stream: String,
     scale: f64,
@@ -171,22 +175,25 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
     let scale = scale_for(peak, args.max_viewers);
     let mut planned = Vec::new();
     for region in &regions {
-        let endpoint = target::endpoint_for(&args.targets, region).with_context(|| {
-            format!(
-                "no --target for region `{region}` of broadcast `{broadcast}` (add --target {region}=HOST:PORT or a default --target '*=HOST:PORT')"
-            )
-        })?;
-        if args.protocol.needs_http() && endpoint.http_port().is_none() {
+        let endpoints = target::endpoints_for(&args.targets, region);
+        if endpoints.is_empty() {
             bail!(
-                "--protocol {:?} needs an HTTP port: --target {endpoint}:HTTP_PORT (or a locator, --target {}=http://HOST:PORT)",
-                args.protocol,
-                endpoint.region,
+                "no --target for region `{region}` of broadcast `{broadcast}` (add --target {region}=HOST:PORT or a default --target '*=HOST:PORT')"
             );
+        }
+        for endpoint in &endpoints {
+            if args.protocol.needs_http() && endpoint.http_port().is_none() {
+                bail!(
+                    "--protocol {:?} needs an HTTP port: --target {endpoint}:HTTP_PORT (or a locator, --target {}=http://HOST:PORT)",
+                    args.protocol,
+                    endpoint.region,
+                );
+            }
         }
         let samples = trace.series(&broadcast, region);
         planned.push((
             RegionSchedule::new(region, &samples, scale),
-            endpoint.clone(),
+            endpoints.into_iter().cloned().collect(),
         ));
     }
     Ok(Prepared {
@@ -206,7 +213,12 @@ async fn preflight(
     stats: &Rc<RefCell<Stats>>,
 ) -> Result<()> {
     let mut checked: Vec<(String, Protocol)> = Vec::new();
-    for (i, (sched, endpoint)) in p.regions.iter().enumerate() {
+    let targets = p
+        .regions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (sched, eps))| eps.iter().map(move |e| (i, sched, e)));
+    for (i, sched, endpoint) in targets {
         let mut protocols = Vec::new();
         if protocol.needs_rtmp() {
             protocols.push(Protocol::Rtmp);
@@ -222,7 +234,7 @@ async fn preflight(
             let spec = ViewerSpec {
                 region: i,
                 protocol: proto,
-                endpoint: Rc::new(endpoint.clone()),
+                endpoints: Rc::from(vec![endpoint.clone()]),
                 app: p.app.as_str().into(),
                 stream: p.stream.as_str().into(),
                 delayed_acks: false,
@@ -313,9 +325,9 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
     let mut regions: Vec<RegionRun> = p
         .regions
         .iter()
-        .map(|(schedule, endpoint)| RegionRun {
+        .map(|(schedule, endpoints)| RegionRun {
             schedule: schedule.clone(),
-            endpoint: Rc::new(endpoint.clone()),
+            endpoints: Rc::from(endpoints.clone()),
             viewers: Vec::new(),
             arrivals_made: 0,
         })
@@ -377,7 +389,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
                 let spec = ViewerSpec {
                     region: i,
                     protocol: args.protocol.for_viewer(viewer_counter),
-                    endpoint: r.endpoint.clone(),
+                    endpoints: r.endpoints.clone(),
                     app: app.clone(),
                     stream: stream.clone(),
                     delayed_acks: args.delayed_acks,

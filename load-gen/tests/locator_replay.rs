@@ -247,3 +247,82 @@ fn replay_through_a_locator_spreads_viewers_over_the_edges_then_overflows() {
         "rtmp://",
     );
 }
+
+/// Several `--target`s for one region are a pool picked from at random per session, as a
+/// Service does: with 30 viewers for two edges of 10 (no locator), both edges fill, the
+/// viewers past their capacity are refused (503, counted, retried on a new pick), and none is
+/// an error.
+#[test]
+fn a_pool_of_targets_spreads_viewers_at_random_and_counts_refusals() {
+    let _serial = one_at_a_time();
+    let dir = temp_dir("pool-replay");
+    let (origin_rtmp, origin_http) = (free_port(), free_port());
+    let _origin = spawn_relay(
+        &dir,
+        "origin",
+        origin_rtmp,
+        origin_http,
+        &["--region", "us"],
+    );
+    let _publisher = publish(&dir, origin_rtmp, &[]);
+    wait_for_publisher(origin_http, "e2e", Duration::from_secs(10));
+    let upstream = format!("rtmp://127.0.0.1:{origin_rtmp}/live");
+    let max = EDGE_MAX_VIEWERS.to_string();
+    let edges: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let _edges: Vec<Guard> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, &(rtmp, http))| {
+            let args = ["--tier", "edge", "--region", "eu", "--upstream", &upstream];
+            let args = [&args[..], &["--max-viewers", &max]].concat();
+            spawn_relay(&dir, &format!("edge{i}"), rtmp, http, &args)
+        })
+        .collect();
+    let trace = write_trace(&dir);
+    let report_path = dir.join("pool.json");
+    let targets: Vec<String> = edges
+        .iter()
+        .map(|(rtmp, http)| format!("eu=127.0.0.1:{rtmp}:{http}"))
+        .collect();
+    let out = replay(&[
+        "--trace",
+        trace.to_str().expect("utf-8 path"),
+        "--target",
+        &targets[0],
+        "--target",
+        &targets[1],
+        "--stream",
+        "live/e2e",
+        "--speed",
+        "1",
+        "--protocol",
+        "flv",
+        "--report",
+        report_path.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pool replay failed: {stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report"))
+            .expect("JSON report");
+    let eu = &report["details"]["by_region"]["eu"];
+    let summary = format!("{eu:#}");
+    assert!(
+        count(&eu["refused"]) >= 10,
+        "30 viewers for 20 places: the rest are refused and counted: {summary}"
+    );
+    assert_eq!(count(&eu["overflow"]), 0, "{summary}");
+    let peak = &eu["relays_at_peak"];
+    for (_, http) in &edges {
+        let n = count(&peak["relays"][format!("http://127.0.0.1:{http}").as_str()]);
+        assert!(
+            (8..=EDGE_MAX_VIEWERS).contains(&n),
+            "edge :{http} held {n} at the peak: {summary}"
+        );
+    }
+    assert_eq!(
+        count(&report["errors"]),
+        0,
+        "refusals are not errors: {report:#}"
+    );
+}

@@ -103,7 +103,9 @@ pub struct FlvReach {
     pub placement: Placement,
 }
 
-pub async fn flv(ep: &Endpoint, app: &str, stream: &str) -> Result<FlvReach, Fail> {
+/// `refusals`: a 503 is a refusal to count and retry (through a locator, or a pool of relays
+/// a viewer picks from at random); otherwise it is an error.
+pub async fn flv(ep: &Endpoint, refusals: bool, app: &str, stream: &str) -> Result<FlvReach, Fail> {
     let port = ep
         .http_port()
         .ok_or_else(|| "no HTTP port for this region's target".to_string())?;
@@ -136,7 +138,7 @@ pub async fn flv(ep: &Endpoint, app: &str, stream: &str) -> Result<FlvReach, Fai
                 hops.follow(head.header("location"), head.header("x-surge-placement"))
                     .map_err(|e| format!("http-flv {}: {e}", url.path))?;
             }
-            503 if !direct => return Err(Fail::Refused(retry_after(head.header("retry-after")))),
+            503 if refusals => return Err(Fail::Refused(retry_after(head.header("retry-after")))),
             s => return Err(Fail::Other(format!("http-flv {}: HTTP {s}", url.path))),
         }
     }

@@ -163,18 +163,32 @@ pub fn parse_target(s: &str) -> Result<Endpoint, String> {
     })
 }
 
-/// The endpoint serving `region`: its own, else a `*` target, else the only target.
-pub fn endpoint_for<'a>(targets: &'a [Endpoint], region: &str) -> Option<&'a Endpoint> {
-    targets
-        .iter()
-        .find(|t| t.region == region)
-        .or_else(|| targets.iter().find(|t| t.region == "*"))
-        .or_else(|| (targets.len() == 1).then(|| &targets[0]))
+/// The targets serving `region`: its own, else the `*` ones, else the only target. Several
+/// targets for one region are a pool: each viewer session picks one at random, as a
+/// Kubernetes Service does per connection.
+pub fn endpoints_for<'a>(targets: &'a [Endpoint], region: &str) -> Vec<&'a Endpoint> {
+    let of = |r: &str| -> Vec<&'a Endpoint> { targets.iter().filter(|t| t.region == r).collect() };
+    let own = of(region);
+    if !own.is_empty() {
+        return own;
+    }
+    let star = of("*");
+    if !star.is_empty() {
+        return star;
+    }
+    if targets.len() == 1 {
+        return vec![&targets[0]];
+    }
+    Vec::new()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn first_for<'a>(targets: &'a [Endpoint], region: &str) -> Option<&'a Endpoint> {
+        endpoints_for(targets, region).into_iter().next()
+    }
 
     #[test]
     fn parses_relay_targets() {
@@ -233,11 +247,27 @@ mod tests {
         let a = parse_target("us=a:1").expect("valid");
         let star = parse_target("*=b:2").expect("valid");
         let both = vec![a.clone(), star.clone()];
-        assert_eq!(endpoint_for(&both, "us"), Some(&a));
-        assert_eq!(endpoint_for(&both, "eu"), Some(&star));
-        assert_eq!(endpoint_for(std::slice::from_ref(&a), "eu"), Some(&a));
+        assert_eq!(first_for(&both, "us"), Some(&a));
+        assert_eq!(first_for(&both, "eu"), Some(&star));
+        assert_eq!(first_for(std::slice::from_ref(&a), "eu"), Some(&a));
         let two = vec![a.clone(), parse_target("ap=c:3").expect("valid")];
-        assert_eq!(endpoint_for(&two, "eu"), None);
+        assert_eq!(first_for(&two, "eu"), None);
+        let pool = vec![
+            parse_target("eu=e1:1:2").expect("valid"),
+            a.clone(),
+            parse_target("eu=e2:1:2").expect("valid"),
+        ];
+        let eu: Vec<String> = endpoints_for(&pool, "eu")
+            .iter()
+            .map(|e| e.host.clone())
+            .collect();
+        assert_eq!(
+            eu,
+            ["e1", "e2"],
+            "a region's targets form its pool, in order"
+        );
+        assert_eq!(endpoints_for(&pool, "us").len(), 1);
+        assert!(endpoints_for(&pool, "ap").is_empty());
         assert_eq!(ProtocolChoice::Mix.for_viewer(3), Protocol::Flv);
     }
 }

@@ -33,7 +33,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 pub struct ViewerSpec {
     pub region: usize,
     pub protocol: Protocol,
-    pub endpoint: Rc<Endpoint>,
+    /// The region's target; with several (a pool), each session picks one at random.
+    pub endpoints: Rc<[Endpoint]>,
     pub app: Rc<str>,
     pub stream: Rc<str>,
     /// Leave TCP quick-ACK mode after each read (fewer ACKs; see `--delayed-acks`).
@@ -210,9 +211,13 @@ pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
 /// One session; with `probe`, ends at the first keyframe.
 pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: bool) -> SessionEnd {
     let mut session = Session::new(stats.clone(), spec.region);
+    let endpoint = pick(&spec.endpoints);
+    // Through a locator or a pool a full relay's refusal is a placement outcome (counted,
+    // retried); with one relay as the target it stays an error, as it always was.
+    let refusals = endpoint.is_locator() || spec.endpoints.len() > 1;
     let result = match spec.protocol {
-        Protocol::Rtmp => rtmp_session(spec, &mut session, probe).await,
-        Protocol::Flv => flv_session(spec, &mut session, probe).await,
+        Protocol::Rtmp => rtmp_session(spec, endpoint, refusals, &mut session, probe).await,
+        Protocol::Flv => flv_session(spec, endpoint, refusals, &mut session, probe).await,
     };
     match result {
         Ok(()) => SessionEnd::Probed(session.t0.elapsed()),
@@ -223,6 +228,22 @@ pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: b
         Err(Fail::Other(e)) if session.playing && !probe => SessionEnd::Disconnected(e),
         Err(Fail::Other(e)) => SessionEnd::Error(e),
     }
+}
+
+/// One of a pool's targets, uniformly at random per session (a Service's per-connection
+/// choice); the only target otherwise.
+fn pick(endpoints: &[Endpoint]) -> &Endpoint {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    if endpoints.len() <= 1 {
+        return &endpoints[0];
+    }
+    // splitmix64 over a shared counter: cheap, and independent of any viewer's timing.
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    &endpoints[(z % endpoints.len() as u64) as usize]
 }
 
 fn describe_io(e: &std::io::Error) -> String {
@@ -242,12 +263,15 @@ async fn with_first_frame_timeout<T, E: From<String>>(
         .map_err(|_| E::from(format!("no video within {FIRST_FRAME_TIMEOUT:?}")))?
 }
 
-async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), Fail> {
-    let to = with_first_frame_timeout(
-        session,
-        reach::rtmp(&spec.endpoint, &spec.app, &spec.stream),
-    )
-    .await?;
+async fn rtmp_session(
+    spec: &ViewerSpec,
+    endpoint: &Endpoint,
+    refusals: bool,
+    session: &mut Session,
+    probe: bool,
+) -> Result<(), Fail> {
+    let to =
+        with_first_frame_timeout(session, reach::rtmp(endpoint, &spec.app, &spec.stream)).await?;
     session.placed(to.relay.clone(), to.placement);
     let setup = async {
         let mut conn = RtmpConnection::connect(&to.addr, &to.app, &to.tc_url)
@@ -267,6 +291,8 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
     let socket = ViewerSocket::new(socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut replies: Vec<u8> = Vec::new();
     let mut failure: Option<String> = None;
+    // A relay refuses a play for lack of room with NetStream.Play.Failed (then closes).
+    let mut refused_for_room = false;
     let stats = session.stats.clone();
     loop {
         let playing = session.playing;
@@ -294,6 +320,7 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
                             && let Some(code) = status_code(&cmd)
                             && (code.contains("NotFound") || code.contains("Failed"))
                         {
+                            refused_for_room = refusals && code == "NetStream.Play.Failed";
                             failure = Some(format!("rtmp play refused: {code}"));
                         }
                     }
@@ -314,6 +341,10 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
             Read1::Data(parsed) => parsed?,
         }
         if let Some(f) = failure.take() {
+            if refused_for_room && !session.playing {
+                // No Retry-After over RTMP: the locator's default wait.
+                return Err(Fail::Refused(super::locator::retry_after(None)));
+            }
             return Err(f.into());
         }
         if probe && session.playing {
@@ -329,9 +360,18 @@ async fn rtmp_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> 
     }
 }
 
-async fn flv_session(spec: &ViewerSpec, session: &mut Session, probe: bool) -> Result<(), Fail> {
-    let to = with_first_frame_timeout(session, reach::flv(&spec.endpoint, &spec.app, &spec.stream))
-        .await?;
+async fn flv_session(
+    spec: &ViewerSpec,
+    endpoint: &Endpoint,
+    refusals: bool,
+    session: &mut Session,
+    probe: bool,
+) -> Result<(), Fail> {
+    let to = with_first_frame_timeout(
+        session,
+        reach::flv(endpoint, refusals, &spec.app, &spec.stream),
+    )
+    .await?;
     session.placed(to.relay, to.placement);
     let socket = ViewerSocket::new(to.socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut body = FlvBody {
