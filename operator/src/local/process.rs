@@ -107,16 +107,41 @@ impl RelayProcess {
     }
 }
 
-/// The last non-empty line of the file at `path`, reading at most its last 8 KiB.
+/// What the relay whose output is at `path` said last, on one line: its fatal error
+/// (`Error: ...` and its causes, without a backtrace), a panic, or its last log line.
 pub fn last_line(path: &Path) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    // Enough for an error with a stack backtrace (RUST_BACKTRACE set) after it.
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
     let mut tail = Vec::new();
     file.read_to_end(&mut tail).ok()?;
     let text = String::from_utf8_lossy(&tail);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let lines: Vec<&str> = text.lines().collect();
+    let fatal = lines.iter().rposition(|l| {
+        l.starts_with("Error: ") || (l.starts_with("thread '") && l.contains("panicked at"))
+    });
+    if let Some(first) = fatal {
+        let said: Vec<&str> = lines[first..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.starts_with("Stack backtrace:") && !l.starts_with("note: run with"))
+            .filter(|l| !l.is_empty() && *l != "Caused by:")
+            .map(|l| strip_cause_number(l.trim_start_matches("Error: ")).trim_end_matches(':'))
+            .collect();
+        return Some(said.join(": "));
+    }
+    let line = lines.iter().rev().find(|l| !l.trim().is_empty())?;
     Some(json_message(line).unwrap_or_else(|| line.trim().to_string()))
+}
+
+/// `0: cause` (anyhow numbers causes when there are several) as `cause`.
+fn strip_cause_number(line: &str) -> &str {
+    match line.split_once(": ") {
+        Some((n, rest)) if n.chars().all(|c| c.is_ascii_digit()) => rest,
+        _ => line,
+    }
 }
 
 /// The message of a JSON log line (`--log-format json`), with its error field if any.
@@ -163,28 +188,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn last_line_reads_json_and_text_logs() {
+    fn last_line_reads_errors_panics_and_json_logs() {
         let dir = std::env::temp_dir().join(format!("surge-local-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("r.log");
-        std::fs::write(
-            &path,
-            "{\"fields\":{\"message\":\"listening\"}}\nError: bind 127.200.0.1:1935: Address in use\n\n",
-        )
-        .unwrap();
+        let said = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            last_line(&path)
+        };
         assert_eq!(
-            last_line(&path).as_deref(),
-            Some("Error: bind 127.200.0.1:1935: Address in use")
+            said(
+                "{\"fields\":{\"message\":\"starting\"}}\nError: binding RTMP listener 127.200.0.1:1935\n\n\
+                 Caused by:\n    Address already in use (os error 98)\n\nStack backtrace:\n   0: anyhow\n   at x.rs:1\n"
+            )
+            .as_deref(),
+            Some("binding RTMP listener 127.200.0.1:1935: Address already in use (os error 98)")
         );
-        std::fs::write(
-            &path,
-            "{\"level\":\"ERROR\",\"fields\":{\"message\":\"upstream failed\",\"error\":\"refused\"}}\n",
-        )
-        .unwrap();
         assert_eq!(
-            last_line(&path).as_deref(),
+            said("Error: a\n\nCaused by:\n    0: b\n    1: c\n").as_deref(),
+            Some("a: b: c")
+        );
+        assert_eq!(
+            said(
+                "thread 'main' panicked at src/x.rs:3:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n"
+            )
+            .as_deref(),
+            Some("thread 'main' panicked at src/x.rs:3:5: boom")
+        );
+        assert_eq!(
+            said("{\"level\":\"ERROR\",\"fields\":{\"message\":\"upstream failed\",\"error\":\"refused\"}}\n\n").as_deref(),
             Some("upstream failed: refused")
         );
+        assert_eq!(said("plain text\n").as_deref(), Some("plain text"));
         assert_eq!(last_line(&dir.join("none.log")), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
