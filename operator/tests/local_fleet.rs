@@ -16,11 +16,13 @@ use k8s_openapi::api::core::v1::Service;
 use surge_operator::build::{build_deployment, build_service};
 use surge_operator::config::OperatorConfig;
 use surge_operator::crd::Stream;
+use surge_operator::local::process::readyz;
 use surge_operator::local::{Fleet, FleetConfig, FleetError, FleetStatus};
 use surge_operator::scrape::Scraper;
 
 const ORIGIN: &str = "talk-origin";
 const EDGES: &str = "talk-eu-west-edge";
+const READY_DELAY: Duration = Duration::from_secs(1);
 
 fn relay_bin() -> PathBuf {
     let bin = repo_root().join("target/debug/surge-relay");
@@ -41,12 +43,7 @@ fn first_octet(offset: u32) -> u8 {
 fn config(octet: u8, log_dir: &str) -> FleetConfig {
     let log_dir = std::env::temp_dir().join(format!("{log_dir}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&log_dir);
-    let mut cfg = FleetConfig::new(
-        relay_bin(),
-        log_dir,
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-    );
+    let mut cfg = FleetConfig::new(relay_bin(), log_dir, READY_DELAY, Duration::from_secs(5));
     cfg.first_region_octet = octet;
     cfg.poll_interval = Duration::from_millis(200);
     cfg.restart_backoff = Duration::from_millis(300);
@@ -116,6 +113,10 @@ async fn wait_for(what: &str, fleet: &Fleet, ok: impl Fn(&FleetStatus) -> bool) 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = fleet.observe();
+        // Never Ready before the ready delay.
+        for r in status.relays().filter(|r| r.ready) {
+            assert!(r.age >= READY_DELAY, "{} Ready at {:?}", r.name, r.age);
+        }
         if ok(&status) {
             return status;
         }
@@ -139,7 +140,6 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     let stream = fixture("minimal.yaml");
     let octet = first_octet(0);
     let fleet = Fleet::with_config(config(octet, "surge-local-fleet")).expect("fleet");
-    let started = Instant::now();
     let report = fleet
         .apply(&objects(&stream, 2), &[], &[])
         .await
@@ -195,9 +195,9 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     let scraper = Scraper::new(Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let early = fleet.observe();
-    assert!(started.elapsed() < Duration::from_secs(1));
-    assert_eq!(early.deployment(ORIGIN).map(|d| d.ready), Some(0));
-    assert!(scraper.scrape(&origin_ip.to_string(), 8080).await.is_ok());
+    let origin = &early.deployment(ORIGIN).expect("origin").relays[0];
+    assert!(!origin.ready || origin.age >= READY_DELAY, "{origin:?}");
+    assert!(readyz(origin.http, Duration::from_secs(2)).await);
 
     // Edges prewarm the stream: Ready once the origin has it.
     let _ffmpeg = ffmpeg_publish(&format!("rtmp://{origin_ip}:1935/live/talk"));
@@ -206,7 +206,7 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     })
     .await;
     let origin = &status.deployment(ORIGIN).expect("origin").relays[0];
-    assert!(origin.ready_after.expect("ready") >= Duration::from_secs(1));
+    assert!(origin.ready_after.expect("ready") >= READY_DELAY);
     // The operator's scraper reads an edge where the fleet says it is, pulling from the origin.
     let edge = &status.deployment(EDGES).expect("edges").relays[0];
     let stats = scraper
@@ -226,6 +226,11 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
 
     // Edges 2 -> 1: edge-1 has the lowest deletion cost (a ReplicaSet would otherwise take
     // the newest, edge-2); it gets SIGTERM, drains and exits.
+    let victim = status
+        .relays()
+        .find(|r| r.name == "talk-eu-west-edge-1")
+        .cloned()
+        .expect("edge-1");
     let costs = [
         ("talk-eu-west-edge-1".to_string(), "0".to_string()),
         ("talk-eu-west-edge-2".to_string(), "1".to_string()),
@@ -236,20 +241,23 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
         .expect("apply");
     assert_eq!(report.stopping, ["talk-eu-west-edge-1"]);
     assert!(report.started.is_empty());
-    let victim = fleet
-        .observe()
-        .relays()
-        .find(|r| r.name == "talk-eu-west-edge-1")
-        .map(|r| (r.draining, r.pid));
-    let victim_pid = match victim {
-        Some((true, pid)) => pid,
-        other => panic!("edge-1 should be draining: {other:?}"),
-    };
+    let status = fleet.observe();
+    let edges = status.deployment(EDGES).expect("edges");
+    assert_eq!((edges.desired, edges.running, edges.ready), (1, 1, 1));
+    // Draining (not Ready), or already gone: it has no viewers to wait for.
+    assert!(
+        status
+            .relays()
+            .all(|r| r.name != victim.name || (r.draining && !r.ready)),
+        "{status:#?}"
+    );
     wait_for("edge-1 gone", &fleet, |s| {
-        s.relays().all(|r| r.name != "talk-eu-west-edge-1")
+        s.relays().all(|r| r.name != victim.name)
     })
     .await;
-    assert!(!alive(victim_pid));
+    assert!(!alive(victim.pid));
+    let log = std::fs::read_to_string(&victim.log).expect("edge-1 log");
+    assert!(log.contains("draining"), "SIGTERM, not SIGKILL: {log}");
 
     // A crash (SIGKILL) is noticed, counted and replaced, on the lowest free address.
     let survivor = fleet

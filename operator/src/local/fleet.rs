@@ -23,160 +23,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
 use tokio::task::JoinHandle;
 
-use super::addresses::{AddressBook, DEFAULT_FIRST_REGION_OCTET, relay_name};
+use super::addresses::{AddressBook, relay_name};
+use super::config::{FleetConfig, FleetError};
 use super::process::{RelayProcess, accepts, readyz};
+use super::replicaset::{Candidate, restart_backoff, victims};
 use super::rewrite::{self, Endpoint, Me, RewriteError};
+use super::status::{ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus};
 use crate::labels::{LABEL_REGION, TierKind, tier_from_labels};
-
-/// Where the relays come from and how they are run.
-#[derive(Clone, Debug)]
-pub struct FleetConfig {
-    pub relay_bin: PathBuf,
-    /// One `<relay name>.log` per relay (stdout and stderr).
-    pub log_dir: PathBuf,
-    /// Emulated scheduling and image pull: a relay is not Ready before this.
-    pub ready_delay: Duration,
-    /// SIGKILL this long after SIGTERM.
-    pub drain_grace: Duration,
-    /// Second octet of the first region's addresses.
-    pub first_region_octet: u8,
-    /// How long [`Fleet::apply`] waits for a new relay to open its HTTP port.
-    pub startup_timeout: Duration,
-    /// How often readiness is probed and exits noticed.
-    pub poll_interval: Duration,
-    /// Wait before replacing a crashed relay; doubles with each crash in a row (at most 30 s).
-    pub restart_backoff: Duration,
-}
-
-impl FleetConfig {
-    pub fn new(
-        relay_bin: PathBuf,
-        log_dir: PathBuf,
-        ready_delay: Duration,
-        drain_grace: Duration,
-    ) -> FleetConfig {
-        FleetConfig {
-            relay_bin,
-            log_dir,
-            ready_delay,
-            drain_grace,
-            first_region_octet: DEFAULT_FIRST_REGION_OCTET,
-            startup_timeout: Duration::from_secs(5),
-            poll_interval: Duration::from_millis(500),
-            restart_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-/// What keeps the fleet from running at all, or a Deployment from being run.
-#[derive(Debug, thiserror::Error)]
-pub enum FleetError {
-    #[error("relay binary {0} not found (build it: cargo build -p surge-relay)")]
-    MissingBinary(PathBuf),
-    #[error("log directory {path}: {source}")]
-    LogDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the fleet runs inside a Tokio runtime")]
-    NoRuntime,
-    #[error("Deployment {name}: {why}")]
-    Unrunnable { name: String, why: String },
-    #[error("the fleet is shut down")]
-    ShutDown,
-}
-
-/// A relay that could not start, or exited without being asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelayFailure {
-    pub relay: String,
-    pub deployment: String,
-    /// One line: what happened and what the relay said last.
-    pub reason: String,
-}
-
-impl std::fmt::Display for RelayFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "relay {}: {}", self.relay, self.reason)
-    }
-}
-
-/// What one [`Fleet::apply`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// Relays started (and listening).
-    pub started: Vec<String>,
-    /// Relays told to stop (SIGTERM), in the order they were picked.
-    pub stopping: Vec<String>,
-    /// Relays that could not start or exited at start.
-    pub failures: Vec<RelayFailure>,
-}
-
-/// One relay as [`Fleet::observe`] sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RelayStatus {
-    /// Pod-like name, the key of deletion costs.
-    pub name: String,
-    pub deployment: String,
-    pub region: String,
-    pub tier: TierKind,
-    pub address: Ipv4Addr,
-    pub rtmp: SocketAddr,
-    /// Where `/api/v1/streams`, `/readyz` and `/metrics` answer.
-    pub http: SocketAddr,
-    pub pid: u32,
-    pub ready: bool,
-    /// Told to stop (SIGTERM), draining.
-    pub draining: bool,
-    /// Since the relay was started.
-    pub age: Duration,
-    /// From start to its first Ready.
-    pub ready_after: Option<Duration>,
-    pub deletion_cost: Option<String>,
-    pub args: Vec<String>,
-    pub log: PathBuf,
-}
-
-/// One Deployment as [`Fleet::observe`] sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeploymentStatus {
-    pub name: String,
-    pub region: String,
-    pub tier: TierKind,
-    pub desired: u32,
-    /// Relays running and not draining.
-    pub running: u32,
-    pub ready: u32,
-    /// Relays replaced after exiting without being asked.
-    pub restarts: u32,
-    pub last_failure: Option<RelayFailure>,
-    /// Why a missing relay is not started yet (e.g. its upstream Service has no relay).
-    pub waiting: Option<String>,
-    /// Its relays, draining ones included, by name.
-    pub relays: Vec<RelayStatus>,
-}
-
-/// Everything running, by Deployment (in the order of the last apply).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct FleetStatus {
-    pub deployments: Vec<DeploymentStatus>,
-    /// Draining relays of Deployments no longer planned.
-    pub orphans: Vec<RelayStatus>,
-}
-
-impl FleetStatus {
-    pub fn deployment(&self, name: &str) -> Option<&DeploymentStatus> {
-        self.deployments.iter().find(|d| d.name == name)
-    }
-
-    /// Every relay, draining ones included.
-    pub fn relays(&self) -> impl Iterator<Item = &RelayStatus> {
-        self.deployments
-            .iter()
-            .flat_map(|d| d.relays.iter())
-            .chain(self.orphans.iter())
-    }
-}
 
 /// Relay processes matching planned Deployments. Cheap to share behind an `Arc`; dropping it
 /// without [`Fleet::shutdown`] kills the relays (SIGKILL, no drain).
@@ -230,6 +83,8 @@ struct Relay {
     http: SocketAddr,
     process: RelayProcess,
     started: Instant,
+    /// Start order within its Deployment (the number in its name).
+    serial: u64,
     ready: bool,
     ready_after: Option<Duration>,
     /// When SIGTERM was sent, and whether SIGKILL followed.
@@ -591,10 +446,8 @@ impl State {
             if let Some(tier) = self.tiers.get_mut(&relay.deployment) {
                 tier.restarts += 1;
                 tier.crashes_in_a_row += 1;
-                let doublings = tier.crashes_in_a_row.saturating_sub(1).min(5);
-                let backoff =
-                    (cfg.restart_backoff * 2u32.pow(doublings)).min(Duration::from_secs(30));
-                tier.not_before = Some(now + backoff);
+                tier.not_before =
+                    Some(now + restart_backoff(cfg.restart_backoff, tier.crashes_in_a_row));
                 tier.last_failure = Some(failure);
             }
         }
@@ -629,7 +482,7 @@ impl State {
                 continue;
             };
             let replicas = tier.replicas as usize;
-            let mut active: Vec<&String> = self
+            let active: Vec<&String> = self
                 .relays
                 .iter()
                 .filter(|(_, r)| r.deployment == deployment && r.stop.is_none())
@@ -637,20 +490,16 @@ impl State {
                 .collect();
             if active.len() > replicas {
                 // As a ReplicaSet: not Ready first, then the lowest deletion cost, then the newest.
-                let key = |name: &String| {
-                    let r = &self.relays[name];
-                    let cost = self
-                        .costs
-                        .get(name)
-                        .and_then(|c| c.parse::<i64>().ok())
-                        .unwrap_or(0);
-                    (r.ready, cost, std::cmp::Reverse(r.started))
-                };
-                active.sort_by_key(|name| key(name));
-                let victims: Vec<String> = active[..active.len() - replicas]
+                let candidates: Vec<Candidate> = active
                     .iter()
-                    .map(|n| (*n).clone())
+                    .map(|name| Candidate {
+                        name: (*name).clone(),
+                        ready: self.relays[*name].ready,
+                        deletion_cost: self.costs.get(*name).cloned(),
+                        serial: self.relays[*name].serial,
+                    })
                     .collect();
+                let victims = victims(&candidates, active.len() - replicas);
                 for name in victims {
                     self.stop(&name, now);
                     stopping.push(name);
@@ -679,10 +528,9 @@ impl State {
                         tracing::warn!(%failure, "relay not started");
                         if let Some(t) = self.tiers.get_mut(&deployment) {
                             t.crashes_in_a_row += 1;
-                            let doublings = t.crashes_in_a_row.saturating_sub(1).min(5);
-                            let backoff = (cfg.restart_backoff * 2u32.pow(doublings))
-                                .min(Duration::from_secs(30));
-                            t.not_before = Some(now + backoff);
+                            t.not_before = Some(
+                                now + restart_backoff(cfg.restart_backoff, t.crashes_in_a_row),
+                            );
                             t.last_failure = Some(failure);
                         }
                         break;
@@ -783,6 +631,7 @@ impl State {
             http,
             process,
             started: now,
+            serial,
             ready: false,
             ready_after: None,
             stop: None,

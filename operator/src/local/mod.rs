@@ -5,15 +5,19 @@
 //! - [`addresses`] (pure): which loopback address a relay gets, and its pod-like name;
 //! - [`rewrite`] (pure): a Deployment's container args and env, with Service names and
 //!   Downward API values replaced by relay addresses;
+//! - [`replicaset`] (pure): which relays a scale-down removes, the restart backoff;
 //! - [`process`] (IO): one relay process, its log, signals, `/readyz`;
-//! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments.
+//! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments, configured by
+//!   [`config`] and reporting in [`status`].
 
 pub mod addresses;
+pub mod config;
 pub mod fleet;
 pub mod process;
+pub mod replicaset;
 pub mod rewrite;
+pub mod status;
 
-pub use fleet::{
-    ApplyReport, DeploymentStatus, Fleet, FleetConfig, FleetError, FleetStatus, RelayFailure,
-    RelayStatus,
-};
+pub use config::{FleetConfig, FleetError};
+pub use fleet::Fleet;
+pub use status::{ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus};

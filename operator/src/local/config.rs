@@ -1,0 +1,64 @@
+//! How the fleet runs relays, and what keeps it from running one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::addresses::DEFAULT_FIRST_REGION_OCTET;
+
+/// Where the relays come from and how they are run.
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    pub relay_bin: PathBuf,
+    /// One `<relay name>.log` per relay (stdout and stderr).
+    pub log_dir: PathBuf,
+    /// Emulated scheduling and image pull: a relay is not Ready before this.
+    pub ready_delay: Duration,
+    /// SIGKILL this long after SIGTERM.
+    pub drain_grace: Duration,
+    /// Second octet of the first region's addresses.
+    pub first_region_octet: u8,
+    /// How long [`Fleet::apply`] waits for a new relay to open its HTTP port.
+    pub startup_timeout: Duration,
+    /// How often readiness is probed and exits noticed.
+    pub poll_interval: Duration,
+    /// Wait before replacing a crashed relay; doubles with each crash in a row (at most 30 s).
+    pub restart_backoff: Duration,
+}
+
+impl FleetConfig {
+    pub fn new(
+        relay_bin: PathBuf,
+        log_dir: PathBuf,
+        ready_delay: Duration,
+        drain_grace: Duration,
+    ) -> FleetConfig {
+        FleetConfig {
+            relay_bin,
+            log_dir,
+            ready_delay,
+            drain_grace,
+            first_region_octet: DEFAULT_FIRST_REGION_OCTET,
+            startup_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(500),
+            restart_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What keeps the fleet from running at all, or a Deployment from being run.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("relay binary {0} not found (build it: cargo build -p surge-relay)")]
+    MissingBinary(PathBuf),
+    #[error("log directory {path}: {source}")]
+    LogDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the fleet runs inside a Tokio runtime")]
+    NoRuntime,
+    #[error("Deployment {name}: {why}")]
+    Unrunnable { name: String, why: String },
+    #[error("the fleet is shut down")]
+    ShutDown,
+}
