@@ -280,13 +280,34 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     assert_eq!(failure.relay, "talk-eu-west-edge-2");
     assert!(failure.to_string().contains("signal: 9"), "{failure}");
 
+    // The edge tier goes away and comes back: its new relay gets a new name (edge-3 may still
+    // be draining under its own).
+    let origin_only: Vec<_> = objects(&stream, 1)
+        .into_iter()
+        .filter(|(_, d)| d.metadata.name.as_deref() == Some(ORIGIN))
+        .collect();
+    let report = fleet.apply(&origin_only, &[], &[]).await.expect("apply");
+    assert_eq!(report.stopping, ["talk-eu-west-edge-3"]);
+    let report = fleet
+        .apply(&objects(&stream, 1), &[], &[])
+        .await
+        .expect("apply");
+    assert_eq!(report.started, ["talk-eu-west-edge-4"]);
+
     // Shutdown stops every relay it started; nothing is left.
+    let status = fleet.observe();
     let all: Vec<u32> = pids
         .into_iter()
         .chain(status.relays().map(|r| r.pid))
         .collect();
+    let running: Vec<u32> = status
+        .relays()
+        .filter(|r| !r.draining)
+        .map(|r| r.pid)
+        .collect();
+    assert_eq!(running.len(), 2, "origin and edge-4: {status:#?}");
     let stopped = fleet.shutdown().await;
-    assert_eq!(stopped.len(), 2, "origin and edge-3: {stopped:?}");
+    assert!(running.iter().all(|p| stopped.contains(p)), "{stopped:?}");
     for pid in all {
         assert!(!alive(pid), "pid {pid} still runs");
     }

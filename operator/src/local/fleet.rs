@@ -49,6 +49,9 @@ struct State {
     tiers: BTreeMap<String, Tier>,
     services: Vec<Service>,
     relays: BTreeMap<String, Relay>,
+    /// The last serial given per Deployment name, kept when a Deployment goes away, so a
+    /// name is never given twice (a relay of it may still be draining).
+    serials: BTreeMap<String, u64>,
     /// Pod-deletion costs by relay name, as the last applies set them.
     costs: BTreeMap<String, String>,
     shut_down: bool,
@@ -64,7 +67,6 @@ struct Tier {
     replicas: u32,
     /// Position in the last apply.
     order: usize,
-    next_serial: u64,
     restarts: u32,
     crashes_in_a_row: u32,
     not_before: Option<Instant>,
@@ -387,7 +389,6 @@ fn planned_tier(d: &Deployment, order: usize) -> Result<(String, Tier), FleetErr
         container,
         replicas,
         order,
-        next_serial: 0,
         restarts: 0,
         crashes_in_a_row: 0,
         not_before: None,
@@ -521,7 +522,7 @@ impl State {
                     }
                     Err(NotStarted::Failed(reason)) => {
                         let failure = RelayFailure {
-                            relay: relay_name(&deployment, tier_serial(self, &deployment) + 1),
+                            relay: relay_name(&deployment, self.last_serial(&deployment) + 1),
                             deployment: deployment.clone(),
                             reason,
                         };
@@ -557,7 +558,7 @@ impl State {
             .book
             .allocate(&region, kind)
             .map_err(|e| NotStarted::Failed(e.to_string()))?;
-        let serial = tier.next_serial + 1;
+        let serial = self.last_serial(deployment) + 1;
         let name = relay_name(deployment, serial);
         let launched = {
             let me = Me {
@@ -618,7 +619,6 @@ impl State {
             .tiers
             .get_mut(deployment)
             .ok_or_else(|| NotStarted::Failed("not planned".to_string()))?;
-        tier.next_serial = serial;
         tier.waiting = None;
         let relay = Relay {
             deployment: deployment.to_string(),
@@ -637,6 +637,7 @@ impl State {
             stop: None,
             args,
         };
+        self.serials.insert(deployment.to_string(), serial);
         self.relays.insert(name.clone(), relay);
         Ok(name)
     }
@@ -651,6 +652,10 @@ impl State {
             relay.stop = Some((now, false));
             relay.ready = false;
         }
+    }
+
+    fn last_serial(&self, deployment: &str) -> u64 {
+        self.serials.get(deployment).copied().unwrap_or(0)
     }
 
     fn set_ready(&mut self, name: &str, ready: bool, now: Instant) {
@@ -726,10 +731,6 @@ impl State {
             orphans,
         }
     }
-}
-
-fn tier_serial(state: &State, deployment: &str) -> u64 {
-    state.tiers.get(deployment).map_or(0, |t| t.next_serial)
 }
 
 /// The address a listen flag gives the relay; the flag is added (relay default port) when
