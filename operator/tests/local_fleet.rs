@@ -316,6 +316,7 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
         fleet.apply(&objects(&stream, 1), &[], &[]).await,
         Err(FleetError::ShutDown)
     ));
+    let _ = std::fs::remove_dir_all(&fleet.config().log_dir);
 }
 
 #[tokio::test]
@@ -344,6 +345,7 @@ async fn a_relay_that_cannot_start_is_a_one_line_failure() {
     let restarts = fleet.observe().deployment(ORIGIN).map(|d| d.restarts);
     assert!(restarts >= Some(1), "{restarts:?}");
     fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(&fleet.config().log_dir);
 
     let missing = Fleet::new(
         PathBuf::from("/nonexistent/surge-relay"),
