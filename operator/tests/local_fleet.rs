@@ -288,11 +288,13 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
         .collect();
     let report = fleet.apply(&origin_only, &[], &[]).await.expect("apply");
     assert_eq!(report.stopping, ["talk-eu-west-edge-3"]);
+    assert_eq!(report.removed, [EDGES]);
     let report = fleet
         .apply(&objects(&stream, 1), &[], &[])
         .await
         .expect("apply");
     assert_eq!(report.started, ["talk-eu-west-edge-4"]);
+    assert!(report.removed.is_empty());
 
     // Shutdown stops every relay it started; nothing is left.
     let status = fleet.observe();

@@ -154,7 +154,7 @@ impl Fleet {
             .enumerate()
             .map(|(order, (_, d))| planned_tier(d, order))
             .collect::<Result<Vec<_>, _>>()?;
-        let (started, stopping) = {
+        let (started, stopping, removed) = {
             let mut state = self.shared.lock();
             if state.shut_down {
                 return Err(FleetError::ShutDown);
@@ -166,6 +166,12 @@ impl Fleet {
                 .collect();
             state.costs.extend(deletion_costs.iter().cloned());
             let names: Vec<String> = planned.iter().map(|(name, _)| name.clone()).collect();
+            let removed: Vec<String> = state
+                .tiers
+                .keys()
+                .filter(|name| !names.contains(name))
+                .cloned()
+                .collect();
             state.tiers.retain(|name, _| names.contains(name));
             for (name, tier) in planned {
                 match state.tiers.get_mut(&name) {
@@ -180,7 +186,8 @@ impl Fleet {
                     }
                 }
             }
-            state.converge(&self.shared.cfg, Instant::now())
+            let (started, stopping) = state.converge(&self.shared.cfg, Instant::now());
+            (started, stopping, removed)
         };
         let failures = self.wait_listening(&started).await;
         let started = started
@@ -190,6 +197,7 @@ impl Fleet {
         Ok(ApplyReport {
             started,
             stopping,
+            removed,
             failures,
         })
     }

@@ -28,6 +28,9 @@ pub struct ApplyReport {
     pub started: Vec<String>,
     /// Relays told to stop (SIGTERM), in the order they were picked.
     pub stopping: Vec<String>,
+    /// Deployments no longer planned (their relays are stopping), as the operator's orphan
+    /// Deployments deleted.
+    pub removed: Vec<String>,
     /// Relays that could not start or exited at start.
     pub failures: Vec<RelayFailure>,
 }
