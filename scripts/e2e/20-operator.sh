@@ -23,6 +23,10 @@
 #  7d. an object the API server refuses (a ResourceQuota allowing no Services) makes the Stream
 #      Ready=False and Degraded=True with reason ApplyFailed naming the Service, a Degraded
 #      event and a growing surge_operator_apply_errors_total; with the quota gone it is Ready.
+#  7e. placement: a Stream with exposure hostPort gets an edge on host ports advertising the
+#      node's IP, a headless peers Service, --placement-peer/--overflow/--max-egress-mbps and a
+#      status locator URL; once its LoadBalancer Service has an ingress IP (status patched
+#      here), the region's published endpoints use that IP.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge
 #     relay at a steady pace; the operator's scraper reads the counts and the planner adds
@@ -390,6 +394,8 @@ for region in "${REGIONS[@]}"; do
     "\"--upstream\",\"rtmp://final-origin.$NS.svc.cluster.local:$RELAY_RTMP_PORT/live\""; do
     grep -qF -- "$want" <<<"$args" || fail "final-$region-edge args lack $want: $args"
   done
+  # Behind Services (the default exposure) an edge is no locator: a redirect would name a pod IP.
+  ! grep -qF -- '--placement-peer' <<<"$args" || fail "final-$region-edge is a locator behind a Service: $args"
 done
 [ "$(kubectl get deploy final-origin -o jsonpath='{.spec.template.spec.nodeSelector.topology\.kubernetes\.io/region}')" = us-east ] \
   || fail "origin not pinned to us-east"
@@ -483,6 +489,12 @@ reject "spec.tree.fanout" "$bad_head
 reject "spec.tree.viewersPerEdge" "$bad_head
   regions: [{name: eu-west}]
   tree: {viewersPerEdge: 0}"
+reject "spec.tree.edgeEgressMbps" "$bad_head
+  regions: [{name: eu-west}]
+  tree: {edgeEgressMbps: 0}"
+reject "spec.placement.overflow: Invalid value" "$bad_head
+  regions: [{name: eu-west}]
+  placement: {overflow: [tierAbove, mars]}" "overflow entries must be tierAbove or the name of a region"
 
 # --- 5. spec edits converge ----------------------------------------------------------------
 step "edit: us-east minEdges 2 -> 3 (maxEdges 5), ap-south removed"
@@ -747,6 +759,58 @@ done
 [ "$(condition_of capped Degraded reason)" != ApplyFailed ] || fail "capped still Degraded=ApplyFailed"
 kubectl delete stream capped --wait=true --timeout=30s >/dev/null
 step "capped recovered: Ready=True TreeReady, Services capped-origin and capped-eu-west-edge exist"
+
+# --- 7e. placement: edges on host ports, locator URLs, a load balancer's address -----------
+step "placement: Stream placed (eu-west, exposure hostPort, LoadBalancer playback, edgeEgressMbps 100 at 2500 kbit/s)"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: placed, namespace: $NS}
+spec:
+  bitrateKbps: 2500
+  origin: {region: eu-west}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 2}]
+  tree: {edgeEgressMbps: 100}
+  playback: {serviceType: LoadBalancer}
+  placement: {exposure: hostPort, overflow: [tierAbove]}
+EOF
+wait_until "placed edge ready" 60 deploy_ready placed-eu-west-edge 1
+arg_of() { # DEPLOYMENT FLAG: the flag's values, space-separated
+  kubectl get deploy "$1" -o json | jq -r --arg f "$2" '.spec.template.spec.containers[0].args as $a
+    | [range(0; $a | length) | select($a[.] == $f) | $a[. + 1]] | join(" ")'
+}
+PEER="placed-eu-west-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
+[ "$(arg_of placed-eu-west-edge --placement-peer)" = "$PEER" ] || fail "edge peers: '$(arg_of placed-eu-west-edge --placement-peer)'"
+[ "$(arg_of placed-eu-west-edge --overflow)" = tier-above ] || fail "edge overflow: '$(arg_of placed-eu-west-edge --overflow)'"
+# 100 Mbit/s at 2500 kbit/s: 40 viewers per edge, --max-viewers twice that.
+[ "$(arg_of placed-eu-west-edge --max-egress-mbps)" = 100 ] || fail "edge egress: '$(arg_of placed-eu-west-edge --max-egress-mbps)'"
+[ "$(arg_of placed-eu-west-edge --max-viewers)" = 80 ] || fail "edge max viewers: '$(arg_of placed-eu-west-edge --max-viewers)'"
+[ -z "$(arg_of placed-origin --placement-peer)" ] || fail "the origin is a locator: $(arg_of placed-origin --placement-peer)"
+exposed="$(kubectl get deploy placed-eu-west-edge -o json | jq -r '.spec.template.spec.containers[0]
+  | ([.ports[] | "\(.name)=\(.containerPort)/\(.hostPort)"] | join(" ")) + " "
+    + ([.env[]? | select(.name == "SURGE_ADVERTISE_HOST") | .valueFrom.fieldRef.fieldPath] | join(""))')"
+[ "$exposed" = "rtmp=$RELAY_RTMP_PORT/$RELAY_RTMP_PORT http=$RELAY_HTTP_PORT/$RELAY_HTTP_PORT status.hostIP" ] \
+  || fail "edge host ports / advertised host: '$exposed'"
+headless="$(kubectl get service placed-eu-west-peers -o jsonpath='{.spec.clusterIP} {.spec.publishNotReadyAddresses} {.spec.selector.surge\.dev/tier}')"
+[ "$headless" = "None true edge" ] || fail "peers Service placed-eu-west-peers: '$headless'"
+# The pods run on eu-west nodes, the edge with its host ports (the scheduler honours them).
+check_region_placement placed
+locate_of() { kubectl get stream placed -o jsonpath='{.status.endpoints.playback[0].locate}'; }
+locate_is() { [ "$(locate_of)" = "$1" ]; }
+IN_CLUSTER="http://placed-eu-west-edge.$NS.svc.cluster.local:$RELAY_HTTP_PORT/api/v1/locate?app=live&stream=placed"
+wait_until "placed status names the locator URL $IN_CLUSTER" 60 locate_is "$IN_CLUSTER"
+step "placed: edge on host ports advertising status.hostIP, peers $PEER (headless), status locate $IN_CLUSTER"
+step "the load balancer of placed-eu-west-edge gets 203.0.113.7 (status patched, as a cloud controller would)"
+kubectl patch service placed-eu-west-edge --subresource=status --type=merge \
+  -p '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}' >/dev/null \
+  || fail "cannot patch the status of Service placed-eu-west-edge"
+EXTERNAL="http://203.0.113.7:$RELAY_HTTP_PORT/api/v1/locate?app=live&stream=placed"
+wait_until "placed status names the locator at the load balancer ($EXTERNAL)" 60 locate_is "$EXTERNAL"
+played="$(kubectl get stream placed -o jsonpath='{.status.endpoints.playback[0].rtmp} {.status.endpoints.playback[0].httpFlv}')"
+[ "$played" = "rtmp://203.0.113.7:$RELAY_RTMP_PORT/live/placed http://203.0.113.7:$RELAY_HTTP_PORT/live/placed.flv" ] \
+  || fail "placed playback endpoints: '$played'"
+step "placed endpoints at the load balancer: $EXTERNAL, $played"
+kubectl delete stream placed --wait=true --timeout=30s >/dev/null
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
