@@ -159,7 +159,8 @@ pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec
         );
     }
     if let Some(v) = args.viewers_per_edge {
-        spec.tree.viewers_per_edge = u32::try_from(v).context("--viewers-per-edge is too large")?;
+        spec.tree
+            .set_viewers_per_edge(u32::try_from(v).context("--viewers-per-edge is too large")?);
     }
     for r in &mut spec.regions {
         if let Some(v) = args.min_edges {
@@ -260,7 +261,7 @@ pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcom
         .with_context(|| format!("invalid trace {}", args.trace.display()))?;
     let demand = Demand::from_trace(&trace, args.broadcast.as_deref())?;
     let spec = stream_spec(args, &demand.regions)?;
-    let viewers_per_edge = u64::from(spec.tree.viewers_per_edge);
+    let viewers_per_edge = u64::from(surge_operator::sizing::viewers_per_edge(&spec));
     let (outcomes, extra_oracle) = run_policies(&demand, args, spec)?;
     let oracle_cost = outcomes
         .iter()
