@@ -94,8 +94,9 @@ pub struct Config {
     /// HTTP addresses (`host:port`) of the relays one tier up that this relay may pull from
     /// (a headless Service name stands for all its pods). Before pulling from its first
     /// `--upstream`, it picks the Ready one among them with the fewest children (fewer than
-    /// `--parent-fanout`), counting children from what its `--placement-peer`s and these pull
-    /// from; with none free it uses `--upstream` as given (the origin last).
+    /// `--parent-fanout`), counting children from what its `--sibling-peer`s, its
+    /// `--placement-peer`s and these say they pull from; with none free it uses `--upstream` as
+    /// given (the origin last).
     #[arg(
         long = "parent-peer",
         env = "SURGE_PARENT_PEERS",
@@ -103,6 +104,18 @@ pub struct Config {
         value_parser = parse_peer
     )]
     pub parent_peers: Vec<String>,
+
+    /// HTTP addresses (`host:port`) of this relay's siblings: relays that pick among the same
+    /// parents (a headless Service name stands for all). Polled only to count each parent's
+    /// children; never chosen as a parent, and no viewers are placed on them unless they are
+    /// also `--placement-peer`s.
+    #[arg(
+        long = "sibling-peer",
+        env = "SURGE_SIBLING_PEERS",
+        value_delimiter = ',',
+        value_parser = parse_peer
+    )]
+    pub sibling_peers: Vec<String>,
 
     /// Most child relays a parent feeds, used when picking a parent with `--parent-peer` (the
     /// Stream's `spec.tree.fanout`).

@@ -109,6 +109,7 @@ impl Relay {
                 locator.clone(),
                 cfg.placement_peers.clone(),
                 cfg.parent_peers.clone(),
+                cfg.sibling_peers.clone(),
                 move || crate::http::stats::own_report(&own, http_addr),
                 shutdown.clone(),
             );

@@ -42,6 +42,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_OVERFLOW", "a/b", "--overflow"),
     ("SURGE_PARENT_PEERS", "no-port", "--parent-peer"),
     ("SURGE_PARENT_FANOUT", "0", "--parent-fanout"),
+    ("SURGE_SIBLING_PEERS", "no-port", "--sibling-peer"),
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.

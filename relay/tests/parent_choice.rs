@@ -1,7 +1,9 @@
 //! Parents are chosen by room (README, "Placement"): edges given two reflectors with
 //! `--parent-peer` and `--parent-fanout 2` pull from the reflector with the fewest children,
 //! so four edges split two and two — no reflector feeds more than its fanout — and a fifth
-//! edge, finding both full, falls back to `--upstream` (the origin).
+//! edge, finding both full, falls back to `--upstream` (the origin). The edges count the
+//! reflectors' children from what their siblings (`--sibling-peer`) say they pull from; no
+//! edge is a locator.
 
 mod common;
 
@@ -30,7 +32,7 @@ fn reflector(origin: &RelayProcess) -> RelayProcess {
     ])
 }
 
-fn edge(origin: &RelayProcess, http: SocketAddr, parents: &str, peers: &str) -> RelayProcess {
+fn edge(origin: &RelayProcess, http: SocketAddr, parents: &str, siblings: &str) -> RelayProcess {
     let upstream = format!("rtmp://{}/live", origin.rtmp);
     let http = http.to_string();
     RelayProcess::spawn(
@@ -51,8 +53,8 @@ fn edge(origin: &RelayProcess, http: SocketAddr, parents: &str, peers: &str) -> 
             parents,
             "--parent-fanout",
             "2",
-            "--placement-peer",
-            peers,
+            "--sibling-peer",
+            siblings,
         ],
         &[],
     )
@@ -103,15 +105,14 @@ async fn edges_fill_parents_up_to_fanout_then_fall_back_to_the_origin() {
     let reflectors = [reflector(&origin), reflector(&origin)];
     let parents = format!("{},{}", reflectors[0].http, reflectors[1].http);
     let addrs: Vec<SocketAddr> = (0..5).map(|_| free_addr()).collect();
-    let mut peers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    peers.extend(reflectors.iter().map(|r| r.http.to_string()));
-    let peers = peers.join(",");
+    let siblings: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let siblings = siblings.join(",");
 
     // One edge after the other, each seen by the next before it starts (a poll a second).
     let mut edges = Vec::new();
     let mut parent_of = Vec::new();
     for addr in &addrs[..4] {
-        let e = edge(&origin, *addr, &parents, &peers);
+        let e = edge(&origin, *addr, &parents, &siblings);
         parent_of.push(wait_pulling(e.http).await);
         edges.push(e);
         tokio::time::sleep(Duration::from_millis(2_200)).await;
@@ -129,7 +130,7 @@ async fn edges_fill_parents_up_to_fanout_then_fall_back_to_the_origin() {
     }
 
     // Both reflectors hold their fanout: the fifth edge uses --upstream, the origin.
-    let fifth = edge(&origin, addrs[4], &parents, &peers);
+    let fifth = edge(&origin, addrs[4], &parents, &siblings);
     assert_eq!(
         wait_pulling(fifth.http).await,
         origin.rtmp.to_string(),
@@ -139,5 +140,10 @@ async fn edges_fill_parents_up_to_fanout_then_fall_back_to_the_origin() {
         fifth.log_contains("choosing a parent with room"),
         "{}",
         fifth.log_text()
+    );
+    let (status, _, _) = common::http_get(fifth.http, "/api/v1/locate?app=live&stream=crowd").await;
+    assert_eq!(
+        status, 404,
+        "an edge with only parents and siblings is no locator"
     );
 }

@@ -152,12 +152,13 @@ impl crate::upstream::ParentChooser for Locator {
     }
 }
 
-/// Polls `peers` and `parent_peers` until `shutdown`; `own` reports this relay (fresh on every
+/// Polls `peers`, `parent_peers` and `sibling_peers` until `shutdown`; `own` reports this relay (fresh on every
 /// round).
 pub fn spawn_poller(
     locator: Arc<Locator>,
     peers: Vec<String>,
     parent_peers: Vec<String>,
+    sibling_peers: Vec<String>,
     own: impl Fn() -> Option<PeerReport> + Send + Sync + 'static,
     shutdown: CancellationToken,
 ) {
@@ -179,6 +180,7 @@ pub fn spawn_poller(
             let parents = resolve_all(&parent_peers).await;
             let mut addrs = resolve_all(&peers).await;
             addrs.extend(parents.iter().copied());
+            addrs.extend(resolve_all(&sibling_peers).await);
             addrs.sort();
             addrs.dedup();
             *locator.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
