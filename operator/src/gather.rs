@@ -69,7 +69,7 @@ fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
 }
 
 /// Scrapes every running relay pod concurrently (at most 32 at a time).
-async fn scrape_all(
+pub(crate) async fn scrape_all(
     scraper: &Scraper,
     port: u16,
     pods: &[PodView],

@@ -1,7 +1,9 @@
 //! One reconcile of a Stream, as a short driver over one pure step (Stackable style):
 //! gather (IO: list the children, scrape the relays) → decide (pure: validate, plan, the tree,
 //! the desired objects, the events) → apply (IO) → settle (pure: what applying did, the
-//! status, the next memory) → report (IO: events, metrics, status).
+//! status, the next memory) → report (IO: events, metrics, status). The steps up to settle are
+//! [`step`], over a [`Backend`] that does the observing and applying: [`Kubernetes`] here, the
+//! local fleet for `surge-operator local` (`local::driver`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,10 +15,14 @@ use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
 use crate::apply::apply_planned;
+use crate::build::Target;
+use crate::config::OperatorConfig;
 use crate::crd::Stream;
-use crate::decide::{self, Clock, Decision, Input, Note, decide};
+use crate::decide::{
+    self, Applied, Clock, Decision, Input, Note, Outcome, Planned, StreamMemory, decide,
+};
 use crate::gather::gather;
-use crate::metrics::ResultLabels;
+use crate::metrics::{Metrics, ResultLabels};
 use crate::observe::Observed;
 use crate::report::{publish, report};
 use crate::validate::validate;
@@ -48,20 +54,90 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action,
     let span = info_span!("reconcile", stream = %stream.name_any(), namespace = stream.namespace().unwrap_or_default());
     let started = Instant::now();
     let result = reconcile_inner(&stream, &ctx).instrument(span).await;
-    ctx.metrics
+    record_reconcile(&ctx.metrics, started, result.is_ok());
+    result
+}
+
+/// Counts one reconcile and its duration.
+pub(crate) fn record_reconcile(metrics: &Metrics, started: Instant, ok: bool) {
+    metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics
+    let label = if ok { "ok" } else { "error" };
+    metrics
         .reconciles
         .get_or_create(&ResultLabels {
             result: label.into(),
         })
         .inc();
-    if result.is_err() {
-        ctx.metrics.reconcile_errors.inc();
+    if !ok {
+        metrics.reconcile_errors.inc();
     }
-    result
+}
+
+/// The IO on either side of `decide`: observing a Stream's children, applying its tree.
+pub(crate) trait Backend {
+    type Error;
+    /// The children of `target`'s Stream and what their relays answered.
+    async fn observe(&self, target: &Target) -> Result<Observed, Self::Error>;
+    /// Makes the children match `planned`.
+    async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Self::Error>;
+}
+
+/// Children and relays as the API server and the relays' pod IPs show them.
+pub(crate) struct Kubernetes<'a>(pub &'a Context);
+
+impl Backend for Kubernetes<'_> {
+    type Error = Error;
+
+    async fn observe(&self, target: &Target) -> Result<Observed, Error> {
+        let ctx = self.0;
+        let port = ctx.cfg.relay_http_port;
+        Ok(gather(&ctx.client, &ctx.scraper, port, target, &ctx.metrics).await?)
+    }
+
+    async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Error> {
+        let ctx = self.0;
+        let manager = &ctx.cfg.field_manager;
+        Ok(apply_planned(&ctx.client, target, planned, manager, &ctx.metrics).await?)
+    }
+}
+
+/// One reconcile up to its report: observe (IO) → decide (pure) → apply (IO) → settle (pure).
+/// `remember` keeps the planned memory (history and planner state) even if applying fails.
+pub(crate) async fn step<B: Backend>(
+    backend: &B,
+    stream: &Stream,
+    target: &Target,
+    clock: Clock,
+    cfg: &OperatorConfig,
+    memory: &StreamMemory,
+    remember: impl FnOnce(StreamMemory),
+) -> Result<Outcome, B::Error> {
+    // 1. Observe: the children and their relays (an invalid spec is decided without them).
+    let observed = if validate(&target.stream, &stream.spec).is_empty() {
+        backend.observe(target).await?
+    } else {
+        Observed::default()
+    };
+
+    // 2. Decide (pure).
+    let input = Input {
+        stream,
+        target,
+        observed: &observed,
+        clock,
+        cfg,
+    };
+    Ok(match decide(&input, memory) {
+        Decision::Done(outcome) => outcome,
+        Decision::Apply(planned) => {
+            remember(planned.memory.clone());
+            // 3. Apply (IO), then settle (pure) with what it did.
+            let applied = backend.apply(target, &planned).await?;
+            planned.settle(&input, &applied)
+        }
+    })
 }
 
 /// The driver: every step but `decide` and `settle` is IO.
@@ -71,39 +147,22 @@ async fn reconcile_inner(stream: &Stream, ctx: &Context) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     let target = decide::target(stream).ok_or(Error::Incomplete)?;
-    let cfg = &ctx.cfg;
-
-    // 1. Observe: the children and their relays (an invalid spec is decided without them).
-    let observed = if validate(&target.stream, &stream.spec).is_empty() {
-        let port = cfg.relay_http_port;
-        gather(&ctx.client, &ctx.scraper, port, &target, &ctx.metrics).await?
-    } else {
-        Observed::default()
+    let clock = Clock {
+        seconds: ctx.now_s(),
+        now: Timestamp::now(),
     };
-
-    // 2. Decide (pure).
-    let input = Input {
+    let memory = ctx.recall(&target);
+    let remember = |m| ctx.remember(&target, m);
+    let outcome = step(
+        &Kubernetes(ctx),
         stream,
-        target: &target,
-        observed: &observed,
-        clock: Clock {
-            seconds: ctx.now_s(),
-            now: Timestamp::now(),
-        },
-        cfg,
-    };
-    let outcome = match decide(&input, &ctx.recall(&target)) {
-        Decision::Done(outcome) => outcome,
-        Decision::Apply(planned) => {
-            // History and planner state count even if applying fails.
-            ctx.remember(&target, planned.memory.clone());
-            // 3. Apply (IO), then settle (pure) with what it did.
-            let manager = &cfg.field_manager;
-            let applied =
-                apply_planned(&ctx.client, &target, &planned, manager, &ctx.metrics).await?;
-            planned.settle(&input, &applied)
-        }
-    };
+        &target,
+        clock,
+        &ctx.cfg,
+        &memory,
+        remember,
+    )
+    .await?;
 
     // 4. Report: events, metrics, status.
     report(ctx, stream, &target, outcome).await

@@ -2,6 +2,9 @@
 //! memory, publishes the Stream's gauges and writes its status (one server-side apply of the
 //! status subresource).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -12,7 +15,7 @@ use crate::build::Target;
 use crate::context::{Context, Published, lock};
 use crate::crd::{Stream, StreamStatus};
 use crate::decide::{Note, Outcome};
-use crate::metrics::{RegionLabels, TierLabels};
+use crate::metrics::{Metrics, RegionLabels, TierLabels};
 use crate::reconcile::Error;
 
 /// Reports `outcome` of a reconcile of `stream` and says when to reconcile it again.
@@ -34,7 +37,8 @@ pub async fn report(
         return Ok(Action::requeue(outcome.requeue_after));
     };
     if outcome.gauges {
-        record_metrics(ctx, target, &stream.spec.origin.region, &status);
+        let origin_region = &stream.spec.origin.region;
+        record_metrics(&ctx.metrics, &ctx.published, target, origin_region, &status);
     }
     if ctx.is_deleted(&target.owner.uid) {
         // Deleted while this reconcile ran: undo what it just published.
@@ -73,10 +77,15 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Sets the relays desired/ready and viewers gauges from `status`, and removes the series of
-/// tiers and regions that are gone.
-fn record_metrics(ctx: &Context, target: &Target, origin_region: &str, status: &StreamStatus) {
+/// tiers and regions that are gone (`published` remembers them per Stream).
+pub(crate) fn record_metrics(
+    metrics: &Metrics,
+    published: &Mutex<HashMap<(String, String), Published>>,
+    target: &Target,
+    origin_region: &str,
+    status: &StreamStatus,
+) {
     let (namespace, stream) = (target.namespace.as_str(), target.stream.as_str());
-    let metrics = &ctx.metrics;
     let mut now = Published::default();
     let tiers = status
         .origin
@@ -125,7 +134,7 @@ fn record_metrics(ctx: &Context, target: &Target, origin_region: &str, status: &
     // Tiers and regions that are gone stop being reported.
     let key = (namespace.to_string(), stream.to_string());
     let (fresh_tiers, fresh_regions) = (now.tiers.clone(), now.regions.clone());
-    let old = lock(&ctx.published).insert(key, now);
+    let old = lock(published).insert(key, now);
     if let Some(old) = old {
         for l in old.tiers.iter().filter(|l| !fresh_tiers.contains(l)) {
             metrics.relays_desired.remove(l);
