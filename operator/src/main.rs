@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use surge_flags::positive_duration;
+use surge_flags::{duration, positive_duration};
 use surge_operator::config::{OperatorConfig, parse_key_values};
 use surge_operator::controller::{RunOptions, run};
+use surge_operator::local::addresses::DEFAULT_FIRST_REGION_OCTET;
+use surge_operator::local::run::{LocalOptions, run as run_local};
 
 /// Kubernetes operator for Surge: turns each `Stream` (surge.dev/v1alpha1) into a
 /// geo-clustered tree of surge-relay Deployments (origin -> reflectors -> edges), sized by the
@@ -26,6 +29,80 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the Stream CustomResourceDefinition as YAML (the source of crds/stream.yaml).
     Crd,
+    /// Run Streams on this machine, without Kubernetes: the same reconcile as `run`, with
+    /// relay Deployments run as surge-relay processes on loopback addresses.
+    #[command(long_about = LOCAL_ABOUT)]
+    Local(Box<LocalArgs>),
+}
+
+const LOCAL_ABOUT: &str = "\
+Run Streams on this machine, without Kubernetes.
+
+Each Stream file is validated as the operator validates a Stream (every problem on one line;
+nothing starts if any file is invalid). Then, per Stream, the operator's own reconcile loop
+runs: it scrapes the relays' /api/v1/streams, the planner sizes every tier from the viewer
+counts and their growth, and each planned Deployment runs as surge-relay processes, one per
+replica (scale-downs stop the least-loaded relays first, with SIGTERM and a drain; a crashed
+relay is replaced). Scale events and flash crowds are logged.
+
+Addresses: relay n of tier t in region r listens on 127.<B+r>.<t>.<n> with the standard
+ports (RTMP 1935, HTTP 8080). B is --first-octet (200); regions are numbered from 0 in the
+order origin region, then spec.regions, and each further Stream gets the next block of
+octets; t is 0 for the origin, 1 for edges, 1+L for reflector level L. So the first Stream's
+origin is rtmp://127.200.0.1:1935/APP/STREAM (publish there) and the first edge of its first
+region http://127.200.1.1:8080/APP/STREAM.flv. Linux routes all of 127.0.0.0/8 to lo: no
+setup needed. GET /api/v1/streams on --api-listen answers each Stream's spec, its status
+(as the Kubernetes Stream's status: endpoints.ingest, endpoints.playback, tiers, conditions;
+an endpoint names one relay of its tier, a Ready one first) and its relays (name, address,
+pid, ready, draining, log). Durations in the log are trace time (see --speed).
+
+Ctrl-C or SIGTERM stops every relay it started.";
+
+#[derive(clap::Args, Debug)]
+struct LocalArgs {
+    /// A Stream manifest (YAML, apiVersion surge.dev/v1alpha1, kind Stream; several
+    /// documents allowed). Repeat for more files.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "STREAM.yaml",
+        required = true
+    )]
+    files: Vec<PathBuf>,
+    /// Run the control loop's clock this many times faster than the wall clock: the
+    /// planner's time, the Stream's windows, --scrape-interval, --ready-delay and
+    /// --drain-grace are in trace time, so `surge-load replay --speed X` lines up.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_speed)]
+    speed: f64,
+    /// A new relay is not Ready before this (emulated scheduling and image pull; trace time).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    ready_delay: Duration,
+    /// How often relays are scraped and the tree re-planned (trace time).
+    #[arg(long, default_value = "5s", value_parser = positive_duration)]
+    scrape_interval: Duration,
+    /// How long a stopped relay keeps serving its viewers (its --shutdown-grace; trace time).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    drain_grace: Duration,
+    /// Address of GET /api/v1/streams, /metrics and /healthz.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    api_listen: SocketAddr,
+    /// The surge-relay binary (default: next to this binary, then ../release/ beside its
+    /// directory, then ./target/release/surge-relay).
+    #[arg(long, value_name = "PATH")]
+    relay_bin: Option<PathBuf>,
+    /// Where each relay's log goes (<relay>.log; default: <temp dir>/surge-local-<pid>).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Second octet of the first region's addresses (127.<octet>.x.x).
+    #[arg(long, default_value_t = DEFAULT_FIRST_REGION_OCTET, value_parser = clap::value_parser!(u8).range(1..=254))]
+    first_octet: u8,
+}
+
+fn positive_speed(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -164,7 +241,32 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(run(cfg, opts))
         }
+        Command::Local(args) => local(*args),
     }
+}
+
+/// `surge-operator local`: problems are printed one per line and exit 1.
+fn local(args: LocalArgs) -> anyhow::Result<()> {
+    init_tracing(LogFormat::Text);
+    let opts = LocalOptions {
+        files: args.files,
+        speed: args.speed,
+        ready_delay: args.ready_delay,
+        drain_grace: args.drain_grace,
+        scrape_interval: args.scrape_interval,
+        api_listen: args.api_listen,
+        relay_bin: args.relay_bin,
+        log_dir: args.log_dir,
+        first_octet: args.first_octet,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if let Err(e) = runtime.block_on(run_local(opts)) {
+        for line in e.lines() {
+            eprintln!("error: {line}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -180,7 +282,7 @@ mod tests {
             .command
         {
             Command::Run(a) => Ok(a),
-            Command::Crd => Err("parsed as crd".into()),
+            _ => Err("parsed as another command".into()),
         }
     }
 

@@ -9,14 +9,27 @@
 //! - [`process`] (IO): one relay process, its log, signals, `/readyz`;
 //! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments, configured by
 //!   [`config`] and reporting in [`status`].
+//!
+//! `surge-operator local` runs the operator's reconcile on such fleets:
+//! - [`streams`] (pure): Stream YAML files, validated as the operator validates;
+//! - [`observed`] (pure): the fleet's reports as the `Observed` and `Applied` of a reconcile;
+//! - [`driver`] (IO): one Stream's loop, `reconcile::step` over the fleet, with a sped-up
+//!   clock, reporting in log lines and an in-memory status;
+//! - [`api`] (IO): `/api/v1/streams`, `/metrics`, `/healthz`;
+//! - [`run`] (IO): the command: checks, fleets, loops, API, and the stop on a signal.
 
 pub mod addresses;
+pub mod api;
 pub mod config;
+pub mod driver;
 pub mod fleet;
+pub mod observed;
 pub mod process;
 pub mod replicaset;
 pub mod rewrite;
+pub mod run;
 pub mod status;
+pub mod streams;
 
 pub use config::{FleetConfig, FleetError};
 pub use fleet::Fleet;

@@ -1,0 +1,91 @@
+//! `surge-operator local`'s HTTP API: `GET /api/v1/streams` (each Stream's spec, its status as
+//! the Kubernetes Stream's `status` would read, and the relays running for it), plus the
+//! operator's `/metrics`, `/healthz` and `/readyz`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::driver::LocalStream;
+use super::status::RelayStatus;
+use crate::context::lock;
+use crate::crd::{StreamSpec, StreamStatus};
+use crate::metrics::{self, Metrics};
+
+/// Path of the Streams answer (as the relays' own stats path, by design).
+pub const STREAMS_PATH: &str = "/api/v1/streams";
+
+/// One Stream in the answer.
+#[derive(Serialize)]
+pub struct StreamAnswer {
+    pub name: String,
+    pub namespace: String,
+    pub spec: StreamSpec,
+    /// `null` until the first reconcile.
+    pub status: Option<StreamStatus>,
+    pub relays: Vec<RelayAnswer>,
+}
+
+/// One relay process, draining ones included.
+#[derive(Serialize)]
+pub struct RelayAnswer {
+    pub name: String,
+    pub deployment: String,
+    pub region: String,
+    /// `origin`, `edge` or `reflector-N`.
+    pub tier: String,
+    pub rtmp: String,
+    pub http: String,
+    pub pid: u32,
+    pub ready: bool,
+    pub draining: bool,
+    pub log: String,
+}
+
+impl From<&RelayStatus> for RelayAnswer {
+    fn from(r: &RelayStatus) -> Self {
+        RelayAnswer {
+            name: r.name.clone(),
+            deployment: r.deployment.clone(),
+            region: r.region.clone(),
+            tier: r.tier.to_string(),
+            rtmp: r.rtmp.to_string(),
+            http: r.http.to_string(),
+            pid: r.pid,
+            ready: r.ready,
+            draining: r.draining,
+            log: r.log.display().to_string(),
+        }
+    }
+}
+
+fn answer(local: &LocalStream) -> StreamAnswer {
+    StreamAnswer {
+        name: local.stream.name_any(),
+        namespace: local.target.namespace.clone(),
+        spec: local.stream.spec.clone(),
+        status: lock(&local.status).clone(),
+        relays: local
+            .fleet
+            .observe()
+            .relays()
+            .map(RelayAnswer::from)
+            .collect(),
+    }
+}
+
+async fn streams(State(all): State<Arc<Vec<Arc<LocalStream>>>>) -> Json<Vec<StreamAnswer>> {
+    Json(all.iter().map(|s| answer(s)).collect())
+}
+
+/// The API's routes over `streams`, with the operator's metrics endpoints.
+pub fn router(streams_: Arc<Vec<Arc<LocalStream>>>, metrics: Arc<Metrics>) -> Router {
+    let api = Router::new()
+        .route(STREAMS_PATH, get(streams))
+        .with_state(streams_);
+    metrics::router(metrics).merge(api)
+}

@@ -1,0 +1,583 @@
+//! `surge-operator local` end to end: the built binary runs a two-region Stream as relay
+//! processes at speed 10, ffmpeg publishes to the ingest address the status names, 30
+//! HTTP-FLV viewers on eu-west's edge make the planner scale that region's edges up, and once
+//! they leave it scales them down; SIGINT stops every relay. Invalid input (a bad spec, a
+//! missing relay binary, a taken API address) is one line and a non-zero exit, with nothing
+//! started. Needs `cargo build -p surge-relay` first (the relay is another crate's) and ffmpeg.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_surge-operator");
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn relay_bin() -> PathBuf {
+    let bin = repo_root().join("target/debug/surge-relay");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p surge-relay` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Second octets of this run's own (127.180-194.x.x, two per Stream): apart from the
+/// command's default (200), local_fleet.rs's 120-179 and the e2e scripts' 40-119.
+fn first_octet(offset: u32) -> u8 {
+    u8::try_from(180 + ((std::process::id() / 2 + offset) % 7) * 2).expect("octet")
+}
+
+/// A scratch directory of this test run.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("surge-local-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Two regions, small edges (20 viewers each) and short windows, so a few seconds of wall
+/// time at speed 10 show a scale-up and a scale-down.
+const TALK: &str = "apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata:
+  name: talk
+spec:
+  bitrateKbps: 500
+  origin:
+    region: eu-west
+  regions:
+    - name: eu-west
+      minEdges: 1
+      maxEdges: 4
+    - name: us-east
+      minEdges: 1
+      maxEdges: 2
+  tree:
+    fanout: 4
+    viewersPerEdge: 20
+  scaling:
+    leadTimeSeconds: 10
+    scaleDownStabilizationSeconds: 20
+    scaleDownStepSeconds: 5
+    maxScaleDownFraction: 1
+    estimationWindowSeconds: 20
+";
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address")
+}
+
+/// The operator, SIGKILLed (with its relays left to the check below) if the test fails.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(args: &[String], log: &Path) -> Operator {
+        let out = std::fs::File::create(log).expect("log");
+        let child = Command::new(OPERATOR)
+            .arg("local")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("surge-operator starts");
+        Operator {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the child this test started and has not reaped.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "surge-operator still runs after {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SIGINT first, so its relays are stopped too.
+            self.signal(libc::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ffmpeg_publish(url: &str) -> KillOnDrop {
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g", "25", "-pix_fmt", "yuv420p", "-t", "120", "-f", "flv", url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed (scripts/install-deps)");
+    KillOnDrop(child)
+}
+
+/// `GET path` on `addr`: status code and body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// The one Stream of `/api/v1/streams`.
+fn talk(api: SocketAddr) -> Option<Value> {
+    let (code, body) = http_get(api, "/api/v1/streams")?;
+    assert_eq!(code, 200, "{body}");
+    let all: Value = serde_json::from_str(&body).expect("JSON");
+    all.as_array()?.first().cloned()
+}
+
+/// `(desired, ready)` of a region's edge tier in a status.
+fn edges(stream: &Value, region: &str) -> (u64, u64) {
+    let regions = stream["status"]["regions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    regions
+        .iter()
+        .filter(|r| r["name"] == region)
+        .flat_map(|r| r["tiers"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["tier"] == "edge")
+        .map(|t| {
+            (
+                t["desired"].as_u64().unwrap_or(0),
+                t["ready"].as_u64().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Polls the API until `ok`, collecting every relay pid seen.
+fn wait_for(
+    what: &str,
+    api: SocketAddr,
+    op: &Operator,
+    pids: &mut Vec<u32>,
+    within: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(stream) = talk(api) {
+            for r in stream["relays"].as_array().cloned().unwrap_or_default() {
+                let pid = u32::try_from(r["pid"].as_u64().expect("pid")).expect("pid");
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+            if ok(&stream) {
+                return stream;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {stream:#}\n{}",
+                op.log()
+            );
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: no API answer\n{}",
+                op.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+    unsafe { libc::kill(libc::pid_t::try_from(pid).expect("pid"), 0) == 0 }
+}
+
+/// Processes whose command line names an address of 127.<octet>.x.x (this run's relays), by
+/// pid, read from /proc.
+fn relays_on(octets: &[u8]) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains("surge-relay")
+            && octets
+                .iter()
+                .any(|o| cmdline.contains(&format!("127.{o}.")))
+        {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// An HTTP-FLV viewer that reads (and drops) the stream until aborted.
+fn viewer(url: &str) -> JoinHandle<()> {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let (host, path) = (host.to_string(), format!("/{path}"));
+    tokio::spawn(async move {
+        let Ok(mut s) = tokio::net::TcpStream::connect(&host).await else {
+            return;
+        };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        if s.write_all(request.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_every_relay() {
+    let started = Instant::now();
+    let dir = scratch("run");
+    let yaml = dir.join("talk.yaml");
+    std::fs::write(&yaml, TALK).expect("write");
+    let octet = first_octet(0);
+    let api = free_port();
+    let args: Vec<String> = [
+        "-f",
+        &yaml.display().to_string(),
+        "--speed",
+        "10",
+        "--ready-delay",
+        "1s",
+        "--api-listen",
+        &api.to_string(),
+        "--relay-bin",
+        &relay_bin().display().to_string(),
+        "--log-dir",
+        &dir.join("relays").display().to_string(),
+        "--first-octet",
+        &octet.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut op = Operator::start(&args, &dir.join("operator.log"));
+    let mut pids = Vec::new();
+
+    // The tree comes up; the status names where to publish (the origin's address).
+    let stream = wait_for(
+        "the ingest endpoint",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(15),
+        |s| s["status"]["endpoints"]["ingest"].is_string() && s["status"]["origin"]["ready"] == 1,
+    );
+    let ingest = stream["status"]["endpoints"]["ingest"]
+        .as_str()
+        .expect("ingest")
+        .to_string();
+    assert_eq!(ingest, format!("rtmp://127.{octet}.0.1:1935/live/talk"));
+    let playback = stream["status"]["endpoints"]["playback"]
+        .as_array()
+        .expect("playback")
+        .clone();
+    let eu = playback
+        .iter()
+        .find(|p| p["region"] == "eu-west")
+        .expect("eu-west");
+    let flv = eu["httpFlv"].as_str().expect("httpFlv").to_string();
+    assert_eq!(flv, format!("http://127.{octet}.1.1:8080/live/talk.flv"));
+    let us = playback
+        .iter()
+        .find(|p| p["region"] == "us-east")
+        .expect("us-east");
+    assert_eq!(
+        us["httpFlv"].as_str(),
+        Some(format!("http://127.{}.1.1:8080/live/talk.flv", octet + 1).as_str())
+    );
+    let (code, body) = http_get(api, "/healthz").expect("healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    // Published: every edge prewarms and becomes Ready.
+    let _ffmpeg = ffmpeg_publish(&ingest);
+    wait_for(
+        "one Ready edge per region",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(20),
+        |s| edges(s, "eu-west") == (1, 1) && edges(s, "us-east") == (1, 1),
+    );
+
+    // 30 viewers on eu-west's edge (sized for 20): eu-west scales up, us-east does not.
+    let viewers: Vec<JoinHandle<()>> = (0..30).map(|_| viewer(&flv)).collect();
+    let up = wait_for(
+        "eu-west edges scaled up and Ready",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(25),
+        |s| {
+            let (desired, ready) = edges(s, "eu-west");
+            desired >= 2 && ready >= 2 && s["status"]["viewers"]["regions"]["eu-west"] == 30
+        },
+    );
+    assert_eq!(edges(&up, "us-east"), (1, 1), "{up:#}");
+    let eu_relays = up["relays"]
+        .as_array()
+        .expect("relays")
+        .iter()
+        .filter(|r| r["deployment"] == "talk-eu-west-edge" && r["ready"] == true)
+        .count();
+    assert!(eu_relays >= 2, "{up:#}");
+    let log = op.log();
+    assert!(log.contains("talk: ScaledUp eu-west edge 1 -> "), "{log}");
+    let (code, metrics) = http_get(api, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(
+            r#"surge_operator_viewers{namespace="default",stream="talk",region="eu-west"} 30"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("surge_operator_relays_desired{"),
+        "{metrics}"
+    );
+
+    // The crowd leaves: after the stabilisation window (trace time) eu-west is back to one.
+    for v in &viewers {
+        v.abort();
+    }
+    wait_for(
+        "eu-west edges back to one",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(30),
+        |s| edges(s, "eu-west") == (1, 1) && s["status"]["viewers"]["total"] == 0,
+    );
+    let log = op.log();
+    assert!(log.contains("talk: ScaledDown eu-west edge "), "{log}");
+    assert!(log.contains("relay talk-eu-west-edge-2 ready on"), "{log}");
+
+    // SIGINT: every relay it started is stopped, and the operator exits cleanly.
+    op.signal(libc::SIGINT);
+    let status = op.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status}\n{}", op.log());
+    let log = op.log();
+    assert!(log.contains("SIGINT: stopping every relay"), "{log}");
+    assert!(log.contains("talk: stopped "), "{log}");
+    assert!(
+        pids.len() >= 4,
+        "origin, two edges, a second eu-west edge: {pids:?}"
+    );
+    for pid in &pids {
+        assert!(!alive(*pid), "relay pid {pid} still runs\n{log}");
+    }
+    assert_eq!(relays_on(&[octet, octet + 1]), [], "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `surge-operator local ARGS` to its end (it must end by itself), returns its exit
+/// status and stderr.
+fn run_to_end(args: &[String]) -> (ExitStatus, String) {
+    let mut child = Command::new(OPERATOR)
+        .arg("local")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("surge-operator starts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("surge-operator local {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
+}
+
+#[test]
+fn bad_input_is_one_line_each_a_failure_and_starts_nothing() {
+    let dir = scratch("bad");
+    let octet = first_octet(3);
+    let common = |yaml: &Path, api: SocketAddr, bin: &Path| -> Vec<String> {
+        [
+            "-f",
+            &yaml.display().to_string(),
+            "--api-listen",
+            &api.to_string(),
+            "--relay-bin",
+            &bin.display().to_string(),
+            "--log-dir",
+            &dir.join("relays").display().to_string(),
+            "--first-octet",
+            &octet.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let good = dir.join("talk.yaml");
+    std::fs::write(&good, TALK).expect("write");
+
+    // An invalid spec: the validator's field messages, one line each.
+    let bad = dir.join("bad.yaml");
+    let text = TALK
+        .replace(
+            "      minEdges: 1\n      maxEdges: 4\n",
+            "      minEdges: 5\n      maxEdges: 4\n",
+        )
+        .replace("fanout: 4", "fanout: 1");
+    std::fs::write(&bad, text).expect("write");
+    let (status, stderr) = run_to_end(&common(&bad, free_port(), &relay_bin()));
+    assert!(!status.success(), "{stderr}");
+    let source = bad.display().to_string();
+    assert_eq!(
+        error_lines(&stderr),
+        [
+            format!(
+                "error: {source}: Stream talk: spec.regions[0].minEdges: minEdges (5) must be less than or equal to maxEdges (4)"
+            ),
+            format!("error: {source}: Stream talk: spec.tree.fanout: must be at least 2"),
+        ],
+        "{stderr}"
+    );
+
+    // A missing relay binary.
+    let missing = dir.join("no-such-relay");
+    let (status, stderr) = run_to_end(&common(&good, free_port(), &missing));
+    assert!(!status.success(), "{stderr}");
+    assert_eq!(
+        error_lines(&stderr),
+        [format!(
+            "error: relay binary {} not found (build it: cargo build -p surge-relay)",
+            missing.display()
+        )],
+        "{stderr}"
+    );
+
+    // A taken API address.
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = squatter.local_addr().expect("address");
+    let (status, stderr) = run_to_end(&common(&good, taken, &relay_bin()));
+    assert!(!status.success(), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("error: cannot listen on {taken} (--api-listen): ")),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("in use"), "{stderr}");
+
+    // None of them started a relay.
+    assert_eq!(relays_on(&[octet, octet + 1]), []);
+    assert!(!dir.join("relays").exists(), "no relay log directory");
+
+    // A relay that dies at start (someone holds the origin's RTMP address): its own words,
+    // and the relays started with it are stopped.
+    let origin = std::net::Ipv4Addr::new(127, octet, 0, 1);
+    let _squatter = TcpListener::bind((origin, 1935)).expect("bind the origin's address");
+    let (status, stderr) = run_to_end(&common(&good, free_port(), &relay_bin()));
+    assert!(!status.success(), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: relay talk-origin-1: exited"),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("in use"), "{stderr}");
+    assert_eq!(relays_on(&[octet, octet + 1]), [], "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
