@@ -23,6 +23,19 @@ pub struct TierPlan {
     pub service_type: ServiceType,
     /// How the tier's relays place viewers; `None`: they do not (no locator, no host ports).
     pub placement: Option<TierPlacement>,
+    /// How the tier's relays choose a parent by room, when the tier above is a reflector
+    /// level (the origin is one relay: nothing to choose).
+    pub parents: Option<ParentChoice>,
+}
+
+/// `--parent-peer`, `--sibling-peer` and `--parent-fanout` of a tier fed by reflectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentChoice {
+    /// Headless Service over the tier above (the candidate parents).
+    pub parents: String,
+    /// Headless Service over this tier (siblings: whose pulls count each parent's children).
+    pub siblings: String,
+    pub fanout: u32,
 }
 
 /// A locator tier's part in placement: edges with `spec.placement.exposure: hostPort`.
@@ -37,18 +50,21 @@ pub struct TierPlacement {
     pub overflow: Vec<String>,
 }
 
-/// A region's headless Service over its edges, the locators' view of them.
+/// A headless Service over one tier's relays, Ready or not: the locators' view of a region's
+/// edges, and the parents and siblings a child relay polls to choose its parent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeersService {
     pub name: String,
     pub region: String,
+    pub kind: TierKind,
 }
 
 /// The whole tree, origin first, then each region from its top tier down to its edges.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreePlan {
     pub tiers: Vec<TierPlan>,
-    /// One per region when edges place viewers (`hostPort` exposure), in spec order.
+    /// One per region's edges when they place viewers (`hostPort` exposure) or choose parents
+    /// among reflectors, and one per reflector level that feeds children; no duplicates.
     pub peers_services: Vec<PeersService>,
 }
 
@@ -95,7 +111,9 @@ pub fn plan_tiers(
         node_selector: region_node_selector(spec, &spec.origin.region, cfg),
         service_type: spec.origin.service_type,
         placement: None,
+        parents: None,
     }];
+    let mut peers_services: Vec<PeersService> = Vec::new();
     for region in &spec.regions {
         let (edges, reflectors) = match plan.region(&region.name) {
             Some(p) => (p.desired_edges, p.reflectors.clone()),
@@ -103,48 +121,96 @@ pub fn plan_tiers(
         };
         let node_selector = region_node_selector(spec, &region.name, cfg);
         // Top level first: level N is fed by the origin, level 1 feeds the edges.
-        let mut parent: Option<String> = None;
+        let mut parent: Option<(String, TierKind)> = None;
         for level in (1..=reflectors.len() as u32).rev() {
             let kind = TierKind::Reflector(level);
             let name = tier_object_name(stream, &region.name, kind);
+            let parents = parent_choice(stream, spec, &region.name, kind, parent.as_ref());
             tiers.push(TierPlan {
                 kind,
                 region: region.name.clone(),
                 name: name.clone(),
                 replicas: to_replicas(reflectors[level as usize - 1]),
-                upstreams: upstreams(parent.as_deref(), &origin_name),
+                upstreams: upstreams(parent.as_ref().map(|p| p.0.as_str()), &origin_name),
                 node_selector: node_selector.clone(),
                 service_type: ServiceType::ClusterIP,
                 placement: None,
+                parents,
             });
-            parent = Some(name);
+            parent = Some((name, kind));
         }
+        let parents = parent_choice(stream, spec, &region.name, TierKind::Edge, parent.as_ref());
+        let placement = edge_placement(stream, spec, &region.name);
         tiers.push(TierPlan {
             kind: TierKind::Edge,
             region: region.name.clone(),
             name: tier_object_name(stream, &region.name, TierKind::Edge),
             replicas: to_replicas(edges),
-            upstreams: upstreams(parent.as_deref(), &origin_name),
+            upstreams: upstreams(parent.as_ref().map(|p| p.0.as_str()), &origin_name),
             node_selector,
             service_type: spec.playback.service_type,
-            placement: edge_placement(stream, spec, &region.name),
+            placement,
+            parents,
         });
     }
-    let peers_services = match spec.placement.exposure {
-        Exposure::Service => Vec::new(),
-        Exposure::HostPort => spec
-            .regions
-            .iter()
-            .map(|r| PeersService {
-                name: peers_service_name(stream, &r.name),
-                region: r.name.clone(),
-            })
-            .collect(),
+    // Headless Services: every region's edges with host ports (the locators' view), and both
+    // sides of every parent choice, once each.
+    let mut add = |name: String, region: &str, kind: TierKind| {
+        if !peers_services.iter().any(|p| p.name == name) {
+            peers_services.push(PeersService {
+                name,
+                region: region.to_string(),
+                kind,
+            });
+        }
     };
+    if spec.placement.exposure == Exposure::HostPort {
+        for r in &spec.regions {
+            add(peers_service_name(stream, &r.name), &r.name, TierKind::Edge);
+        }
+    }
+    for t in &tiers {
+        if let Some(p) = &t.parents {
+            let above = tiers
+                .iter()
+                .find(|a| peers_name(stream, &a.region, a.kind) == p.parents)
+                .map(|a| (a.region.clone(), a.kind));
+            if let Some((region, kind)) = above {
+                add(p.parents.clone(), &region, kind);
+            }
+            add(p.siblings.clone(), &t.region, t.kind);
+        }
+    }
     TreePlan {
         tiers,
         peers_services,
     }
+}
+
+/// Name of the headless Service over a tier's relays: the region's `-peers` Service for edges
+/// (the locators' view too), `<tier>-peers` for reflector levels.
+pub fn peers_name(stream: &str, region: &str, kind: TierKind) -> String {
+    match kind {
+        TierKind::Edge => peers_service_name(stream, region),
+        _ => format!("{}-peers", tier_object_name(stream, region, kind)),
+    }
+}
+
+/// A tier fed by a reflector level chooses among that level's relays by room; fed by the
+/// origin (one relay), there is nothing to choose.
+fn parent_choice(
+    stream: &str,
+    spec: &StreamSpec,
+    region: &str,
+    kind: TierKind,
+    parent: Option<&(String, TierKind)>,
+) -> Option<ParentChoice> {
+    let (_, parent_kind) = parent?;
+    Some(ParentChoice {
+        parents: peers_name(stream, region, *parent_kind),
+        siblings: peers_name(stream, region, kind),
+        fanout: spec.tree.fanout,
+    })
 }
 
 /// An edge's placement: none behind a Service (a locator's redirect would name a pod IP the

@@ -83,3 +83,84 @@ fn reflector_levels_are_named_and_pinned_to_the_region() {
         }
     }
 }
+
+/// Behind reflectors a child chooses its parent by room (README, "Placement"): it polls the
+/// tier above (`--parent-peer`) and its siblings (`--sibling-peer`), both headless Services
+/// over every relay of that tier, and takes at most `fanout` children per parent. A tier fed by
+/// the origin (one relay) has nothing to choose.
+#[test]
+fn children_of_reflectors_choose_their_parent_by_room() {
+    let stream = load("examples/stream.yaml");
+    let plan = plan_with(&stream, 40_000, 1);
+    let cfg = OperatorConfig::default();
+    let tree = plan_tiers("final", &stream.spec, &plan, &cfg);
+    let fanout = stream.spec.tree.fanout;
+    for region in ["us-east", "eu-west", "ap-south"] {
+        let tiers: Vec<_> = tree.region_tiers(region).collect();
+        assert!(
+            tiers[0].parents.is_none(),
+            "the top level is fed by the origin"
+        );
+        for pair in tiers.windows(2) {
+            let (above, below) = (pair[0], pair[1]);
+            let choice = below
+                .parents
+                .as_ref()
+                .expect("a tier under reflectors chooses");
+            assert_eq!(choice.fanout, fanout);
+            let parents = tree
+                .peers_services
+                .iter()
+                .find(|p| p.name == choice.parents)
+                .expect("the parents' headless Service is planned");
+            assert_eq!(
+                (parents.region.as_str(), parents.kind),
+                (region, above.kind)
+            );
+            let siblings = tree
+                .peers_services
+                .iter()
+                .find(|p| p.name == choice.siblings)
+                .expect("the siblings' headless Service is planned");
+            assert_eq!(siblings.kind, below.kind);
+        }
+    }
+    let names: Vec<_> = tree.peers_services.iter().map(|p| &p.name).collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        names.len(),
+        unique.len(),
+        "each headless Service once: {names:?}"
+    );
+
+    // The edge's arguments name those Services' HTTP ports in the Stream's namespace.
+    let edge = tree.region_tiers("eu-west").last().expect("edges").clone();
+    let target = common::target(&stream);
+    let args = surge_operator::build::relay_args(&target, &stream.spec, &edge, &cfg).join(" ");
+    let choice = edge.parents.expect("edges under reflectors choose");
+    let host = |svc: &str| {
+        format!(
+            "{svc}.{}.svc.{}:{}",
+            target.namespace, cfg.cluster_domain, cfg.relay_http_port
+        )
+    };
+    assert!(
+        args.contains(&format!("--parent-peer {}", host(&choice.parents))),
+        "{args}"
+    );
+    assert!(
+        args.contains(&format!("--sibling-peer {}", host(&choice.siblings))),
+        "{args}"
+    );
+    assert!(
+        args.contains(&format!("--parent-fanout {fanout}")),
+        "{args}"
+    );
+
+    // Without reflectors nothing chooses and no headless Service is planned (service exposure).
+    let small = tree_with(&stream, 1000);
+    assert!(small.tiers.iter().all(|t| t.parents.is_none()));
+    assert!(small.peers_services.is_empty());
+}

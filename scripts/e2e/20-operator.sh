@@ -16,7 +16,9 @@
 #  5. spec edits converge (min/max change, a region removed then added back).
 #  6. a restarted operator changes nothing (Deployment generations unchanged).
 #  7. deleting the Stream removes every child (owner references + garbage collector).
-#  7b. a region with more edges than the fan-out gets two reflector levels, chained right.
+#  7b. a region with more edges than the fan-out gets two reflector levels, chained right;
+#      children of reflectors choose their parent by room (--parent-peer/--sibling-peer over
+#      headless Services).
 #  7c. a failed reconcile (the API server refuses the operator's status write) is reported as a
 #      Warning ReconcileError event naming the refusal, counted in /metrics and retried; the
 #      Stream reconciles once the cause is gone.
@@ -569,6 +571,20 @@ upstreams() {
 [ "$(upstreams deep-ap-south-edge)" = "deep-ap-south-reflector-1 deep-origin" ] || fail "edge upstreams: $(upstreams deep-ap-south-edge)"
 [ "$(upstreams deep-ap-south-reflector-1)" = "deep-ap-south-reflector-2 deep-origin" ] || fail "level-1 upstreams: $(upstreams deep-ap-south-reflector-1)"
 [ "$(upstreams deep-ap-south-reflector-2)" = "deep-origin" ] || fail "level-2 upstreams: $(upstreams deep-ap-south-reflector-2)"
+# Children of reflectors choose their parent by room: they poll the level above and their
+# siblings through headless Services over every relay of those tiers.
+flag_services() {
+  kubectl get deploy "$1" -o json | jq -r --arg flag "$2" '.spec.template.spec.containers[0].args as $a
+    | [range(0; $a | length) | select($a[.] == $flag) | $a[. + 1] | split(".")[0]] | join(" ")'
+}
+[ "$(flag_services deep-ap-south-edge --parent-peer)" = "deep-ap-south-reflector-1-peers" ] || fail "edge --parent-peer: $(flag_services deep-ap-south-edge --parent-peer)"
+[ "$(flag_services deep-ap-south-edge --sibling-peer)" = "deep-ap-south-peers" ] || fail "edge --sibling-peer: $(flag_services deep-ap-south-edge --sibling-peer)"
+[ "$(flag_services deep-ap-south-reflector-1 --parent-peer)" = "deep-ap-south-reflector-2-peers" ] || fail "level-1 --parent-peer: $(flag_services deep-ap-south-reflector-1 --parent-peer)"
+[ -z "$(flag_services deep-ap-south-reflector-2 --parent-peer)" ] || fail "level 2 is fed by the origin and has no parent to choose"
+for svc in deep-ap-south-reflector-1-peers deep-ap-south-reflector-2-peers deep-ap-south-peers; do
+  [ "$(kubectl get svc "$svc" -o jsonpath='{.spec.clusterIP}/{.spec.publishNotReadyAddresses}')" = "None/true" ] \
+    || fail "$svc is not a headless Service publishing not-ready addresses"
+done
 check_region_placement deep
 wait_until "Stream deep Ready" 60 stream_ready deep
 tiers="$(kubectl get stream deep -o jsonpath='{range .status.regions[0].tiers[*]}{.tier}{.level}={.ready}/{.desired} {end}')"

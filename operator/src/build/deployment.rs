@@ -83,6 +83,21 @@ pub fn relay_args(
             args.push(placement.overflow.join(","));
         }
     }
+    if let Some(choice) = &tier.parents {
+        let http = |svc: &str| {
+            format!(
+                "{}:{}",
+                service_host(svc, &target.namespace, &cfg.cluster_domain),
+                cfg.relay_http_port
+            )
+        };
+        args.push("--parent-peer".to_string());
+        args.push(http(&choice.parents));
+        args.push("--sibling-peer".to_string());
+        args.push(http(&choice.siblings));
+        args.push("--parent-fanout".to_string());
+        args.push(choice.fanout.to_string());
+    }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
     args.push("--log-format".to_string());

@@ -6,9 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Target;
 use crate::config::OperatorConfig;
-use crate::labels::{
-    COMPONENT_PEERS, LABEL_COMPONENT, LABEL_TIER, TierKind, tier_labels, tier_selector,
-};
+use crate::labels::{COMPONENT_PEERS, LABEL_COMPONENT, LABEL_TIER, tier_labels, tier_selector};
 use crate::tree::{PeersService, TierPlan};
 
 fn port(name: &str, port: u16) -> ServicePort {
@@ -49,7 +47,7 @@ pub fn build_service(target: &Target, tier: &TierPlan, cfg: &OperatorConfig) -> 
 /// every edge pod, and `publishNotReadyAddresses` keeps full (not Ready) edges in the
 /// locators' view, so they are seen as full rather than gone.
 pub fn build_peers_service(target: &Target, peers: &PeersService, cfg: &OperatorConfig) -> Service {
-    let mut labels = tier_labels(&target.stream, &peers.region, TierKind::Edge);
+    let mut labels = tier_labels(&target.stream, &peers.region, peers.kind);
     // Not a tier: no tier label, so nothing counts it as the edges' own Service.
     labels.remove(LABEL_TIER);
     labels.insert(LABEL_COMPONENT.to_string(), COMPONENT_PEERS.to_string());
@@ -65,7 +63,7 @@ pub fn build_peers_service(target: &Target, peers: &PeersService, cfg: &Operator
             type_: Some("ClusterIP".to_string()),
             cluster_ip: Some("None".to_string()),
             publish_not_ready_addresses: Some(true),
-            selector: Some(tier_selector(&target.stream, &peers.region, TierKind::Edge)),
+            selector: Some(tier_selector(&target.stream, &peers.region, peers.kind)),
             ports: Some(vec![
                 port("http", cfg.relay_http_port),
                 port("rtmp", cfg.relay_rtmp_port),
