@@ -16,11 +16,11 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
-const OPERATOR: &str = env!("CARGO_BIN_EXE_surge-operator");
+mod common;
+use common::publisher::ffmpeg_publish;
+use common::repo_root;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+const OPERATOR: &str = env!("CARGO_BIN_EXE_surge-operator");
 
 fn relay_bin() -> PathBuf {
     let bin = repo_root().join("target/debug/surge-relay");
@@ -144,37 +144,6 @@ impl Drop for Operator {
             let _ = self.child.wait();
         }
     }
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ffmpeg_publish(url: &str) -> KillOnDrop {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-g", "25", "-pix_fmt", "yuv420p", "-t", "120", "-f", "flv", url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg is installed (scripts/install-deps)");
-    KillOnDrop(child)
 }
 
 /// `GET path` on `addr`: status code and body.
@@ -391,7 +360,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
     assert_eq!((code, body.trim()), (200, "ok"));
 
     // Published: every edge prewarms and becomes Ready.
-    let _ffmpeg = ffmpeg_publish(&ingest);
+    let _ffmpeg = ffmpeg_publish(&ingest, 120);
     wait_for(
         "one Ready edge per region",
         api,

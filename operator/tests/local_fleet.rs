@@ -7,9 +7,9 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::publisher::ffmpeg_publish;
 use common::{fixture, repo_root, target, tree_with};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -71,37 +71,6 @@ fn objects(stream: &Stream, edges: i32) -> Vec<(Service, Deployment)> {
             )
         })
         .collect()
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ffmpeg_publish(url: &str) -> KillOnDrop {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-g", "25", "-pix_fmt", "yuv420p", "-t", "60", "-f", "flv", url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg is installed (scripts/install-deps)");
-    KillOnDrop(child)
 }
 
 fn alive(pid: u32) -> bool {
@@ -200,7 +169,7 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     assert!(readyz(origin.http, Duration::from_secs(2)).await);
 
     // Edges prewarm the stream: Ready once the origin has it.
-    let _ffmpeg = ffmpeg_publish(&format!("rtmp://{origin_ip}:1935/live/talk"));
+    let _ffmpeg = ffmpeg_publish(&format!("rtmp://{origin_ip}:1935/live/talk"), 60);
     let status = wait_for("every relay Ready", &fleet, |s| {
         s.deployments.iter().all(|d| d.ready == d.desired)
     })

@@ -1,6 +1,7 @@
 //! Shared helpers for the operator's pure-core tests: fixtures are Stream YAML files.
 #![allow(dead_code)]
 
+pub mod publisher;
 pub mod world;
 
 use std::path::PathBuf;
