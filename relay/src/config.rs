@@ -133,6 +133,13 @@ pub struct Config {
     #[arg(long, env = "SURGE_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
 
+    /// A file holding the host to advertise (one name or address), read again while running;
+    /// when it exists and holds a usable host it wins over `--advertise-host`. On Kubernetes a
+    /// Downward API volume puts a pod annotation there, so the operator can hand an edge its
+    /// node's external address once the pod is scheduled.
+    #[arg(long, env = "SURGE_ADVERTISE_HOST_FILE")]
+    pub advertise_host_file: Option<std::path::PathBuf>,
+
     /// A full relay counts as Ready again once load falls below this (hysteresis: no flapping).
     #[arg(long, env = "SURGE_READY_RESUME_LOAD", default_value_t = 0.8)]
     pub ready_resume_load: f64,

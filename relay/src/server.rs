@@ -100,7 +100,10 @@ impl Relay {
             gate: Arc::new(crate::http::readiness::SharedGate::new(gate)),
             instance,
             rtmp_port: rtmp_addr.port(),
-            advertise_host: cfg.advertise_host.as_deref().map(Arc::from),
+            advertise_host: Arc::new(crate::http::advertise::AdvertisedHost::new(
+                cfg.advertise_host.clone(),
+                cfg.advertise_host_file.clone(),
+            )),
             locator: None,
         };
         if let Some(locator) = locator {

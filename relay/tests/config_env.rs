@@ -46,7 +46,11 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.
-const FREE_FORM: &[&str] = &["SURGE_REGION", "SURGE_ADVERTISE_HOST"];
+const FREE_FORM: &[&str] = &[
+    "SURGE_REGION",
+    "SURGE_ADVERTISE_HOST",
+    "SURGE_ADVERTISE_HOST_FILE",
+];
 
 /// The `SURGE_*` names in the README's flag table.
 fn readme_variables() -> BTreeSet<String> {

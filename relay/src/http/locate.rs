@@ -95,7 +95,7 @@ pub async fn locate(
     };
     match run(&state, locator, &req) {
         Outcome::Placed(mut l) => {
-            if l.is_self && state.advertise_host.is_none() {
+            if l.is_self && state.advertise_host.get().is_none() {
                 // Reach this relay the way the client just did.
                 if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
                     l.url = self_url(&state, host, &req);

@@ -1,5 +1,6 @@
 //! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints.
 
+pub mod advertise;
 pub mod flv;
 pub mod locate;
 pub mod readiness;
@@ -26,7 +27,7 @@ pub struct AppState {
     /// Unique per process (placement peers tell each other apart by it).
     pub instance: Arc<str>,
     pub rtmp_port: u16,
-    pub advertise_host: Option<Arc<str>>,
+    pub advertise_host: Arc<advertise::AdvertisedHost>,
     /// Set with `--placement-peer`: HTTP-FLV plays are placed across the region.
     pub locator: Option<Arc<crate::placement::poller::Locator>>,
 }

@@ -57,7 +57,7 @@ pub fn collect(state: &AppState) -> RelayStats {
             max_viewers: Some(registry.max_viewers() as u64),
             instance: Some(state.instance.to_string()),
             rtmp_port: Some(state.rtmp_port),
-            advertise_host: state.advertise_host.as_deref().map(str::to_string),
+            advertise_host: state.advertise_host.get().as_deref().map(str::to_string),
             capacity: Some(room.capacity as u64),
             load: Some(room.load),
             ready: Some(readiness.is_ready()),
