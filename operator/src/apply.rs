@@ -1,5 +1,6 @@
 //! The reconcile's apply step: server-side apply of the desired objects (one field manager),
-//! deletion of orphans, and the pod-deletion-cost annotations of a planned tree.
+//! deletion of orphans, and the pod annotations of a planned tree (pod-deletion-cost, the
+//! advertised host of `hostPort` edges).
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -14,15 +15,15 @@ use tracing::{info, warn};
 
 use crate::build::Target;
 use crate::decide::{Applied, Planned};
-use crate::labels::{POD_DELETION_COST, stream_selector_string};
+use crate::labels::{POD_ADVERTISE_HOST, POD_DELETION_COST, stream_selector_string};
 use crate::metrics::{KindLabels, Metrics};
 use crate::reconcile::describe_kube_error;
 
 /// Applies `planned` for `target`: every tier's Service and Deployment and the regions'
-/// placement-peers Services, then deletes the
-/// Stream's orphan Deployments and Services, then sets deletion costs. A refused object does
-/// not stop the rest (it is counted in `metrics` and listed in the result, which the status
-/// shows as ApplyFailed); a failed orphan listing or deletion fails the reconcile.
+/// placement-peers Services, then deletes the Stream's orphan Deployments and Services, then
+/// sets deletion costs and advertised hosts. A refused object does not stop the rest (it is
+/// counted in `metrics` and listed in the result, which the status shows as ApplyFailed); a
+/// failed orphan listing or deletion fails the reconcile.
 pub async fn apply_planned(
     client: &Client,
     target: &Target,
@@ -78,6 +79,16 @@ pub async fn apply_planned(
             .await
         {
             warn!(%pod, error = %e, "could not set pod-deletion-cost");
+        }
+    }
+    // Edges on host ports advertise their node's external host (null removes the annotation).
+    for (pod, host) in &planned.advertise_hosts {
+        let patch = serde_json::json!({"metadata": {"annotations": {POD_ADVERTISE_HOST: host}}});
+        if let Err(e) = pods
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            warn!(%pod, error = %e, "could not set the advertised host");
         }
     }
     Ok(applied)

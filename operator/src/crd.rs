@@ -394,8 +394,9 @@ pub struct PlacementSpec {
     /// stops sending new viewers to a full edge (its /readyz answers 503); relays are not
     /// locators (a redirect would name a pod IP viewers cannot reach) and `overflow` is not
     /// used. `hostPort`: every edge's RTMP and HTTP ports are also opened on its node (one edge
-    /// per node) and advertised at the node's IP (`status.hostIP`, which must be reachable by
-    /// viewers); every edge is its region's locator: a play is redirected to the least-loaded
+    /// per node) and advertised at the node's external host: its `surge.dev/external-host`
+    /// annotation, else its first ExternalIP, else `status.hostIP` (which must then be
+    /// reachable by viewers); every edge is its region's locator: a play is redirected to the least-loaded
     /// Ready edge, `/api/v1/locate` answers, and full regions overflow along `overflow`.
     #[serde(default)]
     pub exposure: Exposure,

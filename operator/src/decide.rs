@@ -14,9 +14,10 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use surge_planner::PlannerState;
 
+use crate::advertise::advertise_hosts;
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
-use crate::crd::{Stream, StreamStatus};
+use crate::crd::{Exposure, Stream, StreamStatus};
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
@@ -131,6 +132,9 @@ pub struct Planned {
     /// `(pod, cost)` pod-deletion-cost annotations to set, so that a scale-down removes the
     /// least-loaded relays first.
     pub deletion_costs: Vec<(String, String)>,
+    /// `(pod, host)` `surge.dev/advertise-host` annotations to set (`None`: remove), so that
+    /// each `hostPort` edge advertises its node's external host.
+    pub advertise_hosts: Vec<(String, Option<String>)>,
     /// ScaledUp / ScaledDown per tier, FlashCrowd / FlashCrowdOver on a change.
     pub events: Vec<Note>,
     /// The memory after planning (history and planner state), kept even if applying fails.
@@ -232,6 +236,11 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .iter()
         .flat_map(|r| deletion_costs(&r.removal_order, &observed.pods))
         .collect();
+    let advertise_hosts = if spec.placement.exposure == Exposure::HostPort {
+        advertise_hosts(&observed.pods, &observed.nodes)
+    } else {
+        Vec::new()
+    };
     let deployments = observed.counts_by_name();
     let mut events = scale_events(&tree, &plan, &deployments);
     events.extend(flash_crowd_event(&plan, memory.flash_crowd));
@@ -242,6 +251,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         peers_services,
         keep,
         deletion_costs,
+        advertise_hosts,
         events,
         memory,
         observation,

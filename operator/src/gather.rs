@@ -6,23 +6,27 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 
+use crate::advertise::{NodeView, edge_nodes};
 use crate::build::Target;
 use crate::labels::stream_selector_string;
 use crate::metrics::Metrics;
 use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome, ServiceView};
 use crate::scrape::Scraper;
 
-/// Lists what `target`'s Stream owns (Deployments, relay pods, Services) and scrapes its relays on `port`; failed scrapes are
-/// counted in `metrics` and kept as outcomes (an unreachable relay is not an error here).
+/// Lists what `target`'s Stream owns (Deployments, relay pods, Services) and scrapes its
+/// relays on `port`; failed scrapes are counted in `metrics` and kept as outcomes (an
+/// unreachable relay is not an error here). With `host_ports` (`hostPort` exposure) it also
+/// reads the nodes its edges run on.
 pub async fn gather(
     client: &Client,
     scraper: &Scraper,
     port: u16,
     target: &Target,
+    host_ports: bool,
     metrics: &Metrics,
 ) -> Result<Observed, kube::Error> {
     let lp = ListParams::default().labels(&stream_selector_string(&target.stream));
@@ -52,13 +56,44 @@ pub async fn gather(
         .filter(|s| owned_by(*s, &target.owner.uid))
         .map(ServiceView::from_service)
         .collect();
+    let nodes = if host_ports {
+        get_nodes(client, &edge_nodes(&pods)).await
+    } else {
+        Vec::new()
+    };
     let scrapes = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
         pods,
         scrapes,
         services,
+        nodes,
     })
+}
+
+/// Reads the named nodes (at most 16 at a time). A node that cannot be read is left out (its
+/// edges keep the host they advertise) rather than failing the reconcile.
+async fn get_nodes(client: &Client, names: &[String]) -> Vec<NodeView> {
+    let api: Api<Node> = Api::all(client.clone());
+    // Owned names and a plain collect: the controller's future must stay Send for any lifetime.
+    let jobs = names.iter().cloned().map(|name| {
+        let api = api.clone();
+        async move {
+            match api.get(&name).await {
+                Ok(node) => Some(NodeView::from_node(&node)),
+                Err(kube::Error::Api(s)) if s.code == 404 => None,
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "could not read the node of an edge");
+                    None
+                }
+            }
+        }
+    });
+    let nodes: Vec<Option<NodeView>> = futures::stream::iter(jobs)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    nodes.into_iter().flatten().collect()
 }
 
 fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {

@@ -18,6 +18,11 @@ pub const LABEL_LEVEL: &str = "surge.dev/level";
 pub const APP_NAME: &str = "surge-relay";
 pub const MANAGER: &str = "surge-operator";
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// Pod annotation holding the host a `hostPort` edge advertises (the operator sets it from its
+/// node; the relay reads it through a Downward API file).
+pub const POD_ADVERTISE_HOST: &str = "surge.dev/advertise-host";
+/// Node annotation naming the host viewers reach the node at (wins over its ExternalIP).
+pub const NODE_EXTERNAL_HOST: &str = "surge.dev/external-host";
 
 /// Position of a relay in the tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

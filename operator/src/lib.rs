@@ -2,10 +2,11 @@
 //!
 //! Where things are: the resource in [`crd`]; a reconcile's driver in [`reconcile`] (gather →
 //! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`],
-//! [`observe`], [`sizing`] (the adapter to `surge-planner`, which makes every sizing decision),
-//! [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
+//! [`observe`], [`advertise`] (the host a `hostPort` edge advertises), [`sizing`] (the adapter
+//! to `surge-planner`, which makes every sizing decision), [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
 //! [`context`], [`leader`], [`metrics`] and [`controller`].
 
+pub mod advertise;
 pub mod apply;
 pub mod build;
 pub mod config;

@@ -7,7 +7,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use surge_planner::{RegionInput, RelayLoad, Tier, TierCount};
 
-use crate::labels::{LABEL_REGION, POD_DELETION_COST, TierKind, tier_from_labels};
+use crate::advertise::NodeView;
+use crate::labels::{
+    LABEL_REGION, POD_ADVERTISE_HOST, POD_DELETION_COST, TierKind, tier_from_labels,
+};
 
 /// The parts of a relay pod the operator uses.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +25,10 @@ pub struct PodView {
     pub ready_after_seconds: Option<f64>,
     pub deletion_cost: Option<String>,
     pub terminating: bool,
+    /// The node it is scheduled on (`spec.nodeName`), once it is.
+    pub node: Option<String>,
+    /// Its `surge.dev/advertise-host` annotation, if set.
+    pub advertise_host: Option<String>,
 }
 
 impl PodView {
@@ -42,6 +49,12 @@ impl PodView {
                 .map(|t| (t.0.as_second() - created.0.as_second()).max(0) as f64),
             _ => None,
         };
+        let annotation = |key: &str| {
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key).cloned())
+        };
         Some(PodView {
             name: pod.metadata.name.clone()?,
             tier,
@@ -55,12 +68,14 @@ impl PodView {
             },
             ready: ready_condition.is_some(),
             ready_after_seconds,
-            deletion_cost: pod
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(POD_DELETION_COST).cloned()),
+            deletion_cost: annotation(POD_DELETION_COST),
             terminating: pod.metadata.deletion_timestamp.is_some(),
+            node: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
+            advertise_host: annotation(POD_ADVERTISE_HOST),
         })
     }
 }
@@ -154,6 +169,8 @@ pub struct Observed {
     pub scrapes: BTreeMap<String, ScrapeOutcome>,
     /// The Services it owns (for the addresses the status publishes).
     pub services: Vec<ServiceView>,
+    /// The nodes its edge pods run on (read for `hostPort` exposure only).
+    pub nodes: Vec<NodeView>,
 }
 
 impl Observed {

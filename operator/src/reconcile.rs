@@ -17,7 +17,7 @@ use tracing::{Instrument, info_span, warn};
 use crate::apply::apply_planned;
 use crate::build::Target;
 use crate::config::OperatorConfig;
-use crate::crd::Stream;
+use crate::crd::{Exposure, Stream};
 use crate::decide::{
     self, Applied, Clock, Decision, Input, Note, Outcome, Planned, StreamMemory, decide,
 };
@@ -79,7 +79,8 @@ pub(crate) fn record_reconcile(metrics: &Metrics, started: Instant, ok: bool) {
 pub(crate) trait Backend {
     type Error;
     /// The children of `target`'s Stream and what their relays answered.
-    async fn observe(&self, target: &Target) -> Result<Observed, Self::Error>;
+    /// `host_ports`: the Stream's edges are on host ports (their nodes are read too).
+    async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Self::Error>;
     /// Makes the children match `planned`.
     async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Self::Error>;
 }
@@ -90,10 +91,10 @@ pub(crate) struct Kubernetes<'a>(pub &'a Context);
 impl Backend for Kubernetes<'_> {
     type Error = Error;
 
-    async fn observe(&self, target: &Target) -> Result<Observed, Error> {
+    async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Error> {
         let ctx = self.0;
-        let port = ctx.cfg.relay_http_port;
-        Ok(gather(&ctx.client, &ctx.scraper, port, target, &ctx.metrics).await?)
+        let (port, metrics) = (ctx.cfg.relay_http_port, &ctx.metrics);
+        Ok(gather(&ctx.client, &ctx.scraper, port, target, host_ports, metrics).await?)
     }
 
     async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Error> {
@@ -116,7 +117,8 @@ pub(crate) async fn step<B: Backend>(
 ) -> Result<Outcome, B::Error> {
     // 1. Observe: the children and their relays (an invalid spec is decided without them).
     let observed = if validate(&target.stream, &stream.spec).is_empty() {
-        backend.observe(target).await?
+        let host_ports = stream.spec.placement.exposure == Exposure::HostPort;
+        backend.observe(target, host_ports).await?
     } else {
         Observed::default()
     };

@@ -17,6 +17,8 @@ fn pod(name: &str, tier: TierKind, region: &str, ip: Option<&str>) -> PodView {
         ready_after_seconds: Some(10.0),
         deletion_cost: None,
         terminating: false,
+        node: None,
+        advertise_host: None,
     }
 }
 

@@ -82,6 +82,8 @@ fn grow(stream: &Stream, start: u64, per_minute: u64, minutes: u32) -> Vec<Step>
                 ready_after_seconds: is_ready(e).then_some(RELAY_START_S),
                 deletion_cost: None,
                 terminating: false,
+                node: None,
+                advertise_host: None,
             })
             .collect();
         let ready: Vec<&PodView> = pods.iter().filter(|p| p.ready).collect();

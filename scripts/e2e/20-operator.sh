@@ -27,8 +27,10 @@
 #      event and a growing surge_operator_apply_errors_total; with the quota gone it is Ready.
 #  7e. placement: a Stream with exposure hostPort gets an edge on host ports advertising the
 #      node's IP, a headless peers Service, --placement-peer/--overflow/--max-egress-mbps and a
-#      status locator URL; once its LoadBalancer Service has an ingress IP (status patched
-#      here), the region's published endpoints use that IP.
+#      status locator URL; its node's surge.dev/external-host annotation becomes the edge
+#      pod's surge.dev/advertise-host (read by --advertise-host-file from a Downward API
+#      volume), and goes when the node's annotation does; once its LoadBalancer Service has an
+#      ingress IP (status patched here), the region's published endpoints use that IP.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge
 #     relay at a steady pace; the operator's scraper reads the counts and the planner adds
@@ -307,7 +309,9 @@ sa() { kubectl --kubeconfig "$SA_KUBECONFIG" "$@"; }
 [ "$(sa auth can-i watch streams.surge.dev -n "$NS")" = yes ] || fail "ServiceAccount cannot watch streams"
 [ "$(sa auth can-i create secrets -n "$NS" || true)" = no ] || fail "ServiceAccount may create secrets (RBAC too wide)"
 [ "$(sa auth can-i delete pods -n "$NS" || true)" = no ] || fail "ServiceAccount may delete pods (RBAC too wide)"
-step "the ServiceAccount's RBAC is least-privilege (no secrets, no pod deletion)"
+[ "$(sa auth can-i get nodes)" = yes ] || fail "ServiceAccount cannot read nodes (hostPort edges' external host)"
+[ "$(sa auth can-i patch nodes || true)" = no ] || fail "ServiceAccount may patch nodes (RBAC too wide)"
+step "the ServiceAccount's RBAC is least-privilege (no secrets, no pod deletion, nodes read-only)"
 
 # The operator's arguments are the chart Deployment's own.
 mapfile -t OP_ARGS < <(kubectl -n "$RELEASE_NS" get deploy "$RELEASE" -o json | jq -r '.spec.template.spec.containers[0].args[]')
@@ -816,6 +820,38 @@ locate_is() { [ "$(locate_of)" = "$1" ]; }
 IN_CLUSTER="http://placed-eu-west-edge.$NS.svc.cluster.local:$RELAY_HTTP_PORT/api/v1/locate?app=live&stream=placed"
 wait_until "placed status names the locator URL $IN_CLUSTER" 60 locate_is "$IN_CLUSTER"
 step "placed: edge on host ports advertising status.hostIP, peers $PEER (headless), status locate $IN_CLUSTER"
+# The edge reads the host its node names from a Downward API file of its pod's annotation,
+# which the operator sets from the node (surge.dev/external-host, else its ExternalIP).
+[ "$(arg_of placed-eu-west-edge --advertise-host-file)" = /etc/surge-pod/advertise-host ] \
+  || fail "edge --advertise-host-file: '$(arg_of placed-eu-west-edge --advertise-host-file)'"
+pod_info="$(kubectl get deploy placed-eu-west-edge -o json | jq -r '.spec.template.spec
+  | ([.volumes[]? | select(.downwardAPI) | .downwardAPI.items[] | "\(.path)=\(.fieldRef.fieldPath)"] | join(" "))
+    + " " + ([.containers[0].volumeMounts[]? | .mountPath] | join(" "))')"
+[ "$pod_info" = "advertise-host=metadata.annotations['surge.dev/advertise-host'] /etc/surge-pod" ] \
+  || fail "edge Downward API volume / mount: '$pod_info'"
+if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
+  edge_pod="$(kubectl get pods -l surge.dev/stream=placed,surge.dev/tier=edge -o json \
+    | jq -r '[.items[] | select(.metadata.deletionTimestamp == null)][0].metadata.name')"
+  edge_node="$(kubectl get pod "$edge_pod" -o jsonpath='{.spec.nodeName}')"
+  [ -n "$edge_node" ] || fail "edge pod $edge_pod is not scheduled"
+  advertised_is() { # HOST: the edge pod's surge.dev/advertise-host annotation
+    [ "$(kubectl get pod "$edge_pod" -o jsonpath='{.metadata.annotations.surge\.dev/advertise-host}')" = "$1" ]
+  }
+  kubectl annotate node "$edge_node" surge.dev/external-host=198.51.100.9 --overwrite >/dev/null \
+    || fail "cannot annotate node $edge_node"
+  wait_until "edge pod $edge_pod advertises 198.51.100.9 (node $edge_node's surge.dev/external-host)" 60 \
+    advertised_is 198.51.100.9
+  kubectl annotate node "$edge_node" surge.dev/external-host- >/dev/null
+  # Without the annotation the node's ExternalIP counts; without one the annotation goes (the
+  # relay falls back to status.hostIP).
+  fallback="$(kubectl get node "$edge_node" -o json \
+    | jq -r '[.status.addresses[]? | select(.type == "ExternalIP") | .address][0] // ""')"
+  wait_until "edge pod $edge_pod advertises '$fallback' once the node annotation is gone" 60 \
+    advertised_is "$fallback"
+  step "placed: edge $edge_pod advertised its node's surge.dev/external-host 198.51.100.9, then '$fallback'"
+else
+  step "placed: edge reads --advertise-host-file (not annotating a node of an existing cluster)"
+fi
 step "the load balancer of placed-eu-west-edge gets 203.0.113.7 (status patched, as a cloud controller would)"
 kubectl patch service placed-eu-west-edge --subresource=status --type=merge \
   -p '{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}' >/dev/null \

@@ -6,8 +6,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SleepAction,
+    Container, ContainerPort, DownwardAPIVolumeFile, DownwardAPIVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -16,12 +17,22 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{Target, service_host};
 use crate::config::OperatorConfig;
 use crate::crd::StreamSpec;
-use crate::labels::{TierKind, tier_labels, tier_selector};
+use crate::labels::{POD_ADVERTISE_HOST, TierKind, tier_labels, tier_selector};
 use crate::sizing::viewers_per_edge;
 use crate::tree::TierPlan;
 
 /// Environment variable the relay reads its `--advertise-host` from.
 pub const ADVERTISE_HOST_ENV: &str = "SURGE_ADVERTISE_HOST";
+
+/// Where a `hostPort` edge's pod annotations are mounted (a Downward API volume).
+pub const POD_INFO_DIR: &str = "/etc/surge-pod";
+/// The file there holding the pod's `surge.dev/advertise-host` annotation.
+pub const ADVERTISE_HOST_ITEM: &str = "advertise-host";
+const POD_INFO_VOLUME: &str = "pod-info";
+
+fn host_ports(tier: &TierPlan) -> bool {
+    tier.placement.as_ref().is_some_and(|p| p.host_ports)
+}
 
 /// Command-line arguments of a relay in `tier` (see `surge-relay --help`).
 pub fn relay_args(
@@ -98,6 +109,12 @@ pub fn relay_args(
         args.push("--parent-fanout".to_string());
         args.push(choice.fanout.to_string());
     }
+    if host_ports(tier) {
+        // The node's external host, as the operator annotates the pod; the relay re-reads it
+        // and falls back to SURGE_ADVERTISE_HOST (status.hostIP) while it is empty.
+        args.push("--advertise-host-file".to_string());
+        args.push(format!("{POD_INFO_DIR}/{ADVERTISE_HOST_ITEM}"));
+    }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
     args.push("--log-format".to_string());
@@ -137,6 +154,26 @@ fn http_probe(path: &str, port: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The pod's `surge.dev/advertise-host` annotation as a file (updated in place when the
+/// annotation changes, so the relay follows it without a restart).
+fn pod_info_volume() -> Volume {
+    Volume {
+        name: POD_INFO_VOLUME.to_string(),
+        downward_api: Some(DownwardAPIVolumeSource {
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: ADVERTISE_HOST_ITEM.to_string(),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.annotations['{POD_ADVERTISE_HOST}']"),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..DownwardAPIVolumeFile::default()
+            }]),
+            ..DownwardAPIVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
 /// The Deployment running `tier`.
 pub fn build_deployment(
     target: &Target,
@@ -155,7 +192,7 @@ pub fn build_deployment(
             limits: quantities(&cfg.relay_limits),
             ..ResourceRequirements::default()
         });
-    let host_ports = tier.placement.as_ref().is_some_and(|p| p.host_ports);
+    let host_ports = host_ports(tier);
     let port = |name: &str, number: u16| ContainerPort {
         name: Some(name.to_string()),
         container_port: i32::from(number),
@@ -192,6 +229,14 @@ pub fn build_deployment(
             port("http", cfg.relay_http_port),
         ]),
         env,
+        volume_mounts: host_ports.then(|| {
+            vec![VolumeMount {
+                name: POD_INFO_VOLUME.to_string(),
+                mount_path: POD_INFO_DIR.to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }]
+        }),
         readiness_probe: Some(http_probe("/readyz", "http", 2, 1)),
         liveness_probe: Some(http_probe("/healthz", "http", 10, 3)),
         // Give Services time to stop routing new viewers here before SIGTERM starts the
@@ -241,6 +286,7 @@ pub fn build_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    volumes: host_ports.then(|| vec![pod_info_volume()]),
                     node_selector: Some(tier.node_selector.clone()),
                     termination_grace_period_seconds: Some(grace),
                     ..PodSpec::default()

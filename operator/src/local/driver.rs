@@ -137,7 +137,8 @@ struct FleetBackend<'a> {
 impl Backend for FleetBackend<'_> {
     type Error = DriveError;
 
-    async fn observe(&self, target: &Target) -> Result<Observed, DriveError> {
+    // Local relays run on no node: nothing to read for their advertised host.
+    async fn observe(&self, target: &Target, _host_ports: bool) -> Result<Observed, DriveError> {
         let status = self.fleet.observe();
         let (fresh, now) = newly_ready(&lock(&self.ready), &status);
         let speed = self.driver.speed;

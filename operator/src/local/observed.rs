@@ -46,6 +46,7 @@ pub fn observed_from_fleet(status: &FleetStatus, speed: f64) -> Observed {
         pods,
         scrapes: Default::default(),
         services,
+        nodes: Vec::new(),
     }
 }
 
@@ -63,6 +64,8 @@ fn pod_view(r: &RelayStatus, speed: f64) -> PodView {
         ready_after_seconds: r.ready_after.map(|d| d.as_secs_f64() * speed),
         deletion_cost: r.deletion_cost.clone(),
         terminating: r.draining,
+        node: None,
+        advertise_host: None,
     }
 }
 

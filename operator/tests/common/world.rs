@@ -116,6 +116,8 @@ impl World {
                     ready_after_seconds: Some(10.0),
                     deletion_cost: None,
                     terminating: false,
+                    node: None,
+                    advertise_host: None,
                 });
                 let share = if !edge_of_first {
                     0
