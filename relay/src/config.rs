@@ -140,6 +140,17 @@ pub struct Config {
     #[arg(long, env = "SURGE_ADVERTISE_HOST_FILE")]
     pub advertise_host_file: Option<std::path::PathBuf>,
 
+    /// RTMP port viewers are sent to when it differs from the listening port (a node's host
+    /// port mapped onto the pod's, as for reflectors exposed to take a region's overflow).
+    /// Other relays still pull from the listening port at the address they polled.
+    #[arg(long, env = "SURGE_ADVERTISE_RTMP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub advertise_rtmp_port: Option<u16>,
+
+    /// HTTP port viewers are sent to when it differs from the listening port (see
+    /// `--advertise-rtmp-port`).
+    #[arg(long, env = "SURGE_ADVERTISE_HTTP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub advertise_http_port: Option<u16>,
+
     /// A full relay counts as Ready again once load falls below this (hysteresis: no flapping).
     #[arg(long, env = "SURGE_READY_RESUME_LOAD", default_value_t = 0.8)]
     pub ready_resume_load: f64,

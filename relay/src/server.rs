@@ -104,6 +104,8 @@ impl Relay {
                 cfg.advertise_host.clone(),
                 cfg.advertise_host_file.clone(),
             )),
+            advertise_rtmp_port: cfg.advertise_rtmp_port,
+            advertise_http_port: cfg.advertise_http_port,
             locator: None,
         };
         if let Some(locator) = locator {

@@ -80,3 +80,53 @@ async fn the_advertised_host_follows_the_file() {
     assert!(back, "an empty file must fall back to --advertise-host");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--advertise-http-port` / `--advertise-rtmp-port` (a node's host ports mapped onto other
+/// pod ports): reported in `/api/v1/streams` and used in the URLs a locator hands viewers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_ports_reach_the_locators_urls() {
+    let _rt = common::real_time_lock().await;
+    let edge = RelayProcess::start(&[
+        "--tier",
+        "edge",
+        "--region",
+        "eu",
+        "--advertise-host",
+        "node-a.test",
+        "--advertise-http-port",
+        "18081",
+        "--advertise-rtmp-port",
+        "11936",
+    ]);
+    let stats = common::stats(edge.http).await;
+    assert_eq!(stats["relay"]["advertise_http_port"], 18081);
+    assert_eq!(stats["relay"]["advertise_rtmp_port"], 11936);
+
+    let locator = RelayProcess::start(&[
+        "--tier",
+        "reflector",
+        "--region",
+        "eu",
+        "--placement-peer",
+        &edge.http.to_string(),
+    ]);
+    for (protocol, want) in [
+        ("flv", "http://node-a.test:18081/live/x.flv"),
+        ("rtmp", "rtmp://node-a.test:11936/live/x"),
+    ] {
+        let path = format!("/api/v1/locate?app=live&stream=x&protocol={protocol}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, _, body) = common::http_get(locator.http, &path).await;
+            let answer = format!("{status} {}", String::from_utf8_lossy(&body));
+            if status == 200 && answer.contains(want) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the locator's answer lacks {want}: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

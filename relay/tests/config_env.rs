@@ -43,6 +43,8 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_PARENT_PEERS", "no-port", "--parent-peer"),
     ("SURGE_PARENT_FANOUT", "0", "--parent-fanout"),
     ("SURGE_SIBLING_PEERS", "no-port", "--sibling-peer"),
+    ("SURGE_ADVERTISE_RTMP_PORT", "0", "--advertise-rtmp-port"),
+    ("SURGE_ADVERTISE_HTTP_PORT", "http", "--advertise-http-port"),
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.
@@ -50,6 +52,7 @@ const FREE_FORM: &[&str] = &[
     "SURGE_REGION",
     "SURGE_ADVERTISE_HOST",
     "SURGE_ADVERTISE_HOST_FILE",
+    "SURGE_HOSTS_FILE",
 ];
 
 /// The `SURGE_*` names in the README's flag table.

@@ -64,6 +64,13 @@ pub struct RelayInfo {
     /// Host viewers reach it at (`--advertise-host`), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_host: Option<String>,
+    /// RTMP port viewers are sent to, when not `rtmp_port` (`--advertise-rtmp-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_rtmp_port: Option<u16>,
+    /// HTTP port viewers are sent to, when not the one it was polled at
+    /// (`--advertise-http-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_http_port: Option<u16>,
     /// Viewers it holds at its streams' current bitrates (`--max-viewers`, `--max-egress-mbps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u64>,

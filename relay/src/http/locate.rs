@@ -131,7 +131,9 @@ fn self_url(state: &AppState, host_header: &str, req: &Request) -> String {
             };
             format!(
                 "rtmp://{host}:{}/{}/{}",
-                state.rtmp_port, req.app, req.stream
+                state.advertise_rtmp_port.unwrap_or(state.rtmp_port),
+                req.app,
+                req.stream
             )
         }
         // The HTTP port is the one the client used: keep its Host as is.

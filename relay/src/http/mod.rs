@@ -28,6 +28,9 @@ pub struct AppState {
     pub instance: Arc<str>,
     pub rtmp_port: u16,
     pub advertise_host: Arc<advertise::AdvertisedHost>,
+    /// Ports viewers use when they differ from the listening ones (`--advertise-*-port`).
+    pub advertise_rtmp_port: Option<u16>,
+    pub advertise_http_port: Option<u16>,
     /// Set with `--placement-peer`: HTTP-FLV plays are placed across the region.
     pub locator: Option<Arc<crate::placement::poller::Locator>>,
 }

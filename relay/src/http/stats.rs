@@ -58,6 +58,8 @@ pub fn collect(state: &AppState) -> RelayStats {
             instance: Some(state.instance.to_string()),
             rtmp_port: Some(state.rtmp_port),
             advertise_host: state.advertise_host.get().as_deref().map(str::to_string),
+            advertise_rtmp_port: state.advertise_rtmp_port,
+            advertise_http_port: state.advertise_http_port,
             capacity: Some(room.capacity as u64),
             load: Some(room.load),
             ready: Some(readiness.is_ready()),

@@ -88,13 +88,12 @@ pub fn locate(view: &mut PeerView, policy: &LocatorPolicy, req: &Request, now: I
     };
     let url = match req.protocol {
         PlayProtocol::Flv => format!(
-            "http://{}:{}/{}/{}.flv?{PLACED_PARAM}",
-            report.host, report.http_port, req.app, req.stream
+            "http://{}/{}/{}.flv?{PLACED_PARAM}",
+            report.viewer_http_addr(),
+            req.app,
+            req.stream
         ),
-        PlayProtocol::Rtmp => format!(
-            "rtmp://{}:{}/{}/{}",
-            report.host, report.rtmp_port, req.app, req.stream
-        ),
+        PlayProtocol::Rtmp => format!("{}/{}/{}", report.viewer_rtmp_base(), req.app, req.stream),
     };
     let located = Located {
         url,
@@ -122,6 +121,8 @@ mod tests {
             host: "127.0.0.1".into(),
             http_port: port,
             rtmp_port: port + 1,
+            advertised_http_port: None,
+            advertised_rtmp_port: None,
             region: "eu".into(),
             tier,
             ready: true,
@@ -204,6 +205,41 @@ mod tests {
         };
         assert_eq!(rtmp.url, "rtmp://127.0.0.1:8012/live/a");
         assert!(rtmp.is_self);
+    }
+
+    #[test]
+    fn viewers_are_sent_to_advertised_host_ports_children_to_the_polled_address() {
+        let now = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        view.update(report("e1", 8001, Tier::Edge, 0.95), now);
+        // A reflector exposed on its node's host ports 1936/8081 for overflow.
+        view.update(
+            PeerReport {
+                host: "node-a.example".into(),
+                advertised_http_port: Some(8081),
+                advertised_rtmp_port: Some(1936),
+                polled: Some(std::net::SocketAddr::from(([10, 0, 0, 7], 8101))),
+                ..report("r1", 8101, Tier::Reflector, 0.1)
+            },
+            now,
+        );
+        let Outcome::Placed(flv) =
+            locate(&mut view, &policy("e1"), &request(PlayProtocol::Flv), now)
+        else {
+            panic!("not placed")
+        };
+        assert_eq!(
+            (flv.url.as_str(), flv.overflow),
+            ("http://node-a.example:8081/live/a.flv?placed=1", true)
+        );
+        let Outcome::Placed(rtmp) =
+            locate(&mut view, &policy("e1"), &request(PlayProtocol::Rtmp), now)
+        else {
+            panic!("not placed")
+        };
+        assert_eq!(rtmp.url, "rtmp://node-a.example:1936/live/a");
+        let r1 = view.report("r1").expect("in view");
+        assert_eq!(r1.pull_base(), "rtmp://10.0.0.7:8102");
     }
 
     #[test]

@@ -17,8 +17,13 @@ pub struct PeerReport {
     pub instance: String,
     /// Host viewers use to reach it: its advertised address, else the address it was polled at.
     pub host: String,
+    /// The ports it listens on (`http_port`: where it was polled).
     pub http_port: u16,
     pub rtmp_port: u16,
+    /// Ports viewers are sent to when they differ (a node's host ports), from its
+    /// `--advertise-*-port`.
+    pub advertised_http_port: Option<u16>,
+    pub advertised_rtmp_port: Option<u16>,
     pub region: String,
     pub tier: Tier,
     pub ready: bool,
@@ -36,13 +41,31 @@ pub struct PeerReport {
 }
 
 impl PeerReport {
-    pub fn http_addr(&self) -> String {
-        format!("{}:{}", self.host, self.http_port)
+    /// `host:port` viewers reach its HTTP-FLV at.
+    pub fn viewer_http_addr(&self) -> String {
+        format!(
+            "{}:{}",
+            self.host,
+            self.advertised_http_port.unwrap_or(self.http_port)
+        )
     }
 
-    /// `rtmp://host:port`: where children and RTMP viewers reach it.
-    pub fn rtmp_base(&self) -> String {
-        format!("rtmp://{}:{}", self.host, self.rtmp_port)
+    /// `rtmp://host:port` RTMP viewers reach it at.
+    pub fn viewer_rtmp_base(&self) -> String {
+        format!(
+            "rtmp://{}:{}",
+            self.host,
+            self.advertised_rtmp_port.unwrap_or(self.rtmp_port)
+        )
+    }
+
+    /// `rtmp://host:port` a child relay pulls from: the address it was polled at (inside the
+    /// cluster, where the advertised host and ports may lead elsewhere), else its host.
+    pub fn pull_base(&self) -> String {
+        match self.polled {
+            Some(p) => format!("rtmp://{}", SocketAddr::new(p.ip(), self.rtmp_port)),
+            None => format!("rtmp://{}:{}", self.host, self.rtmp_port),
+        }
     }
 
     /// Whether a child pulling from `addr` (`host:port`) pulls from this relay: by its
@@ -196,7 +219,7 @@ impl PeerView {
             })
             .collect();
         let chosen = choose_parent(&views, fanout, me, current.as_deref())?;
-        self.report(&chosen.id).map(PeerReport::rtmp_base)
+        self.report(&chosen.id).map(PeerReport::pull_base)
     }
 
     fn fresh(&self, e: &Entry, now: Instant) -> bool {
@@ -214,6 +237,8 @@ mod tests {
             host: "127.0.0.1".into(),
             http_port: 8080,
             rtmp_port: 1935,
+            advertised_http_port: None,
+            advertised_rtmp_port: None,
             region: "eu".into(),
             tier,
             ready: true,
