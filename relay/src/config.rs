@@ -52,9 +52,18 @@ pub struct Config {
     #[arg(long = "prewarm", env = "SURGE_PREWARM", value_delimiter = ',', value_parser = parse_stream_path)]
     pub prewarm: Vec<(String, String)>,
 
-    /// Role in the tree, reported in stats and metrics.
+    /// Role in the tree, reported in stats and metrics. Only an origin takes publishers;
+    /// reflectors and edges refuse them.
     #[arg(long, env = "SURGE_TIER", value_enum, default_value = "origin")]
     pub tier: Tier,
+
+    /// Publish keys, one per line (`#` starts a comment; several keys for a rotation). With
+    /// it, a broadcaster must publish with the stream key `NAME?key=SECRET` (ffmpeg:
+    /// rtmp://HOST/APP/NAME?key=SECRET); others are refused with NetStream.Publish.BadName.
+    /// The file is read again when it changes (checked at each publish): a new key takes
+    /// effect without a restart, and live broadcasters are never cut.
+    #[arg(long, env = "SURGE_PUBLISH_KEYS_FILE")]
+    pub publish_keys_file: Option<std::path::PathBuf>,
 
     /// Region name reported in stats and metrics.
     #[arg(long, env = "SURGE_REGION", default_value = "default")]
@@ -337,6 +346,7 @@ mod tests {
         assert_eq!(c.upstream_linger, Duration::from_secs(30));
         assert_eq!(c.rtmp_listen.port(), 1935);
         assert_eq!(c.tier, Tier::Origin);
+        assert_eq!(c.publish_keys_file, None);
         assert_eq!(c.fanout_tasks, crate::hub::default_fanout_tasks());
     }
 

@@ -13,6 +13,7 @@ pub mod media;
 pub mod metrics;
 pub mod placement;
 pub mod protocol;
+pub mod publish_auth;
 pub mod registry;
 pub mod rtmp;
 pub mod server;

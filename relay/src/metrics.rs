@@ -24,6 +24,8 @@ pub struct Metrics {
     pub placements: Family<Labels, Counter>,
     /// Plays this relay refused itself for lack of room, by protocol and reason.
     pub viewers_refused: Family<Labels, Counter>,
+    /// Publishes refused, by reason (publish_auth's labels, `in_use`, `draining`).
+    pub publish_refused: Family<Labels, Counter>,
     pub load: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub capacity: Gauge,
     /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
@@ -63,6 +65,7 @@ impl Metrics {
         let capacity = Gauge::default();
         let placements = Family::<Labels, Counter>::default();
         let viewers_refused = Family::<Labels, Counter>::default();
+        let publish_refused = Family::<Labels, Counter>::default();
         registry.register(
             "viewers",
             "Connected viewers by stream and protocol",
@@ -114,6 +117,11 @@ impl Metrics {
             viewers_refused.clone(),
         );
         registry.register(
+            "publish_refused",
+            "Publishes refused, by reason (not_origin, missing_key, wrong_key, keys_unavailable, in_use, draining)",
+            publish_refused.clone(),
+        );
+        registry.register(
             "load",
             "Viewers over capacity at the current bitrates (0..1; /readyz is 503 from --ready-max-load)",
             load.clone(),
@@ -140,6 +148,7 @@ impl Metrics {
             capacity,
             placements,
             viewers_refused,
+            publish_refused,
             bytes_sent_rtmp,
             bytes_sent_flv,
         }
@@ -159,6 +168,13 @@ impl Metrics {
                 ("protocol".to_string(), protocol.as_str().to_string()),
                 ("reason".to_string(), reason.to_string()),
             ])
+            .inc();
+    }
+
+    /// A publish refused here (`reason`: a label, never the key).
+    pub fn publish_refused(&self, reason: &str) {
+        self.publish_refused
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
             .inc();
     }
 

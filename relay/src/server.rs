@@ -35,6 +35,7 @@ impl Relay {
         }
         crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
         let gate = cfg.room_gate()?;
+        let publish_auth = Arc::new(crate::publish_auth::PublishAuth::from_config(cfg)?);
         let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
         let registry = Registry::new(
             RegistrySettings {
@@ -68,6 +69,7 @@ impl Relay {
             chunk_limits: ChunkLimits::default(),
             viewer_send_buffer: cfg.viewer_send_buffer_bytes,
             viewer_tcp_nodelay: cfg.viewer_tcp_nodelay,
+            publish_auth,
         });
         tokio::spawn(accept_rtmp(
             rtmp_listener,

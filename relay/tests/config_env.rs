@@ -19,6 +19,11 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_UPSTREAM", "http://origin/live", "--upstream"),
     ("SURGE_PREWARM", "no-slash", "--prewarm"),
     ("SURGE_TIER", "boss", "--tier"),
+    (
+        "SURGE_PUBLISH_KEYS_FILE",
+        "/nonexistent/surge-publish-keys",
+        "--publish-keys-file",
+    ),
     ("SURGE_MAX_VIEWERS", "many", "--max-viewers"),
     ("SURGE_SLOW_VIEWER_TIMEOUT", "5y", "--slow-viewer-timeout"),
     ("SURGE_VIEWER_BACKLOG_BYTES", "-1", "--viewer-backlog-bytes"),

@@ -28,6 +28,7 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--upstream", "SURGE_UPSTREAM"),
         ("--prewarm", "SURGE_PREWARM"),
         ("--tier", "SURGE_TIER"),
+        ("--publish-keys-file", "SURGE_PUBLISH_KEYS_FILE"),
         ("--region", "SURGE_REGION"),
         ("--max-viewers", "SURGE_MAX_VIEWERS"),
         ("--slow-viewer-timeout", "SURGE_SLOW_VIEWER_TIMEOUT"),
@@ -57,9 +58,10 @@ fn help_lists_every_flag_with_its_environment_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_metrics_flv_limits_end_of_stream() {
+    // An origin: only the origin tier takes publishers.
     let relay = RelayProcess::start(&[
         "--tier",
-        "edge",
+        "origin",
         "--region",
         "eu-west",
         "--max-viewers",
@@ -135,7 +137,7 @@ async fn stats_metrics_flv_limits_end_of_stream() {
     );
 
     let stats = common::stats(relay.http).await;
-    assert_eq!(stats["relay"]["tier"], "edge");
+    assert_eq!(stats["relay"]["tier"], "origin");
     assert_eq!(stats["relay"]["region"], "eu-west");
     assert_eq!(stats["relay"]["viewers"], 1);
     assert_eq!(stats["relay"]["max_viewers"], 2);
@@ -158,7 +160,7 @@ async fn stats_metrics_flv_limits_end_of_stream() {
         "surge_relay_bytes_sent_total{",
         "surge_relay_ingest_kbps{",
         "surge_relay_max_viewers",
-        "tier=\"edge\"",
+        "tier=\"origin\"",
     ] {
         assert!(
             metrics.contains(needle),

@@ -43,6 +43,8 @@ pub struct RtmpSettings {
     pub viewer_send_buffer: usize,
     /// TCP_NODELAY for playing connections (false lets the kernel coalesce frames: Nagle).
     pub viewer_tcp_nodelay: bool,
+    /// Who may publish here (origin only; the keys file).
+    pub publish_auth: Arc<crate::publish_auth::PublishAuth>,
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -97,8 +99,10 @@ async fn serve_connection(
     let leftover = Box::pin(handshake::accept(&mut stream, settings.handshake_timeout))
         .await
         .map_err(|e| e.to_string())?;
-    let (mut session, initial) =
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let (session, initial) =
         InboundDriver::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
+    let mut session = session.with_publish_auth(settings.publish_auth.clone(), peer);
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
     let done = CancellationToken::new();
@@ -360,6 +364,12 @@ pub(super) async fn write_loop(
             None => return Ok("session ended".into()),
             Some(Outbound::Control(b)) => {
                 write_with_timeout(&mut wr, &[b], timeout).await?;
+            }
+            Some(Outbound::Pause(d)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = done.cancelled() => return Ok("reader finished".into()),
+                }
             }
             Some(Outbound::Play(mut s, stream_id)) => {
                 s.play_on_stream_id(stream_id);

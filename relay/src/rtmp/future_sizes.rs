@@ -42,6 +42,7 @@ fn settings() -> Arc<RtmpSettings> {
         chunk_limits: ChunkLimits::default(),
         viewer_send_buffer: 0,
         viewer_tcp_nodelay: true,
+        publish_auth: Arc::new(crate::publish_auth::PublishAuth::open()),
     })
 }
 

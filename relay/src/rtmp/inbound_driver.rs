@@ -1,9 +1,12 @@
 //! The stream side of an inbound RTMP connection: answers the [`InboundSession`]'s publish and
 //! play requests from the [`Registry`], holds an accepted publisher's [`PublishGuard`] and
 //! puts its media into the stream's hub one message at a time. What is left for the socket
-//! comes back as [`Outbound`]s for the connection's writer.
+//! comes back as [`Outbound`]s for the connection's writer. A publish is first checked by
+//! the relay's [`PublishAuth`] (origin only; the stream key, when a keys file is set).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use surge_wire::ChunkLimits;
@@ -11,7 +14,8 @@ use surge_wire::ChunkLimits;
 use super::session::{InboundError, InboundEvent, InboundSession, PlayRefusal, Role};
 use crate::hub::Subscription;
 use crate::protocol::Protocol;
-use crate::registry::{PlayError, PublishGuard, Registry};
+use crate::publish_auth::PublishAuth;
+use crate::registry::{PlayError, PublishError, PublishGuard, Registry};
 
 /// What the connection's writer must do, in order.
 pub enum Outbound {
@@ -19,11 +23,16 @@ pub enum Outbound {
     Control(Bytes),
     /// Playback accepted on this message stream id: switch the writer to the subscription.
     Play(Box<Subscription>, u32),
+    /// Wait this long before writing what follows (a refusal after repeated failed publishes).
+    Pause(Duration),
 }
 
 pub struct InboundDriver {
     session: InboundSession,
     registry: Arc<Registry>,
+    auth: Arc<PublishAuth>,
+    /// The client's address, for slowing down its repeated failed publishes.
+    peer: Option<IpAddr>,
     publishing: Option<PublishGuard>,
     /// Set when the connection should close once its replies are written (a play refused for
     /// lack of room: the player is told why, and this relay keeps no idle connection for it).
@@ -31,7 +40,8 @@ pub struct InboundDriver {
 }
 
 impl InboundDriver {
-    /// Returns the driver and the bytes to send first.
+    /// Returns the driver and the bytes to send first. It takes any publisher (an origin
+    /// with no keys file) until [`with_publish_auth`](Self::with_publish_auth).
     pub fn new(
         registry: Arc<Registry>,
         limits: ChunkLimits,
@@ -40,10 +50,19 @@ impl InboundDriver {
         let driver = InboundDriver {
             session,
             registry,
+            auth: Arc::new(PublishAuth::open()),
+            peer: None,
             publishing: None,
             finished: None,
         };
         Ok((driver, initial))
+    }
+
+    /// Publishes from `peer` are checked by `auth`.
+    pub fn with_publish_auth(mut self, auth: Arc<PublishAuth>, peer: Option<IpAddr>) -> Self {
+        self.auth = auth;
+        self.peer = peer;
+        self
     }
 
     pub fn role(&self) -> &Role {
@@ -116,17 +135,45 @@ impl InboundDriver {
                 request_id,
                 app,
                 stream,
-            } => match self.registry.start_publish(&app, &stream) {
-                Ok(guard) => {
-                    self.publishing = Some(guard);
-                    tracing::info!(app = %app, stream = %stream, "publisher started");
-                    self.session.accept_publish(request_id)?
+                key,
+            } => {
+                if let Err(refusal) = self.auth.check(self.peer, key.as_ref(), Instant::now()) {
+                    // Logged and counted by reason only: the key is never written anywhere.
+                    let reason = refusal.reason.label();
+                    self.registry.metrics().publish_refused(reason);
+                    tracing::warn!(
+                        app = %app,
+                        stream = %stream,
+                        reason,
+                        delay_ms = refusal.delay.as_millis() as u64,
+                        "publish refused: {}",
+                        refusal.description
+                    );
+                    self.finished = Some(format!("publish of {app}/{stream} refused ({reason})"));
+                    if !refusal.delay.is_zero() {
+                        out.push(Outbound::Pause(refusal.delay));
+                    }
+                    self.session
+                        .reject_publish(request_id, &refusal.description)?
+                } else {
+                    match self.registry.start_publish(&app, &stream) {
+                        Ok(guard) => {
+                            self.publishing = Some(guard);
+                            tracing::info!(app = %app, stream = %stream, "publisher started");
+                            self.session.accept_publish(request_id)?
+                        }
+                        Err(e) => {
+                            let reason = match e {
+                                PublishError::ShuttingDown => "draining",
+                                _ => "in_use",
+                            };
+                            self.registry.metrics().publish_refused(reason);
+                            tracing::warn!(app = %app, stream = %stream, reason = %e, "publish rejected");
+                            self.session.reject_publish(request_id, &e.to_string())?
+                        }
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(app = %app, stream = %stream, reason = %e, "publish rejected");
-                    self.session.reject_publish(request_id, &e.to_string())?
-                }
-            },
+            }
             InboundEvent::PlayRequested {
                 request_id,
                 app,

@@ -129,3 +129,83 @@ async fn an_unknown_stream_is_not_found_and_the_connection_goes_on() {
     );
     assert_eq!(driver.finished(), None);
 }
+
+/// connect, createStream and publish of `stream_key`.
+fn publish(stream_key: &str) -> Vec<u8> {
+    let mut out = command("connect", 1.0, vec![], 0);
+    out.extend(command("createStream", 2.0, vec![], 0));
+    out.extend(command(
+        "publish",
+        3.0,
+        vec![
+            Amf0Value::Utf8String(stream_key.into()),
+            Amf0Value::Utf8String("live".into()),
+        ],
+        1,
+    ));
+    out
+}
+
+#[tokio::test]
+async fn a_publish_with_a_wrong_key_is_refused_counted_and_finishes_the_connection() {
+    let dir = std::env::temp_dir().join(format!("surge-driver-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys");
+    std::fs::write(&path, "right\n").expect("write");
+    let file = crate::publish_auth::KeysFile::open(&path).expect("keys");
+    let auth = Arc::new(PublishAuth::new(None, Some(file)));
+    let r = registry(10);
+
+    let (driver, initial) = InboundDriver::new(r.clone(), ChunkLimits::default()).expect("driver");
+    let mut driver = driver.with_publish_auth(auth.clone(), None);
+    let out = driver
+        .handle_bytes(&publish("cam?key=wrong"))
+        .expect("handled");
+    assert_eq!(
+        errors(&initial, &out),
+        [(
+            "NetStream.Publish.BadName".to_string(),
+            "publish refused: wrong stream key".to_string()
+        )]
+    );
+    assert_eq!(
+        driver.finished(),
+        Some("publish of live/cam refused (wrong_key)")
+    );
+    assert!(
+        r.metrics()
+            .encode()
+            .contains("surge_relay_publish_refused_total{")
+    );
+    assert!(r.entries().is_empty(), "no stream was claimed");
+
+    let (driver, initial) = InboundDriver::new(r.clone(), ChunkLimits::default()).expect("driver");
+    let mut driver = driver.with_publish_auth(auth, None);
+    let out = driver
+        .handle_bytes(&publish("cam?key=right"))
+        .expect("handled");
+    assert!(errors(&initial, &out).is_empty());
+    assert_eq!(driver.finished(), None);
+    assert!(matches!(driver.role(), Role::Publishing { stream, .. } if stream == "cam"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_edge_refuses_every_publish_and_says_to_publish_at_the_origin() {
+    let auth = Arc::new(PublishAuth::new(Some("edge"), None));
+    let (driver, initial) =
+        InboundDriver::new(registry(10), ChunkLimits::default()).expect("driver");
+    let mut driver = driver.with_publish_auth(auth, None);
+    let out = driver.handle_bytes(&publish("cam")).expect("handled");
+    let errors = errors(&initial, &out);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "NetStream.Publish.BadName");
+    assert!(
+        errors[0].1.contains("publish only at the origin"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        driver.finished(),
+        Some("publish of live/cam refused (not_origin)")
+    );
+}

@@ -8,6 +8,7 @@ use surge_wire::ChunkError;
 use super::command_guard::CommandGuardError;
 use super::session::MAX_COMMAND_LEN;
 use crate::media::MediaMessage;
+use crate::publish_auth::PresentedKey;
 
 /// Why an inbound RTMP session cannot go on (the connection closes).
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +42,13 @@ pub enum InboundEvent {
     Send(Bytes),
     /// Audio, video or metadata of the accepted publisher.
     Media(MediaMessage),
-    /// The client asks to publish `app/stream`; answer with `accept_publish` / `reject_publish`.
+    /// The client asks to publish `app/stream`, presenting `key` (`NAME?key=SECRET`); answer
+    /// with `accept_publish` / `reject_publish`.
     PublishRequested {
         request_id: u32,
         app: String,
         stream: String,
+        key: Option<PresentedKey>,
     },
     /// The client asks to play `app/stream` on message stream `stream_id`; answer with
     /// `accept_play` / `reject_play`.

@@ -305,7 +305,9 @@ impl InboundSession {
                 if self.role != Role::Handshaking {
                     return self.refuse_second(request_id, "NetStream.Publish.BadConnection", out);
                 }
+                // `NAME?key=SECRET`: the stream is NAME alone, the key goes to the check.
                 let stream = messages::stream_name(&stream_key).to_string();
+                let key = crate::publish_auth::key_param(&stream_key);
                 let role = Role::Publishing {
                     app: app_name.clone(),
                     stream: stream.clone(),
@@ -314,6 +316,7 @@ impl InboundSession {
                     request_id,
                     app: app_name,
                     stream,
+                    key,
                 };
                 self.request(request_id, role, event, out);
                 Ok(())

@@ -154,18 +154,21 @@ fn only_request(events: Vec<InboundEvent>) -> InboundEvent {
 #[test]
 fn publish_is_asked_for_and_media_waits_for_the_answer() {
     let mut c = Client::new();
-    let mut bytes = request("publish", "cam?token=1");
+    let mut bytes = request("publish", "cam?token=1&key=s3cret");
     bytes.extend(metadata());
     bytes.extend(video(0, &[0x17, 0, 0, 0, 0, 1]));
     let InboundEvent::PublishRequested {
         request_id,
         app,
         stream,
+        key,
     } = only_request(c.feed(&bytes))
     else {
         panic!("expected a publish request");
     };
+    // The query never reaches the stream name; the key is handed over for the check.
     assert_eq!((app.as_str(), stream.as_str()), ("live", "cam"));
+    assert_eq!(key.as_ref().map(|k| k.expose()), Some("s3cret"));
     assert_eq!(*c.session.role(), Role::Handshaking, "not publishing yet");
 
     let replies = c.session.accept_publish(request_id).expect("accepted");
