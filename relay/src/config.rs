@@ -131,6 +131,14 @@ pub struct Config {
     #[arg(long, env = "SURGE_PARENT_FANOUT", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub parent_fanout: u32,
 
+    /// A hosts-style file, read again on every lookup, that names resolve from before DNS:
+    /// one `NAME [ADDRESS ...]` per line (a name with no address resolves to none). Names it
+    /// does not list, and all names while it is missing, use the system resolver. Used for
+    /// `--upstream` hosts and the `--*-peer` names; `surge-operator local` writes one for its
+    /// Services' names and keeps it current as relays come and go.
+    #[arg(long, env = "SURGE_HOSTS_FILE")]
+    pub hosts_file: Option<std::path::PathBuf>,
+
     /// Where viewers go when every edge of the region is full, in order: `tier-above` (the
     /// region's reflectors, or the origin) and region names (their edges).
     #[arg(long, env = "SURGE_OVERFLOW", value_delimiter = ',', default_value = "tier-above", value_parser = parse_overflow_step)]

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod protocol;
 pub mod publish_auth;
 pub mod registry;
+pub mod resolve;
 pub mod rtmp;
 pub mod server;
 pub mod upstream;

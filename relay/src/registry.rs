@@ -94,6 +94,8 @@ pub struct Registry {
     me: Weak<Registry>,
     /// Set once at start-up with `--parent-peer`: pullers ask it which parent to pull from.
     parent: std::sync::OnceLock<Arc<dyn crate::upstream::ParentChooser>>,
+    /// Set once at start-up: how pullers resolve upstream names (`--hosts-file`).
+    resolver: std::sync::OnceLock<crate::resolve::Resolver>,
 }
 
 impl Registry {
@@ -109,6 +111,7 @@ impl Registry {
             draining: AtomicBool::new(false),
             me: me.clone(),
             parent: std::sync::OnceLock::new(),
+            resolver: std::sync::OnceLock::new(),
         })
     }
 
@@ -139,6 +142,11 @@ impl Registry {
 
     pub fn total_viewers(&self) -> usize {
         self.viewers.load(Ordering::SeqCst)
+    }
+
+    /// Pullers started from now on resolve upstream names with `resolver` (set once).
+    pub fn set_resolver(&self, resolver: crate::resolve::Resolver) {
+        let _ = self.resolver.set(resolver);
     }
 
     /// Pullers started from now on choose their parent with `chooser` (set once).
@@ -222,6 +230,7 @@ impl Registry {
         tracing::info!(app, stream = name, prewarm, upstreams = ?cfg.upstreams, "starting upstream pull");
         let opts = crate::upstream::PullerOptions {
             parent: self.parent.get().cloned(),
+            resolver: self.resolver.get().cloned().unwrap_or_default(),
             ..Default::default()
         };
         spawn_puller_with(cfg, opts, sink, cancel.clone());

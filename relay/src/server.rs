@@ -110,10 +110,13 @@ impl Relay {
             advertise_http_port: cfg.advertise_http_port,
             locator: None,
         };
+        let resolver = crate::resolve::Resolver::new(cfg.hosts_file.clone());
+        registry.set_resolver(resolver.clone());
         if let Some(locator) = locator {
             let own = state.clone();
             crate::placement::poller::spawn_poller(
                 locator.clone(),
+                resolver,
                 cfg.placement_peers.clone(),
                 cfg.parent_peers.clone(),
                 cfg.sibling_peers.clone(),

@@ -154,10 +154,11 @@ impl crate::upstream::ParentChooser for Locator {
     }
 }
 
-/// Polls `peers`, `parent_peers` and `sibling_peers` until `shutdown`; `own` reports this relay (fresh on every
-/// round).
+/// Polls `peers`, `parent_peers` and `sibling_peers` (names resolved by `resolver` on every
+/// round) until `shutdown`; `own` reports this relay (fresh on every round).
 pub fn spawn_poller(
     locator: Arc<Locator>,
+    resolver: crate::resolve::Resolver,
     peers: Vec<String>,
     parent_peers: Vec<String>,
     sibling_peers: Vec<String>,
@@ -179,10 +180,10 @@ pub fn spawn_poller(
             if let Some(me) = own() {
                 locator.update(me);
             }
-            let parents = resolve_all(&parent_peers).await;
-            let mut addrs = resolve_all(&peers).await;
+            let parents = resolve_all(&resolver, &parent_peers).await;
+            let mut addrs = resolve_all(&resolver, &peers).await;
             addrs.extend(parents.iter().copied());
-            addrs.extend(resolve_all(&sibling_peers).await);
+            addrs.extend(resolve_all(&resolver, &sibling_peers).await);
             addrs.sort();
             addrs.dedup();
             *locator.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
@@ -212,10 +213,10 @@ pub fn spawn_poller(
 }
 
 /// Every address the peer names resolve to now (a headless Service: each Ready pod).
-async fn resolve_all(peers: &[String]) -> Vec<SocketAddr> {
+async fn resolve_all(resolver: &crate::resolve::Resolver, peers: &[String]) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for peer in peers {
-        match tokio::net::lookup_host(peer.as_str()).await {
+        match resolver.lookup(peer).await {
             Ok(addrs) => out.extend(addrs),
             Err(e) => tracing::debug!(peer = %peer, error = %e, "placement peer does not resolve"),
         }

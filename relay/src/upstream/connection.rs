@@ -94,10 +94,12 @@ async fn drive(
     on_event: &mut impl FnMut(PullEvent),
 ) -> Result<Never, ConnectionError> {
     let addr = url.socket_addr();
-    let mut socket = match timeout(opts.connect_timeout, TcpStream::connect(&addr)).await {
-        Err(_) => return Err(ConnectionError::ConnectTimeout(addr)),
-        Ok(Err(source)) => return Err(ConnectionError::Connect { addr, source }),
-        Ok(Ok(s)) => s,
+    let mut socket = match opts.resolver.connect(&addr, opts.connect_timeout).await {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            return Err(ConnectionError::ConnectTimeout(addr));
+        }
+        Err(source) => return Err(ConnectionError::Connect { addr, source }),
+        Ok(s) => s,
     };
     let _ = socket.set_nodelay(true);
     let setup_deadline = Instant::now() + opts.setup_timeout;

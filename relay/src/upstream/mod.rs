@@ -115,6 +115,8 @@ pub struct PullerOptions {
     pub chunk_limits: ChunkLimits,
     /// With `--parent-peer`: chooses the parent tried in place of the first upstream.
     pub parent: Option<Arc<dyn ParentChooser>>,
+    /// Resolves upstream host names (the hosts file first, with `--hosts-file`).
+    pub resolver: crate::resolve::Resolver,
 }
 
 impl Default for PullerOptions {
@@ -131,6 +133,7 @@ impl Default for PullerOptions {
             rebase_gap_ms: rebase::DEFAULT_REBASE_GAP_MS,
             chunk_limits: ChunkLimits::default(),
             parent: None,
+            resolver: crate::resolve::Resolver::default(),
         }
     }
 }
