@@ -1,4 +1,5 @@
-//! The host a `hostPort` edge advertises, from the node it runs on. Pure: nodes come in as
+//! The host a `hostPort` relay (an edge, or the tier above taking its overflow) advertises,
+//! from the node it runs on. Pure: nodes come in as
 //! plain views; the result is the pod annotations to change.
 //!
 //! A node's host is its `surge.dev/external-host` annotation if set, else its first
@@ -54,12 +55,21 @@ impl NodeView {
     }
 }
 
-/// Names of the nodes `pods`' edges (not terminating) are scheduled on, each once, sorted:
-/// the nodes to read.
-pub fn edge_nodes(pods: &[PodView]) -> Vec<String> {
+/// Whether relays of `kind` may run on host ports: edges, and the tier that feeds them (the
+/// first reflector level, or the origin) when it takes their overflow: whose nodes to read.
+pub fn may_use_host_ports(kind: TierKind) -> bool {
+    matches!(
+        kind,
+        TierKind::Edge | TierKind::Reflector(1) | TierKind::Origin
+    )
+}
+
+/// Names of the nodes `pods`' relays that may be on host ports (not terminating) are
+/// scheduled on, each once, sorted: the nodes to read.
+pub fn host_port_nodes(pods: &[PodView]) -> Vec<String> {
     let mut nodes: Vec<String> = pods
         .iter()
-        .filter(|p| p.tier == TierKind::Edge && !p.terminating)
+        .filter(|p| may_use_host_ports(p.tier) && !p.terminating)
         .filter_map(|p| p.node.clone())
         .collect();
     nodes.sort();
@@ -67,13 +77,17 @@ pub fn edge_nodes(pods: &[PodView]) -> Vec<String> {
     nodes
 }
 
-/// The `surge.dev/advertise-host` annotations to change, as `(pod, host)`: for every edge pod
-/// that is scheduled on one of `nodes`, its node's host where the annotation differs; `None`
+/// The `surge.dev/advertise-host` annotations to change, as `(pod, host)`: for every relay pod
+/// of a tier on host ports (`exposed`) that is scheduled on one of `nodes`, its node's host where the annotation differs; `None`
 /// removes an annotation whose node no longer names a host. Pods on nodes not in `nodes`
 /// (not read) are left alone.
-pub fn advertise_hosts(pods: &[PodView], nodes: &[NodeView]) -> Vec<(String, Option<String>)> {
+pub fn advertise_hosts(
+    pods: &[PodView],
+    nodes: &[NodeView],
+    exposed: impl Fn(&PodView) -> bool,
+) -> Vec<(String, Option<String>)> {
     pods.iter()
-        .filter(|p| p.tier == TierKind::Edge && !p.terminating)
+        .filter(|p| exposed(p) && !p.terminating)
         .filter_map(|pod| {
             let node_name = pod.node.as_deref()?;
             let node = nodes.iter().find(|n| n.name == node_name)?;

@@ -402,8 +402,9 @@ pub struct PlacementSpec {
     pub exposure: Exposure,
     /// Where viewers go when every edge of their region is full (`hostPort` only), in order:
     /// `tierAbove` (the region's reflectors, or the origin) or a region of spec.regions (its
-    /// edges). Only exposed relays are placement targets, and in `hostPort` mode only edges are
-    /// exposed, so today `tierAbove` finds no relay and region names are what overflows.
+    /// edges). In `hostPort` mode `tierAbove` also exposes the tier feeding the edges on node
+    /// ports of its own (the relay ports plus one for a reflector level, plus two for the
+    /// origin) so viewers can be sent there.
     #[serde(default = "default_overflow")]
     #[schemars(length(max = 33))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]

@@ -18,6 +18,7 @@ use crate::advertise::advertise_hosts;
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Exposure, Stream, StreamStatus};
+use crate::labels::TierKind;
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
@@ -237,7 +238,16 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .flat_map(|r| deletion_costs(&r.removal_order, &observed.pods))
         .collect();
     let advertise_hosts = if spec.placement.exposure == Exposure::HostPort {
-        advertise_hosts(&observed.pods, &observed.nodes)
+        // Pods of the tiers on host ports: edges, and the tiers taking their overflow.
+        let exposed: Vec<(&str, TierKind)> = tree
+            .tiers
+            .iter()
+            .filter(|t| t.placement.as_ref().is_some_and(|p| p.host_ports.is_some()))
+            .map(|t| (t.region.as_str(), t.kind))
+            .collect();
+        advertise_hosts(&observed.pods, &observed.nodes, |p| {
+            exposed.contains(&(p.region.as_str(), p.tier))
+        })
     } else {
         Vec::new()
     };

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 
-use crate::advertise::{NodeView, edge_nodes};
+use crate::advertise::{NodeView, host_port_nodes};
 use crate::build::Target;
 use crate::labels::stream_selector_string;
 use crate::metrics::Metrics;
@@ -57,7 +57,7 @@ pub async fn gather(
         .map(ServiceView::from_service)
         .collect();
     let nodes = if host_ports {
-        get_nodes(client, &edge_nodes(&pods)).await
+        get_nodes(client, &host_port_nodes(&pods)).await
     } else {
         Vec::new()
     };

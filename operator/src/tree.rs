@@ -38,16 +38,42 @@ pub struct ParentChoice {
     pub fanout: u32,
 }
 
-/// A locator tier's part in placement: edges with `spec.placement.exposure: hostPort`.
+/// A tier's part in placement with `spec.placement.exposure: hostPort`: edges (locators on
+/// the relay ports) and, when edges overflow to `tierAbove`, the tier that feeds them (taking
+/// the overflow on host ports of its own, so it can share a node with an edge).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TierPlacement {
-    /// Open the RTMP and HTTP ports on the node and advertise the node's IP.
-    pub host_ports: bool,
+    /// The node's ports the relay's RTMP and HTTP ports are opened on; the relay advertises
+    /// the node's host (and these ports where they differ from its own).
+    pub host_ports: Option<HostPorts>,
     /// Services whose addresses are the relay's `--placement-peer`s: its region's peers
     /// Service, then those of the regions it overflows to.
     pub peers: Vec<String>,
     /// `--overflow` steps as the relay spells them (`tier-above`, region names).
     pub overflow: Vec<String>,
+}
+
+/// Node ports of a tier exposed with `hostPort`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPorts {
+    pub rtmp: u16,
+    pub http: u16,
+}
+
+impl HostPorts {
+    /// Edges: the relay ports themselves. The tier above them: the next port up (a reflector
+    /// level), two up (the origin), so relays of different tiers can share a node.
+    pub fn for_tier(kind: TierKind, cfg: &OperatorConfig) -> HostPorts {
+        let shift = match kind {
+            TierKind::Edge => 0,
+            TierKind::Reflector(_) => 1,
+            TierKind::Origin => 2,
+        };
+        HostPorts {
+            rtmp: cfg.relay_rtmp_port.saturating_add(shift),
+            http: cfg.relay_http_port.saturating_add(shift),
+        }
+    }
 }
 
 /// A headless Service over one tier's relays, Ready or not: the locators' view of a region's
@@ -114,6 +140,8 @@ pub fn plan_tiers(
         parents: None,
     }];
     let mut peers_services: Vec<PeersService> = Vec::new();
+    // (tier, its peers Service, region, kind) of each tier that takes a region's overflow.
+    let mut overflow_tiers: Vec<(String, String, String, TierKind)> = Vec::new();
     for region in &spec.regions {
         let (edges, reflectors) = match plan.region(&region.name) {
             Some(p) => (p.desired_edges, p.reflectors.clone()),
@@ -140,7 +168,25 @@ pub fn plan_tiers(
             parent = Some((name, kind));
         }
         let parents = parent_choice(stream, spec, &region.name, TierKind::Edge, parent.as_ref());
-        let placement = edge_placement(stream, spec, &region.name);
+        let mut placement = edge_placement(stream, spec, &region.name, cfg);
+        if let Some(p) = placement
+            .as_mut()
+            .filter(|p| p.overflow.iter().any(|o| o == "tier-above"))
+        {
+            // The tier feeding these edges takes their overflow: in the locators' view, and
+            // exposed on host ports of its own.
+            let (above_name, above_kind) = parent
+                .clone()
+                .unwrap_or((origin_name.clone(), TierKind::Origin));
+            let above_region = if above_kind == TierKind::Origin {
+                spec.origin.region.clone()
+            } else {
+                region.name.clone()
+            };
+            let above = peers_name(stream, &above_region, above_kind);
+            p.peers.insert(1, above.clone());
+            overflow_tiers.push((above_name, above, above_region, above_kind));
+        }
         tiers.push(TierPlan {
             kind: TierKind::Edge,
             region: region.name.clone(),
@@ -167,6 +213,16 @@ pub fn plan_tiers(
     if spec.placement.exposure == Exposure::HostPort {
         for r in &spec.regions {
             add(peers_service_name(stream, &r.name), &r.name, TierKind::Edge);
+        }
+    }
+    for (tier_name, peers, region, kind) in &overflow_tiers {
+        add(peers.clone(), region, *kind);
+        if let Some(t) = tiers.iter_mut().find(|t| &t.name == tier_name) {
+            t.placement = Some(TierPlacement {
+                host_ports: Some(HostPorts::for_tier(*kind, cfg)),
+                peers: Vec::new(),
+                overflow: Vec::new(),
+            });
         }
     }
     for t in &tiers {
@@ -215,9 +271,14 @@ fn parent_choice(
 
 /// An edge's placement: none behind a Service (a locator's redirect would name a pod IP the
 /// viewer cannot reach, so the Service and the edges' readiness spread viewers); with host
-/// ports, a locator over its region's edges and the edges of each region it overflows to. Only
-/// edges are in view, because only edges are exposed: `tierAbove` then finds no relay.
-fn edge_placement(stream: &str, spec: &StreamSpec, region: &str) -> Option<TierPlacement> {
+/// ports, a locator over its region's edges, the tier above them when it overflows there
+/// (added by the caller), and the edges of each region it overflows to.
+fn edge_placement(
+    stream: &str,
+    spec: &StreamSpec,
+    region: &str,
+    cfg: &OperatorConfig,
+) -> Option<TierPlacement> {
     if spec.placement.exposure != Exposure::HostPort {
         return None;
     }
@@ -233,7 +294,7 @@ fn edge_placement(stream: &str, spec: &StreamSpec, region: &str) -> Option<TierP
         }
     }
     Some(TierPlacement {
-        host_ports: true,
+        host_ports: Some(HostPorts::for_tier(TierKind::Edge, cfg)),
         peers,
         overflow,
     })

@@ -6,7 +6,7 @@ mod common;
 use common::world::{World, clock};
 use common::{fixture, repo_root, target, tree_with};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use surge_operator::advertise::{NodeView, advertise_hosts, edge_nodes};
+use surge_operator::advertise::{NodeView, advertise_hosts, host_port_nodes};
 use surge_operator::build::{build_deployment, relay_args};
 use surge_operator::config::OperatorConfig;
 use surge_operator::decide::{Decision, Input, decide};
@@ -60,7 +60,7 @@ fn a_pod_shows_its_node_and_advertised_host() {
     assert_eq!(view.node.as_deref(), Some("external"));
     assert_eq!(view.advertise_host.as_deref(), Some("198.51.100.2"));
     // Already what its node names: nothing to change.
-    assert!(advertise_hosts(&[view], &nodes()).is_empty());
+    assert!(advertise_hosts(&[view], &nodes(), |_| true).is_empty());
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn edges_on_read_nodes_get_their_nodes_host_where_it_differs() {
         leaving,
     ];
     assert_eq!(
-        advertise_hosts(&pods, &nodes),
+        advertise_hosts(&pods, &nodes, |p| p.tier == TierKind::Edge),
         [
             ("new".to_string(), Some("edge-1.example.net".to_string())),
             ("stale".to_string(), Some("edge-1.example.net".to_string())),
@@ -94,9 +94,9 @@ fn edges_on_read_nodes_get_their_nodes_host_where_it_differs() {
         "scheduled, running edges on nodes that were read; unchanged ones left out"
     );
     assert_eq!(
-        edge_nodes(&pods),
+        host_port_nodes(&pods),
         ["annotated", "elsewhere", "external", "internal"],
-        "each node of a live edge once, sorted (not the origin's alone)"
+        "each node of a live edge (or origin) once, sorted"
     );
 }
 
@@ -125,10 +125,12 @@ fn only_host_port_streams_plan_advertised_hosts() {
             .filter(|p| p.tier == TierKind::Edge)
             .count();
         let want: Vec<(String, Option<String>)> = if expected {
+            // The edges, and the origin: with no reflectors it takes the edges' overflow
+            // on host ports too.
             observed
                 .pods
                 .iter()
-                .filter(|p| p.tier == TierKind::Edge)
+                .filter(|p| matches!(p.tier, TierKind::Edge | TierKind::Origin))
                 .map(|p| (p.name.clone(), Some("edge-1.example.net".to_string())))
                 .collect()
         } else {

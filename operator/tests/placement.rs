@@ -156,21 +156,30 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
         .iter()
         .map(|p| p.name.as_str())
         .collect();
+    // Each region's edges, and the origin (no reflectors here: the tier above every region's
+    // edges, taking their overflow).
     assert_eq!(
         names,
         [
             "cup-us-east-peers",
             "cup-eu-west-peers",
-            "cup-ap-south-peers"
+            "cup-ap-south-peers",
+            "cup-origin-peers"
         ]
     );
 
     let peer = |region: &str| format!("cup-{region}-peers.media.svc.cluster.local:8080");
-    // ap-south: its own edges, then eu-west's and us-east's, in the overflow order.
+    // ap-south: its own edges, the tier above, then eu-west's and us-east's edges, in the
+    // overflow order.
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "ap-south"), &cfg);
     assert_eq!(
         arg_after(&args, "--placement-peer"),
-        [peer("ap-south"), peer("eu-west"), peer("us-east")]
+        [
+            peer("ap-south"),
+            peer("origin"),
+            peer("eu-west"),
+            peer("us-east")
+        ]
     );
     assert_eq!(
         arg_after(&args, "--overflow"),
@@ -181,12 +190,23 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
     assert_eq!(
         arg_after(&args, "--placement-peer"),
-        [peer("eu-west"), peer("us-east")]
+        [peer("eu-west"), peer("origin"), peer("us-east")]
     );
     assert_eq!(arg_after(&args, "--overflow"), ["tier-above,us-east"]);
-    // The origin (and reflectors) are not exposed, so they are neither locators nor in view.
+    // The origin takes overflow but places nobody: no locator. It advertises its node's
+    // host and the node ports two above the relay's (an edge and a reflector may share the
+    // node); children still pull from its pod address.
     let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
     assert!(arg_after(&origin, "--placement-peer").is_empty());
+    assert!(arg_after(&origin, "--overflow").is_empty());
+    assert_eq!(
+        arg_after(&origin, "--advertise-host-file"),
+        ["/etc/surge-pod/advertise-host"]
+    );
+    assert_eq!(arg_after(&origin, "--advertise-rtmp-port"), ["1937"]);
+    assert_eq!(arg_after(&origin, "--advertise-http-port"), ["8082"]);
+    // Edges advertise the relay's own ports.
+    assert!(arg_after(&args, "--advertise-rtmp-port").is_empty());
 
     // Each edge opens both ports on its node and advertises the node's IP.
     let d = build_deployment(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
@@ -208,14 +228,21 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
     let field = env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
     assert_eq!(field.field_path, "status.hostIP");
     let origin = build_deployment(&t, &stream.spec, tree.origin(), &cfg);
-    let c = &origin.spec.unwrap().template.spec.unwrap().containers[0];
-    assert!(
-        c.ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .all(|p| p.host_port.is_none())
-    );
+    let spec = origin.spec.unwrap();
+    // Its one relay holds the broadcast: a rollout waits for free ports rather than stop it.
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    let pod = spec.template.spec.unwrap();
+    let c = &pod.containers[0];
+    let ports: Vec<(i32, Option<i32>)> = c
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.container_port, p.host_port))
+        .collect();
+    assert_eq!(ports, [(1935, Some(1937)), (8080, Some(8082))]);
+    assert!(pod.volumes.is_some(), "the advertise-host file is mounted");
 
     // The peers Service: headless, not-Ready edges included, selecting the region's edges.
     let svc = build_peers_service(&t, &tree.peers_services[1], &cfg);
@@ -370,7 +397,8 @@ fn the_status_publishes_locators_at_the_load_balancers_address() {
         [
             "cup-us-east-peers",
             "cup-eu-west-peers",
-            "cup-ap-south-peers"
+            "cup-ap-south-peers",
+            "cup-origin-peers"
         ]
     );
     assert!(peers.iter().all(|p| planned.keep.contains(p)));
@@ -399,4 +427,51 @@ fn the_status_publishes_locators_at_the_load_balancers_address() {
         endpoints.ingest,
         "rtmp://cup-origin.media.svc.cluster.local:1935/live/cup"
     );
+}
+
+#[test]
+fn the_first_reflector_level_takes_its_regions_overflow_on_host_ports_of_its_own() {
+    let stream = fixture("placement-hostport.yaml");
+    let cfg = OperatorConfig::default();
+    let t = target(&stream);
+    // Enough viewers that every region's edges hang under reflectors.
+    let tree = tree_with(&stream, 200_000);
+    let level1 = tree
+        .tiers
+        .iter()
+        .find(|x| x.region == "eu-west" && x.kind == TierKind::Reflector(1))
+        .expect("eu-west has reflectors at this size");
+    let above = format!("{}-peers", level1.name);
+    assert!(tree.peers_services.iter().any(|p| p.name == above));
+    let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
+    assert_eq!(
+        arg_after(&args, "--placement-peer")[1],
+        format!("{above}.media.svc.cluster.local:8080")
+    );
+    let reflector = relay_args(&t, &stream.spec, level1, &cfg);
+    assert_eq!(arg_after(&reflector, "--advertise-rtmp-port"), ["1936"]);
+    assert_eq!(arg_after(&reflector, "--advertise-http-port"), ["8081"]);
+    let d = build_deployment(&t, &stream.spec, level1, &cfg);
+    let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+    let host_ports: Vec<Option<i32>> = c
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.host_port)
+        .collect();
+    assert_eq!(host_ports, [Some(1936), Some(8081)]);
+    // Higher reflector levels and the origin (feeding reflectors only) stay unexposed.
+    for tier in tree
+        .tiers
+        .iter()
+        .filter(|x| matches!(x.kind, TierKind::Reflector(l) if l > 1) || x.kind == TierKind::Origin)
+    {
+        let args = relay_args(&t, &stream.spec, tier, &cfg);
+        assert!(
+            arg_after(&args, "--advertise-host-file").is_empty(),
+            "{}",
+            tier.name
+        );
+    }
 }

@@ -19,7 +19,7 @@ use crate::config::OperatorConfig;
 use crate::crd::StreamSpec;
 use crate::labels::{POD_ADVERTISE_HOST, TierKind, tier_labels, tier_selector};
 use crate::sizing::viewers_per_edge;
-use crate::tree::TierPlan;
+use crate::tree::{HostPorts, TierPlan};
 
 /// Environment variable the relay reads its `--advertise-host` from.
 pub const ADVERTISE_HOST_ENV: &str = "SURGE_ADVERTISE_HOST";
@@ -30,8 +30,8 @@ pub const POD_INFO_DIR: &str = "/etc/surge-pod";
 pub const ADVERTISE_HOST_ITEM: &str = "advertise-host";
 const POD_INFO_VOLUME: &str = "pod-info";
 
-fn host_ports(tier: &TierPlan) -> bool {
-    tier.placement.as_ref().is_some_and(|p| p.host_ports)
+fn host_ports(tier: &TierPlan) -> Option<HostPorts> {
+    tier.placement.as_ref().and_then(|p| p.host_ports)
 }
 
 /// Command-line arguments of a relay in `tier` (see `surge-relay --help`).
@@ -109,11 +109,20 @@ pub fn relay_args(
         args.push("--parent-fanout".to_string());
         args.push(choice.fanout.to_string());
     }
-    if host_ports(tier) {
+    if let Some(ports) = host_ports(tier) {
         // The node's external host, as the operator annotates the pod; the relay re-reads it
         // and falls back to SURGE_ADVERTISE_HOST (status.hostIP) while it is empty.
         args.push("--advertise-host-file".to_string());
         args.push(format!("{POD_INFO_DIR}/{ADVERTISE_HOST_ITEM}"));
+        // Viewers sent here use the node's ports.
+        if ports.rtmp != cfg.relay_rtmp_port {
+            args.push("--advertise-rtmp-port".to_string());
+            args.push(ports.rtmp.to_string());
+        }
+        if ports.http != cfg.relay_http_port {
+            args.push("--advertise-http-port".to_string());
+            args.push(ports.http.to_string());
+        }
     }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
@@ -192,11 +201,12 @@ pub fn build_deployment(
             limits: quantities(&cfg.relay_limits),
             ..ResourceRequirements::default()
         });
-    let host_ports = host_ports(tier);
-    let port = |name: &str, number: u16| ContainerPort {
+    let node_ports = host_ports(tier);
+    let host_ports = node_ports.is_some();
+    let port = |name: &str, number: u16, node: Option<u16>| ContainerPort {
         name: Some(name.to_string()),
         container_port: i32::from(number),
-        host_port: host_ports.then_some(i32::from(number)),
+        host_port: node.map(i32::from),
         protocol: Some("TCP".to_string()),
         ..ContainerPort::default()
     };
@@ -225,8 +235,8 @@ pub fn build_deployment(
         image_pull_policy: Some(cfg.relay_image_pull_policy.clone()),
         args: Some(relay_args(target, spec, tier, cfg)),
         ports: Some(vec![
-            port("rtmp", cfg.relay_rtmp_port),
-            port("http", cfg.relay_http_port),
+            port("rtmp", cfg.relay_rtmp_port, node_ports.map(|p| p.rtmp)),
+            port("http", cfg.relay_http_port, node_ports.map(|p| p.http)),
         ]),
         env,
         volume_mounts: host_ports.then(|| {
@@ -273,9 +283,12 @@ pub fn build_deployment(
                 type_: Some("RollingUpdate".to_string()),
                 // Never lose serving capacity during a rollout, except with host ports: a
                 // new pod needs a node whose ports are free, and when every node holds an edge
-                // only removing an old one first makes room.
+                // only removing an old one first makes room. Not the origin: its one relay
+                // holds the broadcast, so a rollout waits for a node with free ports.
                 rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(i32::from(host_ports))),
+                    max_unavailable: Some(IntOrString::Int(i32::from(
+                        host_ports && tier.kind != TierKind::Origin,
+                    ))),
                     max_surge: Some(IntOrString::String("25%".to_string())),
                 }),
             }),
