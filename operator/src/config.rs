@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::policy::ScalingPolicy;
+
 /// Defaults and wiring shared by every Stream this operator manages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OperatorConfig {
@@ -33,6 +35,8 @@ pub struct OperatorConfig {
     pub scrape_timeout: Duration,
     /// Server-side apply field manager.
     pub field_manager: String,
+    /// Which autoscaler sizes the edge tiers (`--policy`).
+    pub policy: ScalingPolicy,
 }
 
 impl Default for OperatorConfig {
@@ -54,6 +58,7 @@ impl Default for OperatorConfig {
             scrape_interval: Duration::from_secs(5),
             scrape_timeout: Duration::from_secs(2),
             field_manager: "surge-operator".to_string(),
+            policy: ScalingPolicy::Surge,
         }
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use surge_planner::PlannerState;
+use surge_planner::{HpaSettings, HpaState, PlannerState};
 
 use crate::advertise::advertise_hosts;
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
@@ -22,6 +22,7 @@ use crate::labels::TierKind;
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
+use crate::policy::apply_policy;
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
@@ -34,6 +35,8 @@ pub struct StreamMemory {
     /// Viewer samples per region (the planner itself keeps no history).
     pub history: SampleHistory,
     pub planner: PlannerState,
+    /// The HPA's recommendations and last sync (`--policy hpa` only).
+    pub hpa: HpaState,
     /// Whether the last settled reconcile saw a flash crowd (an event marks each change).
     pub flash_crowd: bool,
     /// Why the Stream was degraded at the last settled reconcile (an event marks the start).
@@ -193,7 +196,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         })
         .collect();
     let ready_s = relay_ready_seconds(&observed.pods);
-    let plan = match plan_stream(spec, &inputs, input.clock.seconds, ready_s, &memory.planner) {
+    let mut plan = match plan_stream(spec, &inputs, input.clock.seconds, ready_s, &memory.planner) {
         Ok(p) => p,
         // The validator mirrors the planner's checks; this is a bug if it happens.
         Err(e) => {
@@ -207,6 +210,18 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         }
     };
     memory.planner = plan.state.clone();
+    // Another autoscaler than the planner replaces its edge counts (`--policy`).
+    let now = input.clock.seconds;
+    let hpa = HpaSettings::default();
+    apply_policy(
+        cfg.policy,
+        spec,
+        &inputs,
+        now,
+        &mut memory.hpa,
+        &hpa,
+        &mut plan,
+    );
 
     // The desired objects, and what to say about the change.
     let tree = plan_tiers(name, spec, &plan, cfg);

@@ -3,7 +3,8 @@
 //! Where things are: the resource in [`crd`]; a reconcile's driver in [`reconcile`] (gather →
 //! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`],
 //! [`observe`], [`advertise`] (the host a `hostPort` edge advertises), [`sizing`] (the adapter
-//! to `surge-planner`, which makes every sizing decision), [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
+//! to `surge-planner`, which makes every sizing decision; [`policy`] swaps in another
+//! autoscaler), [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
 //! [`context`], [`leader`], [`metrics`] and [`controller`].
 
 pub mod advertise;
@@ -20,6 +21,7 @@ pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod observe;
+pub mod policy;
 pub mod reconcile;
 pub mod report;
 pub mod scrape;

@@ -12,6 +12,7 @@ use surge_operator::config::{OperatorConfig, parse_key_values};
 use surge_operator::controller::{RunOptions, run};
 use surge_operator::local::addresses::DEFAULT_FIRST_REGION_OCTET;
 use surge_operator::local::run::{LocalOptions, run as run_local};
+use surge_operator::policy::ScalingPolicy;
 
 /// Kubernetes operator for Surge: turns each `Stream` (surge.dev/v1alpha1) into a
 /// geo-clustered tree of surge-relay Deployments (origin -> reflectors -> edges), sized by the
@@ -96,6 +97,13 @@ struct LocalArgs {
     /// Second octet of the first region's addresses (127.<octet>.x.x).
     #[arg(long, default_value_t = DEFAULT_FIRST_REGION_OCTET, value_parser = clap::value_parser!(u8).range(1..=254))]
     first_octet: u8,
+    /// Which autoscaler sizes the edge tiers: surge (the planner's forecast), hpa (the
+    /// Kubernetes HorizontalPodAutoscaler's default behaviour on the viewers metric, as the
+    /// simulator's hpa policy: a sync every 15 s on the 30 s old metric, target
+    /// viewersPerEdge, 10% tolerance, scale-up at most max(2x, +4) per sync, scale-down
+    /// stabilisation 300 s; in trace time like everything else) or static (minEdges).
+    #[arg(long, value_enum, default_value_t = ScalingPolicy::Surge)]
+    policy: ScalingPolicy,
 }
 
 fn positive_speed(s: &str) -> Result<f64, String> {
@@ -122,6 +130,11 @@ struct RunArgs {
     /// Timeout of one relay scrape; a relay that does not answer marks the Stream Degraded.
     #[arg(long, default_value = "2s", value_parser = positive_duration)]
     scrape_timeout: Duration,
+    /// Which autoscaler sizes the edge tiers: surge (the planner's forecast), hpa (the
+    /// HorizontalPodAutoscaler's default behaviour on the viewers metric, run inside the
+    /// operator for comparisons) or static (minEdges).
+    #[arg(long, value_enum, default_value_t = ScalingPolicy::Surge)]
+    policy: ScalingPolicy,
     /// Relay image for Streams that set none.
     #[arg(
         long,
@@ -225,6 +238,7 @@ fn main() -> anyhow::Result<()> {
                 scrape_interval: args.scrape_interval,
                 scrape_timeout: args.scrape_timeout,
                 field_manager: "surge-operator".to_string(),
+                policy: args.policy,
             };
             let opts = RunOptions {
                 metrics_addr: args.metrics_addr,
@@ -258,6 +272,7 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
         relay_bin: args.relay_bin,
         log_dir: args.log_dir,
         first_octet: args.first_octet,
+        policy: args.policy,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if let Err(e) = runtime.block_on(run_local(opts)) {
@@ -301,5 +316,24 @@ mod tests {
         let a = run_args(&["--scrape-interval", "1500ms", "--scrape-timeout", "1"]).expect("valid");
         assert_eq!(a.scrape_interval, Duration::from_millis(1500));
         assert_eq!(a.scrape_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_policy_is_surge_unless_named() {
+        assert_eq!(run_args(&[]).expect("valid").policy, ScalingPolicy::Surge);
+        let a = run_args(&["--policy", "hpa"]).expect("valid");
+        assert_eq!(a.policy, ScalingPolicy::Hpa);
+        let local = |extra: &[&str]| {
+            let argv = ["surge-operator", "local", "-f", "s.yaml"];
+            match Cli::try_parse_from(argv.iter().chain(extra)).map(|c| c.command) {
+                Ok(Command::Local(a)) => Ok(a.policy),
+                Ok(_) => Err("parsed as another command".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(local(&[]), Ok(ScalingPolicy::Surge));
+        assert_eq!(local(&["--policy", "static"]), Ok(ScalingPolicy::Static));
+        let err = local(&["--policy", "vpa"]).unwrap_err();
+        assert!(err.contains("surge, hpa, static"), "{err}");
     }
 }

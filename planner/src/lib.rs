@@ -109,6 +109,7 @@
 
 mod estimate;
 mod format;
+mod hpa;
 mod input;
 mod output;
 mod planner;
@@ -118,6 +119,7 @@ mod state;
 mod tree;
 
 pub use estimate::{Estimate, estimate};
+pub use hpa::{HpaInput, HpaRegion, HpaSettings, HpaState, metric_at};
 pub use input::{EdgeBounds, PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
 pub use output::{Plan, RegionPlan, ScaleChange};
 pub use planner::{plan, reflector_removals};

@@ -19,6 +19,7 @@ use super::{api, streams};
 use crate::config::OperatorConfig;
 use crate::decide::target;
 use crate::metrics::Metrics;
+use crate::policy::ScalingPolicy;
 use crate::scrape::Scraper;
 
 /// How `surge-operator local` runs.
@@ -40,6 +41,8 @@ pub struct LocalOptions {
     pub log_dir: Option<PathBuf>,
     /// Second octet of the first Stream's first region.
     pub first_octet: u8,
+    /// Which autoscaler sizes the edge tiers.
+    pub policy: ScalingPolicy,
 }
 
 /// Why `surge-operator local` stopped or never started; [`LocalError::lines`] says it.
@@ -110,6 +113,7 @@ fn operator_config(opts: &LocalOptions) -> OperatorConfig {
         scrape_timeout: scrape_timeout(opts.scrape_interval, opts.speed),
         relay_shutdown_grace_seconds: grace.clamp(1.0, f64::from(u32::MAX)) as u32,
         field_manager: "surge-operator-local".to_string(),
+        policy: opts.policy,
         ..OperatorConfig::default()
     }
 }
@@ -192,9 +196,10 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
     let app = api::router(locals.clone(), metrics.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     info!(
-        "surge-operator local: {} Stream(s) at speed {}; API on http://{}{}; relay {}; relay logs in {}",
+        "surge-operator local: {} Stream(s) at speed {}, policy {}; API on http://{}{}; relay {}; relay logs in {}",
         locals.len(),
         opts.speed,
+        opts.policy.name(),
         opts.api_listen,
         api::STREAMS_PATH,
         bin.display(),
@@ -262,11 +267,13 @@ mod tests {
             relay_bin: None,
             log_dir: None,
             first_octet: DEFAULT_FIRST_REGION_OCTET,
+            policy: ScalingPolicy::Hpa,
         };
         let cfg = operator_config(&opts);
         // The loop divides its intervals itself; relays drain 30 s of trace time.
         assert_eq!(cfg.scrape_interval, Duration::from_secs(5));
         assert_eq!(cfg.relay_shutdown_grace_seconds, 3);
+        assert_eq!(cfg.policy, ScalingPolicy::Hpa);
         let fc = fleet_config(&opts, &cfg, Path::new("/bin/true"), Path::new("/tmp"), 201);
         assert_eq!(fc.ready_delay, Duration::from_secs(3));
         assert_eq!(fc.drain_grace, Duration::from_secs(5));

@@ -1,32 +1,26 @@
-//! `hpa`: the Kubernetes HorizontalPodAutoscaler (autoscaling/v2) as documented, one per
-//! region's edge Deployment, on a per-pod viewers metric with target `viewersPerEdge`:
-//! - a sync every 15 s (`--horizontal-pod-autoscaler-sync-period`);
-//! - the metric is 30 s old when it is read (scrape + adapter delay);
-//! - `desired = ceil(current × metric / target)`, no change within the 0.1 tolerance;
-//! - for a scale-up, pods not yet Ready count as using nothing (the documented
-//!   conservative treatment of unready pods), which damps the step;
-//! - scale-up at most max(100%, 4 pods) per 15 s (the default `scaleUp` policies);
-//! - scale-down takes the highest recommendation of the last 300 s (the default
-//!   `stabilizationWindowSeconds`), then at most 100% per 15 s.
+//! `hpa`: the Kubernetes HorizontalPodAutoscaler (autoscaling/v2) at its defaults, one per
+//! region's edge Deployment, on a per-pod viewers metric with target `viewersPerEdge`. The
+//! rules are the planner crate's ([`surge_planner::HpaRegion`], shared with
+//! `surge-operator local --policy hpa`); this file only feeds them like the simulator feeds
+//! every policy: a sync every 15 s, the region's demand as it was 30 s earlier.
 
-use std::collections::VecDeque;
+use surge_planner::{HpaInput, HpaRegion, HpaSettings};
 
 use super::super::engine::{Policy, View};
 
 pub const SYNC_S: usize = 15;
 pub const METRIC_AGE_S: usize = 30;
-pub const TOLERANCE: f64 = 0.1;
-pub const SCALE_DOWN_WINDOW_S: usize = 300;
 
 pub struct Hpa {
-    /// Per region, (step, recommendation) within the scale-down window.
-    recommendations: Vec<VecDeque<(usize, u32)>>,
+    settings: HpaSettings,
+    regions: Vec<HpaRegion>,
 }
 
 impl Hpa {
     pub fn new(regions: usize) -> Self {
         Self {
-            recommendations: vec![VecDeque::new(); regions],
+            settings: HpaSettings::default(),
+            regions: vec![HpaRegion::default(); regions],
         }
     }
 }
@@ -41,46 +35,21 @@ impl Policy for Hpa {
             return None;
         }
         let s = view.settings;
-        let target = s.viewers_per_edge as f64;
         let desired = view
             .fleets
             .iter()
+            .zip(&mut self.regions)
             .enumerate()
-            .map(|(r, fleet)| {
-                let current = fleet.requested;
-                let Some(usage) = view.observed(r, METRIC_AGE_S) else {
-                    return current;
+            .map(|(r, (fleet, hpa))| {
+                let input = HpaInput {
+                    current: fleet.requested,
+                    ready: fleet.ready,
+                    usage: view.observed(r, METRIC_AGE_S),
+                    viewers_per_edge: s.viewers_per_edge as f64,
+                    min_edges: s.min_edges,
+                    max_edges: s.max_edges,
                 };
-                if fleet.ready == 0 {
-                    return current; // no metrics from any pod: the HPA skips
-                }
-                let ratio = usage / (fleet.ready as f64 * target);
-                let mut recommendation = current;
-                if ratio > 1.0 + TOLERANCE {
-                    // Unready pods count as 0: recompute over every pod.
-                    let ratio_all = usage / (current as f64 * target);
-                    if ratio_all > 1.0 + TOLERANCE {
-                        recommendation = (current as f64 * ratio_all).ceil() as u32;
-                    }
-                } else if ratio < 1.0 - TOLERANCE {
-                    recommendation = (fleet.ready as f64 * ratio).ceil() as u32;
-                }
-                let recommendation = recommendation.clamp(s.min_edges, s.max_edges);
-                let window = &mut self.recommendations[r];
-                window.push_back((view.step, recommendation));
-                while window
-                    .front()
-                    .is_some_and(|&(t, _)| t + SCALE_DOWN_WINDOW_S < view.step)
-                {
-                    window.pop_front();
-                }
-                if recommendation > current {
-                    let limit = (current * 2).max(current + 4);
-                    recommendation.min(limit)
-                } else {
-                    let stabilized = window.iter().map(|&(_, n)| n).max().unwrap_or(current);
-                    stabilized.min(current)
-                }
+                hpa.sync(view.step as f64, &input, &self.settings)
             })
             .collect();
         Some(desired)
