@@ -324,7 +324,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
     let mut op = Operator::start(&args, &dir.join("operator.log"));
     let mut pids = Vec::new();
 
-    // The tree comes up; the status names where to publish (the origin's address).
+    // The tree comes up; the status names where to publish (the ingest Service's stand-in).
     let stream = wait_for(
         "the ingest endpoint",
         api,
@@ -337,7 +337,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
         .as_str()
         .expect("ingest")
         .to_string();
-    assert_eq!(ingest, format!("rtmp://127.{octet}.0.1:1935/live/talk"));
+    assert_eq!(ingest, format!("rtmp://127.{octet}.0.0:1935/live/talk"));
     let playback = stream["status"]["endpoints"]["playback"]
         .as_array()
         .expect("playback")
@@ -347,14 +347,14 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
         .find(|p| p["region"] == "eu-west")
         .expect("eu-west");
     let flv = eu["httpFlv"].as_str().expect("httpFlv").to_string();
-    assert_eq!(flv, format!("http://127.{octet}.1.1:8080/live/talk.flv"));
+    assert_eq!(flv, format!("http://127.{octet}.1.0:8080/live/talk.flv"));
     let us = playback
         .iter()
         .find(|p| p["region"] == "us-east")
         .expect("us-east");
     assert_eq!(
         us["httpFlv"].as_str(),
-        Some(format!("http://127.{}.1.1:8080/live/talk.flv", octet + 1).as_str())
+        Some(format!("http://127.{}.1.0:8080/live/talk.flv", octet + 1).as_str())
     );
     let (code, body) = http_get(api, "/healthz").expect("healthz");
     assert_eq!((code, body.trim()), (200, "ok"));

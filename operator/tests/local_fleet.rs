@@ -23,6 +23,8 @@ use surge_operator::scrape::Scraper;
 const ORIGIN: &str = "talk-origin";
 const EDGES: &str = "talk-eu-west-edge";
 const READY_DELAY: Duration = Duration::from_secs(1);
+/// The edges' upstream: the origin's Service, through its stand-in.
+const ORIGIN_URL: &str = "rtmp://talk-origin.media.svc.cluster.local:1935/live";
 
 fn relay_bin() -> PathBuf {
     let bin = repo_root().join("target/debug/surge-relay");
@@ -150,8 +152,8 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     for edge in &status.deployment(EDGES).expect("edges").relays {
         assert_eq!(
             arg_after(&edge.args, "--upstream"),
-            [format!("rtmp://{origin_ip}:1935/live")],
-            "the origin's Service name became its address"
+            [ORIGIN_URL],
+            "Service names stay: the fleet's hosts file resolves them"
         );
         assert_eq!(
             arg_after(&edge.args, "--rtmp-listen"),
@@ -188,10 +190,7 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
         .find(|s| s.name == "talk")
         .expect("talk");
     let upstream = pulled.upstream.as_ref().expect("upstream");
-    assert_eq!(
-        upstream.url.as_deref(),
-        Some(format!("rtmp://{origin_ip}:1935/live").as_str())
-    );
+    assert_eq!(upstream.url.as_deref(), Some(ORIGIN_URL));
 
     // Edges 2 -> 1: edge-1 has the lowest deletion cost (a ReplicaSet would otherwise take
     // the newest, edge-2); it gets SIGTERM, drains and exits.

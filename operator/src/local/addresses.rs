@@ -12,6 +12,10 @@
 //!   addresses are deterministic and a removed relay's address is reused only once the
 //!   fleet has [released](AddressBook::release) it, i.e. after its process is gone.
 //!
+//! A tier's Service has a stand-in ([`super::service_proxy`], as kube-proxy gives a ClusterIP)
+//! at `127.<B + r>.<t>.0`, the address no relay gets: `127.200.1.0` is the first region's
+//! playback Service, `127.200.0.0` the ingest (the origin's Service).
+//!
 //! Linux routes all of 127.0.0.0/8 to `lo`, so binding any of these needs no setup.
 
 use std::collections::BTreeSet;
@@ -122,6 +126,17 @@ impl AddressBook {
         Ok(address)
     }
 
+    /// The stand-in address of the Service in front of `tier` in `region`.
+    pub fn service_address(
+        &mut self,
+        region: &str,
+        tier: TierKind,
+    ) -> Result<Ipv4Addr, AddressError> {
+        let t = tier_octet(tier)?;
+        let r = self.region_octet(region)?;
+        Ok(Ipv4Addr::new(127, r, t, 0))
+    }
+
     /// Frees `address` for reuse: call it only once the process that held it is gone.
     pub fn release(&mut self, address: Ipv4Addr) {
         self.in_use.remove(&address);
@@ -222,6 +237,24 @@ mod tests {
             book.allocate("f", TierKind::Edge),
             Err(AddressError::TooManyRegions { .. })
         ));
+    }
+
+    #[test]
+    fn a_tiers_service_is_its_dot_zero_which_no_relay_gets() {
+        let mut book = AddressBook::default();
+        book.allocate("us", TierKind::Origin).unwrap();
+        assert_eq!(
+            book.service_address("eu", TierKind::Edge).unwrap(),
+            Ipv4Addr::new(127, 201, 1, 0)
+        );
+        assert_eq!(
+            book.service_address("us", TierKind::Origin).unwrap(),
+            Ipv4Addr::new(127, 200, 0, 0)
+        );
+        assert_eq!(
+            book.allocate("eu", TierKind::Edge).unwrap(),
+            Ipv4Addr::new(127, 201, 1, 1)
+        );
     }
 
     #[test]

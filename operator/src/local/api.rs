@@ -1,5 +1,6 @@
 //! `surge-operator local`'s HTTP API: `GET /api/v1/streams` (each Stream's spec, its status as
-//! the Kubernetes Stream's `status` would read, and the relays running for it), plus the
+//! the Kubernetes Stream's `status` would read, the relays running for it and its Services'
+//! stand-ins), plus the
 //! operator's `/metrics`, `/healthz` and `/readyz`.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::driver::LocalStream;
-use super::status::RelayStatus;
+use super::status::{RelayStatus, ServiceStatus};
 use crate::context::lock;
 use crate::crd::{StreamSpec, StreamStatus};
 use crate::metrics::{self, Metrics};
@@ -28,6 +29,29 @@ pub struct StreamAnswer {
     /// `null` until the first reconcile.
     pub status: Option<StreamStatus>,
     pub relays: Vec<RelayAnswer>,
+    /// The tier Services' local stand-ins (what status.endpoints name).
+    pub services: Vec<ServiceAnswer>,
+}
+
+/// A Service's stand-in: where it listens and the Ready relays it forwards to now.
+#[derive(Serialize)]
+pub struct ServiceAnswer {
+    pub name: String,
+    pub address: String,
+    /// `[listen port, relay port]` pairs.
+    pub ports: Vec<(u16, u16)>,
+    pub backends: Vec<String>,
+}
+
+impl From<&ServiceStatus> for ServiceAnswer {
+    fn from(s: &ServiceStatus) -> Self {
+        ServiceAnswer {
+            name: s.name.clone(),
+            address: s.address.to_string(),
+            ports: s.ports.clone(),
+            backends: s.backends.iter().map(|b| b.to_string()).collect(),
+        }
+    }
 }
 
 /// One relay process, draining ones included.
@@ -64,17 +88,14 @@ impl From<&RelayStatus> for RelayAnswer {
 }
 
 fn answer(local: &LocalStream) -> StreamAnswer {
+    let fleet = local.fleet.observe();
     StreamAnswer {
         name: local.stream.name_any(),
         namespace: local.target.namespace.clone(),
         spec: local.stream.spec.clone(),
         status: lock(&local.status).clone(),
-        relays: local
-            .fleet
-            .observe()
-            .relays()
-            .map(RelayAnswer::from)
-            .collect(),
+        relays: fleet.relays().map(RelayAnswer::from).collect(),
+        services: fleet.services.iter().map(ServiceAnswer::from).collect(),
     }
 }
 

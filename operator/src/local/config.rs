@@ -1,5 +1,6 @@
 //! How the fleet runs relays, and what keeps it from running one.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +24,11 @@ pub struct FleetConfig {
     pub poll_interval: Duration,
     /// Wait before replacing a crashed relay; doubles with each crash in a row (at most 30 s).
     pub restart_backoff: Duration,
+    /// The hosts file the fleet keeps and its relays read (`--hosts-file`); default
+    /// `<log_dir>/hosts`. Fleets running side by side need one each.
+    pub hosts_file: PathBuf,
+    /// The domain of the Service names in relay arguments (`<service>.<namespace>.svc.<domain>`).
+    pub cluster_domain: String,
 }
 
 impl FleetConfig {
@@ -34,6 +40,8 @@ impl FleetConfig {
     ) -> FleetConfig {
         FleetConfig {
             relay_bin,
+            hosts_file: log_dir.join("hosts"),
+            cluster_domain: "cluster.local".to_string(),
             log_dir,
             ready_delay,
             drain_grace,
@@ -61,4 +69,10 @@ pub enum FleetError {
     Unrunnable { name: String, why: String },
     #[error("the fleet is shut down")]
     ShutDown,
+    #[error("Service {service}: cannot listen on its stand-in {address}: {source}")]
+    StandIn {
+        service: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }

@@ -10,8 +10,14 @@
 //! that exits without being asked is replaced after a backoff and counted in `restarts`.
 //! [`Fleet::shutdown`] stops every relay it started, by pid, and waits for them.
 //!
+//! Services: each relay gets `--hosts-file`, which the fleet rewrites whenever relays come,
+//! go or change readiness ([`super::hosts_file`]), so Service names resolve as cluster DNS
+//! would; each tier's (non-headless) Service gets a stand-in ([`super::service_proxy`]) that
+//! forwards connections to its Ready relays. A relay told to stop leaves both before its
+//! SIGTERM.
+//!
 //! Not emulated: rolling updates (a changed pod template only applies to relays started
-//! afterwards) and Services re-resolving (see [`super::rewrite`]).
+//! afterwards).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,10 +31,14 @@ use tokio::task::JoinHandle;
 
 use super::addresses::{AddressBook, relay_name};
 use super::config::{FleetConfig, FleetError};
+use super::hosts_file;
 use super::process::{RelayProcess, accepts, readyz};
 use super::replicaset::{Candidate, restart_backoff, victims};
-use super::rewrite::{self, Endpoint, Me, RewriteError};
-use super::status::{ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus};
+use super::rewrite::{self, Endpoint, Me, RewriteError, is_headless, service_key};
+use super::service_proxy::{ServiceProxy, backends, port_map};
+use super::status::{
+    ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus, ServiceStatus,
+};
 use crate::labels::{LABEL_REGION, TierKind, tier_from_labels};
 
 /// Relay processes matching planned Deployments. Cheap to share behind an `Arc`; dropping it
@@ -54,6 +64,10 @@ struct State {
     serials: BTreeMap<String, u64>,
     /// Pod-deletion costs by relay name, as the last applies set them.
     costs: BTreeMap<String, String>,
+    /// Stand-ins of the tiers' Services, by [`service_key`].
+    proxies: BTreeMap<String, ServiceProxy>,
+    /// The hosts file's text as last written.
+    hosts_written: Option<String>,
     shut_down: bool,
 }
 
@@ -65,6 +79,8 @@ struct Tier {
     pod_labels: BTreeMap<String, String>,
     container: Container,
     replicas: u32,
+    /// Its Service's [`service_key`].
+    service: String,
     /// Position in the last apply.
     order: usize,
     restarts: u32,
@@ -152,7 +168,7 @@ impl Fleet {
         let planned = objects
             .iter()
             .enumerate()
-            .map(|(order, (_, d))| planned_tier(d, order))
+            .map(|(order, (s, d))| planned_tier(s, d, order))
             .collect::<Result<Vec<_>, _>>()?;
         let (started, stopping, removed) = {
             let mut state = self.shared.lock();
@@ -180,12 +196,14 @@ impl Fleet {
                         known.order = tier.order;
                         known.container = tier.container;
                         known.pod_labels = tier.pod_labels;
+                        known.service = tier.service;
                     }
                     None => {
                         state.tiers.insert(name, tier);
                     }
                 }
             }
+            state.stand_ins(objects)?;
             let (started, stopping) = state.converge(&self.shared.cfg, Instant::now());
             (started, stopping, removed)
         };
@@ -264,6 +282,7 @@ impl Fleet {
         let relays = {
             let mut state = self.shared.lock();
             state.shut_down = true;
+            state.proxies.clear();
             std::mem::take(&mut state.relays)
         };
         let mut processes: Vec<RelayProcess> = relays.into_values().map(|r| r.process).collect();
@@ -301,6 +320,7 @@ impl Drop for Fleet {
         }
         let mut state = self.shared.lock();
         state.shut_down = true;
+        state.proxies.clear();
         let mut relays: Vec<Relay> = std::mem::take(&mut state.relays).into_values().collect();
         for r in &mut relays {
             r.process.kill();
@@ -353,11 +373,13 @@ async fn supervise(shared: Arc<Shared>) {
         for (name, ready) in results {
             state.set_ready(&name, ready, now);
         }
+        state.publish(cfg);
     }
 }
 
-/// The parts of a Deployment the fleet runs, as a new [`Tier`] named like it.
-fn planned_tier(d: &Deployment, order: usize) -> Result<(String, Tier), FleetError> {
+/// The parts of a Deployment the fleet runs, as a new [`Tier`] named like it; `s` is its
+/// Service.
+fn planned_tier(s: &Service, d: &Deployment, order: usize) -> Result<(String, Tier), FleetError> {
     let name = d.metadata.name.clone().unwrap_or_default();
     let unrunnable = |why: &str| FleetError::Unrunnable {
         name: name.clone(),
@@ -396,6 +418,7 @@ fn planned_tier(d: &Deployment, order: usize) -> Result<(String, Tier), FleetErr
         pod_labels,
         container,
         replicas,
+        service: service_key(s),
         order,
         restarts: 0,
         crashes_in_a_row: 0,
@@ -460,6 +483,7 @@ impl State {
                 tier.last_failure = Some(failure);
             }
         }
+        self.publish(cfg);
     }
 
     /// Starts and stops relays so every planned Deployment has its replicas: returns the
@@ -469,6 +493,8 @@ impl State {
         if self.shut_down {
             return (started, stopping);
         }
+        // New stand-ins and Services are in the file before a relay that names them starts.
+        self.publish(cfg);
         // Relays of Deployments no longer planned.
         let orphans: Vec<String> = self
             .relays
@@ -477,7 +503,7 @@ impl State {
             .map(|(name, _)| name.clone())
             .collect();
         for name in orphans {
-            self.stop(&name, now);
+            self.stop(cfg, &name, now);
             stopping.push(name);
         }
         let mut order: Vec<(usize, String)> = self
@@ -510,7 +536,7 @@ impl State {
                     .collect();
                 let victims = victims(&candidates, active.len() - replicas);
                 for name in victims {
-                    self.stop(&name, now);
+                    self.stop(cfg, &name, now);
                     stopping.push(name);
                 }
                 continue;
@@ -547,7 +573,103 @@ impl State {
                 }
             }
         }
+        self.publish(cfg);
         (started, stopping)
+    }
+
+    /// Gives each planned tier's Service a stand-in (a headless one needs none) and closes
+    /// those of Services no longer planned.
+    fn stand_ins(&mut self, objects: &[(Service, Deployment)]) -> Result<(), FleetError> {
+        let wanted: Vec<&Tier> = self
+            .tiers
+            .values()
+            .filter(|t| {
+                objects
+                    .iter()
+                    .any(|(s, _)| service_key(s) == t.service && !is_headless(s))
+            })
+            .collect();
+        let keep: Vec<String> = wanted.iter().map(|t| t.service.clone()).collect();
+        self.proxies.retain(|key, _| keep.contains(key));
+        let mut fresh = Vec::new();
+        for tier in wanted {
+            if self.proxies.contains_key(&tier.service) {
+                continue;
+            }
+            let Some((service, _)) = objects.iter().find(|(s, _)| service_key(s) == tier.service)
+            else {
+                continue;
+            };
+            fresh.push((
+                tier.service.clone(),
+                tier.region.clone(),
+                tier.kind,
+                port_map(service, &tier.container),
+            ));
+        }
+        for (key, region, kind, ports) in fresh {
+            let address =
+                self.book
+                    .service_address(&region, kind)
+                    .map_err(|e| FleetError::Unrunnable {
+                        name: key.clone(),
+                        why: e.to_string(),
+                    })?;
+            let proxy =
+                ServiceProxy::bind(address, &ports).map_err(|source| FleetError::StandIn {
+                    service: key.clone(),
+                    address: SocketAddr::from((address, ports.first().map_or(0, |p| p.0))),
+                    source,
+                })?;
+            tracing::info!(service = %key, %address, ?ports, "Service stand-in listening");
+            self.proxies.insert(key, proxy);
+        }
+        Ok(())
+    }
+
+    /// Every relay as the Services see it.
+    fn endpoints(&self) -> Vec<Endpoint<'_>> {
+        self.relays
+            .values()
+            .map(|r| Endpoint {
+                namespace: &r.namespace,
+                labels: &r.labels,
+                address: r.address,
+                ready: r.ready,
+                terminating: r.stop.is_some(),
+            })
+            .collect()
+    }
+
+    /// Points the stand-ins at the Ready relays and rewrites the hosts file if it changed.
+    fn publish(&mut self, cfg: &FleetConfig) {
+        let endpoints = self.endpoints();
+        for (key, proxy) in &self.proxies {
+            let relays = self
+                .services
+                .iter()
+                .find(|s| &service_key(s) == key)
+                .map(|s| backends(s, &endpoints))
+                .unwrap_or_default();
+            proxy.set_backends(relays);
+        }
+        let stand_ins: BTreeMap<String, Ipv4Addr> = self
+            .proxies
+            .iter()
+            .map(|(k, p)| (k.clone(), p.address))
+            .collect();
+        let entries =
+            hosts_file::entries(&self.services, &endpoints, &stand_ins, &cfg.cluster_domain);
+        let text = hosts_file::render(&entries);
+        if self.hosts_written.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match hosts_file::write_atomically(&cfg.hosts_file, &text) {
+            Ok(()) => self.hosts_written = Some(text),
+            Err(e) => {
+                tracing::warn!(file = %cfg.hosts_file.display(), error = %e, "hosts file not written")
+            }
+        }
     }
 
     /// Starts one more relay of `deployment`.
@@ -611,6 +733,8 @@ impl State {
         let mut args = launch.args;
         let rtmp = listen_address(&mut args, "--rtmp-listen", address, 1935);
         let http = listen_address(&mut args, "--http-listen", address, 8080);
+        args.push("--hosts-file".to_string());
+        args.push(cfg.hosts_file.display().to_string());
         let log = cfg.log_dir.join(format!("{name}.log"));
         let process = match RelayProcess::spawn(&cfg.relay_bin, &args, &launch.env, &log) {
             Ok(p) => p,
@@ -650,15 +774,21 @@ impl State {
         Ok(name)
     }
 
-    /// SIGTERM: the relay drains; it is no longer Ready.
-    fn stop(&mut self, name: &str, now: Instant) {
-        if let Some(relay) = self.relays.get_mut(name)
-            && relay.stop.is_none()
-        {
-            tracing::info!(relay = %name, "relay stopping");
+    /// SIGTERM: the relay drains; it is no longer Ready. It leaves the stand-ins and the
+    /// hosts file first, so no new connection reaches it.
+    fn stop(&mut self, cfg: &FleetConfig, name: &str, now: Instant) {
+        let Some(relay) = self.relays.get_mut(name) else {
+            return;
+        };
+        if relay.stop.is_some() {
+            return;
+        }
+        tracing::info!(relay = %name, "relay stopping");
+        relay.stop = Some((now, false));
+        relay.ready = false;
+        self.publish(cfg);
+        if let Some(relay) = self.relays.get_mut(name) {
             relay.process.terminate();
-            relay.stop = Some((now, false));
-            relay.ready = false;
         }
     }
 
@@ -723,6 +853,7 @@ impl State {
                     restarts: t.restarts,
                     last_failure: t.last_failure.clone(),
                     waiting: t.waiting.clone(),
+                    service_address: self.proxies.get(&t.service).map(|p| p.address),
                     relays,
                 }
             })
@@ -734,9 +865,23 @@ impl State {
             .filter(|(_, r)| !self.tiers.contains_key(&r.deployment))
             .map(|(n, r)| view(n, r))
             .collect();
+        let services = self
+            .proxies
+            .iter()
+            .map(|(key, p)| ServiceStatus {
+                name: key
+                    .split_once('/')
+                    .map_or(key.as_str(), |(_, n)| n)
+                    .to_string(),
+                address: p.address,
+                ports: p.ports.clone(),
+                backends: p.backends(),
+            })
+            .collect();
         FleetStatus {
             deployments,
             orphans,
+            services,
         }
     }
 }

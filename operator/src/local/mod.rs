@@ -3,8 +3,13 @@
 //! upstream lists and the scrape code are those of the cluster.
 //!
 //! - [`addresses`] (pure): which loopback address a relay gets, and its pod-like name;
-//! - [`rewrite`] (pure): a Deployment's container args and env, with Service names and
-//!   Downward API values replaced by relay addresses;
+//! - [`rewrite`] (pure): a Deployment's container args and env, with listen addresses and
+//!   Downward API values replaced by the relay's own (Service names stay), and which relays
+//!   a Service selects;
+//! - [`hosts_file`] (pure, one atomic write): what each Service name resolves to now, in the
+//!   file every relay reads (`surge-relay --hosts-file`);
+//! - [`service_proxy`] (IO): a tier Service's stand-in address, forwarding each connection to
+//!   a random Ready relay behind it, as kube-proxy;
 //! - [`replicaset`] (pure): which relays a scale-down removes, the restart backoff;
 //! - [`process`] (IO): one relay process, its log, signals, `/readyz`;
 //! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments, configured by
@@ -23,14 +28,18 @@ pub mod api;
 pub mod config;
 pub mod driver;
 pub mod fleet;
+pub mod hosts_file;
 pub mod observed;
 pub mod process;
 pub mod replicaset;
 pub mod rewrite;
 pub mod run;
+pub mod service_proxy;
 pub mod status;
 pub mod streams;
 
 pub use config::{FleetConfig, FleetError};
 pub use fleet::Fleet;
-pub use status::{ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus};
+pub use status::{
+    ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus, ServiceStatus,
+};

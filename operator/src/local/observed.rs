@@ -4,9 +4,10 @@
 //! - a fleet Deployment is a [`DeploymentView`] (desired, Ready);
 //! - a relay is a [`PodView`]: its address is the pod IP, draining is terminating, its time to
 //!   Ready is counted in trace seconds (wall seconds × speed, the planner's clock);
-//! - each Deployment's tier Service gets, as its "load-balancer address", the address of one
-//!   of its relays (the first Ready one, else the first running), so the status endpoints name
-//!   addresses a local publisher or player can reach;
+//! - each Deployment's tier Service gets, as its "load-balancer address", its stand-in
+//!   address ([`super::service_proxy`]), or without one the address of one of its relays (the
+//!   first Ready one, else the first running), so the status endpoints name addresses a local
+//!   publisher or player can reach;
 //! - an [`ApplyReport`]'s removed Deployments are the orphans deleted, its failures the
 //!   objects refused.
 
@@ -69,8 +70,12 @@ fn pod_view(r: &RelayStatus, speed: f64) -> PodView {
     }
 }
 
-/// Where a player or publisher reaches the tier: one of its relays, Ready ones first.
+/// Where a player or publisher reaches the tier: its Service's stand-in, else one of its
+/// relays, Ready ones first.
 fn tier_address(d: &DeploymentStatus) -> Option<String> {
+    if let Some(address) = d.service_address {
+        return Some(address.to_string());
+    }
     let running = d.relays.iter().filter(|r| !r.draining);
     let relay = running
         .clone()
@@ -188,6 +193,7 @@ mod tests {
                     restarts: 0,
                     last_failure: None,
                     waiting: None,
+                    service_address: None,
                     relays: vec![origin],
                 },
                 DeploymentStatus {
@@ -200,10 +206,12 @@ mod tests {
                     restarts: 1,
                     last_failure: None,
                     waiting: None,
+                    service_address: None,
                     relays: vec![edge1, edge2, draining],
                 },
             ],
             orphans: vec![orphan],
+            services: Vec::new(),
         }
     }
 
@@ -279,6 +287,10 @@ mod tests {
         status.deployments[1].relays.retain(|r| r.draining);
         let hosts = observed_from_fleet(&status, 1.0).external_hosts();
         assert!(!hosts.contains_key("talk-eu-edge"), "{hosts:?}");
+        // A Service stand-in is the tier's address, whatever its relays do.
+        status.deployments[1].service_address = Some(std::net::Ipv4Addr::new(127, 200, 1, 0));
+        let hosts = observed_from_fleet(&status, 1.0).external_hosts();
+        assert_eq!(hosts["talk-eu-edge"], "127.200.1.0");
     }
 
     #[test]

@@ -1,27 +1,20 @@
-//! A relay Deployment's container, rewritten for a relay process on a loopback address. Pure.
+//! A relay Deployment's container, made runnable as a relay process on a loopback address. Pure.
 //!
 //! In the cluster a relay names other relays by Service DNS names
 //! (`<service>.<namespace>.svc.<domain>`, in `--upstream rtmp://...`, `--placement-peer`,
-//! `--parent-peer`, ...) and learns its own address from the Downward API. Locally there is
-//! no DNS for those names, so each is replaced by the addresses of the relays the Service
-//! selects (its selector against their pod labels, in its namespace):
-//! - a normal Service stands for one relay: among its Ready relays (not draining), by
-//!   address, the one at `(n - 1) mod count` where `n` is the last octet of the starting
-//!   relay's own address, so siblings spread over the relays above them as a Service's
-//!   load balancing would, and the choice is deterministic. With none Ready it is one of its
-//!   running relays the same way (the relay retries its upstream until it answers, as it
-//!   does against a Service without endpoints); with none at all the relay cannot start yet
-//!   ([`RewriteError::NoEndpoints`]);
-//! - a headless Service (`clusterIP: None`) stands for all of them: its Ready relays, or
-//!   every relay with `publishNotReadyAddresses` (draining ones too, as Kubernetes does), so
-//!   `--flag NAME:PORT` becomes one `--flag ADDR:PORT` per relay (none: the flag is left
-//!   out), and a comma-separated value lists them all;
+//! `--parent-peer`, ...) and learns its own address from the Downward API. Locally:
+//! - Service names are passed on unchanged: every relay gets `--hosts-file`, which the fleet
+//!   keeps current ([`super::hosts_file`]), so names follow relays that come and go, as DNS
+//!   does. Each name must be a Service of the tree ([`RewriteError::UnknownService`]), and a
+//!   relay naming a normal Service is started only once a relay runs behind it
+//!   ([`RewriteError::NoEndpoints`]; the fleet retries), so trees start top down;
 //! - `--rtmp-listen` / `--http-listen` get the relay's own address, the port kept;
+//! - `--advertise-rtmp-port` / `--advertise-http-port` (node host ports) are left out;
 //! - Downward API variables: `status.podIP(s)` and `status.hostIP(s)` are the relay's own
 //!   address, `metadata.name` its name, `metadata.namespace` its namespace.
 //!
-//! The names are resolved once, when the relay starts: unlike DNS, a relay does not see
-//! relays that come or go later.
+//! Also here: which relays a Service selects ([`selected`]), for the hosts file and the
+//! Service stand-ins.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -30,6 +23,10 @@ use k8s_openapi::api::core::v1::{Container, Service};
 
 /// Flags whose value is the relay's own listening address.
 const LISTEN_FLAGS: [&str; 2] = ["--rtmp-listen", "--http-listen"];
+
+/// Flags left out: node host ports mapped onto other pod ports. Locally every relay has its
+/// own address and is reached at its listening ports.
+const DROPPED_FLAGS: [&str; 2] = ["--advertise-rtmp-port", "--advertise-http-port"];
 
 /// Why a container cannot be run as a local relay (yet).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +55,13 @@ pub struct Endpoint<'a> {
     pub terminating: bool,
 }
 
+impl Endpoint<'_> {
+    /// Ready and not draining: what a Service sends traffic to.
+    pub fn serving(&self) -> bool {
+        self.ready && !self.terminating
+    }
+}
+
 /// The relay being started.
 #[derive(Clone, Copy, Debug)]
 pub struct Me<'a> {
@@ -80,7 +84,48 @@ pub struct Fleet<'a> {
     pub endpoints: &'a [Endpoint<'a>],
 }
 
-/// `container`'s args and env for `me`, every Service name replaced by relay addresses.
+/// `<namespace>/<name>` of a Service.
+pub fn service_key(service: &Service) -> String {
+    format!(
+        "{}/{}",
+        service.metadata.namespace.as_deref().unwrap_or("default"),
+        service.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// `clusterIP: None`: its name stands for its relays' own addresses.
+pub fn is_headless(service: &Service) -> bool {
+    service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None")
+}
+
+/// Whether a headless Service lists relays that are not Ready (`publishNotReadyAddresses`).
+pub fn publishes_not_ready(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.publish_not_ready_addresses)
+        == Some(true)
+}
+
+/// The relays `service` selects (its selector against their labels, in its namespace), by
+/// address. A Service without selector selects none.
+pub fn selected<'e, 'a>(service: &Service, endpoints: &'e [Endpoint<'a>]) -> Vec<&'e Endpoint<'a>> {
+    let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
+    let selector = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .filter(|s| !s.is_empty());
+    let mut out: Vec<&Endpoint<'a>> = endpoints
+        .iter()
+        .filter(|e| e.namespace == namespace)
+        .filter(|e| selector.is_some_and(|sel| sel.iter().all(|(k, v)| e.labels.get(k) == Some(v))))
+        .collect();
+    out.sort_by_key(|e| e.address);
+    out
+}
+
+/// `container`'s args and env for `me` (see the module doc).
 pub fn launch(
     container: &Container,
     me: &Me<'_>,
@@ -101,7 +146,10 @@ pub fn launch(
                     _ => return Err(RewriteError::UnsupportedEnv(var.name.clone())),
                 }
             }
-            (Some(value), None) => rewrite_value(value, me, fleet)?.join(","),
+            (Some(value), None) => {
+                check_value(value, fleet)?;
+                value.clone()
+            }
             (None, None) => String::new(),
         };
         env.push((var.name.clone(), value));
@@ -112,7 +160,7 @@ pub fn launch(
     Ok(Launch { args, env })
 }
 
-/// The arguments with Service names replaced (see the module doc).
+/// The arguments with the listen addresses replaced and Service names checked.
 pub fn rewrite_args(
     args: &[String],
     me: &Me<'_>,
@@ -124,34 +172,42 @@ pub fn rewrite_args(
         let token = &args[i];
         i += 1;
         if let Some((flag, value)) = token.split_once('=').filter(|(f, _)| f.starts_with("--")) {
-            for v in rewrite_flag_value(flag, value, me, fleet)? {
-                out.push(format!("{flag}={v}"));
+            if DROPPED_FLAGS.contains(&flag) {
+                continue;
             }
+            out.push(format!(
+                "{flag}={}",
+                rewrite_flag_value(flag, value, me, fleet)?
+            ));
             continue;
         }
         let value = args.get(i).filter(|_| token.starts_with("--"));
         match value.filter(|v| !v.starts_with("--")) {
             Some(value) => {
                 i += 1;
-                for v in rewrite_flag_value(token, value, me, fleet)? {
-                    out.push(token.clone());
-                    out.push(v);
+                if DROPPED_FLAGS.contains(&token.as_str()) {
+                    continue;
                 }
+                out.push(token.clone());
+                out.push(rewrite_flag_value(token, value, me, fleet)?);
             }
-            // A bare flag, or a positional argument (which cannot be repeated).
-            None => out.push(rewrite_value(token, me, fleet)?.join(",")),
+            None => {
+                check_value(token, fleet)?;
+                out.push(token.clone());
+            }
         }
     }
     Ok(out)
 }
 
-/// The values `flag` is given instead of `value`: one, several (a headless Service), or none.
+/// The value `flag` is given instead of `value`: the relay's own address for a listen flag,
+/// else `value` itself once its Service names are checked.
 fn rewrite_flag_value(
     flag: &str,
     value: &str,
     me: &Me<'_>,
     fleet: &Fleet<'_>,
-) -> Result<Vec<String>, RewriteError> {
+) -> Result<String, RewriteError> {
     if LISTEN_FLAGS.contains(&flag) {
         let port = value
             .rsplit_once(':')
@@ -160,30 +216,20 @@ fn rewrite_flag_value(
                 flag: flag.to_string(),
                 value: value.to_string(),
             })?;
-        return Ok(vec![format!("{}:{port}", me.address)]);
+        return Ok(format!("{}:{port}", me.address));
     }
-    let values = rewrite_value(value, me, fleet)?;
-    if value.contains(',') {
-        // A comma-separated list stays one value.
-        return Ok(if values.is_empty() {
-            Vec::new()
-        } else {
-            vec![values.join(",")]
-        });
-    }
-    Ok(values)
+    check_value(value, fleet)?;
+    Ok(value.to_string())
 }
 
-/// Each comma-separated part of `value` with its Service name replaced by addresses.
-fn rewrite_value(value: &str, me: &Me<'_>, fleet: &Fleet<'_>) -> Result<Vec<String>, RewriteError> {
-    let mut out = Vec::new();
+/// Each comma-separated part of `value` that names a Service must name one of the tree's,
+/// and a normal Service must have a relay running.
+fn check_value(value: &str, fleet: &Fleet<'_>) -> Result<(), RewriteError> {
     for part in value.split(',') {
-        let Some((before, host, after)) = split_host(part) else {
-            out.push(part.to_string());
+        let Some((_, host, _)) = split_host(part) else {
             continue;
         };
         let Some((name, namespace)) = service_of_host(host) else {
-            out.push(part.to_string());
             continue;
         };
         let service = fleet
@@ -194,11 +240,14 @@ fn rewrite_value(value: &str, me: &Me<'_>, fleet: &Fleet<'_>) -> Result<Vec<Stri
                     && s.metadata.namespace.as_deref().unwrap_or("default") == namespace
             })
             .ok_or_else(|| RewriteError::UnknownService(part.to_string(), name.to_string()))?;
-        for address in service_addresses(service, me, fleet)? {
-            out.push(format!("{before}{address}{after}"));
+        let running = selected(service, fleet.endpoints)
+            .iter()
+            .any(|e| !e.terminating);
+        if !is_headless(service) && !running {
+            return Err(RewriteError::NoEndpoints(name.to_string()));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `(before, host, after)` of `scheme://host:port/path` or `host:port`; `None` without a
@@ -216,55 +265,6 @@ fn service_of_host(host: &str) -> Option<(&str, &str)> {
     let mut labels = host.split('.');
     let (name, namespace, svc) = (labels.next()?, labels.next()?, labels.next()?);
     (svc == "svc" && !name.is_empty() && !namespace.is_empty()).then_some((name, namespace))
-}
-
-/// The addresses `service` stands for, for `me` (see the module doc).
-fn service_addresses(
-    service: &Service,
-    me: &Me<'_>,
-    fleet: &Fleet<'_>,
-) -> Result<Vec<Ipv4Addr>, RewriteError> {
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let spec = service.spec.as_ref();
-    let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
-    let selector = spec
-        .and_then(|s| s.selector.as_ref())
-        .filter(|s| !s.is_empty());
-    let mut selected: Vec<&Endpoint<'_>> = fleet
-        .endpoints
-        .iter()
-        .filter(|e| e.namespace == namespace)
-        .filter(|e| selector.is_some_and(|sel| sel.iter().all(|(k, v)| e.labels.get(k) == Some(v))))
-        .collect();
-    selected.sort_by_key(|e| e.address);
-    let ready: Vec<Ipv4Addr> = selected
-        .iter()
-        .filter(|e| e.ready && !e.terminating)
-        .map(|e| e.address)
-        .collect();
-    let headless = spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None");
-    if headless {
-        let all_of_them = spec.and_then(|s| s.publish_not_ready_addresses) == Some(true);
-        return Ok(if all_of_them {
-            selected.iter().map(|e| e.address).collect()
-        } else {
-            ready
-        });
-    }
-    let candidates = if ready.is_empty() {
-        selected
-            .iter()
-            .filter(|e| !e.terminating)
-            .map(|e| e.address)
-            .collect()
-    } else {
-        ready
-    };
-    if candidates.is_empty() {
-        return Err(RewriteError::NoEndpoints(name));
-    }
-    let n = usize::from(me.address.octets()[3].saturating_sub(1));
-    Ok(vec![candidates[n % candidates.len()]])
 }
 
 #[cfg(test)]
@@ -367,6 +367,14 @@ mod tests {
             out,
             args("--rtmp-listen 127.200.1.3:1935 --http-listen=127.200.1.3:8080 --tier edge")
         );
+        // Host ports mean nothing locally.
+        let out = rewrite_args(
+            &args("--advertise-rtmp-port 1936 --tier reflector --advertise-http-port=8081"),
+            &me(3),
+            &fleet,
+        )
+        .unwrap();
+        assert_eq!(out, args("--tier reflector"));
         assert_eq!(
             rewrite_args(&args("--http-listen 8080"), &me(3), &fleet),
             Err(RewriteError::BadListen {
@@ -377,43 +385,25 @@ mod tests {
     }
 
     #[test]
-    fn a_normal_service_is_one_ready_relay_spread_by_the_callers_number() {
+    fn service_names_stay_once_a_relay_runs_behind_a_normal_one() {
         let w = World::new();
         let endpoints = [
-            w.endpoint("origin", 3, true, false),
-            w.endpoint("origin", 1, true, false),
             w.endpoint("origin", 2, false, false),
-            w.endpoint("origin", 4, true, true),
+            w.endpoint("origin", 1, true, true),
         ];
         let fleet = Fleet {
             services: &w.services,
             endpoints: &endpoints,
         };
-        // Ready and not draining: .1 and .3; relay n gets the ((n - 1) mod 2)-th.
-        let pick = |n| rewrite_args(&args(UPSTREAM), &me(n), &fleet).unwrap();
-        assert_eq!(pick(1), args("--upstream rtmp://127.200.0.1:1935/live"));
-        assert_eq!(pick(2), args("--upstream rtmp://127.200.0.3:1935/live"));
-        assert_eq!(pick(3), args("--upstream rtmp://127.200.0.1:1935/live"));
-    }
-
-    #[test]
-    fn with_none_ready_a_running_relay_and_with_none_an_error() {
-        let w = World::new();
-        let endpoints = [
-            w.endpoint("origin", 1, false, true),
-            w.endpoint("origin", 2, false, false),
-        ];
-        let fleet = Fleet {
-            services: &w.services,
-            endpoints: &endpoints,
-        };
+        // Not Ready yet, but running: the relay retries its upstream as against a Service.
         assert_eq!(
             rewrite_args(&args(UPSTREAM), &me(1), &fleet).unwrap(),
-            args("--upstream rtmp://127.200.0.2:1935/live")
+            args(UPSTREAM)
         );
+        // Only a draining one: wait.
         let fleet = Fleet {
             services: &w.services,
-            endpoints: &endpoints[..1],
+            endpoints: &endpoints[1..],
         };
         assert_eq!(
             rewrite_args(&args(UPSTREAM), &me(1), &fleet),
@@ -422,51 +412,44 @@ mod tests {
     }
 
     #[test]
-    fn a_headless_service_is_one_flag_per_relay() {
+    fn headless_names_stay_even_with_no_relay_behind_them() {
         let w = World::new();
-        let endpoints = [
-            w.endpoint("edge", 2, false, false),
-            w.endpoint("edge", 1, true, false),
-            w.endpoint("edge", 3, true, true),
-            w.endpoint("origin", 1, true, false),
-        ];
         let fleet = Fleet {
             services: &w.services,
-            endpoints: &endpoints,
+            endpoints: &[],
         };
-        let out = rewrite_args(
-            &args("--placement-peer s-peers.media.svc.cluster.local:8080 --overflow tier-above"),
-            &me(9),
-            &fleet,
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            args(
-                "--placement-peer 127.200.1.1:8080 --placement-peer 127.200.1.2:8080 \
-                 --placement-peer 127.200.1.3:8080 --overflow tier-above"
-            )
+        let given = args(
+            "--placement-peer s-peers.media.svc.cluster.local:8080 \
+             --parent-peer=s-ready-peers.media.svc.cluster.local:8080,10.0.0.1:8080 --tier edge",
         );
-        // Without publishNotReadyAddresses: the Ready ones; comma lists stay one value.
-        let out = rewrite_args(
-            &args("--parent-peer=s-ready-peers.media.svc.cluster.local:8080,10.0.0.1:8080"),
-            &me(9),
-            &fleet,
-        )
-        .unwrap();
-        assert_eq!(out, args("--parent-peer=127.200.1.1:8080,10.0.0.1:8080"));
-        // No relay behind it: the flag is left out.
-        let fleet = Fleet {
-            services: &w.services,
-            endpoints: &endpoints[3..],
-        };
-        let out = rewrite_args(
-            &args("--parent-peer s-ready-peers.media.svc.cluster.local:8080 --tier edge"),
-            &me(9),
-            &fleet,
-        )
-        .unwrap();
-        assert_eq!(out, args("--tier edge"));
+        assert_eq!(rewrite_args(&given, &me(9), &fleet).unwrap(), given);
+    }
+
+    #[test]
+    fn a_service_selects_its_relays_by_labels_and_namespace_by_address() {
+        let w = World::new();
+        let mut other = w.endpoint("edge", 1, true, false);
+        other.namespace = "elsewhere";
+        let endpoints = [
+            w.endpoint("edge", 3, true, false),
+            w.endpoint("origin", 1, true, false),
+            w.endpoint("edge", 2, false, true),
+            other,
+        ];
+        let picked: Vec<(Ipv4Addr, bool)> = selected(&w.services[2], &endpoints)
+            .iter()
+            .map(|e| (e.address, e.serving()))
+            .collect();
+        assert_eq!(
+            picked,
+            [
+                (Ipv4Addr::new(127, 200, 1, 2), false),
+                (Ipv4Addr::new(127, 200, 1, 3), true)
+            ]
+        );
+        assert!(is_headless(&w.services[2]) && publishes_not_ready(&w.services[2]));
+        assert!(!is_headless(&w.services[0]) && !publishes_not_ready(&w.services[3]));
+        assert_eq!(service_key(&w.services[0]), "media/s-origin");
     }
 
     #[test]
@@ -540,7 +523,10 @@ mod tests {
                 ("SURGE_ADVERTISE_HOST", "127.200.1.4"),
                 ("POD_IP", "127.200.1.4"),
                 ("POD", "s-edge-7"),
-                ("SURGE_UPSTREAM", "rtmp://127.200.0.1:1935/live"),
+                (
+                    "SURGE_UPSTREAM",
+                    "rtmp://s-origin.media.svc.cluster.local:1935/live"
+                ),
             ]
         );
         let mut odd = container.clone();

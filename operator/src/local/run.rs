@@ -132,6 +132,7 @@ fn fleet_config(
         Duration::from_secs(u64::from(cfg.relay_shutdown_grace_seconds) + 2),
     );
     fc.first_region_octet = octet;
+    fc.cluster_domain = cfg.cluster_domain.clone();
     fc.poll_interval = Duration::from_millis(500)
         .div_f64(opts.speed)
         .clamp(Duration::from_millis(100), Duration::from_millis(500));
@@ -176,11 +177,14 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
     let cfg = operator_config(&opts);
     let mut locals = Vec::new();
     for (stream, octet) in loaded.into_iter().zip(octets) {
-        let fleet = Fleet::with_config(fleet_config(&opts, &cfg, &bin, &log_dir, octet))?;
         let Some(target) = target(&stream) else {
             // `streams::parse` gives every Stream a namespace and a uid.
             continue;
         };
+        let mut fc = fleet_config(&opts, &cfg, &bin, &log_dir, octet);
+        // Each fleet keeps its own hosts file (its Services' names).
+        fc.hosts_file = log_dir.join(format!("{}.{}.hosts", target.namespace, target.stream));
+        let fleet = Fleet::with_config(fc)?;
         locals.push(Arc::new(LocalStream {
             stream,
             target,

@@ -75,8 +75,21 @@ pub struct DeploymentStatus {
     pub last_failure: Option<RelayFailure>,
     /// Why a missing relay is not started yet (e.g. its upstream Service has no relay).
     pub waiting: Option<String>,
+    /// The stand-in address of the tier's Service, where players and publishers reach it.
+    pub service_address: Option<Ipv4Addr>,
     /// Its relays, draining ones included, by name.
     pub relays: Vec<RelayStatus>,
+}
+
+/// A Service's stand-in and where it forwards new connections now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// `(listen port, relay port)`.
+    pub ports: Vec<(u16, u16)>,
+    /// Ready relays behind it, by address.
+    pub backends: Vec<Ipv4Addr>,
 }
 
 /// Everything running, by Deployment (in the order of the last apply).
@@ -85,6 +98,8 @@ pub struct FleetStatus {
     pub deployments: Vec<DeploymentStatus>,
     /// Draining relays of Deployments no longer planned.
     pub orphans: Vec<RelayStatus>,
+    /// The Services' stand-ins, by name.
+    pub services: Vec<ServiceStatus>,
 }
 
 impl FleetStatus {
