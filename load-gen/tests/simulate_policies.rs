@@ -157,17 +157,18 @@ fn the_command_prints_a_table_and_writes_json_and_svg() {
         String::from_utf8_lossy(&out.stderr)
     );
     let table = String::from_utf8_lossy(&out.stdout);
-    for name in ["surge", "hpa", "livejack", "oracle"] {
+    for name in ["surge", "hpa", "livejack", "reactive", "oracle"] {
         assert!(table.lines().any(|l| l.starts_with(name)), "{table}");
     }
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(value["trace"].as_str().unwrap().ends_with("periscope.csv"));
     let policies = value["policies"].as_array().unwrap();
-    assert_eq!(policies.len(), 4);
+    assert_eq!(policies.len(), 5);
     for key in [
         "name",
         "underprovisioned_viewer_seconds",
+        "shortfall_vs_reactive",
         "peak_shortfall",
         "relay_seconds",
         "cost_vs_oracle",
@@ -181,9 +182,9 @@ fn the_command_prints_a_table_and_writes_json_and_svg() {
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
     assert_eq!(
-        plot.matches("<polyline").count() % 5,
+        plot.matches("<polyline").count() % 6,
         0,
-        "demand + 4 policies per panel"
+        "demand + 5 policies per panel"
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,6 +6,7 @@ mod engine;
 mod plot;
 pub mod policies;
 mod report;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,28 +15,42 @@ use anyhow::{Context, Result, bail};
 use surge_operator::crd::{Stream, StreamSpec};
 use surge_operator::validate::{summary, validate};
 
+use crate::trace::Trace;
+use crate::trace::generate::Shape;
 pub use demand::Demand;
 pub use engine::{Fleet, Outcome, Policy, SimSettings, View, simulate};
-use policies::{Hpa, LiveJack, Oracle, PolicyName, Surge};
+use policies::{Hpa, LiveJack, Oracle, PolicyName, Reactive, Surge};
 pub use report::{PolicyReport, Report, SurgeResult};
+pub use sweep::{FamilyReport, SeedRange, SeedRun, simulate_family};
 
-/// Play a trace against scaling policies (surge, hpa, livejack, oracle) at 1 s steps.
+/// Play a trace against scaling policies (surge, hpa, livejack, reactive, oracle) at 1 s
+/// steps.
 ///
 /// Each region's edges are simulated separately: relays asked for become Ready
 /// `--ready-seconds` later, viewers follow the trace (linearly interpolated between rows),
 /// and Ready capacity is edges × viewers per edge. `surge` plans exactly as the operator does
 /// for a Stream (`--stream FILE`, or a Stream that sets nothing but its regions, which are the
-/// trace's); the flags below override single settings of it. Prints a table; `--json` and
-/// `--plot` write the same results as JSON and an SVG plot.
+/// trace's); the flags below override single settings of it. Every policy's shortfall is
+/// also given as a ratio to `reactive`'s (perfect reaction) and its cost as a ratio to the
+/// `oracle`'s. Prints a table; `--json` and `--plot` write the same results as JSON and an
+/// SVG plot. With `--shape NAME --seeds A..B` it generates that family of traces in memory
+/// (as `trace gen` would) and reports every seed and the family.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// The trace file (livetrace v1 CSV, e.g. load-gen/traces/facebook.csv).
-    #[arg(long)]
-    pub trace: PathBuf,
+    #[arg(long, required_unless_present = "shape", conflicts_with = "shape")]
+    pub trace: Option<PathBuf>,
+    /// Instead of a file: generate this shape's traces (see `trace gen --shape`), one per seed
+    /// of --seeds.
+    #[arg(long, value_enum)]
+    pub shape: Option<Shape>,
+    /// Seeds of --shape: `A..B` (inclusive), `N`, or a comma list; default 1.
+    #[arg(long, requires = "shape", conflicts_with = "plot")]
+    pub seeds: Option<SeedRange>,
     /// Broadcast to simulate (default: the trace's first).
     #[arg(long)]
     pub broadcast: Option<String>,
-    /// Policy to run; `all` runs surge, hpa, livejack and oracle side by side.
+    /// Policy to run; `all` runs surge, hpa, livejack, reactive and oracle side by side.
     #[arg(long, value_enum, default_value = "all")]
     pub policy: PolicyName,
     /// Seconds from asking for a relay to its being Ready.
@@ -91,7 +106,9 @@ impl SimulateArgs {
     /// Stream that sets nothing.
     pub fn for_trace(trace: PathBuf) -> Self {
         SimulateArgs {
-            trace,
+            trace: Some(trace),
+            shape: None,
+            seeds: None,
             broadcast: None,
             policy: PolicyName::All,
             ready_seconds: 30,
@@ -217,13 +234,26 @@ fn sim_settings(spec: &StreamSpec, ready_s: u64) -> Result<SimSettings> {
     })
 }
 
-/// Runs the selected policies (and the oracle, for `cost_vs_oracle`) on one broadcast, surge
-/// planning for `spec` (see [`stream_spec`]).
-pub fn run_policies(
-    demand: &Demand,
-    args: &SimulateArgs,
-    spec: StreamSpec,
-) -> Result<(Vec<Outcome>, Option<Outcome>)> {
+/// The outcomes of one broadcast: the selected policies, and the yardsticks that were run
+/// only for the ratios (the oracle for `cost_vs_oracle`, reactive for
+/// `shortfall_vs_reactive`).
+pub struct Runs {
+    pub selected: Vec<Outcome>,
+    pub yardsticks: Vec<Outcome>,
+}
+
+impl Runs {
+    fn find(&self, name: &str) -> Option<&Outcome> {
+        self.selected
+            .iter()
+            .chain(&self.yardsticks)
+            .find(|o| o.name == name)
+    }
+}
+
+/// Runs the selected policies (and the oracle and reactive yardsticks) on one broadcast,
+/// surge planning for `spec` (see [`stream_spec`]).
+pub fn run_policies(demand: &Demand, args: &SimulateArgs, spec: StreamSpec) -> Result<Runs> {
     if args.ready_seconds > 24 * 3600 {
         bail!("--ready-seconds must be at most a day");
     }
@@ -235,7 +265,9 @@ pub fn run_policies(
     let wanted = |p: PolicyName| args.policy == PolicyName::All || args.policy == p;
 
     let oracle = simulate(&mut Oracle::new(demand, &settings), demand, &settings);
+    let reactive = simulate(&mut Reactive, demand, &settings);
     let mut outcomes = Vec::new();
+    let mut yardsticks = Vec::new();
     if wanted(PolicyName::Surge) {
         let mut surge = Surge::new(&demand.regions, spec);
         outcomes.push(simulate(&mut surge, demand, &settings));
@@ -247,30 +279,51 @@ pub fn run_policies(
         let mut lj = LiveJack::new(regions, livejack_per_relay);
         outcomes.push(simulate(&mut lj, demand, &settings));
     }
-    if wanted(PolicyName::Oracle) {
-        outcomes.push(oracle);
-        Ok((outcomes, None))
-    } else {
-        Ok((outcomes, Some(oracle)))
+    for (name, outcome) in [
+        (PolicyName::Reactive, reactive),
+        (PolicyName::Oracle, oracle),
+    ] {
+        if wanted(name) {
+            outcomes.push(outcome);
+        } else {
+            yardsticks.push(outcome);
+        }
     }
+    Ok(Runs {
+        selected: outcomes,
+        yardsticks,
+    })
 }
 
-/// Simulates and builds the report (no output written).
+/// Simulates the `--trace` file and builds the report (no output written).
 pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcome>)> {
-    let trace = crate::trace::read_trace(&args.trace)
-        .with_context(|| format!("invalid trace {}", args.trace.display()))?;
-    let demand = Demand::from_trace(&trace, args.broadcast.as_deref())?;
+    let path = args
+        .trace
+        .as_ref()
+        .context("simulate_trace needs a trace file (--trace)")?;
+    let trace = crate::trace::read_trace(path)
+        .with_context(|| format!("invalid trace {}", path.display()))?;
+    simulate_loaded(&trace, &path.display().to_string(), args)
+}
+
+/// Simulates a trace already in memory; `label` names it in the report.
+pub fn simulate_loaded(
+    trace: &Trace,
+    label: &str,
+    args: &SimulateArgs,
+) -> Result<(Report, Demand, Vec<Outcome>)> {
+    let demand = Demand::from_trace(trace, args.broadcast.as_deref())?;
     let spec = stream_spec(args, &demand.regions)?;
     let viewers_per_edge = u64::from(surge_operator::sizing::viewers_per_edge(&spec));
-    let (outcomes, extra_oracle) = run_policies(&demand, args, spec)?;
-    let oracle_cost = outcomes
-        .iter()
-        .chain(extra_oracle.iter())
-        .find(|o| o.name == "oracle")
-        .map_or(0.0, |o| o.relay_seconds);
+    let runs = run_policies(&demand, args, spec)?;
+    let oracle_cost = runs.find("oracle").map_or(0.0, |o| o.relay_seconds);
+    let reactive_shortfall = runs
+        .find("reactive")
+        .map_or(0.0, |o| o.underprovisioned_viewer_seconds);
     let surges = report::find_surges(&demand);
+    let outcomes = runs.selected;
     let report = Report {
-        trace: args.trace.display().to_string(),
+        trace: label.to_owned(),
         header: trace.header.trim().to_owned(),
         broadcast: demand.broadcast_id.clone(),
         regions: demand.regions.clone(),
@@ -281,16 +334,21 @@ pub fn simulate_trace(args: &SimulateArgs) -> Result<(Report, Demand, Vec<Outcom
             .round(),
         ready_seconds: args.ready_seconds,
         viewers_per_edge,
+        oracle_relay_seconds: oracle_cost,
+        reactive_underprovisioned_viewer_seconds: reactive_shortfall.round(),
         surges: report::surge_summaries(&demand, &surges),
         policies: outcomes
             .iter()
-            .map(|o| report::policy_report(o, oracle_cost, &surges))
+            .map(|o| report::policy_report(o, oracle_cost, reactive_shortfall, &surges))
             .collect(),
     };
     Ok((report, demand, outcomes))
 }
 
 pub fn run(args: SimulateArgs) -> Result<()> {
+    if args.shape.is_some() {
+        return sweep::run(&args);
+    }
     let started = Instant::now();
     let (report, demand, outcomes) = simulate_trace(&args)?;
     let elapsed = started.elapsed();

@@ -22,6 +22,7 @@ fn color(policy: &str) -> (&'static str, &'static str) {
         "hpa" => ("#ff7f0e", ""),
         "livejack" => ("#2ca02c", ""),
         "oracle" => ("#7f7f7f", "stroke-dasharray=\"6 4\""),
+        "reactive" => ("#d62728", "stroke-dasharray=\"2 3\""),
         _ => ("#9467bd", ""),
     }
 }

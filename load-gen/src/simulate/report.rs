@@ -60,6 +60,9 @@ pub struct SurgeResult {
 pub struct PolicyReport {
     pub name: String,
     pub underprovisioned_viewer_seconds: f64,
+    /// Under-provisioned viewer-seconds / the reactive policy's (`None` when reactive is
+    /// never short: there is no reaction delay to beat).
+    pub shortfall_vs_reactive: Option<f64>,
     pub peak_shortfall: f64,
     pub relay_seconds: f64,
     pub cost_vs_oracle: f64,
@@ -78,13 +81,22 @@ pub struct Report {
     pub peak_viewers: f64,
     pub ready_seconds: u64,
     pub viewers_per_edge: u64,
+    /// The yardsticks the ratios are taken against (run even when not selected).
+    pub oracle_relay_seconds: f64,
+    pub reactive_underprovisioned_viewer_seconds: f64,
     pub surges: Vec<Surge>,
     pub policies: Vec<PolicyReport>,
+}
+
+/// `value / reference` to three decimals; `None` when the reference is zero.
+pub fn ratio(value: f64, reference: f64) -> Option<f64> {
+    (reference > 0.0).then(|| (value / reference * 1000.0).round() / 1000.0)
 }
 
 pub fn policy_report(
     outcome: &Outcome,
     oracle_relay_seconds: f64,
+    reactive_shortfall: f64,
     surges: &[(usize, usize)],
 ) -> PolicyReport {
     let surge_results = surges
@@ -101,13 +113,13 @@ pub fn policy_report(
     PolicyReport {
         name: outcome.name.to_owned(),
         underprovisioned_viewer_seconds: outcome.underprovisioned_viewer_seconds.round(),
+        shortfall_vs_reactive: ratio(
+            outcome.underprovisioned_viewer_seconds.round(),
+            reactive_shortfall.round(),
+        ),
         peak_shortfall: outcome.peak_shortfall.round(),
         relay_seconds: outcome.relay_seconds,
-        cost_vs_oracle: if oracle_relay_seconds > 0.0 {
-            (outcome.relay_seconds / oracle_relay_seconds * 1000.0).round() / 1000.0
-        } else {
-            0.0
-        },
+        cost_vs_oracle: ratio(outcome.relay_seconds, oracle_relay_seconds).unwrap_or(0.0),
         scale_events: outcome.scale_events,
         peak_edges: outcome.peak_edges,
         surges: surge_results,
@@ -129,8 +141,13 @@ pub fn surge_summaries(demand: &Demand, surges: &[(usize, usize)]) -> Vec<Surge>
         .collect()
 }
 
-fn count(v: f64) -> String {
+pub(super) fn count(v: f64) -> String {
     crate::trace::generate::surge_count(v)
+}
+
+/// `0.125x`, or `-` when there is no ratio.
+pub(super) fn times(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}x"))
 }
 
 /// The table printed on stdout.
@@ -145,6 +162,12 @@ pub fn table(report: &Report) -> String {
         report.ready_seconds,
         count(report.viewers_per_edge as f64),
     );
+    out.push_str(&format!(
+        "yardsticks: reactive (newest sample, no headroom) under-provisioned {} viewer-s; \
+         oracle {} relay-s\n",
+        count(report.reactive_underprovisioned_viewer_seconds),
+        count(report.oracle_relay_seconds),
+    ));
     for (i, s) in report.surges.iter().enumerate() {
         out.push_str(&format!(
             "surge {}: t={}..{} s, {} -> {} viewers\n",
@@ -156,9 +179,10 @@ pub fn table(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<9} {:>22} {:>15} {:>13} {:>15} {:>12} {:>10}  {}\n",
+        "{:<9} {:>22} {:>18} {:>15} {:>13} {:>15} {:>12} {:>10}  {}\n",
         "policy",
         "under-prov. viewer-s",
+        "short vs reactive",
         "peak shortfall",
         "relay-s",
         "cost vs oracle",
@@ -174,9 +198,10 @@ pub fn table(report: &Report) -> String {
             .collect::<Vec<_>>()
             .join(" ");
         out.push_str(&format!(
-            "{:<9} {:>22} {:>15} {:>13} {:>14.3}x {:>12} {:>10}  {}\n",
+            "{:<9} {:>22} {:>18} {:>15} {:>13} {:>14.3}x {:>12} {:>10}  {}\n",
             p.name,
             count(p.underprovisioned_viewer_seconds),
+            times(p.shortfall_vs_reactive),
             count(p.peak_shortfall),
             count(p.relay_seconds),
             p.cost_vs_oracle,
@@ -270,7 +295,8 @@ mod tests {
         let surges = vec![(100, 200)];
         let mut shortfall = vec![0.0; 1000];
         assert_eq!(
-            policy_report(&outcome(shortfall.clone()), 10.0, &surges).surges[0].time_to_capacity_s,
+            policy_report(&outcome(shortfall.clone()), 10.0, 1.0, &surges).surges[0]
+                .time_to_capacity_s,
             0,
             "never short"
         );
@@ -279,13 +305,28 @@ mod tests {
             *s = 5.0;
         }
         shortfall[260] = 1.0;
-        let r = policy_report(&outcome(shortfall.clone()), 20.0, &surges);
+        let r = policy_report(&outcome(shortfall.clone()), 20.0, 302.0, &surges);
         assert_eq!(r.surges[0].time_to_capacity_s, 161);
         assert_eq!(r.cost_vs_oracle, 0.5);
+        // 151 under-provisioned viewer-seconds against reactive's 302.
+        assert_eq!(r.shortfall_vs_reactive, Some(0.5));
         // A shortfall after the grace period belongs to no surge.
         shortfall[260] = 0.0;
         shortfall[200 + CATCH_UP_GRACE_S + 1] = 1.0;
-        let r = policy_report(&outcome(shortfall), 10.0, &surges);
+        let r = policy_report(&outcome(shortfall), 10.0, 0.0, &surges);
         assert_eq!(r.surges[0].time_to_capacity_s, 80);
+        assert_eq!(
+            r.shortfall_vs_reactive, None,
+            "reactive never short: no ratio"
+        );
+    }
+
+    #[test]
+    fn ratios_round_to_three_decimals_and_need_a_reference() {
+        assert_eq!(ratio(1.0, 3.0), Some(0.333));
+        assert_eq!(ratio(0.0, 5.0), Some(0.0));
+        assert_eq!(ratio(5.0, 0.0), None);
+        assert_eq!(times(Some(0.25)), "0.250x");
+        assert_eq!(times(None), "-");
     }
 }

@@ -21,7 +21,11 @@ pub enum TraceCommand {
     /// generated trace actually shows.
     Gen {
         /// Which trace: facebook (+20k in 3 min), twitch (+100k in 30 min), election (24 h,
-        /// 10x the daily peak, 2M), periscope (viral, 20k peak), steady (~300 viewers).
+        /// 10x the daily peak, 2M), periscope (viral, 20k peak), steady (~300 viewers); the
+        /// crowd families, whose curve the seed also draws: push (a step of tens of thousands
+        /// within a minute, gone 15 min later), news (surge and fade every ~30 min), cliff
+        /// (exponential growth, gone within minutes of the end), match (kick-off, half-time
+        /// dip), diurnal (24 h with an evening show).
         #[arg(long, value_enum)]
         shape: Shape,
         /// Where to write the trace.
@@ -30,7 +34,8 @@ pub enum TraceCommand {
         /// Random seed; the same seed gives the same file.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Seconds between rows (default per shape: 5 s, 10 s for twitch, 15 s for election).
+        /// Seconds between rows (default per shape: 5 s, 10 s for twitch, 15 s for election
+        /// and diurnal).
         #[arg(long)]
         step: Option<u64>,
     },

@@ -3,11 +3,13 @@
 mod hpa;
 mod livejack;
 mod oracle;
+mod reactive;
 mod surge;
 
 pub use hpa::Hpa;
 pub use livejack::LiveJack;
 pub use oracle::Oracle;
+pub use reactive::Reactive;
 pub use surge::Surge;
 
 /// Which policy, on the command line.
@@ -16,6 +18,8 @@ pub enum PolicyName {
     Surge,
     Hpa,
     Livejack,
+    /// Perfect reaction: exactly the newest sample's demand, as surge samples it.
+    Reactive,
     Oracle,
     All,
 }

@@ -1,5 +1,7 @@
 //! The calibrated shapes: a target audience curve per broadcast, its regions, and the
-//! published figure it is calibrated to.
+//! published figure it is calibrated to. The five shipped shapes are one curve each (the seed
+//! only changes the arrival noise); the crowd families of [`super::crowds`] also draw their
+//! curve's parameters from the seed.
 
 /// Which trace to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,15 +16,36 @@ pub enum Shape {
     Periscope,
     /// A small steady stream (~300 viewers), the control case.
     Steady,
+    /// Push notification: a step of tens of thousands within about a minute, gone ~15 min
+    /// later.
+    Push,
+    /// Breaking news: surge and fade, again every ~30 minutes.
+    News,
+    /// A viral broadcast that grows exponentially and ends: the audience leaves within minutes.
+    Cliff,
+    /// A scheduled match: a sharp start at kick-off and a dip at half-time.
+    Match,
+    /// A 24 h diurnal day with an evening spike (a scheduled show).
+    Diurnal,
 }
 
 impl Shape {
+    /// The shipped shapes, each with a committed trace (`load-gen/traces/NAME.csv`, seed 1).
     pub const ALL: [Shape; 5] = [
         Shape::Facebook,
         Shape::Twitch,
         Shape::Election,
         Shape::Periscope,
         Shape::Steady,
+    ];
+
+    /// The crowd families the planner was not tuned on: each seed draws another curve.
+    pub const CROWDS: [Shape; 5] = [
+        Shape::Push,
+        Shape::News,
+        Shape::Cliff,
+        Shape::Match,
+        Shape::Diurnal,
     ];
 
     /// The command-line name.
@@ -33,6 +56,11 @@ impl Shape {
             Shape::Election => "election",
             Shape::Periscope => "periscope",
             Shape::Steady => "steady",
+            Shape::Push => "push",
+            Shape::News => "news",
+            Shape::Cliff => "cliff",
+            Shape::Match => "match",
+            Shape::Diurnal => "diurnal",
         }
     }
 }
@@ -46,6 +74,15 @@ pub enum Check {
     PeakRatio { reference: f64, ratio: f64 },
     /// Peak near `peak` viewers.
     Peak { peak: f64 },
+    /// At least `fraction` of the peak audience lost within `window_s` seconds.
+    LossWithin { window_s: u64, fraction: f64 },
+    /// At least `count` separate gains of `gain` viewers within `window_s` seconds each (a
+    /// gain counts again only after the audience has fallen by half a gain from its high).
+    Repeats {
+        window_s: u64,
+        gain: f64,
+        count: usize,
+    },
 }
 
 /// A region's share of the audience and how much later the crowd reaches it.
@@ -65,9 +102,15 @@ pub struct ShapeSpec {
     pub regions: &'static [RegionSplit],
     /// The published figure it is calibrated to (goes into the header line).
     pub calibration: &'static str,
-    pub check: Check,
+    /// This seed's draw of the curve's parameters, for the header (empty: one curve).
+    pub params: String,
+    /// What the generated trace must show; every check must pass.
+    pub checks: Vec<Check>,
+    /// Viewers leave as fast as the curve falls (on top of their sessions), so a cliff is a
+    /// cliff; off for the shipped shapes, whose fades are session-paced.
+    pub exits_follow_curve: bool,
     /// Total target audience at time `t` (seconds from the start).
-    target: fn(f64) -> f64,
+    pub(super) target: Box<dyn Fn(f64) -> f64 + Send + Sync>,
 }
 
 impl ShapeSpec {
@@ -76,12 +119,12 @@ impl ShapeSpec {
     }
 }
 
-fn logistic(t: f64, mid: f64, tau: f64) -> f64 {
+pub(super) fn logistic(t: f64, mid: f64, tau: f64) -> f64 {
     1.0 / (1.0 + (-(t - mid) / tau).exp())
 }
 
 /// 1 until `start`, then exponential decay with time constant `tau`.
-fn fade(t: f64, start: f64, tau: f64) -> f64 {
+pub(super) fn fade(t: f64, start: f64, tau: f64) -> f64 {
     if t < start {
         1.0
     } else {
@@ -89,7 +132,7 @@ fn fade(t: f64, start: f64, tau: f64) -> f64 {
     }
 }
 
-const THREE_REGIONS: &[RegionSplit] = &[
+pub(super) const THREE_REGIONS: &[RegionSplit] = &[
     RegionSplit {
         name: "us-east",
         share: 0.5,
@@ -128,13 +171,13 @@ fn steady(_t: f64) -> f64 {
     300.0
 }
 
-const HOUR: f64 = 3_600.0;
+pub(super) const HOUR: f64 = 3_600.0;
 /// Election trace starts at 06:00; the normal daily peak is 200k at 21:00.
-const ELECTION_START_HOUR: f64 = 6.0;
+pub(super) const ELECTION_START_HOUR: f64 = 6.0;
 pub const NORMAL_DAILY_PEAK: f64 = 200_000.0;
 pub const ELECTION_PEAK: f64 = 2_000_000.0;
 
-fn diurnal(t: f64) -> f64 {
+pub(super) fn diurnal(t: f64) -> f64 {
     let hour = ELECTION_START_HOUR + t / HOUR;
     let phase = (1.0 + (2.0 * std::f64::consts::PI * (hour - 21.0) / 24.0).cos()) / 2.0;
     NORMAL_DAILY_PEAK * (0.1 + 0.9 * phase.powi(4))
@@ -171,9 +214,45 @@ fn election(t: f64) -> f64 {
     diurnal(t) + election_scale() * election_unit(t)
 }
 
-pub fn spec(shape: Shape) -> ShapeSpec {
+/// The shape's spec for `seed` (the seed matters only to the crowd families' curves).
+pub fn spec(shape: Shape, seed: u64) -> ShapeSpec {
+    let fixed = |spec: FixedSpec| ShapeSpec {
+        shape: spec.shape,
+        broadcast_id: spec.broadcast_id,
+        duration_s: spec.duration_s,
+        step_s: spec.step_s,
+        regions: spec.regions,
+        calibration: spec.calibration,
+        params: String::new(),
+        checks: vec![spec.check],
+        exits_follow_curve: false,
+        target: Box::new(spec.target),
+    };
     match shape {
-        Shape::Facebook => ShapeSpec {
+        Shape::Push => super::crowds::push(seed),
+        Shape::News => super::crowds::news(seed),
+        Shape::Cliff => super::crowds::cliff(seed),
+        Shape::Match => super::crowds::football_match(seed),
+        Shape::Diurnal => super::crowds::diurnal_day(seed),
+        _ => fixed(fixed_spec(shape)),
+    }
+}
+
+/// A shipped shape: one curve.
+struct FixedSpec {
+    shape: Shape,
+    broadcast_id: &'static str,
+    duration_s: u64,
+    step_s: u64,
+    regions: &'static [RegionSplit],
+    calibration: &'static str,
+    check: Check,
+    target: fn(f64) -> f64,
+}
+
+fn fixed_spec(shape: Shape) -> FixedSpec {
+    match shape {
+        Shape::Facebook => FixedSpec {
             shape,
             broadcast_id: "facebook-flash",
             duration_s: 3_600,
@@ -188,7 +267,7 @@ pub fn spec(shape: Shape) -> ShapeSpec {
             },
             target: facebook,
         },
-        Shape::Twitch => ShapeSpec {
+        Shape::Twitch => FixedSpec {
             shape,
             broadcast_id: "twitch-flash",
             duration_s: 7_200,
@@ -218,7 +297,7 @@ pub fn spec(shape: Shape) -> ShapeSpec {
             },
             target: twitch,
         },
-        Shape::Election => ShapeSpec {
+        Shape::Election => FixedSpec {
             shape,
             broadcast_id: "election-day",
             duration_s: 86_400,
@@ -249,7 +328,7 @@ pub fn spec(shape: Shape) -> ShapeSpec {
             },
             target: election,
         },
-        Shape::Periscope => ShapeSpec {
+        Shape::Periscope => FixedSpec {
             shape,
             broadcast_id: "periscope-viral",
             duration_s: 2_700,
@@ -277,7 +356,7 @@ pub fn spec(shape: Shape) -> ShapeSpec {
             check: Check::Peak { peak: 20_000.0 },
             target: periscope,
         },
-        Shape::Steady => ShapeSpec {
+        Shape::Steady => FixedSpec {
             shape,
             broadcast_id: "steady-small",
             duration_s: 1_800,
@@ -299,6 +378,9 @@ pub fn spec(shape: Shape) -> ShapeSpec {
             check: Check::Peak { peak: 300.0 },
             target: steady,
         },
+        Shape::Push | Shape::News | Shape::Cliff | Shape::Match | Shape::Diurnal => {
+            unreachable!("`spec` builds the crowd families")
+        }
     }
 }
 
