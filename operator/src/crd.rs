@@ -109,6 +109,11 @@ pub struct StreamSpec {
     /// How viewers are placed on edges: how edges are exposed and where viewers overflow.
     #[serde(default)]
     pub placement: PlacementSpec,
+
+    /// Who may publish. Unset: the origin takes any publisher (only the origin tier ever
+    /// takes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSpec>,
 }
 
 /// The ingest side of the tree.
@@ -375,6 +380,45 @@ pub struct RelaySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub extra_args: Vec<String>,
+}
+
+/// Publish authentication.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishSpec {
+    /// A Secret in the Stream's namespace holding the publish keys, one per line (`#` starts
+    /// a comment; list the old and the new key while rotating). It is mounted into the origin
+    /// (the kubelet updates the file when the Secret changes, and the relay re-reads it
+    /// without cutting the live broadcaster); the broadcaster publishes with the stream key
+    /// `NAME?key=SECRET`. Unset: any publisher is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret_ref: Option<SecretKeyRef>,
+}
+
+/// One key of a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret (same namespace as the Stream).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Key within the Secret's data holding the keys file; default `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: Option<String>,
+}
+
+/// The Secret data key read when `keySecretRef.key` is unset.
+pub const DEFAULT_PUBLISH_KEYS_ITEM: &str = "keys";
+
+impl SecretKeyRef {
+    /// The data key holding the keys file.
+    pub fn item(&self) -> &str {
+        self.key.as_deref().unwrap_or(DEFAULT_PUBLISH_KEYS_ITEM)
+    }
 }
 
 /// Viewer-facing Service settings.

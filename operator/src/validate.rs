@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::crd::{OVERFLOW_TIER_ABOVE, StreamSpec};
+use crate::crd::{OVERFLOW_TIER_ABOVE, SecretKeyRef, StreamSpec};
 use crate::sizing;
 
 /// Longest Stream name: child object names (`<stream>-<region>-reflector-<n>`) must stay
@@ -136,9 +136,54 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
             errors.push(err(field, format!("duplicate overflow step `{step}`")));
         }
     }
+    if let Some(secret) = spec
+        .publish
+        .as_ref()
+        .and_then(|p| p.key_secret_ref.as_ref())
+    {
+        errors.extend(secret_ref_errors(secret));
+    }
     // The planner checks its own settings; report its complaints under the spec's path.
     if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {
         errors.push(planner_error(e));
+    }
+    errors
+}
+
+/// A Secret name is a DNS subdomain: dot-separated labels of a-z, 0-9 and '-'.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+fn secret_ref_errors(secret: &SecretKeyRef) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let field = "spec.publish.keySecretRef";
+    if !is_dns_subdomain(&secret.name) {
+        errors.push(err(
+            format!("{field}.name"),
+            "must be a Secret name (a-z, 0-9, '-' and '.', at most 253 characters)",
+        ));
+    }
+    if let Some(key) = &secret.key
+        && (key.is_empty()
+            || key.len() > 253
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)))
+    {
+        errors.push(err(
+            format!("{field}.key"),
+            "must be a Secret data key (A-Z a-z 0-9 - . _)",
+        ));
     }
     errors
 }

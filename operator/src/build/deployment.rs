@@ -66,6 +66,8 @@ pub fn relay_args(
         args.push("--prewarm".to_string());
         args.push(format!("{}/{}", spec.app, target.stream));
     }
+    // The origin's publish keys, as a mounted Secret file (never the keys themselves).
+    args.extend(super::publish_keys::publish_keys_args(spec, tier));
     if tier.kind == TierKind::Edge {
         // viewersPerEdge is the sizing target; the hard cap is twice that, so viewers beyond
         // the forecast overflow onto running edges while new ones start instead of being refused.
@@ -224,7 +226,7 @@ pub fn build_deployment(
             ..EnvVar::default()
         }]
     });
-    let container = Container {
+    let mut container = Container {
         name: "relay".to_string(),
         image: Some(
             spec.relay
@@ -263,6 +265,17 @@ pub fn build_deployment(
         resources: Some(resources),
         ..Container::default()
     };
+    let mut volumes = Vec::new();
+    if host_ports {
+        volumes.push(pod_info_volume());
+    }
+    if let Some((volume, mount)) = super::publish_keys::publish_keys_volume(spec, tier) {
+        volumes.push(volume);
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount);
+    }
     let grace =
         i64::from(cfg.relay_prestop_seconds) + i64::from(cfg.relay_shutdown_grace_seconds) + 5;
     Deployment {
@@ -299,7 +312,7 @@ pub fn build_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: host_ports.then(|| vec![pod_info_volume()]),
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     node_selector: Some(tier.node_selector.clone()),
                     termination_grace_period_seconds: Some(grace),
                     ..PodSpec::default()

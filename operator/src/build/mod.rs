@@ -1,6 +1,7 @@
 //! Pure builders: one function per kind, from the tree plan to the objects to apply.
 
 pub mod deployment;
+pub mod publish_keys;
 pub mod service;
 
 pub use deployment::{build_deployment, relay_args};

@@ -132,6 +132,11 @@ pub fn launch(
     fleet: &Fleet<'_>,
 ) -> Result<Launch, RewriteError> {
     let args = rewrite_args(container.args.as_deref().unwrap_or_default(), me, fleet)?;
+    // No Secrets here: spec.publish.keySecretRef is ignored and the origin takes any publisher.
+    let (args, ignored_keys) = crate::build::publish_keys::without_publish_keys(args);
+    if ignored_keys {
+        tracing::warn!(relay = %me.name, "local mode ignores spec.publish.keySecretRef: the origin accepts any publisher");
+    }
     let mut env = Vec::new();
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
