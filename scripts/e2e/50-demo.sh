@@ -3,7 +3,8 @@
 # free API port and its own loopback octets (SURGE_DEMO_FIRST_OCTET, apart from the tests'
 # 40-194 and the demo's default 210): surge-operator local runs the demo Stream, and a
 # 300-viewer Facebook-Live crowd at 60x (40 s of wall time: the ramp and the peak) plays
-# through each region's locator.
+# through each region's playback Service stand-in (a Ready edge behind it answers as the
+# region's locator), while the operator scales edges up and down.
 # Checks: the demo exits 0; the reports and the operator timeline were written; viewers played
 # (peak near --viewers, frames, no errors, none refused); the operator scaled some region's
 # edges above its minimum while the crowd was there (desired and Ready, from

@@ -16,6 +16,10 @@ pub struct FleetConfig {
     pub ready_delay: Duration,
     /// SIGKILL this long after SIGTERM.
     pub drain_grace: Duration,
+    /// From taking a relay out of its Services (stand-ins, hosts file) to its SIGTERM: long
+    /// enough for every locator to poll once more (relays poll each second, wall time) and
+    /// drop it, so no viewer is sent to a relay that no longer accepts.
+    pub deregistration_delay: Duration,
     /// Second octet of the first region's addresses.
     pub first_region_octet: u8,
     /// How long [`Fleet::apply`] waits for a new relay to open its HTTP port.
@@ -45,6 +49,7 @@ impl FleetConfig {
             log_dir,
             ready_delay,
             drain_grace,
+            deregistration_delay: Duration::from_millis(1500),
             first_region_octet: DEFAULT_FIRST_REGION_OCTET,
             startup_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(500),

@@ -6,15 +6,17 @@
 //! Ready once `ready_delay` has passed since it started (scheduling and image pull) and its
 //! `/readyz` answers 200 (polled in the background). A scale-down picks its victims as a
 //! ReplicaSet does: not Ready first, then the lowest pod-deletion cost, then the newest; each
-//! gets SIGTERM, drains (`--shutdown-grace`) and gets SIGKILL after `drain_grace`. A relay
+//! gets SIGTERM (after the deregistration delay, below), drains (`--shutdown-grace`) and gets
+//! SIGKILL after `drain_grace`. A relay
 //! that exits without being asked is replaced after a backoff and counted in `restarts`.
 //! [`Fleet::shutdown`] stops every relay it started, by pid, and waits for them.
 //!
 //! Services: each relay gets `--hosts-file`, which the fleet rewrites whenever relays come,
 //! go or change readiness ([`super::hosts_file`]), so Service names resolve as cluster DNS
 //! would; each tier's (non-headless) Service gets a stand-in ([`super::service_proxy`]) that
-//! forwards connections to its Ready relays. A relay told to stop leaves both before its
-//! SIGTERM.
+//! forwards connections to its Ready relays. A relay told to stop leaves both at once and gets
+//! its SIGTERM `deregistration_delay` later (a preStop pause: locators drop it from their view
+//! when its name stops resolving to it, before it stops accepting).
 //!
 //! Not emulated: rolling updates (a changed pod template only applies to relays started
 //! afterwards).
@@ -105,8 +107,10 @@ struct Relay {
     serial: u64,
     ready: bool,
     ready_after: Option<Duration>,
-    /// When SIGTERM was sent, and whether SIGKILL followed.
+    /// When SIGTERM is (or was) sent, and whether SIGKILL followed.
     stop: Option<(Instant, bool)>,
+    /// SIGTERM was sent (it waits `deregistration_delay` after the stop).
+    signalled: bool,
     args: Vec<String>,
 }
 
@@ -444,7 +448,14 @@ impl State {
         for (name, relay) in &mut self.relays {
             if let Some(status) = relay.process.try_wait() {
                 exited.push((name.clone(), status));
+            } else if let Some((at, _)) = relay.stop
+                && !relay.signalled
+                && now >= at
+            {
+                relay.process.terminate();
+                relay.signalled = true;
             } else if let Some((since, killed @ false)) = &mut relay.stop
+                && relay.signalled
                 && now >= *since + cfg.drain_grace
             {
                 relay.process.kill();
@@ -767,6 +778,7 @@ impl State {
             ready: false,
             ready_after: None,
             stop: None,
+            signalled: false,
             args,
         };
         self.serials.insert(deployment.to_string(), serial);
@@ -774,8 +786,8 @@ impl State {
         Ok(name)
     }
 
-    /// SIGTERM: the relay drains; it is no longer Ready. It leaves the stand-ins and the
-    /// hosts file first, so no new connection reaches it.
+    /// Takes the relay out of the stand-ins and the hosts file at once (it is no longer
+    /// Ready), then SIGTERM after `deregistration_delay` (see [`FleetConfig`]): it drains.
     fn stop(&mut self, cfg: &FleetConfig, name: &str, now: Instant) {
         let Some(relay) = self.relays.get_mut(name) else {
             return;
@@ -784,11 +796,14 @@ impl State {
             return;
         }
         tracing::info!(relay = %name, "relay stopping");
-        relay.stop = Some((now, false));
+        relay.stop = Some((now + cfg.deregistration_delay, false));
         relay.ready = false;
         self.publish(cfg);
-        if let Some(relay) = self.relays.get_mut(name) {
+        if let Some(relay) = self.relays.get_mut(name)
+            && cfg.deregistration_delay.is_zero()
+        {
             relay.process.terminate();
+            relay.signalled = true;
         }
     }
 

@@ -6,8 +6,9 @@
 //! - a normal Service: its stand-in address ([`super::service_proxy`]), as DNS gives the
 //!   ClusterIP; without a stand-in, its Ready relays, else its running ones;
 //! - a headless Service (`clusterIP: None`): its Ready relays, or with
-//!   `publishNotReadyAddresses` every relay it selects, draining ones too. A Service with no
-//!   relay is listed with no address, so it resolves to none.
+//!   `publishNotReadyAddresses` every relay it selects but those told to stop (they leave at
+//!   once, so locators drop them before they stop accepting). A Service with no relay is
+//!   listed with no address, so it resolves to none.
 //!
 //! Format (the relay's): one `NAME [ADDRESS ...]` line per name.
 
@@ -48,7 +49,11 @@ pub fn entries(
                 .collect();
             let addresses = if is_headless(service) {
                 if publishes_not_ready(service) {
-                    relays.iter().map(|e| e.address).collect()
+                    relays
+                        .iter()
+                        .filter(|e| !e.terminating)
+                        .map(|e| e.address)
+                        .collect()
                 } else {
                     serving
                 }
@@ -151,10 +156,8 @@ mod tests {
         assert_eq!(got["s-edge.media.svc.cluster.local"], [ip(0)]);
         // No stand-in and none Ready: the running one.
         assert_eq!(got["s-origin.media.svc.cluster.local"], [ip(9)]);
-        assert_eq!(
-            got["s-peers.media.svc.cluster.local"],
-            [ip(1), ip(2), ip(3)]
-        );
+        // Not Ready ones too, but not the draining .3.
+        assert_eq!(got["s-peers.media.svc.cluster.local"], [ip(1), ip(2)]);
         assert_eq!(got["s-ready-peers.media.svc.cluster.local"], [ip(1)]);
         assert!(got["s-nobody.media.svc.cluster.local"].is_empty());
         assert_eq!(
@@ -163,7 +166,7 @@ mod tests {
              s-edge.media.svc.cluster.local 127.200.1.0\n\
              s-nobody.media.svc.cluster.local\n\
              s-origin.media.svc.cluster.local 127.200.1.9\n\
-             s-peers.media.svc.cluster.local 127.200.1.1 127.200.1.2 127.200.1.3\n\
+             s-peers.media.svc.cluster.local 127.200.1.1 127.200.1.2\n\
              s-ready-peers.media.svc.cluster.local 127.200.1.1\n"
         );
     }

@@ -3,7 +3,8 @@
 //! connection forwarded to a random Ready relay behind the Service. The fleet sets the relays
 //! ([`ServiceProxy::set_backends`]) whenever they change, and takes a relay out before it gets
 //! SIGTERM, so new connections never reach a draining relay; connections already forwarded
-//! stay with their relay. No Ready relay: the connection is closed, as a Service without
+//! stay with their relay. With no Ready relay, connections go to the running ones (see
+//! [`backends`]); with none running, the connection is closed, as a Service without
 //! endpoints refuses.
 //!
 //! The pure parts: [`backends`], [`target_port`], [`pick`].
@@ -24,11 +25,23 @@ const ATTEMPTS: usize = 3;
 /// Time allowed to connect to one relay (loopback: at once, unless it is gone).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The relays `service` sends new connections to: Ready and not draining, by address.
+/// The relays `service` sends new connections to: Ready and not draining, by address; with
+/// none Ready, every running one not being stopped. (kube-proxy would refuse instead, but an
+/// edge that is not Ready because it is full still answers as its region's locator and sends
+/// the viewer on to where there is room, which a refused connection cannot.)
 pub fn backends(service: &Service, endpoints: &[Endpoint<'_>]) -> Vec<Ipv4Addr> {
-    selected(service, endpoints)
+    let relays = selected(service, endpoints);
+    let ready: Vec<Ipv4Addr> = relays
         .iter()
         .filter(|e| e.serving())
+        .map(|e| e.address)
+        .collect();
+    if !ready.is_empty() {
+        return ready;
+    }
+    relays
+        .iter()
+        .filter(|e| !e.terminating)
         .map(|e| e.address)
         .collect()
 }
@@ -218,6 +231,36 @@ mod tests {
                 (7001, 7001)
             ]
         );
+    }
+
+    #[test]
+    fn backends_are_the_ready_relays_else_the_running_ones() {
+        use std::collections::BTreeMap;
+        let labels = BTreeMap::from([("tier".to_string(), "edge".to_string())]);
+        let service = Service {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                namespace: Some("media".to_string()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some(labels.clone()),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        };
+        let e = |last, ready, terminating| Endpoint {
+            namespace: "media",
+            labels: &labels,
+            address: Ipv4Addr::new(127, 200, 1, last),
+            ready,
+            terminating,
+        };
+        let ip = |last| Ipv4Addr::new(127, 200, 1, last);
+        let all = [e(3, true, false), e(1, false, false), e(2, false, true)];
+        assert_eq!(backends(&service, &all), [ip(3)]);
+        // None Ready (full edges): the running ones, never one being stopped.
+        assert_eq!(backends(&service, &all[1..]), [ip(1)]);
+        assert!(backends(&service, &all[2..]).is_empty());
     }
 
     #[test]

@@ -186,6 +186,11 @@ pub fn spawn_poller(
             addrs.extend(resolve_all(&resolver, &sibling_peers).await);
             addrs.sort();
             addrs.dedup();
+            locator
+                .view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keep_listed(&addrs, &locator.policy.me);
             *locator.parents.lock().unwrap_or_else(|e| e.into_inner()) = parents;
             let polls = addrs.into_iter().map(|addr| {
                 let client = client.clone();

@@ -112,6 +112,15 @@ impl PeerView {
         );
     }
 
+    /// Forgets the peers polled at none of `listed` (their names no longer resolve to them: a
+    /// relay taken out of its headless Service), but `me`, at once rather than when their
+    /// reports age out.
+    pub fn keep_listed(&mut self, listed: &[std::net::SocketAddr], me: &str) {
+        self.peers.retain(|instance, e| {
+            instance == me || e.report.polled.is_none_or(|p| listed.contains(&p))
+        });
+    }
+
     /// Forgets peers whose last report is far older than `max_age` (gone for good).
     pub fn expire(&mut self, now: Instant) {
         let keep = self.max_age * 5;
@@ -302,6 +311,24 @@ mod tests {
             Some("rtmp://127.0.0.1:9001")
         );
         assert_eq!(view.parent_for("e5", &[], 3, now), None);
+    }
+
+    #[test]
+    fn peers_no_longer_listed_leave_the_view_at_once() {
+        let now = Instant::now();
+        let mut view = PeerView::new(Duration::from_secs(2));
+        view.update(relay_at("me", Tier::Edge, 9000, &[]), now);
+        view.update(relay_at("e1", Tier::Edge, 9010, &[]), now);
+        view.update(relay_at("e2", Tier::Edge, 9020, &[]), now);
+        view.update(report("static", Tier::Edge, 0.1, 40), now);
+        view.keep_listed(&[SocketAddr::from(([127, 0, 0, 1], 9020))], "me");
+        let mut left: Vec<String> = view
+            .relays("live/a", now)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["e2", "me", "static"]);
     }
 
     #[test]
