@@ -31,6 +31,8 @@
 #      pod's surge.dev/advertise-host (read by --advertise-host-file from a Downward API
 #      volume), and goes when the node's annotation does; once its LoadBalancer Service has an
 #      ingress IP (status patched here), the region's published endpoints use that IP.
+#  7f. publish keys: a Stream with spec.publish.keySecretRef mounts the Secret into the origin
+#      (a Secret volume, --publish-keys-file), not into the edge; the key is in no pod spec.
 #  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
 #     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge
 #     relay at a steady pace; the operator's scraper reads the counts and the planner adds
@@ -501,6 +503,9 @@ reject "spec.tree.edgeEgressMbps" "$bad_head
 reject "spec.placement.overflow: Invalid value" "$bad_head
   regions: [{name: eu-west}]
   placement: {overflow: [tierAbove, mars]}" "overflow entries must be tierAbove or the name of a region"
+reject "spec.publish.keySecretRef.name" "$bad_head
+  regions: [{name: eu-west}]
+  publish: {keySecretRef: {name: Not_A_Secret}}"
 
 # --- 5. spec edits converge ----------------------------------------------------------------
 step "edit: us-east minEdges 2 -> 3 (maxEdges 5), ap-south removed"
@@ -863,6 +868,40 @@ played="$(kubectl get stream placed -o jsonpath='{.status.endpoints.playback[0].
   || fail "placed playback endpoints: '$played'"
 step "placed endpoints at the load balancer: $EXTERNAL, $played"
 kubectl delete stream placed --wait=true --timeout=30s >/dev/null
+
+# --- 7f. publish keys: the Secret mounted into the origin only ------------------------------
+step "publish keys: Secret keyed-publish, Stream keyed with spec.publish.keySecretRef"
+KEY_VALUE="e2e-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+kubectl create secret generic keyed-publish --from-literal=broadcaster="$KEY_VALUE" >/dev/null \
+  || fail "cannot create Secret keyed-publish"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: keyed, namespace: $NS}
+spec:
+  origin: {region: eu-west}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 1}]
+  publish: {keySecretRef: {name: keyed-publish, key: broadcaster}}
+EOF
+wait_until "keyed origin ready" 60 deploy_ready keyed-origin 1
+wait_until "keyed edge ready" 60 deploy_ready keyed-eu-west-edge 1
+[ "$(arg_of keyed-origin --publish-keys-file)" = /etc/surge-publish/keys ] \
+  || fail "origin --publish-keys-file: '$(arg_of keyed-origin --publish-keys-file)'"
+[ -z "$(arg_of keyed-eu-west-edge --publish-keys-file)" ] || fail "the edge gets publish keys"
+secret_mounts() { # DEPLOYMENT: its Secret volumes (name:key=path) and mounts (path:readOnly)
+  kubectl get deploy "$1" -o json | jq -r '.spec.template.spec
+    | ([.volumes[]? | select(.secret) | "\(.secret.secretName):\(.secret.items[0].key)=\(.secret.items[0].path)"] | join(" "))
+      + " " + ([.containers[0].volumeMounts[]? | "\(.mountPath):\(.readOnly)"] | join(" "))'
+}
+[ "$(secret_mounts keyed-origin)" = "keyed-publish:broadcaster=keys /etc/surge-publish:true" ] \
+  || fail "origin Secret volume / mount: '$(secret_mounts keyed-origin)'"
+[ "$(secret_mounts keyed-eu-west-edge)" = " " ] || fail "edge mounts: '$(secret_mounts keyed-eu-west-edge)'"
+if kubectl get deploy,pods -l surge.dev/stream=keyed -o json | grep -qF "$KEY_VALUE"; then
+  fail "the publish key appears in a Deployment or pod"
+fi
+step "keyed: the origin mounts keyed-publish at /etc/surge-publish with --publish-keys-file; the edge has no keys"
+kubectl delete stream keyed --wait=true --timeout=30s >/dev/null
+kubectl delete secret keyed-publish >/dev/null
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
