@@ -53,7 +53,8 @@
 //!   `scaleDownStepSeconds` (60), `estimationWindowSeconds` (60), and `flashCrowd`
 //!   ([`FlashCrowdSettings`]: `enabled` (true), `minGrowthPerMinute` (500),
 //!   `relativeGrowthPerMinute` (0.05), `scaleUpFactor` (2.0), `leadTimeFactor` (1.5),
-//!   `exitAfterSeconds` (120)). All structs are serde with camelCase names and
+//!   `exitAfterSeconds` (120)), `schedule` (announced events, [`ScheduledEvent`]: start,
+//!   expected viewers, regions, duration) and `scheduleGraceSeconds` (900). All structs are serde with camelCase names and
 //!   `#[serde(default)]`, so a CRD can embed them or map its own fields onto them.
 //!   Invalid values give [`PlanError::InvalidSetting`] naming the field.
 //! - `relay_ready_seconds`: measured relay-ready time; the forecast horizon is
@@ -98,7 +99,11 @@
 //!    the highest recommendation of the last `scaleDownSmoothingSeconds`, removes at most
 //!    `maxScaleDownFraction` of the edges (≥ 1) per step and one step per
 //!    `scaleDownStepSeconds`.
-//! 5. Tree: the fewest reflector levels such that no relay (origin included) feeds more than
+//! 5. Schedule: from one horizon before an event's start until its end (`start + duration`,
+//!    else `start + scheduleGraceSeconds`), a region keeps at least
+//!    `ceil(its share of expectedViewers / viewersPerEdge)` edges; its share is its part of
+//!    the event's regions' viewers now (equal when none has any) ([`schedule`]).
+//! 6. Tree: the fewest reflector levels such that no relay (origin included) feeds more than
 //!    `fanout` children; regions share the origin's fan-out ([`build_tree`]).
 //!
 //! ## State ([`PlannerState`])
@@ -113,6 +118,7 @@ mod hpa;
 mod input;
 mod output;
 mod planner;
+pub mod schedule;
 mod settings;
 mod sizing;
 mod state;
@@ -123,6 +129,7 @@ pub use hpa::{HpaInput, HpaRegion, HpaSettings, HpaState, metric_at};
 pub use input::{EdgeBounds, PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
 pub use output::{Plan, RegionPlan, ScaleChange};
 pub use planner::{plan, reflector_removals};
+pub use schedule::ScheduledEvent;
 pub use settings::{FlashCrowdSettings, ScalingSettings, TreeSettings};
 pub use sizing::edges_for_viewers;
 pub use state::{FlashState, PlannerState, Recommendation, RegionState};

@@ -51,6 +51,10 @@ pub struct RegionPlan {
     /// Edges that the forecast alone asks for (before flash-crowd steps and scale-down
     /// stabilisation), within bounds.
     pub sized_edges: u32,
+    /// Viewers an announced event asks this region to be ready for now (its share of the
+    /// event's `expectedViewers`), 0 when no event is due.
+    #[serde(default)]
+    pub scheduled_viewers: f64,
     /// Edges this region should have now, within `[minEdges, maxEdges]`.
     pub desired_edges: u32,
     /// Reflector counts per level: index 0 is level 1 (feeds the edges), index 1 is level 2,

@@ -6,6 +6,7 @@ use crate::estimate::{Estimate, estimate};
 use crate::format::{count, signed};
 use crate::input::{PlanInput, RegionInput, RelayLoad, Tier};
 use crate::output::{Plan, RegionPlan, ScaleChange};
+use crate::schedule::{ScheduledDemand, scheduled_demand};
 use crate::settings::{ScalingSettings, TreeSettings};
 use crate::sizing::edges_for_viewers;
 use crate::state::{FlashState, PlannerState, Recommendation, RegionState};
@@ -47,11 +48,21 @@ pub fn plan(input: &PlanInput, state: &PlannerState) -> Result<Plan, PlanError> 
     let mut regions: Vec<&RegionInput> = input.regions.iter().collect();
     regions.sort_by(|a, b| a.name.cmp(&b.name));
 
+    // Viewers per region now, for splitting a scheduled event's audience.
+    let viewers_now: Vec<(&str, f64)> = regions
+        .iter()
+        .map(|r| {
+            let level = estimate(&r.samples, input.scaling.estimation_window_seconds)
+                .map_or(0.0, |e| e.level.max(0.0));
+            (r.name.as_str(), level)
+        })
+        .collect();
+
     let mut next_state = PlannerState::default();
     let mut plans = Vec::with_capacity(regions.len());
     for region in &regions {
         let previous = state.regions.get(&region.name).cloned().unwrap_or_default();
-        let (plan, region_state) = plan_region(input, ready_s, region, previous);
+        let (plan, region_state) = plan_region(input, ready_s, region, &viewers_now, previous);
         next_state.regions.insert(region.name.clone(), region_state);
         plans.push(plan);
     }
@@ -108,6 +119,7 @@ fn plan_region(
     input: &PlanInput,
     ready_s: Option<f64>,
     region: &RegionInput,
+    viewers_now: &[(&str, f64)],
     mut state: RegionState,
 ) -> (RegionPlan, RegionState) {
     let now = input.now_s;
@@ -121,9 +133,31 @@ fn plan_region(
             .max(scaling.metric_delay_seconds + ready),
         None => scaling.lead_time_seconds,
     };
+    // Asked for one horizon before an event's start, the edges are Ready at the start.
+    let scheduled = scheduled_demand(
+        &scaling.schedule,
+        &region.name,
+        viewers_now,
+        now,
+        base_horizon,
+        scaling.schedule_grace_seconds,
+    );
+    let scheduled_edges = scheduled
+        .as_ref()
+        .map_or(0, |d| edges_for_viewers(d.viewers, tree, 0.0));
+    let scheduled_viewers = scheduled.as_ref().map_or(0.0, |d| d.viewers);
 
     let Some(est) = estimate(&region.samples, scaling.estimation_window_seconds) else {
-        let desired = current.clamp(tree.min_edges, tree.max_edges);
+        let desired = current
+            .max(scheduled_edges)
+            .clamp(tree.min_edges, tree.max_edges);
+        let reason = match &scheduled {
+            Some(d) if desired > current => format!(
+                "scale up {current}→{desired} edges: no viewer samples yet{}",
+                schedule_note(d)
+            ),
+            _ => format!("no viewer samples yet; keeping {desired} edges"),
+        };
         let plan = RegionPlan {
             name: region.name.clone(),
             level_viewers: 0.0,
@@ -131,6 +165,7 @@ fn plan_region(
             horizon_seconds: base_horizon,
             forecast_viewers: 0.0,
             sized_edges: desired,
+            scheduled_viewers,
             desired_edges: desired,
             reflectors: Vec::new(),
             change: change(current, desired),
@@ -141,7 +176,7 @@ fn plan_region(
                 .map(|f| flash_reason(f, 0.0, 0.0, scaling)),
             remove: edge_removals(region, current.saturating_sub(desired)),
             removal_order: removal_order(&region.relays),
-            reason: format!("no viewer samples yet; keeping {desired} edges"),
+            reason,
         };
         return (plan, state);
     };
@@ -178,6 +213,13 @@ fn plan_region(
             flash.last_step_s = Some(now);
         }
     }
+    // An announced audience is a floor under the forecast, never a ceiling.
+    let mut from_schedule = None;
+    if let Some(d) = scheduled.as_ref().filter(|_| scheduled_edges > target) {
+        target = scheduled_edges;
+        multiplicative = false;
+        from_schedule = Some(schedule_note(d));
+    }
     record(&mut state, now, target, scaling);
 
     let why = format!(
@@ -198,12 +240,14 @@ fn plan_region(
             } else {
                 String::new()
             };
+            let how = format!("{how}{}", from_schedule.as_deref().unwrap_or(""));
             (
                 target,
                 format!("scale up {current}→{target} edges: {why}{how}"),
             )
         } else {
-            (target, format!("hold {current} edges: {why}"))
+            let held = from_schedule.as_deref().unwrap_or("");
+            (target, format!("hold {current} edges: {why}{held}"))
         }
     } else {
         scale_down(&mut state, current, target, tree, scaling, now, &why)
@@ -217,6 +261,7 @@ fn plan_region(
         horizon_seconds: horizon,
         forecast_viewers: forecast,
         sized_edges: sized,
+        scheduled_viewers,
         desired_edges: desired,
         reflectors: Vec::new(),
         change: change(current, desired),
@@ -230,6 +275,15 @@ fn plan_region(
         reason,
     };
     (plan, state)
+}
+
+fn schedule_note(d: &ScheduledDemand) -> String {
+    format!(
+        ", scheduled event at t={:.0}s: ready for {} viewers until t={:.0}s",
+        d.start_s,
+        count(d.viewers),
+        d.until_s
+    )
 }
 
 fn change(current: u32, desired: u32) -> ScaleChange {

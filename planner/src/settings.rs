@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PlanError;
 use crate::input::EdgeBounds;
+use crate::schedule::ScheduledEvent;
 
 /// Shape of the relay tree (the Stream's `spec.tree`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,12 @@ pub struct ScalingSettings {
     pub estimation_window_seconds: f64,
     /// Flash-crowd mode.
     pub flash_crowd: FlashCrowdSettings,
+    /// Announced events: capacity for each event's audience is Ready at its start and held
+    /// until it ends ([`crate::schedule`]). Default none.
+    pub schedule: Vec<ScheduledEvent>,
+    /// How long an event without a duration holds its capacity after its start. Default
+    /// 900 s.
+    pub schedule_grace_seconds: f64,
 }
 
 impl Default for ScalingSettings {
@@ -116,6 +123,8 @@ impl Default for ScalingSettings {
             scale_down_step_seconds: 60.0,
             estimation_window_seconds: 60.0,
             flash_crowd: FlashCrowdSettings::default(),
+            schedule: Vec::new(),
+            schedule_grace_seconds: 900.0,
         }
     }
 }
@@ -203,6 +212,23 @@ impl ScalingSettings {
             "scaling.estimationWindowSeconds",
             "must be a finite number > 0",
         )?;
+        check(
+            finite_nonneg(self.schedule_grace_seconds),
+            "scaling.scheduleGraceSeconds",
+            "must be a finite number >= 0",
+        )?;
+        for event in &self.schedule {
+            check(
+                event.start_s.is_finite(),
+                "scaling.schedule[].start",
+                "must be a finite time",
+            )?;
+            check(
+                event.duration_seconds.is_none_or(finite_nonneg),
+                "scaling.schedule[].durationMinutes",
+                "must be a finite number >= 0",
+            )?;
+        }
         let fc = &self.flash_crowd;
         check(
             finite_nonneg(fc.min_growth_per_minute),
