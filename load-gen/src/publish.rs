@@ -122,6 +122,22 @@ pub fn run(args: PublishArgs) -> Result<()> {
     runtime.block_on(publish_forever(args, url, source))
 }
 
+/// `url` with the value of every `key=` / `token=` query parameter hidden, for logs: a stream
+/// key is a secret.
+fn redacted(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((name, _)) if name == "key" || name == "token" => format!("{name}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
 /// Counters over the whole run.
 #[derive(Default)]
 struct Totals {
@@ -131,7 +147,8 @@ struct Totals {
 }
 
 async fn publish_forever(args: PublishArgs, url: RtmpUrl, mut source: Source) -> Result<()> {
-    info!(url = %args.url, "publishing {}", source.describe());
+    let shown = redacted(&args.url);
+    info!(url = %shown, "publishing {}", source.describe());
     let started = Instant::now();
     let deadline = args.duration.limit().map(|d| started + d);
     let mut totals = Totals::default();
@@ -149,10 +166,10 @@ async fn publish_forever(args: PublishArgs, url: RtmpUrl, mut source: Source) ->
             Ok(()) => break,
             Err(e) => {
                 if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
-                    warn!(url = %args.url, "publish failed: {e}; deadline reached");
+                    warn!(url = %shown, "publish failed: {e}; deadline reached");
                     break;
                 }
-                warn!(url = %args.url, "publish failed: {e}; reconnecting in {backoff:?}");
+                warn!(url = %shown, "publish failed: {e}; reconnecting in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(4));
             }
@@ -250,6 +267,19 @@ async fn publish_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_keys_never_reach_the_log() {
+        assert_eq!(
+            redacted("rtmp://h:1935/live/s?key=SECRET&x=1"),
+            "rtmp://h:1935/live/s?key=***&x=1"
+        );
+        assert_eq!(
+            redacted("rtmp://h/live/s?token=t"),
+            "rtmp://h/live/s?token=***"
+        );
+        assert_eq!(redacted("rtmp://h/live/s"), "rtmp://h/live/s");
+    }
 
     #[test]
     fn parses_sizes() {
