@@ -308,6 +308,35 @@ pub struct ScalingSpec {
     /// Multiplicative scale-up when viewers grow explosively.
     #[serde(default)]
     pub flash_crowd: FlashCrowdSpec,
+    /// Announced events (a match, a show, election night): capacity for each event's expected
+    /// audience is Ready at its start and held until it ends, never below the forecast.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub schedule: Vec<ScheduledEventSpec>,
+}
+
+/// One announced event of `spec.scaling.schedule`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledEventSpec {
+    /// When the audience arrives, RFC 3339 (e.g. `2026-12-05T20:00:00Z`). The edges are asked
+    /// for one forecast horizon earlier (metric delay + measured relay-ready time, at least
+    /// leadTimeSeconds), so they are Ready by then.
+    #[schemars(extend("format" = "date-time"))]
+    pub start: String,
+    /// Viewers expected over the event's regions together.
+    #[schemars(range(min = 1))]
+    pub expected_viewers: u64,
+    /// Regions of spec.regions the audience is in (default: all). The audience is split by
+    /// each listed region's share of the viewers there when the edges are asked for (equally
+    /// when there are none yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// How long the event lasts; its capacity is held until start + duration. Without it,
+    /// for 15 minutes after start (by then the crowd is there and the forecast covers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10080))]
+    pub duration_minutes: Option<u32>,
 }
 
 impl Default for ScalingSpec {
@@ -320,6 +349,7 @@ impl Default for ScalingSpec {
             scale_down_step_seconds: default_scale_down_step_seconds(),
             estimation_window_seconds: default_estimation_window_seconds(),
             flash_crowd: FlashCrowdSpec::default(),
+            schedule: Vec::new(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
 use crate::policy::apply_policy;
-use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream};
+use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream_at};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
 use crate::validate::{FieldError, summary, validate};
@@ -196,7 +196,16 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         })
         .collect();
     let ready_s = relay_ready_seconds(&observed.pods);
-    let mut plan = match plan_stream(spec, &inputs, input.clock.seconds, ready_s, &memory.planner) {
+    // The planner's clock counts from the operator's start; the schedule is in wall time.
+    let unix_offset_s = input.clock.now.as_millisecond() as f64 / 1000.0 - input.clock.seconds;
+    let mut plan = match plan_stream_at(
+        spec,
+        &inputs,
+        input.clock.seconds,
+        unix_offset_s,
+        ready_s,
+        &memory.planner,
+    ) {
         Ok(p) => p,
         // The validator mirrors the planner's checks; this is a bug if it happens.
         Err(e) => {

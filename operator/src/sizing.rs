@@ -6,12 +6,36 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use k8s_openapi::jiff::Timestamp;
 use surge_planner::{
     EdgeBounds, FlashCrowdSettings, PlanError, PlanInput, PlannerState, RegionInput, RegionPlan,
-    ScalingSettings, TreeSettings, ViewerSample, plan,
+    ScalingSettings, ScheduledEvent, TreeSettings, ViewerSample, plan,
 };
 
 use crate::crd::{RegionSpec, ScalingSpec, StreamSpec};
+
+/// Seconds since the Unix epoch of an RFC 3339 time; `None` when it is not one.
+pub fn unix_seconds(rfc3339: &str) -> Option<f64> {
+    let t: Timestamp = rfc3339.parse().ok()?;
+    Some(t.as_millisecond() as f64 / 1000.0)
+}
+
+/// `spec.scaling.schedule` on the planner's clock: the planner's `now_s` is Unix time
+/// `now_s + unix_offset_s`. Events whose start does not parse (refused by validation) are
+/// left out.
+pub fn schedule_events(s: &ScalingSpec, unix_offset_s: f64) -> Vec<ScheduledEvent> {
+    s.schedule
+        .iter()
+        .filter_map(|e| {
+            Some(ScheduledEvent {
+                start_s: unix_seconds(&e.start)? - unix_offset_s,
+                expected_viewers: e.expected_viewers,
+                regions: e.regions.clone(),
+                duration_seconds: e.duration_minutes.map(|m| f64::from(m) * 60.0),
+            })
+        })
+        .collect()
+}
 
 /// Planner scaling settings from `spec.scaling`. Struct updates keep this compiling (with the
 /// planner's defaults) when the planner grows a setting the Stream does not expose yet.
@@ -97,11 +121,25 @@ pub fn tree_settings(spec: &StreamSpec, region: &RegionSpec) -> TreeSettings {
 /// What the planner is told for `spec` at `now_s`: one input per spec region (matched by name
 /// in `observed`; a region with no observations is planned from no samples and no relays),
 /// each carrying its own edge bounds. The one mapping from a Stream to the planner, shared by
-/// the operator and the simulator.
+/// the operator and the simulator. `now_s` is taken as Unix time for `spec.scaling.schedule`
+/// (as in the simulator, whose second t is 1970-01-01T00:00:00Z + t); a caller on another
+/// clock uses [`plan_input_at`].
 pub fn plan_input(
     spec: &StreamSpec,
     observed: &[RegionInput],
     now_s: f64,
+    relay_ready_seconds: Option<f64>,
+) -> PlanInput {
+    plan_input_at(spec, observed, now_s, 0.0, relay_ready_seconds)
+}
+
+/// [`plan_input`] on a planner clock that is Unix time minus `unix_offset_s` (the operator's
+/// clock counts from its start: offset = Unix now − `now_s`).
+pub fn plan_input_at(
+    spec: &StreamSpec,
+    observed: &[RegionInput],
+    now_s: f64,
+    unix_offset_s: f64,
     relay_ready_seconds: Option<f64>,
 ) -> PlanInput {
     let regions = spec
@@ -123,7 +161,10 @@ pub fn plan_input(
     PlanInput {
         now_s,
         tree: stream_tree_settings(spec),
-        scaling: scaling_settings(&spec.scaling),
+        scaling: ScalingSettings {
+            schedule: schedule_events(&spec.scaling, unix_offset_s),
+            ..scaling_settings(&spec.scaling)
+        },
         relay_ready_seconds,
         regions,
     }
@@ -147,7 +188,8 @@ impl StreamPlan {
 }
 
 /// Plans every region of `spec` and the reflector tree they share, in one planner call.
-/// `observed` holds one input per spec region (matched by name; see [`plan_input`]).
+/// `observed` holds one input per spec region (matched by name; see [`plan_input`]); `now_s`
+/// is taken as Unix time for the schedule ([`plan_stream_at`] for another clock).
 pub fn plan_stream(
     spec: &StreamSpec,
     observed: &[RegionInput],
@@ -155,8 +197,20 @@ pub fn plan_stream(
     relay_ready_seconds: Option<f64>,
     state: &PlannerState,
 ) -> Result<StreamPlan, PlanError> {
+    plan_stream_at(spec, observed, now_s, 0.0, relay_ready_seconds, state)
+}
+
+/// [`plan_stream`] on a planner clock that is Unix time minus `unix_offset_s`.
+pub fn plan_stream_at(
+    spec: &StreamSpec,
+    observed: &[RegionInput],
+    now_s: f64,
+    unix_offset_s: f64,
+    relay_ready_seconds: Option<f64>,
+    state: &PlannerState,
+) -> Result<StreamPlan, PlanError> {
     let out = plan(
-        &plan_input(spec, observed, now_s, relay_ready_seconds),
+        &plan_input_at(spec, observed, now_s, unix_offset_s, relay_ready_seconds),
         state,
     )?;
     // The planner answers in region-name order; the Stream's status and events use spec order.

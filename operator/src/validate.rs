@@ -143,9 +143,43 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
     {
         errors.extend(secret_ref_errors(secret));
     }
+    errors.extend(schedule_errors(spec));
     // The planner checks its own settings; report its complaints under the spec's path.
     if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {
         errors.push(planner_error(e));
+    }
+    errors
+}
+
+/// `spec.scaling.schedule`: RFC 3339 starts, a positive audience, known regions, a positive
+/// duration.
+fn schedule_errors(spec: &StreamSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (i, event) in spec.scaling.schedule.iter().enumerate() {
+        let field = |f: &str| format!("spec.scaling.schedule[{i}].{f}");
+        if sizing::unix_seconds(&event.start).is_none() {
+            errors.push(err(
+                field("start"),
+                format!(
+                    "`{}` is not an RFC 3339 time (e.g. 2026-12-05T20:00:00Z)",
+                    event.start
+                ),
+            ));
+        }
+        if event.expected_viewers < 1 {
+            errors.push(err(field("expectedViewers"), "must be at least 1"));
+        }
+        for (j, name) in event.regions.iter().enumerate() {
+            if !spec.regions.iter().any(|r| &r.name == name) {
+                errors.push(err(
+                    field(&format!("regions[{j}]")),
+                    format!("`{name}` is not a region of spec.regions"),
+                ));
+            }
+        }
+        if event.duration_minutes == Some(0) {
+            errors.push(err(field("durationMinutes"), "must be at least 1"));
+        }
     }
     errors
 }
