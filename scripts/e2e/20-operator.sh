@@ -805,12 +805,23 @@ arg_of() { # DEPLOYMENT FLAG: the flag's values, space-separated
     | [range(0; $a | length) | select($a[.] == $f) | $a[. + 1]] | join(" ")'
 }
 PEER="placed-eu-west-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
-[ "$(arg_of placed-eu-west-edge --placement-peer)" = "$PEER" ] || fail "edge peers: '$(arg_of placed-eu-west-edge --placement-peer)'"
+ABOVE="placed-origin-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
+# The region's edges, then the tier above (no reflectors here: the origin) for tierAbove.
+[ "$(arg_of placed-eu-west-edge --placement-peer)" = "$PEER $ABOVE" ] || fail "edge peers: '$(arg_of placed-eu-west-edge --placement-peer)'"
 [ "$(arg_of placed-eu-west-edge --overflow)" = tier-above ] || fail "edge overflow: '$(arg_of placed-eu-west-edge --overflow)'"
 # 100 Mbit/s at 2500 kbit/s: 40 viewers per edge, --max-viewers twice that.
 [ "$(arg_of placed-eu-west-edge --max-egress-mbps)" = 100 ] || fail "edge egress: '$(arg_of placed-eu-west-edge --max-egress-mbps)'"
 [ "$(arg_of placed-eu-west-edge --max-viewers)" = 80 ] || fail "edge max viewers: '$(arg_of placed-eu-west-edge --max-viewers)'"
 [ -z "$(arg_of placed-origin --placement-peer)" ] || fail "the origin is a locator: $(arg_of placed-origin --placement-peer)"
+# The origin takes the edges' overflow: exposed on node ports two above the relay's, advertised.
+origin_exposed="$(kubectl get deploy placed-origin -o json | jq -r '.spec.template.spec.containers[0]
+  | [.ports[] | "\(.name)=\(.containerPort)/\(.hostPort)"] | join(" ")')"
+[ "$origin_exposed" = "rtmp=$RELAY_RTMP_PORT/$((RELAY_RTMP_PORT + 2)) http=$RELAY_HTTP_PORT/$((RELAY_HTTP_PORT + 2))" ] \
+  || fail "origin host ports: '$origin_exposed'"
+[ "$(arg_of placed-origin --advertise-rtmp-port) $(arg_of placed-origin --advertise-http-port)" = "$((RELAY_RTMP_PORT + 2)) $((RELAY_HTTP_PORT + 2))" ] \
+  || fail "origin advertised ports: '$(arg_of placed-origin --advertise-rtmp-port) $(arg_of placed-origin --advertise-http-port)'"
+origin_peers="$(kubectl get service placed-origin-peers -o jsonpath='{.spec.clusterIP} {.spec.selector.surge\.dev/tier}')"
+[ "$origin_peers" = "None origin" ] || fail "peers Service placed-origin-peers: '$origin_peers'"
 exposed="$(kubectl get deploy placed-eu-west-edge -o json | jq -r '.spec.template.spec.containers[0]
   | ([.ports[] | "\(.name)=\(.containerPort)/\(.hostPort)"] | join(" ")) + " "
     + ([.env[]? | select(.name == "SURGE_ADVERTISE_HOST") | .valueFrom.fieldRef.fieldPath] | join(""))')"
@@ -824,7 +835,7 @@ locate_of() { kubectl get stream placed -o jsonpath='{.status.endpoints.playback
 locate_is() { [ "$(locate_of)" = "$1" ]; }
 IN_CLUSTER="http://placed-eu-west-edge.$NS.svc.cluster.local:$RELAY_HTTP_PORT/api/v1/locate?app=live&stream=placed"
 wait_until "placed status names the locator URL $IN_CLUSTER" 60 locate_is "$IN_CLUSTER"
-step "placed: edge on host ports advertising status.hostIP, peers $PEER (headless), status locate $IN_CLUSTER"
+step "placed: edge on host ports advertising status.hostIP, peers $PEER $ABOVE (headless), origin on host ports +2 for overflow, status locate $IN_CLUSTER"
 # The edge reads the host its node names from a Downward API file of its pod's annotation,
 # which the operator sets from the node (surge.dev/external-host, else its ExternalIP).
 [ "$(arg_of placed-eu-west-edge --advertise-host-file)" = /etc/surge-pod/advertise-host ] \
