@@ -11,7 +11,8 @@ use surge_flags::{duration, positive_duration};
 use surge_operator::config::{OperatorConfig, parse_key_values};
 use surge_operator::controller::{RunOptions, run};
 use surge_operator::local::addresses::DEFAULT_FIRST_REGION_OCTET;
-use surge_operator::local::run::{LocalOptions, run as run_local};
+use surge_operator::local::run::{LocalOptions, default_log_dir, run as run_local};
+use surge_operator::local::view::ViewMode;
 use surge_operator::policy::ScalingPolicy;
 
 /// Kubernetes operator for Surge: turns each `Stream` (surge.dev/v1alpha1) into a
@@ -104,6 +105,12 @@ struct LocalArgs {
     /// stabilisation 300 s; in trace time like everything else) or static (minEdges).
     #[arg(long, value_enum, default_value_t = ScalingPolicy::Surge)]
     policy: ScalingPolicy,
+    /// A live view on standard output, redrawn every second: each Stream's `kubectl get
+    /// streams` row, per region viewers, forecast, edges ready/desired and reflectors, and
+    /// the latest scale events. While it is drawn the log goes to <log dir>/operator.log.
+    /// auto: when standard output is a terminal (plain log lines otherwise).
+    #[arg(long, value_enum, default_value_t = ViewMode::Auto)]
+    view: ViewMode,
 }
 
 fn positive_speed(s: &str) -> Result<f64, String> {
@@ -261,7 +268,27 @@ fn main() -> anyhow::Result<()> {
 
 /// `surge-operator local`: problems are printed one per line and exit 1.
 fn local(args: LocalArgs) -> anyhow::Result<()> {
-    init_tracing(LogFormat::Text);
+    let view = args
+        .view
+        .enabled(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
+    if view {
+        // The view owns the terminal: log lines would scroll it away.
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating the log dir {}", log_dir.display()))?;
+        let path = log_dir.join("operator.log");
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
+    } else {
+        init_tracing(LogFormat::Text);
+    }
     let opts = LocalOptions {
         files: args.files,
         speed: args.speed,
@@ -270,9 +297,10 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
         scrape_interval: args.scrape_interval,
         api_listen: args.api_listen,
         relay_bin: args.relay_bin,
-        log_dir: args.log_dir,
+        log_dir: Some(log_dir),
         first_octet: args.first_octet,
         policy: args.policy,
+        view,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if let Err(e) = runtime.block_on(run_local(opts)) {

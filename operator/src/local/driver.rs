@@ -49,6 +49,8 @@ pub struct LocalStream {
     pub fleet: Arc<Fleet>,
     /// The last status, exactly as it would be written to the Stream.
     pub status: Mutex<Option<StreamStatus>>,
+    /// The latest events, as the terminal view shows them.
+    pub events: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// What every Stream's loop shares: settings, the scraper and the metrics.
@@ -98,21 +100,29 @@ impl Driver {
             let outcome = result?;
             memory = outcome.memory.clone();
             let requeue = outcome.requeue_after;
-            if let Some(status) = self.report(local, outcome) {
+            if let Some(status) = self.report(local, outcome, clock.seconds) {
                 stream.status = Some(status);
             }
             tokio::time::sleep(requeue.div_f64(self.speed)).await;
         }
     }
 
-    /// Logs the events, sets the gauges and keeps the status; returns it.
-    fn report(&self, local: &LocalStream, outcome: Outcome) -> Option<StreamStatus> {
+    /// Logs the events (and keeps the latest for the view), sets the gauges and keeps the
+    /// status; returns it. `trace_seconds`: the loop's clock.
+    fn report(
+        &self,
+        local: &LocalStream,
+        outcome: Outcome,
+        trace_seconds: f64,
+    ) -> Option<StreamStatus> {
         let name = &local.target.stream;
         for note in &outcome.events {
             match note.type_ {
                 EventType::Warning => warn!("{name}: {} {}", note.reason, note.note),
                 EventType::Normal => info!("{name}: {} {}", note.reason, note.note),
             }
+            let line = super::view::event_line(trace_seconds, name, note.reason, &note.note);
+            super::view::remember(&mut lock(&local.events), line);
         }
         let status = outcome.status?;
         if outcome.gauges {

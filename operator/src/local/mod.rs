@@ -21,7 +21,8 @@
 //! - [`driver`] (IO): one Stream's loop, `reconcile::step` over the fleet, with a sped-up
 //!   clock, reporting in log lines and an in-memory status;
 //! - [`api`] (IO): `/api/v1/streams`, `/metrics`, `/healthz`;
-//! - [`run`] (IO): the command: checks, fleets, loops, API, and the stop on a signal.
+//! - [`view`] (pure): the live terminal view (the Streams' rows, regions and latest events);
+//! - [`run`] (IO): the command: checks, fleets, loops, API, the view, and the stop on a signal.
 
 pub mod addresses;
 pub mod api;
@@ -37,6 +38,7 @@ pub mod run;
 pub mod service_proxy;
 pub mod status;
 pub mod streams;
+pub mod view;
 
 pub use config::{FleetConfig, FleetError};
 pub use fleet::Fleet;

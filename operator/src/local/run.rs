@@ -15,6 +15,7 @@ use tracing::info;
 use super::config::{FleetConfig, FleetError};
 use super::driver::{DriveError, Driver, LocalStream, scrape_timeout};
 use super::fleet::Fleet;
+use super::view::{StreamView, render};
 use super::{api, streams};
 use crate::config::OperatorConfig;
 use crate::decide::target;
@@ -43,6 +44,8 @@ pub struct LocalOptions {
     pub first_octet: u8,
     /// Which autoscaler sizes the edge tiers.
     pub policy: ScalingPolicy,
+    /// Draw the live terminal view on standard output (logs then go to the log dir).
+    pub view: bool,
 }
 
 /// Why `surge-operator local` stopped or never started; [`LocalError::lines`] says it.
@@ -89,6 +92,11 @@ pub fn default_relay_bins(exe: Option<&Path>) -> Vec<PathBuf> {
     out.push(PathBuf::from("target/release/surge-relay"));
     out.dedup();
     out
+}
+
+/// Where logs go without `--log-dir`: `<temp dir>/surge-local-<pid>`.
+pub fn default_log_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("surge-local-{}", std::process::id()))
 }
 
 fn relay_bin(given: Option<&PathBuf>) -> Result<PathBuf, LocalError> {
@@ -165,9 +173,7 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
     let octets = streams::first_region_octets(&loaded, opts.first_octet)
         .map_err(|p| LocalError::Streams(vec![p]))?;
     let bin = relay_bin(opts.relay_bin.as_ref())?;
-    let log_dir = opts.log_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("surge-local-{}", std::process::id()))
-    });
+    let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
     let listener = tokio::net::TcpListener::bind(opts.api_listen)
         .await
         .map_err(|source| LocalError::Listen {
@@ -190,6 +196,7 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
             target,
             fleet: Arc::new(fleet),
             status: Mutex::new(None),
+            events: Mutex::new(std::collections::VecDeque::new()),
         }));
     }
     let locals = Arc::new(locals);
@@ -210,6 +217,18 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
         log_dir.display()
     );
 
+    let view = opts.view.then(|| {
+        let header = format!(
+            "surge-operator local: speed {}, policy {}, API http://{}{}, logs in {} (Ctrl-C stops)",
+            opts.speed,
+            opts.policy.name(),
+            opts.api_listen,
+            api::STREAMS_PATH,
+            log_dir.display()
+        );
+        tokio::spawn(draw_view(locals.clone(), header, opts.speed))
+    });
+
     let scraper = Scraper::new(cfg.scrape_timeout);
     let driver = Driver::new(cfg, scraper, metrics, opts.speed);
     let loops = futures::future::try_join_all(locals.iter().map(|l| driver.drive(l)));
@@ -220,9 +239,12 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
             Ok(())
         }
     };
+    if let Some(view) = view {
+        view.abort();
+    }
     for local in locals.iter() {
         let pids = local.fleet.shutdown().await;
-        info!(
+        let line = format!(
             "{}: stopped {} relay(s){}",
             local.target.stream,
             pids.len(),
@@ -232,9 +254,46 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
                 format!(" (pids {pids:?})")
             }
         );
+        if opts.view {
+            // The log is in a file: say it where the view was.
+            println!("{line}");
+        }
+        info!("{line}");
     }
     server.abort();
     result
+}
+
+/// Redraws the terminal view every second until aborted.
+async fn draw_view(locals: Arc<Vec<Arc<LocalStream>>>, header: String, speed: f64) {
+    use std::io::Write as _;
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let trace = started.elapsed().as_secs_f64() * speed;
+        let snapshots: Vec<_> = locals
+            .iter()
+            .map(|l| {
+                let status = l.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let events = l.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                (l.target.stream.as_str(), status, events)
+            })
+            .collect();
+        let streams: Vec<StreamView<'_>> = snapshots
+            .iter()
+            .map(|(name, status, events)| StreamView {
+                name,
+                status: status.as_ref(),
+                events,
+            })
+            .collect();
+        let screen = render(&format!("{header}\ntrace time {:.0} s", trace), &streams);
+        // Home the cursor and clear, then the screen: one write, so it does not flicker.
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{screen}");
+        let _ = out.flush();
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +331,7 @@ mod tests {
             log_dir: None,
             first_octet: DEFAULT_FIRST_REGION_OCTET,
             policy: ScalingPolicy::Hpa,
+            view: false,
         };
         let cfg = operator_config(&opts);
         // The loop divides its intervals itself; relays drain 30 s of trace time.
