@@ -4,7 +4,7 @@
 # read with jq/sha256sum/tar (not with the code that wrote them) and every digest checked; the
 # layer is unpacked into an empty directory and the entrypoint runs chrooted into it, as the
 # image's numeric non-root user, with an empty environment plus the image's Env — nothing from
-# this machine or the build directory.
+# this machine or the build directory. Where skopeo is installed it reads each archive too.
 # - both: names/tags match the chart's defaults and the operator's --relay-image default
 #   (version = crate version = appVersion = the Containerfile's VERSION), OCI labels (source,
 #   version, licence = Cargo.toml's), a non-root numeric User, no shell and no package manager;
@@ -26,7 +26,8 @@ done
 
 # The archive writer's own tests (layout, digests, owners, reproducibility).
 PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -q images/test_oci.py || fail "images/test_oci.py failed"
-timeout 900 scripts/image || fail "scripts/image failed"
+# The release build is the slow part on a fresh clone (minutes); then cached.
+scripts/image || fail "scripts/image failed"
 
 target=${CARGO_TARGET_DIR:-target}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
@@ -88,6 +89,13 @@ unpack() {
   done
   [ "$i" -ge 1 ] || fail "$image: no layers"
   [ "$(jq '.manifests | length' "$dir/oci/index.json")" = 1 ] || fail "$image: not one manifest"
+  # A second reader where one is installed (not required): skopeo copies it as OCI and as
+  # docker's format (manifest.json), checking every digest on the way.
+  if command -v skopeo >/dev/null; then
+    skopeo copy -q "oci-archive:$archive" "oci:$dir/skopeo:$version" \
+      && skopeo copy -q "docker-archive:$archive" "oci:$dir/skopeo-docker:$version" \
+      || fail "$image: skopeo cannot read $archive"
+  fi
 }
 
 # check_image IMAGE DIR: labels, user, entrypoint, and nothing it does not need.
