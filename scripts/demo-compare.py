@@ -17,6 +17,13 @@ Shortfall, in viewer-seconds of trace time:
   because every edge of the region was full): relays at 127.x.T.n with T != 1 (the address
   scheme of surge-operator local: T = 0 origin, 1 edges, 1+L reflector level L).
 Cost: relay-seconds, the relays running (draining ones included) times trace seconds.
+
+Edges Ready before the crowd: per region, demand (the trace, scaled as the replay scales it)
+is cut into levels of one edge's worth of viewers (viewersPerEdge) above what the region had
+Ready at the start; for each level the demand reaches, lead = the trace time demand first
+reaches it minus the time Ready capacity (edges Ready x viewersPerEdge) reached it and stayed
+(negative: capacity came late, or never). Reported: levels, levels late, the worst and the
+median lead, per region and in total.
 """
 
 import csv
@@ -66,7 +73,57 @@ def demand_per_region(trace: Path, scale: float) -> dict:
     return out
 
 
-def summarise(name: str, run: dict) -> dict:
+def demand_at(series: list, t: float) -> float:
+    """The step function `series` [(t, viewers)] at t."""
+    v = 0.0
+    for (ts, vs) in series:
+        if ts > t:
+            break
+        v = vs
+    return v
+
+
+def ready_leads(demand: list, cap_t: list, ready: list, per_edge: int) -> list:
+    """Lead (s) of Ready capacity over demand for each edge's worth of demand reached; see the
+    module doc. `cap_t`/`ready`: the operator timeline's trace times and Ready capacity."""
+    if not demand or not cap_t or per_edge <= 0:
+        return []
+    start = ready[0]
+    top = max(v for (_, v) in demand)
+    leads = []
+    k = int(start // per_edge) + 1
+    while k * per_edge <= top:
+        level = k * per_edge
+        k += 1
+        t_d = next((t for (t, v) in demand if v >= level), None)
+        if t_d is None or t_d > cap_t[-1]:
+            break
+        i = max((j for j, t in enumerate(cap_t) if t <= t_d), default=0)
+        if ready[i] >= level:
+            while i > 0 and ready[i - 1] >= level:
+                i -= 1
+            leads.append(t_d - cap_t[i])
+        else:
+            later = next((j for j in range(i, len(cap_t)) if ready[j] >= level), None)
+            # Never Ready within the run: late by the rest of the run at least.
+            t_c = cap_t[later] if later is not None else cap_t[-1]
+            leads.append(t_d - t_c if later is not None else min(t_d - t_c, -1.0))
+    return leads
+
+
+def lead_summary(leads: list) -> dict:
+    if not leads:
+        return {"levels": 0, "late": 0, "worst_s": None, "median_s": None}
+    ordered = sorted(leads)
+    return {
+        "levels": len(leads),
+        "late": sum(1 for x in leads if x < 0),
+        "worst_s": round(ordered[0], 1),
+        "median_s": round(ordered[len(ordered) // 2], 1),
+    }
+
+
+def summarise(name: str, run: dict, demand: dict | None = None) -> dict:
     r, tl = run["report"], run["timeline"]
     d = r["details"]
     speed = float(d.get("speed", 1))
@@ -129,6 +186,15 @@ def summarise(name: str, run: dict) -> dict:
                 reg["ready_capacity"].append(0)
                 reg["edges_ready"].append(0)
 
+    leads_all = []
+    lead_by_region = {}
+    for region, reg in cap["regions"].items():
+        leads = ready_leads((demand or {}).get(region, []), cap["t"], reg["ready_capacity"],
+                            run["viewers_per_edge"])
+        leads_all += leads
+        lead_by_region[region] = lead_summary(leads)
+    lead = lead_summary(leads_all)
+
     by_region = {}
     for region, b in (d.get("by_region") or {}).items():
         by_region[region] = {
@@ -138,6 +204,7 @@ def summarise(name: str, run: dict) -> dict:
             "refused_viewer_seconds": b.get("refused", 0) * RETRY_AFTER_WALL_S * speed,
             "overflow_viewer_seconds": round(overflow_by_region.get(region, 0.0)),
             "peak_edges_ready": max(cap["regions"].get(region, {}).get("edges_ready", [0]) or [0]),
+            "ready_lead": lead_by_region.get(region),
         }
     return {
         "policy": name,
@@ -151,6 +218,10 @@ def summarise(name: str, run: dict) -> dict:
         "relay_seconds": round(relay_s),
         "edge_seconds": round(edge_s),
         "peak_edges_ready": max(cap["edges_ready"] or [0]),
+        "lead_levels": lead["levels"],
+        "lead_levels_late": lead["late"],
+        "lead_worst_s": lead["worst_s"],
+        "lead_median_s": lead["median_s"],
         "startup_p99_ms": (r.get("startup_ms") or {}).get("p99"),
         "lag_p99_ms": (r.get("lag_ms") or {}).get("p99"),
         "errors": r.get("errors"),
@@ -232,6 +303,10 @@ ROWS = [
     ("relay-seconds", "relay_seconds"),
     ("edge-seconds", "edge_seconds"),
     ("peak edges Ready", "peak_edges_ready"),
+    ("edge levels reached", "lead_levels"),
+    ("levels Ready late", "lead_levels_late"),
+    ("worst lead s", "lead_worst_s"),
+    ("median lead s", "lead_median_s"),
     ("startup p99 ms", "startup_p99_ms"),
     ("lag p99 ms", "lag_p99_ms"),
     ("errors", "errors"),
@@ -308,20 +383,19 @@ def main(argv: list) -> int:
         print(__doc__.strip())
         return 0 if len(argv) > 1 and argv[1] in ("-h", "--help") else 2
     out = Path(argv[1])
-    runs = []
-    first = None
+    loaded = []
     for policy in argv[2:]:
         run_dir = out / policy
         try:
-            run = load_run(run_dir)
+            loaded.append((policy, load_run(run_dir)))
         except (OSError, ValueError) as e:
             print(f"demo-compare: {run_dir}: {e}", file=sys.stderr)
             return 1
-        first = first or run
-        runs.append(summarise(policy, run))
+    first = loaded[0][1]
     d = first["report"]["details"]
     trace = Path(d.get("trace", ""))
     demand = demand_per_region(trace, float(d.get("scale", 1))) if trace.is_file() else {}
+    runs = [summarise(policy, run, demand) for (policy, run) in loaded]
     settings = {
         "trace": str(trace),
         "viewers": max((r["peak_viewers"] or 0) for r in runs),

@@ -59,4 +59,7 @@ for p in surge hpa; do
     fi
   done
 done
-echo "55-demo-compare: ok ($(jq -c '[.runs[] | {policy, refused, shortfall: .shortfall_viewer_seconds, relay_seconds}]' "$cmp"))"
+# Edges Ready before the crowd is measured for both (levels reached, leads in seconds).
+jq -e '[.runs[] | .lead_levels | type == "number"] | all' "$cmp" >/dev/null \
+  || fail "compare.json lacks the Ready-before-the-crowd leads"
+echo "55-demo-compare: ok ($(jq -c '[.runs[] | {policy, refused, shortfall: .shortfall_viewer_seconds, relay_seconds, levels_late: .lead_levels_late, worst_lead_s: .lead_worst_s}]' "$cmp"))"
