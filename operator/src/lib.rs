@@ -21,6 +21,7 @@ pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod observe;
+pub mod pods;
 pub mod policy;
 pub mod reconcile;
 pub mod report;

@@ -35,6 +35,40 @@ enum Command {
     /// relay Deployments run as surge-relay processes on loopback addresses.
     #[command(long_about = LOCAL_ABOUT)]
     Local(Box<LocalArgs>),
+    /// Run a surge-relay process for every Running relay pod of a cluster whose pod IPs are
+    /// local addresses (the kwok cluster of scripts/k8s), at the pod's IP with the pod's
+    /// arguments; Service names resolve to pod IPs through a hosts file it keeps current.
+    /// A relay stops (SIGTERM, SIGKILL after --stop-grace) when its pod goes; Ctrl-C or
+    /// SIGTERM stops every relay it started.
+    Pods(Box<PodsArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct PodsArgs {
+    /// Namespace of the relay pods and Services (default: the kubeconfig's).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Label selector of the relay pods, e.g. surge.dev/stream=demo (default: every pod).
+    #[arg(long, short = 'l')]
+    selector: Option<String>,
+    /// The surge-relay binary.
+    #[arg(long, value_name = "PATH")]
+    relay_bin: PathBuf,
+    /// Where each relay's log goes (<pod>.log; default: <temp dir>/surge-pods-<pid>).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// The hosts file the relays read (default: <log dir>/hosts).
+    #[arg(long, value_name = "PATH")]
+    hosts_file: Option<PathBuf>,
+    /// Cluster DNS domain of the Services' names.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// How often pods and Services are listed.
+    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    interval: Duration,
+    /// How long a relay has to exit after SIGTERM before SIGKILL.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    stop_grace: Duration,
 }
 
 const LOCAL_ABOUT: &str = "\
@@ -263,7 +297,27 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run(cfg, opts))
         }
         Command::Local(args) => local(*args),
+        Command::Pods(args) => pods(*args),
     }
+}
+
+/// `surge-operator pods`.
+fn pods(args: PodsArgs) -> anyhow::Result<()> {
+    init_tracing(LogFormat::Text);
+    let opts = surge_operator::pods::PodsOptions {
+        namespace: args.namespace,
+        selector: args.selector,
+        relay_bin: args.relay_bin,
+        log_dir: args.log_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("surge-pods-{}", std::process::id()))
+        }),
+        hosts_file: args.hosts_file,
+        cluster_domain: args.cluster_domain,
+        interval: args.interval,
+        stop_grace: args.stop_grace,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(surge_operator::pods::run(opts))
 }
 
 /// `surge-operator local`: problems are printed one per line and exit 1.
