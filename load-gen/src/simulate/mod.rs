@@ -6,6 +6,7 @@ mod engine;
 mod plot;
 pub mod policies;
 mod report;
+pub mod schedule;
 pub mod sweep;
 
 use std::path::PathBuf;
@@ -90,6 +91,15 @@ pub struct SimulateArgs {
     /// Turn surge's flash-crowd mode off (scaling.flashCrowd.enabled = false).
     #[arg(long)]
     pub no_flash_crowd: bool,
+    /// Surge's scheduled events (spec.scaling.schedule): a YAML or JSON list of {start
+    /// (RFC 3339; trace second t is 1970-01-01T00:00:00Z + t), expectedViewers, regions?,
+    /// durationMinutes?}. Replaces the --stream file's schedule.
+    #[arg(long, conflicts_with = "trace_schedule")]
+    pub schedule: Option<PathBuf>,
+    /// Give surge the schedule in the trace's header (`schedule=[...]`, written by `trace gen
+    /// --shape match`: the kick-off, the audience, the match's length).
+    #[arg(long)]
+    pub trace_schedule: bool,
     /// LiveJack: viewers per relay (default 0.7 × viewers per edge, the paper's 350 of 500).
     #[arg(long)]
     pub livejack_viewers_per_relay: Option<f64>,
@@ -122,6 +132,8 @@ impl SimulateArgs {
             flash_scale_up_factor: None,
             flash_lead_time_factor: None,
             no_flash_crowd: false,
+            schedule: None,
+            trace_schedule: false,
             livejack_viewers_per_relay: None,
             json: None,
             plot: None,
@@ -206,6 +218,9 @@ pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec
     if args.no_flash_crowd {
         scaling.flash_crowd.enabled = false;
     }
+    if let Some(path) = &args.schedule {
+        scaling.schedule = schedule::read_file(path)?;
+    }
     let errors = validate("simulated", &spec);
     if !errors.is_empty() {
         bail!("invalid Stream settings: {}", summary(&errors));
@@ -269,7 +284,8 @@ pub fn run_policies(demand: &Demand, args: &SimulateArgs, spec: StreamSpec) -> R
     let mut outcomes = Vec::new();
     let mut yardsticks = Vec::new();
     if wanted(PolicyName::Surge) {
-        let mut surge = Surge::new(&demand.regions, spec);
+        // Step 0 is the trace's first second: its Unix time for the schedule.
+        let mut surge = Surge::new(&demand.regions, spec).with_unix_offset(demand.start_s as f64);
         outcomes.push(simulate(&mut surge, demand, &settings));
     }
     if wanted(PolicyName::Hpa) {
@@ -313,7 +329,15 @@ pub fn simulate_loaded(
     args: &SimulateArgs,
 ) -> Result<(Report, Demand, Vec<Outcome>)> {
     let demand = Demand::from_trace(trace, args.broadcast.as_deref())?;
-    let spec = stream_spec(args, &demand.regions)?;
+    let mut spec = stream_spec(args, &demand.regions)?;
+    if args.trace_schedule {
+        spec.scaling.schedule = schedule::from_header(&trace.header)?
+            .context("--trace-schedule: the trace's header has no schedule=[...] field")?;
+        let errors = validate("simulated", &spec);
+        if !errors.is_empty() {
+            bail!("invalid schedule in the trace header: {}", summary(&errors));
+        }
+    }
     let viewers_per_edge = u64::from(surge_operator::sizing::viewers_per_edge(&spec));
     let runs = run_policies(&demand, args, spec)?;
     let oracle_cost = runs.find("oracle").map_or(0.0, |o| o.relay_seconds);

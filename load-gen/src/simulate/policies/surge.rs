@@ -4,7 +4,7 @@
 //! 5 s old, the edges asked for and Ready, and the measured relay-ready time.
 
 use surge_operator::crd::StreamSpec;
-use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream};
+use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream_at};
 use surge_planner::{PlannerState, RegionInput, TierCount};
 
 use super::super::engine::{Policy, View};
@@ -22,6 +22,8 @@ pub struct Surge {
     pub deepest_tree: u32,
     /// Seconds in flash-crowd mode (any region).
     pub flash_seconds: u64,
+    /// Unix time of step 0 (the trace's first second), for the schedule.
+    unix_offset_s: f64,
 }
 
 impl Surge {
@@ -34,7 +36,14 @@ impl Surge {
             regions: regions.to_vec(),
             deepest_tree: 0,
             flash_seconds: 0,
+            unix_offset_s: 0.0,
         }
+    }
+
+    /// Step 0 is Unix time `s` (a trace's second t is Unix time t, so: its first second).
+    pub fn with_unix_offset(mut self, s: f64) -> Self {
+        self.unix_offset_s = s;
+        self
     }
 }
 
@@ -69,7 +78,15 @@ impl Policy for Surge {
         }
         let ready_s = Some(view.settings.ready_s as f64);
         // The spec is validated before the run, so a plan always comes back.
-        let out = plan_stream(&self.spec, &inputs, now, ready_s, &self.state).ok()?;
+        let out = plan_stream_at(
+            &self.spec,
+            &inputs,
+            now,
+            self.unix_offset_s,
+            ready_s,
+            &self.state,
+        )
+        .ok()?;
         self.state = out.state.clone();
         let depth = out
             .regions

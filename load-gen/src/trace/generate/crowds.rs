@@ -264,6 +264,18 @@ impl Match {
         }
     }
 
+    /// The match as its broadcaster announces it (`spec.scaling.schedule`): kick-off, the
+    /// whole audience (the curve's top, 1.02 × peak, rounded up to a thousand), and the
+    /// match's length until most viewers have left (the final whistle plus a minute).
+    pub fn schedule(&self) -> surge_operator::crd::ScheduledEventSpec {
+        surge_operator::crd::ScheduledEventSpec {
+            start: crate::simulate::schedule::trace_time(self.kickoff_s as u64),
+            expected_viewers: ((self.peak * 1.02) / 1_000.0).ceil() as u64 * 1_000,
+            regions: Vec::new(),
+            duration_minutes: Some(((self.end_s + 60.0 - self.kickoff_s) / 60.0).ceil() as u32),
+        }
+    }
+
     pub fn at(&self, t: f64) -> f64 {
         let over = 1.0 - logistic(t, self.end_s + 60.0, 45.0);
         let pre = 0.03 + 0.22 * logistic(t, self.kickoff_s - 300.0, 120.0);
@@ -288,13 +300,14 @@ pub fn football_match(seed: u64) -> ShapeSpec {
             before kick-off, 20-45% away at half-time, gone within minutes of the end \
             (assumed)",
         params: format!(
-            "peak {:.0}, kick-off t={:.0} s, half-time t={:.0}-{:.0} s (dip {:.0}%), end t={:.0} s",
+            "peak {:.0}, kick-off t={:.0} s, half-time t={:.0}-{:.0} s (dip {:.0}%), end t={:.0} s; {}",
             p.peak,
             p.kickoff_s,
             p.half_time_s,
             p.restart_s,
             p.dip * 100.0,
-            p.end_s
+            p.end_s,
+            crate::simulate::schedule::header_field(&[p.schedule()])
         ),
         checks: vec![Check::GainWithin {
             window_s: 300,
