@@ -33,9 +33,10 @@
 #      ingress IP (status patched here), the region's published endpoints use that IP.
 #  7f. publish keys: a Stream with spec.publish.keySecretRef mounts the Secret into the origin
 #      (a Secret volume, --publish-keys-file), not into the edge; the key is in no pod spec.
-#  8. scaling loop: a real surge-relay listens at each relay pod's IP with the pod's own
-#     arguments, ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge
-#     relay at a steady pace; the operator's scraper reads the counts and the planner adds
+#  8. scaling loop: `surge-operator pods` runs a real surge-relay at each relay pod's IP with
+#     the pod's own arguments (Service names resolved to pod IPs through its hosts file),
+#     ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge relay at a
+#     steady pace; the operator's scraper reads the counts and the planner adds
 #     edges while the first edge still has room (ahead of the crowd, not in reaction to a
 #     full edge). With viewers kept on the edges (one loaded, one with a single viewer, one
 #     empty) it scales back down one step at a time, removing the least-loaded edge each
@@ -93,7 +94,7 @@ STANDBY_PID=""
 FFMPEG_PID=""
 WATCHDOG_PID=""
 LEASES_PID=""
-declare -A RELAY_PIDS=()  # pod name -> pid of the surge-relay playing that pod
+PODS_PID=""  # surge-operator pods: a surge-relay per relay pod of section 8
 declare -a VIEWER_PIDS=()
 
 stop_pid() {
@@ -112,7 +113,8 @@ cleanup() {
   set +e
   for pid in "${VIEWER_PIDS[@]}"; do stop_pid "$pid"; done
   stop_pid "$FFMPEG_PID"
-  for pod in "${!RELAY_PIDS[@]}"; do stop_pid "${RELAY_PIDS[$pod]}"; done
+  # It stops every relay it started (SIGTERM, SIGKILL after its --stop-grace).
+  stop_pid "$PODS_PID"
   stop_pid "$STANDBY_PID"
   stop_pid "$OPERATOR_PID"
   stop_pid "$LEASES_PID"
@@ -166,16 +168,13 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wait_until DESCRIPTION SECONDS COMMAND...: polls COMMAND every second (keeping the relays in
-# step with the pods while the scaling phase runs).
-RELAYS_ON=0
+# wait_until DESCRIPTION SECONDS COMMAND...: polls COMMAND every second.
 wait_until() {
   local desc="$1" limit="$2"
   shift 2
   local end=$((SECONDS + limit))
   until "$@" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$end" ] || fail "timed out after ${limit}s waiting for: $desc"
-    [ "$RELAYS_ON" -eq 0 ] || sync_relays
     sleep 1
   done
 }
@@ -929,51 +928,6 @@ pod_ip_of_service() { # SERVICE: IP of a Running pod behind it
   kubectl get pods -l "$selector" --field-selector status.phase=Running -o jsonpath='{.items[0].status.podIP}'
 }
 
-# Starts a surge-relay for each Running relay pod of Stream "scale" (at the pod's IP, with the
-# pod's arguments; upstream Service names become the IP of a pod behind them) and stops the
-# relays of pods that are gone.
-sync_relays() {
-  local pods pod ip
-  pods="$(kubectl get pods -l surge.dev/stream=scale -o json \
-    | jq -r '.items[] | select(.status.phase == "Running" and .status.podIP != null and .metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')"
-  for pod in "${!RELAY_PIDS[@]}"; do
-    if ! grep -q "^$pod " <<<"$pods"; then
-      stop_pid "${RELAY_PIDS[$pod]}"
-      unset "RELAY_PIDS[$pod]"
-    fi
-  done
-  while read -r pod ip; do
-    [ -n "$pod" ] || continue
-    [ -z "${RELAY_PIDS[$pod]:-}" ] || continue
-    local -a args=() out=()
-    mapfile -t args < <(kubectl get pod "$pod" -o json | jq -r '.spec.containers[0].args[]')
-    local i=0 ok=1
-    while [ $i -lt ${#args[@]} ]; do
-      case "${args[$i]}" in
-        --rtmp-listen) out+=(--rtmp-listen "$ip:$RELAY_RTMP_PORT"); i=$((i + 2)) ;;
-        --http-listen) out+=(--http-listen "$ip:$RELAY_HTTP_PORT"); i=$((i + 2)) ;;
-        --upstream)
-          local url="${args[$((i + 1))]}" rest host svc_ip
-          rest="${url#rtmp://}"
-          host="${rest%%/*}"
-          svc_ip="$(pod_ip_of_service "${host%%.*}")"
-          [ -n "$svc_ip" ] || ok=0
-          out+=(--upstream "rtmp://$svc_ip:$RELAY_RTMP_PORT/${rest#*/}")
-          i=$((i + 2))
-          ;;
-        --log-format) out+=(--log-format text); i=$((i + 2)) ;;
-        # The test stops relays when their pods go; no need to drain for long.
-        --shutdown-grace) out+=(--shutdown-grace 1s); i=$((i + 2)) ;;
-        *) out+=("${args[$i]}"); i=$((i + 1)) ;;
-      esac
-    done
-    [ "$ok" -eq 1 ] || continue
-    "$RELAY" "${out[@]}" >>"$WORK/relay-$pod.log" 2>&1 &
-    RELAY_PIDS[$pod]=$!
-    echo "    relay for $pod at $ip: ${out[*]}"
-  done <<<"$pods"
-}
-
 # One edge serves VIEWERS_PER_EDGE; viewers join the first edge at a steady pace, and the ramp
 # stops one short of that capacity, so the first edge is never full. The Stream promises to
 # plan LEAD_S seconds ahead: the first added edge must come while the viewers are still at
@@ -1008,10 +962,20 @@ spec:
 EOF
 wait_until "scale origin and edge ready" 60 deploy_ready scale-origin 1
 wait_until "scale edge ready" 60 deploy_ready scale-eu-west-edge 1
-RELAYS_ON=1
-sync_relays
+# A surge-relay for each Running relay pod of Stream "scale", at the pod's IP with the pod's
+# arguments, stopped when the pod goes (the relays pull from the Services' names, which its
+# hosts file resolves to the pods' IPs).
+step "surge-operator pods runs the relays of Stream scale (log: $WORK/pods.log)"
+"$OPERATOR" pods --namespace "$NS" --selector surge.dev/stream=scale --relay-bin "$RELAY" \
+  --log-dir "$WORK/relays" --stop-grace 2s >"$WORK/pods.log" 2>&1 &
+PODS_PID=$!
+pods_runner_alive() {
+  kill -0 "$PODS_PID" 2>/dev/null \
+    || fail "surge-operator pods exited: $(tail -n 5 "$WORK/pods.log" | tr '\n' ' ')"
+}
 ORIGIN_IP="$(pod_ip_of_service scale-origin)"
 wait_until "origin relay answering" 30 curl -sf "http://$ORIGIN_IP:$RELAY_HTTP_PORT/healthz"
+pods_runner_alive
 step "ffmpeg publishes to the origin relay at $ORIGIN_IP"
 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=25 \
   -c:v libx264 -preset ultrafast -tune zerolatency -g 25 -pix_fmt yuv420p \
@@ -1075,14 +1039,16 @@ up_to="$replicas"
 [ "$joined" -lt "$VIEWERS_PER_EDGE" ] || fail "the ramp overran: $joined viewers"
 step "edges 1 -> $up_to while $joined viewers joined; first ScaledUp: $(scaled_up_note)"
 wait_until "all $up_to edges Ready" 60 deploy_ready scale-eu-west-edge "$up_to"
-relays_for_all_edges() {
-  sync_relays >/dev/null
-  [ "$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o name | wc -l)" -eq "$up_to" ] || return 1
-  for pod in $(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o jsonpath='{.items[*].metadata.name}'); do
-    [ -n "${RELAY_PIDS[$pod]:-}" ] || return 1
+relays_for_all_edges() { # a relay answering at every edge pod's IP
+  local pods ip
+  pods="$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json)"
+  [ "$(jq '.items | length' <<<"$pods")" -eq "$up_to" ] || return 1
+  for ip in $(jq -r '.items[].status.podIP // "none"' <<<"$pods"); do
+    curl -sf "http://$ip:$RELAY_HTTP_PORT/healthz" >/dev/null || return 1
   done
 }
-wait_until "a relay process for every edge pod" 60 relays_for_all_edges
+wait_until "a relay answering for every edge pod" 60 relays_for_all_edges
+pods_runner_alive
 await_reconciles 2 "after every edge relay is up"
 wait_until "every edge relay answers the operator's scrape (Degraded=False)" 60 not_degraded
 # Capacity Ready before the crowd: every edge Ready while the viewers still fit on one edge.
@@ -1148,7 +1114,6 @@ while :; do
   fi
   [ "$removed" -lt "${#REMOVAL_ORDER[@]}" ] || break
   [ "$SECONDS" -lt "$scale_down_end" ] || fail "timed out after 180s waiting for the scale-down to one edge; edges: $(tr '\n' ' ' <<<"$live")"
-  sync_relays >/dev/null
   sleep 0.5
 done
 edges_are_n() { [ "$(kubectl get deploy scale-eu-west-edge -o jsonpath='{.spec.replicas}')" = "$1" ]; }
@@ -1158,6 +1123,7 @@ reasons="$(kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.
 grep -qw ScaledUp <<<"$reasons" || fail "no ScaledUp event for scale: $reasons"
 grep -qw ScaledDown <<<"$reasons" || fail "no ScaledDown event for scale: $reasons"
 grep -qw FlashCrowd <<<"$reasons" || fail "no FlashCrowd event for scale: $reasons"
+pods_runner_alive
 step "scaled down to the loaded edge $EDGE_POD alone; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
 
 kubectl delete stream scale --wait=true --timeout=30s >/dev/null
