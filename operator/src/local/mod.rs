@@ -6,6 +6,8 @@
 //! - [`rewrite`] (pure): a Deployment's container args and env, with listen addresses and
 //!   Downward API values replaced by the relay's own (Service names stay), and which relays
 //!   a Service selects;
+//! - [`downward`] (pure): a container's environment with its Downward API values filled in
+//!   (also used by `surge-operator pods`);
 //! - [`hosts_file`] (pure, one atomic write): what each Service name resolves to now, in the
 //!   file every relay reads (`surge-relay --hosts-file`);
 //! - [`service_proxy`] (IO): a tier Service's stand-in address, forwarding each connection to
@@ -27,6 +29,7 @@
 pub mod addresses;
 pub mod api;
 pub mod config;
+pub mod downward;
 pub mod driver;
 pub mod fleet;
 pub mod hosts_file;

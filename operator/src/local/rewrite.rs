@@ -21,6 +21,8 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{Container, Service};
 
+use super::downward::{PodValues, fill_env};
+
 /// Flags whose value is the relay's own listening address.
 const LISTEN_FLAGS: [&str; 2] = ["--rtmp-listen", "--http-listen"];
 
@@ -137,30 +139,19 @@ pub fn launch(
     if ignored_keys {
         tracing::warn!(relay = %me.name, "local mode ignores spec.publish.keySecretRef: the origin accepts any publisher");
     }
-    let mut env = Vec::new();
+    let address = me.address.to_string();
+    let values = PodValues {
+        pod_ip: &address,
+        host_ip: &address,
+        name: me.name,
+        namespace: me.namespace,
+    };
+    let env = fill_env(container, &values).map_err(RewriteError::UnsupportedEnv)?;
+    // Plain values may name Services too: those must be the tree's.
     for var in container.env.iter().flatten() {
-        let value = match (&var.value, &var.value_from) {
-            (_, Some(from)) => {
-                let field = from.field_ref.as_ref().map(|f| f.field_path.as_str());
-                match field {
-                    Some("status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs") => {
-                        me.address.to_string()
-                    }
-                    Some("metadata.name") => me.name.to_string(),
-                    Some("metadata.namespace") => me.namespace.to_string(),
-                    _ => return Err(RewriteError::UnsupportedEnv(var.name.clone())),
-                }
-            }
-            (Some(value), None) => {
-                check_value(value, fleet)?;
-                value.clone()
-            }
-            (None, None) => String::new(),
-        };
-        env.push((var.name.clone(), value));
-    }
-    if container.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(RewriteError::UnsupportedEnv("envFrom".to_string()));
+        if let (Some(value), None) = (&var.value, &var.value_from) {
+            check_value(value, fleet)?;
+        }
     }
     Ok(Launch { args, env })
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use crate::local::downward::{PodValues, fill_env};
 use crate::local::rewrite::Launch;
 
 /// The relay's own defaults, for a pod that sets no listen address.
@@ -78,28 +79,16 @@ pub fn launch(pod: &Pod, ip: Ipv4Addr, hosts_file: &Path) -> Result<Launch, Laun
         .as_ref()
         .and_then(|s| s.host_ip.clone())
         .unwrap_or_else(|| ip.to_string());
-    let mut env = Vec::new();
-    for var in container.env.iter().flatten() {
-        let value = match (&var.value, &var.value_from) {
-            (_, Some(from)) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                Some("status.podIP" | "status.podIPs") => ip.to_string(),
-                Some("status.hostIP" | "status.hostIPs") => host_ip.clone(),
-                Some("metadata.name") => pod.metadata.name.clone().unwrap_or_default(),
-                Some("metadata.namespace") => pod
-                    .metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".to_string()),
-                _ => return Err(LaunchError::UnsupportedEnv(var.name.clone())),
-            },
-            (Some(value), None) => value.clone(),
-            (None, None) => String::new(),
-        };
-        env.push((var.name.clone(), value));
-    }
-    if container.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(LaunchError::UnsupportedEnv("envFrom".to_string()));
-    }
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let pod_ip = ip.to_string();
+    let values = PodValues {
+        pod_ip: &pod_ip,
+        host_ip: &host_ip,
+        name,
+        namespace,
+    };
+    let env = fill_env(container, &values).map_err(LaunchError::UnsupportedEnv)?;
     Ok(Launch { args, env })
 }
 
