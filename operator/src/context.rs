@@ -22,6 +22,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     started: Instant,
+    /// Planner seconds per wall second (1 in production; more for sped-up replays).
+    pub(crate) speed: f64,
     memory: Mutex<HashMap<(String, String), StreamMemory>>,
     /// Metric label sets published per Stream, so stale ones can be removed.
     pub(crate) published: Mutex<HashMap<(String, String), Published>>,
@@ -60,10 +62,23 @@ impl Context {
             recorder,
             metrics,
             started: Instant::now(),
+            speed: 1.0,
             memory: Mutex::new(HashMap::new()),
             published: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Runs the planner's clock `speed` times faster than the wall clock (requeues and measured
+    /// ready times follow), for replaying a trace at `surge-load replay --speed`.
+    pub fn with_speed(mut self, speed: f64) -> Self {
+        self.speed = speed;
+        self
+    }
+
+    /// A wait in planner time as wall time.
+    pub(crate) fn wall(&self, planner: std::time::Duration) -> std::time::Duration {
+        planner.div_f64(self.speed)
     }
 
     /// Drops what is remembered about a deleted Stream: its history, planner state and metrics.
@@ -104,8 +119,8 @@ impl Context {
         lock(&self.memory).insert(key(target), memory);
     }
 
-    /// Seconds since the operator started: the planner's clock.
+    /// Seconds since the operator started, times the speed: the planner's clock.
     pub(crate) fn now_s(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+        self.started.elapsed().as_secs_f64() * self.speed
     }
 }

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub lease_namespace: String,
     pub lease_duration: Duration,
     pub identity: String,
+    /// Planner seconds per wall second (see `Context::with_speed`).
+    pub speed: f64,
 }
 
 pub async fn run(cfg: OperatorConfig, opts: RunOptions) -> anyhow::Result<()> {
@@ -76,7 +78,9 @@ pub async fn run(cfg: OperatorConfig, opts: RunOptions) -> anyhow::Result<()> {
                 Api::all(client.clone()),
             ),
         };
-    let ctx = Arc::new(Context::new(client.clone(), cfg, recorder, metrics.clone()));
+    let ctx = Arc::new(
+        Context::new(client.clone(), cfg, recorder, metrics.clone()).with_speed(opts.speed),
+    );
 
     // Status writes must not retrigger reconciles (viewer counts change every scrape): only
     // spec changes (generation) do; the periodic requeue does the rest.

@@ -231,6 +231,13 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Run the planner's clock this many times faster than the wall clock, for replaying a
+    /// crowd with `surge-load replay --speed X` on a test cluster: the planner's time, the
+    /// Stream's windows, --scrape-interval and measured relay ready times are then trace time
+    /// (relay grace periods are not: set them with the --relay-*-seconds flags). Keep 1 in
+    /// production.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_speed)]
+    speed: f64,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -292,6 +299,7 @@ fn main() -> anyhow::Result<()> {
                     .identity
                     .map(|p| format!("{p}-{}", std::process::id()))
                     .unwrap_or_else(default_identity),
+                speed: args.speed,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(run(cfg, opts))
@@ -417,5 +425,15 @@ mod tests {
         assert_eq!(local(&["--policy", "static"]), Ok(ScalingPolicy::Static));
         let err = local(&["--policy", "vpa"]).unwrap_err();
         assert!(err.contains("surge, hpa, static"), "{err}");
+    }
+
+    #[test]
+    fn run_speed_is_one_unless_set_and_must_be_positive() {
+        assert_eq!(run_args(&[]).expect("valid").speed, 1.0);
+        assert_eq!(run_args(&["--speed", "10"]).expect("valid").speed, 10.0);
+        for bad in ["0", "fast", "inf"] {
+            let err = run_args(&["--speed", bad]).unwrap_err();
+            assert!(err.contains("--speed") && err.contains("positive"), "{bad}: {err}");
+        }
     }
 }

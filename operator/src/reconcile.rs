@@ -94,7 +94,13 @@ impl Backend for Kubernetes<'_> {
     async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Error> {
         let ctx = self.0;
         let (port, metrics) = (ctx.cfg.relay_http_port, &ctx.metrics);
-        Ok(gather(&ctx.client, &ctx.scraper, port, target, host_ports, metrics).await?)
+        let mut observed =
+            gather(&ctx.client, &ctx.scraper, port, target, host_ports, metrics).await?;
+        // Measured ready times in planner time, like every other duration it sees.
+        for pod in &mut observed.pods {
+            pod.ready_after_seconds = pod.ready_after_seconds.map(|s| s * ctx.speed);
+        }
+        Ok(observed)
     }
 
     async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Error> {
@@ -178,7 +184,7 @@ pub fn error_policy(stream: Arc<Stream>, error: &Error, ctx: Arc<Context>) -> Ac
         reason: "ReconcileError",
         note: error.to_string(),
     };
-    let requeue = Action::requeue(ctx.cfg.scrape_interval);
+    let requeue = Action::requeue(ctx.wall(ctx.cfg.scrape_interval));
     tokio::spawn(async move { publish(&ctx, &stream, &note).await });
     requeue
 }

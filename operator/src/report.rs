@@ -34,7 +34,7 @@ pub async fn report(
         publish(ctx, stream, note).await;
     }
     let Some(status) = outcome.status else {
-        return Ok(Action::requeue(outcome.requeue_after));
+        return Ok(Action::requeue(ctx.wall(outcome.requeue_after)));
     };
     if outcome.gauges {
         let origin_region = &stream.spec.origin.region;
@@ -47,7 +47,7 @@ pub async fn report(
     }
     let streams: Api<Stream> = Api::namespaced(ctx.client.clone(), &target.namespace);
     write_status(&streams, &target.stream, status, &ctx.cfg.field_manager).await?;
-    Ok(Action::requeue(outcome.requeue_after))
+    Ok(Action::requeue(ctx.wall(outcome.requeue_after)))
 }
 
 /// Records one event on `stream` (a failure is logged, never fatal).
