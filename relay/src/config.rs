@@ -42,6 +42,27 @@ pub struct Config {
     #[arg(long, env = "SURGE_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     pub http_listen: SocketAddr,
 
+    /// Address for RTMPS (RTMP over TLS) publishers and players, e.g. 0.0.0.0:1936; needs
+    /// --tls-cert and --tls-key. Unset: no RTMPS. The plain --rtmp-listen keeps working.
+    #[arg(long, env = "SURGE_RTMPS_LISTEN")]
+    pub rtmps_listen: Option<SocketAddr>,
+
+    /// Address for HTTPS: the --http-listen endpoints (HTTP-FLV playback, the locator) over
+    /// TLS, e.g. 0.0.0.0:8443; needs --tls-cert and --tls-key. Unset: no HTTPS.
+    #[arg(long, env = "SURGE_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain, leaf first (a kubernetes.io/tls Secret's tls.crt), for
+    /// --rtmps-listen and --https-listen. Read again when it or the key changes: the next TLS
+    /// connection gets the new certificate, open ones are untouched; a pair that cannot be
+    /// used then is logged and the previous one kept.
+    #[arg(long, env = "SURGE_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1; a Secret's tls.key).
+    #[arg(long, env = "SURGE_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Where to pull a stream this relay does not have, as rtmp://HOST:PORT/APP. Repeat the
     /// flag (or comma-separate the variable) in order of preference; later ones are failovers.
     #[arg(long = "upstream", env = "SURGE_UPSTREAM", value_delimiter = ',')]
@@ -355,6 +376,8 @@ mod tests {
         assert_eq!(c.rtmp_listen.port(), 1935);
         assert_eq!(c.tier, Tier::Origin);
         assert_eq!(c.publish_keys_file, None);
+        assert_eq!((c.rtmps_listen, c.https_listen), (None, None));
+        assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
         assert_eq!(c.fanout_tasks, crate::hub::default_fanout_tasks());
     }
 

@@ -18,5 +18,6 @@ pub mod registry;
 pub mod resolve;
 pub mod rtmp;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod write_cursor;

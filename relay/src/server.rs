@@ -1,4 +1,5 @@
-//! Wires the relay together: listeners, registry, prewarm pulls, graceful shutdown.
+//! Wires the relay together: listeners (plain, and TLS when configured), registry, prewarm
+//! pulls, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -21,14 +23,19 @@ use surge_wire::ChunkLimits;
 pub struct Relay {
     pub rtmp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// With `--rtmps-listen` / `--https-listen`.
+    pub rtmps_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     http_task: tokio::task::JoinHandle<()>,
+    https_task: Option<tokio::task::JoinHandle<()>>,
     grace: Duration,
 }
 
 impl Relay {
-    /// Binds both listeners and starts serving (prewarm pulls start at once).
+    /// Binds the listeners and starts serving (prewarm pulls start at once). A TLS
+    /// certificate pair that cannot be used stops the start with a one-line error.
     pub async fn start(cfg: &Config) -> anyhow::Result<Relay> {
         if !cfg.prewarm.is_empty() && cfg.upstreams.is_empty() {
             anyhow::bail!("--prewarm needs at least one --upstream to pull from");
@@ -36,6 +43,7 @@ impl Relay {
         crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
         let gate = cfg.room_gate()?;
         let publish_auth = Arc::new(crate::publish_auth::PublishAuth::from_config(cfg)?);
+        let tls = crate::tls::TlsAcceptors::from_config(cfg)?;
         let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
         let registry = Registry::new(
             RegistrySettings {
@@ -61,6 +69,30 @@ impl Relay {
             .with_context(|| format!("binding HTTP listener {}", cfg.http_listen))?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        let rtmps_listener = match cfg.rtmps_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding RTMPS listener {addr}"))?,
+            ),
+            None => None,
+        };
+        let https_listener = match cfg.https_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding HTTPS listener {addr}"))?,
+            ),
+            None => None,
+        };
+        let rtmps_addr = rtmps_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
+        let https_addr = https_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let shutdown = CancellationToken::new();
 
         let settings = Arc::new(RtmpSettings {
@@ -73,10 +105,20 @@ impl Relay {
         });
         tokio::spawn(accept_rtmp(
             rtmp_listener,
+            None,
             registry.clone(),
-            settings,
+            settings.clone(),
             shutdown.clone(),
         ));
+        if let (Some(listener), Some(tls)) = (rtmps_listener, &tls) {
+            tokio::spawn(accept_rtmp(
+                listener,
+                Some(tls.rtmps.clone()),
+                registry.clone(),
+                settings,
+                shutdown.clone(),
+            ));
+        }
 
         let instance: Arc<str> = instance_id().into();
         // The peer view: kept when this relay places viewers (`--placement-peer`) or picks
@@ -109,6 +151,7 @@ impl Relay {
             advertise_rtmp_port: cfg.advertise_rtmp_port,
             advertise_http_port: cfg.advertise_http_port,
             locator: None,
+            https: false,
         };
         let resolver = crate::resolve::Resolver::new(cfg.hosts_file.clone());
         registry.set_resolver(resolver.clone());
@@ -132,12 +175,33 @@ impl Relay {
                 state.locator = Some(locator);
             }
         }
-        let listener = TimeoutListener {
-            inner: http_listener,
+        let timeout_listener = |inner| TimeoutListener {
+            inner,
             timeout: cfg.slow_viewer_timeout,
             send_buffer: cfg.viewer_send_buffer_bytes,
             metrics: registry.metrics().clone(),
         };
+        // The same endpoints over TLS, stopped with the HTTP server.
+        let https_task = match (https_listener, &tls) {
+            (Some(inner), Some(tls)) => {
+                let listener = crate::tls::https_listener::HttpsListener::spawn(
+                    timeout_listener(inner),
+                    tls.https.clone(),
+                    cfg.handshake_timeout,
+                )?;
+                let state = AppState {
+                    https: true,
+                    ..state.clone()
+                };
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router(state)).await {
+                        tracing::error!(error = %e, "https server failed");
+                    }
+                }))
+            }
+            _ => None,
+        };
+        let listener = timeout_listener(http_listener);
         // Not stopped by the drain: through the grace period /readyz answers 503 (what a
         // rollout waits for) and /healthz and /metrics keep answering; the registry refuses new
         // HTTP-FLV plays. The task is aborted when the grace ends.
@@ -150,9 +214,12 @@ impl Relay {
         for (app, name) in &cfg.prewarm {
             registry.prewarm(app, name);
         }
+        let off = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_string(), |a| a.to_string());
         tracing::info!(
             rtmp_addr = %rtmp_addr,
             http_addr = %http_addr,
+            rtmps_addr = %off(rtmps_addr),
+            https_addr = %off(https_addr),
             tier = cfg.tier.as_str(),
             region = %cfg.region,
             upstreams = ?cfg.upstreams,
@@ -161,9 +228,12 @@ impl Relay {
         Ok(Relay {
             rtmp_addr,
             http_addr,
+            rtmps_addr,
+            https_addr,
             registry,
             shutdown,
             http_task,
+            https_task,
             grace: cfg.shutdown_grace,
         })
     }
@@ -179,6 +249,9 @@ impl Relay {
         }
         self.registry.stop_all_pulls();
         self.http_task.abort();
+        if let Some(t) = self.https_task {
+            t.abort();
+        }
         tracing::info!(
             viewers_left = self.registry.total_viewers(),
             after = ?started.elapsed(),
@@ -187,8 +260,11 @@ impl Relay {
     }
 }
 
+/// Accepts RTMP connections, or RTMPS ones with `tls` (each handshake in the connection's own
+/// task, bounded by the handshake timeout).
 async fn accept_rtmp(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
     shutdown: CancellationToken,
@@ -202,18 +278,56 @@ async fn accept_rtmp(
             }
         };
         match accepted {
-            Ok((stream, _)) => {
-                tokio::spawn(rtmp::serve(
-                    stream,
-                    registry.clone(),
-                    settings.clone(),
-                    shutdown.clone(),
-                ));
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                match &tls {
+                    None => {
+                        tokio::spawn(rtmp::serve(
+                            stream,
+                            registry.clone(),
+                            settings.clone(),
+                            shutdown.clone(),
+                        ));
+                    }
+                    Some(tls) => {
+                        tokio::spawn(serve_rtmps(
+                            tls.clone(),
+                            stream,
+                            peer,
+                            registry.clone(),
+                            settings.clone(),
+                            shutdown.clone(),
+                        ));
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rtmp accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// The TLS handshake, then the same RTMP connection code as a plain socket.
+async fn serve_rtmps(
+    tls: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    registry: Arc<Registry>,
+    settings: Arc<RtmpSettings>,
+    shutdown: CancellationToken,
+) {
+    let timeout = settings.handshake_timeout;
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(timeout, tls.accept(stream)) => r,
+        _ = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => rtmp::serve(stream, registry, settings, shutdown).await,
+        Ok(Err(e)) => tracing::info!(peer = %peer, error = %e, "rtmps handshake failed"),
+        Err(_) => {
+            tracing::info!(peer = %peer, "rtmps handshake not completed within {timeout:?}")
         }
     }
 }

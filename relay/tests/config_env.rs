@@ -16,6 +16,11 @@ use common::rtmp_client::{RtmpClient, video_payload};
 const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_RTMP_LISTEN", "nowhere", "--rtmp-listen"),
     ("SURGE_HTTP_LISTEN", "nowhere", "--http-listen"),
+    ("SURGE_RTMPS_LISTEN", "nowhere", "--rtmps-listen"),
+    ("SURGE_HTTPS_LISTEN", "nowhere", "--https-listen"),
+    // Alone, either file is refused for lacking the other; so is a TLS listener without them.
+    ("SURGE_TLS_CERT", "/nonexistent/tls.crt", "--tls-cert"),
+    ("SURGE_TLS_KEY", "/nonexistent/tls.key", "--tls-key"),
     ("SURGE_UPSTREAM", "http://origin/live", "--upstream"),
     ("SURGE_PREWARM", "no-slash", "--prewarm"),
     ("SURGE_TIER", "boss", "--tier"),

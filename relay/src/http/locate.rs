@@ -136,10 +136,12 @@ fn self_url(state: &AppState, host_header: &str, req: &Request) -> String {
                 req.stream
             )
         }
-        // The HTTP port is the one the client used: keep its Host as is.
+        // The HTTP port (and scheme) is the one the client used: keep its Host as is.
         PlayProtocol::Flv => format!(
-            "http://{host_header}/{}/{}.flv?{PLACED_PARAM}",
-            req.app, req.stream
+            "{}://{host_header}/{}/{}.flv?{PLACED_PARAM}",
+            if state.https { "https" } else { "http" },
+            req.app,
+            req.stream
         ),
     }
 }

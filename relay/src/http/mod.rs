@@ -1,4 +1,5 @@
-//! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints.
+//! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints, served on
+//! `--http-listen` and, over TLS, on `--https-listen` (the same router).
 
 pub mod advertise;
 pub mod flv;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub advertise_http_port: Option<u16>,
     /// Set with `--placement-peer`: HTTP-FLV plays are placed across the region.
     pub locator: Option<Arc<crate::placement::poller::Locator>>,
+    /// This server answers over TLS (`--https-listen`): URLs to itself use `https://`.
+    pub https: bool,
 }
 
 pub fn router(state: AppState) -> Router {

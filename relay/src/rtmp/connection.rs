@@ -1,15 +1,17 @@
-//! One RTMP TCP connection: handshake, then a reader (bytes into the [`InboundDriver`]) and
-//! a writer (control replies, then shared hub bytes for a player) that never block each other.
+//! One RTMP connection (TCP, or TLS for RTMPS: see [`super::transport`]): handshake, then a
+//! reader (bytes into the [`InboundDriver`]) and a writer (control replies, then shared hub
+//! bytes for a player) that never block each other.
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use surge_wire::ChunkLimits;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -20,7 +22,7 @@ use super::handshake;
 use super::inbound_driver::{InboundDriver, Outbound};
 use super::messages;
 use super::session::{InboundError, Role};
-use super::vectored::write_all_vectored;
+use super::transport::{RtmpStream, RtmpWriter};
 use crate::hub::{Batch, Subscription};
 use crate::protocol::Protocol;
 use crate::registry::Registry;
@@ -50,8 +52,8 @@ pub struct RtmpSettings {
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one accepted connection until it ends; logs one line saying why it closed.
-pub async fn serve(
-    stream: TcpStream,
+pub async fn serve<S: RtmpStream>(
+    stream: S,
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
     shutdown: CancellationToken,
@@ -87,23 +89,22 @@ pub async fn serve(
 }
 
 /// The connection's life: Ok(why) for an ordinary end, Err(reason) for any other.
-async fn serve_connection(
-    mut stream: TcpStream,
+async fn serve_connection<S: RtmpStream>(
+    mut stream: S,
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
     shutdown: CancellationToken,
 ) -> Result<String, CloseReason> {
-    let _ = stream.set_nodelay(true);
     // Boxed: the handshake state (several KiB) is freed when it completes instead of staying
     // in this connection's future for its whole life (memory per viewer).
     let leftover = Box::pin(handshake::accept(&mut stream, settings.handshake_timeout))
         .await
         .map_err(|e| e.to_string())?;
-    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let peer = stream.peer_addr().map(|a| a.ip());
     let (session, initial) =
         InboundDriver::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
     let mut session = session.with_publish_auth(settings.publish_auth.clone(), peer);
-    let (rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_halves();
     let (tx, rx) = mpsc::channel::<Outbound>(CONTROL_QUEUE);
     let done = CancellationToken::new();
     let writer_done = done.clone();
@@ -150,23 +151,20 @@ async fn serve_connection(
             Role::Publishing { .. } => PUBLISHER_IDLE,
             Role::Playing { .. } => Duration::from_secs(24 * 3600),
         };
-        tokio::select! {
-            r = tokio::time::timeout(idle, rd.readable()) => match r {
-                Err(_) => {
-                    break Err(format!("no data for {idle:?} while {:?}", session.role()).into());
-                }
-                Ok(Err(e)) => break Err(format!("read error: {e}").into()),
-                Ok(Ok(())) => {}
-            },
+        let handshaking = *session.role() == Role::Handshaking;
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, read_into_session(&mut rd, &mut session)) => r,
             _ = done.cancelled() => break Ok("writer finished".to_string()),
-            _ = shutdown.cancelled(), if *session.role() == Role::Handshaking => {
+            _ = shutdown.cancelled(), if handshaking => {
                 break Ok("relay shutting down".to_string())
             }
-        }
-        handled = match read_into_session(&rd, &mut session) {
-            ReadOutcome::Handled(r) => Some(r),
-            ReadOutcome::NotReady => None,
-            ReadOutcome::End(why) => break why.map_err(CloseReason::from),
+        };
+        handled = match read {
+            Err(_) => {
+                break Err(format!("no data for {idle:?} while {:?}", session.role()).into());
+            }
+            Ok(ReadOutcome::Handled(r)) => Some(r),
+            Ok(ReadOutcome::End(why)) => break why.map_err(CloseReason::from),
         };
     };
     drop(tx);
@@ -178,7 +176,7 @@ async fn serve_connection(
         .unwrap_or_else(|e| Err(format!("writer task failed: {e}").into()));
     drop(session);
     if flush_writer && writer_result.is_ok() {
-        linger_until_peer_closes(&rd, LINGER_AFTER_REFUSAL).await;
+        linger_until_peer_closes(&mut rd, LINGER_AFTER_REFUSAL).await;
     }
     match writer_result {
         Err(w) => Err(w),
@@ -195,38 +193,49 @@ thread_local! {
 
 enum ReadOutcome {
     Handled(Result<Vec<Outbound>, InboundError>),
-    /// Readiness was spurious; wait again.
-    NotReady,
     End(Result<String, String>),
+}
+
+/// Reads once into the thread's buffer and hands the bytes to `take`, within one poll (the
+/// buffer is never held across an await).
+fn read_with<'a, R, T>(
+    rd: &'a mut R,
+    mut take: impl FnMut(std::io::Result<&[u8]>) -> T + 'a,
+) -> impl Future<Output = T> + 'a
+where
+    R: AsyncRead + Unpin,
+{
+    std::future::poll_fn(move |cx| {
+        READ_BUFFER.with_borrow_mut(|buf| {
+            let mut read = ReadBuf::new(buf);
+            match Pin::new(&mut *rd).poll_read(cx, &mut read) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(())) => Poll::Ready(take(Ok(read.filled()))),
+                Poll::Ready(Err(e)) => Poll::Ready(take(Err(e))),
+            }
+        })
+    })
 }
 
 /// Reads and drops what the client still sends after the relay closed its sending side, until
 /// the client closes too or `limit` passes: closing a socket with unread bytes resets the
 /// connection, and a reset can reach the client before it has read the relay's last replies.
-async fn linger_until_peer_closes(rd: &OwnedReadHalf, limit: Duration) {
+async fn linger_until_peer_closes<R: AsyncRead + Unpin>(rd: &mut R, limit: Duration) {
     let _ = tokio::time::timeout(limit, async {
-        loop {
-            if rd.readable().await.is_err() {
-                return;
-            }
-            let r = READ_BUFFER.with_borrow_mut(|buf| rd.try_read(buf));
-            match r {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
+        while read_with(rd, |r| r.is_ok_and(|b| !b.is_empty())).await {}
     })
     .await;
 }
 
-/// Reads what the socket holds now into the thread's buffer and feeds it to the session.
-fn read_into_session(rd: &OwnedReadHalf, session: &mut InboundDriver) -> ReadOutcome {
-    READ_BUFFER.with_borrow_mut(|buf| match rd.try_read(buf) {
-        Ok(0) => ReadOutcome::End(Ok("peer closed".to_string())),
-        Ok(n) => ReadOutcome::Handled(session.handle_bytes(&buf[..n])),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadOutcome::NotReady,
+/// Waits for bytes, reads what the stream holds into the thread's buffer and feeds it to the
+/// session.
+fn read_into_session<'a, R: AsyncRead + Unpin>(
+    rd: &'a mut R,
+    session: &'a mut InboundDriver,
+) -> impl Future<Output = ReadOutcome> + 'a {
+    read_with(rd, move |r| match r {
+        Ok([]) => ReadOutcome::End(Ok("peer closed".to_string())),
+        Ok(bytes) => ReadOutcome::Handled(session.handle_bytes(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
             ReadOutcome::End(Ok("peer reset the connection".to_string()))
         }
@@ -267,12 +276,12 @@ async fn dispatch(
     Ok(())
 }
 
-async fn write_with_timeout(
-    wr: &mut OwnedWriteHalf,
+async fn write_with_timeout<W: RtmpWriter>(
+    wr: &mut W,
     bufs: &[Bytes],
     timeout: Duration,
 ) -> Result<usize, CloseReason> {
-    match write_all_vectored(wr, bufs, timeout).await {
+    match wr.write_all_within(bufs, timeout).await {
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(CloseReason::SlowViewer(
             format!("socket accepted nothing for {timeout:?}"),
         )),
@@ -291,8 +300,8 @@ pub(super) fn write_failure(e: &std::io::Error) -> CloseReason {
 }
 
 /// Ok(()) when the connection should simply end, Err(reason) on a failure.
-pub(super) async fn write_loop(
-    mut wr: OwnedWriteHalf,
+pub(super) async fn write_loop<W: RtmpWriter>(
+    mut wr: W,
     mut rx: mpsc::Receiver<Outbound>,
     registry: Arc<Registry>,
     settings: Arc<RtmpSettings>,
@@ -326,7 +335,7 @@ pub(super) async fn write_loop(
                     }
                     sub = Some(s);
                     continue;
-                } else if s.hub().fanout_groups_enabled() {
+                } else if W::JOINS_FANOUT_GROUPS && s.hub().fanout_groups_enabled() {
                     match write_from_group(wr, s, &mut rx, &done, timeout, &metrics).await? {
                         GroupExit::Back {
                             sink,
@@ -373,11 +382,7 @@ pub(super) async fn write_loop(
             }
             Some(Outbound::Play(mut s, stream_id)) => {
                 s.play_on_stream_id(stream_id);
-                let sock = socket2::SockRef::from(wr.as_ref());
-                if settings.viewer_send_buffer > 0 {
-                    let _ = sock.set_send_buffer_size(settings.viewer_send_buffer);
-                }
-                let _ = sock.set_tcp_nodelay(settings.viewer_tcp_nodelay);
+                wr.set_viewer_options(settings.viewer_send_buffer, settings.viewer_tcp_nodelay);
                 tracing::info!(app = %s.hub().app, stream = %s.hub().name, "viewer started (rtmp)");
                 sub = Some(s);
             }
@@ -387,8 +392,8 @@ pub(super) async fn write_loop(
 
 /// Writes a viewer's media bytes and counts them; a socket that takes nothing for `timeout`
 /// is a slow viewer (counted with the connection's close).
-pub(super) async fn write_media(
-    wr: &mut OwnedWriteHalf,
+pub(super) async fn write_media<W: RtmpWriter>(
+    wr: &mut W,
     bufs: &[Bytes],
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
@@ -399,8 +404,8 @@ pub(super) async fn write_media(
 }
 
 /// Tells the player the stream is over (best effort) and ends the writer.
-pub(super) async fn end_of_stream(
-    wr: &mut OwnedWriteHalf,
+pub(super) async fn end_of_stream<W: RtmpWriter>(
+    wr: &mut W,
     s: &Subscription,
     timeout: Duration,
 ) -> Result<String, CloseReason> {

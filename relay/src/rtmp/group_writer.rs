@@ -1,6 +1,7 @@
 //! A caught-up RTMP viewer's stay in one of its stream's fan-out groups: the group writes to
 //! the connection's socket half (the hub holds it as a boxed [`GroupSink`], not by its type)
-//! and hands it back when the viewer leaves.
+//! and hands it back when the viewer leaves. Only writers whose
+//! [`RtmpWriter::JOINS_FANOUT_GROUPS`] is true (plain TCP) come here.
 
 use std::any::Any;
 use std::io::{self, IoSlice};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::close_reason::CloseReason;
 use super::connection::{end_of_stream, write_failure, write_media};
 use super::inbound_driver::Outbound;
+use super::transport::RtmpWriter;
 use crate::hub::fanout_group::{GroupSink, LeaveReason};
 use crate::hub::{RtmpSink, Subscription};
 
@@ -23,19 +25,19 @@ impl GroupSink for OwnedWriteHalf {
 }
 
 /// The connection's socket half, back from a group (which only ever holds the one it got).
-fn socket_back(sink: RtmpSink) -> Result<OwnedWriteHalf, CloseReason> {
+fn socket_back<W: RtmpWriter>(sink: RtmpSink) -> Result<W, CloseReason> {
     let sink: Box<dyn Any + Send> = sink;
-    sink.downcast::<OwnedWriteHalf>()
+    sink.downcast::<W>()
         .map(|wr| *wr)
         .map_err(|_| CloseReason::from("fan-out group handed back a sink that is not a socket"))
 }
 
 /// How a caught-up viewer's stay in a fan-out task ended.
-pub(super) enum GroupExit {
+pub(super) enum GroupExit<W> {
     /// The socket and cursor are back with the connection (any unsent bytes written), with
     /// what the connection got from its reader meanwhile (`Some(None)`: the reader is done).
     Back {
-        sink: OwnedWriteHalf,
+        sink: W,
         subscription: Box<Subscription>,
         next: Option<Option<Outbound>>,
     },
@@ -45,16 +47,19 @@ pub(super) enum GroupExit {
 
 /// Hands a caught-up viewer to a fan-out task of its stream, which writes its frames until it
 /// falls behind, its client needs a reply, its connection closes or the stream ends.
-pub(super) async fn write_from_group(
-    wr: OwnedWriteHalf,
+pub(super) async fn write_from_group<W: RtmpWriter>(
+    wr: W,
     s: Box<Subscription>,
     rx: &mut mpsc::Receiver<Outbound>,
     done: &CancellationToken,
     timeout: Duration,
     metrics: &crate::metrics::Metrics,
-) -> Result<GroupExit, CloseReason> {
+) -> Result<GroupExit<W>, CloseReason> {
     let hub = s.hub().clone();
-    let mut membership = hub.join_fanout_group(Box::new(wr), s);
+    let sink = wr
+        .into_group_sink()
+        .map_err(|_| CloseReason::from("this connection's writer cannot join a fan-out group"))?;
+    let mut membership = hub.join_fanout_group(sink, s);
     let (leave, next) = tokio::select! {
         left = membership.left() => (left, None),
         o = rx.recv() => {
@@ -67,7 +72,7 @@ pub(super) async fn write_from_group(
         }
     };
     let leave = leave.ok_or("stream's fan-out task ended")?;
-    let mut sink = socket_back(leave.sink)?;
+    let mut sink: W = socket_back(leave.sink)?;
     match leave.reason {
         LeaveReason::Behind { unsent } => write_media(&mut sink, &unsent, timeout, metrics).await?,
         LeaveReason::Recalled => {}

@@ -11,6 +11,7 @@ pub mod inbound_driver;
 mod inbound_event;
 pub mod messages;
 pub mod session;
+pub mod transport;
 pub mod vectored;
 
 pub use connection::{RtmpSettings, serve};
