@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -410,6 +412,27 @@ pub struct RelaySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub extra_args: Vec<String>,
+    /// Secrets (in the Stream's namespace) for pulling the relay image. Unset: the operator's
+    /// `--relay-image-pull-secrets`; set (even to `[]`): these replace them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// Tolerations of every relay pod. Unset: the operator's `--relay-tolerations`; set
+    /// (even to `[]`): these replace them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of every relay pod, on top of the region's nodeSelector (both must hold).
+    /// Unset: the operator's `--relay-affinity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Topology spread of each reflector and edge tier (not the origin, a single relay). A
+    /// constraint without labelSelector gets the tier's pod labels. Unset: the operator's
+    /// `--relay-topology-spread-constraints`, by default each tier spread over the zones and
+    /// then the nodes of its region (maxSkew 1, whenUnsatisfiable ScheduleAnyway); `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// Publish authentication.

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::core::v1::{
+    Affinity, PodSecurityContext, SecurityContext, Toleration, TopologySpreadConstraint,
+};
 use surge_flags::{duration, positive_duration};
-use surge_operator::config::{OperatorConfig, parse_key_values};
+use surge_operator::config::{
+    OperatorConfig, RelayPodDefaults, parse_json, parse_key_values, parse_list,
+};
 use surge_operator::controller::{RunOptions, run};
 use surge_operator::local::addresses::DEFAULT_FIRST_REGION_OCTET;
 use surge_operator::local::run::{LocalOptions, default_log_dir, run as run_local};
@@ -186,6 +191,31 @@ struct RunArgs {
     /// imagePullPolicy of relay containers.
     #[arg(long, default_value = "IfNotPresent")]
     relay_image_pull_policy: String,
+    /// Pod securityContext of relay pods, as JSON (default: the restricted Pod Security
+    /// level: runAsNonRoot, runAsUser/runAsGroup 65532, seccompProfile RuntimeDefault).
+    #[arg(long, value_name = "JSON", value_parser = parse_json::<PodSecurityContext>)]
+    relay_pod_security_context: Option<PodSecurityContext>,
+    /// Container securityContext of relays, as JSON (default: allowPrivilegeEscalation false,
+    /// capabilities drop ALL, readOnlyRootFilesystem, runAsNonRoot).
+    #[arg(long, value_name = "JSON", value_parser = parse_json::<SecurityContext>)]
+    relay_security_context: Option<SecurityContext>,
+    /// imagePullSecrets of relay pods (Secret names in each Stream's namespace),
+    /// comma-separated; a Stream's spec.relay.imagePullSecrets replaces them.
+    #[arg(long, default_value = "", value_parser = parse_image_list)]
+    relay_image_pull_secrets: ::std::vec::Vec<String>,
+    /// Tolerations of relay pods, as a JSON list; a Stream's spec.relay.tolerations replaces them.
+    #[arg(long, value_name = "JSON", value_parser = parse_json::<Vec<Toleration>>)]
+    relay_tolerations: Option<::std::vec::Vec<Toleration>>,
+    /// Affinity of relay pods, as JSON (on top of each region's nodeSelector); a Stream's
+    /// spec.relay.affinity replaces it.
+    #[arg(long, value_name = "JSON", value_parser = parse_json::<Affinity>)]
+    relay_affinity: Option<Affinity>,
+    /// topologySpreadConstraints of each reflector and edge tier, as a JSON list (a constraint
+    /// without labelSelector gets the tier's labels; `[]`: none). Default: over the zones,
+    /// then the nodes, of the region, maxSkew 1, ScheduleAnyway. A Stream's
+    /// spec.relay.topologySpreadConstraints replaces them.
+    #[arg(long, value_name = "JSON", value_parser = parse_json::<Vec<TopologySpreadConstraint>>)]
+    relay_topology_spread_constraints: Option<::std::vec::Vec<TopologySpreadConstraint>>,
     /// Default relay resource requests, e.g. cpu=250m,memory=128Mi.
     #[arg(long, default_value = "cpu=250m,memory=128Mi", value_parser = parse_key_values)]
     relay_requests: BTreeMap<String, String>,
@@ -253,6 +283,30 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// A comma-separated list flag as one value (clap would otherwise take it as one item).
+fn parse_image_list(s: &str) -> Result<Vec<String>, String> {
+    Ok(parse_list(s))
+}
+
+/// Relay pod defaults from the flags; unset flags keep the built-in defaults.
+fn relay_pod_defaults(args: &RunArgs) -> RelayPodDefaults {
+    let d = RelayPodDefaults::default();
+    RelayPodDefaults {
+        pod_security_context: args
+            .relay_pod_security_context
+            .clone()
+            .unwrap_or(d.pod_security_context),
+        security_context: args
+            .relay_security_context
+            .clone()
+            .unwrap_or(d.security_context),
+        image_pull_secrets: args.relay_image_pull_secrets.clone(),
+        tolerations: args.relay_tolerations.clone().unwrap_or_default(),
+        affinity: args.relay_affinity.clone(),
+        topology_spread_constraints: args.relay_topology_spread_constraints.clone(),
+    }
+}
+
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -272,6 +326,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             init_tracing(args.log_format);
+            let relay_pod = relay_pod_defaults(&args);
             let cfg = OperatorConfig {
                 relay_image: args.relay_image,
                 relay_image_pull_policy: args.relay_image_pull_policy,
@@ -287,6 +342,7 @@ fn main() -> anyhow::Result<()> {
                 scrape_timeout: args.scrape_timeout,
                 field_manager: "surge-operator".to_string(),
                 policy: args.policy,
+                relay_pod,
             };
             let opts = RunOptions {
                 metrics_addr: args.metrics_addr,
@@ -425,6 +481,31 @@ mod tests {
         assert_eq!(local(&["--policy", "static"]), Ok(ScalingPolicy::Static));
         let err = local(&["--policy", "vpa"]).unwrap_err();
         assert!(err.contains("surge, hpa, static"), "{err}");
+    }
+
+    #[test]
+    fn relay_pod_flags_set_defaults_and_unset_ones_keep_the_restricted_level() {
+        let a = run_args(&[]).expect("valid");
+        assert_eq!(relay_pod_defaults(&a), RelayPodDefaults::default());
+        let a = run_args(&[
+            "--relay-image-pull-secrets=regcred",
+            r#"--relay-tolerations=[{"key":"video","operator":"Exists","effect":"NoSchedule"}]"#,
+            "--relay-topology-spread-constraints=[]",
+        ])
+        .expect("valid");
+        let d = relay_pod_defaults(&a);
+        assert_eq!(d.image_pull_secrets, ["regcred"]);
+        assert_eq!(d.tolerations[0].key.as_deref(), Some("video"));
+        assert_eq!(d.topology_spread_constraints, Some(Vec::new()));
+        assert_eq!(
+            d.security_context,
+            RelayPodDefaults::default().security_context
+        );
+        let err = run_args(&["--relay-affinity", "{nope"]).unwrap_err();
+        assert!(
+            err.contains("--relay-affinity") && err.contains("JSON"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -41,3 +41,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "surge.leaseName" -}}
 {{- include "surge.fullname" . -}}
 {{- end -}}
+
+{{/* regcred,other from a list of names or of {name: ...} objects. */}}
+{{- define "surge.secretNames" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- if kindIs "string" . -}}
+{{- $out = append $out . -}}
+{{- else -}}
+{{- $out = append $out .name -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}

@@ -265,6 +265,8 @@ pub fn build_deployment(
         resources: Some(resources),
         ..Container::default()
     };
+    let pod = super::pod_settings::pod_settings(&target.stream, &tier.region, tier.kind, spec, cfg);
+    container.security_context = Some(pod.container_security_context);
     let mut volumes = Vec::new();
     if host_ports {
         volumes.push(pod_info_volume());
@@ -315,6 +317,11 @@ pub fn build_deployment(
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     node_selector: Some(tier.node_selector.clone()),
                     termination_grace_period_seconds: Some(grace),
+                    security_context: Some(pod.security_context),
+                    image_pull_secrets: pod.image_pull_secrets,
+                    tolerations: pod.tolerations,
+                    affinity: pod.affinity,
+                    topology_spread_constraints: pod.topology_spread_constraints,
                     ..PodSpec::default()
                 }),
             },
