@@ -7,6 +7,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -19,8 +20,9 @@ use crate::labels::{POD_ADVERTISE_HOST, POD_DELETION_COST, stream_selector_strin
 use crate::metrics::{KindLabels, Metrics};
 use crate::reconcile::describe_kube_error;
 
-/// Applies `planned` for `target`: every tier's Service and Deployment and the regions'
-/// placement-peers Services, then deletes the Stream's orphan Deployments and Services, then
+/// Applies `planned` for `target`: every tier's Service, Deployment and PodDisruptionBudget and
+/// the regions' placement-peers Services, then deletes the Stream's orphan Deployments,
+/// Services and PodDisruptionBudgets, then
 /// sets deletion costs and advertised hosts. A refused object does not stop the rest (it is
 /// counted in `metrics` and listed in the result, which the status shows as ApplyFailed); a
 /// failed orphan listing or deletion fails the reconcile.
@@ -58,6 +60,12 @@ pub async fn apply_planned(
             refused("Service", service.name_any(), e);
         }
     }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &target.namespace);
+    for pdb in &planned.pdbs {
+        if let Err(e) = apply(&pdbs, pdb, manager).await {
+            refused("PodDisruptionBudget", pdb.name_any(), e);
+        }
+    }
 
     // Tiers or regions that are gone.
     let selector = stream_selector_string(&target.stream);
@@ -68,6 +76,9 @@ pub async fn apply_planned(
     }
     for deleted in delete_orphans(&services, &selector, uid, &planned.keep).await? {
         info!(service = %deleted, "deleted orphan Service");
+    }
+    for deleted in delete_orphans(&pdbs, &selector, uid, &planned.keep).await? {
+        info!(pdb = %deleted, "deleted orphan PodDisruptionBudget");
     }
 
     // Least-loaded relays go first on scale-down.

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use surge_planner::{HpaSettings, HpaState, PlannerState};
 
 use crate::advertise::advertise_hosts;
+use crate::build::pdb::build_pdb;
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Exposure, Stream, StreamStatus};
@@ -131,6 +133,8 @@ pub struct Planned {
     pub objects: Vec<(Service, Deployment)>,
     /// Per region, the headless Service the edges' locators watch (`hostPort` exposure only).
     pub peers_services: Vec<Service>,
+    /// One PodDisruptionBudget per tier (same names as the Deployments).
+    pub pdbs: Vec<PodDisruptionBudget>,
     /// Names of the tiers to keep: the Stream's other Deployments and Services are orphans.
     pub keep: BTreeSet<String>,
     /// `(pod, cost)` pod-deletion-cost annotations to set, so that a scale-down removes the
@@ -250,6 +254,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .iter()
         .map(|p| build_peers_service(target, p, cfg))
         .collect();
+    let pdbs = tree.tiers.iter().map(|t| build_pdb(target, t)).collect();
     let keep = tree
         .tiers
         .iter()
@@ -283,6 +288,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         tree,
         objects,
         peers_services,
+        pdbs,
         keep,
         deletion_costs,
         advertise_hosts,

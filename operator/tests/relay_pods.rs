@@ -1,11 +1,14 @@
-//! Relay pods as a platform team reviews them: the `restricted` Pod Security level and
-//! scheduling (the operator's defaults, a Stream's own fields winning), from Stream fixtures
-//! through the builders.
+//! Relay pods as a platform team reviews them: the `restricted` Pod Security level, scheduling
+//! (the operator's defaults, a Stream's own fields winning) and a PodDisruptionBudget per tier,
+//! from Stream fixtures through the builders and `decide`.
 
 mod common;
 
+use common::world::World;
 use common::{fixture, load, target, tree_with};
 use k8s_openapi::api::core::v1::{PodSpec, Toleration};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
 use surge_operator::build::build_deployment;
 use surge_operator::build::pod_settings::{HOSTNAME_LABEL, ZONE_LABEL};
 use surge_operator::config::{OperatorConfig, RelayPodDefaults};
@@ -236,5 +239,39 @@ fn a_streams_scheduling_fields_win_over_the_operators() {
             .collect();
         assert_eq!(secrets, ["chart-pull"]);
         assert_eq!(pod.tolerations, Some(vec![operator_toleration.clone()]));
+    }
+}
+
+#[test]
+fn every_tier_gets_a_pod_disruption_budget_owned_by_the_stream() {
+    let mut w = World::new(fixture("relay-scheduling.yaml"));
+    let r = w.reconcile(0.0, 0);
+    let planned = r.planned();
+    let deployments: Vec<String> = planned.objects.iter().map(|(_, d)| d.name_any()).collect();
+    let pdbs: Vec<String> = planned.pdbs.iter().map(|p| p.name_any()).collect();
+    assert_eq!(pdbs, deployments, "one per tier, named as its Deployment");
+    for (pdb, tier) in planned.pdbs.iter().zip(&planned.tree.tiers) {
+        let spec = pdb.spec.as_ref().expect("spec");
+        let expected = match tier.kind {
+            TierKind::Origin => IntOrString::Int(0),
+            TierKind::Reflector(_) => IntOrString::Int(1),
+            TierKind::Edge => IntOrString::String("10%".to_string()),
+        };
+        assert_eq!(
+            spec.max_unavailable.as_ref(),
+            Some(&expected),
+            "{}",
+            tier.name
+        );
+        assert_eq!(spec.min_available, None);
+        assert_eq!(
+            spec.selector.as_ref().and_then(|s| s.match_labels.clone()),
+            Some(tier_selector("gala", &tier.region, tier.kind))
+        );
+        assert_eq!(pdb.owner_references()[0].uid, w.target.owner.uid);
+        assert!(
+            planned.keep.contains(&pdb.name_any()),
+            "kept, not an orphan"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Pure builders: one function per kind, from the tree plan to the objects to apply.
 
 pub mod deployment;
+pub mod pdb;
 pub mod pod_settings;
 pub mod publish_keys;
 pub mod service;
