@@ -44,6 +44,8 @@ pub struct OperatorConfig {
     pub policy: ScalingPolicy,
     /// Relay pod defaults: security contexts and scheduling (a Stream's own fields win).
     pub relay_pod: RelayPodDefaults,
+    /// Images a Stream's `spec.relay.image` may name (`--allowed-relay-images`; empty: any).
+    pub allowed_relay_images: Vec<String>,
 }
 
 /// Operator-wide defaults of relay pods (`--relay-pod-security-context`,
@@ -128,6 +130,7 @@ impl Default for OperatorConfig {
             field_manager: "surge-operator".to_string(),
             policy: ScalingPolicy::Surge,
             relay_pod: RelayPodDefaults::default(),
+            allowed_relay_images: Vec::new(),
         }
     }
 }

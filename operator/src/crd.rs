@@ -402,7 +402,9 @@ impl Default for FlashCrowdSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RelaySpec {
-    /// Container image; default from the operator's `--relay-image`.
+    /// Container image; default from the operator's `--relay-image`. When the operator has
+    /// `--allowed-relay-images`, an image outside that list is refused (Ready=False, reason
+    /// InvalidSpec, naming spec.relay.image) and nothing is built from the Stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Container resources; default from the operator's flags.

@@ -19,7 +19,8 @@ use crate::advertise::advertise_hosts;
 use crate::build::pdb::build_pdb;
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
-use crate::crd::{Exposure, Stream, StreamStatus};
+use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus};
+use crate::image_policy::image_error;
 use crate::labels::TierKind;
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
@@ -90,6 +91,17 @@ pub struct Input<'a> {
     pub observed: &'a Observed,
     pub clock: Clock,
     pub cfg: &'a OperatorConfig,
+}
+
+/// Everything that keeps a Stream from being built: its own problems ([`validate`]) and a
+/// `spec.relay.image` outside the operator's `--allowed-relay-images`.
+pub fn spec_errors(name: &str, spec: &StreamSpec, cfg: &OperatorConfig) -> Vec<FieldError> {
+    let mut errors = validate(name, spec);
+    errors.extend(image_error(
+        spec.relay.image.as_deref(),
+        &cfg.allowed_relay_images,
+    ));
+    errors
 }
 
 /// Where a Stream's children go: `None` for a Stream without namespace or uid.
@@ -166,7 +178,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     let (spec, cfg, observed) = (&input.stream.spec, input.cfg, input.observed);
     let name = &input.target.stream;
     let mut memory = memory.clone();
-    let errors = validate(name, spec);
+    let errors = spec_errors(name, spec, cfg);
     if !errors.is_empty() {
         return Decision::Done(invalid(input, &errors, memory));
     }

@@ -1,7 +1,8 @@
 //! surge-operator: reconciles `Stream` resources into geo-clustered relay trees.
 //!
 //! Where things are: the resource in [`crd`]; a reconcile's driver in [`reconcile`] (gather →
-//! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`],
+//! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`]
+//! and [`image_policy`],
 //! [`observe`], [`advertise`] (the host a `hostPort` edge advertises), [`sizing`] (the adapter
 //! to `surge-planner`, which makes every sizing decision; [`policy`] swaps in another
 //! autoscaler), [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
@@ -16,6 +17,7 @@ pub mod controller;
 pub mod crd;
 pub mod decide;
 pub mod gather;
+pub mod image_policy;
 pub mod labels;
 pub mod leader;
 pub mod local;

@@ -191,6 +191,12 @@ struct RunArgs {
     /// imagePullPolicy of relay containers.
     #[arg(long, default_value = "IfNotPresent")]
     relay_image_pull_policy: String,
+    /// Images a Stream's spec.relay.image may name, comma-separated: a repository (any tag or
+    /// digest of it), a full reference (exactly it) or a prefix ending in `*`. A Stream naming
+    /// another image is refused (Ready=False, InvalidSpec, an event naming spec.relay.image).
+    /// Empty: any image. --relay-image is always allowed.
+    #[arg(long, env = "SURGE_ALLOWED_RELAY_IMAGES", default_value = "", value_parser = parse_image_list)]
+    allowed_relay_images: ::std::vec::Vec<String>,
     /// Pod securityContext of relay pods, as JSON (default: the restricted Pod Security
     /// level: runAsNonRoot, runAsUser/runAsGroup 65532, seccompProfile RuntimeDefault).
     #[arg(long, value_name = "JSON", value_parser = parse_json::<PodSecurityContext>)]
@@ -343,6 +349,7 @@ fn main() -> anyhow::Result<()> {
                 field_manager: "surge-operator".to_string(),
                 policy: args.policy,
                 relay_pod,
+                allowed_relay_images: args.allowed_relay_images,
             };
             let opts = RunOptions {
                 metrics_addr: args.metrics_addr,
@@ -486,13 +493,20 @@ mod tests {
     #[test]
     fn relay_pod_flags_set_defaults_and_unset_ones_keep_the_restricted_level() {
         let a = run_args(&[]).expect("valid");
+        assert!(a.allowed_relay_images.is_empty());
         assert_eq!(relay_pod_defaults(&a), RelayPodDefaults::default());
         let a = run_args(&[
+            "--allowed-relay-images",
+            "ghcr.io/surge-dev/surge-relay, registry.example/media/*",
             "--relay-image-pull-secrets=regcred",
             r#"--relay-tolerations=[{"key":"video","operator":"Exists","effect":"NoSchedule"}]"#,
             "--relay-topology-spread-constraints=[]",
         ])
         .expect("valid");
+        assert_eq!(
+            a.allowed_relay_images,
+            ["ghcr.io/surge-dev/surge-relay", "registry.example/media/*"]
+        );
         let d = relay_pod_defaults(&a);
         assert_eq!(d.image_pull_secrets, ["regcred"]);
         assert_eq!(d.tolerations[0].key.as_deref(), Some("video"));

@@ -20,12 +20,12 @@ use crate::config::OperatorConfig;
 use crate::crd::{Exposure, Stream};
 use crate::decide::{
     self, Applied, Clock, Decision, Input, Note, Outcome, Planned, StreamMemory, decide,
+    spec_errors,
 };
 use crate::gather::gather;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::observe::Observed;
 use crate::report::{publish, report};
-use crate::validate::validate;
 
 pub use crate::context::Context;
 
@@ -122,7 +122,7 @@ pub(crate) async fn step<B: Backend>(
     remember: impl FnOnce(StreamMemory),
 ) -> Result<Outcome, B::Error> {
     // 1. Observe: the children and their relays (an invalid spec is decided without them).
-    let observed = if validate(&target.stream, &stream.spec).is_empty() {
+    let observed = if spec_errors(&target.stream, &stream.spec, cfg).is_empty() {
         let host_ports = stream.spec.placement.exposure == Exposure::HostPort;
         backend.observe(target, host_ports).await?
     } else {

@@ -1,14 +1,15 @@
 //! Relay pods as a platform team reviews them: the `restricted` Pod Security level, scheduling
-//! (the operator's defaults, a Stream's own fields winning) and a PodDisruptionBudget per tier,
-//! from Stream fixtures through the builders and `decide`.
+//! (the operator's defaults, a Stream's own fields winning), a PodDisruptionBudget per tier, and
+//! the relay image allowlist — from Stream fixtures through the builders and `decide`.
 
 mod common;
 
-use common::world::World;
+use common::world::{World, condition, with_reason};
 use common::{fixture, load, target, tree_with};
 use k8s_openapi::api::core::v1::{PodSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use kube::runtime::events::EventType;
 use surge_operator::build::build_deployment;
 use surge_operator::build::pod_settings::{HOSTNAME_LABEL, ZONE_LABEL};
 use surge_operator::config::{OperatorConfig, RelayPodDefaults};
@@ -245,6 +246,7 @@ fn a_streams_scheduling_fields_win_over_the_operators() {
 #[test]
 fn every_tier_gets_a_pod_disruption_budget_owned_by_the_stream() {
     let mut w = World::new(fixture("relay-scheduling.yaml"));
+    w.cfg.allowed_relay_images = vec!["registry.example/media/*".to_string()];
     let r = w.reconcile(0.0, 0);
     let planned = r.planned();
     let deployments: Vec<String> = planned.objects.iter().map(|(_, d)| d.name_any()).collect();
@@ -274,4 +276,45 @@ fn every_tier_gets_a_pod_disruption_budget_owned_by_the_stream() {
             "kept, not an orphan"
         );
     }
+}
+
+#[test]
+fn an_image_outside_the_allowlist_is_refused_naming_the_field() {
+    let mut w = World::new(fixture("relay-scheduling.yaml"));
+    w.cfg.allowed_relay_images = vec!["ghcr.io/surge-dev/surge-relay".to_string()];
+    let r = w.reconcile(0.0, 0);
+    assert!(r.planned.is_none(), "nothing is built for a refused image");
+    let refused = with_reason(r.events(), "InvalidSpec");
+    assert_eq!(refused.len(), 1, "{:?}", r.events());
+    assert_eq!(refused[0].type_, EventType::Warning);
+    let note = &refused[0].note;
+    assert!(
+        note.contains("spec.relay.image")
+            && note.contains("registry.example/media/surge-relay:1.0")
+            && note.contains("--allowed-relay-images"),
+        "{note}"
+    );
+    let (status, reason, message) = condition(r.status(), "Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert!(message.contains("spec.relay.image"), "{message}");
+    // The next reconcile says nothing new; allowing the image builds the tree.
+    assert!(with_reason(w.reconcile(5.0, 0).events(), "InvalidSpec").is_empty());
+    w.cfg
+        .allowed_relay_images
+        .push("registry.example/media/surge-relay".to_string());
+    let r = w.reconcile(10.0, 0);
+    let image = r.planned().objects[0]
+        .1
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].image.clone());
+    assert_eq!(
+        image.as_deref(),
+        Some("registry.example/media/surge-relay:1.0")
+    );
+    // A Stream without an image uses the operator's, which is always allowed.
+    let mut plain = World::new(fixture("minimal.yaml"));
+    plain.cfg.allowed_relay_images = vec!["registry.example/other".to_string()];
+    assert!(plain.reconcile(0.0, 0).planned.is_some());
 }
