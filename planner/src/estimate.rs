@@ -125,6 +125,29 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
     })
 }
 
+/// How fast the newest sample rose above every earlier sample of the window, in viewers per
+/// second over the last sample interval (0 when it did not). A new high, so a count that
+/// recovers from a dip (a relay restarting) is not a rise; a single double-counted sample
+/// is, which is the price of not waiting for more samples at a crowd's onset.
+pub fn newest_rise(samples: &[ViewerSample], window_s: f64) -> f64 {
+    let points = clean(samples);
+    let Some((&(t_ref, latest), earlier)) = points.split_last() else {
+        return 0.0;
+    };
+    let start = earlier.partition_point(|p| p.0 < t_ref - window_s);
+    let earlier = &earlier[start..];
+    let (Some(&(t_prev, _)), Some(high)) =
+        (earlier.last(), earlier.iter().map(|p| p.1).reduce(f64::max))
+    else {
+        return 0.0;
+    };
+    let dt = t_ref - t_prev;
+    if dt <= 0.0 {
+        return 0.0;
+    }
+    ((latest - high) / dt).max(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +203,23 @@ mod tests {
         assert!((2_000.0..4_500.0).contains(&growth), "growth {growth}");
         let truth = 20_000.0 + 50.0 * e.t_ref_s;
         assert!((e.level - truth).abs() < 0.05 * truth, "{e:?} vs {truth}");
+    }
+
+    #[test]
+    fn a_new_high_is_a_rise_and_a_recovery_is_not() {
+        let mut samples = line(0, 60, 5, 1_000.0, 0.0);
+        assert_eq!(newest_rise(&samples, 60.0), 0.0);
+        samples.push(ViewerSample {
+            t_s: 65.0,
+            viewers: 6_000,
+        });
+        assert_eq!(newest_rise(&samples, 60.0), 1_000.0);
+        // A dip (a relay restarting) and the recovery: no new high.
+        let mut dip = line(0, 60, 5, 1_000.0, 0.0);
+        dip[11].viewers = 200;
+        assert_eq!(newest_rise(&dip, 60.0), 0.0);
+        assert_eq!(newest_rise(&[], 60.0), 0.0);
+        assert_eq!(newest_rise(&samples[..1], 60.0), 0.0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::estimate::{Estimate, estimate};
+use crate::estimate::{Estimate, estimate, newest_rise};
 use crate::format::{count, signed};
 use crate::input::{PlanInput, RegionInput, RelayLoad, Tier};
 use crate::output::{Plan, RegionPlan, ScaleChange};
@@ -182,6 +182,11 @@ fn plan_region(
     };
     state.first_seen_s.get_or_insert(now);
 
+    let mut est = est;
+    // At a crowd's onset the window's median slope lags by a few samples: a new high far
+    // above both thresholds counts at once (see `onset_rise`).
+    let onset = onset_rise(region, &est, scaling);
+    est.slope_per_s = est.slope_per_s.max(onset);
     let growth_pm = est.slope_per_s * 60.0;
     update_flash(&mut state, &est, growth_pm, scaling, now);
     let horizon = match state.flash {
@@ -191,7 +196,10 @@ fn plan_region(
     let forecast = est.at(now + horizon);
     // Never plan below what viewers need right now, whatever the trend says.
     let demand = forecast.max(est.latest).max(est.level);
-    let sized = edges_for_viewers(demand, tree, scaling.headroom);
+    // The warm pool sits on top of the forecast, so it is spare capacity at every size.
+    let sized = edges_for_viewers(demand, tree, scaling.headroom)
+        .saturating_add(scaling.warm_edges)
+        .min(tree.max_edges.max(tree.min_edges));
 
     let mut target = sized;
     let mut multiplicative = false;
@@ -222,13 +230,19 @@ fn plan_region(
     }
     record(&mut state, now, target, scaling);
 
-    let why = format!(
+    let mut why = format!(
         "forecast {} viewers in {:.0} s (level {}, growth {}/min)",
         count(forecast),
         horizon,
         count(est.level),
         signed(growth_pm)
     );
+    if scaling.warm_edges > 0 {
+        why.push_str(&format!(", {} warm edges", scaling.warm_edges));
+    }
+    if onset > 0.0 {
+        why.push_str(&format!(", onset +{}/min", count(onset * 60.0)));
+    }
     let (desired, reason) = if target >= current {
         if target > current {
             state.last_scale_up_s = Some(now);
@@ -250,7 +264,12 @@ fn plan_region(
             (target, format!("hold {current} edges: {why}{held}"))
         }
     } else {
-        scale_down(&mut state, current, target, tree, scaling, now, &why)
+        let fleet = Fleet {
+            current,
+            idle: idle_edges(region),
+            oversized: oversized(&est, growth_pm, current, tree, scaling),
+        };
+        scale_down(&mut state, &fleet, target, tree, scaling, now, &why)
     };
     let desired = desired.clamp(tree.min_edges, tree.max_edges);
 
@@ -275,6 +294,57 @@ fn plan_region(
         reason,
     };
     (plan, state)
+}
+
+/// The onset rise (viewers per second) when the newest sample is a new high at least
+/// `onsetFactor` times both flash-crowd thresholds above the window's earlier samples; else 0.
+fn onset_rise(region: &RegionInput, est: &Estimate, scaling: &ScalingSettings) -> f64 {
+    let fc = &scaling.flash_crowd;
+    if !fc.enabled || fc.onset_factor <= 0.0 {
+        return 0.0;
+    }
+    let rise = newest_rise(&region.samples, scaling.estimation_window_seconds);
+    let per_min = rise * 60.0;
+    let hot = per_min >= fc.onset_factor * fc.min_growth_per_minute
+        && per_min >= fc.onset_factor * fc.relative_growth_per_minute * est.level;
+    if hot { rise } else { 0.0 }
+}
+
+/// Edges that serve nobody: not Ready yet, or Ready with no viewers.
+fn idle_edges(region: &RegionInput) -> u32 {
+    let idle = region
+        .relays
+        .iter()
+        .filter(|r| r.tier == Tier::Edge && (!r.ready || r.viewers == 0))
+        .count();
+    u32::try_from(idle).unwrap_or(u32::MAX)
+}
+
+/// The audience (with headroom) fills at most `collapseUtilization` of the edges and is not
+/// growing: the crowd left (departures dominated) or a flash-crowd forecast overshot. Also in
+/// flash-crowd mode: the mode lasts `exitAfterSeconds` after the growth stopped, and an
+/// overshoot of the onset's forecast is what it leaves behind.
+fn oversized(
+    est: &Estimate,
+    growth_pm: f64,
+    current: u32,
+    tree: &TreeSettings,
+    scaling: &ScalingSettings,
+) -> bool {
+    let used = est.level.max(est.latest) * (1.0 + scaling.headroom);
+    let serves = f64::from(current) * tree.viewers_per_edge as f64;
+    scaling.collapse_utilization > 0.0
+        && growth_pm < scaling.flash_crowd.min_growth_per_minute
+        && used <= scaling.collapse_utilization * serves
+}
+
+/// What scale-down needs to know about a region's edges.
+struct Fleet {
+    current: u32,
+    /// Edges serving nobody (see [`idle_edges`]).
+    idle: u32,
+    /// See [`oversized`].
+    oversized: bool,
 }
 
 fn schedule_note(d: &ScheduledDemand) -> String {
@@ -362,13 +432,14 @@ fn record(state: &mut RegionState, now: f64, edges: u32, scaling: &ScalingSettin
 
 fn scale_down(
     state: &mut RegionState,
-    current: u32,
+    fleet: &Fleet,
     target: u32,
     tree: &TreeSettings,
     scaling: &ScalingSettings,
     now: f64,
     why: &str,
 ) -> (u32, String) {
+    let current = fleet.current;
     let window = scaling.scale_down_stabilization_seconds;
     let smoothing = scaling.scale_down_smoothing_seconds;
     if current > tree.max_edges {
@@ -378,65 +449,88 @@ fn scale_down(
             format!("scale down {current}→{} edges: maxEdges", tree.max_edges),
         );
     }
-    let observed = state.first_seen_s.map_or(0.0, |t| now - t);
-    if observed < window {
-        return (
-            current,
-            format!(
-                "hold {current} edges (wants {target}): planning for {:.0} s, \
-                 scale-down waits {window:.0} s; {why}",
-                observed
-            ),
-        );
-    }
-    if let Some(up) = state.last_scale_up_s.filter(|t| now - t < window) {
-        return (
-            current,
-            format!(
-                "hold {current} edges (wants {target}): scaled up {:.0} s ago, \
-                 scale-down waits {window:.0} s; {why}",
-                now - up
-            ),
-        );
-    }
-    if let Some(down) = state
-        .last_scale_down_s
-        .filter(|t| now - t < scaling.scale_down_step_seconds)
-    {
-        return (
-            current,
-            format!(
-                "hold {current} edges (wants {target}): scaled down {:.0} s ago, \
-                 one step per {:.0} s; {why}",
-                now - down,
-                scaling.scale_down_step_seconds
-            ),
-        );
-    }
     let stabilized = state
         .recommendations
         .first()
         .map_or(target, |r| r.edges)
-        .max(target);
-    let step = ((current as f64 * scaling.max_scale_down_fraction).floor() as u32).max(1);
-    let floor = current.saturating_sub(step);
-    let desired = stabilized.max(floor).max(tree.min_edges);
-    if desired >= current {
+        .max(target)
+        .max(tree.min_edges);
+    let excess = current.saturating_sub(stabilized);
+    let observed = state.first_seen_s.map_or(0.0, |t| now - t);
+    // Idle edges the smoothed forecast does not need go at once: they protect no viewer.
+    // Only the smoothing window (and a first window of observation) holds them.
+    let idle = if observed >= smoothing {
+        fleet.idle.min(excess)
+    } else {
+        0
+    };
+    // Loaded edges: the stabilisation rules, unless the fleet is oversized.
+    let (loaded, held) = if observed < window {
+        (
+            0,
+            format!("planning for {observed:.0} s, scale-down waits {window:.0} s"),
+        )
+    } else if let Some(down) = state
+        .last_scale_down_s
+        .filter(|t| now - t < scaling.scale_down_step_seconds)
+    {
+        (
+            0,
+            format!(
+                "scaled down {:.0} s ago, one step per {:.0} s",
+                now - down,
+                scaling.scale_down_step_seconds
+            ),
+        )
+    } else if fleet.oversized {
+        (excess, String::new())
+    } else if let Some(up) = state.last_scale_up_s.filter(|t| now - t < window) {
+        (
+            0,
+            format!(
+                "scaled up {:.0} s ago, scale-down waits {window:.0} s",
+                now - up
+            ),
+        )
+    } else {
+        let step = ((current as f64 * scaling.max_scale_down_fraction).floor() as u32).max(1);
+        (excess.min(step), String::new())
+    };
+    let remove = idle.max(loaded);
+    if remove == 0 {
+        let held = if excess == 0 {
+            format!("highest recommendation in the last {smoothing:.0} s is {stabilized}")
+        } else {
+            held
+        };
         return (
             current,
-            format!(
-                "hold {current} edges: highest recommendation in the last {smoothing:.0} s \
-                 is {stabilized}; {why}"
-            ),
+            format!("hold {current} edges (wants {target}): {held}; {why}"),
         );
     }
-    state.last_scale_down_s = Some(now);
+    // The step clock only runs for loaded edges, so releasing idle ones never delays them.
+    if loaded > idle {
+        state.last_scale_down_s = Some(now);
+    }
+    let desired = current - remove;
+    let how = if loaded > idle && fleet.oversized {
+        format!(
+            "oversized: the audience fills at most {:.0}% and is not growing",
+            scaling.collapse_utilization * 100.0
+        )
+    } else if loaded > idle {
+        format!(
+            "at most {:.0}% per step",
+            scaling.max_scale_down_fraction * 100.0
+        )
+    } else {
+        format!("{remove} idle")
+    };
     (
         desired,
         format!(
             "scale down {current}→{desired} edges (wants {target}, highest in {smoothing:.0} \
-             s: {stabilized}, at most {:.0}% per step): {why}",
-            scaling.max_scale_down_fraction * 100.0
+             s: {stabilized}, {how}): {why}"
         ),
     )
 }

@@ -59,6 +59,11 @@ pub struct FlashCrowdSettings {
     pub lead_time_factor: f64,
     /// Leave the mode after growth stayed below the thresholds this long. Default 120 s.
     pub exit_after_seconds: f64,
+    /// Onset detection without waiting for the estimation window: when the newest sample
+    /// rises above every earlier sample of the window at this many times both thresholds
+    /// (per minute, over the last sample interval), the mode starts now and that rise is
+    /// the growth the forecast uses. 0 turns it off. Default 4.
+    pub onset_factor: f64,
 }
 
 impl Default for FlashCrowdSettings {
@@ -70,6 +75,7 @@ impl Default for FlashCrowdSettings {
             scale_up_factor: 2.0,
             lead_time_factor: 1.5,
             exit_after_seconds: 120.0,
+            onset_factor: 4.0,
         }
     }
 }
@@ -109,6 +115,14 @@ pub struct ScalingSettings {
     /// How long an event without a duration holds its capacity after its start. Default
     /// 900 s.
     pub schedule_grace_seconds: f64,
+    /// Edges kept per region beyond what the forecast asks for (a warm pool that absorbs a
+    /// step before any relay could start). Default 0.
+    pub warm_edges: u32,
+    /// Oversized fleet: when the audience with headroom fills at most this fraction of the
+    /// edges and is not growing (below the flash-crowd growth threshold), scale-down skips
+    /// the wait after a scale-up and the per-step bound (the smoothing window still holds).
+    /// 0 turns it off. Default 0.5.
+    pub collapse_utilization: f64,
 }
 
 impl Default for ScalingSettings {
@@ -125,6 +139,8 @@ impl Default for ScalingSettings {
             flash_crowd: FlashCrowdSettings::default(),
             schedule: Vec::new(),
             schedule_grace_seconds: 900.0,
+            warm_edges: 0,
+            collapse_utilization: 0.5,
         }
     }
 }
@@ -217,6 +233,11 @@ impl ScalingSettings {
             "scaling.scheduleGraceSeconds",
             "must be a finite number >= 0",
         )?;
+        check(
+            (0.0..=1.0).contains(&self.collapse_utilization),
+            "scaling.collapseUtilization",
+            "must be in [0, 1]",
+        )?;
         for event in &self.schedule {
             check(
                 event.start_s.is_finite(),
@@ -253,6 +274,11 @@ impl ScalingSettings {
         check(
             finite_nonneg(fc.exit_after_seconds),
             "scaling.flashCrowd.exitAfterSeconds",
+            "must be a finite number >= 0",
+        )?;
+        check(
+            finite_nonneg(fc.onset_factor),
+            "scaling.flashCrowd.onsetFactor",
             "must be a finite number >= 0",
         )
     }

@@ -124,7 +124,10 @@ fn scale_down_waits_then_steps_least_loaded_first() {
             relays: edges,
             ready: edges,
         };
-        let out = plan(&input(now as f64, vec![r]), &state).unwrap();
+        // The loaded-edge rules alone: no oversized-fleet shortcut.
+        let mut i = input(now as f64, vec![r]);
+        i.scaling.collapse_utilization = 0.0;
+        let out = plan(&i, &state).unwrap();
         state = out.state.clone();
         let eu = &out.regions[0];
         if eu.change == ScaleChange::Down {
@@ -167,7 +170,9 @@ fn a_scale_up_restarts_the_stabilisation_window() {
             relays: edges,
             ready: edges,
         };
-        let out = plan(&input(now as f64, vec![r]), &state).unwrap();
+        let mut i = input(now as f64, vec![r]);
+        i.scaling.collapse_utilization = 0.0;
+        let out = plan(&i, &state).unwrap();
         state = out.state;
         if out.regions[0].change == ScaleChange::Down {
             downs.push(now);
@@ -199,6 +204,7 @@ fn removals_cover_reflector_levels_that_go_away() {
     });
     let mut i = input(1000.0, vec![r]);
     i.scaling.scale_down_stabilization_seconds = 0.0;
+    i.scaling.collapse_utilization = 0.0;
     let out = plan(&i, &PlannerState::default()).unwrap();
     let eu = &out.regions[0];
     assert_eq!(eu.desired_edges, 9, "12 - 25%");
@@ -218,6 +224,7 @@ fn removals_cover_reflector_levels_that_go_away() {
     });
     let mut i = input(1000.0, vec![r]);
     i.scaling.scale_down_stabilization_seconds = 0.0;
+    i.scaling.collapse_utilization = 0.0;
     let out = plan(&i, &PlannerState::default()).unwrap();
     let eu = &out.regions[0];
     assert_eq!(eu.desired_edges, 7);

@@ -1,0 +1,162 @@
+//! Scale-down that follows the audience (idle edges, an oversized fleet) and the rules for
+//! slow relays (warm pool, onset detection), one scenario each.
+
+mod common;
+
+use common::{input, region, samples};
+use surge_planner::{PlannerState, Recommendation, RegionState, ScaleChange, TierCount, plan};
+
+/// A state that has planned for an hour and scaled up at `up_s`.
+fn settled(up_s: f64) -> PlannerState {
+    let mut state = PlannerState::default();
+    state.regions.insert(
+        "eu".into(),
+        RegionState {
+            first_seen_s: Some(0.0),
+            last_scale_up_s: Some(up_s),
+            ..Default::default()
+        },
+    );
+    state
+}
+
+/// 18 edges (the forecast's size) serving 30,000 viewers until t = 3,600 s, then all but
+/// 1,000 leave. Returns the scale-downs as (time, from, to).
+fn cliff(collapse_utilization: f64) -> Vec<(u64, u32, u32)> {
+    let viewers = |t: f64| if t < 3_600.0 { 30_000.0 } else { 1_000.0 };
+    let mut state = settled(3_500.0);
+    let mut edges = 18;
+    let mut downs = Vec::new();
+    for now in (3_400..=4_800).step_by(5) {
+        let per_edge = (viewers(now as f64 - 5.0) / f64::from(edges)) as u64;
+        let mut r = region(
+            "eu",
+            samples(now - 125, now - 5, 5, viewers),
+            &vec![per_edge; edges as usize],
+        );
+        r.edges = TierCount {
+            relays: edges,
+            ready: edges,
+        };
+        let mut i = input(now as f64, vec![r]);
+        i.scaling.collapse_utilization = collapse_utilization;
+        let out = plan(&i, &state).unwrap();
+        state = out.state;
+        let eu = &out.regions[0];
+        if eu.change == ScaleChange::Down {
+            downs.push((now, edges, eu.desired_edges));
+        }
+        edges = eu.desired_edges;
+    }
+    downs
+}
+
+#[test]
+fn a_collapsed_audience_is_released_in_one_step_after_the_smoothing_window() {
+    let downs = cliff(0.5);
+    let (t, from, to) = downs[0];
+    // 1,000 viewers × 1.2 / 2,000 = 1 edge, asked for once the level has fallen and the
+    // smoothing window's higher recommendations have aged out; the scale-up at 3,500 s
+    // does not hold it, nor the 25% bound.
+    assert_eq!(from, 18, "{downs:?}");
+    assert!(to <= 2, "{downs:?}");
+    assert!((3_660..=3_760).contains(&t), "{downs:?}");
+    assert!(downs.len() <= 2, "{downs:?}");
+    assert_eq!(downs.last().map(|d| d.2), Some(1), "{downs:?}");
+}
+
+#[test]
+fn without_the_rule_a_collapse_waits_and_steps_a_quarter_at_a_time() {
+    let downs = cliff(0.0);
+    assert!(downs[0].0 >= 3_500 + 300, "{downs:?}");
+    assert_eq!((downs[0].1, downs[0].2), (18, 14), "{downs:?}");
+    assert!(downs.len() >= 8, "{downs:?}");
+}
+
+#[test]
+fn idle_edges_go_inside_the_window_and_loaded_ones_wait() {
+    // 9,000 viewers on 6 edges, 4 more edges empty: the forecast wants ceil(10,800 / 2,000)
+    // = 6. A scale-up 30 s ago holds loaded edges for 300 s, not the empty ones.
+    let loads = [1_500, 0, 1_500, 1_500, 0, 1_500, 0, 1_500, 1_500, 0];
+    let mut state = settled(1_000.0);
+    // The scale-up's own recommendation, which the smoothing window keeps for 60 s.
+    state.regions.get_mut("eu").unwrap().recommendations = vec![Recommendation {
+        t_s: 1_000.0,
+        edges: 10,
+    }];
+    let mut out = None;
+    for now in (1_030..=1_100).step_by(5) {
+        let r = region("eu", samples(now - 120, now, 5, |_| 9_000.0), &loads);
+        let plan = plan(&input(now as f64, vec![r]), &state).unwrap();
+        state = plan.state.clone();
+        if plan.regions[0].change == ScaleChange::Down {
+            out = Some((now, plan));
+            break;
+        }
+    }
+    let (now, plan) = out.expect("the idle edges go");
+    let eu = &plan.regions[0];
+    assert_eq!(
+        now, 1_065,
+        "once the scale-up's recommendation left the smoothing window"
+    );
+    assert_eq!(eu.desired_edges, 6, "{}", eu.reason);
+    let mut removed = eu.remove.clone();
+    removed.sort();
+    assert_eq!(removed, ["eu-e1", "eu-e4", "eu-e6", "eu-e9"]);
+    assert!(eu.reason.contains("4 idle"), "{}", eu.reason);
+}
+
+#[test]
+fn warm_edges_sit_on_top_of_the_forecast_within_max_edges() {
+    let r = || region("eu", samples(0, 120, 5, |_| 10_000.0), &[2_000; 6]);
+    let mut i = input(120.0, vec![r()]);
+    i.scaling.warm_edges = 2;
+    let out = plan(&i, &PlannerState::default()).unwrap();
+    // ceil(10,000 × 1.2 / 2,000) = 6, plus 2 warm.
+    assert_eq!(out.regions[0].desired_edges, 8);
+    assert_eq!(out.regions[0].sized_edges, 8);
+    assert!(out.regions[0].reason.contains("2 warm edges"));
+    i.tree.max_edges = 7;
+    let out = plan(&i, &PlannerState::default()).unwrap();
+    assert_eq!(out.regions[0].desired_edges, 7);
+}
+
+#[test]
+fn a_step_enters_flash_crowd_mode_at_its_first_sample() {
+    // Flat at 1,000 for a minute, then 4,000: +36,000/min over the last 5 s.
+    let mut s = samples(0, 60, 5, |_| 1_000.0);
+    s.push(surge_planner::ViewerSample {
+        t_s: 65.0,
+        viewers: 4_000,
+    });
+    let onset = plan(
+        &input(65.0, vec![region("eu", s.clone(), &[1_000])]),
+        &PlannerState::default(),
+    )
+    .unwrap();
+    let eu = &onset.regions[0];
+    assert!(eu.flash_crowd, "{}", eu.reason);
+    assert!(eu.growth_per_minute >= 36_000.0 - 1.0, "{}", eu.reason);
+    assert!(eu.forecast_viewers > 40_000.0, "{}", eu.reason);
+    assert!(eu.reason.contains("onset +36,000/min"), "{}", eu.reason);
+    // The window's median slope alone ignores one sample: sized for today's 4,000 only.
+    let mut off = input(65.0, vec![region("eu", s, &[1_000])]);
+    off.scaling.flash_crowd.onset_factor = 0.0;
+    let eu = plan(&off, &PlannerState::default()).unwrap().regions[0].clone();
+    assert!(!eu.flash_crowd);
+    assert_eq!(eu.desired_edges, 3, "{}", eu.reason);
+}
+
+#[test]
+fn counting_noise_is_no_onset() {
+    // ±1% noise on 10,000 viewers: no sample is 4 × 5%/min × 5 s (1.7%) above the window's
+    // highest.
+    let s = samples(0, 120, 5, |t| 10_000.0 * (1.0 + 0.01 * ((t * 7.0).sin())));
+    let out = plan(
+        &input(120.0, vec![region("eu", s, &[2_000; 6])]),
+        &PlannerState::default(),
+    )
+    .unwrap();
+    assert!(!out.regions[0].flash_crowd, "{}", out.regions[0].reason);
+}
