@@ -116,6 +116,11 @@ pub struct StreamSpec {
     /// takes one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<PublishSpec>,
+
+    /// TLS: RTMPS ingest at the origin (port 1936) and HTTPS playback at the edges (port
+    /// 8443), on their Services next to the plain ports. Unset: plain RTMP and HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 }
 
 /// The ingest side of the tree.
@@ -474,6 +479,29 @@ impl SecretKeyRef {
     pub fn item(&self) -> &str {
         self.key.as_deref().unwrap_or(DEFAULT_PUBLISH_KEYS_ITEM)
     }
+}
+
+/// TLS for ingest and playback.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret in the Stream's namespace (`tls.crt`, `tls.key`; the
+    /// Secret a cert-manager Certificate writes). It is mounted into the origin and the edges;
+    /// when it is renewed the kubelet updates the files and the relays serve the new
+    /// certificate to new connections without a restart.
+    pub secret_ref: SecretRef,
+}
+
+/// A Secret, by name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret (same namespace as the Stream).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
 }
 
 /// Viewer-facing Service settings.

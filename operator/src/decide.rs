@@ -256,7 +256,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .iter()
         .map(|t| {
             (
-                build_service(target, t, cfg),
+                crate::build::tls::with_tls_port(build_service(target, t, cfg), spec, t),
                 build_deployment(target, spec, t, cfg),
             )
         })

@@ -143,6 +143,14 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
     {
         errors.extend(secret_ref_errors(secret));
     }
+    if let Some(tls) = &spec.tls
+        && !is_dns_subdomain(&tls.secret_ref.name)
+    {
+        errors.push(err(
+            "spec.tls.secretRef.name",
+            "must be a Secret name (a-z, 0-9, '-' and '.', at most 253 characters)",
+        ));
+    }
     errors.extend(schedule_errors(spec));
     // The planner checks its own settings; report its complaints under the spec's path.
     if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {

@@ -68,6 +68,8 @@ pub fn relay_args(
     }
     // The origin's publish keys, as a mounted Secret file (never the keys themselves).
     args.extend(super::publish_keys::publish_keys_args(spec, tier));
+    // RTMPS at the origin, HTTPS at the edges, from the mounted TLS Secret.
+    args.extend(super::tls::tls_args(spec, tier));
     if tier.kind == TierKind::Edge {
         // viewersPerEdge is the sizing target; the hard cap is twice that, so viewers beyond
         // the forecast overflow onto running edges while new ones start instead of being refused.
@@ -277,6 +279,16 @@ pub fn build_deployment(
             .volume_mounts
             .get_or_insert_with(Vec::new)
             .push(mount);
+    }
+    if let Some((volume, mount)) = super::tls::tls_volume(spec, tier) {
+        volumes.push(volume);
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount);
+    }
+    if let Some(port) = super::tls::tls_container_port(spec, tier) {
+        container.ports.get_or_insert_with(Vec::new).push(port);
     }
     let grace =
         i64::from(cfg.relay_prestop_seconds) + i64::from(cfg.relay_shutdown_grace_seconds) + 5;

@@ -133,7 +133,13 @@ pub fn launch(
     me: &Me<'_>,
     fleet: &Fleet<'_>,
 ) -> Result<Launch, RewriteError> {
-    let args = rewrite_args(container.args.as_deref().unwrap_or_default(), me, fleet)?;
+    // No Secrets here either: spec.tls is ignored and the relays serve plain RTMP and HTTP.
+    let (args, ignored_tls) =
+        crate::build::tls::without_tls(container.args.clone().unwrap_or_default());
+    if ignored_tls {
+        tracing::warn!(relay = %me.name, "local mode ignores spec.tls: no RTMPS or HTTPS listeners");
+    }
+    let args = rewrite_args(&args, me, fleet)?;
     // No Secrets here: spec.publish.keySecretRef is ignored and the origin takes any publisher.
     let (args, ignored_keys) = crate::build::publish_keys::without_publish_keys(args);
     if ignored_keys {
