@@ -10,7 +10,9 @@
 #     --dry-run=server, default and custom values.
 #  3. helm install (operator scaled to 0) with chart-wide relay tolerations and pull secrets;
 #     the operator binary runs here with the Deployment's own arguments as the chart's
-#     ServiceAccount (so the chart's RBAC is what it has; PDB verbs checked with can-i).
+#     ServiceAccount (so the chart's RBAC is what it has; PDB verbs checked with can-i); the
+#     chart's ValidatingAdmissionPolicy refuses its patches of other pods, and of relay pods
+#     beyond the pod-deletion-cost / advertise-host annotations.
 #  4. A namespace labelled pod-security.kubernetes.io/enforce=restricted (the PodSecurity
 #     admission plugin is on in kube-apiserver by default; a pod without a securityContext is
 #     refused there first): a Stream with an origin, two us-east edges and a reflector tree in
@@ -232,6 +234,30 @@ done
 [ "$(sa auth can-i get secrets -n "$NS" || true)" = no ] || fail "the ServiceAccount may read Secrets"
 [ "$(sa auth can-i update deployments -n "$NS" || true)" = no ] || fail "the ServiceAccount may update Deployments"
 
+# Pod patches: RBAC allows them on any pod; the chart's ValidatingAdmissionPolicy narrows them
+# to the operator's two annotations on relay pods. A bystander pod (in the release namespace,
+# which enforces no Pod Security level) must become unpatchable once the policy is in force.
+kubectl -n "$RELEASE_NS" run bystander --image=pause --restart=Never >/dev/null
+# The operator's own kind of request: a merge patch, sent as it sends it (kubectl patch would
+# GET the pod first, which the ServiceAccount may not). sa_patch NAMESPACE POD JSON.
+echo "$ca" | base64 -d >"$WORK/ca.crt"
+sa_patch() {
+  curl -sS --cacert "$WORK/ca.crt" -X PATCH -H "Authorization: Bearer $token" \
+    -H "Content-Type: application/merge-patch+json" \
+    "$server/api/v1/namespaces/$1/pods/$2" -d "$3"
+}
+annotation() { printf '{"metadata":{"annotations":{"%s":"%s"}}}' "$1" "$2"; }
+# patch_refused NAMESPACE POD JSON: the API server refused it, for the policy's reason.
+patch_refused() {
+  local out
+  out="$(sa_patch "$@")"
+  [ "$(jq -r .code <<<"$out")" = 403 ] && grep -q "$POLICY_TEXT" <<<"$out"
+}
+POLICY_TEXT='may only change its own relay pods'
+wait_until "the pod-patch policy refusing the operator's patch of a bystander pod" 30 \
+  patch_refused "$RELEASE_NS" bystander "$(annotation surge.dev/advertise-host x)"
+step "the ServiceAccount's pod patches are limited to relay pods (a bystander pod refused)"
+
 mapfile -t OP_ARGS < <(kubectl -n "$RELEASE_NS" get deploy "$RELEASE" -o json | jq -r '.spec.template.spec.containers[0].args[]')
 [ "${OP_ARGS[0]}" = run ] || fail "unexpected operator args: ${OP_ARGS[*]}"
 args=()
@@ -320,6 +346,14 @@ kubectl -n "$NS" get events --field-selector reason=FailedCreate -o name | grep 
   && fail "a ReplicaSet could not create pods: $(kubectl -n "$NS" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}')"
 step "$NPODS relay pods ($(planned_tiers | xargs)) admitted by restricted and Running, with the chart's tolerations and pull secret"
 
+edge_pod="$(kubectl -n "$NS" get pods -l surge.dev/stream=review,surge.dev/region=us-east,surge.dev/tier=edge -o jsonpath='{.items[0].metadata.name}')"
+[ "$(sa_patch "$NS" "$edge_pod" "$(annotation controller.kubernetes.io/pod-deletion-cost 7)" | jq -r .kind)" = Pod ] \
+  || fail "the ServiceAccount may not set pod-deletion-cost on a relay pod"
+POLICY_TEXT='may only set the controller.kubernetes.io/pod-deletion-cost'
+patch_refused "$NS" "$edge_pod" "$(annotation example.com/other x)" || fail "the ServiceAccount set another annotation on a relay pod"
+patch_refused "$NS" "$edge_pod" '{"metadata":{"labels":{"surge.dev/tier":"origin"}}}' || fail "the ServiceAccount relabelled a relay pod"
+step "on relay pods the ServiceAccount may set pod-deletion-cost, not other annotations or labels"
+
 # --- 5. PodDisruptionBudgets ---------------------------------------------------------------
 pdbs="$(kubectl -n "$NS" get pdb -l surge.dev/stream=review -o json)"
 [ "$(jq -r '[.items[].metadata.name] | sort | join(" ")' <<<"$pdbs")" = \
@@ -351,7 +385,6 @@ evict() {
   kubectl create --raw "/api/v1/namespaces/$NS/pods/$pod/eviction" -f "$WORK/eviction.json" 2>&1
 }
 origin_pod="$(kubectl -n "$NS" get pods -l surge.dev/stream=review,surge.dev/tier=origin -o jsonpath='{.items[0].metadata.name}')"
-edge_pod="$(kubectl -n "$NS" get pods -l surge.dev/stream=review,surge.dev/region=us-east,surge.dev/tier=edge -o jsonpath='{.items[0].metadata.name}')"
 out="$(evict "$origin_pod" || true)"
 grep -q "violate the pod's disruption budget" <<<"$out" || fail "evicting the origin was not refused by its PDB: $out"
 out="$(evict "$edge_pod")" || fail "evicting one us-east edge (dry run) was refused: $out"
