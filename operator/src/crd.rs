@@ -68,7 +68,19 @@ use surge_planner::{ScalingSettings, TreeSettings};
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!has(self.placement) || !has(self.placement.overflow) || self.placement.overflow.all(o, o == 'tierAbove' || self.regions.exists(r, r.name == o))",
      "message": "overflow entries must be tierAbove or the name of a region in spec.regions",
-     "fieldPath": ".placement.overflow"}
+     "fieldPath": ".placement.overflow"},
+    {"rule": "!has(self.playback) || !has(self.playback.service) || !has(self.playback.service.externalTrafficPolicy) || (has(self.playback.serviceType) && self.playback.serviceType != 'ClusterIP')",
+     "message": "externalTrafficPolicy needs playback.serviceType NodePort or LoadBalancer",
+     "fieldPath": ".playback.service.externalTrafficPolicy"},
+    {"rule": "!has(self.playback) || !has(self.playback.service) || !has(self.playback.service.loadBalancerClass) || (has(self.playback.serviceType) && self.playback.serviceType == 'LoadBalancer')",
+     "message": "loadBalancerClass needs playback.serviceType LoadBalancer",
+     "fieldPath": ".playback.service.loadBalancerClass"},
+    {"rule": "self.regions.all(r, !has(r.playbackService) || !has(r.playbackService.externalTrafficPolicy) || (has(self.playback) && has(self.playback.serviceType) && self.playback.serviceType != 'ClusterIP'))",
+     "message": "a region's playbackService.externalTrafficPolicy needs playback.serviceType NodePort or LoadBalancer",
+     "fieldPath": ".regions"},
+    {"rule": "self.regions.all(r, !has(r.playbackService) || !has(r.playbackService.loadBalancerClass) || (has(self.playback) && has(self.playback.serviceType) && self.playback.serviceType == 'LoadBalancer'))",
+     "message": "a region's playbackService.loadBalancerClass needs playback.serviceType LoadBalancer",
+     "fieldPath": ".regions"}
 ]))]
 pub struct StreamSpec {
     /// RTMP application name the broadcaster publishes to and viewers play from.
@@ -126,6 +138,14 @@ pub struct StreamSpec {
 /// The ingest side of the tree.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.service) || !has(self.service.externalTrafficPolicy) || (has(self.serviceType) && self.serviceType != 'ClusterIP')",
+     "message": "externalTrafficPolicy needs serviceType NodePort or LoadBalancer",
+     "fieldPath": ".service.externalTrafficPolicy"},
+    {"rule": "!has(self.service) || !has(self.service.loadBalancerClass) || (has(self.serviceType) && self.serviceType == 'LoadBalancer')",
+     "message": "loadBalancerClass needs serviceType LoadBalancer",
+     "fieldPath": ".service.loadBalancerClass"}
+]))]
 pub struct OriginSpec {
     /// Region the origin relay runs in (matched against the region node label).
     #[schemars(
@@ -136,6 +156,61 @@ pub struct OriginSpec {
     /// Type of the ingest Service the broadcaster connects to.
     #[serde(default)]
     pub service_type: ServiceType,
+    /// Annotations, labels, externalTrafficPolicy and loadBalancerClass of the ingest Service.
+    #[serde(default, skip_serializing_if = "ServiceSettings::is_empty")]
+    pub service: ServiceSettings,
+}
+
+/// What a Stream may set on a Service the operator creates (the rest is the operator's).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// Added to the Service, e.g. a cloud's load-balancer options
+    /// (`service.beta.kubernetes.io/aws-load-balancer-type: nlb`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
+    /// Added to the Service's labels; keys under `surge.dev/` and `app.kubernetes.io/` are the
+    /// operator's and refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(k, !k.startsWith('surge.dev/') && !k.startsWith('app.kubernetes.io/'))",
+         "message": "label keys under surge.dev/ and app.kubernetes.io/ are the operator's"}
+    ]))]
+    pub labels: BTreeMap<String, String>,
+    /// `Local` keeps the viewer's (or broadcaster's) source address and skips the second hop
+    /// between nodes; only for NodePort and LoadBalancer Services. Unset: the cluster's default
+    /// (`Cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<TrafficPolicy>,
+    /// The load-balancer implementation to use (only for LoadBalancer Services; the API server
+    /// refuses to change it on an existing Service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub load_balancer_class: Option<String>,
+}
+
+impl ServiceSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == ServiceSettings::default()
+    }
+}
+
+/// A Service's `externalTrafficPolicy`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TrafficPolicy {
+    Cluster,
+    Local,
+}
+
+impl TrafficPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficPolicy::Cluster => "Cluster",
+            TrafficPolicy::Local => "Local",
+        }
+    }
 }
 
 /// Kubernetes Service types a Stream may ask for.
@@ -184,6 +259,11 @@ pub struct RegionSpec {
     #[serde(default = "default_max_edges")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_edges: u32,
+    /// This region's playback Service settings, over `spec.playback.service`: annotations and
+    /// labels are added (this region's value wins for a key), externalTrafficPolicy and
+    /// loadBalancerClass replace.
+    #[serde(default, skip_serializing_if = "ServiceSettings::is_empty")]
+    pub playback_service: ServiceSettings,
 }
 
 /// Shape of the multicast tree. Read and written as [`TreeFields`] (the CRD schema), so that an
@@ -511,6 +591,10 @@ pub struct PlaybackSpec {
     /// Type of each region's playback Service.
     #[serde(default)]
     pub service_type: ServiceType,
+    /// Annotations, labels, externalTrafficPolicy and loadBalancerClass of every region's
+    /// playback Service; a region's `playbackService` adds to them and wins.
+    #[serde(default, skip_serializing_if = "ServiceSettings::is_empty")]
+    pub service: ServiceSettings,
 }
 
 /// How viewers reach the edges and are spread over them.

@@ -17,6 +17,7 @@ use surge_planner::{HpaSettings, HpaState, PlannerState};
 
 use crate::advertise::advertise_hosts;
 use crate::build::pdb::build_pdb;
+use crate::build::service_settings::{settings_errors, with_service_settings};
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus};
@@ -93,10 +94,12 @@ pub struct Input<'a> {
     pub cfg: &'a OperatorConfig,
 }
 
-/// Everything that keeps a Stream from being built: its own problems ([`validate`]) and a
-/// `spec.relay.image` outside the operator's `--allowed-relay-images`.
+/// Everything that keeps a Stream from being built: its own problems ([`validate`], and the
+/// Service settings its Service types cannot take) and a `spec.relay.image` outside the
+/// operator's `--allowed-relay-images`.
 pub fn spec_errors(name: &str, spec: &StreamSpec, cfg: &OperatorConfig) -> Vec<FieldError> {
     let mut errors = validate(name, spec);
+    errors.extend(settings_errors(spec));
     errors.extend(image_error(
         spec.relay.image.as_deref(),
         &cfg.allowed_relay_images,
@@ -256,7 +259,11 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .iter()
         .map(|t| {
             (
-                crate::build::tls::with_tls_port(build_service(target, t, cfg), spec, t),
+                with_service_settings(
+                    crate::build::tls::with_tls_port(build_service(target, t, cfg), spec, t),
+                    spec,
+                    t,
+                ),
                 build_deployment(target, spec, t, cfg),
             )
         })

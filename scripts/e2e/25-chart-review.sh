@@ -26,6 +26,9 @@
 #  7. A Stream naming an image outside the allowlist is refused: Ready=False InvalidSpec naming
 #     spec.relay.image, a Warning event, nothing built. A hostPort Stream's edge pods are
 #     refused by the restricted namespace (the documented exception).
+#  8. Service settings: a Stream's ingest and per-region playback annotations, labels,
+#     externalTrafficPolicy and loadBalancerClass land on its Services (a region's over the
+#     Stream-wide ones); on ClusterIP Services the API server refuses them naming the fields.
 #
 # With SURGE_KUBECONFIG (an existing cluster) it uses its own release and namespaces and
 # removes them afterwards (the CRD only if it installed it). Bounded by a watchdog (4 min).
@@ -455,6 +458,58 @@ kubectl apply -f "$WORK/exposed.yaml" >/dev/null
 wait_until "the hostPort edge refused by PodSecurity (FailedCreate naming hostPort)" 30 bash -c \
   "kubectl -n $NS get events --field-selector reason=FailedCreate -o json | jq -e '[.items[] | select(.involvedObject.name | startswith(\"exposed-eu-west-edge\")) | select(.message | contains(\"hostPort\"))] | length > 0'"
 step "a hostPort Stream's edge pods are refused by the restricted namespace (documented exception)"
+
+# Service settings per region: ingest and playback annotations, labels, externalTrafficPolicy,
+# loadBalancerClass (a class no cloud controller serves, so no real load balancer is made).
+cat >"$WORK/lb.yaml" <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata:
+  name: lb
+  namespace: $NS
+spec:
+  origin:
+    region: eu-west
+    serviceType: LoadBalancer
+    service:
+      annotations: {example.com/lb: ingest}
+      externalTrafficPolicy: Local
+      loadBalancerClass: example.com/ingest-lb
+  playback:
+    serviceType: LoadBalancer
+    service:
+      annotations: {example.com/lb: playback, example.com/tier: edge}
+      labels: {team: media}
+      externalTrafficPolicy: Cluster
+      loadBalancerClass: example.com/playback-lb
+  regions:
+    - name: eu-west
+      playbackService:
+        annotations: {example.com/lb: eu-west}
+        externalTrafficPolicy: Local
+        loadBalancerClass: example.com/eu-lb
+    - name: us-east
+EOF
+kubectl apply -f "$WORK/lb.yaml" >/dev/null
+services_made() { [ "$(kubectl -n "$NS" get svc -l surge.dev/stream=lb -o name | wc -l)" -ge 3 ]; }
+wait_until "the lb Stream's Services" 30 services_made
+svcs="$(kubectl -n "$NS" get svc -l surge.dev/stream=lb -o json)"
+svc_fields() {
+  jq -c --arg n "$1" '.items[] | select(.metadata.name == $n)
+    | [.metadata.annotations["example.com/lb"], .metadata.annotations["example.com/tier"], .metadata.labels.team,
+       .spec.externalTrafficPolicy, .spec.loadBalancerClass]' <<<"$svcs"
+}
+[ "$(svc_fields lb-origin)" = '["ingest",null,null,"Local","example.com/ingest-lb"]' ] \
+  || fail "ingest Service settings: $(svc_fields lb-origin)"
+[ "$(svc_fields lb-eu-west-edge)" = '["eu-west","edge","media","Local","example.com/eu-lb"]' ] \
+  || fail "eu-west playback Service settings (the region's over the Stream's): $(svc_fields lb-eu-west-edge)"
+[ "$(svc_fields lb-us-east-edge)" = '["playback","edge","media","Cluster","example.com/playback-lb"]' ] \
+  || fail "us-east playback Service settings: $(svc_fields lb-us-east-edge)"
+sed -e 's/^  name: lb$/  name: lb-bad/' -e 's/serviceType: LoadBalancer/serviceType: ClusterIP/' "$WORK/lb.yaml" >"$WORK/lb-bad.yaml"
+if kubectl apply -f "$WORK/lb-bad.yaml" >"$WORK/lb-bad.txt" 2>&1; then fail "a ClusterIP Stream with loadBalancerClass was accepted"; fi
+grep -q 'spec.playback.service.loadBalancerClass' "$WORK/lb-bad.txt" && grep -q 'spec.origin.service.externalTrafficPolicy' "$WORK/lb-bad.txt" \
+  || fail "the refusal does not name the fields: $(cat "$WORK/lb-bad.txt")"
+step "Service settings: ingest and per-region playback annotations, labels, externalTrafficPolicy, loadBalancerClass applied; refused on ClusterIP naming the fields"
 
 # Everything the operator applied for review (PDBs included) was accepted with the chart's RBAC.
 kill -0 "$OPERATOR_PID" 2>/dev/null || fail "the operator exited"

@@ -5,6 +5,7 @@ pub mod pdb;
 pub mod pod_settings;
 pub mod publish_keys;
 pub mod service;
+pub mod service_settings;
 pub mod tls;
 
 pub use deployment::{build_deployment, relay_args};
