@@ -413,6 +413,76 @@ async fn ffmpeg_over_rtmps_and_https_and_a_replaced_certificate_serves_the_next_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The body of `GET path` over a verified TLS connection (`Connection: close`).
+async fn https_get(tls: &TlsConnector, addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut conn = connect(tls, addr).await;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.expect("request");
+    let mut raw = Vec::new();
+    // A peer closing without close_notify is fine here: the body is complete.
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_locator_over_https_answers_https_urls_for_itself() {
+    let dir = temp_dir("locate");
+    let ca = make_ca(&dir, "test-ca");
+    let (cert, key) = make_server_cert(&dir, "test-ca", "surge-locator", 1);
+    let http = SocketAddr::from(([127, 0, 0, 1], tree_common::free_port()));
+    let http_arg = http.to_string();
+    // Its own region's only relay: it places viewers on itself.
+    let relay = RelayProcess::spawn(
+        &[
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            &http_arg,
+            "--placement-peer",
+            &http_arg,
+            "--https-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    let https = listener(&relay, "https_addr");
+    let tls = client(&ca);
+    let _broadcaster = tree_common::ffmpeg_publish(&relay.rtmp_url("live", "cam"));
+    let path = "/api/v1/locate?app=live&stream=cam&protocol=flv";
+    // Placed once the locator has polled itself and the stream is live.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let answer = https_get(&tls, https, path).await;
+        if answer.0 == 200 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let placed = answer.0 == 200;
+    assert!(placed, "{answer:?}\n{}", relay.log_text());
+    let expected = format!("\"url\":\"https://{https}/live/cam.flv?");
+    assert!(answer.1.contains(&expected), "{}", answer.1);
+    // The plain listener still answers http:// URLs.
+    let (status, _, body) = common::http_get(http, path).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("\"url\":\"http://{http}/live/cam.flv?")),
+        "{body}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_missing_certificate_file_stops_the_relay_with_one_line() {
     let dir = temp_dir("missing");
