@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use surge_load::simulate::policies::Surge;
+use surge_load::simulate::policies::{Surge, idle_relays};
 use surge_load::simulate::{Demand, Fleet, Policy, SimSettings, SimulateArgs, View, stream_spec};
 use surge_load::trace::read_trace;
 use surge_operator::crd::StreamSpec;
@@ -45,6 +45,14 @@ impl OperatorLoop {
                     relays: fleets[r].requested,
                     ready: fleets[r].ready,
                 },
+                // The simulator's model of relay loads (least-loaded spreading).
+                relays: idle_relays(
+                    name,
+                    fleets[r].requested,
+                    fleets[r].ready,
+                    step.checked_sub(METRIC_AGE_S)
+                        .map_or(0.0, |i| demand.viewers[r][i]),
+                ),
                 ..RegionInput::default()
             });
         }

@@ -400,6 +400,12 @@ pub struct ScalingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub schedule: Vec<ScheduledEventSpec>,
+    /// Ready edges kept per region beyond what the forecast asks for: a warm pool that serves
+    /// a sudden step while new relays start (slow image pulls, node autoscaling). Each one
+    /// costs a relay all the time.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub warm_edges: u32,
 }
 
 /// One announced event of `spec.scaling.schedule`.
@@ -437,6 +443,7 @@ impl Default for ScalingSpec {
             estimation_window_seconds: default_estimation_window_seconds(),
             flash_crowd: FlashCrowdSpec::default(),
             schedule: Vec::new(),
+            warm_edges: 0,
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
             exit_after_seconds: f64::from(s.flash_crowd.exit_after_seconds),
             ..FlashCrowdSettings::default()
         },
+        warm_edges: s.warm_edges,
         // Planner settings the Stream does not expose keep the planner's defaults.
         ..ScalingSettings::default()
     }

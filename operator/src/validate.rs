@@ -13,6 +13,8 @@ use crate::sizing;
 pub const MAX_STREAM_NAME: usize = 24;
 /// Longest region name (matches the CRD schema).
 pub const MAX_REGION_NAME: usize = 20;
+/// Most warm edges per region (matches the CRD schema).
+pub const MAX_WARM_EDGES: u32 = 100;
 
 /// One problem, naming the field as a path from the Stream's root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +154,23 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
         ));
     }
     errors.extend(schedule_errors(spec));
+    if spec.scaling.warm_edges > MAX_WARM_EDGES {
+        errors.push(err(
+            "spec.scaling.warmEdges",
+            format!("must be at most {MAX_WARM_EDGES} (edges kept per region beyond the forecast)"),
+        ));
+    }
+    for (i, region) in spec.regions.iter().enumerate() {
+        if spec.scaling.warm_edges > region.max_edges {
+            errors.push(err(
+                "spec.scaling.warmEdges",
+                format!(
+                    "{} warm edges do not fit in spec.regions[{i}].maxEdges ({})",
+                    spec.scaling.warm_edges, region.max_edges
+                ),
+            ));
+        }
+    }
     // The planner checks its own settings; report its complaints under the spec's path.
     if let Err(e) = sizing::scaling_settings(&spec.scaling).validate() {
         errors.push(planner_error(e));
@@ -246,4 +265,37 @@ pub fn summary(errors: &[FieldError]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(warm_edges: u32, max_edges: u32) -> StreamSpec {
+        serde_json::from_value(serde_json::json!({
+            "origin": {"region": "eu"},
+            "regions": [{"name": "eu", "maxEdges": max_edges}],
+            "scaling": {"warmEdges": warm_edges},
+        }))
+        .expect("a Stream spec")
+    }
+
+    #[test]
+    fn warm_edges_are_named_when_they_do_not_fit() {
+        assert!(validate("s", &spec(0, 10)).is_empty());
+        assert!(validate("s", &spec(10, 10)).is_empty());
+        let errors = validate("s", &spec(11, 10));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.scaling.warmEdges");
+        assert!(errors[0].message.contains("spec.regions[0].maxEdges"));
+        let errors = validate("s", &spec(101, 1000));
+        assert_eq!(errors[0].field, "spec.scaling.warmEdges");
+        assert!(errors[0].message.contains("at most 100"));
+    }
+
+    #[test]
+    fn warm_edges_reach_the_planner() {
+        assert_eq!(sizing::scaling_settings(&spec(3, 10).scaling).warm_edges, 3);
+        assert_eq!(spec(0, 10).scaling, crate::crd::ScalingSpec::default());
+    }
 }

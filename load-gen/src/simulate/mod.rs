@@ -91,6 +91,10 @@ pub struct SimulateArgs {
     /// Turn surge's flash-crowd mode off (scaling.flashCrowd.enabled = false).
     #[arg(long)]
     pub no_flash_crowd: bool,
+    /// Surge's warm pool: edges kept per region beyond the forecast (scaling.warmEdges;
+    /// default 0). Their cost is in surge's relay-seconds.
+    #[arg(long)]
+    pub warm_edges: Option<u32>,
     /// Surge's scheduled events (spec.scaling.schedule): a YAML or JSON list of {start
     /// (RFC 3339; trace second t is 1970-01-01T00:00:00Z + t), expectedViewers, regions?,
     /// durationMinutes?}. Replaces the --stream file's schedule.
@@ -132,6 +136,7 @@ impl SimulateArgs {
             flash_scale_up_factor: None,
             flash_lead_time_factor: None,
             no_flash_crowd: false,
+            warm_edges: None,
             schedule: None,
             trace_schedule: false,
             livejack_viewers_per_relay: None,
@@ -217,6 +222,9 @@ pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec
     }
     if args.no_flash_crowd {
         scaling.flash_crowd.enabled = false;
+    }
+    if let Some(v) = args.warm_edges {
+        scaling.warm_edges = v;
     }
     if let Some(path) = &args.schedule {
         scaling.schedule = schedule::read_file(path)?;

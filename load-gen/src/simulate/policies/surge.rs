@@ -2,10 +2,15 @@
 //! the same Stream-to-planner mapping and one `plan_stream` call per scrape), fed like the
 //! operator is fed: a viewer sample per region every 5 s (the operator's scrape interval),
 //! 5 s old, the edges asked for and Ready, and the measured relay-ready time.
+//!
+//! Relay loads follow the locator's least-loaded spreading: the region's viewers are spread
+//! over its Ready edges, so a Ready edge is empty only when there are fewer viewers than
+//! Ready edges; edges not Ready yet serve nobody. Only those idle edges are listed (the
+//! planner picks no other relay for removal, and a fleet of thousands stays cheap to plan).
 
 use surge_operator::crd::StreamSpec;
 use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream_at};
-use surge_planner::{PlannerState, RegionInput, TierCount};
+use surge_planner::{PlannerState, RegionInput, RelayLoad, Tier, TierCount};
 
 use super::super::engine::{Policy, View};
 
@@ -66,6 +71,7 @@ impl Policy for Surge {
                     .record(name, sampled_at, v.round() as u64, keep);
             }
             let fleet = &view.fleets[r];
+            let viewers = view.observed(r, METRIC_AGE_S).unwrap_or(0.0);
             inputs.push(RegionInput {
                 name: name.clone(),
                 samples: self.history.samples(name),
@@ -73,6 +79,7 @@ impl Policy for Surge {
                     relays: fleet.requested,
                     ready: fleet.ready,
                 },
+                relays: idle_relays(name, fleet.requested, fleet.ready, viewers),
                 ..RegionInput::default()
             });
         }
@@ -102,5 +109,38 @@ impl Policy for Surge {
             .iter()
             .map(|name| out.region(name).map(|p| p.desired_edges))
             .collect()
+    }
+}
+
+/// The idle edges of a region with `requested` edges, `ready` of them Ready, serving
+/// `viewers` spread over the Ready ones: the edges not Ready yet, and the Ready edges left
+/// empty when there are fewer viewers than Ready edges.
+pub fn idle_relays(region: &str, requested: u32, ready: u32, viewers: f64) -> Vec<RelayLoad> {
+    let loaded = (viewers.max(0.0).ceil() as u64).min(u64::from(ready)) as u32;
+    let pending = (ready..requested).map(|i| (i, false));
+    let empty = (loaded..ready).map(|i| (i, true));
+    empty
+        .chain(pending)
+        .map(|(i, ready)| RelayLoad {
+            name: format!("{region}-e{i}"),
+            tier: Tier::Edge,
+            viewers: 0,
+            ready,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_edges_are_the_pending_and_the_empty_ones() {
+        assert!(idle_relays("r", 4, 4, 10_000.0).is_empty());
+        let idle = idle_relays("r", 6, 4, 2.0);
+        let ready: Vec<bool> = idle.iter().map(|r| r.ready).collect();
+        assert_eq!(ready, vec![true, true, false, false]);
+        assert!(idle.iter().all(|r| r.viewers == 0));
+        assert_eq!(idle_relays("r", 2, 2, 0.0).len(), 2);
     }
 }
