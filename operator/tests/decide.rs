@@ -94,10 +94,11 @@ fn fewer_viewers_scale_down_after_the_stabilisation_window_in_bounded_steps() {
     let before = w.replicas(&edge);
     let last_up = last_up.unwrap_or_else(|| panic!("never scaled up ({before} edges)"));
 
-    // The crowd leaves.
+    // Part of the crowd leaves (the fleet is not oversized: an audience collapse goes down in
+    // one step, see below).
     let mut down = None;
     while t < last_up + window + 600.0 {
-        let r = w.reconcile(t, per_edge / 10);
+        let r = w.reconcile(t, 4 * per_edge);
         assert!(
             with_reason(r.events(), "ScaledUp").is_empty(),
             "t={t}: {:?}",
@@ -126,6 +127,41 @@ fn fewer_viewers_scale_down_after_the_stabilisation_window_in_bounded_steps() {
     assert_eq!(event.type_, EventType::Normal);
     let prefix = format!("eu-west edge {before} -> {to}: ");
     assert!(event.note.starts_with(&prefix), "{}", event.note);
+}
+
+#[test]
+fn an_audience_collapse_releases_the_oversized_fleet_in_one_step() {
+    let stream = fixture("minimal.yaml");
+    let per_edge = u64::from(stream.spec.tree.viewers_per_edge);
+    let mut w = World::new(stream);
+    let edge = w.edge();
+    let mut t = 0.0;
+    while t < 120.0 {
+        w.reconcile(t, 5 * per_edge);
+        t += STEP_S;
+    }
+    let before = w.replicas(&edge);
+    assert!(before >= 4, "the crowd needs several edges ({before})");
+    // Almost everyone leaves: the fleet is oversized, it goes down to what is left at once.
+    let mut down = None;
+    while t < 1200.0 {
+        let r = w.reconcile(t, per_edge / 10);
+        assert!(
+            with_reason(r.events(), "ScaledUp").is_empty(),
+            "t={t}: {:?}",
+            r.events()
+        );
+        if !with_reason(r.events(), "ScaledDown").is_empty() {
+            down = Some(w.replicas(&edge));
+            break;
+        }
+        t += STEP_S;
+    }
+    let to = down.unwrap_or_else(|| panic!("never scaled down from {before}"));
+    assert!(
+        to <= 2,
+        "{before} -> {to}: a tenth of an edge's viewers needs at most two edges"
+    );
 }
 
 #[test]
