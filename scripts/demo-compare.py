@@ -49,13 +49,25 @@ def load_run(run_dir: Path) -> dict:
     stream = (run_dir / "demo-stream.yaml").read_text()
     m = re.search(r"viewersPerEdge:\s*(\d+)", stream)
     per_edge = int(m.group(1)) if m else 2000
-    return {"report": report, "timeline": timeline, "viewers_per_edge": per_edge}
+    cluster_file = run_dir / "cluster"
+    cluster = cluster_file.read_text().strip() if cluster_file.is_file() else "local"
+    return {"report": report, "timeline": timeline, "viewers_per_edge": per_edge,
+            "cluster": cluster}
 
 
-def is_edge(relay_key: str) -> bool:
-    """`http://127.210.1.3:8080` -> the third octet is the tier; 1 = edges."""
-    m = re.match(r"^[a-z]+://127\.\d+\.(\d+)\.\d+:\d+$", relay_key)
-    return m is None or m.group(1) == "1"
+EDGE_PORTS = ("1935", "8080")
+
+
+def is_edge(relay_key: str, cluster: str = "local") -> bool:
+    """local: `http://127.210.1.3:8080` -> the third octet is the tier; 1 = edges. kwok:
+    viewers reach relays at their node's host ports, the edges' are the relay ports (the tier
+    above is exposed on the ports plus one or two)."""
+    m = re.match(r"^[a-z]+://127\.\d+\.(\d+)\.\d+:(\d+)$", relay_key)
+    if m is None:
+        return True
+    if cluster == "kwok":
+        return m.group(2) in EDGE_PORTS
+    return m.group(1) == "1"
 
 
 def demand_per_region(trace: Path, scale: float) -> dict:
@@ -149,7 +161,7 @@ def summarise(name: str, run: dict, demand: dict | None = None) -> dict:
         waiting = (window[-1] if window else 0) - base
         over_now = 0
         for region, pl in (p.get("placement") or {}).items():
-            n = sum(v for k, v in (pl.get("relays") or {}).items() if not is_edge(k))
+            n = sum(v for k, v in (pl.get("relays") or {}).items() if not is_edge(k, run.get("cluster", "local")))
             over_now += n
             overflow_by_region[region] = overflow_by_region.get(region, 0.0) + n * dt * speed
         overflow_vs += over_now * dt * speed

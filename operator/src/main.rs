@@ -74,6 +74,17 @@ struct PodsArgs {
     /// How long a relay has to exit after SIGTERM before SIGKILL.
     #[arg(long, default_value = "30s", value_parser = duration)]
     stop_grace: Duration,
+    /// Open each pod's host ports on its node's surge.dev/external-host annotation (a
+    /// loopback address, see scripts/k8s/up SURGE_K8S_NODE_HOST_PREFIX), forwarded to the pod,
+    /// and give its relay that host as status.hostIP; `hostPort` exposure then works as on
+    /// real nodes.
+    #[arg(long)]
+    host_ports: bool,
+    /// Stand in for a cloud's load balancers: every LoadBalancer Service gets an address
+    /// PREFIX.x.y (e.g. 127.32) listening on its ports and forwarding each connection to one
+    /// of its Ready pods, written into the Service's status.loadBalancer.ingress.
+    #[arg(long, value_name = "PREFIX", value_parser = surge_operator::pods::exposure::parse_prefix)]
+    load_balancers: Option<[u8; 2]>,
 }
 
 const LOCAL_ABOUT: &str = "\
@@ -386,6 +397,8 @@ fn pods(args: PodsArgs) -> anyhow::Result<()> {
         cluster_domain: args.cluster_domain,
         interval: args.interval,
         stop_grace: args.stop_grace,
+        host_ports: args.host_ports,
+        load_balancers: args.load_balancers,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(surge_operator::pods::run(opts))
@@ -528,7 +541,10 @@ mod tests {
         assert_eq!(run_args(&["--speed", "10"]).expect("valid").speed, 10.0);
         for bad in ["0", "fast", "inf"] {
             let err = run_args(&["--speed", bad]).unwrap_err();
-            assert!(err.contains("--speed") && err.contains("positive"), "{bad}: {err}");
+            assert!(
+                err.contains("--speed") && err.contains("positive"),
+                "{bad}: {err}"
+            );
         }
     }
 }

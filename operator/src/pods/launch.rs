@@ -13,6 +13,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::pod_files::{Mount, rewrite_mounted_paths};
 use crate::local::downward::{PodValues, fill_env};
 use crate::local::rewrite::Launch;
 
@@ -60,7 +61,7 @@ pub fn runnable(pod: &Pod) -> Option<Runnable> {
 }
 
 /// The relay container: the one named `relay`, else the first.
-fn relay_container(pod: &Pod) -> Option<&Container> {
+pub(crate) fn relay_container(pod: &Pod) -> Option<&Container> {
     let containers = &pod.spec.as_ref()?.containers;
     containers
         .iter()
@@ -70,15 +71,30 @@ fn relay_container(pod: &Pod) -> Option<&Container> {
 
 /// The arguments and environment of the relay for `pod` at `ip`.
 pub fn launch(pod: &Pod, ip: Ipv4Addr, hosts_file: &Path) -> Result<Launch, LaunchError> {
+    launch_on(pod, ip, hosts_file, None, &[])
+}
+
+/// [`launch`] on a node whose host is `node_host` (its `status.hostIP` then, instead of the
+/// pod's), with paths under `mounts` moved to their local directories
+/// ([`super::pod_files`]).
+pub fn launch_on(
+    pod: &Pod,
+    ip: Ipv4Addr,
+    hosts_file: &Path,
+    node_host: Option<Ipv4Addr>,
+    mounts: &[Mount],
+) -> Result<Launch, LaunchError> {
     let container = relay_container(pod).ok_or(LaunchError::NoContainer)?;
-    let mut args = rewrite_args(container.args.as_deref().unwrap_or_default(), ip)?;
+    let args = rewrite_args(container.args.as_deref().unwrap_or_default(), ip)?;
+    let mut args = rewrite_mounted_paths(&args, mounts);
     args.push("--hosts-file".to_string());
     args.push(hosts_file.display().to_string());
-    let host_ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.host_ip.clone())
-        .unwrap_or_else(|| ip.to_string());
+    let host_ip = node_host.map(|h| h.to_string()).unwrap_or_else(|| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.host_ip.clone())
+            .unwrap_or_else(|| ip.to_string())
+    });
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let pod_ip = ip.to_string();

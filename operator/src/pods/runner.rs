@@ -2,23 +2,30 @@
 //! rewrite the hosts file when its text changes, stop the relays of pods that are gone or
 //! being deleted, and start one for each runnable pod without one. A relay that exits while
 //! its pod is still there is started again after a pause, as a kubelet restarts a container.
-//! On SIGINT or SIGTERM every relay it started is stopped. IO.
+//! On SIGINT or SIGTERM every relay it started is stopped. With `--host-ports` and
+//! `--load-balancers` it also opens the listeners [`super::exposure`] plans and writes each
+//! load balancer's address into its Service's status. Each relay's Downward API volumes are
+//! projected as files ([`super::pod_files`]). IO.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::exposure::{self, Opening};
 use super::hosts;
-use super::launch::{launch, runnable};
+use super::launch::{launch_on, relay_container, runnable};
+use super::pod_files::{Mount, downward_files};
 use crate::local::hosts_file::write_atomically;
 use crate::local::process::RelayProcess;
+use crate::local::service_proxy::ServiceProxy;
 
 /// A relay that exited while its pod was still there waits this long before it starts again
 /// (e.g. its address still held by the relay of a pod that had the same IP).
@@ -40,6 +47,12 @@ pub struct PodsOptions {
     pub interval: Duration,
     /// How long a relay has after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Open each pod's host ports on its node's `surge.dev/external-host` (a loopback
+    /// address) and give the relay that host as `status.hostIP`.
+    pub host_ports: bool,
+    /// Stand in for a cloud's load balancers: each `LoadBalancer` Service gets an address
+    /// `PREFIX.x.y` forwarding to its Ready pods, written into its status.
+    pub load_balancers: Option<[u8; 2]>,
 }
 
 /// A relay this runner started.
@@ -59,6 +72,20 @@ struct Runner {
     problems: BTreeMap<String, String>,
     hosts_text: Option<String>,
     stopping: JoinSet<()>,
+    /// Listeners standing in for host ports and load balancers, by [`Opening::key`].
+    openings: BTreeMap<String, ServiceProxy>,
+    /// Load-balancer addresses by [`exposure::load_balancer_key`], kept while the Service is.
+    lb_addresses: BTreeMap<String, Ipv4Addr>,
+    /// Projected Downward API files and the text last written to each.
+    pod_files: BTreeMap<PathBuf, String>,
+    /// The last problem logged per listener that cannot open.
+    open_problems: BTreeMap<String, String>,
+}
+
+/// A load balancer's address to write into its Service's status.
+struct IngressPatch {
+    service: String,
+    ip: Ipv4Addr,
 }
 
 /// Runs until SIGINT or SIGTERM, then stops every relay it started.
@@ -76,7 +103,8 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let services: Api<Service> = Api::namespaced(client, &namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let nodes: Api<Node> = Api::all(client);
     let every = ListParams::default();
     let mut list = ListParams::default();
     if let Some(selector) = &opts.selector {
@@ -101,6 +129,10 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
         problems: BTreeMap::new(),
         hosts_text: None,
         stopping: JoinSet::new(),
+        openings: BTreeMap::new(),
+        lb_addresses: BTreeMap::new(),
+        pod_files: BTreeMap::new(),
+        open_problems: BTreeMap::new(),
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -112,10 +144,24 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
-        let listed = tokio::try_join!(pods.list(&list), services.list(&every));
+        let host_ports = runner.opts.host_ports;
+        let list_nodes = async {
+            if host_ports {
+                nodes.list(&every).await.map(|l| l.items)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let listed = tokio::try_join!(pods.list(&list), services.list(&every), list_nodes);
         match listed {
-            Ok((p, s)) => runner.sync(&p.items, &s.items),
-            Err(e) => tracing::warn!(error = %e, "listing pods and Services failed; retrying"),
+            Ok((p, s, n)) => {
+                for patch in runner.sync(&p.items, &s.items, &n) {
+                    write_ingress(&services, &patch).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listing pods, Services and nodes failed; retrying")
+            }
         }
         // Reap finished stops.
         while runner.stopping.try_join_next().is_some() {}
@@ -124,8 +170,32 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a load balancer's address into its Service's status, as a cloud controller does.
+async fn write_ingress(services: &Api<Service>, patch: &IngressPatch) {
+    let body = serde_json::json!({
+        "status": {"loadBalancer": {"ingress": [{"ip": patch.ip.to_string()}]}}
+    });
+    match services
+        .patch_status(
+            &patch.service,
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(service = %patch.service, ip = %patch.ip, "load balancer address written to the Service's status")
+        }
+        Err(e) => {
+            tracing::warn!(service = %patch.service, error = %e, "writing the load balancer's address failed; retrying")
+        }
+    }
+}
+
 impl Runner {
-    fn sync(&mut self, pods: &[Pod], services: &[Service]) {
+    /// Brings relays, listeners and files in line with the listed objects; returns the
+    /// Service statuses to write.
+    fn sync(&mut self, pods: &[Pod], services: &[Service], nodes: &[Node]) -> Vec<IngressPatch> {
         // Names first, so a relay started below resolves its upstreams.
         let text = hosts::render(&hosts::entries(services, pods, &self.opts.cluster_domain));
         if self.hosts_text.as_deref() != Some(text.as_str()) {
@@ -174,12 +244,32 @@ impl Runner {
         self.paused
             .retain(|uid, until| *until > now && wanted.contains_key(uid));
         self.problems.retain(|uid, _| wanted.contains_key(uid));
+        let node_hosts = if self.opts.host_ports {
+            exposure::node_hosts(nodes)
+        } else {
+            BTreeMap::new()
+        };
+        let mut mounts_of: BTreeMap<String, Vec<Mount>> = BTreeMap::new();
+        for (uid, (pod, target)) in &wanted {
+            let dir = self.opts.log_dir.join("pods").join(&target.name);
+            if let Some(container) = relay_container(pod) {
+                let (mounts, files) = downward_files(pod, container, &dir);
+                for file in files {
+                    self.project(&file.local, &file.value);
+                }
+                mounts_of.insert(uid.clone(), mounts);
+            }
+        }
+        self.open(pods, services, &node_hosts);
+        let patches = self.ingress_patches(services);
         for (uid, (pod, target)) in wanted {
             if self.relays.contains_key(&uid) || self.paused.contains_key(&uid) {
                 continue;
             }
             let log = self.opts.log_dir.join(format!("{}.log", target.name));
-            let started = launch(pod, target.ip, &self.hosts_file)
+            let node_host = exposure::node_host(pod, &node_hosts);
+            let mounts = mounts_of.remove(&uid).unwrap_or_default();
+            let started = launch_on(pod, target.ip, &self.hosts_file, node_host, &mounts)
                 .map_err(|e| e.to_string())
                 .and_then(|l| {
                     RelayProcess::spawn(&self.opts.relay_bin, &l.args, &l.env, &log)
@@ -213,6 +303,114 @@ impl Runner {
                 }
             }
         }
+        patches
+    }
+
+    /// Writes a projected file when its text changed (atomically: the relay may read it now).
+    fn project(&mut self, path: &Path, value: &str) {
+        if self.pod_files.get(path).map(String::as_str) == Some(value) {
+            return;
+        }
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| write_atomically(path, value));
+        match written {
+            Ok(()) => {
+                self.pod_files.insert(path.to_path_buf(), value.to_string());
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "writing a pod's Downward API file failed")
+            }
+        }
+    }
+
+    /// Opens, moves or closes the host-port and load-balancer listeners, and points each at
+    /// its pods now.
+    fn open(
+        &mut self,
+        pods: &[Pod],
+        services: &[Service],
+        node_hosts: &BTreeMap<String, Ipv4Addr>,
+    ) {
+        let mut wanted: Vec<Opening> = Vec::new();
+        if self.opts.host_ports {
+            wanted.extend(exposure::host_port_openings(pods, node_hosts));
+        }
+        if let Some(prefix) = self.opts.load_balancers {
+            let keys: BTreeSet<String> = services
+                .iter()
+                .filter(|s| exposure::is_load_balancer(s))
+                .filter_map(exposure::load_balancer_key)
+                .collect();
+            self.lb_addresses.retain(|k, _| keys.contains(k));
+            for key in keys {
+                if self.lb_addresses.contains_key(&key) {
+                    continue;
+                }
+                let taken: BTreeSet<Ipv4Addr> = self.lb_addresses.values().copied().collect();
+                match exposure::allocate(prefix, &taken) {
+                    Some(ip) => {
+                        self.lb_addresses.insert(key, ip);
+                    }
+                    None => tracing::warn!(%key, "no load balancer address left under the prefix"),
+                }
+            }
+            wanted.extend(exposure::load_balancer_openings(
+                services,
+                pods,
+                &self.lb_addresses,
+            ));
+        }
+        // Close what is gone or moved first: a new pod on the same node takes the same ports.
+        let keep: BTreeMap<&str, &Opening> = wanted.iter().map(|o| (o.key.as_str(), o)).collect();
+        self.openings.retain(|key, proxy| {
+            let same = keep
+                .get(key.as_str())
+                .is_some_and(|o| o.address == proxy.address && o.ports == proxy.ports);
+            if !same {
+                tracing::info!(%key, address = %proxy.address, "closed");
+            }
+            same
+        });
+        for opening in wanted {
+            if let Some(proxy) = self.openings.get(&opening.key) {
+                proxy.set_backends(opening.backends);
+                continue;
+            }
+            match ServiceProxy::bind(opening.address, &opening.ports) {
+                Ok(proxy) => {
+                    tracing::info!(key = %opening.key, address = %opening.address, ports = ?opening.ports, backends = ?opening.backends, "listening");
+                    self.open_problems.remove(&opening.key);
+                    proxy.set_backends(opening.backends);
+                    self.openings.insert(opening.key, proxy);
+                }
+                Err(e) => {
+                    let problem =
+                        format!("listening on {} {:?}: {e}", opening.address, opening.ports);
+                    if self.open_problems.get(&opening.key) != Some(&problem) {
+                        tracing::warn!(key = %opening.key, %problem, "cannot open");
+                        self.open_problems.insert(opening.key, problem);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The load balancers listening whose Service's status does not name their address yet.
+    fn ingress_patches(&self, services: &[Service]) -> Vec<IngressPatch> {
+        services
+            .iter()
+            .filter_map(|s| {
+                let key = exposure::load_balancer_key(s)?;
+                let ip = self.openings.get(&key)?.address;
+                let current = exposure::ingress_ip(s);
+                (current != Some(ip.to_string().as_str())).then(|| IngressPatch {
+                    service: s.metadata.name.clone().unwrap_or_default(),
+                    ip,
+                })
+            })
+            .collect()
     }
 
     /// SIGTERM now, SIGKILL after the stop grace; logs one line when it has exited.
