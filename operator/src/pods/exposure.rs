@@ -109,7 +109,7 @@ pub fn load_balancer_openings(
         .filter_map(|service| {
             let key = load_balancer_key(service)?;
             let address = *addresses.get(&key)?;
-            let container = selected_container(service, pods)?;
+            let container = selected_container(service, &endpoints, pods)?;
             Some(Opening {
                 ports: port_map(service, container),
                 backends: backends(service, &endpoints),
@@ -120,10 +120,13 @@ pub fn load_balancer_openings(
         .collect()
 }
 
-/// The relay container of a pod `service` selects.
-fn selected_container<'p>(service: &Service, pods: &'p [Pod]) -> Option<&'p Container> {
-    let endpoints: Vec<Endpoint<'_>> = pods.iter().filter_map(endpoint).collect();
-    let first = selected(service, &endpoints).first()?.address;
+/// The relay container of a pod `service` selects (`endpoints`: the pods as Services see them).
+fn selected_container<'p>(
+    service: &Service,
+    endpoints: &[Endpoint<'_>],
+    pods: &'p [Pod],
+) -> Option<&'p Container> {
+    let first = selected(service, endpoints).first()?.address;
     pods.iter()
         .find(|p| endpoint(p).is_some_and(|e| e.address == first))
         .and_then(relay_container)
