@@ -38,9 +38,18 @@ pub struct Config {
     #[arg(long, env = "SURGE_RTMP_LISTEN", default_value = "0.0.0.0:1935")]
     pub rtmp_listen: SocketAddr,
 
-    /// Address for HTTP-FLV playback, /api/v1/streams, /metrics, /healthz and /readyz.
+    /// Address for HTTP-FLV playback and the locator (/api/v1/locate). Without
+    /// --admin-listen it also serves /api/v1/streams, /metrics, /healthz and /readyz.
     #[arg(long, env = "SURGE_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     pub http_listen: SocketAddr,
+
+    /// Address for the admin endpoints: /metrics, /api/v1/streams (what the operator scrapes
+    /// and placement peers poll), /healthz and /readyz, e.g. 0.0.0.0:9090. Keep it off public
+    /// Services: with it set, the playback ports (--http-listen, --https-listen) serve only
+    /// playback and the locator and answer 404 for these paths. Unset: they stay on the
+    /// playback ports (a warning at startup says so).
+    #[arg(long, env = "SURGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 
     /// Address for RTMPS (RTMP over TLS) publishers and players, e.g. 0.0.0.0:1936; needs
     /// --tls-cert and --tls-key. Unset: no RTMPS. The plain --rtmp-listen keeps working.
@@ -109,9 +118,10 @@ pub struct Config {
     #[arg(long, env = "SURGE_READY_MAX_LOAD", default_value_t = 0.9)]
     pub ready_max_load: f64,
 
-    /// HTTP addresses (`host:port`) of the relays this one places viewers among as its
-    /// region's locator: its sibling edges, the tier above, other regions' edges. Names are
-    /// resolved on every poll, so a headless Service name stands for all its Ready pods.
+    /// Admin addresses (`host:port`: a relay's --admin-listen, or its --http-listen when it
+    /// has none) of the relays this one places viewers among as its region's locator: its
+    /// sibling edges, the tier above, other regions' edges. Names are resolved on every poll,
+    /// so a headless Service name stands for all its Ready pods.
     /// Empty: HTTP-FLV plays are served here without placement.
     #[arg(
         long = "placement-peer",
@@ -121,12 +131,12 @@ pub struct Config {
     )]
     pub placement_peers: Vec<String>,
 
-    /// HTTP addresses (`host:port`) of the relays one tier up that this relay may pull from
-    /// (a headless Service name stands for all its pods). Before pulling from its first
-    /// `--upstream`, it picks the Ready one among them with the fewest children (fewer than
-    /// `--parent-fanout`), counting children from what its `--sibling-peer`s, its
-    /// `--placement-peer`s and these say they pull from; with none free it uses `--upstream` as
-    /// given (the origin last).
+    /// Admin addresses (`host:port`, as for `--placement-peer`) of the relays one tier up
+    /// that this relay may pull from (a headless Service name stands for all its pods).
+    /// Before pulling from its first `--upstream`, it picks the Ready one among them with the
+    /// fewest children (fewer than `--parent-fanout`), counting children from what its
+    /// `--sibling-peer`s, its `--placement-peer`s and these say they pull from; with none free
+    /// it uses `--upstream` as given (the origin last).
     #[arg(
         long = "parent-peer",
         env = "SURGE_PARENT_PEERS",
@@ -135,10 +145,10 @@ pub struct Config {
     )]
     pub parent_peers: Vec<String>,
 
-    /// HTTP addresses (`host:port`) of this relay's siblings: relays that pick among the same
-    /// parents (a headless Service name stands for all). Polled only to count each parent's
-    /// children; never chosen as a parent, and no viewers are placed on them unless they are
-    /// also `--placement-peer`s.
+    /// Admin addresses (`host:port`, as for `--placement-peer`) of this relay's siblings:
+    /// relays that pick among the same parents (a headless Service name stands for all).
+    /// Polled only to count each parent's children; never chosen as a parent, and no viewers
+    /// are placed on them unless they are also `--placement-peer`s.
     #[arg(
         long = "sibling-peer",
         env = "SURGE_SIBLING_PEERS",
@@ -250,7 +260,7 @@ pub fn parse_peer(s: &str) -> Result<String, String> {
             Ok(s.to_string())
         }
         _ => Err(format!(
-            "expected HOST:PORT of a relay's HTTP listener, got {s:?}"
+            "expected HOST:PORT of a relay's admin (or HTTP) listener, got {s:?}"
         )),
     }
 }
@@ -377,6 +387,7 @@ mod tests {
         assert_eq!(c.tier, Tier::Origin);
         assert_eq!(c.publish_keys_file, None);
         assert_eq!((c.rtmps_listen, c.https_listen), (None, None));
+        assert_eq!(c.admin_listen, None);
         assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
         assert_eq!(c.fanout_tasks, crate::hub::default_fanout_tasks());
     }

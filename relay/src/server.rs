@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::timeout_io::TimeoutListener;
-use crate::http::{AppState, router};
+use crate::http::{AppState, admin_router, playback_router, router};
 use crate::hub::{CursorLimits, HubConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySettings};
@@ -26,10 +26,13 @@ pub struct Relay {
     /// With `--rtmps-listen` / `--https-listen`.
     pub rtmps_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    /// With `--admin-listen`: where `/metrics`, `/api/v1/streams` and the probes answer.
+    pub admin_addr: Option<SocketAddr>,
     pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     http_task: tokio::task::JoinHandle<()>,
     https_task: Option<tokio::task::JoinHandle<()>>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -85,6 +88,18 @@ impl Relay {
             ),
             None => None,
         };
+        let admin_listener = match cfg.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding admin listener {addr}"))?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let rtmps_addr = rtmps_listener
             .as_ref()
             .map(|l| l.local_addr())
@@ -144,6 +159,7 @@ impl Relay {
             gate: Arc::new(crate::http::readiness::SharedGate::new(gate)),
             instance,
             rtmp_port: rtmp_addr.port(),
+            http_port: http_addr.port(),
             advertise_host: Arc::new(crate::http::advertise::AdvertisedHost::new(
                 cfg.advertise_host.clone(),
                 cfg.advertise_host_file.clone(),
@@ -181,6 +197,15 @@ impl Relay {
             send_buffer: cfg.viewer_send_buffer_bytes,
             metrics: registry.metrics().clone(),
         };
+        // The playback ports serve the admin paths too unless they have a port of their own.
+        let separate_admin = admin_listener.is_some();
+        let playback = move |state: AppState| {
+            if separate_admin {
+                playback_router(state)
+            } else {
+                router(state)
+            }
+        };
         // The same endpoints over TLS, stopped with the HTTP server.
         let https_task = match (https_listener, &tls) {
             (Some(inner), Some(tls)) => {
@@ -194,19 +219,28 @@ impl Relay {
                     ..state.clone()
                 };
                 Some(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, router(state)).await {
+                    if let Err(e) = axum::serve(listener, playback(state)).await {
                         tracing::error!(error = %e, "https server failed");
                     }
                 }))
             }
             _ => None,
         };
+        // Not slowed by the viewer timeouts: the kubelet and the operator are its clients.
+        let admin_task = admin_listener.map(|listener| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, admin_router(state)).await {
+                    tracing::error!(error = %e, "admin server failed");
+                }
+            })
+        });
         let listener = timeout_listener(http_listener);
-        // Not stopped by the drain: through the grace period /readyz answers 503 (what a
-        // rollout waits for) and /healthz and /metrics keep answering; the registry refuses new
-        // HTTP-FLV plays. The task is aborted when the grace ends.
+        // Not stopped by the drain (nor is the admin server): through the grace period /readyz
+        // answers 503 (what a rollout waits for) and /healthz and /metrics keep answering; the
+        // registry refuses new HTTP-FLV plays. The tasks are aborted when the grace ends.
         let http_task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router(state)).await {
+            if let Err(e) = axum::serve(listener, playback(state)).await {
                 tracing::error!(error = %e, "http server failed");
             }
         });
@@ -220,20 +254,31 @@ impl Relay {
             http_addr = %http_addr,
             rtmps_addr = %off(rtmps_addr),
             https_addr = %off(https_addr),
+            admin_addr = %off(admin_addr),
             tier = cfg.tier.as_str(),
             region = %cfg.region,
             upstreams = ?cfg.upstreams,
             "listening"
         );
+        if admin_addr.is_none() {
+            tracing::warn!(
+                paths = ?crate::http::admin::PATHS,
+                "admin endpoints are served on the playback port(s), where viewers (and a public \
+                 Service) reach them; give them a port of their own with --admin-listen ADDR \
+                 (SURGE_ADMIN_LISTEN)"
+            );
+        }
         Ok(Relay {
             rtmp_addr,
             http_addr,
             rtmps_addr,
             https_addr,
+            admin_addr,
             registry,
             shutdown,
             http_task,
             https_task,
+            admin_task,
             grace: cfg.shutdown_grace,
         })
     }
@@ -249,8 +294,8 @@ impl Relay {
         }
         self.registry.stop_all_pulls();
         self.http_task.abort();
-        if let Some(t) = self.https_task {
-            t.abort();
+        for task in [self.https_task, self.admin_task].into_iter().flatten() {
+            task.abort();
         }
         tracing::info!(
             viewers_left = self.registry.total_viewers(),

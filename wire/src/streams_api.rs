@@ -1,5 +1,6 @@
-//! The relay's stats API, `GET /api/v1/streams`: the one definition of its JSON, written by
-//! the relay and read by the operator (which sizes the relay tree from it).
+//! The relay's stats API, `GET /api/v1/streams` (on its `--admin-listen` port when it has one):
+//! the one definition of its JSON, written by the relay and read by the operator (which sizes
+//! the relay tree from it) and by placement peers.
 //!
 //! The answer is one JSON object (`application/json`), [`RelayStats`]:
 //!
@@ -11,7 +12,8 @@
 //! ```
 //!
 //! - `relay` ([`RelayInfo`]) also carries, for placement: `instance`, `rtmp_port`,
-//!   `advertise_host` (when set), `capacity` (viewers), `load` (0..1), `ready`, `accepting`.
+//!   `http_port` (playback; the answer may come from the admin port), `advertise_host`
+//!   (when set), `capacity` (viewers), `load` (0..1), `ready`, `accepting`.
 //! - `relay` ([`RelayInfo`]): `tier` (`origin`, `reflector` or `edge`) and `region` as the relay was
 //!   started with; `viewers`, all viewers of all streams (a count); `max_viewers`, the
 //!   relay's viewer limit (a count).
@@ -61,6 +63,11 @@ pub struct RelayInfo {
     /// The relay's RTMP port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtmp_port: Option<u16>,
+    /// The relay's HTTP (playback) port. Peers poll this answer on the relay's admin port
+    /// (`--admin-listen`) when it has one, so the playback port cannot be the polled one; a
+    /// relay that omits it is served at the port it was polled at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
     /// Host viewers reach it at (`--advertise-host`), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_host: Option<String>,

@@ -1,9 +1,12 @@
-//! The HTTP side: HTTP-FLV playback and the stats/metrics/health endpoints, served on
-//! `--http-listen` and, over TLS, on `--https-listen` (the same router).
+//! The HTTP side: playback (HTTP-FLV and the locator) on `--http-listen` and, over TLS,
+//! `--https-listen`; the admin endpoints (stats, metrics, probes) on `--admin-listen`, or
+//! on the playback ports too when that is not set.
 
+pub mod admin;
 pub mod advertise;
 pub mod flv;
 pub mod locate;
+pub mod playback;
 pub mod readiness;
 pub mod stats;
 pub mod timeout_io;
@@ -14,7 +17,6 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::middleware::map_response;
 use axum::response::Response;
-use axum::routing::get;
 
 use crate::registry::Registry;
 
@@ -28,6 +30,8 @@ pub struct AppState {
     /// Unique per process (placement peers tell each other apart by it).
     pub instance: Arc<str>,
     pub rtmp_port: u16,
+    /// The plain playback port (`--http-listen`), reported to peers that poll the admin port.
+    pub http_port: u16,
     pub advertise_host: Arc<advertise::AdvertisedHost>,
     /// Ports viewers use when they differ from the listening ones (`--advertise-*-port`).
     pub advertise_rtmp_port: Option<u16>,
@@ -38,14 +42,23 @@ pub struct AppState {
     pub https: bool,
 }
 
+/// Playback and the admin endpoints on one port (no `--admin-listen`: how relays started).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/streams", get(stats::streams))
-        .route("/api/v1/locate", get(locate::locate))
-        .route("/metrics", get(stats::metrics))
-        .route("/healthz", get(stats::healthz))
-        .route("/readyz", get(readiness::readyz))
-        .route("/{app}/{file}", get(flv::play))
+    for_browsers(playback::routes().merge(admin::routes()), state)
+}
+
+/// Playback and the locator only (with `--admin-listen`): admin paths answer 404 here.
+pub fn playback_router(state: AppState) -> Router {
+    for_browsers(playback::routes(), state)
+}
+
+/// The admin endpoints alone, for `--admin-listen`. No CORS header: no page should read them.
+pub fn admin_router(state: AppState) -> Router {
+    admin::routes().with_state(state)
+}
+
+fn for_browsers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(map_response(allow_any_origin))
         .with_state(state)
 }

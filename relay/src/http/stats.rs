@@ -57,6 +57,7 @@ pub fn collect(state: &AppState) -> RelayStats {
             max_viewers: Some(registry.max_viewers() as u64),
             instance: Some(state.instance.to_string()),
             rtmp_port: Some(state.rtmp_port),
+            http_port: Some(state.http_port),
             advertise_host: state.advertise_host.get().as_deref().map(str::to_string),
             advertise_rtmp_port: state.advertise_rtmp_port,
             advertise_http_port: state.advertise_http_port,

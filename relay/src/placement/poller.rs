@@ -115,7 +115,8 @@ pub fn peer_report(stats: &RelayStats, polled: SocketAddr) -> Result<PeerReport,
             .advertise_host
             .clone()
             .unwrap_or_else(|| polled.ip().to_string()),
-        http_port: polled.port(),
+        // With an admin port the poll did not reach the playback port: the relay names it.
+        http_port: r.http_port.unwrap_or(polled.port()),
         rtmp_port: r.rtmp_port.ok_or(PollError::Missing("rtmp_port"))?,
         advertised_http_port: r.advertise_http_port,
         advertised_rtmp_port: r.advertise_rtmp_port,
@@ -257,4 +258,38 @@ async fn poll(
     tokio::time::timeout(POLL_TIMEOUT, fetch)
         .await
         .map_err(|_| PollError::Timeout(POLL_TIMEOUT))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use surge_wire::streams_api::RelayInfo;
+
+    fn answer(http_port: Option<u16>) -> RelayStats {
+        RelayStats {
+            relay: RelayInfo {
+                tier: "edge".into(),
+                instance: Some("e1".into()),
+                rtmp_port: Some(1935),
+                http_port,
+                ready: Some(true),
+                accepting: Some(true),
+                load: Some(0.1),
+                capacity: Some(100),
+                ..RelayInfo::default()
+            },
+            streams: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn viewers_go_to_the_playback_port_the_peer_names_not_the_admin_port_polled() {
+        let polled: SocketAddr = "10.0.0.7:9090".parse().unwrap();
+        let report = peer_report(&answer(Some(8080)), polled).unwrap();
+        assert_eq!((report.http_port, report.polled), (8080, Some(polled)));
+        assert_eq!(report.viewer_http_addr(), "10.0.0.7:8080");
+        // A relay that does not say serves playback where it was polled.
+        let report = peer_report(&answer(None), polled).unwrap();
+        assert_eq!(report.http_port, 9090);
+    }
 }
