@@ -24,8 +24,12 @@ pub struct OperatorConfig {
     pub relay_limits: BTreeMap<String, String>,
     /// RTMP port of relay containers and Services.
     pub relay_rtmp_port: u16,
-    /// HTTP port of relay containers (HTTP-FLV, `/api/v1/streams`, `/readyz`, `/healthz`).
+    /// HTTP port of relay containers and playback Services (HTTP-FLV, the locator).
     pub relay_http_port: u16,
+    /// Admin port of relay containers (`--admin-listen`: `/api/v1/streams`, `/metrics`,
+    /// `/readyz`, `/healthz`): scraped, probed and polled by peers at the pod IP; no Service
+    /// exposes it.
+    pub relay_admin_port: u16,
     /// Node label whose value is a region name.
     pub region_label: String,
     /// Cluster DNS domain, for the upstream and endpoint URLs.
@@ -121,6 +125,7 @@ impl Default for OperatorConfig {
             relay_limits: BTreeMap::from([("memory".to_string(), "512Mi".to_string())]),
             relay_rtmp_port: 1935,
             relay_http_port: 8080,
+            relay_admin_port: 9090,
             region_label: "topology.kubernetes.io/region".to_string(),
             cluster_domain: "cluster.local".to_string(),
             relay_shutdown_grace_seconds: 30,

@@ -242,9 +242,14 @@ struct RunArgs {
     /// RTMP port of relays and their Services.
     #[arg(long, default_value_t = 1935)]
     relay_rtmp_port: u16,
-    /// HTTP port of relays (HTTP-FLV, /api/v1/streams, probes); scraped at <pod IP>:<port>.
+    /// HTTP port of relays and their Services (HTTP-FLV playback, the locator).
     #[arg(long, env = "SURGE_RELAY_HTTP_PORT", default_value_t = 8080)]
     relay_http_port: u16,
+    /// Admin port of relays (their --admin-listen: /api/v1/streams, /metrics, /healthz,
+    /// /readyz): scraped at <pod IP>:<port>, the probes' port and what placement peers poll.
+    /// No Service exposes it, so viewers never reach it.
+    #[arg(long, env = "SURGE_RELAY_ADMIN_PORT", default_value_t = 9090, value_parser = clap::value_parser!(u16).range(1..))]
+    relay_admin_port: u16,
     /// Seconds a relay keeps serving after SIGTERM (its --shutdown-grace).
     #[arg(long, default_value_t = 30)]
     relay_shutdown_grace_seconds: u32,
@@ -351,6 +356,7 @@ fn main() -> anyhow::Result<()> {
                 relay_limits: args.relay_limits,
                 relay_rtmp_port: args.relay_rtmp_port,
                 relay_http_port: args.relay_http_port,
+                relay_admin_port: args.relay_admin_port,
                 region_label: args.region_label,
                 cluster_domain: args.cluster_domain,
                 relay_shutdown_grace_seconds: args.relay_shutdown_grace_seconds,

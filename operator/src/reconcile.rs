@@ -93,7 +93,8 @@ impl Backend for Kubernetes<'_> {
 
     async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Error> {
         let ctx = self.0;
-        let (port, metrics) = (ctx.cfg.relay_http_port, &ctx.metrics);
+        // Relays answer /api/v1/streams on their admin port.
+        let (port, metrics) = (ctx.cfg.relay_admin_port, &ctx.metrics);
         let mut observed =
             gather(&ctx.client, &ctx.scraper, port, target, host_ports, metrics).await?;
         // Measured ready times in planner time, like every other duration it sees.

@@ -1,4 +1,5 @@
-//! Reading viewer counts from relays: `GET http://<pod IP>:<http port>/api/v1/streams`.
+//! Reading viewer counts from relays: `GET http://<pod IP>:<admin port>/api/v1/streams` (the
+//! relay's `--admin-listen`, which no Service exposes).
 //! A relay that does not answer is reported, never fatal.
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{fixture, load, target, tree_with};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use surge_operator::build::{build_deployment, build_service, relay_args};
 use surge_operator::config::OperatorConfig;
 use surge_operator::labels::TierKind;
@@ -98,6 +99,29 @@ fn example_stream_builds_origin_and_one_edge_tier_per_region() {
                 .as_deref(),
             Some("/healthz")
         );
+        // Both probes on the admin port, which every relay listens on and no Service lists.
+        for probe in [&c.readiness_probe, &c.liveness_probe] {
+            let port = &probe.as_ref().unwrap().http_get.as_ref().unwrap().port;
+            assert_eq!(port, &IntOrString::String("admin".into()), "{}", tier.name);
+        }
+        let ports: Vec<(&str, i32, Option<i32>)> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port, p.host_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("rtmp", 1935, None),
+                ("http", 8080, None),
+                ("admin", 9090, None)
+            ],
+            "{}",
+            tier.name
+        );
+        let args = c.args.as_ref().unwrap();
+        assert_eq!(arg_after(args, "--admin-listen"), ["0.0.0.0:9090"]);
         assert!(c.lifecycle.as_ref().unwrap().pre_stop.is_some());
         assert!(pod.termination_grace_period_seconds.unwrap() > 30);
     }

@@ -168,7 +168,11 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     let early = fleet.observe();
     let origin = &early.deployment(ORIGIN).expect("origin").relays[0];
     assert!(!origin.ready || origin.age >= READY_DELAY, "{origin:?}");
-    assert!(readyz(origin.http, Duration::from_secs(2)).await);
+    // On its admin port (the pod's --admin-listen); the playback port has no /readyz.
+    let admin_port = OperatorConfig::default().relay_admin_port;
+    let origin_admin = std::net::SocketAddr::from((origin.address, admin_port));
+    assert!(readyz(origin_admin, Duration::from_secs(2)).await);
+    assert!(!readyz(origin.http, Duration::from_secs(2)).await);
 
     // Edges prewarm the stream: Ready once the origin has it.
     let _ffmpeg = ffmpeg_publish(&format!("rtmp://{origin_ip}:1935/live/talk"), 60);
@@ -181,7 +185,7 @@ async fn a_tree_runs_scales_down_by_cost_replaces_a_crash_and_stops() {
     // The operator's scraper reads an edge where the fleet says it is, pulling from the origin.
     let edge = &status.deployment(EDGES).expect("edges").relays[0];
     let stats = scraper
-        .scrape(&edge.address.to_string(), edge.http.port())
+        .scrape(&edge.address.to_string(), admin_port)
         .await
         .expect("edge scrape");
     let pulled = stats

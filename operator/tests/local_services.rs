@@ -118,14 +118,52 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-/// The relay that answered `/api/v1/streams` (its advertised host: its own address).
-fn answered_by(addr: SocketAddr) -> Option<String> {
-    let (code, body) = http_get(addr, "/api/v1/streams")?;
+/// FLV viewers of `cast` an edge reports on its admin port (the relays' `--admin-listen`,
+/// which no Service stand-in forwards).
+fn flv_viewers(edge: Ipv4Addr) -> Option<u64> {
+    let admin = SocketAddr::from((edge, OperatorConfig::default().relay_admin_port));
+    let (code, body) = http_get(admin, "/api/v1/streams")?;
     // The body may be chunked: find the JSON object.
     let start = body.find('{')?;
     let end = body.rfind('}')?;
     let v: serde_json::Value = serde_json::from_str(&body[start..=end]).ok()?;
-    (code == 200).then(|| v["relay"]["advertise_host"].as_str().map(str::to_string))?
+    let streams = v["streams"].as_array()?;
+    (code == 200).then(|| {
+        streams
+            .iter()
+            .filter(|s| s["name"] == "cast")
+            .filter_map(|s| s["viewers"]["flv"].as_u64())
+            .sum()
+    })
+}
+
+/// Plays `cast` through `front` (the connection kept in `held`) and names the edge whose
+/// admin port counts the new viewer.
+fn played_on(front: SocketAddr, edges: &[Ipv4Addr], held: &mut Vec<TcpStream>) -> Option<String> {
+    let before: Vec<u64> = edges.iter().map(|e| flv_viewers(*e).unwrap_or(0)).collect();
+    let mut s = TcpStream::connect(front).ok()?;
+    // Served where it lands: no locator redirect.
+    write!(
+        s,
+        "GET /live/cast.flv?placed=1 HTTP/1.1\r\nHost: {front}\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    if &head[9..12] != b"200" {
+        return None;
+    }
+    held.push(s);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        for (edge, before) in edges.iter().zip(&before) {
+            if flv_viewers(*edge).is_some_and(|n| n > *before) {
+                return Some(edge.to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 /// Where the locator at `http` places the next viewer.
@@ -232,11 +270,19 @@ async fn services_follow_the_fleet_names_and_stand_ins() {
 
     // The playback stand-in spreads connections over both Ready edges.
     let front = SocketAddr::from((playback, 8080));
+    let edges = [Ipv4Addr::new(127, o, 1, 1), Ipv4Addr::new(127, o, 1, 2)];
+    let mut held = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..30 {
-        seen.extend(answered_by(front));
+    for _ in 0..10 {
+        seen.extend(played_on(front, &edges, &mut held));
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
+    // The stand-in forwards the playback port only: the admin paths are not behind it.
+    assert_eq!(
+        http_get(front, "/api/v1/streams").map(|(code, _)| code),
+        Some(404)
+    );
+    drop(held);
 
     // Scale down: the first edge (lowest deletion cost) leaves the stand-in before its
     // SIGTERM, so every new connection goes to the second one. A viewer keeps it draining
@@ -273,18 +319,16 @@ async fn services_follow_the_fleet_names_and_stand_ins() {
         "a stopping edge left the stand-in"
     );
     let survivor = format!("127.{o}.1.2");
-    let until = Instant::now() + Duration::from_secs(2);
-    let mut answers = 0;
-    while Instant::now() < until {
-        let by = answered_by(front);
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let by = played_on(front, &edges, &mut held);
         assert_eq!(
             by.as_deref(),
             Some(survivor.as_str()),
             "a failed connection"
         );
-        answers += 1;
     }
-    assert!(answers > 5);
+    drop(held);
     drop(first_viewer);
 
     fleet.shutdown().await;

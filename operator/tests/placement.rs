@@ -168,7 +168,8 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
         ]
     );
 
-    let peer = |region: &str| format!("cup-{region}-peers.media.svc.cluster.local:8080");
+    // Peers are polled on their admin port.
+    let peer = |region: &str| format!("cup-{region}-peers.media.svc.cluster.local:9090");
     // ap-south: its own edges, the tier above, then eu-west's and us-east's edges, in the
     // overflow order.
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "ap-south"), &cfg);
@@ -222,7 +223,11 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
         .iter()
         .map(|p| (p.container_port, p.host_port))
         .collect();
-    assert_eq!(ports, [(1935, Some(1935)), (8080, Some(8080))]);
+    // The admin port never on the node's (public) address.
+    assert_eq!(
+        ports,
+        [(1935, Some(1935)), (8080, Some(8080)), (9090, None)]
+    );
     let env = &c.env.as_ref().expect("env")[0];
     assert_eq!(env.name, "SURGE_ADVERTISE_HOST");
     let field = env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
@@ -241,7 +246,10 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
         .iter()
         .map(|p| (p.container_port, p.host_port))
         .collect();
-    assert_eq!(ports, [(1935, Some(1937)), (8080, Some(8082))]);
+    assert_eq!(
+        ports,
+        [(1935, Some(1937)), (8080, Some(8082)), (9090, None)]
+    );
     assert!(pod.volumes.is_some(), "the advertise-host file is mounted");
 
     // The peers Service: headless, not-Ready edges included, selecting the region's edges.
@@ -278,7 +286,7 @@ fn an_empty_overflow_leaves_the_relay_default() {
     assert!(arg_after(&args, "--overflow").is_empty());
     assert_eq!(
         arg_after(&args, "--placement-peer"),
-        ["cup-eu-west-peers.media.svc.cluster.local:8080"]
+        ["cup-eu-west-peers.media.svc.cluster.local:9090"]
     );
 }
 
@@ -446,7 +454,7 @@ fn the_first_reflector_level_takes_its_regions_overflow_on_host_ports_of_its_own
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
     assert_eq!(
         arg_after(&args, "--placement-peer")[1],
-        format!("{above}.media.svc.cluster.local:8080")
+        format!("{above}.media.svc.cluster.local:9090")
     );
     let reflector = relay_args(&t, &stream.spec, level1, &cfg);
     assert_eq!(arg_after(&reflector, "--advertise-rtmp-port"), ["1936"]);
@@ -460,7 +468,7 @@ fn the_first_reflector_level_takes_its_regions_overflow_on_host_ports_of_its_own
         .iter()
         .map(|p| p.host_port)
         .collect();
-    assert_eq!(host_ports, [Some(1936), Some(8081)]);
+    assert_eq!(host_ports, [Some(1936), Some(8081), None]);
     // Higher reflector levels and the origin (feeding reflectors only) stay unexposed.
     for tier in tree
         .tiers

@@ -135,7 +135,7 @@ fn children_of_reflectors_choose_their_parent_by_room() {
         "each headless Service once: {names:?}"
     );
 
-    // The edge's arguments name those Services' HTTP ports in the Stream's namespace.
+    // The edge's arguments name those Services' admin ports in the Stream's namespace.
     let edge = tree.region_tiers("eu-west").last().expect("edges").clone();
     let target = common::target(&stream);
     let args = surge_operator::build::relay_args(&target, &stream.spec, &edge, &cfg).join(" ");
@@ -143,7 +143,7 @@ fn children_of_reflectors_choose_their_parent_by_room() {
     let host = |svc: &str| {
         format!(
             "{svc}.{}.svc.{}:{}",
-            target.namespace, cfg.cluster_domain, cfg.relay_http_port
+            target.namespace, cfg.cluster_domain, cfg.relay_admin_port
         )
     };
     assert!(

@@ -29,6 +29,8 @@ pub const POD_INFO_DIR: &str = "/etc/surge-pod";
 /// The file there holding the pod's `surge.dev/advertise-host` annotation.
 pub const ADVERTISE_HOST_ITEM: &str = "advertise-host";
 const POD_INFO_VOLUME: &str = "pod-info";
+/// The relay container's port for `--admin-listen` (stats, metrics, probes).
+pub const ADMIN_PORT_NAME: &str = "admin";
 
 fn host_ports(tier: &TierPlan) -> Option<HostPorts> {
     tier.placement.as_ref().and_then(|p| p.host_ports)
@@ -46,6 +48,9 @@ pub fn relay_args(
         format!("0.0.0.0:{}", cfg.relay_rtmp_port),
         "--http-listen".to_string(),
         format!("0.0.0.0:{}", cfg.relay_http_port),
+        // Stats, metrics and probes on a port no Service exposes.
+        "--admin-listen".to_string(),
+        format!("0.0.0.0:{}", cfg.relay_admin_port),
         "--tier".to_string(),
         tier.kind.tier_name().to_string(),
         "--region".to_string(),
@@ -84,14 +89,19 @@ pub fn relay_args(
             args.push(spec.bitrate_kbps.to_string());
         }
     }
+    // Peers are polled on their admin port (each pod's IP, through the headless Services'
+    // names): it answers /api/v1/streams, which the playback port does not.
+    let admin = |svc: &str| {
+        format!(
+            "{}:{}",
+            service_host(svc, &target.namespace, &cfg.cluster_domain),
+            cfg.relay_admin_port
+        )
+    };
     if let Some(placement) = &tier.placement {
         for peer in &placement.peers {
             args.push("--placement-peer".to_string());
-            args.push(format!(
-                "{}:{}",
-                service_host(peer, &target.namespace, &cfg.cluster_domain),
-                cfg.relay_http_port
-            ));
+            args.push(admin(peer));
         }
         if !placement.overflow.is_empty() {
             args.push("--overflow".to_string());
@@ -99,17 +109,10 @@ pub fn relay_args(
         }
     }
     if let Some(choice) = &tier.parents {
-        let http = |svc: &str| {
-            format!(
-                "{}:{}",
-                service_host(svc, &target.namespace, &cfg.cluster_domain),
-                cfg.relay_http_port
-            )
-        };
         args.push("--parent-peer".to_string());
-        args.push(http(&choice.parents));
+        args.push(admin(&choice.parents));
         args.push("--sibling-peer".to_string());
-        args.push(http(&choice.siblings));
+        args.push(admin(&choice.siblings));
         args.push("--parent-fanout".to_string());
         args.push(choice.fanout.to_string());
     }
@@ -241,6 +244,8 @@ pub fn build_deployment(
         ports: Some(vec![
             port("rtmp", cfg.relay_rtmp_port, node_ports.map(|p| p.rtmp)),
             port("http", cfg.relay_http_port, node_ports.map(|p| p.http)),
+            // Never on a host port: the node's address is public for hostPort edges.
+            port(ADMIN_PORT_NAME, cfg.relay_admin_port, None),
         ]),
         env,
         volume_mounts: host_ports.then(|| {
@@ -251,8 +256,8 @@ pub fn build_deployment(
                 ..VolumeMount::default()
             }]
         }),
-        readiness_probe: Some(http_probe("/readyz", "http", 2, 1)),
-        liveness_probe: Some(http_probe("/healthz", "http", 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", ADMIN_PORT_NAME, 2, 1)),
+        liveness_probe: Some(http_probe("/healthz", ADMIN_PORT_NAME, 10, 3)),
         // Give Services time to stop routing new viewers here before SIGTERM starts the
         // relay's own drain (--shutdown-grace).
         lifecycle: Some(Lifecycle {

@@ -169,7 +169,8 @@ impl Backend for FleetBackend<'_> {
         *lock(&self.ready) = now;
         let d = self.driver;
         let mut observed = observed_from_fleet(&status, d.speed);
-        let port = d.cfg.relay_http_port;
+        // Each relay's admin port, at its own address (as a pod IP in a cluster).
+        let port = d.cfg.relay_admin_port;
         observed.scrapes = scrape_all(&d.scraper, port, &observed.pods, target, &d.metrics).await;
         Ok(observed)
     }

@@ -101,6 +101,8 @@ struct Relay {
     address: Ipv4Addr,
     rtmp: SocketAddr,
     http: SocketAddr,
+    /// Where `/readyz` answers: the admin address, else the HTTP one.
+    probe: SocketAddr,
     process: RelayProcess,
     started: Instant,
     /// Start order within its Deployment (the number in its name).
@@ -362,7 +364,7 @@ async fn supervise(shared: Arc<Shared>) {
                 .relays
                 .iter()
                 .filter(|(_, r)| r.stop.is_none() && now >= r.started + cfg.ready_delay)
-                .map(|(name, r)| (name.clone(), r.http))
+                .map(|(name, r)| (name.clone(), r.probe))
                 .collect()
         };
         let timeout = cfg.poll_interval.min(Duration::from_secs(2));
@@ -744,6 +746,7 @@ impl State {
         let mut args = launch.args;
         let rtmp = listen_address(&mut args, "--rtmp-listen", address, 1935);
         let http = listen_address(&mut args, "--http-listen", address, 8080);
+        let probe = flag_address(&args, "--admin-listen").unwrap_or(http);
         args.push("--hosts-file".to_string());
         args.push(cfg.hosts_file.display().to_string());
         let log = cfg.log_dir.join(format!("{name}.log"));
@@ -772,6 +775,7 @@ impl State {
             address,
             rtmp,
             http,
+            probe,
             process,
             started: now,
             serial,
@@ -901,11 +905,9 @@ impl State {
     }
 }
 
-/// The address a listen flag gives the relay; the flag is added (relay default port) when
-/// the container has none, so no relay binds 0.0.0.0.
-fn listen_address(args: &mut Vec<String>, flag: &str, address: Ipv4Addr, port: u16) -> SocketAddr {
-    let given = args
-        .iter()
+/// The address `flag` is given in `args` (`--flag ADDR` or `--flag=ADDR`), if any.
+fn flag_address(args: &[String], flag: &str) -> Option<SocketAddr> {
+    args.iter()
         .enumerate()
         .find_map(|(i, a)| {
             if a == flag {
@@ -916,8 +918,13 @@ fn listen_address(args: &mut Vec<String>, flag: &str, address: Ipv4Addr, port: u
                     .map(str::to_string)
             }
         })
-        .and_then(|v| v.parse::<SocketAddr>().ok());
-    match given {
+        .and_then(|v| v.parse::<SocketAddr>().ok())
+}
+
+/// The address a listen flag gives the relay; the flag is added (relay default port) when
+/// the container has none, so no relay binds 0.0.0.0.
+fn listen_address(args: &mut Vec<String>, flag: &str, address: Ipv4Addr, port: u16) -> SocketAddr {
+    match flag_address(args, flag) {
         Some(a) => a,
         None => {
             let a = SocketAddr::from((address, port));

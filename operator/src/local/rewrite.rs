@@ -8,7 +8,8 @@
 //!   does. Each name must be a Service of the tree ([`RewriteError::UnknownService`]), and a
 //!   relay naming a normal Service is started only once a relay runs behind it
 //!   ([`RewriteError::NoEndpoints`]; the fleet retries), so trees start top down;
-//! - `--rtmp-listen` / `--http-listen` get the relay's own address, the port kept;
+//! - `--rtmp-listen` / `--http-listen` / `--admin-listen` get the relay's own address, the
+//!   port kept (every relay has its own address, so one admin port serves them all);
 //! - `--advertise-rtmp-port` / `--advertise-http-port` (node host ports) are left out;
 //! - Downward API variables: `status.podIP(s)` and `status.hostIP(s)` are the relay's own
 //!   address, `metadata.name` its name, `metadata.namespace` its namespace.
@@ -24,7 +25,7 @@ use k8s_openapi::api::core::v1::{Container, Service};
 use super::downward::{PodValues, fill_env};
 
 /// Flags whose value is the relay's own listening address.
-const LISTEN_FLAGS: [&str; 2] = ["--rtmp-listen", "--http-listen"];
+const LISTEN_FLAGS: [&str; 3] = ["--rtmp-listen", "--http-listen", "--admin-listen"];
 
 /// Flags left out: node host ports mapped onto other pod ports. Locally every relay has its
 /// own address and is reached at its listening ports.
@@ -360,14 +361,20 @@ mod tests {
             endpoints: &[],
         };
         let out = rewrite_args(
-            &args("--rtmp-listen 0.0.0.0:1935 --http-listen=0.0.0.0:8080 --tier edge"),
+            &args(
+                "--rtmp-listen 0.0.0.0:1935 --http-listen=0.0.0.0:8080 \
+                 --admin-listen 0.0.0.0:9090 --tier edge",
+            ),
             &me(3),
             &fleet,
         )
         .unwrap();
         assert_eq!(
             out,
-            args("--rtmp-listen 127.200.1.3:1935 --http-listen=127.200.1.3:8080 --tier edge")
+            args(
+                "--rtmp-listen 127.200.1.3:1935 --http-listen=127.200.1.3:8080 \
+                 --admin-listen 127.200.1.3:9090 --tier edge"
+            )
         );
         // Host ports mean nothing locally.
         let out = rewrite_args(

@@ -3,6 +3,7 @@
 //! The pod's relay container is run with its own arguments, except:
 //! - `--rtmp-listen` / `--http-listen` bind the pod IP (the port kept; added with the relay's
 //!   default port when the pod has none, so two relays never share an address);
+//!   `--admin-listen` too when the pod sets it (the relay has none by default);
 //! - `--hosts-file` names the runner's file, where Service names resolve to pod IPs;
 //! - environment from the Downward API gets the pod's values: `status.podIP(s)`,
 //!   `status.hostIP(s)` (the pod IP if the node has none), `metadata.name`,
@@ -19,6 +20,8 @@ use crate::local::rewrite::Launch;
 
 /// The relay's own defaults, for a pod that sets no listen address.
 const DEFAULT_LISTENS: [(&str, u16); 2] = [("--rtmp-listen", 1935), ("--http-listen", 8080)];
+/// Listen flags the relay goes without when the pod does not set them.
+const OPTIONAL_LISTENS: [&str; 1] = ["--admin-listen"];
 
 /// Why a pod cannot be run as a relay.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -133,8 +136,10 @@ fn rewrite_args(args: &[String], ip: Ipv4Addr) -> Result<Vec<String>, LaunchErro
         if flag == "--hosts-file" {
             continue;
         }
-        match (DEFAULT_LISTENS.iter().position(|(f, _)| *f == flag), value) {
-            (Some(n), Some(value)) => {
+        let default_listen = DEFAULT_LISTENS.iter().position(|(f, _)| *f == flag);
+        let listen = default_listen.is_some() || OPTIONAL_LISTENS.contains(&flag);
+        match (listen, value) {
+            (true, Some(value)) => {
                 let port = value
                     .rsplit_once(':')
                     .and_then(|(_, p)| p.parse::<u16>().ok())
@@ -142,7 +147,9 @@ fn rewrite_args(args: &[String], ip: Ipv4Addr) -> Result<Vec<String>, LaunchErro
                         flag: flag.to_string(),
                         value: value.to_string(),
                     })?;
-                seen[n] = true;
+                if let Some(n) = default_listen {
+                    seen[n] = true;
+                }
                 out.push(flag.to_string());
                 out.push(format!("{ip}:{port}"));
             }
@@ -227,6 +234,7 @@ mod tests {
     fn listen_addresses_bind_the_pod_ip_and_the_rest_is_kept() {
         let p = pod(
             "--rtmp-listen 0.0.0.0:31935 --http-listen=0.0.0.0:38080 \
+             --admin-listen 0.0.0.0:9090 \
              --upstream rtmp://s-origin.media.svc.cluster.local:31935/live --prewarm \
              --hosts-file /etc/other --shutdown-grace 30s",
             vec![],
@@ -236,6 +244,7 @@ mod tests {
             got.args,
             strings(
                 "--rtmp-listen 127.31.0.7:31935 --http-listen 127.31.0.7:38080 \
+                 --admin-listen 127.31.0.7:9090 \
                  --upstream rtmp://s-origin.media.svc.cluster.local:31935/live --prewarm \
                  --shutdown-grace 30s --hosts-file /tmp/h"
             )
