@@ -35,7 +35,9 @@
 #      (a Secret volume, --publish-keys-file), not into the edge; the key is in no pod spec.
 #  8. scaling loop: `surge-operator pods` runs a real surge-relay at each relay pod's IP with
 #     the pod's own arguments (Service names resolved to pod IPs through its hosts file),
-#     ffmpeg publishes to the origin relay, real HTTP-FLV viewers join an edge relay at a
+#     ffmpeg publishes to the origin relay; /metrics and /api/v1/streams answer on a relay's
+#     admin port (the probes' port, which no Service lists) and 404 on its playback port and
+#     through the playback Service's port; real HTTP-FLV viewers join an edge relay at a
 #     steady pace; the operator's scraper reads the counts and the planner adds
 #     edges while the first edge still has room (ahead of the crowd, not in reaction to a
 #     full edge). With viewers kept on the edges (one loaded, one with a single viewer, one
@@ -262,6 +264,7 @@ for kind in ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding Servi
 done
 grep -q '^kind: ServiceMonitor$' "$WORK/custom.yaml" || fail "custom render lacks the ServiceMonitor"
 grep -q -- '--relay-http-port=18080' "$WORK/custom.yaml" || fail "custom render ignores relay.httpPort"
+grep -q -- '--relay-admin-port=19090' "$WORK/custom.yaml" || fail "custom render ignores relay.adminPort"
 grep -q -- '--namespace=streams' "$WORK/custom.yaml" || fail "custom render ignores operator.watchNamespace"
 if helm template surge charts/surge --set operator.scrapeInterval=soon >/dev/null 2>&1; then
   fail "values.schema.json accepted operator.scrapeInterval=soon"
@@ -270,7 +273,8 @@ fi
 # --- 2. install, ServiceAccount kubeconfig, operator -------------------------------------
 RELAY_HTTP_PORT="$(free_port)"
 RELAY_RTMP_PORT="$(free_port)"
-step "helm install (operator Deployment scaled to 0; relay ports rtmp $RELAY_RTMP_PORT, http $RELAY_HTTP_PORT)"
+RELAY_ADMIN_PORT="$(free_port)"
+step "helm install (operator Deployment scaled to 0; relay ports rtmp $RELAY_RTMP_PORT, http $RELAY_HTTP_PORT, admin $RELAY_ADMIN_PORT)"
 HELM_EXTRA=()
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
   # The operator must not reconcile the cluster's other Streams.
@@ -281,6 +285,7 @@ fi
 helm install "$RELEASE" charts/surge -n "$RELEASE_NS" --create-namespace --wait --timeout 60s \
   --set operator.replicas=0 "${HELM_EXTRA[@]}" \
   --set relay.httpPort="$RELAY_HTTP_PORT" --set relay.rtmpPort="$RELAY_RTMP_PORT" \
+  --set relay.adminPort="$RELAY_ADMIN_PORT" \
   --set operator.scrapeInterval=1s >"$WORK/install.txt" || { cat "$WORK/install.txt"; fail "helm install"; }
 kubectl get crd streams.surge.dev >/dev/null || fail "the chart did not install the Stream CRD"
 kubectl wait --for=condition=Established crd/streams.surge.dev --timeout=30s >/dev/null
@@ -803,8 +808,9 @@ arg_of() { # DEPLOYMENT FLAG: the flag's values, space-separated
   kubectl get deploy "$1" -o json | jq -r --arg f "$2" '.spec.template.spec.containers[0].args as $a
     | [range(0; $a | length) | select($a[.] == $f) | $a[. + 1]] | join(" ")'
 }
-PEER="placed-eu-west-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
-ABOVE="placed-origin-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
+# Peers are polled on their admin port.
+PEER="placed-eu-west-peers.$NS.svc.cluster.local:$RELAY_ADMIN_PORT"
+ABOVE="placed-origin-peers.$NS.svc.cluster.local:$RELAY_ADMIN_PORT"
 # The region's edges, then the tier above (no reflectors here: the origin) for tierAbove.
 [ "$(arg_of placed-eu-west-edge --placement-peer)" = "$PEER $ABOVE" ] || fail "edge peers: '$(arg_of placed-eu-west-edge --placement-peer)'"
 [ "$(arg_of placed-eu-west-edge --overflow)" = tier-above ] || fail "edge overflow: '$(arg_of placed-eu-west-edge --overflow)'"
@@ -815,7 +821,8 @@ ABOVE="placed-origin-peers.$NS.svc.cluster.local:$RELAY_HTTP_PORT"
 # The origin takes the edges' overflow: exposed on node ports two above the relay's, advertised.
 origin_exposed="$(kubectl get deploy placed-origin -o json | jq -r '.spec.template.spec.containers[0]
   | [.ports[] | "\(.name)=\(.containerPort)/\(.hostPort)"] | join(" ")')"
-[ "$origin_exposed" = "rtmp=$RELAY_RTMP_PORT/$((RELAY_RTMP_PORT + 2)) http=$RELAY_HTTP_PORT/$((RELAY_HTTP_PORT + 2))" ] \
+# The admin port never on a host port.
+[ "$origin_exposed" = "rtmp=$RELAY_RTMP_PORT/$((RELAY_RTMP_PORT + 2)) http=$RELAY_HTTP_PORT/$((RELAY_HTTP_PORT + 2)) admin=$RELAY_ADMIN_PORT/null" ] \
   || fail "origin host ports: '$origin_exposed'"
 [ "$(arg_of placed-origin --advertise-rtmp-port) $(arg_of placed-origin --advertise-http-port)" = "$((RELAY_RTMP_PORT + 2)) $((RELAY_HTTP_PORT + 2))" ] \
   || fail "origin advertised ports: '$(arg_of placed-origin --advertise-rtmp-port) $(arg_of placed-origin --advertise-http-port)'"
@@ -824,7 +831,7 @@ origin_peers="$(kubectl get service placed-origin-peers -o jsonpath='{.spec.clus
 exposed="$(kubectl get deploy placed-eu-west-edge -o json | jq -r '.spec.template.spec.containers[0]
   | ([.ports[] | "\(.name)=\(.containerPort)/\(.hostPort)"] | join(" ")) + " "
     + ([.env[]? | select(.name == "SURGE_ADVERTISE_HOST") | .valueFrom.fieldRef.fieldPath] | join(""))')"
-[ "$exposed" = "rtmp=$RELAY_RTMP_PORT/$RELAY_RTMP_PORT http=$RELAY_HTTP_PORT/$RELAY_HTTP_PORT status.hostIP" ] \
+[ "$exposed" = "rtmp=$RELAY_RTMP_PORT/$RELAY_RTMP_PORT http=$RELAY_HTTP_PORT/$RELAY_HTTP_PORT admin=$RELAY_ADMIN_PORT/null status.hostIP" ] \
   || fail "edge host ports / advertised host: '$exposed'"
 headless="$(kubectl get service placed-eu-west-peers -o jsonpath='{.spec.clusterIP} {.spec.publishNotReadyAddresses} {.spec.selector.surge\.dev/tier}')"
 [ "$headless" = "None true edge" ] || fail "peers Service placed-eu-west-peers: '$headless'"
@@ -974,7 +981,7 @@ pods_runner_alive() {
     || fail "surge-operator pods exited: $(tail -n 5 "$WORK/pods.log" | tr '\n' ' ')"
 }
 ORIGIN_IP="$(pod_ip_of_service scale-origin)"
-wait_until "origin relay answering" 30 curl -sf "http://$ORIGIN_IP:$RELAY_HTTP_PORT/healthz"
+wait_until "origin relay answering" 30 curl -sf "http://$ORIGIN_IP:$RELAY_ADMIN_PORT/healthz"
 pods_runner_alive
 step "ffmpeg publishes to the origin relay at $ORIGIN_IP"
 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=25 \
@@ -986,9 +993,24 @@ wait_until "every relay answers the operator's scrape (Degraded=False)" 60 not_d
 EDGE_POD="$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o jsonpath='{.items[0].metadata.name}')"
 EDGE_IP="$(kubectl get pod "$EDGE_POD" -o jsonpath='{.status.podIP}')"
 edge_has_stream() { # IP
-  curl -sf "http://$1:$RELAY_HTTP_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'
+  curl -sf "http://$1:$RELAY_ADMIN_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'
 }
 wait_until "edge relay pulled the stream" 60 edge_has_stream "$EDGE_IP"
+# The admin surface: on the admin port, not on the playback port (the port the playback
+# Service forwards to), and no Service of the Stream lists the admin port.
+http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
+for path in /metrics /api/v1/streams /healthz /readyz; do
+  [ "$(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")" = 200 ] || fail "$path on the admin port: $(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")"
+  [ "$(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path")" = 404 ] || fail "$path on the playback port: $(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path"), expected 404"
+done
+curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_' || fail "the admin port's /metrics has no relay metrics"
+playback_ports="$(kubectl get service scale-eu-west-edge -o jsonpath='{.spec.ports[*].port}')"
+[[ " $playback_ports " == *" $RELAY_HTTP_PORT "* ]] || fail "playback Service ports: $playback_ports"
+service_ports="$(kubectl get services -l surge.dev/stream=scale -o jsonpath='{.items[*].spec.ports[*].port}')"
+[[ " $service_ports " != *" $RELAY_ADMIN_PORT "* ]] || fail "a Service lists the admin port $RELAY_ADMIN_PORT: $service_ports"
+[ "$(kubectl get pod "$EDGE_POD" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')" = admin ] \
+  || fail "the edge's readiness probe is not on the admin port"
+step "admin surface: /metrics, /api/v1/streams, /healthz, /readyz 200 on the relay's admin port $RELAY_ADMIN_PORT, 404 on the playback port $RELAY_HTTP_PORT (the playback Service's); no Service lists the admin port ($service_ports)"
 # The operator's viewer history starts flat, so the ramp below is growth it sees begin.
 status_viewers_are() { [ "$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')" = "$1" ]; }
 wait_until "status.viewers.total = 0 before the ramp" 30 status_viewers_are 0
@@ -1044,7 +1066,7 @@ relays_for_all_edges() { # a relay answering at every edge pod's IP
   pods="$(kubectl get pods -l surge.dev/stream=scale,surge.dev/tier=edge -o json)"
   [ "$(jq '.items | length' <<<"$pods")" -eq "$up_to" ] || return 1
   for ip in $(jq -r '.items[].status.podIP // "none"' <<<"$pods"); do
-    curl -sf "http://$ip:$RELAY_HTTP_PORT/healthz" >/dev/null || return 1
+    curl -sf "http://$ip:$RELAY_ADMIN_PORT/healthz" >/dev/null || return 1
   done
 }
 wait_until "a relay answering for every edge pod" 60 relays_for_all_edges
@@ -1069,7 +1091,7 @@ LIGHT_IP="$(kubectl get pod "$LIGHT_POD" -o jsonpath='{.status.podIP}')"
 wait_until "edge $LIGHT_POD pulled the stream" 60 edge_has_stream "$LIGHT_IP"
 add_viewer "$LIGHT_IP"
 light_has_viewer() {
-  [ "$(curl -sf "http://$LIGHT_IP:$RELAY_HTTP_PORT/api/v1/streams" | jq '[.streams[] | select(.name == "scale") | .viewers.flv] | add')" = 1 ]
+  [ "$(curl -sf "http://$LIGHT_IP:$RELAY_ADMIN_PORT/api/v1/streams" | jq '[.streams[] | select(.name == "scale") | .viewers.flv] | add')" = 1 ]
 }
 wait_until "one viewer on edge $LIGHT_POD" 30 light_has_viewer
 wait_until "status.viewers.total = $((joined + 1))" 30 status_viewers_are $((joined + 1))
