@@ -95,6 +95,19 @@ pub struct Config {
     #[arg(long, env = "SURGE_PUBLISH_KEYS_FILE")]
     pub publish_keys_file: Option<std::path::PathBuf>,
 
+    /// Ed25519 private key (PEM, as `openssl genpkey -algorithm ed25519` writes it): the
+    /// origin signs what publishers send (groups of frames, in-band `@surgeSignature` data
+    /// messages), unless a publisher signs its frames itself.
+    #[arg(long, env = "SURGE_SIGN_KEY")]
+    pub sign_key: Option<std::path::PathBuf>,
+
+    /// Ed25519 public key (PEM, `openssl pkey -pubout`) that streams pulled from --upstream
+    /// must be signed with; repeat it (or comma-separate the variable) during a key rotation.
+    /// Frames are passed on as they arrive; a group that fails verification drops the
+    /// upstream and the relay fails over to the next one.
+    #[arg(long = "verify-key", env = "SURGE_VERIFY_KEY", value_delimiter = ',')]
+    pub verify_keys: Vec<std::path::PathBuf>,
+
     /// Region name reported in stats and metrics.
     #[arg(long, env = "SURGE_REGION", default_value = "default")]
     pub region: String,

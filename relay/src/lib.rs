@@ -9,6 +9,7 @@ pub mod config;
 pub mod flv;
 pub mod http;
 pub mod hub;
+pub mod integrity;
 pub mod media;
 pub mod metrics;
 pub mod placement;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub viewers_refused: Family<Labels, Counter>,
     /// Publishes refused, by reason (publish_auth's labels, `in_use`, `draining`).
     pub publish_refused: Family<Labels, Counter>,
+    /// Signed-frame verification failures on pulled streams, by stream and upstream.
+    pub integrity_failures: Family<Labels, Counter>,
     pub load: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub capacity: Gauge,
     /// The `bytes_sent` samples of the two viewer protocols, resolved once: they move on every
@@ -121,6 +123,12 @@ impl Metrics {
             "Publishes refused, by reason (not_origin, missing_key, wrong_key, keys_unavailable, in_use, draining)",
             publish_refused.clone(),
         );
+        let integrity_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "integrity_failures",
+            "Pulled streams whose signed frames failed verification (the upstream was dropped), by app, stream, upstream and reason",
+            integrity_failures.clone(),
+        );
         registry.register(
             "load",
             "Viewers over capacity at the current bitrates (0..1; /readyz is 503 from --ready-max-load)",
@@ -149,9 +157,18 @@ impl Metrics {
             placements,
             viewers_refused,
             publish_refused,
+            integrity_failures,
             bytes_sent_rtmp,
             bytes_sent_flv,
         }
+    }
+
+    /// A pulled stream failed verification from `upstream`.
+    pub fn integrity_failure(&self, app: &str, stream: &str, upstream: &str, reason: &str) {
+        let mut labels = stream_labels(app, stream);
+        labels.push(("upstream".to_string(), upstream.to_string()));
+        labels.push(("reason".to_string(), reason.to_string()));
+        self.integrity_failures.get_or_create(&labels).inc();
     }
 
     /// One locator answer (`edge`, `overflow`, `refused` or `not_found`).

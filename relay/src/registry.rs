@@ -96,6 +96,8 @@ pub struct Registry {
     parent: std::sync::OnceLock<Arc<dyn crate::upstream::ParentChooser>>,
     /// Set once at start-up: how pullers resolve upstream names (`--hosts-file`).
     resolver: std::sync::OnceLock<crate::resolve::Resolver>,
+    /// Set once at start-up: `--sign-key` for publishers' media, `--verify-key` for pulls.
+    integrity: std::sync::OnceLock<crate::integrity::IntegrityKeys>,
 }
 
 impl Registry {
@@ -112,6 +114,7 @@ impl Registry {
             me: me.clone(),
             parent: std::sync::OnceLock::new(),
             resolver: std::sync::OnceLock::new(),
+            integrity: std::sync::OnceLock::new(),
         })
     }
 
@@ -152,6 +155,17 @@ impl Registry {
     /// Pullers started from now on choose their parent with `chooser` (set once).
     pub fn set_parent_chooser(&self, chooser: Arc<dyn crate::upstream::ParentChooser>) {
         let _ = self.parent.set(chooser);
+    }
+
+    /// Publishers accepted and pullers started from now on sign and verify with `keys`
+    /// (set once).
+    pub fn set_integrity(&self, keys: crate::integrity::IntegrityKeys) {
+        let _ = self.integrity.set(keys);
+    }
+
+    /// The signing and verifying keys (none unless set).
+    pub fn integrity(&self) -> Option<&crate::integrity::IntegrityKeys> {
+        self.integrity.get()
     }
 
     /// Stop admitting viewers and publishers (SIGTERM).
@@ -231,6 +245,7 @@ impl Registry {
         let opts = crate::upstream::PullerOptions {
             parent: self.parent.get().cloned(),
             resolver: self.resolver.get().cloned().unwrap_or_default(),
+            verify: self.integrity.get().and_then(|k| k.verify.clone()),
             ..Default::default()
         };
         spawn_puller_with(cfg, opts, sink, cancel.clone());

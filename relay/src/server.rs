@@ -46,6 +46,8 @@ impl Relay {
         crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
         let gate = cfg.room_gate()?;
         let publish_auth = Arc::new(crate::publish_auth::PublishAuth::from_config(cfg)?);
+        let integrity =
+            crate::integrity::IntegrityKeys::load(cfg.sign_key.as_deref(), &cfg.verify_keys)?;
         let tls = crate::tls::TlsAcceptors::from_config(cfg)?;
         let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
         let registry = Registry::new(
@@ -171,6 +173,14 @@ impl Relay {
         };
         let resolver = crate::resolve::Resolver::new(cfg.hosts_file.clone());
         registry.set_resolver(resolver.clone());
+        if let Some(k) = &integrity.sign {
+            tracing::info!(key_id = %k.id(), "signing publishers' frames");
+        }
+        if let Some(ring) = &integrity.verify {
+            let ids: Vec<String> = ring.ids().map(|id| id.to_string()).collect();
+            tracing::info!(key_ids = ?ids, "verifying signed frames from upstream");
+        }
+        registry.set_integrity(integrity);
         if let Some(locator) = locator {
             let own = state.clone();
             crate::placement::poller::spawn_poller(

@@ -157,6 +157,8 @@ impl Hub {
             data: msg.payload.clone(),
         };
         let is_seq = msg.is_sequence_header();
+        // A signature message passes through like a frame; it is not the stream's metadata.
+        let is_signature = crate::integrity::is_signature(&msg);
         let keyframe = msg.is_video_keyframe() && !is_seq;
         let flv_tag = flv::tag(msg.kind, msg.timestamp, &msg.payload);
         {
@@ -180,7 +182,7 @@ impl Hub {
                 flv: flv_tag,
             });
             match msg.kind {
-                MediaKind::Data => st.metadata = Some(frame),
+                MediaKind::Data if !is_signature => st.metadata = Some(frame),
                 MediaKind::Video if is_seq => st.video_seq = Some(frame),
                 MediaKind::Audio if is_seq => st.audio_seq = Some(frame),
                 _ => {}
@@ -317,6 +319,13 @@ impl MediaSink for Hub {
     fn on_end_of_stream(&self) {
         tracing::info!(app = %self.app, stream = %self.name, "upstream publisher ended the stream");
         self.end_stream();
+    }
+
+    fn on_integrity_failure(&self, upstream: &str, reason: &str, detail: &str) {
+        tracing::warn!(app = %self.app, stream = %self.name, upstream, reason, detail, "signed frames failed verification; dropping the upstream");
+        if let Some(m) = &self.metrics {
+            m.integrity_failure(&self.app, &self.name, upstream, reason);
+        }
     }
 }
 

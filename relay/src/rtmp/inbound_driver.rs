@@ -13,6 +13,7 @@ use surge_wire::ChunkLimits;
 
 use super::session::{InboundError, InboundEvent, InboundSession, PlayRefusal, Role};
 use crate::hub::Subscription;
+use crate::integrity::IngestSigner;
 use crate::protocol::Protocol;
 use crate::publish_auth::PublishAuth;
 use crate::registry::{PlayError, PublishError, PublishGuard, Registry};
@@ -34,9 +35,20 @@ pub struct InboundDriver {
     /// The client's address, for slowing down its repeated failed publishes.
     peer: Option<IpAddr>,
     publishing: Option<PublishGuard>,
+    /// With `--sign-key`: signs the publisher's media unless it signs itself.
+    signer: Option<IngestSigner>,
+    /// Timestamp of the publisher's last message (for the last group's signature).
+    last_timestamp: u32,
     /// Set when the connection should close once its replies are written (a play refused for
     /// lack of room: the player is told why, and this relay keeps no idle connection for it).
     finished: Option<String>,
+}
+
+impl Drop for InboundDriver {
+    /// A publisher that drops its connection still gets its last group signed.
+    fn drop(&mut self) {
+        self.sign_last_group();
+    }
 }
 
 impl InboundDriver {
@@ -53,6 +65,8 @@ impl InboundDriver {
             auth: Arc::new(PublishAuth::open()),
             peer: None,
             publishing: None,
+            signer: None,
+            last_timestamp: 0,
             finished: None,
         };
         Ok((driver, initial))
@@ -95,6 +109,16 @@ impl InboundDriver {
         }
     }
 
+    /// Signs what the leaving publisher sent since the last signature.
+    fn sign_last_group(&mut self) {
+        if let (Some(p), Some(s)) = (&self.publishing, self.signer.as_mut())
+            && let Some(sig) = s.finish(self.last_timestamp)
+        {
+            p.hub().publish(sig);
+        }
+        self.signer = None;
+    }
+
     /// Carries out the session's events; returns the request among them (always the last:
     /// the session reads nothing after a request until it is answered).
     fn apply(
@@ -108,10 +132,15 @@ impl InboundDriver {
                 InboundEvent::Send(b) => out.push(Outbound::Control(b)),
                 InboundEvent::Media(m) => {
                     if let Some(p) = &self.publishing {
+                        self.last_timestamp = m.timestamp;
+                        if let Some(sig) = self.signer.as_mut().and_then(|s| s.on_media(&m)) {
+                            p.hub().publish(sig);
+                        }
                         p.hub().publish(m);
                     }
                 }
                 InboundEvent::PublishFinished { app, stream } => {
+                    self.sign_last_group();
                     if self.publishing.take().is_some() {
                         tracing::info!(app = %app, stream = %stream, "publisher finished");
                     }
@@ -159,6 +188,11 @@ impl InboundDriver {
                     match self.registry.start_publish(&app, &stream) {
                         Ok(guard) => {
                             self.publishing = Some(guard);
+                            self.signer = self
+                                .registry
+                                .integrity()
+                                .and_then(|k| k.sign.clone())
+                                .map(IngestSigner::new);
                             tracing::info!(app = %app, stream = %stream, "publisher started");
                             self.session.accept_publish(request_id)?
                         }

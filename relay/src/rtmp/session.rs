@@ -162,6 +162,11 @@ impl InboundSession {
                 {
                     let m = MediaMessage::new(MediaKind::Data, 0, body);
                     out.push(InboundEvent::Media(m));
+                } else if self.publishing && surge_integrity::is_signature(&payload) {
+                    // A publisher that signs its frames: its signatures go on with their place
+                    // in the stream.
+                    let m = MediaMessage::new(MediaKind::Data, msg.timestamp, payload);
+                    out.push(InboundEvent::Media(m));
                 }
                 Ok(())
             }

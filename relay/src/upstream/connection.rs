@@ -1,6 +1,7 @@
 //! One upstream connection: TCP connect, RTMP handshake, then the play session until the
 //! connection ends, fails, goes silent, or the puller is cancelled.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -41,6 +42,9 @@ pub enum ConnectionError {
     WriteTimeout,
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The puller stopped the connection: what it sent failed verification.
+    #[error("signed frames failed verification: {0}")]
+    Integrity(String),
 }
 
 /// How a connection ended.
@@ -55,14 +59,15 @@ pub enum ConnectionEnd {
     },
 }
 
-/// Runs one connection, passing events to `on_event` as they happen.
+/// Runs one connection, passing events to `on_event` as they happen; `Break(why)` from it
+/// ends the connection with [`ConnectionError::Integrity`].
 pub async fn run(
     url: &UpstreamUrl,
     app: &str,
     stream: &str,
     opts: &PullerOptions,
     cancel: &CancellationToken,
-    mut on_event: impl FnMut(PullEvent),
+    mut on_event: impl FnMut(PullEvent) -> ControlFlow<String>,
 ) -> ConnectionEnd {
     let mut played_since: Option<Instant> = None;
     let mut publisher_ended = false;
@@ -91,7 +96,7 @@ async fn drive(
     opts: &PullerOptions,
     played_since: &mut Option<Instant>,
     publisher_ended: &mut bool,
-    on_event: &mut impl FnMut(PullEvent),
+    on_event: &mut impl FnMut(PullEvent) -> ControlFlow<String>,
 ) -> Result<Never, ConnectionError> {
     let addr = url.socket_addr();
     let mut socket = match opts.resolver.connect(&addr, opts.connect_timeout).await {
@@ -156,7 +161,9 @@ async fn drive(
                 PullEvent::PublisherStarted => *publisher_ended = false,
                 PullEvent::Media { .. } => {}
             }
-            on_event(ev);
+            if let ControlFlow::Break(why) = on_event(ev) {
+                return Err(ConnectionError::Integrity(why));
+            }
         }
         write(&mut socket, &out).await?;
         out.clear();

@@ -13,6 +13,7 @@
 pub mod backoff;
 mod connection;
 pub mod puller;
+pub mod quarantine;
 pub mod rebase;
 pub mod session;
 pub mod status;
@@ -41,6 +42,11 @@ pub trait MediaSink: Send + Sync + 'static {
     /// The publisher at the source ended the stream (not a connection failure). The puller keeps
     /// its connection (or keeps retrying quietly) in case the publisher comes back.
     fn on_end_of_stream(&self);
+    /// What `upstream` sent failed verification (`--verify-key`); the puller drops it and
+    /// fails over. `reason` is a short label.
+    fn on_integrity_failure(&self, upstream: &str, reason: &str, detail: &str) {
+        let _ = (upstream, reason, detail);
+    }
 }
 
 /// Picks the relay to pull from in place of the first `--upstream` (a parent of the tier
@@ -117,6 +123,12 @@ pub struct PullerOptions {
     pub parent: Option<Arc<dyn ParentChooser>>,
     /// Resolves upstream host names (the hosts file first, with `--hosts-file`).
     pub resolver: crate::resolve::Resolver,
+    /// With `--verify-key`: the keys what is pulled must be signed with. Frames are passed
+    /// on as they arrive; a failure drops the upstream and fails over.
+    pub verify: Option<surge_integrity::KeyRing>,
+    /// An upstream that failed verification is neither probed nor chosen again for this
+    /// long while another upstream is left.
+    pub integrity_quarantine: Duration,
 }
 
 impl Default for PullerOptions {
@@ -134,6 +146,8 @@ impl Default for PullerOptions {
             chunk_limits: ChunkLimits::default(),
             parent: None,
             resolver: crate::resolve::Resolver::default(),
+            verify: None,
+            integrity_quarantine: Duration::from_secs(300),
         }
     }
 }

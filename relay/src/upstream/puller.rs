@@ -8,8 +8,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use std::ops::ControlFlow;
+
+use surge_integrity::{Verdict, Verifier};
+
 use super::backoff::jitter_sample;
-use super::connection::{self, ConnectionEnd};
+use super::connection::{self, ConnectionEnd, ConnectionError};
+use super::quarantine::Quarantine;
 use super::rebase::{DEFAULT_RESET_THRESHOLD_MS, TimestampRebaser};
 use super::session::PullEvent;
 use super::url::UpstreamUrl;
@@ -151,6 +156,9 @@ async fn run_inner(
     }
 
     let mut plan = FailoverPlan::new(urls.len());
+    let mut quarantine = Quarantine::new(urls.len(), opts.integrity_quarantine);
+    // One verifier across connections: replayed signatures stay refused after a failover.
+    let mut verifier = opts.verify.clone().map(Verifier::new);
     let mut rebaser = TimestampRebaser::new(opts.rebase_gap_ms, DEFAULT_RESET_THRESHOLD_MS);
     let mut quiet = false;
     // End of stream is reported once per ended stream, not again by every reconnect after it.
@@ -162,52 +170,69 @@ async fn run_inner(
             (Some(parent), 0) => choose_parent(parent.as_ref(), &urls[0], &cfg.app, &cancel).await,
             _ => None,
         };
-        let url = chosen.as_ref().unwrap_or(&urls[plan.next]);
+        let index = plan.next;
+        let url = chosen.as_ref().unwrap_or(&urls[index]);
         let url_text = url.to_string();
         rebaser.new_timeline();
+        settle_unverified(&mut verifier, &url_text);
         debug!(upstream = %url_text, "connecting");
-        let pull = connection::run(url, &cfg.app, &cfg.stream, &opts, &cancel, |ev| match ev {
-            PullEvent::Playing => {
-                info!(upstream = %url_text, "pulling");
-                states.report(UpstreamState::Connected {
-                    url: url_text.clone(),
-                });
-            }
-            PullEvent::Media {
-                kind,
-                timestamp,
-                payload,
-            } => {
-                let msg = MediaMessage::new(kind, timestamp, payload);
-                let is_config = kind == MediaKind::Data || msg.is_sequence_header();
-                if !is_config {
-                    end_reported = false;
+        let pull = connection::run(url, &cfg.app, &cfg.stream, &opts, &cancel, |ev| {
+            match ev {
+                PullEvent::Playing => {
+                    info!(upstream = %url_text, "pulling");
+                    states.report(UpstreamState::Connected {
+                        url: url_text.clone(),
+                    });
                 }
-                // `None`: a frame the new upstream replays that viewers already have.
-                if let Some(ts) = rebaser.map(kind, timestamp, is_config) {
-                    sink.on_media(MediaMessage {
-                        timestamp: ts,
-                        ..msg
+                PullEvent::Media {
+                    kind,
+                    timestamp,
+                    payload,
+                } => {
+                    let msg = MediaMessage::new(kind, timestamp, payload);
+                    let is_config = kind == MediaKind::Data || msg.is_sequence_header();
+                    if !is_config {
+                        end_reported = false;
+                    }
+                    let checked = msg.payload.clone();
+                    // `None`: a frame the new upstream replays that viewers already have.
+                    if let Some(ts) = rebaser.map(kind, timestamp, is_config) {
+                        sink.on_media(MediaMessage {
+                            timestamp: ts,
+                            ..msg
+                        });
+                    }
+                    // Checked after it went on: verification never delays a frame.
+                    if let Some(v) = verifier.as_mut()
+                        && let Some(Verdict::Failed { reason, frames }) =
+                            v.on_message(crate::integrity::frame_kind(kind), timestamp, &checked)
+                    {
+                        let detail = format!("{reason} ({frames} frames)");
+                        sink.on_integrity_failure(&url_text, reason.label(), &detail);
+                        return ControlFlow::Break(detail);
+                    }
+                }
+                PullEvent::PublisherEnded => {
+                    settle_unverified(&mut verifier, &url_text);
+                    if !end_reported {
+                        info!(upstream = %url_text, "publisher ended");
+                        end_reported = true;
+                        sink.on_end_of_stream();
+                    }
+                }
+                PullEvent::PublisherStarted => {
+                    info!(upstream = %url_text, "publisher is back");
+                    // A new publisher brings a new clock; re-anchor on its first frame.
+                    rebaser.restart_timeline();
+                    states.report(UpstreamState::Connected {
+                        url: url_text.clone(),
                     });
                 }
             }
-            PullEvent::PublisherEnded => {
-                if !end_reported {
-                    info!(upstream = %url_text, "publisher ended");
-                    end_reported = true;
-                    sink.on_end_of_stream();
-                }
-            }
-            PullEvent::PublisherStarted => {
-                info!(upstream = %url_text, "publisher is back");
-                // A new publisher brings a new clock; re-anchor on its first frame.
-                rebaser.restart_timeline();
-                states.report(UpstreamState::Connected {
-                    url: url_text.clone(),
-                });
-            }
+            ControlFlow::Continue(())
         });
-        let probe = probe_preferred(&urls[..plan.next], &cfg, &opts, &cancel);
+        let preferred = quarantine.allowed_before(plan.next, tokio::time::Instant::now());
+        let probe = probe_preferred(&urls, &preferred, &cfg, &opts, &cancel);
         let end = tokio::select! {
             end = pull => end,
             better = probe => {
@@ -231,7 +256,12 @@ async fn run_inner(
             } => (error, played_for, publisher_ended),
         };
         let healthy = played_for >= opts.healthy_after;
+        let tampered = matches!(error, ConnectionError::Integrity(_));
         plan.record(healthy, publisher_ended);
+        if tampered {
+            quarantine.mark(index, tokio::time::Instant::now());
+        }
+        plan.next = quarantine.next_allowed(plan.next, tokio::time::Instant::now());
         // After the publisher ended, retry quietly: a publisher may come back.
         quiet = publisher_ended || (quiet && !healthy);
         let last_error = if quiet {
@@ -250,7 +280,12 @@ async fn run_inner(
             states.report(UpstreamState::Reconnecting { last_error });
         }
 
-        let delay = opts.backoff.delay(plan.failures, jitter_sample());
+        // After tampering the next upstream is tried at once: it is not a connection problem.
+        let delay = if tampered {
+            std::time::Duration::ZERO
+        } else {
+            opts.backoff.delay(plan.failures, jitter_sample())
+        };
         if !delay.is_zero() {
             tokio::select! {
                 biased;
@@ -261,11 +296,24 @@ async fn run_inner(
     }
 }
 
-/// Resolves with the index of the first upstream in `preferred` that plays up to a video
-/// keyframe, probing after `return_to_preferred_after` and then every
+/// A new connection or an ended publisher: frames still waiting for their signature cannot
+/// be checked any more (logged, not a failure).
+fn settle_unverified(verifier: &mut Option<Verifier>, upstream: &str) {
+    if let Some(Verdict::Unverified { frames }) = verifier.as_mut().and_then(|v| v.discontinuity())
+    {
+        debug!(
+            upstream,
+            frames, "frames left unverified at a break in the stream"
+        );
+    }
+}
+
+/// Resolves with the index (into `urls`) of the first upstream of `preferred` that plays up
+/// to a video keyframe, probing after `return_to_preferred_after` and then every
 /// `preferred_probe_interval`. Never resolves when `preferred` is empty or the feature is off.
 async fn probe_preferred(
-    preferred: &[UpstreamUrl],
+    urls: &[UpstreamUrl],
+    preferred: &[usize],
     cfg: &PullerConfig,
     opts: &PullerOptions,
     cancel: &CancellationToken,
@@ -278,7 +326,8 @@ async fn probe_preferred(
     };
     tokio::time::sleep(after).await;
     loop {
-        for (i, url) in preferred.iter().enumerate() {
+        for &i in preferred {
+            let url = &urls[i];
             let done = cancel.child_token();
             let mut keyframe = false;
             let attempt = connection::run(url, &cfg.app, &cfg.stream, opts, &done, |ev| {
@@ -289,6 +338,7 @@ async fn probe_preferred(
                         done.cancel();
                     }
                 }
+                ControlFlow::Continue(())
             });
             let limit = opts.setup_timeout + opts.idle_timeout;
             let _ = tokio::time::timeout(limit, attempt).await;

@@ -257,6 +257,9 @@ impl PullSession {
     fn data(&mut self, timestamp: u32, payload: Bytes, events: &mut Vec<PullEvent>) {
         if let Some(body) = metadata_body(&payload) {
             self.media(MediaKind::Data, timestamp, body, events);
+        } else if surge_integrity::is_signature(&payload) {
+            // Signed frames: passed on as they came (checked by the puller with --verify-key).
+            self.media(MediaKind::Data, timestamp, payload, events);
         }
     }
 
