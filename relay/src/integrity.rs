@@ -178,7 +178,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let private = dir.join("sign.pem");
         std::fs::write(&private, KEY).unwrap();
-        let keys = IntegrityKeys::load(Some(&private), std::slice::from_ref(&private)).expect("loads");
+        let keys =
+            IntegrityKeys::load(Some(&private), std::slice::from_ref(&private)).expect("loads");
         let ring = keys.verify.expect("ring");
         assert!(ring.get(keys.sign.expect("sign").id()).is_some());
         let missing = dir.join("none.pem");
