@@ -4,6 +4,7 @@
 mod histogram;
 mod html;
 mod http_flv;
+mod integrity;
 mod locator;
 mod placement;
 mod progress;
@@ -98,6 +99,13 @@ pub struct ReplayArgs {
     /// Real players ACK at once, so the relay does a little less work than with them.
     #[arg(long)]
     pub delayed_acks: bool,
+    /// Check signed frames (see the README's "Signed frames"): every viewer runs a verifier
+    /// over what it receives, with this Ed25519 public key PEM (or a private key, whose public
+    /// half is meant); repeat for several trusted keys. The reports count frames verified,
+    /// failed (by reason) and unverified, per second and per viewer. Viewers then read whole
+    /// frames, not just their first bytes, which costs the load generator more CPU.
+    #[arg(long = "verify-key", value_name = "FILE")]
+    pub verify_keys: Vec<PathBuf>,
 }
 
 /// One region's plan and its live viewers.
@@ -137,6 +145,7 @@ struct Prepared {
     app: String,
     stream: String,
     scale: f64,
+    verify: Option<Rc<surge_integrity::KeyRing>>,
 }
 
 /// Everything that can be checked before connecting: the trace, the targets, the flags.
@@ -149,6 +158,7 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
         args.prebuffer_seconds >= 0.0 && args.prebuffer_seconds <= 60.0,
         "--prebuffer-seconds must be between 0 and 60"
     );
+    let verify = integrity::load_keys(&args.verify_keys)?.map(Rc::new);
     let (app, stream) = args
         .stream
         .split_once('/')
@@ -202,6 +212,7 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
         app: app.to_owned(),
         stream: stream.to_owned(),
         scale,
+        verify,
     })
 }
 
@@ -238,6 +249,8 @@ async fn preflight(
                 app: p.app.as_str().into(),
                 stream: p.stream.as_str().into(),
                 delayed_acks: false,
+                viewer: 0,
+                verify: None,
             };
             let url = match (proto, endpoint.rtmp_addr()) {
                 (Protocol::Rtmp, Some(addr)) => format!("rtmp://{addr}/{}/{}", p.app, p.stream),
@@ -320,6 +333,9 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
     }
     // Start measuring afresh once the probes are done.
     *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds);
+    if p.verify.is_some() {
+        stats.borrow_mut().integrity = Some(Default::default());
+    }
     let app: Rc<str> = p.app.as_str().into();
     let stream: Rc<str> = p.stream.as_str().into();
     let mut regions: Vec<RegionRun> = p
@@ -393,6 +409,8 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
                     app: app.clone(),
                     stream: stream.clone(),
                     delayed_acks: args.delayed_acks,
+                    viewer: viewer_counter,
+                    verify: p.verify.clone(),
                 };
                 viewer_counter += 1;
                 r.viewers
@@ -462,5 +480,8 @@ fn print_summary(report: &serde_json::Value) {
     );
     for line in report::placement_lines(report) {
         println!("{line}");
+    }
+    if !report["integrity"].is_null() {
+        println!("{}", integrity::summary_line(&report["integrity"]));
     }
 }

@@ -2,9 +2,10 @@
 //! (`--sign-key`); a man-in-the-middle proxy sits between it and a downstream relay and
 //! rewrites bytes inside video payloads while keeping the RTMP chunk framing valid; the
 //! downstream (`--verify-key`, upstreams: the proxy, then the origin directly) must detect it
-//! within one group of frames, count it, fail over to the origin, and a viewer checking every
-//! frame must see no failed frame after the failover. With the proxy passing bytes unchanged
-//! nothing is flagged.
+//! within one group of frames, count it, fail over to the origin, and the viewers — the real
+//! `surge-load replay --verify-key`, RTMP and HTTP-FLV, checking every frame — must see the
+//! tampered group fail and then only verified frames: none failed, none unverified after the
+//! failover. With the proxy passing bytes unchanged nothing is flagged.
 
 mod common;
 mod tree_common;
@@ -15,9 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::load_gen::{ReplayRun, integrity_per_second, surge_load_bin, verifying_replay};
 use common::relay_process::RelayProcess;
-use common::rtmp_client::RtmpClient;
-use surge_integrity::{FrameKind, KeyRing, Tally, Verdict, Verifier, VerifyKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tree_common::publish_live;
@@ -231,57 +231,6 @@ fn openssl_keys(dir: &Path) -> (PathBuf, PathBuf) {
     (private, public)
 }
 
-/// A viewer that checks every frame it receives; verdicts are recorded with their time.
-struct CheckingViewer {
-    verdicts: Arc<Mutex<Vec<(Instant, Verdict)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CheckingViewer {
-    async fn start(relay: std::net::SocketAddr, public_pem: &Path) -> CheckingViewer {
-        let key = VerifyKey::from_pem(&std::fs::read(public_pem).expect("read key")).expect("key");
-        let mut verifier = Verifier::for_viewer(KeyRing::new(vec![key]));
-        let (mut client, code) = RtmpClient::play(relay, "live", "s").await.expect("play");
-        assert!(
-            code.ends_with("Play.Reset") || code.ends_with("Play.Start"),
-            "{code}"
-        );
-        let verdicts = Arc::new(Mutex::new(Vec::new()));
-        let out = verdicts.clone();
-        let task = tokio::spawn(async move {
-            while let Ok(m) = client.next_message(Duration::from_secs(10)).await {
-                let kind = match m.type_id {
-                    8 => FrameKind::Audio,
-                    9 => FrameKind::Video,
-                    18 => FrameKind::Metadata,
-                    _ => continue,
-                };
-                if let Some(v) = verifier.on_message(kind, m.timestamp, &m.payload) {
-                    out.lock().expect("lock").push((Instant::now(), v));
-                }
-            }
-        });
-        CheckingViewer { verdicts, task }
-    }
-
-    /// Frames by verdict, over verdicts given at or after `since`.
-    fn tally_since(&self, since: Instant) -> Tally {
-        let mut t = Tally::default();
-        for (at, v) in self.verdicts.lock().expect("lock").iter() {
-            if *at >= since {
-                t.add(v);
-            }
-        }
-        t
-    }
-}
-
-impl Drop for CheckingViewer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn failures(relay: &RelayProcess, upstream: &str) -> f64 {
     common::metric(
         relay.http,
@@ -347,12 +296,27 @@ async fn setup(name: &str, tamper: bool) -> Setup {
     }
 }
 
+/// Viewers of the downstream for `seconds`: `surge-load replay --verify-key`, run beside the
+/// test's own checks.
+fn viewers(s: &Setup, seconds: u32) -> tokio::task::JoinHandle<ReplayRun> {
+    let (dir, relay, key) = (
+        s.dir.clone(),
+        (s.downstream.rtmp, s.downstream.http),
+        s.public.clone(),
+    );
+    tokio::task::spawn_blocking(move || verifying_replay(&dir, relay, "s", &key, 2, seconds))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampering_hop_is_detected_within_a_group_and_failed_over() {
     let _serial = common::real_time_lock().await;
+    // Built before anything starts: a build must not eat into the scenario's time.
+    tokio::task::spawn_blocking(surge_load_bin)
+        .await
+        .expect("build surge-load");
     let s = setup("mitm", true).await;
     let origin_url = format!("rtmp://{}/live", s.origin.rtmp);
-    let viewer = CheckingViewer::start(s.downstream.rtmp, &s.public).await;
+    let replay = viewers(&s, 20);
 
     // Detection: the counter moves and the downstream pulls from the origin directly.
     let proxy_url = s.proxy.url();
@@ -386,28 +350,60 @@ async fn a_tampering_hop_is_detected_within_a_group_and_failed_over() {
         "the failure is logged"
     );
 
-    // The viewer saw the tampered group fail (frames were forwarded as they arrived)...
-    let before = viewer.tally_since(first - Duration::from_secs(60));
-    eprintln!("integrity-metric viewer_before_failover={before:?}");
+    let run = replay.await.expect("surge-load replay");
+    let i = &run.report["integrity"];
+    let seconds = integrity_per_second(&run.report);
+    eprintln!("integrity-metric viewers={i}");
+    eprintln!("integrity-metric per_second={seconds:?}");
+    // The viewers' own check caught the tampered frames (forwarded as they arrived)...
     assert!(
-        before.failed > 0,
-        "the viewer's own check caught the tampered frames: {before:?}"
+        i["failed"].as_u64().unwrap_or(0) > 0,
+        "the viewers caught the tampered frames: {i:#}"
+    );
+    assert!(
+        i["failures_by_reason"].get("not_signed").is_some()
+            || i["failures_by_reason"].get("timing").is_some(),
+        "{i:#}"
+    );
+    // ...in the first seconds only (the tampered group, then the failover)...
+    let last_failed = seconds
+        .iter()
+        .rposition(|&(_, failed, _)| failed > 0)
+        .expect("a second with failed frames");
+    let first_failed = seconds
+        .iter()
+        .position(|&(_, failed, _)| failed > 0)
+        .expect("a second with failed frames");
+    assert!(
+        last_failed - first_failed <= 2,
+        "failures spread over seconds {first_failed}..={last_failed}: {seconds:?}"
+    );
+    // ...and after the failover, every frame verified: none failed, none unverified.
+    let after = &seconds[last_failed + 1..];
+    let (verified, failed, unverified) = after
+        .iter()
+        .fold((0, 0, 0), |t, s| (t.0 + s.0, t.1 + s.1, t.2 + s.2));
+    eprintln!(
+        "integrity-metric after_failover seconds={} verified={verified} failed={failed} unverified={unverified}",
+        after.len()
+    );
+    assert!(after.len() >= 12, "{seconds:?}");
+    assert_eq!(
+        (failed, unverified),
+        (0, 0),
+        "after the failover: {seconds:?}"
+    );
+    // Two viewers, 25 fps video and ~43 fps audio, 12 s at least.
+    assert!(
+        verified > 1_000,
+        "frames verified after the failover: {seconds:?}"
+    );
+    assert!(
+        run.stdout.contains("signed frames: verified"),
+        "summary: {}",
+        run.stdout
     );
 
-    // ...and after the failover (one group of slack for the tampered group's signature),
-    // only verified frames.
-    let settled = detected + Duration::from_millis(1_500);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let after = viewer.tally_since(settled);
-    eprintln!("integrity-metric viewer_after_failover={after:?}");
-    assert_eq!(
-        after.failed, 0,
-        "failed frames after the failover: {after:?}"
-    );
-    assert!(
-        after.verified > 300,
-        "frames verified after the failover: {after:?}"
-    );
     assert_eq!(
         upstream_url(&s.downstream).await,
         origin_url,
@@ -430,10 +426,12 @@ async fn a_tampering_hop_is_detected_within_a_group_and_failed_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_hop_raises_no_alarm() {
     let _serial = common::real_time_lock().await;
+    // Built before anything starts: a build must not eat into the scenario's time.
+    tokio::task::spawn_blocking(surge_load_bin)
+        .await
+        .expect("build surge-load");
     let s = setup("honest", false).await;
-    let viewer = CheckingViewer::start(s.downstream.rtmp, &s.public).await;
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let run = viewers(&s, 20).await.expect("surge-load replay");
     let proxy_url = s.proxy.url();
     assert_eq!(
         failures(&s.downstream, &proxy_url).await,
@@ -443,11 +441,16 @@ async fn an_honest_hop_raises_no_alarm() {
     );
     assert_eq!(upstream_url(&s.downstream).await, proxy_url);
     assert!(!s.proxy.enabled.load(Ordering::SeqCst));
-    let t = viewer.tally_since(start);
-    eprintln!("integrity-metric honest_viewer={t:?}");
-    assert_eq!(t.failed, 0, "{t:?}");
-    // 20 s at 25 fps video + ~43 fps audio.
-    assert!(t.verified > 1_000, "{t:?}");
+    let i = &run.report["integrity"];
+    eprintln!("integrity-metric honest_viewers={i}");
+    assert_eq!(
+        (i["failed"].as_u64(), i["unverified"].as_u64()),
+        (Some(0), Some(0)),
+        "{i:#}"
+    );
+    // Two viewers, 20 s at 25 fps video + ~43 fps audio.
+    assert!(i["verified"].as_u64().unwrap_or(0) > 1_500, "{i:#}");
+    assert_eq!(i["viewers"], 2, "{i:#}");
 }
 
 #[test]

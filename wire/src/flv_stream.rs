@@ -45,7 +45,8 @@ pub struct FlvStreamParser {
     prefix_cap: usize,
 }
 
-const MAX_TAG: usize = 16 << 20;
+/// Largest tag the parser accepts (a cap this large keeps every tag whole).
+pub const MAX_TAG: usize = 16 << 20;
 
 impl FlvStreamParser {
     /// A parser keeping the first `prefix_cap` bytes of each tag.
@@ -57,7 +58,8 @@ impl FlvStreamParser {
             type_id: 0,
             timestamp_ms: 0,
             len: 0,
-            prefix: Vec::with_capacity(prefix_cap),
+            // A parser keeping whole tags (a large cap) grows its buffer as tags need.
+            prefix: Vec::with_capacity(prefix_cap.min(4096)),
             prefix_cap,
         }
     }

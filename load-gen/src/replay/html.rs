@@ -261,6 +261,7 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
 <h1>surge-load replay report</h1>
 <table>{rows}</table>
 {placement}
+{integrity}
 <div class="plots">{}{}{}{}{relays}</div>
 {kinds}
 <p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: player buffer model (start and resume at the pre-buffer size).</p>
@@ -271,6 +272,74 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
         startup.render(),
         stalls.render(),
         placement = placement_table(d),
+        integrity = integrity_section(&report["integrity"], &timeline),
+    )
+}
+
+/// With `--verify-key`: signed-frame totals, failures by reason, the viewers with failures
+/// and the verdicts per second.
+fn integrity_section(i: &Value, timeline: &[Value]) -> String {
+    if i.is_null() {
+        return String::new();
+    }
+    let mut rows = String::new();
+    for (k, label) in [
+        ("verified", "frames verified"),
+        ("failed", "frames failed"),
+        (
+            "unverified",
+            "frames unverified (a viewer skipped their signature)",
+        ),
+        (
+            "pending_at_end",
+            "frames still awaiting their signature when a session ended",
+        ),
+        ("signatures", "signature messages received"),
+        ("viewers", "viewers checking"),
+        ("viewers_with_failed", "viewers that got failed frames"),
+        (
+            "viewers_with_unverified",
+            "viewers that got unverified frames",
+        ),
+    ] {
+        let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", esc(label), i[k]);
+    }
+    if let Some(reasons) = i["failures_by_reason"].as_object() {
+        for (reason, r) in reasons {
+            let _ = write!(
+                rows,
+                "<tr><th>failed: {}</th><td>{} failures, {} frames (first: {})</td></tr>",
+                esc(reason),
+                r["failures"],
+                r["frames"],
+                esc(r["example"].as_str().unwrap_or(""))
+            );
+        }
+    }
+    let series = |key: &str, name: &str, color: &'static str| Series {
+        name: name.into(),
+        color,
+        points: timeline
+            .iter()
+            .filter_map(|p| Some((num(&p["t_s"])?, num(&p["integrity"][key])?)))
+            .collect(),
+        dashed: false,
+        markers: false,
+    };
+    let chart = Chart {
+        title: "Signed frames per second",
+        x_label: "wall time (s)",
+        y_label: "frames",
+        series: vec![
+            series("verified", "verified", "#2ca02c"),
+            series("failed", "failed", "#d62728"),
+            series("unverified", "unverified", "#ff7f0e"),
+        ],
+        y_from_zero: true,
+    };
+    format!(
+        "<h2>Signed frames (--verify-key)</h2><table>{rows}</table><div class=\"plots\">{}</div>",
+        chart.render()
     )
 }
 
@@ -403,5 +472,35 @@ mod tests {
         assert!(html.contains("max/mean 1.11"));
         assert!(html.contains("Viewers per relay"));
         assert!(html.contains("<th>refused / placed by overflow</th><td>2 / 3</td>"));
+        assert!(
+            !html.contains("Signed frames"),
+            "no section without --verify-key"
+        );
+    }
+
+    #[test]
+    fn shows_signed_frame_counts_and_failures_by_reason() {
+        let report = json!({
+            "timeline": [
+                {"t_s": 0.0, "integrity": {"verified": 0, "failed": 61, "unverified": 0}},
+                {"t_s": 1.0, "integrity": {"verified": 60, "failed": 0, "unverified": 0}},
+            ],
+            "details": {},
+            "integrity": {
+                "verified": 60, "failed": 61, "unverified": 0, "pending_at_end": 12,
+                "signatures": 2, "viewers": 1, "viewers_with_failed": 1,
+                "viewers_with_unverified": 0,
+                "failures_by_reason": {"not_signed": {"failures": 1, "frames": 61,
+                    "example": "Video frame at 40 ms is not in its group's signature"}},
+            },
+        });
+        let html = render(&report);
+        assert!(html.contains("Signed frames (--verify-key)"), "{html}");
+        assert!(html.contains("<tr><th>frames failed</th><td>61</td></tr>"));
+        assert!(
+            html.contains("<th>failed: not_signed</th><td>1 failures, 61 frames (first: Video frame at 40 ms is not in its group's signature)</td>"),
+            "{html}"
+        );
+        assert!(html.contains("Signed frames per second"));
     }
 }

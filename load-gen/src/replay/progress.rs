@@ -122,6 +122,7 @@ mod tests {
                     spread: Spread::of([(&"rtmp://127.0.0.1:1935".to_owned(), 950)]),
                 },
             )]),
+            integrity: None,
         }
     }
 

@@ -3,7 +3,9 @@
 //! `timeline`), everything else under `details`. Where viewers landed (refusals, overflow
 //! placements, viewers per relay and how evenly they were spread) is in `details.by_region`,
 //! in total under `details.refused` / `details.overflow`, and per second in each timeline
-//! point's `refused`, `overflow` and `placement`.
+//! point's `refused`, `overflow` and `placement`. With `--verify-key`, signed-frame counts
+//! are under `integrity` (totals, by reason, per viewer) and in each timeline point's
+//! `integrity`.
 
 use serde_json::{Value, json};
 
@@ -101,7 +103,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
     } else {
         0.0
     };
-    json!({
+    let mut report = json!({
         "viewers_peak": stats.viewers_peak,
         "viewer_sessions": stats.sessions,
         "startup_ms": {
@@ -147,7 +149,11 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "startup_cdf_ms": cdf(&startup, 200),
             "error_kinds": stats.error_kinds,
         }
-    })
+    });
+    if let Some(run) = &stats.integrity {
+        report["integrity"] = super::integrity::report(run);
+    }
+    report
 }
 
 /// One line per region for the end-of-run summary: refusals, overflow placements and the

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::histogram::Histogram;
+use super::integrity::{RunCounts, WindowCounts};
 use super::placement::{Placement, PlacementPoint, RegionPlacement};
 use super::stall::PlayerBuffer;
 
@@ -72,6 +73,9 @@ pub struct TimelinePoint {
     pub overflow: u64,
     /// Per region: refusals and overflow placements so far, viewers playing per relay.
     pub placement: BTreeMap<String, PlacementPoint>,
+    /// With `--verify-key`: frames settled this second by verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<WindowCounts>,
 }
 
 #[derive(Debug)]
@@ -110,6 +114,8 @@ pub struct Stats {
     pub region_names: Vec<String>,
     /// Per region: where its viewers landed.
     pub placement: Vec<RegionPlacement>,
+    /// With `--verify-key`: signed-frame verdicts.
+    pub integrity: Option<RunCounts>,
     /// Past `measure_from` (updated once per window).
     measuring: bool,
     window_bytes: u64,
@@ -164,6 +170,7 @@ impl Stats {
             timeline: Vec::new(),
             region_names: region_names.to_vec(),
             placement: vec![RegionPlacement::default(); regions],
+            integrity: None,
             measuring: true,
             window_bytes: 0,
             window_frames: 0,
@@ -336,6 +343,7 @@ impl Stats {
             refused: self.placement.iter().map(|p| p.refused).sum(),
             overflow: self.placement.iter().map(|p| p.overflow).sum(),
             placement,
+            integrity: self.integrity.as_mut().map(RunCounts::take_window),
         };
         if self.measuring {
             self.lag_total.merge(&self.lag_window);

@@ -9,24 +9,34 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::integrity::SessionCheck;
 use super::placement::Placement;
 use super::reach::{self, Fail};
 use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
 use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
-use crate::flv::{PREFIX_CAP, TAG_AUDIO, TAG_VIDEO};
+use crate::flv::{PREFIX_CAP, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::rtmp_client::{Control, RtmpConnection, status_code};
+use surge_integrity::KeyRing;
 use surge_wire::amf0;
 use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
-use surge_wire::flv_stream::{FlvStreamParser, MessagePrefix};
+use surge_wire::flv_stream::{self, FlvStreamParser, MessagePrefix};
 use surge_wire::http_chunked::ChunkedDecoder;
-use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AUDIO, MSG_VIDEO};
+use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO};
 use surge_wire::sei::find_timing_in_avcc;
+use surge_wire::{ChunkLimits, PayloadPolicy};
 
 /// How long a new viewer may wait for its first keyframe.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// RTMP limits of a verifying viewer: whole media messages, as large as FLV tags may be.
+const WHOLE_LIMITS: ChunkLimits = ChunkLimits {
+    max_chunk_size: 1 << 24,
+    max_message_len: flv_stream::MAX_TAG as u32,
+    max_chunk_streams: 64,
+    max_pending_bytes: 32 << 20,
+};
 
 /// What one viewer connects to.
 #[derive(Debug, Clone)]
@@ -39,6 +49,10 @@ pub struct ViewerSpec {
     pub stream: Rc<str>,
     /// Leave TCP quick-ACK mode after each read (fewer ACKs; see `--delayed-acks`).
     pub delayed_acks: bool,
+    /// Which viewer of the run this is (the report lists integrity counts per viewer).
+    pub viewer: u64,
+    /// `--verify-key`: check every frame (whole payloads are read, not just prefixes).
+    pub verify: Option<Rc<KeyRing>>,
 }
 
 /// Why a session ended (other than being told to leave).
@@ -69,10 +83,14 @@ struct Session {
     last_sequence: Option<u64>,
     /// The relay this session was sent to, once known.
     relay: Option<String>,
+    viewer: u64,
+    protocol: &'static str,
+    check: Option<SessionCheck>,
 }
 
 impl Session {
-    fn new(stats: Rc<RefCell<Stats>>, region: usize) -> Self {
+    fn new(stats: Rc<RefCell<Stats>>, spec: &ViewerSpec) -> Self {
+        let region = spec.region;
         let buffers = {
             let mut s = stats.borrow_mut();
             s.session_started(region);
@@ -91,6 +109,19 @@ impl Session {
             nal_length_size: 4,
             last_sequence: None,
             relay: None,
+            viewer: spec.viewer,
+            protocol: match spec.protocol {
+                Protocol::Rtmp => "rtmp",
+                Protocol::Flv => "flv",
+            },
+            check: spec.verify.as_deref().cloned().map(SessionCheck::new),
+        }
+    }
+
+    /// With `--verify-key`: one message (whole payload) for the session's verifier.
+    fn check(&mut self, stats: &mut Stats, type_id: u8, timestamp: u32, payload: &[u8]) {
+        if let (Some(check), Some(run)) = (self.check.as_mut(), stats.integrity.as_mut()) {
+            check.on_message(run, type_id, timestamp, payload);
         }
     }
 
@@ -180,12 +211,16 @@ impl Drop for Session {
         for b in &mut self.buffers {
             b.finish(end_ms);
         }
-        self.stats.borrow_mut().session_ended(
+        let mut stats = self.stats.borrow_mut();
+        stats.session_ended(
             self.region,
             self.relay.as_deref(),
             self.playing,
             &self.buffers,
         );
+        if let (Some(check), Some(run)) = (self.check.take(), stats.integrity.as_mut()) {
+            run.session_ended(self.viewer, self.protocol, &check.finish());
+        }
     }
 }
 
@@ -210,7 +245,7 @@ pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
 
 /// One session; with `probe`, ends at the first keyframe.
 pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: bool) -> SessionEnd {
-    let mut session = Session::new(stats.clone(), spec.region);
+    let mut session = Session::new(stats.clone(), spec);
     let endpoint = pick(&spec.endpoints);
     // Through a locator or a pool a full relay's refusal is a placement outcome (counted,
     // retried); with one relay as the target it stays an error, as it always was.
@@ -277,6 +312,10 @@ async fn rtmp_session(
         let mut conn = RtmpConnection::connect(&to.addr, &to.app, &to.tc_url)
             .await
             .map_err(|e| format!("rtmp connect: {e}"))?;
+        if spec.verify.is_some() {
+            // Before play, so no media message is in progress: hashes need every byte.
+            conn.reader.set_policy(WHOLE_LIMITS, PayloadPolicy::Whole);
+        }
         let id = conn
             .create_stream()
             .await
@@ -312,8 +351,10 @@ async fn rtmp_session(
                             len: m.length as usize,
                             prefix: &m.payload,
                         };
-                        session.on_media(&mut st, &media, now)
+                        session.on_media(&mut st, &media, now);
+                        session.check(&mut st, m.type_id, m.timestamp, &m.payload);
                     }
+                    MSG_AMF0_DATA => session.check(&mut st, m.type_id, m.timestamp, &m.payload),
                     t if Control::handles(t) => control.on_message(t, &m.payload, &mut replies),
                     MSG_AMF0_COMMAND => {
                         if let Ok(cmd) = amf0::decode(&m.payload)
@@ -376,7 +417,12 @@ async fn flv_session(
     let socket = ViewerSocket::new(to.socket, spec.delayed_acks).map_err(|e| describe_io(&e))?;
     let mut body = FlvBody {
         dechunker: to.head.chunked.then(ChunkedDecoder::new),
-        parser: FlvStreamParser::new(PREFIX_CAP),
+        // Verifying hashes every byte: whole tags then.
+        parser: FlvStreamParser::new(if spec.verify.is_some() {
+            flv_stream::MAX_TAG
+        } else {
+            PREFIX_CAP
+        }),
     };
     let stats = session.stats.clone();
     if !to.leftover.is_empty() {
@@ -427,6 +473,10 @@ impl FlvBody {
         let mut on_msg = |m: MessagePrefix<'_>| {
             if m.type_id == TAG_AUDIO || m.type_id == TAG_VIDEO {
                 session.on_media(st, &m, now);
+            }
+            if m.type_id == TAG_AUDIO || m.type_id == TAG_VIDEO || m.type_id == TAG_SCRIPT {
+                // Whole tags when verifying (see the parser's cap).
+                session.check(st, m.type_id, m.timestamp_ms, m.prefix);
             }
         };
         match self.dechunker.as_mut() {

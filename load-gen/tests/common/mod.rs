@@ -1,11 +1,13 @@
 //! Helpers shared by the end-to-end tests: child processes killed on drop, loopback ports,
 //! the publisher, running `surge-load replay`; a real relay (`relay`), what a trace file
-//! asks for (`trace`) and what a healthy replay shows (`promises`).
+//! asks for (`trace`), what a healthy replay shows (`promises`) and signing keys and a
+//! verifying edge (`signing`).
 
 #![allow(dead_code)]
 
 pub mod promises;
 pub mod relay;
+pub mod signing;
 pub mod trace;
 
 use std::net::{TcpListener, TcpStream};

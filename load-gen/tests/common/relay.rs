@@ -50,6 +50,11 @@ pub fn relay_bin() -> &'static Path {
 /// A surge-relay on the given loopback ports (fixed, so a restart comes back on the same
 /// ones), its log appended to `dir/relay.log`.
 pub fn start_relay(dir: &Path, rtmp: u16, http: u16) -> Guard {
+    start_relay_with(dir, rtmp, http, &[])
+}
+
+/// [`start_relay`] with more flags (e.g. `--sign-key`).
+pub fn start_relay_with(dir: &Path, rtmp: u16, http: u16, extra: &[&str]) -> Guard {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -64,6 +69,7 @@ pub fn start_relay(dir: &Path, rtmp: u16, http: u16) -> Guard {
             "--shutdown-grace",
             "1s",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

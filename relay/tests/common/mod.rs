@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flv_reader;
+pub mod load_gen;
 pub mod numbered_frames;
 pub mod relay_process;
 pub mod rtmp_client;

@@ -146,6 +146,14 @@ impl ChunkReader {
         }
     }
 
+    /// Changes the limits and which payload bytes are kept. Only between messages of the
+    /// affected types (e.g. a player before it asks to play): a message in progress would be
+    /// accounted under two policies.
+    pub fn set_policy(&mut self, limits: ChunkLimits, policy: PayloadPolicy) {
+        self.limits = limits;
+        self.policy = policy;
+    }
+
     pub fn push(&mut self, data: &[u8]) {
         self.input.extend_from_slice(data);
     }
