@@ -135,9 +135,11 @@ pub fn compute_status(input: &StatusInput<'_>) -> StreamStatus {
         let mut all = vec![origin];
         let (mut edges_ready, mut edges_desired) = (0, 0);
         for region in &input.spec.regions {
+            // A reflector level laid out for maxEdges that runs no relay now is left out.
             let tiers: Vec<TierStatus> = tree
                 .region_tiers(&region.name)
                 .map(|t| tier_status(t, input.deployments))
+                .filter(|t| t.tier == TierKind::Edge.tier_name() || t.desired > 0 || t.ready > 0)
                 .collect();
             for t in tiers
                 .iter()
@@ -160,7 +162,9 @@ pub fn compute_status(input: &StatusInput<'_>) -> StreamStatus {
         }
         status.edges = format!("{edges_ready}/{edges_desired}");
         for t in &all {
-            if t.ready < 1 {
+            // A reflector level the plan does not use now (0 desired) is passed over, not
+            // missing.
+            if t.desired > 0 && t.ready < 1 {
                 not_ready.push(t.deployment.clone());
             }
             if t.ready != t.desired {

@@ -142,23 +142,27 @@ pub fn plan_tiers(
     let mut peers_services: Vec<PeersService> = Vec::new();
     // (tier, its peers Service, region, kind) of each tier that takes a region's overflow.
     let mut overflow_tiers: Vec<(String, String, String, TierKind)> = Vec::new();
-    for region in &spec.regions {
+    let laid_out = laid_out_levels(spec);
+    for (region, &levels_at_most) in spec.regions.iter().zip(&laid_out) {
         let (edges, reflectors) = match plan.region(&region.name) {
             Some(p) => (p.desired_edges, p.reflectors.clone()),
             None => (region.min_edges, Vec::new()),
         };
+        let levels = levels_at_most.max(reflectors.len());
         let node_selector = region_node_selector(spec, &region.name, cfg);
-        // Top level first: level N is fed by the origin, level 1 feeds the edges.
+        // Top level first: level N is fed by the origin, level 1 feeds the edges. A level the
+        // plan does not use now has no relays: the tier below it passes over it to the origin.
         let mut parent: Option<(String, TierKind)> = None;
-        for level in (1..=reflectors.len() as u32).rev() {
+        for level in (1..=levels as u32).rev() {
             let kind = TierKind::Reflector(level);
             let name = tier_object_name(stream, &region.name, kind);
             let parents = parent_choice(stream, spec, &region.name, kind, parent.as_ref());
+            let count = reflectors.get(level as usize - 1).copied().unwrap_or(0);
             tiers.push(TierPlan {
                 kind,
                 region: region.name.clone(),
                 name: name.clone(),
-                replicas: to_replicas(reflectors[level as usize - 1]),
+                replicas: to_replicas(count),
                 upstreams: upstreams(parent.as_ref().map(|p| p.0.as_str()), &origin_name),
                 node_selector: node_selector.clone(),
                 service_type: ServiceType::ClusterIP,
@@ -175,17 +179,31 @@ pub fn plan_tiers(
         {
             // The tier feeding these edges takes their overflow: in the locators' view, and
             // exposed on host ports of its own.
-            let (above_name, above_kind) = parent
-                .clone()
-                .unwrap_or((origin_name.clone(), TierKind::Origin));
-            let above_region = if above_kind == TierKind::Origin {
-                spec.origin.region.clone()
-            } else {
-                region.name.clone()
-            };
-            let above = peers_name(stream, &above_region, above_kind);
-            p.peers.insert(1, above.clone());
-            overflow_tiers.push((above_name, above, above_region, above_kind));
+            // The origin is always in view: it takes the overflow while the reflector level
+            // above the edges runs no relays (the relay's locator prefers the region's
+            // reflectors when it sees any).
+            let origin_peers = peers_name(stream, &spec.origin.region, TierKind::Origin);
+            let mut above = vec![(
+                origin_name.clone(),
+                origin_peers,
+                spec.origin.region.clone(),
+                TierKind::Origin,
+            )];
+            if let Some((name, kind)) = parent.clone() {
+                above.insert(
+                    0,
+                    (
+                        name,
+                        peers_name(stream, &region.name, kind),
+                        region.name.clone(),
+                        kind,
+                    ),
+                );
+            }
+            for (i, a) in above.iter().enumerate() {
+                p.peers.insert(1 + i, a.1.clone());
+            }
+            overflow_tiers.extend(above);
         }
         tiers.push(TierPlan {
             kind: TierKind::Edge,
@@ -241,6 +259,21 @@ pub fn plan_tiers(
         tiers,
         peers_services,
     }
+}
+
+/// Reflector levels laid out per region (same order as `spec.regions`): those the planner's
+/// tree has with every region at its `maxEdges` (at fewer edges it needs no more; should it
+/// ever, `plan_tiers` lays out what the plan uses). Laying them out whether or not the plan
+/// uses them now keeps every tier's pod template (its upstreams, parents and placement peers)
+/// the same while the plan adds and removes reflectors: a changed template would make
+/// Kubernetes replace every edge, cutting their viewers, in the middle of a crowd.
+fn laid_out_levels(spec: &StreamSpec) -> Vec<usize> {
+    let at_max: Vec<u32> = spec.regions.iter().map(|r| r.max_edges).collect();
+    surge_planner::build_tree(&at_max, spec.tree.fanout)
+        .reflectors
+        .iter()
+        .map(Vec::len)
+        .collect()
 }
 
 /// Name of the headless Service over a tier's relays: the region's `-peers` Service for edges

@@ -16,7 +16,7 @@ fn arg_after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn example_stream_builds_origin_and_one_edge_tier_per_region() {
+fn example_stream_builds_origin_and_each_regions_tiers_with_idle_reflector_levels() {
     let stream = load("examples/stream.yaml");
     let cfg = OperatorConfig::default();
     let tree = tree_with(&stream, 0);
@@ -25,10 +25,16 @@ fn example_stream_builds_origin_and_one_edge_tier_per_region() {
         names,
         [
             "final-origin",
+            "final-us-east-reflector-2",
+            "final-us-east-reflector-1",
             "final-us-east-edge",
+            "final-eu-west-reflector-2",
+            "final-eu-west-reflector-1",
             "final-eu-west-edge",
+            "final-ap-south-reflector-1",
             "final-ap-south-edge"
-        ]
+        ],
+        "the reflector levels of the tree at every region's maxEdges are laid out from the start"
     );
     let t = target(&stream);
     for tier in &tree.tiers {
@@ -125,9 +131,10 @@ fn example_stream_builds_origin_and_one_edge_tier_per_region() {
         assert!(c.lifecycle.as_ref().unwrap().pre_stop.is_some());
         assert!(pod.termination_grace_period_seconds.unwrap() > 30);
     }
-    // us-east keeps two edges warm, the others one.
+    // us-east keeps two edges warm, the others one; no reflector runs while the origin
+    // feeds every edge itself.
     let replicas: Vec<i32> = tree.tiers.iter().map(|t| t.replicas).collect();
-    assert_eq!(replicas, [1, 2, 1, 1]);
+    assert_eq!(replicas, [1, 0, 0, 2, 0, 0, 1, 0, 1]);
 }
 
 #[test]
@@ -156,9 +163,13 @@ fn relay_args_name_tier_region_prewarm_and_upstreams_in_order() {
         ["4000"],
         "twice viewersPerEdge"
     );
+    // The idle reflector level first (no relays: the edge passes over it), then the origin.
     assert_eq!(
         arg_after(&args, "--upstream"),
-        ["rtmp://final-origin.default.svc.cluster.local:1935/live"]
+        [
+            "rtmp://final-eu-west-reflector-1.default.svc.cluster.local:1935/live",
+            "rtmp://final-origin.default.svc.cluster.local:1935/live"
+        ]
     );
     assert_eq!(arg_after(&args, "--http-listen"), ["0.0.0.0:8080"]);
 }
@@ -247,4 +258,52 @@ fn defaults_fill_a_minimal_stream() {
         c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0,
         "250m"
     );
+}
+
+#[test]
+fn a_growing_plan_changes_replica_counts_but_no_pod_template() {
+    // Adding or removing reflectors must not roll the edges: a changed pod template makes
+    // Kubernetes replace every edge pod, cutting its viewers, in the middle of a crowd.
+    let stream = load("examples/stream.yaml");
+    let cfg = OperatorConfig::default();
+    let t = target(&stream);
+    let idle = tree_with(&stream, 0);
+    let crowd = tree_with(&stream, 60_000);
+    assert!(
+        crowd.tiers.iter().any(|tier| tier.kind != TierKind::Edge
+            && tier.kind != TierKind::Origin
+            && tier.replicas > 0),
+        "the crowd's plan runs reflectors: {:?}",
+        crowd
+            .tiers
+            .iter()
+            .map(|t| (&t.name, t.replicas))
+            .collect::<Vec<_>>()
+    );
+    let names = |tree: &surge_operator::tree::TreePlan| {
+        tree.tiers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&idle),
+        names(&crowd),
+        "the same tiers, idle or crowded"
+    );
+    for (a, b) in idle.tiers.iter().zip(&crowd.tiers) {
+        let template = |tier| {
+            let d = build_deployment(&t, &stream.spec, tier, &cfg);
+            serde_json::to_value(d.spec.expect("spec").template).expect("json")
+        };
+        assert_eq!(template(a), template(b), "{}'s pod template", a.name);
+    }
+    let edges = |tree: &surge_operator::tree::TreePlan| -> i32 {
+        tree.tiers
+            .iter()
+            .filter(|t| t.kind == TierKind::Edge)
+            .map(|t| t.replicas)
+            .sum()
+    };
+    assert!(edges(&crowd) > edges(&idle));
 }

@@ -55,10 +55,27 @@ fn more_viewers_than_the_edges_hold_scale_up_with_one_event_per_change() {
     let owner = &deployment.owner_references()[0];
     assert_eq!(owner.uid, w.target.owner.uid);
     let names: Vec<String> = planned.objects.iter().map(|(s, _)| s.name_any()).collect();
-    assert_eq!(names, ["talk-origin", "talk-eu-west-edge"]);
+    // The reflector levels of the tree at maxEdges are there from the start (idle now).
+    assert_eq!(
+        names,
+        [
+            "talk-origin",
+            "talk-eu-west-reflector-2",
+            "talk-eu-west-reflector-1",
+            "talk-eu-west-edge"
+        ]
+    );
     assert_eq!(
         planned.keep.iter().cloned().collect::<Vec<_>>(),
-        ["talk-eu-west-edge", "talk-origin"]
+        [
+            "talk-eu-west-edge",
+            "talk-eu-west-peers",
+            "talk-eu-west-reflector-1",
+            "talk-eu-west-reflector-1-peers",
+            "talk-eu-west-reflector-2",
+            "talk-eu-west-reflector-2-peers",
+            "talk-origin"
+        ]
     );
     assert!(first.outcome.gauges);
     assert_eq!(first.outcome.requeue_after, w.cfg.scrape_interval);

@@ -58,6 +58,14 @@ fn objects(stream: &Stream, edges: i32) -> Vec<(Service, Deployment)> {
         relay_shutdown_grace_seconds: 1,
         ..OperatorConfig::default()
     };
+    // At most `fanout` edges: the origin feeds them all, so the tree has no reflector level
+    // (these tests are about the fleet's processes, not the tree's shape).
+    let mut stream = stream.clone();
+    let fanout = stream.spec.tree.fanout;
+    for region in &mut stream.spec.regions {
+        region.max_edges = fanout;
+    }
+    let stream = &stream;
     let t = target(stream);
     let mut tree = tree_with(stream, 0);
     tree.tiers

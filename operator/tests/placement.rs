@@ -123,7 +123,19 @@ fn behind_services_edges_are_no_locators_and_open_no_host_ports() {
     assert_eq!(stream.spec.placement.exposure, Exposure::Service);
     let cfg = OperatorConfig::default();
     let tree = tree_with(&stream, 0);
-    assert!(tree.peers_services.is_empty());
+    // Only the reflector levels' and the edges' peers, for the parent choice: no locator.
+    for p in &tree.peers_services {
+        let used = tree.tiers.iter().any(|tier| {
+            let args = relay_args(&target(&stream), &stream.spec, tier, &cfg);
+            let named = |flag| {
+                arg_after(&args, flag)
+                    .iter()
+                    .any(|a| a.starts_with(&format!("{}.", p.name)))
+            };
+            named("--parent-peer") || named("--sibling-peer")
+        });
+        assert!(used, "{} serves the parent choice", p.name);
+    }
     for tier in &tree.tiers {
         let args = relay_args(&target(&stream), &stream.spec, tier, &cfg);
         assert!(arg_after(&args, "--placement-peer").is_empty(), "{args:?}");
@@ -156,27 +168,36 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
         .iter()
         .map(|p| p.name.as_str())
         .collect();
-    // Each region's edges, and the origin (no reflectors here: the tier above every region's
-    // edges, taking their overflow).
+    // Each region's edges, its first reflector level and the origin (the tiers above the
+    // edges, taking their overflow: the reflectors when they run, else the origin), and the
+    // higher reflector levels (for the parent choice). The levels are laid out for every
+    // region's maxEdges, with no relays while the origin feeds the edges itself.
     assert_eq!(
         names,
         [
             "cup-us-east-peers",
             "cup-eu-west-peers",
             "cup-ap-south-peers",
-            "cup-origin-peers"
+            "cup-us-east-reflector-1-peers",
+            "cup-origin-peers",
+            "cup-eu-west-reflector-1-peers",
+            "cup-ap-south-reflector-1-peers",
+            "cup-us-east-reflector-2-peers",
+            "cup-eu-west-reflector-2-peers",
+            "cup-ap-south-reflector-2-peers"
         ]
     );
 
     // Peers are polled on their admin port.
     let peer = |region: &str| format!("cup-{region}-peers.media.svc.cluster.local:9090");
-    // ap-south: its own edges, the tier above, then eu-west's and us-east's edges, in the
-    // overflow order.
+    // ap-south: its own edges, the tiers above (its first reflector level, the origin), then
+    // eu-west's and us-east's edges, in the overflow order.
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "ap-south"), &cfg);
     assert_eq!(
         arg_after(&args, "--placement-peer"),
         [
             peer("ap-south"),
+            peer("ap-south-reflector-1"),
             peer("origin"),
             peer("eu-west"),
             peer("us-east")
@@ -191,7 +212,12 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
     let args = relay_args(&t, &stream.spec, edge(&tree.tiers, "eu-west"), &cfg);
     assert_eq!(
         arg_after(&args, "--placement-peer"),
-        [peer("eu-west"), peer("origin"), peer("us-east")]
+        [
+            peer("eu-west"),
+            peer("eu-west-reflector-1"),
+            peer("origin"),
+            peer("us-east")
+        ]
     );
     assert_eq!(arg_after(&args, "--overflow"), ["tier-above,us-east"]);
     // The origin takes overflow but places nobody: no locator. It advertises its node's
@@ -406,7 +432,13 @@ fn the_status_publishes_locators_at_the_load_balancers_address() {
             "cup-us-east-peers",
             "cup-eu-west-peers",
             "cup-ap-south-peers",
-            "cup-origin-peers"
+            "cup-us-east-reflector-1-peers",
+            "cup-origin-peers",
+            "cup-eu-west-reflector-1-peers",
+            "cup-ap-south-reflector-1-peers",
+            "cup-us-east-reflector-2-peers",
+            "cup-eu-west-reflector-2-peers",
+            "cup-ap-south-reflector-2-peers"
         ]
     );
     assert!(peers.iter().all(|p| planned.keep.contains(p)));
@@ -469,11 +501,17 @@ fn the_first_reflector_level_takes_its_regions_overflow_on_host_ports_of_its_own
         .map(|p| p.host_port)
         .collect();
     assert_eq!(host_ports, [Some(1936), Some(8081), None]);
-    // Higher reflector levels and the origin (feeding reflectors only) stay unexposed.
+    // Higher reflector levels stay unexposed; the origin stays exposed (it takes the overflow
+    // whenever the plan runs no reflectors, and its pod template does not change with the plan).
+    let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
+    assert_eq!(
+        arg_after(&origin, "--advertise-host-file"),
+        ["/etc/surge-pod/advertise-host"]
+    );
     for tier in tree
         .tiers
         .iter()
-        .filter(|x| matches!(x.kind, TierKind::Reflector(l) if l > 1) || x.kind == TierKind::Origin)
+        .filter(|x| matches!(x.kind, TierKind::Reflector(l) if l > 1))
     {
         let args = relay_args(&t, &stream.spec, tier, &cfg);
         assert!(

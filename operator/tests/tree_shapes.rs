@@ -11,13 +11,21 @@ use surge_operator::tree::plan_tiers;
 fn small_audience_origin_feeds_edges_directly() {
     let stream = load("examples/stream.yaml");
     let tree = tree_with(&stream, 1000);
-    assert!(
-        tree.tiers
-            .iter()
-            .all(|t| !matches!(t.kind, TierKind::Reflector(_)))
-    );
+    // The reflector levels of the tree at maxEdges are laid out, with no relays: each edge
+    // passes over its level to the origin.
+    for t in &tree.tiers {
+        if matches!(t.kind, TierKind::Reflector(_)) {
+            assert_eq!(t.replicas, 0, "{}", t.name);
+        }
+    }
     for t in tree.tiers.iter().filter(|t| t.kind == TierKind::Edge) {
-        assert_eq!(t.upstreams, ["final-origin"]);
+        assert_eq!(
+            t.upstreams,
+            [
+                format!("final-{}-reflector-1", t.region),
+                "final-origin".into()
+            ]
+        );
     }
 }
 
@@ -37,14 +45,20 @@ fn big_audience_adds_reflectors_that_chain_to_the_origin() {
         let top = tiers[0];
         assert!(matches!(top.kind, TierKind::Reflector(_)));
         assert_eq!(top.upstreams, ["final-origin"]);
-        origin_children += top.replicas;
         for pair in tiers.windows(2) {
             let (above, below) = (pair[0], pair[1]);
             assert_eq!(
                 below.upstreams,
                 [above.name.clone(), "final-origin".to_string()]
             );
-            // No relay feeds more than `fanout` children.
+        }
+        // The tiers that run relays (a level without any is passed over): no relay feeds
+        // more than `fanout` children, the origin feeds the top one.
+        let running: Vec<_> = tiers.iter().filter(|t| t.replicas > 0).collect();
+        assert!(running.len() >= 2, "{region} runs reflectors: {tiers:?}");
+        origin_children += running[0].replicas;
+        for pair in running.windows(2) {
+            let (above, below) = (pair[0], pair[1]);
             assert!(
                 below.replicas <= above.replicas * fanout,
                 "{} feeds {} with {} relays",
@@ -159,8 +173,17 @@ fn children_of_reflectors_choose_their_parent_by_room() {
         "{args}"
     );
 
-    // Without reflectors nothing chooses and no headless Service is planned (service exposure).
-    let small = tree_with(&stream, 1000);
-    assert!(small.tiers.iter().all(|t| t.parents.is_none()));
-    assert!(small.peers_services.is_empty());
+    // A Stream whose maxEdges the origin feeds by itself lays out no reflector level:
+    // nothing chooses and no headless Service is planned (service exposure).
+    let mut small = stream.clone();
+    for region in &mut small.spec.regions {
+        region.max_edges = 2;
+    }
+    let tree = tree_with(&small, 1000);
+    assert!(
+        tree.tiers
+            .iter()
+            .all(|t| t.parents.is_none() && !matches!(t.kind, TierKind::Reflector(_)))
+    );
+    assert!(tree.peers_services.is_empty());
 }

@@ -572,7 +572,9 @@ spec:
   regions: [{name: ap-south, minEdges: 5, maxEdges: 10}]
   tree: {fanout: 2}
 EOF
-# 5 edges, fan-out 2: level 1 has 3 reflectors (feeding the edges), level 2 has 2 (fed by the origin).
+# 5 edges, fan-out 2: level 1 has 3 reflectors (feeding the edges), level 2 has 2 (fed by the
+# origin). The tree at maxEdges (10) has a third level: laid out from the start with no relays,
+# so the pod templates stay the same as the plan grows; level 2 passes over it to the origin.
 wait_until "deep edges ready" 60 deploy_ready deep-ap-south-edge 5
 wait_until "deep reflector level 1 ready" 60 deploy_ready deep-ap-south-reflector-1 3
 wait_until "deep reflector level 2 ready" 60 deploy_ready deep-ap-south-reflector-2 2
@@ -583,7 +585,9 @@ upstreams() {
 }
 [ "$(upstreams deep-ap-south-edge)" = "deep-ap-south-reflector-1 deep-origin" ] || fail "edge upstreams: $(upstreams deep-ap-south-edge)"
 [ "$(upstreams deep-ap-south-reflector-1)" = "deep-ap-south-reflector-2 deep-origin" ] || fail "level-1 upstreams: $(upstreams deep-ap-south-reflector-1)"
-[ "$(upstreams deep-ap-south-reflector-2)" = "deep-origin" ] || fail "level-2 upstreams: $(upstreams deep-ap-south-reflector-2)"
+[ "$(upstreams deep-ap-south-reflector-2)" = "deep-ap-south-reflector-3 deep-origin" ] || fail "level-2 upstreams: $(upstreams deep-ap-south-reflector-2)"
+[ "$(upstreams deep-ap-south-reflector-3)" = "deep-origin" ] || fail "level-3 upstreams: $(upstreams deep-ap-south-reflector-3)"
+[ "$(kubectl get deploy deep-ap-south-reflector-3 -o jsonpath='{.spec.replicas}')" = "0" ] || fail "level 3 runs relays"
 # Children of reflectors choose their parent by room: they poll the level above and their
 # siblings through headless Services over every relay of those tiers.
 flag_services() {
@@ -593,8 +597,9 @@ flag_services() {
 [ "$(flag_services deep-ap-south-edge --parent-peer)" = "deep-ap-south-reflector-1-peers" ] || fail "edge --parent-peer: $(flag_services deep-ap-south-edge --parent-peer)"
 [ "$(flag_services deep-ap-south-edge --sibling-peer)" = "deep-ap-south-peers" ] || fail "edge --sibling-peer: $(flag_services deep-ap-south-edge --sibling-peer)"
 [ "$(flag_services deep-ap-south-reflector-1 --parent-peer)" = "deep-ap-south-reflector-2-peers" ] || fail "level-1 --parent-peer: $(flag_services deep-ap-south-reflector-1 --parent-peer)"
-[ -z "$(flag_services deep-ap-south-reflector-2 --parent-peer)" ] || fail "level 2 is fed by the origin and has no parent to choose"
-for svc in deep-ap-south-reflector-1-peers deep-ap-south-reflector-2-peers deep-ap-south-peers; do
+[ "$(flag_services deep-ap-south-reflector-2 --parent-peer)" = "deep-ap-south-reflector-3-peers" ] || fail "level-2 --parent-peer: $(flag_services deep-ap-south-reflector-2 --parent-peer)"
+[ -z "$(flag_services deep-ap-south-reflector-3 --parent-peer)" ] || fail "level 3 is fed by the origin and has no parent to choose"
+for svc in deep-ap-south-reflector-1-peers deep-ap-south-reflector-2-peers deep-ap-south-reflector-3-peers deep-ap-south-peers; do
   [ "$(kubectl get svc "$svc" -o jsonpath='{.spec.clusterIP}/{.spec.publishNotReadyAddresses}')" = "None/true" ] \
     || fail "$svc is not a headless Service publishing not-ready addresses"
 done
@@ -602,7 +607,7 @@ check_region_placement deep
 wait_until "Stream deep Ready" 60 stream_ready deep
 tiers="$(kubectl get stream deep -o jsonpath='{range .status.regions[0].tiers[*]}{.tier}{.level}={.ready}/{.desired} {end}')"
 [ "$tiers" = "reflector2=2/2 reflector1=3/3 edge0=5/5 " ] || fail "status tiers of deep: '$tiers'"
-step "tiers: ${tiers}(edges pull from reflector-1, then the origin)"
+step "tiers: ${tiers}(edges pull from reflector-1, then the origin; idle level 3 not listed)"
 kubectl delete stream deep --wait=true --timeout=30s >/dev/null
 
 # --- 7c. a failed reconcile is reported and retried --------------------------------------
@@ -1043,8 +1048,10 @@ while :; do
       || fail "the first edge was added only with $joined viewers joined (operator's count $counted) on an edge for $VIEWERS_PER_EDGE: less than the ${LEAD_S}s lead time ahead of the crowd (at most $AHEAD_OF at this pace); $(scaled_up_note)"
     step "ahead of the crowd: edges 1 -> $replicas with $joined viewers joined (operator's count: $counted, at most $AHEAD_OF allowed) on an edge for $VIEWERS_PER_EDGE"
   fi
-  # Up to maxEdges (3), so the count cannot grow behind the test's back afterwards.
-  [ "$replicas" -lt 3 ] || break
+  # Up to maxEdges (3), so the count cannot grow behind the test's back afterwards; with at
+  # least 3 viewers on the ramp's edge, more than the one the scale-down check adds to another
+  # edge (the onset rule may scale up on the very first viewers).
+  [ "$replicas" -lt 3 ] || [ "$joined" -lt 3 ] || break
   if [ "$joined" -lt "$RAMP_MAX" ]; then
     if [ $((SECONDS - ramp_start)) -ge $((joined * RAMP_EVERY)) ]; then
       add_viewer "$EDGE_IP"

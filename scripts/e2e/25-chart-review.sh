@@ -310,7 +310,8 @@ EOF
 kubectl apply -f "$WORK/review.yaml" >/dev/null
 deployments() { kubectl -n "$NS" get deploy -l surge.dev/stream=review -o json; }
 # The tiers the Stream's status plans (origin, then each region's from the top reflector level
-# down to the edges): "deployment replicas" lines.
+# down to the edges): "deployment replicas" lines. A reflector level laid out for maxEdges
+# that runs no relay now is a Deployment of 0 replicas the status leaves out.
 planned_tiers() {
   kubectl -n "$NS" get stream review -o json \
     | jq -r '.status | ([.origin] + [.regions[].tiers[]]) | .[] | select(. != null) | "\(.deployment) \(.desired)"' | sort
@@ -319,7 +320,7 @@ all_available() {
   local d want
   d="$(deployments)"
   want="$(planned_tiers)"
-  [ -n "$want" ] && [ "$want" = "$(jq -r '.items[] | "\(.metadata.name) \(.spec.replicas)"' <<<"$d" | sort)" ] \
+  [ -n "$want" ] && [ "$want" = "$(jq -r '.items[] | select(.spec.replicas > 0) | "\(.metadata.name) \(.spec.replicas)"' <<<"$d" | sort)" ] \
     && jq -e '[.items[] | (.status.availableReplicas // 0) == .spec.replicas] | all' <<<"$d"
 }
 end=$((SECONDS + 60))

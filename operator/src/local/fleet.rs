@@ -19,7 +19,9 @@
 //! when its name stops resolving to it, before it stops accepting).
 //!
 //! Not emulated: rolling updates (a changed pod template only applies to relays started
-//! afterwards).
+//! afterwards). The operator keeps pod templates unchanged while it scales (reflector levels
+//! are laid out for `maxEdges` from the start, see `tree::plan_tiers`), so a crowd plays the
+//! same here and on a cluster; a spec change is where they differ.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};

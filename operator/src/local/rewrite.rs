@@ -155,11 +155,13 @@ pub fn launch(
     };
     let env = fill_env(container, &values).map_err(RewriteError::UnsupportedEnv)?;
     // Plain values may name Services too: those must be the tree's.
+    let mut reach = Reach::default();
     for var in container.env.iter().flatten() {
         if let (Some(value), None) = (&var.value, &var.value_from) {
-            check_value(value, fleet)?;
+            check_value(value, fleet, &mut reach)?;
         }
     }
+    reach.some_running()?;
     Ok(Launch { args, env })
 }
 
@@ -170,6 +172,7 @@ pub fn rewrite_args(
     fleet: &Fleet<'_>,
 ) -> Result<Vec<String>, RewriteError> {
     let mut out = Vec::with_capacity(args.len());
+    let mut reach = Reach::default();
     let mut i = 0;
     while i < args.len() {
         let token = &args[i];
@@ -180,7 +183,7 @@ pub fn rewrite_args(
             }
             out.push(format!(
                 "{flag}={}",
-                rewrite_flag_value(flag, value, me, fleet)?
+                rewrite_flag_value(flag, value, me, fleet, &mut reach)?
             ));
             continue;
         }
@@ -192,14 +195,15 @@ pub fn rewrite_args(
                     continue;
                 }
                 out.push(token.clone());
-                out.push(rewrite_flag_value(token, value, me, fleet)?);
+                out.push(rewrite_flag_value(token, value, me, fleet, &mut reach)?);
             }
             None => {
-                check_value(token, fleet)?;
+                check_value(token, fleet, &mut reach)?;
                 out.push(token.clone());
             }
         }
     }
+    reach.some_running()?;
     Ok(out)
 }
 
@@ -210,6 +214,7 @@ fn rewrite_flag_value(
     value: &str,
     me: &Me<'_>,
     fleet: &Fleet<'_>,
+    reach: &mut Reach,
 ) -> Result<String, RewriteError> {
     if LISTEN_FLAGS.contains(&flag) {
         let port = value
@@ -221,13 +226,32 @@ fn rewrite_flag_value(
             })?;
         return Ok(format!("{}:{port}", me.address));
     }
-    check_value(value, fleet)?;
+    check_value(value, fleet, reach)?;
     Ok(value.to_string())
 }
 
-/// Each comma-separated part of `value` that names a Service must name one of the tree's,
-/// and a normal Service must have a relay running.
-fn check_value(value: &str, fleet: &Fleet<'_>) -> Result<(), RewriteError> {
+/// The normal (not headless) Services a relay's arguments name, and whether any has a relay.
+#[derive(Default)]
+struct Reach {
+    first_empty: Option<String>,
+    any_running: bool,
+}
+
+impl Reach {
+    /// A relay starts once one of the Services it names runs a relay (so trees start top
+    /// down); the others may have none, as a reflector level the plan does not use now has
+    /// none: the relay passes over it, as it would on a cluster.
+    fn some_running(&self) -> Result<(), RewriteError> {
+        match &self.first_empty {
+            Some(name) if !self.any_running => Err(RewriteError::NoEndpoints(name.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Each comma-separated part of `value` that names a Service must name one of the tree's;
+/// whether a normal one has a relay running goes into `reach`.
+fn check_value(value: &str, fleet: &Fleet<'_>, reach: &mut Reach) -> Result<(), RewriteError> {
     for part in value.split(',') {
         let Some((_, host, _)) = split_host(part) else {
             continue;
@@ -246,8 +270,13 @@ fn check_value(value: &str, fleet: &Fleet<'_>) -> Result<(), RewriteError> {
         let running = selected(service, fleet.endpoints)
             .iter()
             .any(|e| !e.terminating);
-        if !is_headless(service) && !running {
-            return Err(RewriteError::NoEndpoints(name.to_string()));
+        if is_headless(service) {
+            continue;
+        }
+        if running {
+            reach.any_running = true;
+        } else if reach.first_empty.is_none() {
+            reach.first_empty = Some(name.to_string());
         }
     }
     Ok(())
@@ -417,6 +446,31 @@ mod tests {
         assert_eq!(
             rewrite_args(&args(UPSTREAM), &me(1), &fleet),
             Err(RewriteError::NoEndpoints("s-origin".into()))
+        );
+    }
+
+    #[test]
+    fn a_relay_starts_once_one_of_its_upstream_services_runs_a_relay() {
+        // Edges name an idle reflector level first, then the origin: the origin running is
+        // enough; neither running: wait for the first one named.
+        let w = World::new();
+        let given = args(
+            "--upstream rtmp://s-edge.media.svc.cluster.local:1935/live \
+             --upstream rtmp://s-origin.media.svc.cluster.local:1935/live",
+        );
+        let endpoints = [w.endpoint("origin", 2, true, false)];
+        let fleet = Fleet {
+            services: &w.services,
+            endpoints: &endpoints,
+        };
+        assert_eq!(rewrite_args(&given, &me(1), &fleet).unwrap(), given);
+        let fleet = Fleet {
+            services: &w.services,
+            endpoints: &[],
+        };
+        assert_eq!(
+            rewrite_args(&given, &me(1), &fleet),
+            Err(RewriteError::NoEndpoints("s-edge".into()))
         );
     }
 
