@@ -54,6 +54,19 @@ pub enum KeyError {
     Pem(String),
     #[error("not an Ed25519 key: {0}")]
     NotEd25519(String),
+    #[error("could not generate a key: {0}")]
+    Generate(String),
+}
+
+/// A PEM block with its base64 body wrapped at 64 columns, as openssl writes it.
+fn pem_text(label: &str, b64: &str) -> String {
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn pem_error(e: pem::Error) -> KeyError {
@@ -84,6 +97,17 @@ impl SigningKey {
             .map_err(|e| KeyError::NotEd25519(e.to_string()))?;
         let id = KeyId::of(pair.public_key().as_ref());
         Ok(SigningKey { pair, id })
+    }
+
+    /// A new random key, as the PKCS#8 PEM it loads from (`-----BEGIN PRIVATE KEY-----`, v2:
+    /// with the public key inside; [`SigningKey::from_pem`] and openssl both read it).
+    pub fn generate_pem() -> Result<String, KeyError> {
+        use base64::Engine;
+        let rng = ring::rand::SystemRandom::new();
+        let der =
+            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        Ok(pem_text("PRIVATE KEY", &b64))
     }
 
     pub fn id(&self) -> KeyId {
@@ -156,7 +180,18 @@ impl VerifyKey {
         let mut der = SPKI_ED25519_PREFIX.to_vec();
         der.extend_from_slice(&self.raw);
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+        pem_text("PUBLIC KEY", &b64)
+    }
+
+    /// Every `-----BEGIN PUBLIC KEY-----` block of `pem_bytes`, in order (a trust list during
+    /// a rotation); other blocks are refused. An empty text is an empty list.
+    pub fn all_from_pem(pem_bytes: &[u8]) -> Result<Vec<Self>, KeyError> {
+        let mut keys = Vec::new();
+        for item in SubjectPublicKeyInfoDer::pem_slice_iter(pem_bytes) {
+            let spki = item.map_err(pem_error)?;
+            keys.push(Self::from_spki_der(spki.as_ref())?);
+        }
+        Ok(keys)
     }
 
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
@@ -223,6 +258,36 @@ pub(crate) mod tests {
         assert!(!public.verify(b"hellp", &sig));
         assert!(!key_b().public_key().verify(b"hello", &sig));
         assert_ne!(key_a().id(), key_b().id());
+    }
+
+    #[test]
+    fn generated_keys_load_sign_and_differ() {
+        let pem = SigningKey::generate_pem().expect("generated");
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        let key = SigningKey::from_pem(pem.as_bytes()).expect("loads back");
+        let sig = key.sign(b"frames");
+        let public = VerifyKey::from_pem(key.public_key().to_pem().as_bytes()).expect("public");
+        assert!(public.verify(b"frames", &sig));
+        let other = SigningKey::from_pem(SigningKey::generate_pem().expect("second").as_bytes())
+            .expect("loads");
+        assert_ne!(other.id(), key.id(), "each key is new");
+    }
+
+    #[test]
+    fn a_trust_list_reads_every_public_key_in_order() {
+        let (a, b) = (key_a().public_key(), key_b().public_key());
+        let text = format!("# old\n{}{}", b.to_pem(), a.to_pem());
+        let keys = VerifyKey::all_from_pem(text.as_bytes()).expect("two keys");
+        assert_eq!(keys, [b, a]);
+        assert!(VerifyKey::all_from_pem(b"").expect("empty").is_empty());
+        assert!(
+            VerifyKey::all_from_pem(PRIVATE_A.as_bytes())
+                .expect("no public block")
+                .is_empty()
+        );
+        let broken = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        assert!(VerifyKey::all_from_pem(broken.as_bytes()).is_err());
     }
 
     #[test]
