@@ -1,13 +1,14 @@
 //! `surge-load publish --sign-key` against real relays: an origin passes the publisher's
 //! signatures on, an edge pulling from it with `--verify-key` checks every group and keeps
 //! the upstream; viewers at the edge get every frame. Signed with a key the edge does not
-//! trust, the edge counts the failure (`unknown_key`) and drops the upstream.
+//! trust, the edge counts the failure (`unknown_key`), drops the upstream and names it in
+//! `/api/v1/streams`.
 
 use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::relay::{relay_metric, start_relay, wait_for_publisher, wait_until};
+use common::relay::{relay_metric, relay_stream, start_relay, wait_for_publisher, wait_until};
 use common::signing::{key_pair, start_edge};
 use common::{free_port, one_at_a_time, publish, replay, temp_dir};
 
@@ -99,6 +100,25 @@ fn a_signed_publish_verifies_at_the_edge_and_a_foreign_key_is_refused() {
         "the edge to count an unknown-key failure",
         Duration::from_secs(20),
         || failures(edge_http, "unknown_key") >= 1.0,
+    );
+    // /api/v1/streams names the hop for the operator: the upstream and the reason.
+    let stream = relay_stream(edge_http, "e2e").expect("the edge reports the stream");
+    let integrity = &stream["integrity"];
+    assert!(
+        integrity["failures"].as_u64().unwrap_or(0) >= 1,
+        "{stream:#}"
+    );
+    assert_eq!(integrity["last_reason"], "unknown_key", "{stream:#}");
+    let upstream = integrity["last_upstream"].as_str().unwrap_or_default();
+    assert!(
+        upstream.contains(&format!(":{origin_rtmp}")),
+        "the origin named as the failing upstream: {stream:#}"
+    );
+    assert!(
+        integrity["last_failure_age_s"]
+            .as_u64()
+            .is_some_and(|s| s < 30),
+        "{stream:#}"
     );
 }
 

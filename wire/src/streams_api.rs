@@ -24,7 +24,11 @@
 //!   and `url` (known while connected, else `null`); `ingest_kbps`, the stream's incoming
 //!   bitrate in kbit/s (an integer); `dropped_frames`, frames dropped for viewers that fell
 //!   behind (a count); `gop_cache_ms`, the span of the cached group of pictures new viewers
-//!   start from, in milliseconds.
+//!   start from, in milliseconds; `integrity` ([`IntegrityStats`]), only once a pulled
+//!   stream's signed frames failed verification (`--verify-key`): `failures` (a count),
+//!   `last_upstream` (the `rtmp://` URL that sent them), `last_reason` (the
+//!   `surge_relay_integrity_failures_total` reason label) and `last_failure_age_s` (seconds
+//!   since, at the time of the answer, so readers need no clock of the relay's).
 //!
 //! The relay writes every field. Readers are lenient, so that older relays stay readable: a
 //! missing field takes its default (`max_viewers` and `ingest_kbps` become `None`), unknown
@@ -116,6 +120,26 @@ pub struct StreamStats {
     /// Span of the cached GOP, milliseconds.
     #[serde(default)]
     pub gop_cache_ms: u32,
+    /// Verification failures of what this relay pulled (omitted while there are none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityStats>,
+}
+
+/// Signed frames of a pulled stream that failed verification.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrityStats {
+    /// Failures since the relay started (each one dropped the upstream).
+    #[serde(default)]
+    pub failures: u64,
+    /// The upstream that sent the last failing frames.
+    #[serde(default)]
+    pub last_upstream: String,
+    /// Why they failed: `bad_signature`, `unknown_key`, `mismatch`, ... (the metric's label).
+    #[serde(default)]
+    pub last_reason: String,
+    /// Whole seconds from the last failure to this answer.
+    #[serde(default)]
+    pub last_failure_age_s: u64,
 }
 
 /// Viewers of one stream by protocol.
@@ -182,6 +206,7 @@ mod tests {
                     ingest_kbps: Some(2500),
                     dropped_frames: 0,
                     gop_cache_ms: 2000,
+                    integrity: None,
                 },
                 StreamStats {
                     app: "live".into(),
@@ -192,6 +217,7 @@ mod tests {
                     ingest_kbps: Some(0),
                     dropped_frames: 2,
                     gop_cache_ms: 160,
+                    integrity: None,
                 },
             ],
         }
@@ -215,6 +241,27 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<RelayStats>(&json).expect("reads back"),
             sample()
+        );
+    }
+
+    #[test]
+    fn integrity_failures_are_written_only_when_there_are_some() {
+        let mut stats = sample();
+        stats.streams[0].integrity = Some(IntegrityStats {
+            failures: 2,
+            last_upstream: "rtmp://reflector:1935/live".into(),
+            last_reason: "bad_signature".into(),
+            last_failure_age_s: 12,
+        });
+        let json = serde_json::to_string(&stats).expect("serializes");
+        assert!(
+            json.contains(r#""integrity":{"failures":2,"last_upstream":"rtmp://reflector:1935/live","last_reason":"bad_signature","last_failure_age_s":12}"#),
+            "{json}"
+        );
+        assert_eq!(json.matches("integrity").count(), 1, "{json}");
+        assert_eq!(
+            serde_json::from_str::<RelayStats>(&json).expect("reads"),
+            stats
         );
     }
 

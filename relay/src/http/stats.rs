@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use surge_wire::streams_api::{ProtocolViewers, RelayInfo, RelayStats, StreamStats, UpstreamStats};
+use surge_wire::streams_api::{
+    IntegrityStats, ProtocolViewers, RelayInfo, RelayStats, StreamStats, UpstreamStats,
+};
 
 use super::AppState;
 use crate::metrics::stream_labels;
@@ -44,6 +46,12 @@ pub fn collect(state: &AppState) -> RelayStats {
                 ingest_kbps: Some(snap.ingest_kbps),
                 dropped_frames: snap.dropped_frames,
                 gop_cache_ms: snap.gop_cache_ms,
+                integrity: snap.integrity.map(|(failures, last)| IntegrityStats {
+                    failures,
+                    last_upstream: last.upstream,
+                    last_reason: last.reason,
+                    last_failure_age_s: last.at.elapsed().as_secs(),
+                }),
             }
         })
         .collect();

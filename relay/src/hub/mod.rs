@@ -92,6 +92,16 @@ pub struct HubSnapshot {
     pub gop_cache_ms: u32,
     pub has_keyframe: bool,
     pub upstream: Option<UpstreamState>,
+    /// Verification failures of what was pulled: (count, the last one), none until one.
+    pub integrity: Option<(u64, IntegrityFailure)>,
+}
+
+/// The last verification failure of a pulled stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityFailure {
+    pub upstream: String,
+    pub reason: String,
+    pub at: Instant,
 }
 
 pub struct Hub {
@@ -104,6 +114,8 @@ pub struct Hub {
     viewers_flv: AtomicUsize,
     dropped: AtomicU64,
     upstream: Mutex<Option<UpstreamState>>,
+    /// Failures counted and the last one, for `/api/v1/streams` (the operator names the hop).
+    integrity: Mutex<Option<(u64, IntegrityFailure)>>,
     metrics: Option<Arc<Metrics>>,
     rtmp_groups: FanoutGroups<RtmpSink>,
 }
@@ -132,6 +144,7 @@ impl Hub {
             viewers_flv: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             upstream: Mutex::new(None),
+            integrity: Mutex::new(None),
             metrics,
             rtmp_groups: FanoutGroups::new(cfg.fanout_tasks),
         }
@@ -280,6 +293,11 @@ impl Hub {
             gop_cache_ms,
             has_keyframe,
             upstream: self.upstream_state(),
+            integrity: self
+                .integrity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -326,6 +344,16 @@ impl MediaSink for Hub {
         if let Some(m) = &self.metrics {
             m.integrity_failure(&self.app, &self.name, upstream, reason);
         }
+        let mut last = self.integrity.lock().unwrap_or_else(|e| e.into_inner());
+        let count = last.as_ref().map_or(0, |(n, _)| *n) + 1;
+        *last = Some((
+            count,
+            IntegrityFailure {
+                upstream: upstream.to_string(),
+                reason: reason.to_string(),
+                at: Instant::now(),
+            },
+        ));
     }
 }
 
