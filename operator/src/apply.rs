@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -47,6 +47,13 @@ pub async fn apply_planned(
             .refused
             .push(format!("{kind} {name}: {}", describe_kube_error(&e)));
     };
+    // The trusted public keys first: the pullers' pods mount them.
+    if let Some(map) = &planned.verify_keys {
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &target.namespace);
+        if let Err(e) = apply(&maps, map, manager).await {
+            refused("ConfigMap", map.name_any(), e);
+        }
+    }
     for (service, deployment) in &planned.objects {
         if let Err(e) = apply(&services, service, manager).await {
             refused("Service", service.name_any(), e);

@@ -133,6 +133,50 @@ pub struct StreamSpec {
     /// 8443), on their Services next to the plain ports. Unset: plain RTMP and HTTP only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+
+    /// Signed frames: the origin signs the media (unless the publisher signs itself) and
+    /// every reflector and edge verifies what it pulls with the public keys the operator
+    /// hands it (never a key from the stream). On by default, with a key the operator
+    /// generates.
+    #[serde(default, skip_serializing_if = "IntegritySpec::is_default")]
+    pub integrity: IntegritySpec,
+}
+
+/// Signed frames (`spec.integrity`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.enabled || !has(self.signingKeySecretRef)",
+     "message": "signingKeySecretRef needs enabled: true",
+     "fieldPath": ".signingKeySecretRef"}
+]))]
+pub struct IntegritySpec {
+    /// `false`: relays neither sign nor verify (frames pass unchecked). Default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A Secret in the Stream's namespace with the signing key: `signing.key`, an Ed25519
+    /// private key as `openssl genpkey -algorithm ed25519` writes it (PKCS#8 PEM), and
+    /// optionally `trusted.pem`, public keys (PEM blocks) the relays still accept while a
+    /// key is rotated. Unset: the operator creates `<stream>-signing-key` (owned by the
+    /// Stream, deleted with it, never replaced while it exists). Relays read the keys when
+    /// they start; a change of the keys rolls the relays out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_secret_ref: Option<SecretRef>,
+}
+
+impl Default for IntegritySpec {
+    fn default() -> Self {
+        IntegritySpec {
+            enabled: true,
+            signing_key_secret_ref: None,
+        }
+    }
+}
+
+impl IntegritySpec {
+    pub fn is_default(&self) -> bool {
+        *self == IntegritySpec::default()
+    }
 }
 
 /// The ingest side of the tree.
@@ -687,6 +731,26 @@ pub struct StreamStatus {
     /// Where to publish and where to play.
     #[serde(default)]
     pub endpoints: Endpoints,
+    /// The key the stream is signed with, for viewers that verify (`spec.integrity`);
+    /// absent when signing is off or the key could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityStatus>,
+}
+
+/// The key a Stream is signed with.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrityStatus {
+    /// The public half of the signing key, as `openssl pkey -pubout` writes it.
+    pub public_key: String,
+    /// Its key id, as signatures carry it: the first 8 bytes of SHA-256 over the raw
+    /// 32-byte public key, in hex.
+    pub key_id: String,
+    /// Every key id the relays accept (the signing key first, then `trusted.pem`'s).
+    #[serde(default)]
+    pub trusted_key_ids: Vec<String>,
+    /// The Secret holding the signing key.
+    pub secret: String,
 }
 
 /// Viewer counts, in total and per region.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
@@ -16,12 +16,14 @@ use kube::{Resource, ResourceExt};
 use surge_planner::{HpaSettings, HpaState, PlannerState};
 
 use crate::advertise::advertise_hosts;
+use crate::build::integrity::{build_verify_keys, with_integrity};
 use crate::build::pdb::build_pdb;
 use crate::build::service_settings::{settings_errors, with_service_settings};
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
 use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus};
 use crate::image_policy::image_error;
+use crate::integrity::{FailingHop, Keys};
 use crate::labels::TierKind;
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
@@ -47,6 +49,18 @@ pub struct StreamMemory {
     pub degraded_reason: Option<String>,
     /// The last invalid spec's summary (an event marks each new one).
     pub invalid: Option<String>,
+    /// (relay, upstream) of the hops failing verification at the last settled reconcile (an
+    /// IntegrityFailure event marks each new set).
+    pub integrity_hops: Vec<(String, String)>,
+}
+
+fn hop_keys(hops: &[FailingHop]) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = hops
+        .iter()
+        .map(|h| (h.relay.clone(), h.upstream.clone()))
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// The two clocks a reconcile reads.
@@ -144,6 +158,12 @@ pub enum Decision {
 pub struct Planned {
     pub plan: StreamPlan,
     pub tree: TreePlan,
+    /// The ConfigMap of trusted public keys the pullers mount (applied before the tiers).
+    pub verify_keys: Option<Box<ConfigMap>>,
+    /// The signing keys (`None`: signing is off).
+    pub keys: Option<Keys>,
+    /// Relays whose upstream recently failed verification.
+    pub failing_hops: Vec<FailingHop>,
     /// The desired objects, tier by tier (origin first): the tier's Service, then its Deployment.
     pub objects: Vec<(Service, Deployment)>,
     /// Per region, the headless Service the edges' locators watch (`hostPort` exposure only).
@@ -185,6 +205,12 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     if !errors.is_empty() {
         return Decision::Done(invalid(input, &errors, memory));
     }
+    // The signing key: a Secret that is missing or unreadable stops the Stream as a bad spec
+    // does (nothing is built without the keys it would mount), naming the field.
+    let keys = match crate::integrity::keys(name, spec, observed.signing_key.as_ref()) {
+        Ok(keys) => keys,
+        Err(e) => return Decision::Done(invalid(input, &[e], memory)),
+    };
     memory.invalid = None;
 
     // Observation and history: the planner decides from the samples kept here.
@@ -264,10 +290,18 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
                     spec,
                     t,
                 ),
-                build_deployment(target, spec, t, cfg),
+                with_integrity(
+                    build_deployment(target, spec, t, cfg),
+                    target,
+                    t,
+                    keys.as_ref(),
+                ),
             )
         })
         .collect();
+    let verify_keys = keys
+        .as_ref()
+        .map(|k| Box::new(build_verify_keys(target, k)));
     let peers_services = tree
         .peers_services
         .iter()
@@ -280,6 +314,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         .map(|t| t.name.clone())
         .chain(tree.peers_services.iter().map(|p| p.name.clone()))
         .collect();
+    let failing_hops = crate::integrity::failing_hops(&observed.integrity);
     let deletion_costs = plan
         .regions
         .iter()
@@ -305,6 +340,9 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     Decision::Apply(Planned {
         plan,
         tree,
+        verify_keys,
+        keys,
+        failing_hops,
         objects,
         peers_services,
         pdbs,
@@ -403,10 +441,23 @@ impl Planned {
         events.extend(self.events.iter().cloned());
         let apply_error = (!applied.refused.is_empty()).then(|| applied.refused.join("; "));
         let unreachable = &self.observation.unreachable;
-        let degraded = apply_error.clone().or_else(|| {
-            (!unreachable.is_empty()).then(|| format!("{} relay(s) unreachable", unreachable.len()))
-        });
+        let tampered = (!self.failing_hops.is_empty())
+            .then(|| crate::integrity::degraded_message(&self.failing_hops));
+        let degraded = apply_error
+            .clone()
+            .or_else(|| tampered.clone())
+            .or_else(|| {
+                (!unreachable.is_empty())
+                    .then(|| format!("{} relay(s) unreachable", unreachable.len()))
+            });
         let mut memory = self.memory.clone();
+        // A new failing hop is an event of its own, even while otherwise degraded.
+        if let Some(note) = &tampered
+            && memory.integrity_hops != hop_keys(&self.failing_hops)
+        {
+            events.push(Note::warning("IntegrityFailure", note.clone()));
+        }
+        memory.integrity_hops = hop_keys(&self.failing_hops);
         if let (Some(note), None) = (&degraded, &memory.degraded_reason) {
             let detail: Vec<String> = unreachable
                 .iter()
@@ -420,13 +471,21 @@ impl Planned {
         }
         memory.flash_crowd = self.plan.flash_crowd;
         memory.degraded_reason = degraded;
-        let status = status(
+        let mut status = status(
             input,
             Some((&self.tree, &self.plan)),
             &self.deployments,
             &self.observation,
             &[],
             apply_error.as_deref(),
+        );
+        let previous = input.stream.status.as_ref();
+        crate::status::add_integrity(
+            &mut status,
+            self.keys.as_ref(),
+            &self.failing_hops,
+            previous,
+            input.clock.now,
         );
         Outcome {
             events,

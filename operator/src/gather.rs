@@ -16,6 +16,7 @@ use crate::labels::stream_selector_string;
 use crate::metrics::Metrics;
 use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome, ServiceView};
 use crate::scrape::Scraper;
+use surge_wire::streams_api::IntegrityStats;
 
 /// Lists what `target`'s Stream owns (Deployments, relay pods, Services) and scrapes its
 /// relays on `port`; failed scrapes are counted in `metrics` and kept as outcomes (an
@@ -61,13 +62,18 @@ pub async fn gather(
     } else {
         Vec::new()
     };
-    let scrapes = scrape_all(scraper, port, &pods, target, metrics).await;
+    let Scrapes {
+        outcomes,
+        integrity,
+    } = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
         pods,
-        scrapes,
+        scrapes: outcomes,
         services,
         nodes,
+        signing_key: None,
+        integrity,
     })
 }
 
@@ -103,6 +109,13 @@ fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
         .is_some_and(|o| o.iter().any(|o| o.uid == uid))
 }
 
+/// What the relays answered, per pod name.
+pub(crate) struct Scrapes {
+    pub outcomes: BTreeMap<String, ScrapeOutcome>,
+    /// The pods that reported verification failures of the Stream.
+    pub integrity: BTreeMap<String, IntegrityStats>,
+}
+
 /// Scrapes every running relay pod concurrently (at most 32 at a time).
 pub(crate) async fn scrape_all(
     scraper: &Scraper,
@@ -110,7 +123,7 @@ pub(crate) async fn scrape_all(
     pods: &[PodView],
     target: &Target,
     metrics: &Metrics,
-) -> BTreeMap<String, ScrapeOutcome> {
+) -> Scrapes {
     let targets: Vec<(String, String)> = pods
         .iter()
         .filter(|p| !p.terminating)
@@ -120,23 +133,37 @@ pub(crate) async fn scrape_all(
         let scraper = scraper.clone();
         let (app, stream) = (target.app.clone(), target.stream.clone());
         async move {
-            let outcome = scraper
-                .scrape(&ip, port)
-                .await
+            let answer = scraper.scrape(&ip, port).await;
+            let integrity = answer.as_ref().ok().and_then(|stats| {
+                let mine = stats
+                    .streams
+                    .iter()
+                    .filter(|s| s.app == app && s.name == stream);
+                mine.filter_map(|s| s.integrity.clone()).next()
+            });
+            let outcome = answer
                 .map(|stats| stats.viewers_of(&app, &stream))
                 .map_err(|e| format!("{ip}:{port}: {e}"));
-            (pod, outcome)
+            (pod, outcome, integrity)
         }
     });
-    let results: Vec<(String, ScrapeOutcome)> = futures::stream::iter(jobs)
+    let results: Vec<(String, ScrapeOutcome, Option<IntegrityStats>)> = futures::stream::iter(jobs)
         .buffer_unordered(32)
         .collect()
         .await;
-    for (pod, outcome) in &results {
-        if let Err(e) = outcome {
+    let mut scrapes = Scrapes {
+        outcomes: BTreeMap::new(),
+        integrity: BTreeMap::new(),
+    };
+    for (pod, outcome, integrity) in results {
+        if let Err(e) = &outcome {
             metrics.scrape_errors.inc();
             tracing::debug!(%pod, error = %e, "relay scrape failed");
         }
+        if let Some(i) = integrity {
+            scrapes.integrity.insert(pod.clone(), i);
+        }
+        scrapes.outcomes.insert(pod, outcome);
     }
-    results.into_iter().collect()
+    scrapes
 }

@@ -171,6 +171,10 @@ pub struct Observed {
     pub services: Vec<ServiceView>,
     /// The nodes its edge pods run on (read for `hostPort` exposure only).
     pub nodes: Vec<NodeView>,
+    /// The Secret with its signing key (`None`: not read, as when signing is off).
+    pub signing_key: Option<crate::integrity::SecretRead>,
+    /// Per pod name: the verification failures it reported for this Stream, if any.
+    pub integrity: BTreeMap<String, surge_wire::streams_api::IntegrityStats>,
 }
 
 impl Observed {

@@ -23,9 +23,11 @@ use crate::decide::{
     spec_errors,
 };
 use crate::gather::gather;
+use crate::integrity::{KeySecret, key_secret};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::observe::Observed;
 use crate::report::{publish, report};
+use crate::signing_secret::read_or_create;
 
 pub use crate::context::Context;
 
@@ -80,7 +82,13 @@ pub(crate) trait Backend {
     type Error;
     /// The children of `target`'s Stream and what their relays answered.
     /// `host_ports`: the Stream's edges are on host ports (their nodes are read too).
-    async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Self::Error>;
+    /// `key`: the Secret with the signing key, to read (and make, when it is the operator's).
+    async fn observe(
+        &self,
+        target: &Target,
+        host_ports: bool,
+        key: Option<&KeySecret>,
+    ) -> Result<Observed, Self::Error>;
     /// Makes the children match `planned`.
     async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, Self::Error>;
 }
@@ -91,7 +99,12 @@ pub(crate) struct Kubernetes<'a>(pub &'a Context);
 impl Backend for Kubernetes<'_> {
     type Error = Error;
 
-    async fn observe(&self, target: &Target, host_ports: bool) -> Result<Observed, Error> {
+    async fn observe(
+        &self,
+        target: &Target,
+        host_ports: bool,
+        key: Option<&KeySecret>,
+    ) -> Result<Observed, Error> {
         let ctx = self.0;
         // Relays answer /api/v1/streams on their admin port.
         let (port, metrics) = (ctx.cfg.relay_admin_port, &ctx.metrics);
@@ -100,6 +113,9 @@ impl Backend for Kubernetes<'_> {
         // Measured ready times in planner time, like every other duration it sees.
         for pod in &mut observed.pods {
             pod.ready_after_seconds = pod.ready_after_seconds.map(|s| s * ctx.speed);
+        }
+        if let Some(key) = key {
+            observed.signing_key = Some(read_or_create(&ctx.client, target, key).await);
         }
         Ok(observed)
     }
@@ -125,7 +141,8 @@ pub(crate) async fn step<B: Backend>(
     // 1. Observe: the children and their relays (an invalid spec is decided without them).
     let observed = if spec_errors(&target.stream, &stream.spec, cfg).is_empty() {
         let host_ports = stream.spec.placement.exposure == Exposure::HostPort;
-        backend.observe(target, host_ports).await?
+        let key = key_secret(&target.stream, &stream.spec);
+        backend.observe(target, host_ports, key.as_ref()).await?
     } else {
         Observed::default()
     };

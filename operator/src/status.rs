@@ -21,6 +21,8 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const FLASH_CROWD: &str = "FlashCrowd";
+/// `Degraded`'s reason while relays report signed frames failing verification.
+pub const INTEGRITY_FAILURE: &str = "IntegrityFailure";
 
 /// Everything status is computed from.
 pub struct StatusInput<'a> {
@@ -327,4 +329,37 @@ fn endpoints(input: &StatusInput<'_>, tree: &TreePlan) -> Endpoints {
             })
             .collect(),
     }
+}
+
+/// Adds signed frames to a computed status: `status.integrity` (the public key viewers check
+/// against) and, while relays report recent verification failures, `Degraded` with reason
+/// `IntegrityFailure` naming each failing relay and its upstream. Refused objects
+/// (`ApplyFailed`) still come first; unanswered scrapes come after.
+pub fn add_integrity(
+    status: &mut StreamStatus,
+    keys: Option<&crate::integrity::Keys>,
+    hops: &[crate::integrity::FailingHop],
+    previous: Option<&StreamStatus>,
+    now: Timestamp,
+) {
+    status.integrity = keys.map(crate::integrity::status);
+    if hops.is_empty() {
+        return;
+    }
+    let generation = status.observed_generation;
+    let Some(degraded) = status.conditions.iter_mut().find(|c| c.type_ == DEGRADED) else {
+        return;
+    };
+    if degraded.status == "True" && degraded.reason != "RelaysUnreachable" {
+        return;
+    }
+    *degraded = condition(
+        previous,
+        DEGRADED,
+        true,
+        INTEGRITY_FAILURE,
+        crate::integrity::degraded_message(hops),
+        generation,
+        now,
+    );
 }

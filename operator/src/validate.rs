@@ -153,6 +153,20 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
             "must be a Secret name (a-z, 0-9, '-' and '.', at most 253 characters)",
         ));
     }
+    if let Some(secret) = &spec.integrity.signing_key_secret_ref {
+        if !is_dns_subdomain(&secret.name) {
+            errors.push(err(
+                "spec.integrity.signingKeySecretRef.name",
+                "must be a Secret name (a-z, 0-9, '-' and '.', at most 253 characters)",
+            ));
+        }
+        if !spec.integrity.enabled {
+            errors.push(err(
+                "spec.integrity.signingKeySecretRef",
+                "needs enabled: true (remove it to turn signing off)",
+            ));
+        }
+    }
     errors.extend(schedule_errors(spec));
     if spec.scaling.warm_edges > MAX_WARM_EDGES {
         errors.push(err(

@@ -1,9 +1,11 @@
 //! Pure builders: one function per kind, from the tree plan to the objects to apply.
 
 pub mod deployment;
+pub mod integrity;
 pub mod pdb;
 pub mod pod_settings;
 pub mod publish_keys;
+pub mod secret_volume;
 pub mod service;
 pub mod service_settings;
 pub mod tls;

@@ -3,7 +3,7 @@
 //! arguments, only the Secret's name; the kubelet rewrites the mounted file when the Secret
 //! changes, and the relay re-reads it at the next publish.
 
-use k8s_openapi::api::core::v1::{KeyToPath, SecretVolumeSource, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 use crate::crd::{SecretKeyRef, StreamSpec};
 use crate::labels::TierKind;
@@ -41,28 +41,12 @@ pub fn publish_keys_args(spec: &StreamSpec, tier: &TierPlan) -> Vec<String> {
 /// The Secret volume and its read-only mount, for the origin of a Stream with a key Secret.
 pub fn publish_keys_volume(spec: &StreamSpec, tier: &TierPlan) -> Option<(Volume, VolumeMount)> {
     let secret = secret_for(spec, tier)?;
-    let volume = Volume {
-        name: PUBLISH_KEYS_VOLUME.to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(secret.name.clone()),
-            items: Some(vec![KeyToPath {
-                key: secret.item().to_string(),
-                path: PUBLISH_KEYS_FILE.to_string(),
-                ..KeyToPath::default()
-            }]),
-            // The default mode (0644): the relay image may run as any user, and a stricter
-            // mode would need an fsGroup to stay readable.
-            ..SecretVolumeSource::default()
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: PUBLISH_KEYS_VOLUME.to_string(),
-        mount_path: PUBLISH_KEYS_DIR.to_string(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    };
-    Some((volume, mount))
+    Some(super::secret_volume::mounted(
+        PUBLISH_KEYS_VOLUME,
+        super::secret_volume::Source::Secret(&secret.name),
+        &[(secret.item(), PUBLISH_KEYS_FILE)],
+        PUBLISH_KEYS_DIR,
+    ))
 }
 
 /// `args` without `--publish-keys-file` and its value, and whether it was there:

@@ -5,9 +5,7 @@
 //! The kubelet rewrites the mounted files when the Secret is renewed, and the relay serves the
 //! new certificate to the next connection without a restart.
 
-use k8s_openapi::api::core::v1::{
-    ContainerPort, KeyToPath, SecretVolumeSource, Service, ServicePort, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ContainerPort, Service, ServicePort, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::StreamSpec;
@@ -89,28 +87,12 @@ pub fn tls_container_port(spec: &StreamSpec, tier: &TierPlan) -> Option<Containe
 /// The Secret volume (certificate and key only) and its read-only mount.
 pub fn tls_volume(spec: &StreamSpec, tier: &TierPlan) -> Option<(Volume, VolumeMount)> {
     let (secret, _) = tls_for(spec, tier)?;
-    let item = |key: &str| KeyToPath {
-        key: key.to_string(),
-        path: key.to_string(),
-        ..KeyToPath::default()
-    };
-    let volume = Volume {
-        name: TLS_VOLUME.to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(secret.to_string()),
-            items: Some(vec![item(CERT_ITEM), item(KEY_ITEM)]),
-            // The default mode (0644), as for the publish keys: the relay may run as any user.
-            ..SecretVolumeSource::default()
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: TLS_VOLUME.to_string(),
-        mount_path: TLS_DIR.to_string(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    };
-    Some((volume, mount))
+    Some(super::secret_volume::mounted(
+        TLS_VOLUME,
+        super::secret_volume::Source::Secret(secret),
+        &[(CERT_ITEM, CERT_ITEM), (KEY_ITEM, KEY_ITEM)],
+        TLS_DIR,
+    ))
 }
 
 /// `service` with the tier's TLS port added (the origin's ingest Service: `rtmps`; a region's

@@ -25,6 +25,7 @@ use crate::context::{Published, lock};
 use crate::crd::{Stream, StreamStatus};
 use crate::decide::{Applied, Clock, Outcome, Planned, StreamMemory};
 use crate::gather::scrape_all;
+use crate::integrity::KeySecret;
 use crate::metrics::Metrics;
 use crate::observe::Observed;
 use crate::reconcile::{Backend, record_reconcile, step};
@@ -82,6 +83,7 @@ impl Driver {
             fleet: &local.fleet,
             applied_once: AtomicBool::new(false),
             ready: Mutex::new(BTreeSet::new()),
+            warned_key: AtomicBool::new(false),
         };
         let started = Instant::now();
         let mut stream = local.stream.clone();
@@ -142,13 +144,28 @@ struct FleetBackend<'a> {
     applied_once: AtomicBool,
     /// Relays seen Ready, to log each one becoming Ready once.
     ready: Mutex<BTreeSet<String>>,
+    /// The warning that a named key Secret is not read here was given.
+    warned_key: AtomicBool,
+}
+
+impl FleetBackend<'_> {
+    /// Where the Stream's key files are.
+    fn key_dir(&self, target: &Target) -> std::path::PathBuf {
+        let log_dir = &self.fleet.config().log_dir;
+        super::keys::key_dir(log_dir, &target.namespace, &target.stream)
+    }
 }
 
 impl Backend for FleetBackend<'_> {
     type Error = DriveError;
 
     // Local relays run on no node: nothing to read for their advertised host.
-    async fn observe(&self, target: &Target, _host_ports: bool) -> Result<Observed, DriveError> {
+    async fn observe(
+        &self,
+        target: &Target,
+        _host_ports: bool,
+        key: Option<&KeySecret>,
+    ) -> Result<Observed, DriveError> {
         let status = self.fleet.observe();
         let (fresh, now) = newly_ready(&lock(&self.ready), &status);
         let speed = self.driver.speed;
@@ -171,18 +188,41 @@ impl Backend for FleetBackend<'_> {
         let mut observed = observed_from_fleet(&status, d.speed);
         // Each relay's admin port, at its own address (as a pod IP in a cluster).
         let port = d.cfg.relay_admin_port;
-        observed.scrapes = scrape_all(&d.scraper, port, &observed.pods, target, &d.metrics).await;
+        let scrapes = scrape_all(&d.scraper, port, &observed.pods, target, &d.metrics).await;
+        observed.scrapes = scrapes.outcomes;
+        observed.integrity = scrapes.integrity;
+        if let Some(key) = key {
+            // No Secrets here: a key file of the Stream's own stands for any Secret.
+            if !key.generated && !self.warned_key.swap(true, Ordering::Relaxed) {
+                warn!(
+                    "{}: local mode ignores spec.integrity.signingKeySecretRef ({}): it signs with {}",
+                    target.stream,
+                    key.name,
+                    self.key_dir(target)
+                        .join(crate::integrity::SIGNING_ITEM)
+                        .display()
+                );
+            }
+            observed.signing_key = Some(super::keys::read_or_create(&self.key_dir(target)));
+        }
         Ok(observed)
     }
 
-    async fn apply(&self, _target: &Target, planned: &Planned) -> Result<Applied, DriveError> {
+    async fn apply(&self, target: &Target, planned: &Planned) -> Result<Applied, DriveError> {
+        let dir = self.key_dir(target);
+        if let Some(map) = &planned.verify_keys
+            && let Err(e) = super::keys::write_verify_keys(&dir, map)
+        {
+            warn!(
+                "{}: could not write the trusted keys in {}: {e}",
+                target.stream,
+                dir.display()
+            );
+        }
+        let objects = super::keys::localize(&planned.objects, &dir);
         let report = self
             .fleet
-            .apply(
-                &planned.objects,
-                &planned.peers_services,
-                &planned.deletion_costs,
-            )
+            .apply(&objects, &planned.peers_services, &planned.deletion_costs)
             .await?;
         let first = !self.applied_once.swap(true, Ordering::Relaxed);
         if let (true, Some(failure)) = (first, report.failures.first()) {

@@ -13,6 +13,7 @@
 //! - [`service_proxy`] (IO): a tier Service's stand-in address, forwarding each connection to
 //!   a random Ready relay behind it, as kube-proxy;
 //! - [`replicaset`] (pure): which relays a scale-down removes, the restart backoff;
+//! - [`keys`] (IO, and the pure path rewrite): the signing key and trusted keys as files;
 //! - [`process`] (IO): one relay process, its log, signals, `/readyz`;
 //! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments, configured by
 //!   [`config`] and reporting in [`status`].
@@ -33,6 +34,7 @@ pub mod downward;
 pub mod driver;
 pub mod fleet;
 pub mod hosts_file;
+pub mod keys;
 pub mod observed;
 pub mod process;
 pub mod replicaset;

@@ -48,6 +48,8 @@ pub fn observed_from_fleet(status: &FleetStatus, speed: f64) -> Observed {
         scrapes: Default::default(),
         services,
         nodes: Vec::new(),
+        signing_key: None,
+        integrity: Default::default(),
     }
 }
 

@@ -93,7 +93,10 @@ impl World {
     /// The listing: Deployments with their counts, one Ready pod per replica; `viewers` of the
     /// first region spread over its edge pods (the first takes the remainder).
     pub fn observed(&self, viewers: u64) -> Observed {
-        let mut observed = Observed::default();
+        let mut observed = Observed {
+            signing_key: Some(signing_key()),
+            ..Observed::default()
+        };
         for (name, (region, tier, replicas)) in &self.deployments {
             observed.deployments.push(DeploymentView {
                 name: name.clone(),
@@ -195,4 +198,13 @@ pub fn condition(status: &StreamStatus, type_: &str) -> (String, String, String)
 
 pub fn with_reason<'a>(events: &'a [Note], reason: &str) -> Vec<&'a Note> {
     events.iter().filter(|e| e.reason == reason).collect()
+}
+
+/// The signing key Secret as gather reads it (an openssl-made Ed25519 key).
+pub fn signing_key() -> surge_operator::integrity::SecretRead {
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIIFjfaxQn836f1im3Oe6zm0hPpqIbt6rX9bWLG59C0e7\n-----END PRIVATE KEY-----\n";
+    surge_operator::integrity::SecretRead::Data(std::collections::BTreeMap::from([(
+        surge_operator::integrity::SIGNING_ITEM.to_string(),
+        KEY.as_bytes().to_vec(),
+    )]))
 }
