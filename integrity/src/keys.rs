@@ -17,6 +17,12 @@ const SPKI_ED25519_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
+/// DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410), before its 32-byte seed:
+/// SEQUENCE, version 0, AlgorithmIdentifier 1.3.101.112, OCTET STRING of an OCTET STRING.
+const PKCS8_V1_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(pub [u8; KEY_ID_LEN]);
 
@@ -99,15 +105,22 @@ impl SigningKey {
         Ok(SigningKey { pair, id })
     }
 
-    /// A new random key, as the PKCS#8 PEM it loads from (`-----BEGIN PRIVATE KEY-----`, v2:
-    /// with the public key inside; [`SigningKey::from_pem`] and openssl both read it).
+    /// A new random key as PKCS#8 PEM, byte for byte the form `openssl genpkey -algorithm
+    /// ed25519` writes (v1: the 32-byte seed only; openssl 3 refuses ring's v2 documents).
     pub fn generate_pem() -> Result<String, KeyError> {
         use base64::Engine;
-        let rng = ring::rand::SystemRandom::new();
-        let der =
-            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| KeyError::Generate(e.to_string()))?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        Ok(pem_text("PRIVATE KEY", &b64))
+        use ring::rand::SecureRandom;
+        let mut seed = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut seed)
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let mut der = PKCS8_V1_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let pem = pem_text("PRIVATE KEY", &b64);
+        // Checked as it will be read.
+        SigningKey::from_pem(pem.as_bytes())?;
+        Ok(pem)
     }
 
     pub fn id(&self) -> KeyId {
@@ -263,8 +276,11 @@ pub(crate) mod tests {
     #[test]
     fn generated_keys_load_sign_and_differ() {
         let pem = SigningKey::generate_pem().expect("generated");
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
-        assert!(pem.lines().all(|l| l.len() <= 64));
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"),
+            "{pem}"
+        );
+        assert_eq!(pem.len(), PRIVATE_A.len(), "the size of openssl's: {pem}");
         let key = SigningKey::from_pem(pem.as_bytes()).expect("loads back");
         let sig = key.sign(b"frames");
         let public = VerifyKey::from_pem(key.public_key().to_pem().as_bytes()).expect("public");

@@ -313,11 +313,13 @@ sa() { kubectl --kubeconfig "$SA_KUBECONFIG" "$@"; }
 [ "$(sa auth whoami -o jsonpath='{.status.userInfo.username}')" = "system:serviceaccount:$RELEASE_NS:$RELEASE" ] \
   || fail "the token kubeconfig is not the chart's ServiceAccount"
 [ "$(sa auth can-i watch streams.surge.dev -n "$NS")" = yes ] || fail "ServiceAccount cannot watch streams"
-[ "$(sa auth can-i create secrets -n "$NS" || true)" = no ] || fail "ServiceAccount may create secrets (RBAC too wide)"
+for verb in list update delete; do
+  [ "$(sa auth can-i "$verb" secrets -n "$NS" || true)" = no ] || fail "ServiceAccount may $verb secrets (RBAC too wide)"
+done
 [ "$(sa auth can-i delete pods -n "$NS" || true)" = no ] || fail "ServiceAccount may delete pods (RBAC too wide)"
 [ "$(sa auth can-i get nodes)" = yes ] || fail "ServiceAccount cannot read nodes (hostPort edges' external host)"
 [ "$(sa auth can-i patch nodes || true)" = no ] || fail "ServiceAccount may patch nodes (RBAC too wide)"
-step "the ServiceAccount's RBAC is least-privilege (no secrets, no pod deletion, nodes read-only)"
+step "the ServiceAccount's RBAC is least-privilege (Secrets get/create only, no pod deletion, nodes read-only)"
 
 # The operator's arguments are the chart Deployment's own.
 mapfile -t OP_ARGS < <(kubectl -n "$RELEASE_NS" get deploy "$RELEASE" -o json | jq -r '.spec.template.spec.containers[0].args[]')

@@ -164,6 +164,7 @@ want = {
     "services": {"list", "watch", "create", "patch", "delete"},
     "pods": {"list", "patch"}, "poddisruptionbudgets": {"list", "create", "patch", "delete"},
     "events": {"create", "patch"}, "nodes": {"get"}, "leases": {"create", "get", "update"},
+    "secrets": {"get", "create"}, "configmaps": {"create", "patch"},
 }
 if verbs != want:
     sys.exit(f"RBAC: {verbs} != {want}")
@@ -234,7 +235,11 @@ for verb in create patch delete list; do
   [ "$(sa auth can-i "$verb" poddisruptionbudgets.policy -n "$NS")" = yes ] || fail "the ServiceAccount may not $verb PDBs"
 done
 [ "$(sa auth can-i list nodes 2>/dev/null || true)" = no ] || fail "the ServiceAccount may list nodes (it only gets them by name)"
-[ "$(sa auth can-i get secrets -n "$NS" || true)" = no ] || fail "the ServiceAccount may read Secrets"
+# Secrets: get and create only (signing keys); never list, watch, update or delete.
+[ "$(sa auth can-i get secrets -n "$NS")" = yes ] || fail "the ServiceAccount cannot read a Stream's signing key"
+for verb in list watch update delete; do
+  [ "$(sa auth can-i "$verb" secrets -n "$NS" || true)" = no ] || fail "the ServiceAccount may $verb Secrets"
+done
 [ "$(sa auth can-i update deployments -n "$NS" || true)" = no ] || fail "the ServiceAccount may update Deployments"
 
 # Pod patches: RBAC allows them on any pod; the chart's ValidatingAdmissionPolicy narrows them

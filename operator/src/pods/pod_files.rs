@@ -3,8 +3,10 @@
 //! the runner's directory for the pod, and arguments naming a path under the mount name the
 //! file there instead. The runner rewrites a file when its value changes (the kubelet updates
 //! projected annotations in place), so a relay that re-reads it (`--advertise-host-file`)
-//! follows the pod's annotations. Pure.
+//! follows the pod's annotations. Secret and ConfigMap volumes are projected the same way
+//! ([`object_files`]), from the objects the runner lists. Pure.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -100,6 +102,72 @@ pub fn downward_files(
                 mounted_at: format!("{}/{relative}", mount.mount_path.trim_end_matches('/')),
                 local: local_dir.join(relative),
                 value,
+            });
+        }
+        mounts.push(Mount {
+            mount_path: mount.mount_path.trim_end_matches('/').to_string(),
+            local_dir,
+        });
+    }
+    (mounts, files)
+}
+
+/// The data of the Secrets and ConfigMaps in the pods' namespace, by object name, as a
+/// kubelet would read them for volumes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeSources {
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The Secret and ConfigMap volumes `container` mounts, under `pod_dir/<volume>`, and their
+/// files: each listed item (or every key when the volume lists none) under its path. A
+/// source that does not exist (yet) projects nothing; the relay then fails to read its file
+/// and is started again later, as a kubelet would wait for it.
+pub fn object_files(
+    pod: &Pod,
+    container: &Container,
+    pod_dir: &Path,
+    sources: &VolumeSources,
+) -> (Vec<Mount>, Vec<PodFile>) {
+    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+    let (mut mounts, mut files) = (Vec::new(), Vec::new());
+    for mount in container.volume_mounts.iter().flatten() {
+        let Some(volume) = volumes.into_iter().flatten().find(|v| v.name == mount.name) else {
+            continue;
+        };
+        let (data, items) = if let Some(secret) = &volume.secret {
+            let name = secret.secret_name.as_deref().unwrap_or_default();
+            (sources.secrets.get(name), secret.items.as_ref())
+        } else if let Some(map) = &volume.config_map {
+            (sources.config_maps.get(&map.name), map.items.as_ref())
+        } else {
+            continue;
+        };
+        let local_dir = pod_dir.join(&mount.name);
+        let wanted: Vec<(String, String)> = match items {
+            Some(items) => items
+                .iter()
+                .map(|i| (i.key.clone(), i.path.clone()))
+                .collect(),
+            None => data
+                .into_iter()
+                .flat_map(|d| d.keys())
+                .map(|k| (k.clone(), k.clone()))
+                .collect(),
+        };
+        for (key, path) in wanted {
+            let relative = path.trim_start_matches('/');
+            let Some(value) = data.and_then(|d| d.get(&key)) else {
+                continue;
+            };
+            if relative.split('/').any(|part| part == "..") {
+                continue;
+            }
+            files.push(PodFile {
+                mounted_at: format!("{}/{relative}", mount.mount_path.trim_end_matches('/')),
+                local: local_dir.join(relative),
+                value: value.clone(),
             });
         }
         mounts.push(Mount {
@@ -279,5 +347,102 @@ mod tests {
                 "--y"
             ]
         );
+    }
+
+    #[test]
+    fn secret_and_config_map_volumes_become_files_the_arguments_name() {
+        use crate::build::secret_volume::{Source, mounted};
+        let (secret_volume, secret_mount) = mounted(
+            "signing-key",
+            Source::Secret("s-signing-key"),
+            &[("signing.key", "signing.key")],
+            "/etc/surge-signing",
+        );
+        let (map_volume, map_mount) = mounted(
+            "verify-keys",
+            Source::ConfigMap("s-verify-keys"),
+            &[("key-0.pem", "key-0.pem"), ("key-1.pem", "key-1.pem")],
+            "/etc/surge-verify",
+        );
+        let pod = Pod {
+            spec: Some(PodSpec {
+                volumes: Some(vec![secret_volume, map_volume]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let container = Container {
+            volume_mounts: Some(vec![secret_mount, map_mount]),
+            ..Default::default()
+        };
+        let text = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let sources = VolumeSources {
+            secrets: [(
+                "s-signing-key".to_string(),
+                text(&[("signing.key", "PRIVATE"), ("other", "x")]),
+            )]
+            .into(),
+            // key-1.pem is not there (yet): nothing is written for it.
+            config_maps: [(
+                "s-verify-keys".to_string(),
+                text(&[("key-0.pem", "PUBLIC")]),
+            )]
+            .into(),
+        };
+        let (mounts, files) = object_files(&pod, &container, Path::new("/run/p"), &sources);
+        let got: Vec<(&str, String, &str)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.mounted_at.as_str(),
+                    f.local.display().to_string(),
+                    f.value.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/etc/surge-signing/signing.key",
+                    "/run/p/signing-key/signing.key".to_string(),
+                    "PRIVATE"
+                ),
+                (
+                    "/etc/surge-verify/key-0.pem",
+                    "/run/p/verify-keys/key-0.pem".to_string(),
+                    "PUBLIC"
+                ),
+            ]
+        );
+        let args: Vec<String> = [
+            "--sign-key",
+            "/etc/surge-signing/signing.key",
+            "--verify-key=/etc/surge-verify/key-0.pem",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        assert_eq!(
+            rewrite_mounted_paths(&args, &mounts),
+            [
+                "--sign-key",
+                "/run/p/signing-key/signing.key",
+                "--verify-key=/run/p/verify-keys/key-0.pem"
+            ]
+        );
+        // A Secret that does not exist projects nothing (the relay waits, as for a kubelet).
+        let (_, none) = object_files(
+            &pod,
+            &container,
+            Path::new("/run/p"),
+            &VolumeSources::default(),
+        );
+        assert!(none.is_empty());
     }
 }

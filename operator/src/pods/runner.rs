@@ -5,7 +5,8 @@
 //! On SIGINT or SIGTERM every relay it started is stopped. With `--host-ports` and
 //! `--load-balancers` it also opens the listeners [`super::exposure`] plans and writes each
 //! load balancer's address into its Service's status. Each relay's Downward API volumes are
-//! projected as files ([`super::pod_files`]). IO.
+//! projected as files, and so are its Secret and ConfigMap volumes, from the namespace's
+//! Secrets and ConfigMaps listed each round ([`super::pod_files`]). IO.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::task::JoinSet;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use super::exposure::{self, Opening};
 use super::hosts;
 use super::launch::{launch_on, relay_container, runnable};
-use super::pod_files::{Mount, downward_files};
+use super::pod_files::{Mount, VolumeSources, downward_files, object_files};
 use crate::local::hosts_file::write_atomically;
 use crate::local::process::RelayProcess;
 use crate::local::service_proxy::ServiceProxy;
@@ -104,6 +105,8 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| client.default_namespace().to_string());
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let nodes: Api<Node> = Api::all(client);
     let every = ListParams::default();
     let mut list = ListParams::default();
@@ -153,9 +156,11 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
             }
         };
         let listed = tokio::try_join!(pods.list(&list), services.list(&every), list_nodes);
+        // The kubelet's view of the Secrets and ConfigMaps the pods mount.
+        let sources = volume_sources(&secrets, &config_maps).await;
         match listed {
             Ok((p, s, n)) => {
-                for patch in runner.sync(&p.items, &s.items, &n) {
+                for patch in runner.sync(&p.items, &s.items, &n, &sources) {
                     write_ingress(&services, &patch).await;
                 }
             }
@@ -168,6 +173,39 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
     }
     runner.stop_all().await;
     Ok(())
+}
+
+/// The namespace's Secrets and ConfigMaps as text by name and key; a failed listing reads
+/// as none (logged), so only volume files wait for the next round.
+async fn volume_sources(secrets: &Api<Secret>, config_maps: &Api<ConfigMap>) -> VolumeSources {
+    let every = ListParams::default();
+    let mut sources = VolumeSources::default();
+    match secrets.list(&every).await {
+        Ok(list) => {
+            for s in list.items {
+                let data = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect();
+                sources
+                    .secrets
+                    .insert(s.metadata.name.unwrap_or_default(), data);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing Secrets failed; retrying"),
+    }
+    match config_maps.list(&every).await {
+        Ok(list) => {
+            for m in list.items {
+                let name = m.metadata.name.unwrap_or_default();
+                sources.config_maps.insert(name, m.data.unwrap_or_default());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing ConfigMaps failed; retrying"),
+    }
+    sources
 }
 
 /// Writes a load balancer's address into its Service's status, as a cloud controller does.
@@ -195,7 +233,13 @@ async fn write_ingress(services: &Api<Service>, patch: &IngressPatch) {
 impl Runner {
     /// Brings relays, listeners and files in line with the listed objects; returns the
     /// Service statuses to write.
-    fn sync(&mut self, pods: &[Pod], services: &[Service], nodes: &[Node]) -> Vec<IngressPatch> {
+    fn sync(
+        &mut self,
+        pods: &[Pod],
+        services: &[Service],
+        nodes: &[Node],
+        sources: &VolumeSources,
+    ) -> Vec<IngressPatch> {
         // Names first, so a relay started below resolves its upstreams.
         let text = hosts::render(&hosts::entries(services, pods, &self.opts.cluster_domain));
         if self.hosts_text.as_deref() != Some(text.as_str()) {
@@ -253,8 +297,10 @@ impl Runner {
         for (uid, (pod, target)) in &wanted {
             let dir = self.opts.log_dir.join("pods").join(&target.name);
             if let Some(container) = relay_container(pod) {
-                let (mounts, files) = downward_files(pod, container, &dir);
-                for file in files {
+                let (mut mounts, files) = downward_files(pod, container, &dir);
+                let (objects, object_files) = object_files(pod, container, &dir, sources);
+                mounts.extend(objects);
+                for file in files.into_iter().chain(object_files) {
                     self.project(&file.local, &file.value);
                 }
                 mounts_of.insert(uid.clone(), mounts);

@@ -1,0 +1,329 @@
+//! Signed frames in `surge-operator local`, with real relays: a Stream with default settings
+//! gets a generated signing key (a file standing for the Secret; openssl reads it and derives
+//! the public key the status publishes), the origin runs with `--sign-key` and the edge with
+//! `--verify-key`, and ffmpeg plays at the edge what ffmpeg published at the ingest address,
+//! with no verification failure. Then a publisher signing with a key the Stream does not trust
+//! (`surge-load publish --sign-key`: the origin passes its signatures on) makes the edge drop
+//! its upstream, and the Stream turns `Degraded` (`IntegrityFailure`) naming the edge relay and
+//! its upstream. Needs `cargo build -p surge-relay -p surge-load` first, ffmpeg and openssl.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::publisher::{KillOnDrop, ffmpeg_publish};
+use common::repo_root;
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_surge-operator");
+
+fn built(name: &str) -> PathBuf {
+    let bin = repo_root().join("target/debug").join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p {name}` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Second octet of this run's relays (127.196-198.x.x): apart from local_cli.rs's 180-194,
+/// local_fleet.rs's 120-179, the e2e scripts' 40-119 and the command's default (200).
+fn first_octet() -> u8 {
+    u8::try_from(196 + (std::process::id() % 3)).expect("octet")
+}
+
+const SIGNED: &str = "apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata:
+  name: signed
+spec:
+  bitrateKbps: 500
+  origin:
+    region: eu-west
+  regions:
+    - name: eu-west
+      minEdges: 1
+      maxEdges: 1
+";
+
+/// The operator, killed with its process group's relays left to it on SIGTERM.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the child this test started and has not reaped; SIGTERM makes it
+        // stop its relays.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address")
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let addr: SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    Some(raw.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// Polls the local API's one Stream until `ok`.
+fn wait_for(
+    what: &str,
+    api: &str,
+    op: &Operator,
+    within: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some(body) = http_get(api, "/api/v1/streams") {
+            last = serde_json::from_str::<Value>(&body).expect("JSON")[0].clone();
+            if ok(&last) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}: {last:#}\n{}", op.log());
+}
+
+fn condition(stream: &Value, type_: &str) -> (String, String, String) {
+    let c = stream["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null);
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (s("status"), s("reason"), s("message"))
+}
+
+/// The relay of `tier`: (name, command line, admin address).
+fn relay(stream: &Value, tier: &str) -> (String, String, String) {
+    let r = stream["relays"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["tier"] == tier).cloned())
+        .unwrap_or_else(|| panic!("a {tier} relay: {stream:#}"));
+    let pid = r["pid"].as_u64().expect("pid");
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the relay runs");
+    let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+    let http = r["http"].as_str().expect("http").to_string();
+    // Local relays keep the cluster's ports on their own address: admin 9090.
+    let admin = format!("{}:9090", http.rsplit_once(':').expect("host:port").0);
+    (
+        r["name"].as_str().expect("name").to_string(),
+        cmdline,
+        admin,
+    )
+}
+
+fn flag_value(cmdline: &str, flag: &str) -> Option<String> {
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == flag)
+        .map(|w| w[1].to_string())
+}
+
+/// ffmpeg playing `url` for 60 video frames (decoded, dropped) within 30 s: whether it got
+/// them. One second of probing: the default waits for five seconds of a live stream.
+fn plays(url: &str) -> bool {
+    Command::new("timeout")
+        .args(["30", "ffmpeg", "-hide_banner", "-nostdin", "-v", "error"])
+        .args(["-analyzeduration", "1000000", "-i", url])
+        .args(["-frames:v", "60", "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_default_stream_is_signed_at_the_origin_verified_at_the_edge_and_a_foreign_key_degrades_it() {
+    let started = Instant::now();
+    let dir = std::env::temp_dir().join(format!("surge-local-integrity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let yaml = dir.join("signed.yaml");
+    std::fs::write(&yaml, SIGNED).expect("write");
+    let api = free_port().to_string();
+    let relays_dir = dir.join("relays");
+    let log = dir.join("operator.log");
+    let out = std::fs::File::create(&log).expect("log");
+    let child = Command::new(OPERATOR)
+        .arg("local")
+        .arg("-f")
+        .arg(&yaml)
+        .args(["--speed", "10", "--ready-delay", "1s", "--api-listen", &api])
+        .arg("--relay-bin")
+        .arg(built("surge-relay"))
+        .arg("--log-dir")
+        .arg(&relays_dir)
+        .args(["--first-octet", &first_octet().to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("surge-operator starts");
+    let op = Operator { child, log };
+
+    // The status publishes the generated key's public half and id.
+    let stream = wait_for(
+        "the origin and its key",
+        &api,
+        &op,
+        Duration::from_secs(20),
+        |s| {
+            s["status"]["integrity"]["publicKey"].is_string()
+                && s["status"]["origin"]["ready"] == 1
+                && s["relays"].as_array().is_some_and(|r| r.len() == 2)
+        },
+    );
+    let integrity = &stream["status"]["integrity"];
+    let public = integrity["publicKey"].as_str().expect("publicKey");
+    assert!(
+        public.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+        "{public}"
+    );
+    let key_id = integrity["keyId"].as_str().expect("keyId");
+    assert_eq!(key_id.len(), 16, "8 bytes in hex: {key_id}");
+    let key = relays_dir.join("keys/default-signed/signing.key");
+    let openssl = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        openssl.status.success(),
+        "openssl reads the generated key: {openssl:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&openssl.stdout), public);
+
+    // The origin signs with the key file, the edge verifies with the public key's.
+    let (_, origin_cmd, _) = relay(&stream, "origin");
+    assert_eq!(
+        flag_value(&origin_cmd, "--sign-key"),
+        Some(key.display().to_string())
+    );
+    let (edge, edge_cmd, edge_admin) = relay(&stream, "edge");
+    let verify = flag_value(&edge_cmd, "--verify-key").expect("the edge verifies");
+    assert_eq!(
+        std::fs::read_to_string(&verify).expect("the trusted key file"),
+        public
+    );
+    assert!(flag_value(&edge_cmd, "--sign-key").is_none());
+
+    // Published at the ingest address, played at the edge, nothing fails verification.
+    let ingest = stream["status"]["endpoints"]["ingest"]
+        .as_str()
+        .expect("ingest")
+        .to_string();
+    let flv = stream["status"]["endpoints"]["playback"][0]["httpFlv"]
+        .as_str()
+        .expect("httpFlv")
+        .to_string();
+    let publisher = ffmpeg_publish(&ingest, 60);
+    // The edge is Ready once it pulled the stream (prewarmed), through its verifier.
+    let ready = wait_for("a Ready tree", &api, &op, Duration::from_secs(20), |s| {
+        condition(s, "Ready").0 == "True"
+    });
+    eprintln!(
+        "tree and key checked after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while !plays(&flv) {
+        assert!(Instant::now() < deadline, "no play at {flv}\n{}", op.log());
+    }
+    let metrics = http_get(&edge_admin, "/metrics").expect("edge metrics");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("surge_relay_integrity_failures_total{")),
+        "the edge counted failures: {metrics}"
+    );
+    assert_eq!(condition(&ready, "Degraded").1, "AsExpected");
+    eprintln!(
+        "played at the edge after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(publisher);
+
+    // A publisher signing with a key the Stream does not trust: the edge refuses it.
+    let foreign = dir.join("foreign.pem");
+    let pem = surge_integrity::SigningKey::generate_pem().expect("a key");
+    std::fs::write(&foreign, pem).expect("write the foreign key");
+    let publish_log = std::fs::File::create(dir.join("publish.log")).expect("log");
+    let foreign_publisher = KillOnDrop(
+        Command::new(built("surge-load"))
+            .args([
+                "publish",
+                "--url",
+                &ingest,
+                "--duration",
+                "60s",
+                "--sign-key",
+            ])
+            .arg(&foreign)
+            .stdout(Stdio::null())
+            .stderr(publish_log)
+            .spawn()
+            .expect("surge-load publish starts"),
+    );
+    let degraded = wait_for(
+        "Degraded: IntegrityFailure",
+        &api,
+        &op,
+        Duration::from_secs(40),
+        |s| {
+            // The edge pulls (and so verifies) without viewers: it prewarms the stream.
+            condition(s, "Degraded").1 == "IntegrityFailure"
+        },
+    );
+    let (status, _, message) = condition(&degraded, "Degraded");
+    assert_eq!(status, "True");
+    assert!(
+        message.contains(&edge),
+        "names the edge relay {edge}: {message}"
+    );
+    assert!(message.contains("unknown_key"), "{message}");
+    assert!(
+        message.contains(":1935/live"),
+        "names the upstream: {message}"
+    );
+    drop(foreign_publisher);
+    eprintln!(
+        "local integrity test took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
