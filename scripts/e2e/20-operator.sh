@@ -33,9 +33,14 @@
 #      ingress IP (status patched here), the region's published endpoints use that IP.
 #  7f. publish keys: a Stream with spec.publish.keySecretRef mounts the Secret into the origin
 #      (a Secret volume, --publish-keys-file), not into the edge; the key is in no pod spec.
+#  7g. signed frames (on by default): the operator generates the Secret <stream>-signing-key
+#      (owned by the Stream, removed with it; openssl reads its key), publishes its public key
+#      in status.integrity and the <stream>-verify-keys ConfigMap; the origin runs with
+#      --sign-key, the edge with --verify-key, from mounted files; no key in any pod spec.
 #  8. scaling loop: `surge-operator pods` runs a real surge-relay at each relay pod's IP with
 #     the pod's own arguments (Service names resolved to pod IPs through its hosts file),
-#     ffmpeg publishes to the origin relay; /metrics and /api/v1/streams answer on a relay's
+#     ffmpeg publishes to the origin relay (the runner projects the key Secret and ConfigMap
+#     as files: the origin signs, the edge verifies with no failure counted); /metrics and /api/v1/streams answer on a relay's
 #     admin port (the probes' port, which no Service lists) and 404 on its playback port and
 #     through the playback Service's port; real HTTP-FLV viewers join an edge relay at a
 #     steady pace; the operator's scraper reads the counts and the planner adds
@@ -856,7 +861,8 @@ step "placed: edge on host ports advertising status.hostIP, peers $PEER $ABOVE (
 pod_info="$(kubectl get deploy placed-eu-west-edge -o json | jq -r '.spec.template.spec
   | ([.volumes[]? | select(.downwardAPI) | .downwardAPI.items[] | "\(.path)=\(.fieldRef.fieldPath)"] | join(" "))
     + " " + ([.containers[0].volumeMounts[]? | .mountPath] | join(" "))')"
-[ "$pod_info" = "advertise-host=metadata.annotations['surge.dev/advertise-host'] /etc/surge-pod" ] \
+# (/etc/surge-verify: the trusted signing keys, as every edge has.)
+[ "$pod_info" = "advertise-host=metadata.annotations['surge.dev/advertise-host'] /etc/surge-pod /etc/surge-verify" ] \
   || fail "edge Downward API volume / mount: '$pod_info'"
 if [ "$K8S_E2E_EXTERNAL" -eq 0 ]; then
   edge_pod="$(kubectl get pods -l surge.dev/stream=placed,surge.dev/tier=edge -o json \
@@ -917,15 +923,38 @@ secret_mounts() { # DEPLOYMENT: its Secret volumes (name:key=path) and mounts (p
     | ([.volumes[]? | select(.secret) | "\(.secret.secretName):\(.secret.items[0].key)=\(.secret.items[0].path)"] | join(" "))
       + " " + ([.containers[0].volumeMounts[]? | "\(.mountPath):\(.readOnly)"] | join(" "))'
 }
-[ "$(secret_mounts keyed-origin)" = "keyed-publish:broadcaster=keys /etc/surge-publish:true" ] \
+# (The signing key, on by default, is mounted too: checked below.)
+[ "$(secret_mounts keyed-origin)" = "keyed-publish:broadcaster=keys keyed-signing-key:signing.key=signing.key /etc/surge-publish:true /etc/surge-signing:true" ] \
   || fail "origin Secret volume / mount: '$(secret_mounts keyed-origin)'"
-[ "$(secret_mounts keyed-eu-west-edge)" = " " ] || fail "edge mounts: '$(secret_mounts keyed-eu-west-edge)'"
+[ "$(secret_mounts keyed-eu-west-edge)" = " /etc/surge-verify:true" ] || fail "edge mounts: '$(secret_mounts keyed-eu-west-edge)'"
 if kubectl get deploy,pods -l surge.dev/stream=keyed -o json | grep -qF "$KEY_VALUE"; then
   fail "the publish key appears in a Deployment or pod"
 fi
 step "keyed: the origin mounts keyed-publish at /etc/surge-publish with --publish-keys-file; the edge has no keys"
+
+# Signed frames, on by default: a generated key Secret owned by the Stream, its public half in
+# the status and the verify-keys ConfigMap, --sign-key at the origin, --verify-key at the edge.
+has_public_key() { [ -n "$(kubectl get stream keyed -o jsonpath='{.status.integrity.publicKey}')" ]; }
+wait_until "keyed status.integrity.publicKey" 30 has_public_key
+[ "$(kubectl get secret keyed-signing-key -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" = Stream/keyed ] \
+  || fail "the generated Secret keyed-signing-key is not owned by Stream keyed"
+kubectl get secret keyed-signing-key -o jsonpath='{.data.signing\.key}' | base64 -d >"$WORK/keyed-signing.key"
+openssl pkey -in "$WORK/keyed-signing.key" -pubout >"$WORK/keyed-signing.pub" || fail "openssl cannot read the generated key"
+[ "$(kubectl get stream keyed -o jsonpath='{.status.integrity.publicKey}')" = "$(cat "$WORK/keyed-signing.pub")" ] \
+  || fail "status.integrity.publicKey is not the Secret's public key"
+[ "$(kubectl get configmap keyed-verify-keys -o jsonpath='{.data.key-0\.pem}')" = "$(cat "$WORK/keyed-signing.pub")" ] \
+  || fail "ConfigMap keyed-verify-keys does not hold the public key"
+[ "$(arg_of keyed-origin --sign-key)" = /etc/surge-signing/signing.key ] || fail "origin --sign-key: '$(arg_of keyed-origin --sign-key)'"
+[ "$(arg_of keyed-eu-west-edge --verify-key)" = /etc/surge-verify/key-0.pem ] || fail "edge --verify-key: '$(arg_of keyed-eu-west-edge --verify-key)'"
+[ -z "$(arg_of keyed-eu-west-edge --sign-key)" ] || fail "the edge gets the signing key"
+if kubectl get deploy,pods -l surge.dev/stream=keyed -o json | grep -q "BEGIN PRIVATE KEY"; then
+  fail "the signing key appears in a Deployment or pod"
+fi
+step "keyed: generated Secret keyed-signing-key (owned by the Stream; openssl reads it) -> status.integrity.publicKey $(kubectl get stream keyed -o jsonpath='{.status.integrity.keyId}'), ConfigMap keyed-verify-keys; --sign-key at the origin, --verify-key at the edge"
 kubectl delete stream keyed --wait=true --timeout=30s >/dev/null
 kubectl delete secret keyed-publish >/dev/null
+secret_gone() { ! kubectl get secret keyed-signing-key >/dev/null 2>&1; }
+wait_until "the garbage collector to delete Secret keyed-signing-key" 30 secret_gone
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then
@@ -1003,6 +1032,9 @@ edge_has_stream() { # IP
   curl -sf "http://$1:$RELAY_ADMIN_PORT/api/v1/streams" | jq -e '.streams[] | select(.name == "scale")'
 }
 wait_until "edge relay pulled the stream" 60 edge_has_stream "$EDGE_IP"
+# Signed at the origin, verified at the edge (keys projected from the Secret and ConfigMap).
+grep -q -- "--sign-key $WORK/relays/pods/" "$WORK/pods.log" || fail "no relay started with --sign-key from the projected Secret"
+grep -q -- "--verify-key $WORK/relays/pods/" "$WORK/pods.log" || fail "no relay started with --verify-key from the projected ConfigMap"
 # The admin surface: on the admin port, not on the playback port (the port the playback
 # Service forwards to), and no Service of the Stream lists the admin port.
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
@@ -1018,6 +1050,9 @@ service_ports="$(kubectl get services -l surge.dev/stream=scale -o jsonpath='{.i
 [ "$(kubectl get pod "$EDGE_POD" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')" = admin ] \
   || fail "the edge's readiness probe is not on the admin port"
 step "admin surface: /metrics, /api/v1/streams, /healthz, /readyz 200 on the relay's admin port $RELAY_ADMIN_PORT, 404 on the playback port $RELAY_HTTP_PORT (the playback Service's); no Service lists the admin port ($service_ports)"
+if curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_integrity_failures_total{'; then
+  fail "the edge failed to verify the origin's signatures: $(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/api/v1/streams" | jq -c '.streams[].integrity')"
+fi
 # The operator's viewer history starts flat, so the ramp below is growth it sees begin.
 status_viewers_are() { [ "$(kubectl get stream scale -o jsonpath='{.status.viewers.total}')" = "$1" ]; }
 wait_until "status.viewers.total = 0 before the ramp" 30 status_viewers_are 0
