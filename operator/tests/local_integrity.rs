@@ -2,7 +2,8 @@
 //! gets a generated signing key (a file standing for the Secret; openssl reads it and derives
 //! the public key the status publishes), the origin runs with `--sign-key` and the edge with
 //! `--verify-key`, and ffmpeg plays at the edge what ffmpeg published at the ingest address,
-//! with no verification failure. Then a publisher signing with a key the Stream does not trust
+//! with no verification failure; viewers given the status's public key (`surge-load replay
+//! --verify-key`) verify every frame. Then a publisher signing with a key the Stream does not trust
 //! (`surge-load publish --sign-key`: the origin passes its signatures on) makes the edge drop
 //! its upstream, and the Stream turns `Degraded` (`IntegrityFailure`) naming the edge relay and
 //! its upstream. Needs `cargo build -p surge-relay -p surge-load` first, ffmpeg and openssl.
@@ -275,6 +276,56 @@ fn a_default_stream_is_signed_at_the_origin_verified_at_the_edge_and_a_foreign_k
     assert_eq!(condition(&ready, "Degraded").1, "AsExpected");
     eprintln!(
         "played at the edge after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Viewers handed the status's public key verify every frame they get at the edge.
+    let public_file = dir.join("signed.pub.pem");
+    std::fs::write(&public_file, public).expect("write the public key");
+    let trace = dir.join("viewers.csv");
+    std::fs::write(
+        &trace,
+        "# livetrace v1\nbroadcast_id,t_s,region,viewers\nb,0,r,2\nb,4,r,2\n",
+    )
+    .expect("trace");
+    let edge_host = flv
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once(':'))
+        .map(|(host, _)| host.to_string())
+        .expect("the edge's host");
+    let report = dir.join("viewers.json");
+    let out = Command::new(built("surge-load"))
+        .args(["replay", "--target", &format!("r={edge_host}:1935:8080")])
+        .args([
+            "--protocol",
+            "mix",
+            "--stream",
+            "live/signed",
+            "--speed",
+            "1",
+        ])
+        .arg("--trace")
+        .arg(&trace)
+        .arg("--verify-key")
+        .arg(&public_file)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("surge-load replay runs");
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let integrity = &report["integrity"];
+    let n = |k: &str| integrity[k].as_u64().unwrap_or(u64::MAX);
+    assert_eq!((n("failed"), n("unverified")), (0, 0), "{integrity:#}");
+    assert!((100..u64::MAX).contains(&n("verified")), "{integrity:#}");
+    eprintln!(
+        "viewers verified {} frames after {:.1} s",
+        n("verified"),
         started.elapsed().as_secs_f64()
     );
     drop(publisher);
