@@ -63,6 +63,18 @@ pub fn runnable(pod: &Pod) -> Option<Runnable> {
     })
 }
 
+/// How long the relay container's preStop hook sleeps (`lifecycle.preStop.sleep.seconds`; 0
+/// without one): the pod runner keeps a deleted pod's relay running and reachable on its host
+/// ports this long before SIGTERM, as a kubelet runs the hook while endpoints drop the pod.
+pub fn pre_stop_sleep(pod: &Pod) -> std::time::Duration {
+    let seconds = relay_container(pod)
+        .and_then(|c| c.lifecycle.as_ref())
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|h| h.sleep.as_ref())
+        .map_or(0, |s| s.seconds);
+    std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
 /// The relay container: the one named `relay`, else the first.
 pub(crate) fn relay_container(pod: &Pod) -> Option<&Container> {
     let containers = &pod.spec.as_ref()?.containers;
@@ -229,6 +241,33 @@ mod tests {
     }
 
     const IP: Ipv4Addr = Ipv4Addr::new(127, 31, 0, 7);
+
+    #[test]
+    fn the_relay_containers_pre_stop_sleep_is_read() {
+        use k8s_openapi::api::core::v1::{Lifecycle, LifecycleHandler, SleepAction};
+        let mut p = pod("--tier edge", vec![]);
+        assert_eq!(pre_stop_sleep(&p), std::time::Duration::ZERO);
+        let relay = &mut p.spec.as_mut().expect("spec").containers[1];
+        relay.lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction { seconds: 5 }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        });
+        assert_eq!(pre_stop_sleep(&p), std::time::Duration::from_secs(5));
+        // A negative value (refused by the API server) is no sleep, not a panic.
+        let relay = &mut p.spec.as_mut().expect("spec").containers[1];
+        if let Some(s) = relay
+            .lifecycle
+            .as_mut()
+            .and_then(|l| l.pre_stop.as_mut())
+            .and_then(|h| h.sleep.as_mut())
+        {
+            s.seconds = -3;
+        }
+        assert_eq!(pre_stop_sleep(&p), std::time::Duration::ZERO);
+    }
 
     #[test]
     fn listen_addresses_bind_the_pod_ip_and_the_rest_is_kept() {

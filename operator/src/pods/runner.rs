@@ -1,6 +1,8 @@
 //! The pod runner's loop: every interval, list the relay pods and the namespace's Services,
 //! rewrite the hosts file when its text changes, stop the relays of pods that are gone or
-//! being deleted, and start one for each runnable pod without one. A relay that exits while
+//! being deleted (after the pod's preStop sleep, during which the relay stays reachable on its
+//! host ports but leaves the hosts file and the load balancers, as endpoints drop a
+//! terminating pod), and start one for each runnable pod without one. A relay that exits while
 //! its pod is still there is started again after a pause, as a kubelet restarts a container.
 //! On SIGINT or SIGTERM every relay it started is stopped. With `--host-ports` and
 //! `--load-balancers` it also opens the listeners [`super::exposure`] plans and writes each
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 
 use super::exposure::{self, Opening};
 use super::hosts;
-use super::launch::{launch_on, relay_container, runnable};
+use super::launch::{launch_on, pre_stop_sleep, relay_container, runnable};
 use super::pod_files::{Mount, VolumeSources, downward_files, object_files};
 use crate::local::hosts_file::write_atomically;
 use crate::local::process::RelayProcess;
@@ -60,6 +62,8 @@ pub struct PodsOptions {
 struct Running {
     name: String,
     process: RelayProcess,
+    /// The pod as last listed while runnable (a deleted pod's host ports stay open from it).
+    pod: Pod,
 }
 
 struct Runner {
@@ -67,6 +71,8 @@ struct Runner {
     hosts_file: PathBuf,
     /// By pod UID.
     relays: BTreeMap<String, Running>,
+    /// Relays of deleted pods in their preStop sleep, SIGTERM due at the instant, by pod UID.
+    terminating: BTreeMap<String, (Running, Instant)>,
     /// Pods whose relay exited: not started again before then.
     paused: BTreeMap<String, Instant>,
     /// The last problem logged per pod, so a pod that cannot start is logged once.
@@ -128,6 +134,7 @@ pub async fn run(opts: PodsOptions) -> anyhow::Result<()> {
         opts,
         hosts_file,
         relays: BTreeMap::new(),
+        terminating: BTreeMap::new(),
         paused: BTreeMap::new(),
         problems: BTreeMap::new(),
         hosts_text: None,
@@ -260,12 +267,34 @@ impl Runner {
             .filter(|uid| !wanted.contains_key(*uid))
             .cloned()
             .collect();
+        let now = Instant::now();
         for uid in gone {
             if let Some(relay) = self.relays.remove(&uid) {
+                let pre_stop = pre_stop_sleep(&relay.pod);
+                if pre_stop.is_zero() {
+                    self.stop(relay, "its pod is gone or terminating");
+                } else {
+                    tracing::info!(pod = %relay.name, ?pre_stop, "pod deleted: its relay gets SIGTERM after the preStop sleep");
+                    self.terminating.insert(uid, (relay, now + pre_stop));
+                }
+            }
+        }
+        let due: Vec<String> = self
+            .terminating
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
+            if let Some((relay, _)) = self.terminating.remove(&uid) {
                 self.stop(relay, "its pod is gone or terminating");
             }
         }
-        let now = Instant::now();
+        for (uid, (pod, _)) in &wanted {
+            if let Some(r) = self.relays.get_mut(uid) {
+                r.pod = (*pod).clone();
+            }
+        }
         let exited: Vec<String> = self
             .relays
             .iter_mut()
@@ -338,6 +367,7 @@ impl Runner {
                         Running {
                             name: target.name,
                             process,
+                            pod: pod.clone(),
                         },
                     );
                 }
@@ -382,6 +412,13 @@ impl Runner {
         let mut wanted: Vec<Opening> = Vec::new();
         if self.opts.host_ports {
             wanted.extend(exposure::host_port_openings(pods, node_hosts));
+            // A terminating pod keeps its host ports through the preStop sleep.
+            let terminating: Vec<Pod> = self
+                .terminating
+                .values()
+                .map(|(r, _)| r.pod.clone())
+                .collect();
+            wanted.extend(exposure::host_port_openings(&terminating, node_hosts));
         }
         if let Some(prefix) = self.opts.load_balancers {
             let keys: BTreeSet<String> = services
@@ -480,7 +517,11 @@ impl Runner {
     async fn stop_all(mut self) {
         tracing::info!(relays = self.relays.len(), "stopping every relay started");
         let relays = std::mem::take(&mut self.relays);
-        for relay in relays.into_values() {
+        let terminating = std::mem::take(&mut self.terminating);
+        for relay in relays
+            .into_values()
+            .chain(terminating.into_values().map(|(r, _)| r))
+        {
             self.stop(relay, "the runner is stopping");
         }
         while self.stopping.join_next().await.is_some() {}
