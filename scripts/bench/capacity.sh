@@ -8,7 +8,9 @@
 # Usage: scripts/bench/capacity.sh            (defaults below; override with env vars)
 #   STEPS="500 1000 2000 4000 8000"  STEP_SECONDS=20  RELAYS="surge nginx"
 #     (also surge-nagle: TCP_NODELAY off as on nginx-rtmp's sockets; surge-pertask: one
-#     writer task per viewer, the design before shared fan-out tasks)
+#     writer task per viewer, the design before shared fan-out tasks; surge-edge and
+#     surge-edge-verify: viewers at an edge pulling a signed stream from an origin, signed
+#     frames checked off and on: RELAYS="surge-edge surge-edge-verify")
 #   RELAY_CORE=0  LOAD_CORE=1  LAG_P99_LIMIT_MS=200  CPU_LIMIT=0.95  PROTOCOL=rtmp
 #   WARMUP_SECONDS=8 (lag p50/p99 are measured after the ramp; startup covers every join)
 #   RELAY_BIN=target/release/surge-relay (another build of surge-relay, to compare builds)

@@ -6,7 +6,9 @@
 #
 # Usage: scripts/bench/hop-lag.sh        (env: RELAY=surge|nginx EDGE_VIEWERS=1000
 #        PROBE_VIEWERS=20 SECONDS_=30 WARMUP_SECONDS=5 RELAY_CORE=0 LOAD_CORE=1
-#        OUT=target/bench/hop-<time>); lag totals leave out the first WARMUP_SECONDS.
+#        INTEGRITY=off|on OUT=target/bench/hop-<time>); lag totals leave out the first
+#        WARMUP_SECONDS. INTEGRITY=on (surge only): the origin signs the stream (--sign-key),
+#        the reflector and the edge verify what they pull (--verify-key).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/lib.sh
@@ -17,9 +19,16 @@ PROBE_VIEWERS=${PROBE_VIEWERS:-20}
 SECONDS_=${SECONDS_:-30}
 RELAY_CORE=${RELAY_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
+INTEGRITY=${INTEGRITY:-off}
 OUT=${OUT:-target/bench/hop-$RELAY-$(date -u +%Y%m%dT%H%M%SZ)}
+case $INTEGRITY in
+  off) ;;
+  on) [ "$RELAY" = surge ] || { echo "INTEGRITY=on needs RELAY=surge" >&2; exit 2; } ;;
+  *) echo "INTEGRITY must be off or on" >&2; exit 2 ;;
+esac
 
 bench_prepare
+[ "$INTEGRITY" = on ] && signing_keys
 relay_bin=target/release/surge-relay
 load_bin=target/release/surge-load
 
@@ -33,6 +42,9 @@ for tier in origin reflector edge; do
     surge)
       args=(--rtmp-listen "127.0.0.1:${port[$tier]}" --http-listen "127.0.0.1:$(free_port)" --tier "$tier" --max-viewers 100000)
       [ -n "$up" ] && args+=(--upstream "rtmp://127.0.0.1:${port[$up]}/live")
+      if [ "$INTEGRITY" = on ]; then
+        if [ -n "$up" ]; then args+=(--verify-key "$OUT/keys/verify.pem"); else args+=(--sign-key "$OUT/keys/sign.pem"); fi
+      fi
       taskset -c "$RELAY_CORE" "$relay_bin" "${args[@]}" >"$OUT/$tier.log" 2>&1 &
       ;;
     nginx)
@@ -69,11 +81,11 @@ RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" \
   --target "edge=127.0.0.1:${port[edge]}" --stream live/hop --speed 1 --warmup "${WARMUP_SECONDS:-5}"s \
   --report "$OUT/report.json" --html "$OUT/report.html" | tee "$OUT/summary.txt"
 
-python3 - "$OUT/report.json" "$RELAY" "$EDGE_VIEWERS" <<'PY' | tee "$OUT/results.md"
+python3 - "$OUT/report.json" "$RELAY" "$EDGE_VIEWERS" "$INTEGRITY" <<'PY' | tee "$OUT/results.md"
 import json, sys
 rep = json.load(open(sys.argv[1])); relay = sys.argv[2]
 tiers = rep["details"]["by_region"]
-print(f"relay {relay}, {sys.argv[3]} viewers at the edge; errors {rep['errors']}, disconnects {rep['details']['disconnects']}")
+print(f"relay {relay}, signed frames {sys.argv[4]}, {sys.argv[3]} viewers at the edge; errors {rep['errors']}, disconnects {rep['details']['disconnects']}")
 print()
 print("| tier | viewers | lag p50 ms | lag p99 ms | added p50 ms | added p99 ms |")
 print("|---|---|---|---|---|---|")

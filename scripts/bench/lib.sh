@@ -91,11 +91,32 @@ bench_cleanup() {
 # Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
 # and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
 # Relays: surge (defaults), surge-nagle (--viewer-tcp-nodelay false, TCP as nginx-rtmp
-# leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), nginx.
+# leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), nginx;
+# surge-edge and surge-edge-verify: an edge pulling from an origin that signs the stream
+# (--sign-key; the origin runs on $LOAD_CORE, the publisher publishes to it), the edge
+# without and with --verify-key (signed frames checked off and on, the same signed stream).
 start_relay_with_publisher() {
   local r=$1 stream=$2
   port[$r]=$(free_port)
+  local publish_port=${port[$r]}
   case $r in
+    surge-edge | surge-edge-verify)
+      signing_keys
+      local origin_port
+      origin_port=$(free_port)
+      taskset -c "$LOAD_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:$origin_port" \
+        --http-listen "127.0.0.1:$(free_port)" --tier origin --sign-key "$OUT/keys/sign.pem" \
+        >"$OUT/$r-origin.log" 2>&1 &
+      pids+=($!)
+      wait_port "$origin_port"
+      publish_port=$origin_port
+      local verify=()
+      [ "$r" = surge-edge-verify ] && verify=(--verify-key "$OUT/keys/verify.pem")
+      http[$r]=$(free_port)
+      taskset -c "$RELAY_CORE" "$relay_bin" --rtmp-listen "127.0.0.1:${port[$r]}" \
+        --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 --tier edge \
+        --upstream "rtmp://127.0.0.1:$origin_port/live" "${verify[@]}" >"$OUT/$r-relay.log" 2>&1 &
+      ;;
     surge | surge-nagle | surge-pertask)
       local extra=()
       [ "$r" = surge-nagle ] && extra=(--viewer-tcp-nodelay false)
@@ -110,12 +131,20 @@ start_relay_with_publisher() {
       taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
         -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
       ;;
-    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|nginx)" >&2; exit 2 ;;
+    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|surge-edge|surge-edge-verify|nginx)" >&2; exit 2 ;;
   esac
   pid[$r]=$!
   pids+=("${pid[$r]}")
   wait_port "${port[$r]}"
-  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:${port[$r]}/live/$stream" \
+  taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:$publish_port/live/$stream" \
     --bitrate-kbps 600 --fps 30 --gop-seconds 2 --duration forever >"$OUT/publish-$r.log" 2>&1 &
   pids+=($!)
+}
+
+# An Ed25519 key pair for signed frames in $OUT/keys (sign.pem, verify.pem), made once.
+signing_keys() {
+  [ -s "$OUT/keys/verify.pem" ] && return 0
+  mkdir -p "$OUT/keys"
+  openssl genpkey -algorithm ed25519 -out "$OUT/keys/sign.pem" 2>/dev/null
+  openssl pkey -in "$OUT/keys/sign.pem" -pubout -out "$OUT/keys/verify.pem"
 }
