@@ -16,6 +16,7 @@ use common::rtmp_client::{RtmpClient, video_payload};
 const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_RTMP_LISTEN", "nowhere", "--rtmp-listen"),
     ("SURGE_HTTP_LISTEN", "nowhere", "--http-listen"),
+    ("SURGE_ADMIN_LISTEN", "nowhere", "--admin-listen"),
     ("SURGE_RTMPS_LISTEN", "nowhere", "--rtmps-listen"),
     ("SURGE_HTTPS_LISTEN", "nowhere", "--https-listen"),
     // Alone, either file is refused for lacking the other; so is a TLS listener without them.
@@ -29,6 +30,8 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
         "/nonexistent/surge-publish-keys",
         "--publish-keys-file",
     ),
+    ("SURGE_SIGN_KEY", "/nonexistent/sign.pem", "--sign-key"),
+    ("SURGE_VERIFY_KEY", "/nonexistent/verify.pem", "--verify-key"),
     ("SURGE_MAX_VIEWERS", "many", "--max-viewers"),
     ("SURGE_SLOW_VIEWER_TIMEOUT", "5y", "--slow-viewer-timeout"),
     ("SURGE_VIEWER_BACKLOG_BYTES", "-1", "--viewer-backlog-bytes"),
