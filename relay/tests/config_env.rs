@@ -31,7 +31,11 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
         "--publish-keys-file",
     ),
     ("SURGE_SIGN_KEY", "/nonexistent/sign.pem", "--sign-key"),
-    ("SURGE_VERIFY_KEY", "/nonexistent/verify.pem", "--verify-key"),
+    (
+        "SURGE_VERIFY_KEY",
+        "/nonexistent/verify.pem",
+        "--verify-key",
+    ),
     ("SURGE_MAX_VIEWERS", "many", "--max-viewers"),
     ("SURGE_SLOW_VIEWER_TIMEOUT", "5y", "--slow-viewer-timeout"),
     ("SURGE_VIEWER_BACKLOG_BYTES", "-1", "--viewer-backlog-bytes"),
