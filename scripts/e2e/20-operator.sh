@@ -1038,6 +1038,9 @@ grep -q -- "--verify-key $WORK/relays/pods/" "$WORK/pods.log" || fail "no relay 
 # The admin surface: on the admin port, not on the playback port (the port the playback
 # Service forwards to), and no Service of the Stream lists the admin port.
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
+# /readyz answers 200 once the edge holds a keyframe of its prewarmed stream, which may come
+# a moment after the stream is listed.
+wait_until "the edge Ready (/readyz 200 on the admin port)" 30 curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/readyz"
 for path in /metrics /api/v1/streams /healthz /readyz; do
   [ "$(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")" = 200 ] || fail "$path on the admin port: $(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")"
   [ "$(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path")" = 404 ] || fail "$path on the playback port: $(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path"), expected 404"
