@@ -497,7 +497,8 @@ spec:
     - name: us-east
 EOF
 kubectl apply -f "$WORK/lb.yaml" >/dev/null
-services_made() { [ "$(kubectl -n "$NS" get svc -l surge.dev/stream=lb -o name | wc -l)" -ge 3 ]; }
+# The three checked below by name (idle reflector levels' Services come and go in between).
+services_made() { kubectl -n "$NS" get svc lb-origin lb-eu-west-edge lb-us-east-edge >/dev/null 2>&1; }
 wait_until "the lb Stream's Services" 30 services_made
 svcs="$(kubectl -n "$NS" get svc -l surge.dev/stream=lb -o json)"
 svc_fields() {

@@ -23,7 +23,7 @@ trap '$keep || rm -rf "$work"' EXIT
 
 fail() {
   keep=true
-  echo "57-compare-clusters: $* (runs kept in $work)" >&2
+  echo "compare-clusters: $* (runs kept in $work)" >&2
   [ -f "$work/compare.json" ] && jq -c '.runs[] | del(.series, .by_region)' "$work/compare.json" >&2
   for c in local kwok; do
     [ -f "$work/$c/operator.log" ] && { echo "--- $c/operator.log" >&2; tail -5 "$work/$c/operator.log" >&2; }
@@ -37,7 +37,7 @@ start=$(date +%s)
 SURGE_DEMO_FIRST_OCTET=${SURGE_DEMO_FIRST_OCTET:-232} scripts/demo --compare-clusters --free-ports \
   --build debug --viewers "$viewers" --speed "$speed" --duration "$duration" --hold 0 --out "$work" \
   >"$work/demo.out" 2>&1 || { tail -40 "$work/demo.out" >&2; fail "scripts/demo --compare-clusters failed"; }
-echo "57-compare-clusters: scripts/demo --compare-clusters returned after $(($(date +%s) - start)) s"
+echo "compare-clusters: scripts/demo --compare-clusters returned after $(($(date +%s) - start)) s"
 
 cmp=$work/compare.json
 [ -s "$cmp" ] || fail "no compare.json"
@@ -77,4 +77,4 @@ for c in local kwok; do
     fi
   done
 done
-echo "57-compare-clusters: ok ($(jq -c '[.runs[] | {run: .policy, peak: .peak_viewers, refused, errors, edge_seconds, relay_seconds, levels_late: .lead_levels_late, worst_lead_s: .lead_worst_s}]' "$cmp"))"
+echo "compare-clusters: ok ($(jq -c '[.runs[] | {run: .policy, peak: .peak_viewers, refused, errors, edge_seconds, relay_seconds, levels_late: .lead_levels_late, worst_lead_s: .lead_worst_s}]' "$cmp"))"
