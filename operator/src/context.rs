@@ -11,7 +11,7 @@ use kube::runtime::events::Recorder;
 use crate::build::Target;
 use crate::config::OperatorConfig;
 use crate::decide::StreamMemory;
-use crate::metrics::{Metrics, RegionLabels, TierLabels};
+use crate::metrics::{ConditionLabels, Metrics, RegionLabels, StreamLabels, TierLabels};
 use crate::scrape::Scraper;
 
 /// Shared by all reconciles.
@@ -37,6 +37,8 @@ pub struct Context {
 pub(crate) struct Published {
     pub tiers: Vec<TierLabels>,
     pub regions: Vec<RegionLabels>,
+    pub conditions: Vec<ConditionLabels>,
+    pub stream: Option<StreamLabels>,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it (the data stays usable: it is a cache).
@@ -92,13 +94,7 @@ impl Context {
         let key = (namespace.to_string(), name.to_string());
         lock(&self.memory).remove(&key);
         if let Some(old) = lock(&self.published).remove(&key) {
-            for l in &old.tiers {
-                self.metrics.relays_desired.remove(l);
-                self.metrics.relays_ready.remove(l);
-            }
-            for l in &old.regions {
-                self.metrics.viewers.remove(l);
-            }
+            crate::report::unpublish(&self.metrics, &old, &Published::default());
         }
     }
 

@@ -1,7 +1,6 @@
 //! `surge-operator run`: metrics server, leader election, then the controller.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -56,7 +55,7 @@ pub async fn run(cfg: OperatorConfig, opts: RunOptions) -> anyhow::Result<()> {
     } else {
         None
     };
-    metrics.leading.store(true, Ordering::Relaxed);
+    metrics.set_leading();
 
     let recorder = Recorder::new(
         client.clone(),

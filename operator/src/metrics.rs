@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -51,6 +51,29 @@ pub struct RegionLabels {
     pub region: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub namespace: String,
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub namespace: String,
+    pub stream: String,
+    /// The condition's type: `Ready`, `Progressing`, `Degraded`, `FlashCrowd`.
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    component: String,
+    version: String,
+}
+
+/// The operator's version, as `surge_build_info` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// All operator metrics.
 pub struct Metrics {
     registry: Registry,
@@ -63,8 +86,15 @@ pub struct Metrics {
     pub relays_desired: Family<TierLabels, Gauge>,
     pub relays_ready: Family<TierLabels, Gauge>,
     pub viewers: Family<RegionLabels, Gauge>,
+    /// Viewers the planner expects one lead time ahead, per Stream and region.
+    pub forecast_viewers: Family<RegionLabels, Gauge>,
+    /// Viewer growth per second, all regions of a Stream.
+    pub growth: Family<StreamLabels, Gauge<f64, AtomicU64>>,
+    /// 1 while a Stream's condition is True, else 0.
+    pub conditions: Family<ConditionLabels, Gauge>,
     /// Set once this replica leads and the controller runs.
-    pub leading: AtomicBool,
+    leading: AtomicBool,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,7 +105,20 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("surge_operator");
+        let mut root = Registry::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                component: "operator".into(),
+                version: VERSION.into(),
+            })
+            .set(1);
+        root.register(
+            "surge_build_info",
+            "1, labelled with the component and its version",
+            build_info,
+        );
+        let registry = root.sub_registry_with_prefix("surge_operator");
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reconciles",
@@ -127,8 +170,32 @@ impl Metrics {
             "Viewers per Stream and region, as scraped from the edges",
             viewers.clone(),
         );
+        let forecast_viewers = Family::<RegionLabels, Gauge>::default();
+        registry.register(
+            "forecast_viewers",
+            "Viewers the planner expects one lead time ahead, per Stream and region",
+            forecast_viewers.clone(),
+        );
+        let growth = Family::<StreamLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "viewer_growth_per_second",
+            "Viewer growth per second the planner measured, all regions of a Stream",
+            growth.clone(),
+        );
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "stream_condition",
+            "1 while the Stream's condition (Ready, Progressing, Degraded, FlashCrowd) is True, else 0",
+            conditions.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease and reconciles, 0 on a standby",
+            leader.clone(),
+        );
         Metrics {
-            registry,
+            registry: root,
             reconciles,
             reconcile_errors,
             apply_errors,
@@ -137,8 +204,22 @@ impl Metrics {
             relays_desired,
             relays_ready,
             viewers,
+            forecast_viewers,
+            growth,
+            conditions,
             leading: AtomicBool::new(false),
+            leader,
         }
+    }
+
+    /// Marks this replica as the leader (it reconciles from now on).
+    pub fn set_leading(&self) {
+        self.leading.store(true, Ordering::Relaxed);
+        self.leader.set(1);
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// Prometheus text exposition.
@@ -161,7 +242,7 @@ async fn metrics_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.leading.load(Ordering::Relaxed) {
+    if m.is_leading() {
         (StatusCode::OK, "leading\n")
     } else {
         // A standby replica is healthy but does not reconcile.

@@ -15,7 +15,7 @@ use crate::build::Target;
 use crate::context::{Context, Published, lock};
 use crate::crd::{Stream, StreamStatus};
 use crate::decide::{Note, Outcome};
-use crate::metrics::{Metrics, RegionLabels, TierLabels};
+use crate::metrics::{ConditionLabels, Metrics, RegionLabels, StreamLabels, TierLabels};
 use crate::reconcile::Error;
 
 /// Reports `outcome` of a reconcile of `stream` and says when to reconcile it again.
@@ -119,31 +119,87 @@ pub(crate) fn record_metrics(
             .set(i64::from(t.ready));
         now.tiers.push(labels);
     }
+    let region_labels = |region: &str| RegionLabels {
+        namespace: namespace.into(),
+        stream: stream.into(),
+        region: region.into(),
+    };
     for (region, v) in &status.viewers.regions {
-        let labels = RegionLabels {
-            namespace: namespace.into(),
-            stream: stream.into(),
-            region: region.clone(),
-        };
-        metrics
-            .viewers
-            .get_or_create(&labels)
-            .set(i64::try_from(*v).unwrap_or(i64::MAX));
+        let labels = region_labels(region);
+        metrics.viewers.get_or_create(&labels).set(saturating(*v));
         now.regions.push(labels);
     }
-    // Tiers and regions that are gone stop being reported.
-    let key = (namespace.to_string(), stream.to_string());
-    let (fresh_tiers, fresh_regions) = (now.tiers.clone(), now.regions.clone());
-    let old = lock(published).insert(key, now);
-    if let Some(old) = old {
-        for l in old.tiers.iter().filter(|l| !fresh_tiers.contains(l)) {
-            metrics.relays_desired.remove(l);
-            metrics.relays_ready.remove(l);
-        }
-        for l in old.regions.iter().filter(|l| !fresh_regions.contains(l)) {
-            metrics.viewers.remove(l);
+    for r in &status.regions {
+        let labels = region_labels(&r.name);
+        metrics
+            .forecast_viewers
+            .get_or_create(&labels)
+            .set(saturating(r.forecast_viewers));
+        if !now.regions.contains(&labels) {
+            now.regions.push(labels);
         }
     }
+    let stream_labels = StreamLabels {
+        namespace: namespace.into(),
+        stream: stream.into(),
+    };
+    metrics
+        .growth
+        .get_or_create(&stream_labels)
+        .set(status.growth_per_minute / 60.0);
+    now.stream = Some(stream_labels);
+    for c in &status.conditions {
+        let labels = ConditionLabels {
+            namespace: namespace.into(),
+            stream: stream.into(),
+            condition: c.type_.clone(),
+        };
+        metrics
+            .conditions
+            .get_or_create(&labels)
+            .set(i64::from(c.status == "True"));
+        now.conditions.push(labels);
+    }
+    // Tiers, regions and conditions that are gone stop being reported.
+    let key = (namespace.to_string(), stream.to_string());
+    let fresh = Published {
+        tiers: now.tiers.clone(),
+        regions: now.regions.clone(),
+        conditions: now.conditions.clone(),
+        stream: now.stream.clone(),
+    };
+    let old = lock(published).insert(key, now);
+    if let Some(old) = old {
+        unpublish(metrics, &old, &fresh);
+    }
+}
+
+/// Removes the series `old` published that `fresh` does not.
+pub(crate) fn unpublish(metrics: &Metrics, old: &Published, fresh: &Published) {
+    for l in old.tiers.iter().filter(|l| !fresh.tiers.contains(l)) {
+        metrics.relays_desired.remove(l);
+        metrics.relays_ready.remove(l);
+    }
+    for l in old.regions.iter().filter(|l| !fresh.regions.contains(l)) {
+        metrics.viewers.remove(l);
+        metrics.forecast_viewers.remove(l);
+    }
+    for l in old
+        .conditions
+        .iter()
+        .filter(|l| !fresh.conditions.contains(l))
+    {
+        metrics.conditions.remove(l);
+    }
+    if let Some(l) = &old.stream
+        && fresh.stream.is_none()
+    {
+        metrics.growth.remove(l);
+    }
+}
+
+fn saturating(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 async fn write_status(
@@ -169,5 +225,114 @@ async fn write_status(
         // The Stream was deleted while we reconciled it: nothing to report.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+
+    use super::*;
+    use crate::crd::{RegionStatus, TierStatus, ViewerCounts};
+
+    fn target() -> Target {
+        Target {
+            stream: "launch".into(),
+            namespace: "live".into(),
+            app: "live".into(),
+            owner: OwnerReference::default(),
+        }
+    }
+
+    fn condition(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "Test".into(),
+            message: String::new(),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    fn status(regions: &[(&str, u64, u64)], flash_crowd: bool) -> StreamStatus {
+        StreamStatus {
+            conditions: vec![
+                condition("Ready", "True"),
+                condition("FlashCrowd", if flash_crowd { "True" } else { "False" }),
+            ],
+            viewers: ViewerCounts {
+                total: regions.iter().map(|r| r.1).sum(),
+                regions: regions.iter().map(|r| (r.0.to_string(), r.1)).collect(),
+            },
+            growth_per_minute: 120.0,
+            regions: regions
+                .iter()
+                .map(|&(name, viewers, forecast)| RegionStatus {
+                    name: name.into(),
+                    viewers,
+                    forecast_viewers: forecast,
+                    tiers: vec![TierStatus {
+                        tier: "edge".into(),
+                        level: 0,
+                        deployment: format!("launch-{name}-edge"),
+                        desired: 3,
+                        ready: 2,
+                    }],
+                })
+                .collect(),
+            ..StreamStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_streams_gauges_follow_its_status_and_vanish_with_its_regions() {
+        let metrics = Metrics::new();
+        let published = Mutex::new(HashMap::new());
+        let both = status(&[("us-east", 40, 90), ("eu-west", 10, 15)], true);
+        record_metrics(&metrics, &published, &target(), "us-east", &both);
+        let text = metrics.encode();
+        for series in [
+            r#"surge_operator_viewers{namespace="live",stream="launch",region="eu-west"} 10"#,
+            r#"surge_operator_forecast_viewers{namespace="live",stream="launch",region="us-east"} 90"#,
+            r#"surge_operator_viewer_growth_per_second{namespace="live",stream="launch"} 2.0"#,
+            r#"surge_operator_stream_condition{namespace="live",stream="launch",condition="FlashCrowd"} 1"#,
+            r#"surge_operator_stream_condition{namespace="live",stream="launch",condition="Ready"} 1"#,
+            r#"surge_operator_relays_desired{namespace="live",stream="launch",region="eu-west",tier="edge"} 3"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
+
+        let one = status(&[("us-east", 40, 50)], false);
+        record_metrics(&metrics, &published, &target(), "us-east", &one);
+        let text = metrics.encode();
+        assert!(!text.contains(r#"region="eu-west""#), "{text}");
+        assert!(
+            text.contains(
+                r#"surge_operator_stream_condition{namespace="live",stream="launch",condition="FlashCrowd"} 0"#
+            ),
+            "{text}"
+        );
+
+        // The Stream is deleted: none of its series stay.
+        let old = lock(&published)
+            .remove(&("live".to_string(), "launch".to_string()))
+            .expect("published");
+        unpublish(&metrics, &old, &Published::default());
+        assert!(!metrics.encode().contains("launch"), "{}", metrics.encode());
+    }
+
+    #[test]
+    fn build_info_and_leader_are_reported() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        let build = format!(
+            r#"surge_build_info{{component="operator",version="{}"}} 1"#,
+            crate::metrics::VERSION
+        );
+        assert!(text.contains(&build), "{text}");
+        assert!(text.contains("surge_operator_leader 0"), "{text}");
+        metrics.set_leading();
+        assert!(metrics.encode().contains("surge_operator_leader 1"));
     }
 }

@@ -201,9 +201,7 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
     }
     let locals = Arc::new(locals);
     let metrics = Arc::new(Metrics::new());
-    metrics
-        .leading
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    metrics.set_leading();
     let app = api::router(locals.clone(), metrics.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     info!(
