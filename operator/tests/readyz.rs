@@ -5,7 +5,6 @@
 //! not-ready would stall every rollout. The body tells the roles apart.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use surge_operator::metrics::{Metrics, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +51,6 @@ async fn readyz_is_200_for_a_standby_and_says_leading_once_the_replica_leads() {
     assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_string()));
 
     // run() sets this once it holds the Lease, before the controller starts.
-    metrics.leading.store(true, Ordering::Relaxed);
+    metrics.set_leading();
     assert_eq!(get(addr, "/readyz").await, (200, "leading\n".to_string()));
 }
