@@ -405,6 +405,28 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
         metrics.contains("surge_operator_relays_desired{"),
         "{metrics}"
     );
+    // Prometheus finds every relay through HTTP service discovery, and each one serves
+    // /metrics at the address it names.
+    let (code, body) = http_get(api, "/api/v1/scrape-targets").expect("scrape targets");
+    assert_eq!(code, 200, "{body}");
+    let groups: Value = serde_json::from_str(&body).expect("scrape targets JSON");
+    let relays = up["relays"].as_array().expect("relays");
+    let groups = groups.as_array().expect("target groups");
+    assert!(groups.len() >= relays.len(), "{body}");
+    for relay in relays {
+        let group = groups
+            .iter()
+            .find(|g| g["labels"]["pod"] == relay["name"])
+            .unwrap_or_else(|| panic!("{} not a target: {body}", relay["name"]));
+        assert_eq!(group["labels"]["namespace"], "default", "{body}");
+        let target: SocketAddr = group["targets"][0]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("target address");
+        let (code, text) = http_get(target, "/metrics").expect("relay metrics");
+        assert_eq!(code, 200);
+        assert!(text.contains("surge_relay_viewers"), "{text}");
+    }
 
     // The crowd leaves: after the stabilisation window eu-west is back to one. The windows
     // are trace time: 20 s of it is 2 s at speed 10, so this takes well under the 20 s of

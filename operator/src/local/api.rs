@@ -64,6 +64,8 @@ pub struct RelayAnswer {
     pub tier: String,
     pub rtmp: String,
     pub http: String,
+    /// Where `/metrics`, `/readyz` and `/api/v1/streams` answer.
+    pub admin: String,
     pub pid: u32,
     pub ready: bool,
     pub draining: bool,
@@ -79,6 +81,7 @@ impl From<&RelayStatus> for RelayAnswer {
             tier: r.tier.to_string(),
             rtmp: r.rtmp.to_string(),
             http: r.http.to_string(),
+            admin: r.admin.to_string(),
             pid: r.pid,
             ready: r.ready,
             draining: r.draining,
@@ -103,10 +106,47 @@ async fn streams(State(all): State<Arc<Vec<Arc<LocalStream>>>>) -> Json<Vec<Stre
     Json(all.iter().map(|s| answer(s)).collect())
 }
 
+/// Path of the relays as Prometheus HTTP service discovery reads them (`http_sd_configs`).
+pub const SCRAPE_TARGETS_PATH: &str = "/api/v1/scrape-targets";
+
+/// One target group of Prometheus' HTTP service discovery: a relay's admin address, with the
+/// `namespace` and `pod` labels a PodMonitor gives a relay pod's series.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct TargetGroup {
+    pub targets: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// One group per relay of `relays` (namespace, relay), draining ones included: their series
+/// end with them.
+pub fn target_groups(relays: impl Iterator<Item = (String, RelayAnswer)>) -> Vec<TargetGroup> {
+    relays
+        .map(|(namespace, relay)| TargetGroup {
+            targets: vec![relay.admin],
+            labels: [
+                ("namespace".to_string(), namespace),
+                ("pod".to_string(), relay.name),
+            ]
+            .into_iter()
+            .collect(),
+        })
+        .collect()
+}
+
+async fn scrape_targets(State(all): State<Arc<Vec<Arc<LocalStream>>>>) -> Json<Vec<TargetGroup>> {
+    let relays = all.iter().flat_map(|s| {
+        let a = answer(s);
+        let namespace = a.namespace;
+        a.relays.into_iter().map(move |r| (namespace.clone(), r))
+    });
+    Json(target_groups(relays))
+}
+
 /// The API's routes over `streams`, with the operator's metrics endpoints.
 pub fn router(streams_: Arc<Vec<Arc<LocalStream>>>, metrics: Arc<Metrics>) -> Router {
     let api = Router::new()
         .route(STREAMS_PATH, get(streams))
+        .route(SCRAPE_TARGETS_PATH, get(scrape_targets))
         .with_state(streams_);
     metrics::router(metrics).merge(api)
 }

@@ -842,6 +842,7 @@ impl State {
             address: r.address,
             rtmp: r.rtmp,
             http: r.http,
+            admin: r.probe,
             pid: r.process.pid(),
             ready: r.ready,
             draining: r.stop.is_some(),

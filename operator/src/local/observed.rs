@@ -132,6 +132,7 @@ mod tests {
             address: ip,
             rtmp: SocketAddr::from((ip, 1935)),
             http: SocketAddr::from((ip, 8080)),
+            admin: SocketAddr::from((ip, 9090)),
             pid: 4242,
             ready: true,
             draining: false,

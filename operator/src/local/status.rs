@@ -45,8 +45,11 @@ pub struct RelayStatus {
     pub tier: TierKind,
     pub address: Ipv4Addr,
     pub rtmp: SocketAddr,
-    /// Where `/api/v1/streams`, `/readyz` and `/metrics` answer.
+    /// Where HTTP-FLV plays and the locator answer.
     pub http: SocketAddr,
+    /// Where `/api/v1/streams`, `/readyz` and `/metrics` answer: the admin address (the HTTP
+    /// one when the relay has none).
+    pub admin: SocketAddr,
     pub pid: u32,
     pub ready: bool,
     /// Told to stop (SIGTERM), draining.
