@@ -318,3 +318,31 @@ fn an_image_outside_the_allowlist_is_refused_naming_the_field() {
     plain.cfg.allowed_relay_images = vec!["registry.example/other".to_string()];
     assert!(plain.reconcile(0.0, 0).planned.is_some());
 }
+
+#[test]
+fn every_relay_pod_tells_prometheus_where_its_metrics_are() {
+    let mut cfg = OperatorConfig::default();
+    cfg.relay_admin_port = 9191;
+    let stream = load("operator/tests/fixtures/relay-scheduling.yaml");
+    let t = target(&stream);
+    for tier in &tree_with(&stream, 0).tiers {
+        let d = build_deployment(&t, &stream.spec, tier, &cfg);
+        let template = d.spec.expect("spec").template;
+        let annotations = template
+            .metadata
+            .and_then(|m| m.annotations)
+            .expect("pod annotations");
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{}", tier.name);
+        assert_eq!(annotations["prometheus.io/path"], "/metrics");
+        // The annotated port is the container's admin port, where /metrics is served.
+        let admin = template.spec.expect("pod spec").containers[0]
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("admin"))
+            .map(|p| p.container_port.to_string())
+            .expect("admin port");
+        assert_eq!(annotations["prometheus.io/port"], admin, "{}", tier.name);
+        assert_eq!(admin, "9191");
+    }
+}

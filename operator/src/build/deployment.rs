@@ -190,6 +190,19 @@ fn pod_info_volume() -> Volume {
     }
 }
 
+/// The `prometheus.io/*` annotations that Prometheus' usual `kubernetes-pods` scrape job
+/// reads: the relay's metrics are on its admin port (the chart's PodMonitor finds them too).
+pub fn scrape_annotations(admin_port: u16) -> BTreeMap<String, String> {
+    [
+        ("prometheus.io/scrape", "true".to_string()),
+        ("prometheus.io/port", admin_port.to_string()),
+        ("prometheus.io/path", "/metrics".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// The Deployment running `tier`.
 pub fn build_deployment(
     target: &Target,
@@ -327,6 +340,7 @@ pub fn build_deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: Some(scrape_annotations(cfg.relay_admin_port)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
