@@ -321,8 +321,10 @@ fn an_image_outside_the_allowlist_is_refused_naming_the_field() {
 
 #[test]
 fn every_relay_pod_tells_prometheus_where_its_metrics_are() {
-    let mut cfg = OperatorConfig::default();
-    cfg.relay_admin_port = 9191;
+    let cfg = OperatorConfig {
+        relay_admin_port: 9191,
+        ..OperatorConfig::default()
+    };
     let stream = load("operator/tests/fixtures/relay-scheduling.yaml");
     let t = target(&stream);
     for tier in &tree_with(&stream, 0).tiers {
