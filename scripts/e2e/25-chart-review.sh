@@ -171,7 +171,28 @@ if verbs != want:
 if any("*" in v or "*" in r for _, r, v in rules):
     sys.exit("RBAC has a wildcard")
 EOF
-step "chart: lint, kubeVersion >=1.30, schema, relay flags and RBAC verbs as expected"
+python3 - "$WORK/custom.yaml" "$CHART" <<'EOF' || fail "the monitoring objects of the custom render"
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by_kind = {}
+for d in docs:
+    by_kind.setdefault(d["kind"], []).append(d)
+chart = sys.argv[2]
+pm = by_kind["PodMonitor"][0]["spec"]
+assert pm["selector"]["matchLabels"]["app.kubernetes.io/name"] == "surge-relay", pm
+assert pm["namespaceSelector"] == {"matchNames": ["live"]}, pm
+assert pm["podMetricsEndpoints"][0]["port"] == "admin", pm
+rules = yaml.safe_load(open(f"{chart}/monitoring/surge-alerts.rules.yaml"))
+pr = by_kind["PrometheusRule"][0]
+assert pr["spec"]["groups"] == rules["groups"], "PrometheusRule differs from the rules file"
+assert pr["metadata"]["labels"]["release"] == "prometheus"
+cm = [c for c in by_kind["ConfigMap"] if c["metadata"]["name"].endswith("-dashboard")][0]
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]
+dashboard = json.load(open(f"{chart}/monitoring/surge-dashboard.json"))
+assert json.loads(cm["data"]["surge.json"]) == dashboard, "dashboard ConfigMap differs from the JSON"
+assert by_kind["ServiceMonitor"][0]["spec"]["endpoints"][0]["honorLabels"] is True
+EOF
+step "chart: lint, kubeVersion >=1.30, schema, relay flags and RBAC verbs as expected; PodMonitor, PrometheusRule and dashboard ConfigMap as the files say"
 
 # --- 2. the API server validates every rendered object -------------------------------------
 step "bringing the cluster up"
@@ -191,12 +212,14 @@ if ! kubectl get namespace "$RELEASE_NS" >/dev/null 2>&1; then
   RELEASE_NS_CREATED=1
 fi
 
-# The ServiceMonitor is left out: its CRD belongs to the Prometheus Operator.
+# The ServiceMonitor, PodMonitor and PrometheusRule are left out: their CRDs belong to the
+# Prometheus Operator. The dashboard ConfigMap is in.
 for values in default custom; do
   extra=()
   [ "$values" = default ] || extra=(-f "$CUSTOM" --set "operator.watchNamespace=$NS")
   helm template "$RELEASE" "$CHART" -n "$RELEASE_NS" --include-crds "${extra[@]}" \
-    --set metrics.serviceMonitor.enabled=false >"$WORK/dry-$values.yaml" || fail "helm template ($values)"
+    --set metrics.serviceMonitor.enabled=false --set metrics.podMonitor.enabled=false \
+    --set metrics.prometheusRule.enabled=false >"$WORK/dry-$values.yaml" || fail "helm template ($values)"
   kubectl apply --server-side --dry-run=server --field-manager=chart-review -f "$WORK/dry-$values.yaml" \
     >"$WORK/dry-$values.txt" 2>&1 || { cat "$WORK/dry-$values.txt"; fail "the API server refused the $values render"; }
   n="$(grep -c 'serverside-applied (server dry run)' "$WORK/dry-$values.txt" || true)"
