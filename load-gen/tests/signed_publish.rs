@@ -21,6 +21,29 @@ fn failures(http: u16, reason: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// HTTP-FLV viewers of `live/e2e` at the edge, as `trace` says, with `extra` flags.
+fn replay_at_edge(
+    edge_rtmp: u16,
+    edge_http: u16,
+    trace: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let target = format!("r=127.0.0.1:{edge_rtmp}:{edge_http}");
+    let trace = trace.to_str().expect("utf-8");
+    let mut args = vec![
+        "--target",
+        &target,
+        "--protocol",
+        "flv",
+        "--stream",
+        "live/e2e",
+        "--trace",
+        trace,
+    ];
+    args.extend_from_slice(extra);
+    replay(&args)
+}
+
 #[test]
 fn a_signed_publish_verifies_at_the_edge_and_a_foreign_key_is_refused() {
     let _serial = one_at_a_time();
@@ -41,20 +64,17 @@ fn a_signed_publish_verifies_at_the_edge_and_a_foreign_key_is_refused() {
     )
     .expect("trace");
     let report_path = dir.join("report.json");
-    let out = replay(&[
-        "--target",
-        &format!("r=127.0.0.1:{edge_rtmp}:{edge_http}"),
-        "--protocol",
-        "flv",
-        "--stream",
-        "live/e2e",
-        "--trace",
-        trace.to_str().expect("utf-8"),
-        "--speed",
-        "1",
-        "--report",
-        report_path.to_str().expect("utf-8"),
-    ]);
+    let out = replay_at_edge(
+        edge_rtmp,
+        edge_http,
+        &trace,
+        &[
+            "--speed",
+            "1",
+            "--report",
+            report_path.to_str().expect("utf-8"),
+        ],
+    );
     assert!(
         out.status.success(),
         "replay failed: {}",
@@ -85,16 +105,7 @@ fn a_signed_publish_verifies_at_the_edge_and_a_foreign_key_is_refused() {
     let _foreign_publisher = publish(&dir, origin_rtmp, &["--sign-key", &foreign]);
     wait_for_publisher(origin_http, "e2e", Duration::from_secs(10));
     let _viewer = std::thread::spawn(move || {
-        let _ = replay(&[
-            "--target",
-            &format!("r=127.0.0.1:{edge_rtmp}:{edge_http}"),
-            "--protocol",
-            "flv",
-            "--stream",
-            "live/e2e",
-            "--trace",
-            trace.to_str().expect("utf-8"),
-        ]);
+        let _ = replay_at_edge(edge_rtmp, edge_http, &trace, &[]);
     });
     wait_until(
         "the edge to count an unknown-key failure",

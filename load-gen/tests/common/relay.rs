@@ -55,10 +55,21 @@ pub fn start_relay(dir: &Path, rtmp: u16, http: u16) -> Guard {
 
 /// [`start_relay`] with more flags (e.g. `--sign-key`).
 pub fn start_relay_with(dir: &Path, rtmp: u16, http: u16, extra: &[&str]) -> Guard {
+    start_relay_logged(dir, "relay.log", rtmp, http, extra)
+}
+
+/// [`start_relay_with`], its log appended to `dir/log_name`.
+pub fn start_relay_logged(
+    dir: &Path,
+    log_name: &str,
+    rtmp: u16,
+    http: u16,
+    extra: &[&str],
+) -> Guard {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("relay.log"))
+        .open(dir.join(log_name))
         .expect("relay log");
     let child = Command::new(relay_bin())
         .args([

@@ -2,10 +2,10 @@
 //! users to, and an edge relay that verifies what it pulls.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::relay::relay_bin;
-use super::{Guard, free_port, wait_for_port};
+use super::relay::start_relay_logged;
+use super::{Guard, free_port};
 
 /// An Ed25519 key pair made by openssl: `dir/NAME.pem` (private) and `dir/NAME.pub.pem`.
 pub fn key_pair(dir: &Path, name: &str) -> (String, String) {
@@ -35,27 +35,8 @@ pub fn key_pair(dir: &Path, name: &str) -> (String, String) {
 /// log in `dir/edge.log`. Returns the guard and the edge's RTMP and HTTP ports.
 pub fn start_edge(dir: &Path, origin_rtmp: u16, verify_key: &str) -> (Guard, u16, u16) {
     let (rtmp, http) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.join("edge.log")).expect("edge log");
-    let child = Command::new(relay_bin())
-        .args([
-            "--rtmp-listen",
-            &format!("127.0.0.1:{rtmp}"),
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-            "--upstream",
-            &format!("rtmp://127.0.0.1:{origin_rtmp}"),
-            "--verify-key",
-            verify_key,
-            "--shutdown-grace",
-            "1s",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the edge");
-    let guard = Guard(child);
-    wait_for_port(http);
+    let upstream = format!("rtmp://127.0.0.1:{origin_rtmp}");
+    let extra = ["--upstream", upstream.as_str(), "--verify-key", verify_key];
+    let guard = start_relay_logged(dir, "edge.log", rtmp, http, &extra);
     (guard, rtmp, http)
 }
