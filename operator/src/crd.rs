@@ -80,7 +80,22 @@ use surge_planner::{ScalingSettings, TreeSettings};
      "fieldPath": ".regions"},
     {"rule": "self.regions.all(r, !has(r.playbackService) || !has(r.playbackService.loadBalancerClass) || (has(self.playback) && has(self.playback.serviceType) && self.playback.serviceType == 'LoadBalancer'))",
      "message": "a region's playbackService.loadBalancerClass needs playback.serviceType LoadBalancer",
-     "fieldPath": ".regions"}
+     "fieldPath": ".regions"},
+    {"rule": "has(self.origin) || (has(self.upstream) && size(self.upstream) > 0)",
+     "message": "origin is required unless upstream names the external upstreams to pull from",
+     "fieldPath": ".origin"},
+    {"rule": "!has(self.origin) || !has(self.upstream) || size(self.upstream) == 0",
+     "message": "origin must be left out with upstream: no origin runs in this cluster",
+     "fieldPath": ".origin"},
+    {"rule": "!has(self.upstream) || size(self.upstream) == 0 || !has(self.publish)",
+     "message": "publish must be left out with upstream: this cluster takes no publisher",
+     "fieldPath": ".publish"},
+    {"rule": "!has(self.upstream) || size(self.upstream) == 0 || !has(self.integrity) || !has(self.integrity.signingKeySecretRef)",
+     "message": "signingKeySecretRef must be left out with upstream: this cluster does not sign, it verifies with trustedKeys",
+     "fieldPath": ".integrity.signingKeySecretRef"},
+    {"rule": "!has(self.upstream) || size(self.upstream) == 0 || (has(self.integrity) && (!self.integrity.enabled || (has(self.integrity.trustedKeys) && size(self.integrity.trustedKeys) > 0)))",
+     "message": "with upstream, list the remote origin's public key in integrity.trustedKeys (its Stream's status.integrity.publicKey), or set integrity.enabled: false to pull unverified",
+     "fieldPath": ".integrity"}
 ]))]
 pub struct StreamSpec {
     /// RTMP application name the broadcaster publishes to and viewers play from.
@@ -93,8 +108,22 @@ pub struct StreamSpec {
     #[schemars(range(min = 1, max = 200000))]
     pub bitrate_kbps: u32,
 
-    /// Where the broadcaster publishes.
-    pub origin: OriginSpec,
+    /// Where the broadcaster publishes: the origin relay of this cluster. Required unless
+    /// `upstream` is set, and left out then (no origin runs in this cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginSpec>,
+
+    /// External upstreams, in order of preference: `rtmp://HOST[:PORT]/APP` or
+    /// `rtmps://HOST[:PORT]/APP` (port 1935, or 443 for rtmps, when left out), e.g. the
+    /// ingest or playback addresses of another cluster's Stream. Set, this cluster runs no
+    /// origin (nor its Service and PodDisruptionBudget) and takes no publisher: each region's
+    /// top tier pulls the stream, under this Stream's name, from the first of these that
+    /// plays and fails over down the list; reflectors and edges are sized on this cluster's
+    /// viewers. No credentials (`user:password@`), query or fragment: the URLs are shown in
+    /// the status. At most 8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "upstream_schema")]
+    pub upstream: Vec<String>,
 
     /// Regions that serve viewers; each gets its own edge tier (and reflectors when needed).
     #[schemars(length(min = 1, max = 32))]
@@ -162,6 +191,14 @@ pub struct IntegritySpec {
     /// they start; a change of the keys rolls the relays out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key_secret_ref: Option<SecretRef>,
+    /// More Ed25519 public keys (one PEM block each, as `openssl pkey -pubout` writes them)
+    /// that reflectors and edges accept, e.g. a publisher that signs at the source. With
+    /// `spec.upstream` this cluster does not sign: list the remote origin's key (its Stream's
+    /// `status.integrity.publicKey`; during a rotation the old and the new one) or set
+    /// `enabled: false`. At most 8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 1024)))]
+    pub trusted_keys: Vec<String>,
 }
 
 impl Default for IntegritySpec {
@@ -169,6 +206,7 @@ impl Default for IntegritySpec {
         IntegritySpec {
             enabled: true,
             signing_key_secret_ref: None,
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -177,6 +215,50 @@ impl IntegritySpec {
     pub fn is_default(&self) -> bool {
         *self == IntegritySpec::default()
     }
+}
+
+impl StreamSpec {
+    /// The origin's region; `None` with external upstreams (`spec.upstream`).
+    pub fn origin_region(&self) -> Option<&str> {
+        self.origin.as_ref().map(|o| o.region.as_str())
+    }
+
+    /// Whether the Stream pulls from external upstreams instead of running an origin.
+    pub fn has_external_upstreams(&self) -> bool {
+        !self.upstream.is_empty()
+    }
+}
+
+/// Most entries of `spec.upstream` (matches the CRD schema).
+pub const MAX_UPSTREAMS: usize = 8;
+/// Longest `spec.upstream` entry (matches the CRD schema).
+pub const MAX_UPSTREAM_LENGTH: usize = 512;
+
+/// `spec.upstream`'s schema: the rules are on each entry so that the API server names
+/// `spec.upstream[i]`, and they are CEL rules rather than a `pattern`, whose refusal would
+/// repeat the value (credentials included) in the error.
+fn upstream_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": MAX_UPSTREAMS,
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_UPSTREAM_LENGTH,
+            "x-kubernetes-validations": [
+                {"rule": "self.lowerAscii().startsWith('rtmp://') || self.lowerAscii().startsWith('rtmps://')",
+                 "message": "must be an rtmp:// or rtmps:// URL"},
+                {"rule": "!self.contains('@')",
+                 "message": "must not carry credentials (user:password@): the URLs are shown in the status"},
+                {"rule": "!self.contains('?') && !self.contains('#')",
+                 "message": "must not have a query or fragment: the URLs are shown in the status"},
+                {"rule": "self.matches('^[A-Za-z]+://([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|[[][0-9A-Fa-f:.]+[]])(:[0-9]+)?/[A-Za-z0-9_.-]+/?$')",
+                 "message": "must be rtmp://HOST[:PORT]/APP: a host name or address, an optional port and one app path segment (A-Z a-z 0-9 _ . -)"},
+                {"rule": "!self.matches('^[A-Za-z]+://[^/]*:[0-9]+/') || self.matches(':([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])/')",
+                 "message": "the port must be 1-65535"}
+            ]
+        }
+    })
 }
 
 /// The ingest side of the tree.
@@ -735,12 +817,48 @@ pub struct StreamStatus {
     /// absent when signing is off or the key could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<IntegrityStatus>,
+    /// The external upstreams (`spec.upstream`) and which of them the relays pull from now;
+    /// absent without `spec.upstream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamStatus>,
+}
+
+/// Which external upstreams the relays pull from, as they report it on `/api/v1/streams`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamStatus {
+    /// The upstream most relays pulling from outside the cluster use now (the more preferred
+    /// one on a tie), as `rtmp://HOST:PORT/APP`; absent while none is connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<String>,
+    /// Relays of this Stream connected to an external upstream now.
+    #[serde(default)]
+    pub relays: u32,
+    /// `spec.upstream` in order of preference, each with the relays connected to it now
+    /// (relays that disagree show up as counts on more than one entry).
+    #[serde(default)]
+    pub urls: Vec<UpstreamUse>,
+}
+
+/// One external upstream and the relays pulling from it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamUse {
+    /// As `spec.upstream` names it, with the port written out (`rtmp://HOST:PORT/APP`).
+    pub url: String,
+    /// Relays connected to it now.
+    pub relays: u32,
 }
 
 /// The key a Stream is signed with.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrityStatus {
+    /// Who signs: `origin` (this cluster's origin, with the key of `secret`) or `upstream`
+    /// (the external upstream's origin: the relays here only verify, with
+    /// `spec.integrity.trustedKeys`, and `publicKey` is the first of those).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signer: String,
     /// The public half of the signing key, as `openssl pkey -pubout` writes it.
     pub public_key: String,
     /// Its key id, as signatures carry it: the first 8 bytes of SHA-256 over the raw
@@ -749,7 +867,8 @@ pub struct IntegrityStatus {
     /// Every key id the relays accept (the signing key first, then `trusted.pem`'s).
     #[serde(default)]
     pub trusted_key_ids: Vec<String>,
-    /// The Secret holding the signing key.
+    /// The Secret holding the signing key (absent when this cluster does not sign).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
 }
 
@@ -794,7 +913,8 @@ pub struct TierStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoints {
-    /// RTMP URL the broadcaster publishes to.
+    /// RTMP URL the broadcaster publishes to; empty with `spec.upstream` (publish to the
+    /// origin outside this cluster).
     #[serde(default)]
     pub ingest: String,
     #[serde(default)]

@@ -21,7 +21,7 @@ use crate::build::pdb::build_pdb;
 use crate::build::service_settings::{settings_errors, with_service_settings};
 use crate::build::{Target, build_deployment, build_peers_service, build_service};
 use crate::config::OperatorConfig;
-use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus};
+use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus, UpstreamStatus};
 use crate::image_policy::image_error;
 use crate::integrity::{FailingHop, Keys};
 use crate::labels::TierKind;
@@ -52,6 +52,9 @@ pub struct StreamMemory {
     /// (relay, upstream) of the hops failing verification at the last settled reconcile (an
     /// IntegrityFailure event marks each new set).
     pub integrity_hops: Vec<(String, String)>,
+    /// The indices into `spec.upstream` relays were last seen connected to (an
+    /// UpstreamFailover or UpstreamRestored event marks each change).
+    pub upstreams_in_use: Option<Vec<usize>>,
 }
 
 fn hop_keys(hops: &[FailingHop]) -> Vec<(String, String)> {
@@ -164,6 +167,8 @@ pub struct Planned {
     pub keys: Option<Keys>,
     /// Relays whose upstream recently failed verification.
     pub failing_hops: Vec<FailingHop>,
+    /// Per relay, the upstream it pulls from now (for `status.upstream`).
+    pub connected: BTreeMap<String, String>,
     /// The desired objects, tier by tier (origin first): the tier's Service, then its Deployment.
     pub objects: Vec<(Service, Deployment)>,
     /// Per region, the headless Service the edges' locators watch (`hostPort` exposure only).
@@ -343,6 +348,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         verify_keys,
         keys,
         failing_hops,
+        connected: observed.upstreams.clone(),
         objects,
         peers_services,
         pdbs,
@@ -487,6 +493,17 @@ impl Planned {
             previous,
             input.clock.now,
         );
+        let spec = &input.stream.spec;
+        crate::status::add_upstream(
+            &mut status,
+            spec,
+            &self.connected,
+            previous,
+            input.clock.now,
+        );
+        if let Some(upstream) = &status.upstream {
+            events.extend(upstream_event(upstream, &mut memory));
+        }
         Outcome {
             events,
             memory,
@@ -494,6 +511,23 @@ impl Planned {
             gauges: true,
             requeue_after: input.cfg.scrape_interval,
         }
+    }
+}
+
+/// UpstreamFailover when relays move off the preferred external upstream (or split), and
+/// UpstreamRestored when they are all back on it; nothing while none is connected (the
+/// relays' own state says more then) or on the first sight of the preferred one.
+fn upstream_event(upstream: &UpstreamStatus, memory: &mut StreamMemory) -> Option<Note> {
+    let in_use = crate::upstream::indices_in_use(upstream);
+    if in_use.is_empty() || memory.upstreams_in_use.as_ref() == Some(&in_use) {
+        return None;
+    }
+    let before = memory.upstreams_in_use.replace(in_use.clone());
+    let (failed_over, _, message) = crate::upstream::failover(upstream);
+    if failed_over {
+        Some(Note::warning("UpstreamFailover", message))
+    } else {
+        before.map(|_| Note::normal("UpstreamRestored", message))
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn gather(
     let Scrapes {
         outcomes,
         integrity,
+        upstreams,
     } = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
@@ -74,6 +75,7 @@ pub async fn gather(
         nodes,
         signing_key: None,
         integrity,
+        upstreams,
     })
 }
 
@@ -114,6 +116,8 @@ pub(crate) struct Scrapes {
     pub outcomes: BTreeMap<String, ScrapeOutcome>,
     /// The pods that reported verification failures of the Stream.
     pub integrity: BTreeMap<String, IntegrityStats>,
+    /// The upstream each pod pulling the Stream is connected to now (its `rtmp://` URL).
+    pub upstreams: BTreeMap<String, String>,
 }
 
 /// Scrapes every running relay pod concurrently (at most 32 at a time).
@@ -134,28 +138,43 @@ pub(crate) async fn scrape_all(
         let (app, stream) = (target.app.clone(), target.stream.clone());
         async move {
             let answer = scraper.scrape(&ip, port).await;
-            let integrity = answer.as_ref().ok().and_then(|stats| {
-                let mine = stats
+            let mine = answer.as_ref().ok().and_then(|stats| {
+                stats
                     .streams
                     .iter()
-                    .filter(|s| s.app == app && s.name == stream);
-                mine.filter_map(|s| s.integrity.clone()).next()
+                    .find(|s| s.app == app && s.name == stream)
             });
+            let integrity = mine.and_then(|s| s.integrity.clone());
+            // Only a connection that plays: a relay retrying has no upstream in use.
+            let upstream = mine
+                .and_then(|s| s.upstream.as_ref())
+                .filter(|u| u.state == "connected")
+                .and_then(|u| u.url.clone());
             let outcome = answer
                 .map(|stats| stats.viewers_of(&app, &stream))
                 .map_err(|e| format!("{ip}:{port}: {e}"));
-            (pod, outcome, integrity)
+            (pod, outcome, integrity, upstream)
         }
     });
-    let results: Vec<(String, ScrapeOutcome, Option<IntegrityStats>)> = futures::stream::iter(jobs)
+    type Answer = (
+        String,
+        ScrapeOutcome,
+        Option<IntegrityStats>,
+        Option<String>,
+    );
+    let results: Vec<Answer> = futures::stream::iter(jobs)
         .buffer_unordered(32)
         .collect()
         .await;
     let mut scrapes = Scrapes {
         outcomes: BTreeMap::new(),
         integrity: BTreeMap::new(),
+        upstreams: BTreeMap::new(),
     };
-    for (pod, outcome, integrity) in results {
+    for (pod, outcome, integrity, upstream) in results {
+        if let Some(url) = upstream {
+            scrapes.upstreams.insert(pod.clone(), url);
+        }
         if let Err(e) = &outcome {
             metrics.scrape_errors.inc();
             tracing::debug!(%pod, error = %e, "relay scrape failed");

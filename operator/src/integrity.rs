@@ -33,9 +33,10 @@ pub struct KeySecret {
     pub generated: bool,
 }
 
-/// The Secret of a Stream that signs; `None` with `spec.integrity.enabled: false`.
+/// The Secret of a Stream that signs; `None` with `spec.integrity.enabled: false`, and with
+/// external upstreams (`spec.upstream`: this cluster runs no origin to sign with it).
 pub fn key_secret(stream: &str, spec: &StreamSpec) -> Option<KeySecret> {
-    if !spec.integrity.enabled {
+    if !spec.integrity.enabled || spec.has_external_upstreams() {
         return None;
     }
     Some(match &spec.integrity.signing_key_secret_ref {
@@ -60,13 +61,17 @@ pub enum SecretRead {
     Failed(String),
 }
 
-/// A Stream's keys, as read from its Secret.
+/// A Stream's keys, as read from its Secret (and `spec.integrity.trustedKeys`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
-    pub secret: String,
-    /// The public half of the signing key.
+    /// The Secret with the signing key; `None` when this cluster does not sign (external
+    /// upstreams): its relays only verify.
+    pub secret: Option<String>,
+    /// The public half of the signing key; with external upstreams, the first trusted key
+    /// (the remote origin's).
     pub signing: VerifyKey,
-    /// What pullers trust: the signing key first, then `trusted.pem`'s (no repeats).
+    /// What pullers trust: the signing key first, then `trusted.pem`'s and
+    /// `spec.integrity.trustedKeys` (no repeats).
     pub trusted: Vec<VerifyKey>,
 }
 
@@ -76,6 +81,9 @@ pub fn keys(
     spec: &StreamSpec,
     read: Option<&SecretRead>,
 ) -> Result<Option<Keys>, FieldError> {
+    if spec.integrity.enabled && spec.has_external_upstreams() {
+        return verify_only(spec).map(Some);
+    }
     let Some(secret) = key_secret(stream, spec) else {
         return Ok(None);
     };
@@ -109,26 +117,68 @@ pub fn keys(
     if let Some(more) = data.get(TRUSTED_ITEM) {
         let more = VerifyKey::all_from_pem(more)
             .map_err(|e| fail(format!("Secret {name}: {TRUSTED_ITEM}: {e}")))?;
-        for key in more {
-            if !trusted.contains(&key) {
-                trusted.push(key);
-            }
-        }
+        add_new(&mut trusted, more);
     }
+    add_new(&mut trusted, spec_keys(spec)?);
     Ok(Some(Keys {
-        secret: secret.name,
+        secret: Some(secret.name),
         signing,
         trusted,
     }))
 }
 
+/// With external upstreams nothing is signed here: the relays verify with the keys the
+/// Stream lists (the remote origin's), the first standing as the signing key.
+fn verify_only(spec: &StreamSpec) -> Result<Keys, FieldError> {
+    let mut trusted = Vec::new();
+    add_new(&mut trusted, spec_keys(spec)?);
+    let signing = trusted.first().cloned().ok_or_else(|| FieldError {
+        field: "spec.integrity.trustedKeys".into(),
+        message: "with spec.upstream, list the remote origin's public key".into(),
+    })?;
+    Ok(Keys {
+        secret: None,
+        signing,
+        trusted,
+    })
+}
+
+/// `spec.integrity.trustedKeys`, parsed.
+fn spec_keys(spec: &StreamSpec) -> Result<Vec<VerifyKey>, FieldError> {
+    spec.integrity
+        .trusted_keys
+        .iter()
+        .enumerate()
+        .map(|(i, pem)| {
+            crate::upstream::trusted_key(pem).map_err(|message| FieldError {
+                field: format!("spec.integrity.trustedKeys[{i}]"),
+                message,
+            })
+        })
+        .collect()
+}
+
+fn add_new(trusted: &mut Vec<VerifyKey>, more: Vec<VerifyKey>) {
+    for key in more {
+        if !trusted.contains(&key) {
+            trusted.push(key);
+        }
+    }
+}
+
 /// `status.integrity`: what a viewer needs to check the stream itself.
 pub fn status(keys: &Keys) -> IntegrityStatus {
     IntegrityStatus {
+        signer: if keys.secret.is_some() {
+            "origin"
+        } else {
+            "upstream"
+        }
+        .to_string(),
         public_key: keys.signing.to_pem(),
         key_id: keys.signing.id().to_string(),
         trusted_key_ids: keys.trusted.iter().map(|k| k.id().to_string()).collect(),
-        secret: keys.secret.clone(),
+        secret: keys.secret.clone().unwrap_or_default(),
     }
 }
 

@@ -33,4 +33,5 @@ pub mod signing_secret;
 pub mod sizing;
 pub mod status;
 pub mod tree;
+pub mod upstream;
 pub mod validate;

@@ -175,6 +175,9 @@ pub struct Observed {
     pub signing_key: Option<crate::integrity::SecretRead>,
     /// Per pod name: the verification failures it reported for this Stream, if any.
     pub integrity: BTreeMap<String, surge_wire::streams_api::IntegrityStats>,
+    /// Per pod name: the upstream it pulls this Stream from now (`rtmp://` URL), for the
+    /// pods connected to one.
+    pub upstreams: BTreeMap<String, String>,
 }
 
 impl Observed {

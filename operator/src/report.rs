@@ -37,7 +37,7 @@ pub async fn report(
         return Ok(Action::requeue(ctx.wall(outcome.requeue_after)));
     };
     if outcome.gauges {
-        let origin_region = &stream.spec.origin.region;
+        let origin_region = stream.spec.origin_region().unwrap_or_default();
         record_metrics(&ctx.metrics, &ctx.published, target, origin_region, &status);
     }
     if ctx.is_deleted(&target.owner.uid) {

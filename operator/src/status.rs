@@ -23,6 +23,8 @@ pub const DEGRADED: &str = "Degraded";
 pub const FLASH_CROWD: &str = "FlashCrowd";
 /// `Degraded`'s reason while relays report signed frames failing verification.
 pub const INTEGRITY_FAILURE: &str = "IntegrityFailure";
+/// True while relays pull from another external upstream than the first of `spec.upstream`.
+pub const UPSTREAM_FAILOVER: &str = "UpstreamFailover";
 
 /// Everything status is computed from.
 pub struct StatusInput<'a> {
@@ -132,9 +134,9 @@ pub fn compute_status(input: &StatusInput<'_>) -> StreamStatus {
     let mut not_ready = Vec::new();
     let mut not_converged = Vec::new();
     if let Some(tree) = input.tree {
-        let origin = tier_status(tree.origin(), input.deployments);
-        status.origin = Some(origin.clone());
-        let mut all = vec![origin];
+        // No origin with external upstreams (spec.upstream).
+        status.origin = tree.origin().map(|o| tier_status(o, input.deployments));
+        let mut all: Vec<TierStatus> = status.origin.iter().cloned().collect();
         let (mut edges_ready, mut edges_desired) = (0, 0);
         for region in &input.spec.regions {
             // A reflector level laid out for maxEdges that runs no relay now is left out.
@@ -303,11 +305,18 @@ fn endpoints(input: &StatusInput<'_>, tree: &TreePlan) -> Endpoints {
     };
     let locators = input.spec.placement.exposure == Exposure::HostPort;
     Endpoints {
-        ingest: format!(
-            "rtmp://{}:{}/{app}/{stream}",
-            host(&tree.origin().name),
-            cfg.relay_rtmp_port
-        ),
+        // Nothing to publish to here with external upstreams: the broadcaster publishes to
+        // the origin outside this cluster.
+        ingest: tree
+            .origin()
+            .map(|origin| {
+                format!(
+                    "rtmp://{}:{}/{app}/{stream}",
+                    host(&origin.name),
+                    cfg.relay_rtmp_port
+                )
+            })
+            .unwrap_or_default(),
         playback: tree
             .tiers
             .iter()
@@ -362,4 +371,32 @@ pub fn add_integrity(
         generation,
         now,
     );
+}
+
+/// Adds external upstreams to a computed status (only with `spec.upstream`):
+/// `status.upstream`, the relays connected to each (`connected`: relay name → the upstream
+/// it pulls from now), and the `UpstreamFailover` condition.
+pub fn add_upstream(
+    status: &mut StreamStatus,
+    spec: &StreamSpec,
+    connected: &BTreeMap<String, String>,
+    previous: Option<&StreamStatus>,
+    now: Timestamp,
+) {
+    if !spec.has_external_upstreams() {
+        return;
+    }
+    let upstream = crate::upstream::status(&crate::upstream::configured(spec), connected);
+    let (on, reason, message) = crate::upstream::failover(&upstream);
+    let generation = status.observed_generation;
+    status.conditions.push(condition(
+        previous,
+        UPSTREAM_FAILOVER,
+        on,
+        reason,
+        message,
+        generation,
+        now,
+    ));
+    status.upstream = Some(upstream);
 }

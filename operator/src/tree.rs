@@ -19,6 +19,10 @@ pub struct TierPlan {
     pub replicas: i32,
     /// Service names to pull from, in order: the tier above, then the origin (fallback).
     pub upstreams: Vec<String>,
+    /// External upstreams pulled from after `upstreams` (`spec.upstream`, in its written
+    /// form): in place of the origin, so the top tier's only upstreams and the fallback of
+    /// the tiers below it. Empty for a Stream with an origin.
+    pub external: Vec<String>,
     pub node_selector: BTreeMap<String, String>,
     pub service_type: ServiceType,
     /// How the tier's relays place viewers; `None`: they do not (no locator, no host ports).
@@ -95,8 +99,9 @@ pub struct TreePlan {
 }
 
 impl TreePlan {
-    pub fn origin(&self) -> &TierPlan {
-        &self.tiers[0]
+    /// The origin tier; `None` with external upstreams (`spec.upstream`).
+    pub fn origin(&self) -> Option<&TierPlan> {
+        self.tiers.first().filter(|t| t.kind == TierKind::Origin)
     }
 
     pub fn region_tiers<'a>(&'a self, region: &'a str) -> impl Iterator<Item = &'a TierPlan> + 'a {
@@ -127,18 +132,28 @@ pub fn plan_tiers(
     plan: &StreamPlan,
     cfg: &OperatorConfig,
 ) -> TreePlan {
-    let origin_name = tier_object_name(stream, &spec.origin.region, TierKind::Origin);
-    let mut tiers = vec![TierPlan {
-        kind: TierKind::Origin,
-        region: spec.origin.region.clone(),
-        name: origin_name.clone(),
-        replicas: 1,
-        upstreams: Vec::new(),
-        node_selector: region_node_selector(spec, &spec.origin.region, cfg),
-        service_type: spec.origin.service_type,
-        placement: None,
-        parents: None,
-    }];
+    // With external upstreams no origin runs here: they take its place in every list.
+    let origin_name = spec
+        .origin_region()
+        .map(|region| tier_object_name(stream, region, TierKind::Origin));
+    let external = crate::upstream::configured(spec);
+    let mut tiers: Vec<TierPlan> = spec
+        .origin
+        .iter()
+        .zip(&origin_name)
+        .map(|(origin, name)| TierPlan {
+            kind: TierKind::Origin,
+            region: origin.region.clone(),
+            name: name.clone(),
+            replicas: 1,
+            upstreams: Vec::new(),
+            external: Vec::new(),
+            node_selector: region_node_selector(spec, &origin.region, cfg),
+            service_type: origin.service_type,
+            placement: None,
+            parents: None,
+        })
+        .collect();
     let mut peers_services: Vec<PeersService> = Vec::new();
     // (tier, its peers Service, region, kind) of each tier that takes a region's overflow.
     let mut overflow_tiers: Vec<(String, String, String, TierKind)> = Vec::new();
@@ -163,7 +178,11 @@ pub fn plan_tiers(
                 region: region.name.clone(),
                 name: name.clone(),
                 replicas: to_replicas(count),
-                upstreams: upstreams(parent.as_ref().map(|p| p.0.as_str()), &origin_name),
+                upstreams: upstreams(
+                    parent.as_ref().map(|p| p.0.as_str()),
+                    origin_name.as_deref(),
+                ),
+                external: external.clone(),
                 node_selector: node_selector.clone(),
                 service_type: ServiceType::ClusterIP,
                 placement: None,
@@ -182,13 +201,15 @@ pub fn plan_tiers(
             // The origin is always in view: it takes the overflow while the reflector level
             // above the edges runs no relays (the relay's locator prefers the region's
             // reflectors when it sees any).
-            let origin_peers = peers_name(stream, &spec.origin.region, TierKind::Origin);
-            let mut above = vec![(
-                origin_name.clone(),
-                origin_peers,
-                spec.origin.region.clone(),
-                TierKind::Origin,
-            )];
+            // Without an origin (external upstreams), only the reflectors take it.
+            let mut above: Vec<(String, String, String, TierKind)> = origin_name
+                .iter()
+                .zip(spec.origin_region())
+                .map(|(name, region)| {
+                    let peers = peers_name(stream, region, TierKind::Origin);
+                    (name.clone(), peers, region.to_string(), TierKind::Origin)
+                })
+                .collect();
             if let Some((name, kind)) = parent.clone() {
                 above.insert(
                     0,
@@ -210,7 +231,11 @@ pub fn plan_tiers(
             region: region.name.clone(),
             name: tier_object_name(stream, &region.name, TierKind::Edge),
             replicas: to_replicas(edges),
-            upstreams: upstreams(parent.as_ref().map(|p| p.0.as_str()), &origin_name),
+            upstreams: upstreams(
+                parent.as_ref().map(|p| p.0.as_str()),
+                origin_name.as_deref(),
+            ),
+            external: external.clone(),
             node_selector,
             service_type: spec.playback.service_type,
             placement,
@@ -333,10 +358,12 @@ fn edge_placement(
     })
 }
 
-fn upstreams(parent: Option<&str>, origin: &str) -> Vec<String> {
-    let mut out: Vec<String> = parent.map(str::to_string).into_iter().collect();
-    out.push(origin.to_string());
-    out
+fn upstreams(parent: Option<&str>, origin: Option<&str>) -> Vec<String> {
+    parent
+        .into_iter()
+        .chain(origin)
+        .map(str::to_string)
+        .collect()
 }
 
 fn to_replicas(n: u32) -> i32 {

@@ -71,12 +71,16 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
     if spec.bitrate_kbps == 0 {
         errors.push(err("spec.bitrateKbps", "must be positive"));
     }
-    if !is_dns_label(&spec.origin.region, MAX_REGION_NAME) {
+    if let Some(region) = spec.origin_region()
+        && !is_dns_label(region, MAX_REGION_NAME)
+    {
         errors.push(err(
             "spec.origin.region",
             "must be a region name (a-z, 0-9, '-')",
         ));
     }
+    // spec.upstream, and the origin and keys that go with it or not.
+    errors.extend(crate::upstream::errors(spec));
     if spec.regions.is_empty() {
         errors.push(err("spec.regions", "must list at least one region"));
     }

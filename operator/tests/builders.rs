@@ -143,7 +143,7 @@ fn relay_args_name_tier_region_prewarm_and_upstreams_in_order() {
     let cfg = OperatorConfig::default();
     let tree = tree_with(&stream, 0);
     let t = target(&stream);
-    let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
+    let origin = relay_args(&t, &stream.spec, tree.origin().expect("an origin"), &cfg);
     assert_eq!(arg_after(&origin, "--tier"), ["origin"]);
     assert_eq!(arg_after(&origin, "--region"), ["us-east"]);
     assert!(arg_after(&origin, "--upstream").is_empty());
@@ -183,7 +183,7 @@ fn services_expose_rtmp_and_http_with_the_requested_types() {
     };
     let tree = tree_with(&stream, 0);
     let t = target(&stream);
-    let origin = build_service(&t, tree.origin(), &cfg);
+    let origin = build_service(&t, tree.origin().expect("an origin"), &cfg);
     assert_eq!(
         origin.spec.as_ref().unwrap().type_.as_deref(),
         Some("LoadBalancer")

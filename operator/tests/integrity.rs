@@ -71,7 +71,10 @@ fn by_default_the_origin_signs_and_every_puller_verifies_with_mounted_files() {
     let (outcome, planned) = reconcile_with(&mut w, 0.0, |_| {});
     let planned = planned.expect("a tree");
     let keys = planned.keys.as_ref().expect("signing is on by default");
-    assert_eq!(keys.secret, format!("{}-signing-key", w.target.stream));
+    assert_eq!(
+        keys.secret,
+        Some(format!("{}-signing-key", w.target.stream))
+    );
 
     for (_, d) in &planned.objects {
         let pod = d
@@ -96,7 +99,7 @@ fn by_default_the_origin_signs_and_every_puller_verifies_with_mounted_files() {
             let secret = volume
                 .and_then(|v| v.secret.as_ref())
                 .expect("the Secret mounted");
-            assert_eq!(secret.secret_name.as_deref(), Some(keys.secret.as_str()));
+            assert_eq!(secret.secret_name.as_deref(), keys.secret.as_deref());
         } else {
             assert_eq!(
                 flag_values(&a, "--verify-key"),

@@ -77,7 +77,7 @@ fn edge_size_comes_from_egress_unless_viewers_per_edge_is_given() {
     let origin = relay_args(
         &target(&cup),
         &cup.spec,
-        tree.origin(),
+        tree.origin().expect("an origin"),
         &OperatorConfig::default(),
     );
     assert!(arg_after(&origin, "--max-egress-mbps").is_empty());
@@ -223,7 +223,7 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
     // The origin takes overflow but places nobody: no locator. It advertises its node's
     // host and the node ports two above the relay's (an edge and a reflector may share the
     // node); children still pull from its pod address.
-    let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
+    let origin = relay_args(&t, &stream.spec, tree.origin().expect("an origin"), &cfg);
     assert!(arg_after(&origin, "--placement-peer").is_empty());
     assert!(arg_after(&origin, "--overflow").is_empty());
     assert_eq!(
@@ -258,7 +258,7 @@ fn on_host_ports_every_edge_is_a_locator_over_its_region_and_its_overflow() {
     assert_eq!(env.name, "SURGE_ADVERTISE_HOST");
     let field = env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
     assert_eq!(field.field_path, "status.hostIP");
-    let origin = build_deployment(&t, &stream.spec, tree.origin(), &cfg);
+    let origin = build_deployment(&t, &stream.spec, tree.origin().expect("an origin"), &cfg);
     let spec = origin.spec.unwrap();
     // Its one relay holds the broadcast: a rollout waits for free ports rather than stop it.
     let rolling = spec.strategy.unwrap().rolling_update.unwrap();
@@ -503,7 +503,7 @@ fn the_first_reflector_level_takes_its_regions_overflow_on_host_ports_of_its_own
     assert_eq!(host_ports, [Some(1936), Some(8081), None]);
     // Higher reflector levels stay unexposed; the origin stays exposed (it takes the overflow
     // whenever the plan runs no reflectors, and its pod template does not change with the plan).
-    let origin = relay_args(&t, &stream.spec, tree.origin(), &cfg);
+    let origin = relay_args(&t, &stream.spec, tree.origin().expect("an origin"), &cfg);
     assert_eq!(
         arg_after(&origin, "--advertise-host-file"),
         ["/etc/surge-pod/advertise-host"]

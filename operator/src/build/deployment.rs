@@ -65,6 +65,11 @@ pub fn relay_args(
             spec.app
         ));
     }
+    // External upstreams (spec.upstream) in place of the origin, in their order.
+    for url in &tier.external {
+        args.push("--upstream".to_string());
+        args.push(url.clone());
+    }
     if tier.kind != TierKind::Origin {
         // Pull the stream before the first viewer arrives, so a new relay is Ready with a
         // warm GOP cache.

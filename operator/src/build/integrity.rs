@@ -91,9 +91,13 @@ pub fn with_integrity(
         return deployment;
     };
     let (volume, mount, ids) = if tier.kind == TierKind::Origin {
+        // An origin runs only where this cluster signs (no external upstreams).
+        let Some(secret) = keys.secret.as_deref() else {
+            return deployment;
+        };
         let (v, m) = mounted(
             SIGN_KEY_VOLUME,
-            Source::Secret(&keys.secret),
+            Source::Secret(secret),
             &[(SIGNING_ITEM, SIGNING_ITEM)],
             SIGN_KEY_DIR,
         );

@@ -98,6 +98,7 @@ mod tests {
             name: format!("s-eu-{}", kind.tier_name()),
             replicas: 1,
             upstreams: vec![],
+            external: Vec::new(),
             node_selector: Default::default(),
             service_type,
             placement: None,

@@ -39,7 +39,7 @@ pub fn playback_settings(spec: &StreamSpec, region: &str) -> ServiceSettings {
 /// playback Service's for edges, none for reflectors.
 pub fn settings_for(spec: &StreamSpec, tier: &TierPlan) -> Option<ServiceSettings> {
     match tier.kind {
-        TierKind::Origin => Some(spec.origin.service.clone()),
+        TierKind::Origin => spec.origin.as_ref().map(|o| o.service.clone()),
         TierKind::Edge => Some(playback_settings(spec, &tier.region)),
         TierKind::Reflector(_) => None,
     }
@@ -75,13 +75,15 @@ pub fn with_service_settings(mut service: Service, spec: &StreamSpec, tier: &Tie
 /// reach the operator some other way).
 pub fn settings_errors(spec: &StreamSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    check(
-        &mut errors,
-        "spec.origin.service",
-        &spec.origin.service,
-        spec.origin.service_type,
-        "spec.origin.serviceType",
-    );
+    if let Some(origin) = &spec.origin {
+        check(
+            &mut errors,
+            "spec.origin.service",
+            &origin.service,
+            origin.service_type,
+            "spec.origin.serviceType",
+        );
+    }
     check(
         &mut errors,
         "spec.playback.service",
@@ -178,6 +180,7 @@ mod tests {
             name: format!("s-{region}-{kind}"),
             replicas: 1,
             upstreams: Vec::new(),
+            external: Vec::new(),
             node_selector: BTreeMap::new(),
             service_type: ServiceType::LoadBalancer,
             placement: None,

@@ -157,6 +157,7 @@ mod tests {
             name: format!("s-{}", kind.tier_name()),
             replicas: 1,
             upstreams: vec![],
+            external: Vec::new(),
             node_selector: Default::default(),
             service_type: ServiceType::default(),
             placement: None,

@@ -128,7 +128,7 @@ impl Driver {
         }
         let status = outcome.status?;
         if outcome.gauges {
-            let origin_region = &local.stream.spec.origin.region;
+            let origin_region = local.stream.spec.origin_region().unwrap_or_default();
             let (metrics, published) = (&self.metrics, &self.published);
             record_metrics(metrics, published, &local.target, origin_region, &status);
         }
@@ -191,6 +191,7 @@ impl Backend for FleetBackend<'_> {
         let scrapes = scrape_all(&d.scraper, port, &observed.pods, target, &d.metrics).await;
         observed.scrapes = scrapes.outcomes;
         observed.integrity = scrapes.integrity;
+        observed.upstreams = scrapes.upstreams;
         if let Some(key) = key {
             // No Secrets here: a key file of the Stream's own stands for any Secret.
             if !key.generated && !self.warned_key.swap(true, Ordering::Relaxed) {

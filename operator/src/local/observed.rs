@@ -50,6 +50,7 @@ pub fn observed_from_fleet(status: &FleetStatus, speed: f64) -> Observed {
         nodes: Vec::new(),
         signing_key: None,
         integrity: Default::default(),
+        upstreams: Default::default(),
     }
 }
 

@@ -96,7 +96,10 @@ pub fn first_region_octets(streams: &[Stream], first: u8) -> Result<Vec<u8>, Str
     let mut next = u32::from(first);
     let mut octets = Vec::new();
     for s in streams {
-        let regions: BTreeSet<&str> = std::iter::once(s.spec.origin.region.as_str())
+        let regions: BTreeSet<&str> = s
+            .spec
+            .origin_region()
+            .into_iter()
             .chain(s.spec.regions.iter().map(|r| r.name.as_str()))
             .collect();
         let first = u8::try_from(next).ok().filter(|o| *o < 255);

@@ -33,6 +33,8 @@ pub struct World {
     pub unreachable: BTreeMap<String, String>,
     /// What the next apply reports as refused.
     pub refusals: Vec<String>,
+    /// Pods (`<deployment>-<i>`) and the upstream each reports it pulls from now.
+    pub connected: BTreeMap<String, String>,
 }
 
 /// What one reconcile decided.
@@ -60,11 +62,12 @@ impl World {
     pub fn new(stream: Stream) -> World {
         let name = stream.name_any();
         let mut deployments = BTreeMap::new();
-        let origin = &stream.spec.origin.region;
-        deployments.insert(
-            tier_object_name(&name, origin, TierKind::Origin),
-            (origin.clone(), TierKind::Origin, 1),
-        );
+        if let Some(origin) = stream.spec.origin_region() {
+            deployments.insert(
+                tier_object_name(&name, origin, TierKind::Origin),
+                (origin.to_string(), TierKind::Origin, 1),
+            );
+        }
         for r in &stream.spec.regions {
             deployments.insert(
                 tier_object_name(&name, &r.name, TierKind::Edge),
@@ -79,6 +82,7 @@ impl World {
             deployments,
             unreachable: BTreeMap::new(),
             refusals: Vec::new(),
+            connected: BTreeMap::new(),
         }
     }
 
@@ -95,6 +99,7 @@ impl World {
     pub fn observed(&self, viewers: u64) -> Observed {
         let mut observed = Observed {
             signing_key: Some(signing_key()),
+            upstreams: self.connected.clone(),
             ..Observed::default()
         };
         for (name, (region, tier, replicas)) in &self.deployments {
