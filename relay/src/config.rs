@@ -72,10 +72,16 @@ pub struct Config {
     #[arg(long, env = "SURGE_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Where to pull a stream this relay does not have, as rtmp://HOST:PORT/APP. Repeat the
-    /// flag (or comma-separate the variable) in order of preference; later ones are failovers.
+    /// Where to pull a stream this relay does not have, as rtmp://HOST:PORT/APP (or
+    /// rtmps://HOST:PORT/APP: RTMP in TLS, port 443 by default). Repeat the flag (or
+    /// comma-separate the variable) in order of preference; later ones are failovers.
     #[arg(long = "upstream", env = "SURGE_UPSTREAM", value_delimiter = ',')]
     pub upstreams: Vec<String>,
+
+    /// PEM CA certificates that rtmps:// upstreams' certificates may chain to, besides the
+    /// system's (repeatable, or comma-separated in the variable): a private or test CA.
+    #[arg(long = "upstream-ca", env = "SURGE_UPSTREAM_CA", value_delimiter = ',')]
+    pub upstream_ca: Vec<std::path::PathBuf>,
 
     /// APP/STREAM to pull at start and keep warm even with no viewers (repeatable; needs
     /// --upstream). /readyz waits until each is connected and holds a keyframe.

@@ -98,6 +98,8 @@ pub struct Registry {
     resolver: std::sync::OnceLock<crate::resolve::Resolver>,
     /// Set once at start-up: `--sign-key` for publishers' media, `--verify-key` for pulls.
     integrity: std::sync::OnceLock<crate::integrity::IntegrityKeys>,
+    /// Set once at start-up with `--upstream-ca`: the TLS client of rtmps:// pulls.
+    upstream_tls: std::sync::OnceLock<tokio_rustls::TlsConnector>,
 }
 
 impl Registry {
@@ -115,6 +117,7 @@ impl Registry {
             parent: std::sync::OnceLock::new(),
             resolver: std::sync::OnceLock::new(),
             integrity: std::sync::OnceLock::new(),
+            upstream_tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -150,6 +153,11 @@ impl Registry {
     /// Pullers started from now on resolve upstream names with `resolver` (set once).
     pub fn set_resolver(&self, resolver: crate::resolve::Resolver) {
         let _ = self.resolver.set(resolver);
+    }
+
+    /// Pullers started from now on reach rtmps:// upstreams with `tls` (set once).
+    pub fn set_upstream_tls(&self, tls: tokio_rustls::TlsConnector) {
+        let _ = self.upstream_tls.set(tls);
     }
 
     /// Pullers started from now on choose their parent with `chooser` (set once).
@@ -246,6 +254,7 @@ impl Registry {
             parent: self.parent.get().cloned(),
             resolver: self.resolver.get().cloned().unwrap_or_default(),
             verify: self.integrity.get().and_then(|k| k.verify.clone()),
+            tls: self.upstream_tls.get().cloned(),
             ..Default::default()
         };
         spawn_puller_with(cfg, opts, sink, cancel.clone());

@@ -44,6 +44,12 @@ impl Relay {
             anyhow::bail!("--prewarm needs at least one --upstream to pull from");
         }
         crate::upstream::validate_upstreams(&cfg.upstreams).context("invalid --upstream")?;
+        // rtmps:// upstreams: the system's CAs, and these when given.
+        let upstream_tls = if cfg.upstream_ca.is_empty() {
+            None
+        } else {
+            Some(crate::upstream::tls::connector(&cfg.upstream_ca)?)
+        };
         let gate = cfg.room_gate()?;
         let publish_auth = Arc::new(crate::publish_auth::PublishAuth::from_config(cfg)?);
         let integrity =
@@ -173,6 +179,9 @@ impl Relay {
         };
         let resolver = crate::resolve::Resolver::new(cfg.hosts_file.clone());
         registry.set_resolver(resolver.clone());
+        if let Some(tls) = upstream_tls {
+            registry.set_upstream_tls(tls);
+        }
         if let Some(k) = &integrity.sign {
             tracing::info!(key_id = %k.id(), "signing publishers' frames");
         }

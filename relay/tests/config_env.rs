@@ -23,6 +23,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_TLS_CERT", "/nonexistent/tls.crt", "--tls-cert"),
     ("SURGE_TLS_KEY", "/nonexistent/tls.key", "--tls-key"),
     ("SURGE_UPSTREAM", "http://origin/live", "--upstream"),
+    ("SURGE_UPSTREAM_CA", "/nonexistent/ca.pem", "--upstream-ca"),
     ("SURGE_PREWARM", "no-slash", "--prewarm"),
     ("SURGE_TIER", "boss", "--tier"),
     (

@@ -526,3 +526,109 @@ fn a_missing_certificate_file_stops_the_relay_with_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `app/stream`'s entry in `relay`'s `/api/v1/streams`, if it carries it.
+async fn stream_stats(relay: &RelayProcess, name: &str) -> Option<serde_json::Value> {
+    common::stats(relay.http).await["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+}
+
+/// `rtmps://` upstreams: an edge pulls over TLS, checking the origin's certificate against
+/// `--upstream-ca`, and reports the `rtmps://` URL it is connected to; ffprobe plays what it
+/// pulled. An edge trusting another CA never connects and logs why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_pulls_over_rtmps_checking_the_origins_certificate() {
+    let dir = temp_dir("pull");
+    let ca = make_ca(&dir, "test-ca");
+    let other_ca = make_ca(&dir, "other-ca");
+    let (cert, key) = make_server_cert(&dir, "test-ca", "surge-origin", 1);
+    let origin = RelayProcess::start(&[
+        "--rtmps-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().expect("utf-8 path"),
+        "--tls-key",
+        key.to_str().expect("utf-8 path"),
+    ]);
+    let rtmps = listener(&origin, "rtmps_addr");
+    let mut broadcaster = ffmpeg_publish_tls(&format!("rtmps://{rtmps}/live/cam"), &ca);
+    let upstream = format!("rtmps://{rtmps}/live");
+    let edge = |trusted: &Path| {
+        RelayProcess::start(&[
+            "--tier",
+            "edge",
+            "--upstream",
+            &upstream,
+            "--upstream-ca",
+            trusted.to_str().expect("utf-8 path"),
+            "--prewarm",
+            "live/cam",
+        ])
+    };
+    let trusting = edge(&ca);
+    let distrusting = edge(&other_ca);
+
+    let connected = common::wait_until(Duration::from_secs(20), || async {
+        stream_stats(&trusting, "cam").await.is_some_and(|s| {
+            s["upstream"]["state"] == "connected" && s["gop_cache_ms"].as_u64().unwrap_or(0) > 0
+        })
+    })
+    .await;
+    assert!(
+        connected,
+        "no pull over rtmps:\n{}\n--- origin:\n{}",
+        trusting.log_text(),
+        origin.log_text()
+    );
+    let s = stream_stats(&trusting, "cam").await.expect("the stream");
+    assert_eq!(s["upstream"]["url"], upstream.as_str(), "{s:#}");
+    let flv = trusting.flv_url("live", "cam");
+    let packets = tokio::task::spawn_blocking(move || {
+        let out = Command::new("ffprobe")
+            .args(["-hide_banner", "-v", "error", "-select_streams", "v:0"])
+            .args(["-read_intervals", "%+#10", "-count_packets"])
+            .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+            .arg(&flv)
+            .output()
+            .expect("ffprobe runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    })
+    .await
+    .expect("ffprobe task");
+    assert!(packets >= 10, "{packets} video packets at the edge");
+
+    // The other CA did not sign the origin's certificate: refused, said in the log.
+    let refused = common::wait_until(Duration::from_secs(10), || async {
+        distrusting.log_contains("TLS with 127.0.0.1 failed")
+    })
+    .await;
+    assert!(refused, "{}", distrusting.log_text());
+    let s = stream_stats(&distrusting, "cam").await.expect("the stream");
+    assert_ne!(s["upstream"]["state"], "connected", "{s:#}");
+    broadcaster.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unreadable_upstream_ca_stops_the_relay_naming_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_surge-relay"))
+        .args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--upstream", "rtmps://127.0.0.1:1/live"])
+        .args(["--upstream-ca", "/nonexistent/ca.pem"])
+        .output()
+        .expect("surge-relay runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--upstream-ca /nonexistent/ca.pem"), "{err}");
+}

@@ -37,6 +37,9 @@
 #      (owned by the Stream, removed with it; openssl reads its key), publishes its public key
 #      in status.integrity and the <stream>-verify-keys ConfigMap; the origin runs with
 #      --sign-key, the edge with --verify-key, from mounted files; no key in any pod spec.
+#  7h. external upstreams: a Stream switched from an origin to spec.upstream loses its origin
+#      Deployment, Service and PodDisruptionBudget; its edge pulls from the URLs in order and
+#      verifies with spec.integrity.trustedKeys; the status has no ingest and lists the URLs.
 #  8. scaling loop: `surge-operator pods` runs a real surge-relay at each relay pod's IP with
 #     the pod's own arguments (Service names resolved to pod IPs through its hosts file),
 #     ffmpeg publishes to the origin relay (the runner projects the key Secret and ConfigMap
@@ -517,6 +520,32 @@ reject "spec.placement.overflow: Invalid value" "$bad_head
 reject "spec.publish.keySecretRef.name" "$bad_head
   regions: [{name: eu-west}]
   publish: {keySecretRef: {name: Not_A_Secret}}"
+# spec.upstream: each entry named, credentials never repeated in the refusal.
+up_head='apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: bad, namespace: '"$NS"'}
+spec:
+  regions: [{name: eu-west}]'
+reject "spec.upstream[1]: Invalid value" "$up_head
+  integrity: {enabled: false}
+  upstream: [rtmp://a.example/live, 'rtmp://user:s3cret@b.example/live']" "must not carry credentials"
+if kubectl apply -f - 2>&1 <<<"$up_head
+  integrity: {enabled: false}
+  upstream: ['rtmp://user:s3cret@b.example/live']" | grep -q s3cret; then
+  fail "a refused spec.upstream entry is repeated (credentials and all) in the API server's answer"
+fi
+reject "spec.upstream[0]: Invalid value" "$up_head
+  integrity: {enabled: false}
+  upstream: [rtmp://a.example:70000/live]" "the port must be 1-65535"
+reject "spec.upstream[0]: Invalid value" "$up_head
+  integrity: {enabled: false}
+  upstream: [http://a.example/live]" "must be an rtmp:// or rtmps:// URL"
+reject "spec.origin: Invalid value" "$up_head
+  integrity: {enabled: false}
+  origin: {region: eu-west}
+  upstream: [rtmp://a.example/live]" "origin must be left out with upstream"
+reject "spec.integrity: Invalid value" "$up_head
+  upstream: [rtmp://a.example/live]" "integrity.trustedKeys"
 
 # --- 5. spec edits converge ----------------------------------------------------------------
 step "edit: us-east minEdges 2 -> 3 (maxEdges 5), ap-south removed"
@@ -955,6 +984,47 @@ kubectl delete stream keyed --wait=true --timeout=30s >/dev/null
 kubectl delete secret keyed-publish >/dev/null
 secret_gone() { ! kubectl get secret keyed-signing-key >/dev/null 2>&1; }
 wait_until "the garbage collector to delete Secret keyed-signing-key" 30 secret_gone
+
+# --- 7h. external upstreams: an origin-less Stream pulling from another cluster --------------
+step "external upstreams: Stream pulled starts with an origin, then names spec.upstream instead"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: surge.dev/v1alpha1
+kind: Stream
+metadata: {name: pulled, namespace: $NS}
+spec:
+  origin: {region: eu-west}
+  regions: [{name: eu-west, minEdges: 1, maxEdges: 1}]
+EOF
+wait_until "pulled origin ready" 60 deploy_ready pulled-origin 1
+has_pdb() { kubectl get pdb pulled-origin >/dev/null 2>&1; }
+wait_until "pulled origin PodDisruptionBudget" 30 has_pdb
+UP_A="rtmp://origin-a.example.net:1935/live"
+UP_B="rtmp://203.0.113.9:19350/ingest"
+jq -n --arg a "rtmp://Origin-A.example.net/live" --arg b "$UP_B" --rawfile key "$WORK/keyed-signing.pub" \
+  '[{op: "remove", path: "/spec/origin"}, {op: "add", path: "/spec/upstream", value: [$a, $b]},
+    {op: "add", path: "/spec/integrity", value: {trustedKeys: [$key]}}]' >"$WORK/pulled-patch.json"
+kubectl patch stream pulled --type json --patch-file "$WORK/pulled-patch.json" >/dev/null \
+  || fail "cannot switch Stream pulled to spec.upstream"
+wait_until "pulled-origin Deployment deleted" 60 gone deploy pulled-origin
+wait_until "pulled-origin Service deleted" 60 gone service pulled-origin
+wait_until "pulled-origin PodDisruptionBudget deleted" 60 gone pdb pulled-origin
+edge_pulls_outside() { [ "$(arg_of pulled-eu-west-edge --upstream)" = "$UP_A $UP_B" ]; }
+wait_until "the edge pulls from the external upstreams in order" 60 edge_pulls_outside
+[ "$(arg_of pulled-eu-west-edge --verify-key)" = /etc/surge-verify/key-0.pem ] \
+  || fail "edge --verify-key: '$(arg_of pulled-eu-west-edge --verify-key)'"
+[ -z "$(arg_of pulled-eu-west-edge --sign-key)" ] || fail "the edge signs"
+[ "$(kubectl get configmap pulled-verify-keys -o jsonpath='{.data.key-0\.pem}')" = "$(cat "$WORK/keyed-signing.pub")" ] \
+  || fail "ConfigMap pulled-verify-keys does not hold spec.integrity.trustedKeys[0]"
+upstream_status() {
+  kubectl get stream pulled -o json | jq -c '.status | {ingest: .endpoints.ingest, origin, signer: .integrity.signer,
+    urls: [.upstream.urls[]?.url], failover: ([.conditions[] | select(.type == "UpstreamFailover") | .reason] | first)}'
+}
+want_status="$(jq -nc --arg a "$UP_A" --arg b "$UP_B" \
+  '{ingest: "", origin: null, signer: "upstream", urls: [$a, $b], failover: "NotConnected"}')"
+status_is() { [ "$(upstream_status)" = "$want_status" ]; }
+wait_until "pulled status: no ingest or origin, the upstreams listed, verify-only" 30 status_is
+step "pulled: origin Deployment, Service and PDB deleted; edge --upstream $UP_A $UP_B, --verify-key; status $(upstream_status)"
+kubectl delete stream pulled --wait=true --timeout=30s >/dev/null
 
 # --- 8. scaling loop with real relays ------------------------------------------------------
 if [ "$K8S_E2E_EXTERNAL" -eq 1 ]; then

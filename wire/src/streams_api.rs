@@ -154,7 +154,8 @@ pub struct ProtocolViewers {
 /// A pulled stream's connection to its parent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamStats {
-    /// The parent's `rtmp://` URL while connected, else `None` (JSON `null`).
+    /// The parent's `rtmp://` (or `rtmps://`) URL while connected, as the relay dialled it
+    /// (port written out), else `None` (JSON `null`).
     #[serde(default)]
     pub url: Option<String>,
     /// `connecting`, `connected`, `reconnecting` or `failed`.

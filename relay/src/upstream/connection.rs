@@ -1,13 +1,12 @@
-//! One upstream connection: TCP connect, RTMP handshake, then the play session until the
-//! connection ends, fails, goes silent, or the puller is cancelled.
+//! One upstream connection: TCP connect (then TLS for `rtmps://`), RTMP handshake, then the
+//! play session until the connection ends, fails, goes silent, or the puller is cancelled.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use surge_wire::message as wire;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +29,8 @@ pub enum ConnectionError {
     ConnectTimeout(String),
     #[error("handshake failed: {0}")]
     Handshake(String),
+    #[error("TLS with {host} failed: {why}")]
+    Tls { host: String, why: String },
     #[error("no playback within {0:?} of connecting")]
     SetupTimeout(Duration),
     #[error("no data from upstream for {0:?}")]
@@ -99,7 +100,7 @@ async fn drive(
     on_event: &mut impl FnMut(PullEvent) -> ControlFlow<String>,
 ) -> Result<Never, ConnectionError> {
     let addr = url.socket_addr();
-    let mut socket = match opts.resolver.connect(&addr, opts.connect_timeout).await {
+    let socket = match opts.resolver.connect(&addr, opts.connect_timeout).await {
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             return Err(ConnectionError::ConnectTimeout(addr));
         }
@@ -108,6 +109,60 @@ async fn drive(
     };
     let _ = socket.set_nodelay(true);
     let setup_deadline = Instant::now() + opts.setup_timeout;
+    if !url.tls {
+        return play(
+            socket,
+            url,
+            app,
+            stream,
+            opts,
+            setup_deadline,
+            played_since,
+            publisher_ended,
+            on_event,
+        )
+        .await;
+    }
+    let tls_error = |why: String| ConnectionError::Tls {
+        host: url.host.clone(),
+        why,
+    };
+    let connector = match &opts.tls {
+        Some(c) => c.clone(),
+        None => super::tls::default_connector().map_err(tls_error)?,
+    };
+    let name = super::tls::server_name(&url.host).map_err(tls_error)?;
+    let socket = timeout_at(setup_deadline, connector.connect(name, socket))
+        .await
+        .map_err(|_| ConnectionError::SetupTimeout(opts.setup_timeout))?
+        .map_err(|e| tls_error(e.to_string()))?;
+    play(
+        socket,
+        url,
+        app,
+        stream,
+        opts,
+        setup_deadline,
+        played_since,
+        publisher_ended,
+        on_event,
+    )
+    .await
+}
+
+/// The RTMP handshake and play session over `socket` (TCP, or TLS over TCP).
+#[allow(clippy::too_many_arguments)]
+async fn play<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    url: &UpstreamUrl,
+    app: &str,
+    stream: &str,
+    opts: &PullerOptions,
+    setup_deadline: Instant,
+    played_since: &mut Option<Instant>,
+    publisher_ended: &mut bool,
+    on_event: &mut impl FnMut(PullEvent) -> ControlFlow<String>,
+) -> Result<Never, ConnectionError> {
     let mut buf = vec![0u8; READ_BUFFER];
 
     // Handshake.
@@ -204,8 +259,8 @@ async fn drive(
     }
 }
 
-async fn read(
-    socket: &mut TcpStream,
+async fn read<S: AsyncRead + Unpin>(
+    socket: &mut S,
     buf: &mut [u8],
     deadline: Option<Instant>,
     on_timeout: impl FnOnce() -> ConnectionError,
@@ -222,11 +277,16 @@ async fn read(
     Ok(n)
 }
 
-async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), ConnectionError> {
+async fn write<S: AsyncWrite + Unpin>(socket: &mut S, bytes: &[u8]) -> Result<(), ConnectionError> {
     if bytes.is_empty() {
         return Ok(());
     }
-    timeout(WRITE_TIMEOUT, socket.write_all(bytes))
+    // A TLS stream holds records until flushed; on TCP the flush does nothing.
+    let send = async {
+        socket.write_all(bytes).await?;
+        socket.flush().await
+    };
+    timeout(WRITE_TIMEOUT, send)
         .await
         .map_err(|_| ConnectionError::WriteTimeout)??;
     Ok(())

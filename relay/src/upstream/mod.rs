@@ -17,6 +17,7 @@ pub mod quarantine;
 pub mod rebase;
 pub mod session;
 pub mod status;
+pub mod tls;
 pub mod url;
 
 use std::sync::Arc;
@@ -129,6 +130,9 @@ pub struct PullerOptions {
     /// An upstream that failed verification is neither probed nor chosen again for this
     /// long while another upstream is left.
     pub integrity_quarantine: Duration,
+    /// The TLS client of `rtmps://` upstreams (`--upstream-ca`); `None`: the system's CAs
+    /// only ([`tls::default_connector`]).
+    pub tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Default for PullerOptions {
@@ -148,6 +152,7 @@ impl Default for PullerOptions {
             resolver: crate::resolve::Resolver::default(),
             verify: None,
             integrity_quarantine: Duration::from_secs(300),
+            tls: None,
         }
     }
 }

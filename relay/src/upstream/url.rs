@@ -1,13 +1,18 @@
-//! Parsing of `--upstream` URLs (`rtmp://HOST[:PORT][/APP]`).
+//! Parsing of `--upstream` URLs (`rtmp://HOST[:PORT][/APP]`, or `rtmps://` for RTMP in TLS).
 
 use std::fmt;
 
 pub use surge_wire::url::DEFAULT_RTMP_PORT;
-use surge_wire::url::{AuthorityError, split_authority, split_host_port, strip_scheme};
+use surge_wire::url::{AuthorityError, split_authority, split_host_port};
+
+/// Port of an `rtmps://` upstream that names none (as ffmpeg and OBS assume).
+pub const DEFAULT_RTMPS_PORT: u16 = 443;
 
 /// A parsed upstream address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamUrl {
+    /// `rtmps://`: RTMP inside TLS, the upstream's certificate checked for `host`.
+    pub tls: bool,
     /// Host name or IP address (IPv6 without the brackets).
     pub host: String,
     pub port: u16,
@@ -18,7 +23,9 @@ pub struct UpstreamUrl {
 /// Why an upstream URL was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("upstream URL `{0}` must start with rtmp:// (e.g. rtmp://origin:1935/live)")]
+    #[error(
+        "upstream URL `{0}` must start with rtmp:// or rtmps:// (e.g. rtmp://origin:1935/live)"
+    )]
     WrongScheme(String),
     #[error("upstream URL `{0}` has no host (expected rtmp://HOST:PORT/APP)")]
     MissingHost(String),
@@ -35,10 +42,16 @@ pub enum UrlError {
 }
 
 impl UpstreamUrl {
-    /// Parses `rtmp://HOST[:PORT][/APP]`.
+    /// Parses `rtmp://HOST[:PORT][/APP]` or `rtmps://HOST[:PORT][/APP]`.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let trimmed = url.trim();
-        let rest = strip_scheme(trimmed).ok_or_else(|| UrlError::WrongScheme(url.to_string()))?;
+        let wrong = || UrlError::WrongScheme(url.to_string());
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(wrong)?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => false,
+            "rtmps" => true,
+            _ => return Err(wrong()),
+        };
         if rest.contains('?') || rest.contains('#') {
             return Err(UrlError::QueryNotSupported(url.to_string()));
         }
@@ -54,6 +67,16 @@ impl UpstreamUrl {
         if host.is_empty() {
             return Err(UrlError::MissingHost(url.to_string()));
         }
+        // No port written: RTMPS has its own default.
+        let written = match authority.rsplit_once(']') {
+            Some((_, after)) => after.starts_with(':'),
+            None => authority.contains(':'),
+        };
+        let port = if tls && !written {
+            DEFAULT_RTMPS_PORT
+        } else {
+            port
+        };
         let path = path.trim_end_matches('/');
         let app = if path.is_empty() {
             None
@@ -63,6 +86,7 @@ impl UpstreamUrl {
             Some(path.to_string())
         };
         Ok(UpstreamUrl {
+            tls,
             host: host.to_string(),
             port,
             app,
@@ -81,15 +105,20 @@ impl UpstreamUrl {
 
     /// The tcUrl sent in `connect` (some servers require it).
     pub fn tc_url(&self, app: &str) -> String {
-        format!("rtmp://{}/{}", self.socket_addr(), app)
+        format!("{}://{}/{}", self.scheme(), self.socket_addr(), app)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "rtmps" } else { "rtmp" }
     }
 }
 
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.scheme();
         match &self.app {
-            Some(app) => write!(f, "rtmp://{}/{}", self.socket_addr(), app),
-            None => write!(f, "rtmp://{}", self.socket_addr()),
+            Some(app) => write!(f, "{scheme}://{}/{}", self.socket_addr(), app),
+            None => write!(f, "{scheme}://{}", self.socket_addr()),
         }
     }
 }
@@ -107,6 +136,20 @@ mod tests {
         assert_eq!(u.socket_addr(), "origin.example:1936");
         assert_eq!(u.tc_url("live"), "rtmp://origin.example:1936/live");
         assert_eq!(u.to_string(), "rtmp://origin.example:1936/live");
+    }
+
+    #[test]
+    fn rtmps_urls_name_tls_and_its_default_port() {
+        let u = UpstreamUrl::parse("RTMPS://origin.example/live").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.port, 443);
+        assert_eq!(u.to_string(), "rtmps://origin.example:443/live");
+        assert_eq!(u.tc_url("live"), "rtmps://origin.example:443/live");
+        let u = UpstreamUrl::parse("rtmps://[::1]:1936/live").unwrap();
+        assert_eq!((u.tls, u.port), (true, 1936));
+        let u = UpstreamUrl::parse("rtmps://[::1]/live").unwrap();
+        assert_eq!(u.port, 443);
+        assert!(!UpstreamUrl::parse("rtmp://h/live").unwrap().tls);
     }
 
     #[test]
