@@ -2,7 +2,8 @@
 //! local cluster (on 127.0.0.1, each fed by `surge-load publish`, both signing with one key)
 //! stand for another cluster's origin; `surge-operator local` runs a Stream naming both in
 //! `spec.upstream` (and their public key in `spec.integrity.trustedKeys`): no origin relay
-//! runs, the edge pulls from the first URL and verifies. Viewers (`surge-load replay
+//! runs, the edge passes over its idle reflector level and pulls from the first URL, and
+//! verifies. Viewers (`surge-load replay
 //! --verify-key`) play at the Stream's playback endpoint while the first remote origin is
 //! killed by pid: the edge fails over to the second, the viewers keep getting verified
 //! frames, and the status's upstream in use changes, with `UpstreamFailover` True.
@@ -209,10 +210,12 @@ spec:
   upstream: [{first_url}, {second_url}]
   integrity:
     trustedKeys: [{}]
+  tree:
+    fanout: 2
   regions:
     - name: eu-west
       minEdges: 1
-      maxEdges: 1
+      maxEdges: 3
 ",
             serde_json::to_string(&public).expect("JSON string")
         ),
@@ -256,9 +259,14 @@ spec:
         &std::fs::read(format!("/proc/{pid}/cmdline")).expect("the edge runs"),
     )
     .replace('\0', " ");
+    // A reflector level is laid out for maxEdges (idle at one edge): the edge names it
+    // first and passes over it to the external upstreams, in order.
+    let reflector = "rtmp://remote-eu-west-reflector-1.default.svc.cluster.local:1935/live";
     assert!(
-        cmdline.contains(&format!("--upstream {first_url} --upstream {second_url} ")),
-        "the external upstreams in order: {cmdline}"
+        cmdline.contains(&format!(
+            "--upstream {reflector} --upstream {first_url} --upstream {second_url} "
+        )),
+        "the external upstreams in order, after the idle reflector level: {cmdline}"
     );
     assert!(cmdline.contains("--verify-key "), "{cmdline}");
     assert!(!cmdline.contains("--sign-key"), "{cmdline}");

@@ -7,7 +7,8 @@
 //!   keeps current ([`super::hosts_file`]), so names follow relays that come and go, as DNS
 //!   does. Each name must be a Service of the tree ([`RewriteError::UnknownService`]), and a
 //!   relay naming a normal Service is started only once a relay runs behind it
-//!   ([`RewriteError::NoEndpoints`]; the fleet retries), so trees start top down;
+//!   ([`RewriteError::NoEndpoints`]; the fleet retries), so trees start top down (an
+//!   `--upstream` outside the tree, from `spec.upstream`, counts as running);
 //! - `--rtmp-listen` / `--http-listen` / `--admin-listen` get the relay's own address, the
 //!   port kept (every relay has its own address, so one admin port serves them all);
 //! - `--advertise-rtmp-port` / `--advertise-http-port` (node host ports) are left out;
@@ -227,6 +228,13 @@ fn rewrite_flag_value(
         return Ok(format!("{}:{port}", me.address));
     }
     check_value(value, fleet, reach)?;
+    // An upstream outside the tree (spec.upstream) is there for the relay to try, as it is
+    // for a pod: a relay naming one starts even while the Services it names run no relay.
+    if flag == "--upstream"
+        && split_host(value).is_some_and(|(_, h, _)| service_of_host(h).is_none())
+    {
+        reach.any_running = true;
+    }
     Ok(value.to_string())
 }
 
@@ -472,6 +480,22 @@ mod tests {
             rewrite_args(&given, &me(1), &fleet),
             Err(RewriteError::NoEndpoints("s-edge".into()))
         );
+    }
+
+    #[test]
+    fn an_upstream_outside_the_tree_lets_a_relay_start() {
+        // spec.upstream: edges under an idle reflector level fall back to the external URL,
+        // so they start with no relay behind the reflector Service.
+        let w = World::new();
+        let given = args(
+            "--upstream rtmp://s-edge.media.svc.cluster.local:1935/live \
+             --upstream rtmp://origin.example.net:1935/live",
+        );
+        let fleet = Fleet {
+            services: &w.services,
+            endpoints: &[],
+        };
+        assert_eq!(rewrite_args(&given, &me(1), &fleet).unwrap(), given);
     }
 
     #[test]
