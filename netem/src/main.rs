@@ -23,6 +23,8 @@ enum Command {
         /// The topology file.
         topology: PathBuf,
     },
+    /// Check a rate (`2mbit`, `500kbit`) and print it in bit/s.
+    Rate { value: String },
     /// Run the transparent proxy (inside the router namespace).
     Proxy {
         #[arg(long)]
@@ -98,6 +100,11 @@ fn main() -> Result<()> {
                     l.params.jitter.as_millis()
                 );
             }
+            Ok(())
+        }
+        Command::Rate { value } => {
+            let rate = surge_netem::topology::parse_rate(&value).map_err(anyhow::Error::msg)?;
+            println!("{}", rate.bits_per_second);
             Ok(())
         }
         Command::Proxy {

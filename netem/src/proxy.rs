@@ -26,6 +26,9 @@ const BUFFER_BYTES: usize = 4 << 20;
 /// How far past the route's own delay a reader may schedule before it stops reading (the
 /// router queue a rate cap builds); beyond it TCP's flow control pushes back on the sender.
 const QUEUE_SLACK: Duration = Duration::from_millis(50);
+const READ_BYTES: usize = 64 * 1024;
+const MIN_READ_BYTES: usize = 1448;
+const TIMER_LEAD: Duration = Duration::from_micros(1500);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const PARTITION_POLL: Duration = Duration::from_millis(20);
 
@@ -86,6 +89,17 @@ impl Shared {
         hops.iter()
             .map(|h| links[h.link].params.delay + links[h.link].params.jitter)
             .sum()
+    }
+
+    /// How much one read may take: with a rate cap on the route, about 10 ms of sending at
+    /// the slowest link (a chunk is released whole, so a big one would arrive in one lump).
+    fn read_limit(&self, hops: &[Hop]) -> usize {
+        let links = self.links();
+        hops.iter()
+            .filter_map(|h| links[h.link].params.rate)
+            .map(|r| (r.bits_per_second / 8 / 100) as usize)
+            .min()
+            .map_or(READ_BYTES, |n| n.clamp(MIN_READ_BYTES, READ_BYTES))
     }
 
     fn reset_counters(&self, hops: &[Hop]) -> Vec<u64> {
@@ -452,7 +466,7 @@ async fn reader(
     mut ends: Ends,
 ) {
     let budget = Arc::new(Semaphore::new(BUFFER_BYTES));
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_BYTES];
     let mut last = floor;
     loop {
         // Read no further ahead than the route's delay plus a short queue: a rate cap or a
@@ -465,8 +479,9 @@ async fn reader(
                 end = ends.wait() => return finish(from.as_ref(), end),
             }
         }
+        let limit = shared.read_limit(&hops);
         let read = tokio::select! {
-            r = from.read(&mut buf) => r,
+            r = from.read(&mut buf[..limit]) => r,
             end = ends.wait() => return finish(from.as_ref(), end),
         };
         let len = match read {
@@ -529,9 +544,16 @@ async fn writer(
         let Some((at, item)) = next else {
             return;
         };
-        tokio::select! {
-            _ = tokio::time::sleep_until(at.into()) => {}
-            end = ends.wait() => return finish_write(to, end),
+        // Tokio's timer fires on the first millisecond tick at or after its deadline: aiming
+        // half a tick early centres the error on the chunk's due time instead of adding
+        // ~1 ms to every pass, and a chunk already due goes out without a timer at all.
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            if wait > TIMER_LEAD {
+                tokio::select! {
+                    _ = tokio::time::sleep_until((at - TIMER_LEAD).into()) => {}
+                    end = ends.wait() => return finish_write(to, end),
+                }
+            }
         }
         match item {
             Item::Data(bytes, _permit) => {
