@@ -547,12 +547,13 @@ async fn writer(
         // Tokio's timer fires on the first millisecond tick at or after its deadline: aiming
         // half a tick early centres the error on the chunk's due time instead of adding
         // ~1 ms to every pass, and a chunk already due goes out without a timer at all.
-        if let Some(wait) = at.checked_duration_since(Instant::now()) {
-            if wait > TIMER_LEAD {
-                tokio::select! {
-                    _ = tokio::time::sleep_until((at - TIMER_LEAD).into()) => {}
-                    end = ends.wait() => return finish_write(to, end),
-                }
+        if at
+            .checked_duration_since(Instant::now())
+            .is_some_and(|wait| wait > TIMER_LEAD)
+        {
+            tokio::select! {
+                _ = tokio::time::sleep_until((at - TIMER_LEAD).into()) => {}
+                end = ends.wait() => return finish_write(to, end),
             }
         }
         match item {
