@@ -583,3 +583,59 @@ async fn writer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        let topo = Topology::parse("node a\nnode b\nnode c\nlink ab a b delay=80ms\nlink bc b c\n")
+            .expect("topology");
+        Shared::new(topo)
+    }
+
+    #[test]
+    fn control_changes_links_and_says_what_is_wrong() {
+        let s = shared();
+        assert_eq!(s.control("ping"), "ok pong");
+        assert_eq!(
+            s.control("set ab delay=20ms jitter=5ms rate=1mbit"),
+            "ok ab delay=20ms jitter=5ms rate=1000000bit"
+        );
+        assert_eq!(
+            s.control("set ab jitter=30ms"),
+            "error: jitter 30ms exceeds delay 20ms (a delay cannot go below zero)"
+        );
+        assert!(
+            s.control("stall nowhere 2s")
+                .starts_with("error: unknown link `nowhere` (links: ab, bc)")
+        );
+        assert_eq!(s.control("stall bc 2s"), "ok bc stalled for 2000 ms");
+        assert_eq!(s.control("partition ab on"), "ok ab partition on");
+        assert_eq!(s.control("reset bc"), "ok bc reset");
+        let show: serde_json::Value =
+            serde_json::from_str(s.control("show").trim_start_matches("ok ")).expect("json");
+        assert_eq!(show["links"][0]["partitioned"], true);
+        assert_eq!(show["links"][0]["rate_bits"], 1_000_000);
+        assert_eq!(show["links"][1]["resets"], 1);
+        assert!(show["links"][1]["stalled_ms_left"].as_u64().unwrap_or(0) > 1000);
+    }
+
+    #[test]
+    fn schedule_follows_the_route() {
+        let s = shared();
+        let route = s.routes[0][2].clone().expect("a route from a to c");
+        let t0 = Instant::now();
+        let mut rng = Jitter::new(3);
+        assert_eq!(
+            s.schedule(&route, t0, 100, &mut rng),
+            Some(t0 + Duration::from_millis(80))
+        );
+        assert_eq!(s.reach(&route), Duration::from_millis(80));
+        s.control("partition bc on");
+        assert_eq!(s.schedule(&route, t0, 100, &mut rng), None);
+        // A rate cap on the route shrinks reads to ~10 ms of sending.
+        s.control("set bc rate=8mbit");
+        assert_eq!(s.read_limit(&route), 10_000);
+    }
+}
