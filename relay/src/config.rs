@@ -118,6 +118,20 @@ pub struct Config {
     #[arg(long, env = "SURGE_REGION", default_value = "default")]
     pub region: String,
 
+    /// A constant label on every series of /metrics, as `tier` and `region` are: NAME=VALUE,
+    /// e.g. `--metrics-label cluster=eu1` (repeatable; comma-separate the variable). NAME is a
+    /// Prometheus label name and not one the relay sets itself (tier, region, app, stream,
+    /// protocol, reason, outcome, upstream, component, version, le), each NAME once; VALUE is
+    /// not empty. The operator passes surge_namespace and surge_stream (the Stream's).
+    #[arg(
+        long = "metrics-label",
+        env = "SURGE_METRICS_LABELS",
+        value_delimiter = ',',
+        value_name = "NAME=VALUE",
+        value_parser = crate::metrics::labels::parse_metrics_label
+    )]
+    pub metrics_labels: Vec<(String, String)>,
+
     /// Most viewers (RTMP + HTTP-FLV) this relay accepts; further plays are refused.
     #[arg(long, env = "SURGE_MAX_VIEWERS", default_value_t = 10_000)]
     pub max_viewers: usize,
@@ -409,6 +423,28 @@ mod tests {
         assert_eq!(c.admin_listen, None);
         assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
         assert_eq!(c.fanout_tasks, crate::hub::default_fanout_tasks());
+    }
+
+    #[test]
+    fn metrics_labels_repeat_and_name_the_flag_when_bad() {
+        let c = parse(&[
+            "--metrics-label",
+            "surge_namespace=media",
+            "--metrics-label=surge_stream=news",
+        ])
+        .expect("two labels");
+        assert_eq!(
+            c.metrics_labels,
+            vec![
+                ("surge_namespace".to_string(), "media".to_string()),
+                ("surge_stream".to_string(), "news".to_string())
+            ]
+        );
+        assert!(parse(&[]).expect("none").metrics_labels.is_empty());
+        for bad in ["region=eu", "bad-name=x", "nothing"] {
+            let err = parse(&["--metrics-label", bad]).unwrap_err();
+            assert!(err.contains("--metrics-label"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -55,7 +55,13 @@ impl Relay {
         let integrity =
             crate::integrity::IntegrityKeys::load(cfg.sign_key.as_deref(), &cfg.verify_keys)?;
         let tls = crate::tls::TlsAcceptors::from_config(cfg)?;
-        let metrics = Arc::new(Metrics::new(cfg.tier.as_str(), &cfg.region));
+        crate::metrics::labels::check_distinct(&cfg.metrics_labels)
+            .map_err(|e| anyhow::anyhow!("invalid --metrics-label: {e}"))?;
+        let metrics = Arc::new(Metrics::with_labels(
+            cfg.tier.as_str(),
+            &cfg.region,
+            &cfg.metrics_labels,
+        ));
         let registry = Registry::new(
             RegistrySettings {
                 upstreams: cfg.upstreams.clone(),

@@ -63,6 +63,8 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("SURGE_SIBLING_PEERS", "no-port", "--sibling-peer"),
     ("SURGE_ADVERTISE_RTMP_PORT", "0", "--advertise-rtmp-port"),
     ("SURGE_ADVERTISE_HTTP_PORT", "http", "--advertise-http-port"),
+    // A name given twice (refused after parsing; a bad name is refused by the parser).
+    ("SURGE_METRICS_LABELS", "team=a,team=b", "--metrics-label"),
 ];
 
 /// Variables any string is valid for; the relay configured by environment shows them.
@@ -167,6 +169,7 @@ async fn a_relay_configured_by_environment_only() {
             ("SURGE_PREWARM", "live/a,live/b"),
             ("SURGE_TIER", "edge"),
             ("SURGE_REGION", "env-region"),
+            ("SURGE_METRICS_LABELS", "team=video,cluster=eu1"),
             ("SURGE_MAX_VIEWERS", "7"),
             ("SURGE_LOG_FORMAT", "json"),
         ],
@@ -196,6 +199,17 @@ async fn a_relay_configured_by_environment_only() {
     )
     .await;
     assert_eq!(region, Some(7.0), "metrics labelled with the region");
+    let labelled = common::metric(
+        edge.http,
+        "surge_relay_max_viewers",
+        &[("team", "video"), ("cluster", "eu1")],
+    )
+    .await;
+    assert_eq!(
+        labelled,
+        Some(7.0),
+        "metrics labelled with SURGE_METRICS_LABELS"
+    );
     let log = edge.log_text();
     assert!(
         log.lines().all(|l| l.starts_with('{')),

@@ -158,6 +158,8 @@ async fn stats_metrics_flv_limits_end_of_stream() {
         "surge_relay_viewers{",
         "protocol=\"flv\"",
         "surge_relay_bytes_sent_total{",
+        "surge_relay_ingest_bits_per_second{",
+        // Deprecated, still served for one release.
         "surge_relay_ingest_kbps{",
         "surge_relay_max_viewers",
         "tier=\"origin\"",

@@ -54,6 +54,8 @@ pub async fn play(
     let live = stream::unfold((sub, span), |(mut sub, span): (Subscription, Span)| {
         let in_span = span.clone();
         async move {
+            // Asked for more: the server has taken every byte of the previous batch.
+            sub.written();
             match sub.next_batch().await {
                 Batch::Data(bufs) => Some((bufs, (sub, span))),
                 Batch::End => {

@@ -99,6 +99,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     m.capacity.set(room.capacity as i64);
     m.viewers.clear();
     m.ingest_kbps.clear();
+    m.ingest_bits_per_second.clear();
     for ((app, name), entry) in state.registry.entries() {
         let snap = entry.hub.snapshot();
         for (proto, n) in [("rtmp", snap.viewers_rtmp), ("flv", snap.viewers_flv)] {
@@ -106,8 +107,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             labels.push(("protocol".to_string(), proto.to_string()));
             m.viewers.get_or_create(&labels).set(n as i64);
         }
+        // Both from one snapshot: the deprecated kbps is exactly bits_per_second / 1000.
+        let labels = stream_labels(&app, &name);
+        m.ingest_bits_per_second
+            .get_or_create(&labels)
+            .set(i64::try_from(snap.ingest_bps).unwrap_or(i64::MAX));
         m.ingest_kbps
-            .get_or_create(&stream_labels(&app, &name))
+            .get_or_create(&labels)
             .set(snap.ingest_kbps as i64);
     }
     (

@@ -105,6 +105,7 @@ impl<S: GroupSink> Member<S> {
                 Ok((n, unsent)) => {
                     *bytes_sent += n;
                     if unsent.is_empty() {
+                        self.subscription.written();
                         Step::Stay
                     } else {
                         Step::Leave(LeaveReason::Behind { unsent })

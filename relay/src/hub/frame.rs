@@ -1,5 +1,7 @@
 //! A media message serialized once for every protocol a viewer may speak.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 
 use super::PLAY_MESSAGE_STREAM_ID;
@@ -19,6 +21,8 @@ pub struct Frame {
     pub rtmp: Bytes,
     /// One FLV tag with its PreviousTagSize.
     pub flv: Bytes,
+    /// When the hub got it (from the publisher or the upstream), for the delay histogram.
+    pub arrived: Instant,
 }
 
 impl Frame {

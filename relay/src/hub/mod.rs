@@ -89,6 +89,8 @@ pub struct HubSnapshot {
     pub viewers_flv: usize,
     pub dropped_frames: u64,
     pub ingest_kbps: u64,
+    /// The same measure in bit/s (`ingest_kbps` is it over 1000, rounded down).
+    pub ingest_bps: u64,
     pub gop_cache_ms: u32,
     pub has_keyframe: bool,
     pub upstream: Option<UpstreamState>,
@@ -174,9 +176,10 @@ impl Hub {
         let is_signature = crate::integrity::is_signature(&msg);
         let keyframe = msg.is_video_keyframe() && !is_seq;
         let flv_tag = flv::tag(msg.kind, msg.timestamp, &msg.payload);
+        let arrived = Instant::now();
         {
             let mut st = self.lock();
-            st.rate.record(Instant::now(), msg.payload.len());
+            st.rate.record(arrived, msg.payload.len());
             // can_be_dropped = true: every message starts with a type-0 header, so any viewer
             // can begin at any message and the bytes are valid for all of them.
             let rtmp = match st.serializer.serialize(&payload, false, true) {
@@ -193,6 +196,7 @@ impl Hub {
                 keyframe,
                 rtmp,
                 flv: flv_tag,
+                arrived,
             });
             match msg.kind {
                 MediaKind::Data if !is_signature => st.metadata = Some(frame),
@@ -235,6 +239,8 @@ impl Hub {
             prelude_pending: true,
             rtmp_stream_id: PLAY_MESSAGE_STREAM_ID,
             guard: None,
+            awaiting_start: Some(Instant::now()),
+            sample: None,
         }
     }
 
@@ -277,10 +283,10 @@ impl Hub {
     }
 
     pub fn snapshot(&self) -> HubSnapshot {
-        let (ingest_kbps, gop_cache_ms, has_keyframe) = {
+        let (ingest_bps, gop_cache_ms, has_keyframe) = {
             let st = self.lock();
             (
-                st.rate.kbps(Instant::now()),
+                st.rate.bps(Instant::now()),
                 st.cache.gop_duration_ms(),
                 st.cache.last_keyframe().is_some(),
             )
@@ -289,7 +295,8 @@ impl Hub {
             viewers_rtmp: self.viewers_rtmp.load(Ordering::SeqCst),
             viewers_flv: self.viewers_flv.load(Ordering::SeqCst),
             dropped_frames: self.dropped.load(Ordering::SeqCst),
-            ingest_kbps,
+            ingest_kbps: ingest_bps / 1000,
+            ingest_bps,
             gop_cache_ms,
             has_keyframe,
             upstream: self.upstream_state(),
@@ -332,6 +339,12 @@ impl MediaSink for Hub {
         }
         tracing::info!(app = %self.app, stream = %self.name, state = ?state, "upstream state");
         *self.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    fn on_upstream_first_frame(&self, waited: std::time::Duration) {
+        if let Some(m) = &self.metrics {
+            m.upstream_connected_after(waited);
+        }
     }
 
     fn on_end_of_stream(&self) {
@@ -485,6 +498,63 @@ mod tests {
             1,
             "FLV tags untouched"
         );
+    }
+
+    /// The `name{...}` sample of `text` whose labels include `protocol`.
+    fn sample(text: &str, name: &str, protocol: &str) -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(protocol))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} for {protocol} in:\n{text}"))
+    }
+
+    #[test]
+    fn join_and_keyframe_delays_are_recorded_once_written() {
+        let metrics = Arc::new(Metrics::new("edge", "test"));
+        let h = Arc::new(Hub::new(
+            "live",
+            "s",
+            HubConfig::default(),
+            Some(metrics.clone()),
+        ));
+        let count = |name: &str, protocol: &str| {
+            sample(
+                &metrics.encode(),
+                &format!("surge_relay_{name}_seconds_count"),
+                &format!("protocol=\"{protocol}\""),
+            )
+        };
+        // A viewer that arrives before any keyframe starts at the first one.
+        let mut early = h.subscribe(Protocol::Rtmp);
+        h.publish(video(0, 0x17, 0)); // sequence header: not a keyframe frame
+        h.publish(video(0, 0x27, 1));
+        assert!(early.try_next().is_some());
+        early.written();
+        assert_eq!(count("play_start", "rtmp"), 0.0, "no keyframe yet");
+        h.publish(video(40, 0x17, 1));
+        assert!(early.try_next().is_some());
+        assert_eq!(count("play_start", "rtmp"), 0.0, "taken but not written");
+        early.written();
+        early.written();
+        assert_eq!(count("play_start", "rtmp"), 1.0, "once");
+        // Later keyframes are delay samples; inter frames are not.
+        h.publish(video(80, 0x27, 1));
+        assert!(early.try_next().is_some());
+        early.written();
+        assert_eq!(count("frame_delay", "rtmp"), 0.0);
+        h.publish(video(120, 0x17, 1));
+        h.publish(video(160, 0x17, 1));
+        assert!(early.try_next().is_some());
+        early.written();
+        assert_eq!(count("frame_delay", "rtmp"), 1.0, "one sample per batch");
+        // A late HTTP-FLV viewer's join: the GOP cache from its keyframe.
+        let mut late = h.subscribe(Protocol::Flv);
+        assert!(late.try_next().is_some());
+        late.written();
+        assert_eq!(count("play_start", "flv"), 1.0);
+        assert_eq!(count("frame_delay", "flv"), 0.0, "the join is not a delay");
+        assert_eq!(count("play_start", "rtmp"), 1.0);
     }
 
     #[test]

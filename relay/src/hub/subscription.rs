@@ -1,9 +1,14 @@
 //! A viewer's handle on a stream's hub: a cursor into the shared frames plus a change
 //! notification. Each batch is refcounted clones of bytes the hub serialized once; an RTMP
 //! viewer on another message stream id gets its headers rewritten (`frame::retarget_stream_id`).
+//!
+//! It also carries the viewer's timing samples: a batch holding a video keyframe leaves one
+//! pending (the viewer's join for its first keyframe, the keyframe's delay in the relay after
+//! that), and the write path records it with [`Subscription::written`] once the batch is out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -33,6 +38,19 @@ pub struct Subscription {
     pub(super) rtmp_stream_id: u32,
     /// Dropped with the subscription (viewer accounting in the registry).
     pub(super) guard: Option<Box<dyn Send + Sync>>,
+    /// When the play was accepted, until the viewer's first keyframe is taken.
+    pub(super) awaiting_start: Option<Instant>,
+    /// A sample the last batch taken carries, recorded once it is written.
+    pub(super) sample: Option<Sample>,
+}
+
+/// A timing sample waiting for its batch to be written.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Sample {
+    /// The viewer's first keyframe; the play was accepted then.
+    PlayStart(Instant),
+    /// A later keyframe; it arrived at the hub then.
+    FrameDelay(Instant),
 }
 
 impl Subscription {
@@ -72,9 +90,20 @@ impl Subscription {
             if st.epoch != self.epoch {
                 return Some(Batch::End);
             }
+            let mut keyframe_arrived = None;
             skipped = self.cursor.take(&st.cache, &self.hub.cfg.cursor, |f| {
+                if f.keyframe && keyframe_arrived.is_none() {
+                    keyframe_arrived = Some(f.arrived);
+                }
                 out.push(f.bytes_for(protocol))
             });
+            // One sample per batch at most, and never one replacing another not yet recorded.
+            if let (Some(arrived), None) = (keyframe_arrived, self.sample) {
+                self.sample = Some(match self.awaiting_start.take() {
+                    Some(accepted) => Sample::PlayStart(accepted),
+                    None => Sample::FrameDelay(arrived),
+                });
+            }
             // A new viewer, or one that skipped ahead (possibly past a sequence header), gets
             // the current decoder configuration before its first keyframe.
             if self.prelude_pending || skipped > 0 {
@@ -98,6 +127,21 @@ impl Subscription {
             out = frame::retarget_stream_id(out, self.rtmp_stream_id);
         }
         Some(Batch::Data(out))
+    }
+
+    /// The last batch taken is written to the viewer's socket (for HTTP-FLV: taken by the
+    /// HTTP server for it): records the timing sample it carried, if any.
+    pub fn written(&mut self) {
+        let Some(sample) = self.sample.take() else {
+            return;
+        };
+        let Some(m) = &self.hub.metrics else {
+            return;
+        };
+        match sample {
+            Sample::PlayStart(accepted) => m.play_started(self.protocol, accepted.elapsed()),
+            Sample::FrameDelay(arrived) => m.frame_delayed(self.protocol, arrived.elapsed()),
+        }
     }
 
     /// Waits until the stream has something new; `false` if the stream is gone.

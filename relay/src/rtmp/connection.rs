@@ -330,7 +330,10 @@ pub(super) async fn write_loop<W: RtmpWriter>(
                     return Ok("reader finished".into());
                 } else if let Some(batch) = s.try_next() {
                     match batch {
-                        Batch::Data(bufs) => write_media(&mut wr, &bufs, timeout, &metrics).await?,
+                        Batch::Data(bufs) => {
+                            write_media(&mut wr, &bufs, timeout, &metrics).await?;
+                            s.written();
+                        }
                         Batch::End => return end_of_stream(&mut wr, &s, timeout).await,
                     }
                     sub = Some(s);

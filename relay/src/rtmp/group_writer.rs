@@ -73,11 +73,16 @@ pub(super) async fn write_from_group<W: RtmpWriter>(
     };
     let leave = leave.ok_or("stream's fan-out task ended")?;
     let mut sink: W = socket_back(leave.sink)?;
+    let mut subscription = leave.subscription;
     match leave.reason {
-        LeaveReason::Behind { unsent } => write_media(&mut sink, &unsent, timeout, metrics).await?,
+        LeaveReason::Behind { unsent } => {
+            write_media(&mut sink, &unsent, timeout, metrics).await?;
+            // The rest of the batch the group began is out now.
+            subscription.written();
+        }
         LeaveReason::Recalled => {}
         LeaveReason::End => {
-            return end_of_stream(&mut sink, &leave.subscription, timeout)
+            return end_of_stream(&mut sink, &subscription, timeout)
                 .await
                 .map(GroupExit::Ended);
         }
@@ -85,7 +90,7 @@ pub(super) async fn write_from_group<W: RtmpWriter>(
     }
     Ok(GroupExit::Back {
         sink,
-        subscription: leave.subscription,
+        subscription,
         next,
     })
 }

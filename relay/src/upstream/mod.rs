@@ -40,6 +40,11 @@ pub trait MediaSink: Send + Sync + 'static {
     /// Connection state changes (deduplicated). `Connected` is also reported again when media
     /// resumes after an end of stream on the same connection.
     fn on_upstream_state(&self, state: UpstreamState);
+    /// The first audio or video frame came `waited` after the pull started, or after its
+    /// upstream was lost while the stream was live (attempts, backoff and failover included).
+    fn on_upstream_first_frame(&self, waited: Duration) {
+        let _ = waited;
+    }
     /// The publisher at the source ended the stream (not a connection failure). The puller keeps
     /// its connection (or keeps retrying quietly) in case the publisher comes back.
     fn on_end_of_stream(&self);

@@ -163,6 +163,9 @@ async fn run_inner(
     let mut quiet = false;
     // End of stream is reported once per ended stream, not again by every reconnect after it.
     let mut end_reported = false;
+    // Since when the stream has had no upstream feeding it while live (the pull's start, or
+    // the loss of a connection): the next frame reports how long that took.
+    let mut unfed_since = Some(tokio::time::Instant::now());
     loop {
         // The first upstream names the tier above: with a parent chooser, the parent with
         // room stands in for it.
@@ -193,6 +196,9 @@ async fn run_inner(
                     let is_config = kind == MediaKind::Data || msg.is_sequence_header();
                     if !is_config {
                         end_reported = false;
+                        if let Some(since) = unfed_since.take() {
+                            sink.on_upstream_first_frame(since.elapsed());
+                        }
                     }
                     let checked = msg.payload.clone();
                     // `None`: a frame the new upstream replays that viewers already have.
@@ -240,6 +246,7 @@ async fn run_inner(
                 // sequence headers the new upstream sends keep viewers' playback continuous.
                 info!(from = %url_text, to = %urls[better], "moving back to a preferred upstream");
                 plan.switch_to(better);
+                unfed_since = Some(tokio::time::Instant::now());
                 continue;
             }
         };
@@ -264,6 +271,13 @@ async fn run_inner(
         plan.next = quarantine.next_allowed(plan.next, tokio::time::Instant::now());
         // After the publisher ended, retry quietly: a publisher may come back.
         quiet = publisher_ended || (quiet && !healthy);
+        // Failed attempts keep the first loss's time. After the publisher ended the next frame
+        // waits for a publisher, not for a connection: not timed.
+        unfed_since = match (quiet, unfed_since) {
+            (true, _) => None,
+            (false, Some(since)) => Some(since),
+            (false, None) => Some(tokio::time::Instant::now()),
+        };
         let last_error = if quiet {
             format!("publisher ended; {url_text}: {error}")
         } else {

@@ -1,20 +1,59 @@
 //! Prometheus metrics for the relay (`/metrics`). Counters move as events happen; gauges that
-//! describe current state (viewers, ingest bitrate) are refreshed from the registry on scrape.
+//! describe current state (viewers, ingest bitrate) are refreshed from the registry on scrape;
+//! histograms of durations are sampled on the write paths (see [`histogram`]).
+//!
+//! Every series carries `tier`, `region` and the `--metrics-label`s. `surge_build_info` is
+//! unprefixed (the operator exposes one too, with `component="operator"`); the rest are
+//! `surge_relay_*`.
+
+pub mod histogram;
+pub mod labels;
+
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::protocol::Protocol;
+use histogram::{
+    DurationHistogram, FRAME_DELAY_BUCKETS, PLAY_START_BUCKETS, UPSTREAM_CONNECT_BUCKETS,
+};
 
 type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, DurationHistogram, fn() -> DurationHistogram>;
+
+/// A duration histogram per protocol, resolved once (a family lookup builds label strings).
+struct ByProtocol {
+    rtmp: DurationHistogram,
+    flv: DurationHistogram,
+}
+
+impl ByProtocol {
+    fn of(family: &HistogramFamily) -> Self {
+        let protocol = |p: &str| vec![("protocol".to_string(), p.to_string())];
+        // One statement each: the family's lock guard lives to the end of its statement.
+        let rtmp = family.get_or_create(&protocol("rtmp")).clone();
+        let flv = family.get_or_create(&protocol("flv")).clone();
+        ByProtocol { rtmp, flv }
+    }
+
+    fn get(&self, protocol: Protocol) -> &DurationHistogram {
+        match protocol {
+            Protocol::Rtmp => &self.rtmp,
+            Protocol::Flv => &self.flv,
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
     pub viewers: Family<Labels, Gauge>,
+    /// Deprecated (kept one release): `ingest_bits_per_second` / 1000.
     pub ingest_kbps: Family<Labels, Gauge>,
+    pub ingest_bits_per_second: Family<Labels, Gauge>,
     pub upstream_connected: Family<Labels, Gauge>,
     pub bytes_sent: Family<Labels, Counter>,
     pub dropped_frames: Family<Labels, Counter>,
@@ -34,6 +73,9 @@ pub struct Metrics {
     /// write, and a family lookup builds its label strings each time.
     bytes_sent_rtmp: Counter,
     bytes_sent_flv: Counter,
+    play_start: ByProtocol,
+    frame_delay: ByProtocol,
+    upstream_connect: DurationHistogram,
 }
 
 pub fn stream_labels(app: &str, stream: &str) -> Labels {
@@ -45,16 +87,33 @@ pub fn stream_labels(app: &str, stream: &str) -> Labels {
 
 impl Metrics {
     pub fn new(tier: &str, region: &str) -> Self {
-        let mut registry = Registry::with_prefix_and_labels(
-            "surge_relay",
-            [
-                ("tier".into(), tier.to_string().into()),
-                ("region".into(), region.to_string().into()),
-            ]
-            .into_iter(),
+        Self::with_labels(tier, region, &[])
+    }
+
+    /// `extra`: the `--metrics-label`s, already checked ([`labels`]).
+    pub fn with_labels(tier: &str, region: &str, extra: &[(String, String)]) -> Self {
+        let constant = [("tier", tier), ("region", region)]
+            .into_iter()
+            .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .map(|(n, v)| (n.to_string().into(), v.to_string().into()))
+            .collect::<Vec<_>>();
+        let mut root = Registry::with_labels(constant.into_iter());
+        let build_info = Family::<Labels, Gauge>::default();
+        build_info
+            .get_or_create(&vec![
+                ("component".to_string(), "relay".to_string()),
+                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ])
+            .set(1);
+        root.register(
+            "surge_build_info",
+            "Always 1: the component (relay) and its version",
+            build_info,
         );
+        let registry = root.sub_registry_with_prefix("surge_relay");
         let viewers = Family::<Labels, Gauge>::default();
         let ingest_kbps = Family::<Labels, Gauge>::default();
+        let ingest_bits_per_second = Family::<Labels, Gauge>::default();
         let upstream_connected = Family::<Labels, Gauge>::default();
         let bytes_sent = Family::<Labels, Counter>::default();
         let dropped_frames = Family::<Labels, Counter>::default();
@@ -74,8 +133,13 @@ impl Metrics {
             viewers.clone(),
         );
         registry.register(
+            "ingest_bits_per_second",
+            "Ingest bitrate per stream over the last 2 s, in bit/s",
+            ingest_bits_per_second.clone(),
+        );
+        registry.register(
             "ingest_kbps",
-            "Ingest bitrate per stream over the last 2 s",
+            "Deprecated, removed in the next release: use surge_relay_ingest_bits_per_second (this is it over 1000, in kbit/s)",
             ingest_kbps.clone(),
         );
         registry.register(
@@ -139,13 +203,37 @@ impl Metrics {
             "Viewers this relay holds at its current streams' bitrates (--max-viewers, --max-egress-mbps)",
             capacity.clone(),
         );
+        let play_start: HistogramFamily =
+            Family::new_with_constructor(|| DurationHistogram::new(PLAY_START_BUCKETS));
+        registry.register_with_unit(
+            "play_start",
+            "Time from a play request accepted to the first video keyframe written to the viewer's socket (HTTP-FLV: handed to the HTTP server), by protocol",
+            Unit::Seconds,
+            play_start.clone(),
+        );
+        let frame_delay: HistogramFamily =
+            Family::new_with_constructor(|| DurationHistogram::new(FRAME_DELAY_BUCKETS));
+        registry.register_with_unit(
+            "frame_delay",
+            "Time from a frame's arrival at this relay (publisher or upstream) to its write to a viewer or downstream relay, by protocol; sampled at every video keyframe written to each viewer after its first (the join is play_start)",
+            Unit::Seconds,
+            frame_delay.clone(),
+        );
+        let upstream_connect = DurationHistogram::new(UPSTREAM_CONNECT_BUCKETS);
+        registry.register_with_unit(
+            "upstream_connect",
+            "Time from a pull's start, or the loss of its upstream while the stream was live, to the first audio or video frame from an upstream (failed attempts, backoff and failover included)",
+            Unit::Seconds,
+            upstream_connect.clone(),
+        );
         let protocol = |p: &str| vec![("protocol".to_string(), p.to_string())];
         let bytes_sent_rtmp = bytes_sent.get_or_create(&protocol("rtmp")).clone();
         let bytes_sent_flv = bytes_sent.get_or_create(&protocol("flv")).clone();
         Metrics {
-            registry,
+            registry: root,
             viewers,
             ingest_kbps,
+            ingest_bits_per_second,
             upstream_connected,
             bytes_sent,
             dropped_frames,
@@ -160,7 +248,25 @@ impl Metrics {
             integrity_failures,
             bytes_sent_rtmp,
             bytes_sent_flv,
+            play_start: ByProtocol::of(&play_start),
+            frame_delay: ByProtocol::of(&frame_delay),
+            upstream_connect,
         }
+    }
+
+    /// A viewer got its first keyframe `waited` after its play was accepted.
+    pub fn play_started(&self, protocol: Protocol, waited: Duration) {
+        self.play_start.get(protocol).observe(waited);
+    }
+
+    /// A sampled frame was written `delay` after it arrived.
+    pub fn frame_delayed(&self, protocol: Protocol, delay: Duration) {
+        self.frame_delay.get(protocol).observe(delay);
+    }
+
+    /// A pull got its first frame `waited` after it started or lost its upstream.
+    pub fn upstream_connected_after(&self, waited: Duration) {
+        self.upstream_connect.observe(waited);
     }
 
     /// A pulled stream failed verification from `upstream`.
