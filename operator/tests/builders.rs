@@ -175,6 +175,24 @@ fn relay_args_name_tier_region_prewarm_and_upstreams_in_order() {
 }
 
 #[test]
+fn every_relay_labels_its_metrics_with_the_streams_namespace_and_name() {
+    let stream = load("examples/stream.yaml");
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    let mut t = target(&stream);
+    t.namespace = "media".to_string();
+    for tier in &tree.tiers {
+        let args = relay_args(&t, &stream.spec, tier, &cfg);
+        assert_eq!(
+            arg_after(&args, "--metrics-label"),
+            ["surge_namespace=media", "surge_stream=final"],
+            "{}",
+            tier.name
+        );
+    }
+}
+
+#[test]
 fn services_expose_rtmp_and_http_with_the_requested_types() {
     let stream = fixture("custom-selector.yaml");
     let cfg = OperatorConfig {

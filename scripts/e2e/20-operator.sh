@@ -1116,13 +1116,18 @@ for path in /metrics /api/v1/streams /healthz /readyz; do
   [ "$(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path")" = 404 ] || fail "$path on the playback port: $(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path"), expected 404"
 done
 curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_' || fail "the admin port's /metrics has no relay metrics"
+# The operator labels every relay series with the Stream's namespace and name.
+edge_build_info="$(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep '^surge_build_info{' || true)"
+for want in "surge_namespace=\"$NS\"" 'surge_stream="scale"' 'component="relay"' 'tier="edge"'; do
+  grep -qF -- "$want" <<<"$edge_build_info" || fail "the edge's surge_build_info lacks $want: $edge_build_info"
+done
 playback_ports="$(kubectl get service scale-eu-west-edge -o jsonpath='{.spec.ports[*].port}')"
 [[ " $playback_ports " == *" $RELAY_HTTP_PORT "* ]] || fail "playback Service ports: $playback_ports"
 service_ports="$(kubectl get services -l surge.dev/stream=scale -o jsonpath='{.items[*].spec.ports[*].port}')"
 [[ " $service_ports " != *" $RELAY_ADMIN_PORT "* ]] || fail "a Service lists the admin port $RELAY_ADMIN_PORT: $service_ports"
 [ "$(kubectl get pod "$EDGE_POD" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')" = admin ] \
   || fail "the edge's readiness probe is not on the admin port"
-step "admin surface: /metrics, /api/v1/streams, /healthz, /readyz 200 on the relay's admin port $RELAY_ADMIN_PORT, 404 on the playback port $RELAY_HTTP_PORT (the playback Service's); no Service lists the admin port ($service_ports)"
+step "admin surface: /metrics, /api/v1/streams, /healthz, /readyz 200 on the relay's admin port $RELAY_ADMIN_PORT, 404 on the playback port $RELAY_HTTP_PORT (the playback Service's); no Service lists the admin port ($service_ports); series labelled surge_namespace, surge_stream"
 if curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_integrity_failures_total{'; then
   fail "the edge failed to verify the origin's signatures: $(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/api/v1/streams" | jq -c '.streams[].integrity')"
 fi

@@ -55,6 +55,12 @@ pub fn relay_args(
         tier.kind.tier_name().to_string(),
         "--region".to_string(),
         tier.region.clone(),
+        // On every series of the relay's /metrics, so a Stream's relays can be selected
+        // however Prometheus finds them (PodMonitor, annotations, static targets).
+        "--metrics-label".to_string(),
+        format!("surge_namespace={}", target.namespace),
+        "--metrics-label".to_string(),
+        format!("surge_stream={}", target.stream),
     ];
     for upstream in &tier.upstreams {
         args.push("--upstream".to_string());
