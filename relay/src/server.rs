@@ -311,8 +311,9 @@ impl Relay {
     /// Stops accepting, serves current viewers until they leave or the grace period ends.
     pub async fn shutdown(self) {
         let started = Instant::now();
-        tracing::info!(viewers = self.registry.total_viewers(), grace = ?self.grace, "draining: no new viewers or publishers");
+        // Draining before the log line: whoever reads "draining" may rely on it (a new play refused).
         self.registry.start_draining();
+        tracing::info!(viewers = self.registry.total_viewers(), grace = ?self.grace, "draining: no new viewers or publishers");
         self.shutdown.cancel();
         while self.registry.total_viewers() > 0 && started.elapsed() < self.grace {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -128,6 +128,10 @@ impl Hub {
         // The returned SetChunkSize packet is not sent: each viewer's session announces the
         // same size itself.
         let _ = serializer.set_max_chunk_size(OUTGOING_CHUNK_SIZE, RtmpTimestamp::new(0));
+        if let Some(m) = &metrics {
+            // From 0, so a stream's dropped-frame rate exists before its first drop.
+            let _ = m.dropped_frames.get_or_create(&stream_labels(app, name));
+        }
         Hub {
             app: app.to_string(),
             name: name.to_string(),
@@ -329,9 +333,12 @@ impl MediaSink for Hub {
     fn on_upstream_state(&self, state: UpstreamState) {
         if let Some(m) = &self.metrics {
             let labels = stream_labels(&self.app, &self.name);
+            // Created at the pull's first state, so a pulled stream reports 0 reconnects.
+            let reconnects = m.upstream_reconnects.get_or_create(&labels);
             if matches!(state, UpstreamState::Reconnecting { .. }) {
-                m.upstream_reconnects.get_or_create(&labels).inc();
+                reconnects.inc();
             }
+            drop(reconnects);
             let connected = matches!(state, UpstreamState::Connected { .. });
             m.upstream_connected
                 .get_or_create(&labels)

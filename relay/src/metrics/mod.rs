@@ -229,6 +229,19 @@ impl Metrics {
         let protocol = |p: &str| vec![("protocol".to_string(), p.to_string())];
         let bytes_sent_rtmp = bytes_sent.get_or_create(&protocol("rtmp")).clone();
         let bytes_sent_flv = bytes_sent.get_or_create(&protocol("flv")).clone();
+        // Counters that dashboards and alerts rate start at 0: "none yet" then reads as a
+        // rate of 0, not as no data.
+        for p in [Protocol::Rtmp, Protocol::Flv] {
+            for reason in ["full", "draining"] {
+                let _ = viewers_refused.get_or_create(&vec![
+                    ("protocol".to_string(), p.as_str().to_string()),
+                    ("reason".to_string(), reason.to_string()),
+                ]);
+            }
+        }
+        for outcome in ["edge", "overflow", "refused", "not_found"] {
+            let _ = placements.get_or_create(&vec![("outcome".to_string(), outcome.to_string())]);
+        }
         Metrics {
             registry: root,
             viewers,
@@ -321,5 +334,23 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_and_placement_counters_start_at_zero() {
+        let text = Metrics::new("edge", "eu-west").encode();
+        for series in [
+            r#"surge_relay_viewers_refused_total{tier="edge",region="eu-west",protocol="rtmp",reason="full"} 0"#,
+            r#"surge_relay_viewers_refused_total{tier="edge",region="eu-west",protocol="flv",reason="draining"} 0"#,
+            r#"surge_relay_placements_total{tier="edge",region="eu-west",outcome="overflow"} 0"#,
+            r#"surge_relay_placements_total{tier="edge",region="eu-west",outcome="refused"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
     }
 }
