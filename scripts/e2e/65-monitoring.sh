@@ -68,8 +68,10 @@ prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 prom=http://127.0.0.1:$prom_port
 cargo build -q -p surge-operator -p surge-relay -p surge-load
 start=$(date +%s)
+hold=30 # Prometheus keeps running this long after the replay, for the queries below
+[ -z "${SURGE_MONITORING_SHOTS:-}" ] || hold=120
 SURGE_DEMO_FIRST_OCTET=${SURGE_DEMO_FIRST_OCTET:-200} scripts/demo --free-ports --build debug \
-  --viewers 300 --speed 60 --duration 40s --hold 30 --prometheus "$prom_port" --out "$work/demo" \
+  --viewers 300 --speed 60 --duration 40s --hold "$hold" --prometheus "$prom_port" --out "$work/demo" \
   >"$work/demo.out" 2>&1 &
 demo_pid=$!
 # The replay ends with the demo's summary; Prometheus keeps running through the hold.
