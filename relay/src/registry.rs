@@ -502,10 +502,16 @@ mod tests {
         ] {
             assert!(text.contains(sample), "{sample} missing in:\n{text}");
         }
-        assert!(
-            !text.contains(r#"protocol="flv",reason"#),
-            "an unknown stream is not a refusal for room:\n{text}"
-        );
+        // The counters start at 0; an unknown stream moves none of them.
+        for sample in [
+            r#"surge_relay_viewers_refused_total{tier="edge",region="test",protocol="flv",reason="full"} 0"#,
+            r#"surge_relay_viewers_refused_total{tier="edge",region="test",protocol="flv",reason="draining"} 0"#,
+        ] {
+            assert!(
+                text.contains(sample),
+                "an unknown stream is not a refusal for room: {sample} missing in:\n{text}"
+            );
+        }
     }
 
     #[tokio::test]
