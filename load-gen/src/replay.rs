@@ -8,6 +8,9 @@ mod integrity;
 mod locator;
 mod placement;
 mod progress;
+mod qoe;
+mod qoe_html;
+mod qoe_totals;
 mod reach;
 mod report;
 mod schedule;
@@ -33,6 +36,7 @@ pub use stall::PlayerBuffer;
 pub use target::{Access, Endpoint, Protocol, ProtocolChoice, parse_target};
 
 use crate::trace::{TOTAL_REGION, read_trace};
+use qoe_totals::QoeTotals;
 use stats::Stats;
 use surge_flags::{duration, positive_duration};
 use viewer::{SessionEnd, ViewerSpec, run_session, run_viewer};
@@ -75,9 +79,18 @@ pub struct ReplayArgs {
     /// Viewer protocol.
     #[arg(long, value_enum, default_value = "rtmp")]
     pub protocol: ProtocolChoice,
-    /// The player buffer model's pre-buffer (seconds buffered before playing and after a stall).
-    #[arg(long, default_value_t = 1.0)]
+    /// The player buffer model's pre-buffer P (seconds buffered before playing and after a
+    /// stall): join time, stalls and playback latency in the report are under this P.
+    #[arg(
+        long = "player-buffer",
+        alias = "prebuffer-seconds",
+        default_value_t = 2.0
+    )]
     pub prebuffer_seconds: f64,
+    /// More pre-buffer sizes (seconds, comma-separated) modelled side by side: the report's
+    /// stall ratio and playback latency per P (`qoe.by_player_buffer`).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,6,9")]
+    pub buffer_sweep: Vec<f64>,
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -156,7 +169,11 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
     );
     anyhow::ensure!(
         args.prebuffer_seconds >= 0.0 && args.prebuffer_seconds <= 60.0,
-        "--prebuffer-seconds must be between 0 and 60"
+        "--player-buffer must be between 0 and 60 seconds"
+    );
+    anyhow::ensure!(
+        args.buffer_sweep.len() <= 16 && args.buffer_sweep.iter().all(|p| (0.0..=60.0).contains(p)),
+        "--buffer-sweep takes at most 16 sizes, each between 0 and 60 seconds"
     );
     let verify = integrity::load_keys(&args.verify_keys)?.map(Rc::new);
     let (app, stream) = args
@@ -333,6 +350,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
     }
     // Start measuring afresh once the probes are done.
     *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds);
+    stats.borrow_mut().qoe = QoeTotals::new(args.prebuffer_seconds, &args.buffer_sweep);
     if p.verify.is_some() {
         stats.borrow_mut().integrity = Some(Default::default());
     }

@@ -261,6 +261,7 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
 <h1>surge-load replay report</h1>
 <table>{rows}</table>
 {placement}
+{qoe}
 {integrity}
 <div class="plots">{}{}{}{}{relays}</div>
 {kinds}
@@ -272,6 +273,7 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
         startup.render(),
         stalls.render(),
         placement = placement_table(d),
+        qoe = super::qoe_html::section(&report["qoe"]),
         integrity = integrity_section(&report["integrity"], &timeline),
     )
 }

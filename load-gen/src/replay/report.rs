@@ -150,6 +150,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "error_kinds": stats.error_kinds,
         }
     });
+    report["qoe"] = stats.qoe.report(&stats.lag_total, info.wall_seconds);
     if let Some(run) = &stats.integrity {
         report["integrity"] = super::integrity::report(run);
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::histogram::Histogram;
 use super::integrity::{RunCounts, WindowCounts};
 use super::placement::{Placement, PlacementPoint, RegionPlacement};
+use super::qoe_totals::QoeTotals;
 use super::stall::PlayerBuffer;
 
 /// Pre-buffer sizes (seconds) every viewer models at once, for the stall-vs-pre-buffer plot.
@@ -116,6 +117,8 @@ pub struct Stats {
     pub placement: Vec<RegionPlacement>,
     /// With `--verify-key`: signed-frame verdicts.
     pub integrity: Option<RunCounts>,
+    /// The QoE player models (join time, playback latency, stalls per pre-buffer), jitter.
+    pub qoe: QoeTotals,
     /// Past `measure_from` (updated once per window).
     measuring: bool,
     window_bytes: u64,
@@ -171,6 +174,7 @@ impl Stats {
             region_names: region_names.to_vec(),
             placement: vec![RegionPlacement::default(); regions],
             integrity: None,
+            qoe: QoeTotals::new(prebuffer_seconds, &[]),
             measuring: true,
             window_bytes: 0,
             window_frames: 0,
@@ -190,6 +194,11 @@ impl Stats {
             .iter()
             .map(|&p| PlayerBuffer::new(p))
             .collect()
+    }
+
+    /// Past `--warmup`: frames count in the run's latency totals.
+    pub fn measuring(&self) -> bool {
+        self.measuring
     }
 
     pub fn viewers_now(&self) -> u64 {

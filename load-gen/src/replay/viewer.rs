@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::integrity::SessionCheck;
 use super::placement::Placement;
+use super::qoe::{Jitter, Player};
 use super::reach::{self, Fail};
 use super::socket::{Read1, ViewerSocket};
 use super::stall::PlayerBuffer;
@@ -77,6 +78,9 @@ struct Session {
     /// Unix time of the request: frames published before it came from a cache.
     t0_unix_us: u64,
     buffers: Vec<PlayerBuffer>,
+    /// The QoE players, one per modelled pre-buffer (see `Stats::qoe`).
+    players: Vec<Player>,
+    jitter: Jitter,
     playing: bool,
     first_media: Option<f64>,
     nal_length_size: usize,
@@ -91,10 +95,10 @@ struct Session {
 impl Session {
     fn new(stats: Rc<RefCell<Stats>>, spec: &ViewerSpec) -> Self {
         let region = spec.region;
-        let buffers = {
+        let (buffers, players) = {
             let mut s = stats.borrow_mut();
             s.session_started(region);
-            s.new_buffers()
+            (s.new_buffers(), s.qoe.new_players())
         };
         let t0 = Instant::now();
         let t0_unix_us = stats.borrow().clock.unix_us(t0);
@@ -104,6 +108,8 @@ impl Session {
             t0,
             t0_unix_us,
             buffers,
+            players,
+            jitter: Jitter::default(),
             playing: false,
             first_media: None,
             nal_length_size: 4,
@@ -144,6 +150,7 @@ impl Session {
         if self.first_media.is_none() {
             self.first_media = Some(self.ms_since_start(now));
         }
+        stats.qoe.media_bytes += m.len as u64;
         if m.type_id != TAG_VIDEO {
             return;
         }
@@ -172,12 +179,6 @@ impl Session {
         if header.codec == CODEC_AVC && !header.is_avc_frame() {
             return; // end of sequence: not a picture
         }
-        let now_ms = self.ms_since_start(now);
-        for (i, b) in self.buffers.iter_mut().enumerate() {
-            if b.on_frame(now_ms, m.timestamp_ms) {
-                stats.on_stall(i);
-            }
-        }
         let stamp = if header.is_avc_frame() {
             m.prefix
                 .get(5..)
@@ -185,6 +186,26 @@ impl Session {
         } else {
             None
         };
+        let now_ms = self.ms_since_start(now);
+        self.jitter.on_arrival(now_ms);
+        // The broadcaster's clock on the session's: live frames only (as the delivery lag).
+        let publish_ms = stamp
+            .filter(|s| s.publish_us >= self.t0_unix_us)
+            .map(|s| (s.publish_us - self.t0_unix_us) as f64 / 1000.0);
+        let measuring = stats.measuring();
+        for (player, model) in self.players.iter_mut().zip(stats.qoe.models.iter_mut()) {
+            let arrival = player.on_frame(now_ms, m.timestamp_ms, publish_ms, &mut |p| {
+                model.on_played(p, measuring)
+            });
+            if let Some(joined) = arrival.joined_ms {
+                model.join_ms.push(joined);
+            }
+        }
+        for (i, b) in self.buffers.iter_mut().enumerate() {
+            if b.on_frame(now_ms, m.timestamp_ms) {
+                stats.on_stall(i);
+            }
+        }
         match stamp {
             // Published before this viewer asked: replayed from a GOP cache, not live lag.
             Some(s) if s.publish_us < self.t0_unix_us => stats.on_catchup_frame(),
@@ -211,7 +232,11 @@ impl Drop for Session {
         for b in &mut self.buffers {
             b.finish(end_ms);
         }
+        for p in &mut self.players {
+            p.finish(end_ms);
+        }
         let mut stats = self.stats.borrow_mut();
+        stats.qoe.session_ended(&self.players, &self.jitter, end_ms);
         stats.session_ended(
             self.region,
             self.relay.as_deref(),
