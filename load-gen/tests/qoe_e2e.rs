@@ -20,7 +20,9 @@ fn steady_trace(dir: &Path, viewers: u32, seconds: u32) -> String {
     let mut csv = String::from(
         "# livetrace v1; steady audience\nbroadcast_id,t_s,region,viewers,arrivals,departures\n",
     );
-    for (t, v, a, d) in [(0, viewers, viewers, 0), (seconds, 0, 0, viewers)] {
+    // Viewers between rows are interpolated: the same count at both ends holds it steady.
+    for (t, v, a) in [(0, viewers, viewers), (seconds, viewers, 0)] {
+        let d = 0;
         csv.push_str(&format!("s,{t},eu,{v},{a},{d}\ns,{t},*,{v},{a},{d}\n"));
     }
     std::fs::write(&path, csv).expect("trace");
