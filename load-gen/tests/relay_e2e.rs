@@ -217,7 +217,7 @@ fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
 }
 
 #[test]
-fn html_report_has_the_four_plots_and_is_self_contained() {
+fn html_report_has_its_plots_and_is_self_contained() {
     let _serial = one_at_a_time();
     let dir = temp_dir("html");
     let (rtmp, http) = (free_port(), free_port());
@@ -242,11 +242,12 @@ fn html_report_has_the_four_plots_and_is_self_contained() {
     let html = std::fs::read_to_string(&html_path).expect("html");
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
 
-    // Four inline SVG plots, in order, each with its title, axis labels and legend, and
-    // each drawing data (a path with points, not "no data").
+    // Six inline SVG plots, in order, each with its title, axis labels and legend, and
+    // each drawing data (a path with points, not "no data"): four of the run, two of the
+    // QoE section.
     let plots: Vec<&str> = html.split("<svg").skip(1).collect();
-    assert_eq!(plots.len(), 4, "{html}");
-    let expected: [(&str, &[&str]); 4] = [
+    assert_eq!(plots.len(), 6, "{html}");
+    let expected: [(&str, &[&str]); 6] = [
         (
             "Viewers over time",
             &["wall time (s)", "viewers", "trace (scaled)", "playing"],
@@ -262,6 +263,14 @@ fn html_report_has_the_four_plots_and_is_self_contained() {
         (
             "Stall ratio vs player pre-buffer",
             &["pre-buffer (s)", "stalled time (%)", ">stall ratio<"],
+        ),
+        (
+            "Playback latency p50 vs pre-buffer",
+            &["pre-buffer P (s)", "playback latency (s)", ">latency p50<"],
+        ),
+        (
+            "Stall ratio vs pre-buffer (QoE model)",
+            &["pre-buffer P (s)", "stalled time (%)", ">stall ratio<"],
         ),
     ];
     for (svg, (title, labels)) in plots.iter().zip(expected) {
@@ -282,6 +291,8 @@ fn html_report_has_the_four_plots_and_is_self_contained() {
         .as_array()
         .map(Vec::len);
     assert_eq!(Some(stall_markers), grid);
+    let sweep = report["qoe"]["by_player_buffer"].as_array().map(Vec::len);
+    assert_eq!(Some(plots[5].matches("<circle").count()), sweep);
 
     // Self-contained: nothing is fetched from anywhere.
     let lower = html.to_lowercase();
