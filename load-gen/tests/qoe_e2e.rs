@@ -116,7 +116,7 @@ fn qoe_on_loopback_joins_after_the_first_keyframe_plays_behind_delivery_and_neve
         "{q:#}"
     );
     assert_eq!(num(&q["frames_discarded"]), 0.0);
-    // 30 fps over loopback: inter-arrival spread well under a frame interval... per session.
+    // 30 fps over loopback: each session's inter-arrival spread is under a frame interval.
     let jitter = num(&q["frame_jitter_ms"]["p50"]);
     assert!(jitter > 0.0 && jitter < 33.0, "jitter {jitter}");
     assert!(num(&q["frame_jitter_ms"]["sessions"]) >= 8.0);
