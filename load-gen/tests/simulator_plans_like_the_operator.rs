@@ -1,11 +1,12 @@
 //! The simulator's `surge` policy plans as the operator does: for the same viewer samples,
 //! fleet and clock, its decisions equal those of the operator's own loop (sample history kept
 //! over `history_window_seconds`, one `plan_stream` per scrape with the planner state carried
-//! over), for a Stream that sets nothing and for one with its own settings.
+//! over), for a Stream that sets nothing, for one with its own settings and for relays that hold
+//! half of what the Stream says (their load reported as the simulator models it).
 
 use std::path::PathBuf;
 
-use surge_load::simulate::policies::{Surge, idle_relays};
+use surge_load::simulate::policies::{Surge, edge_holds, edge_load, idle_relays};
 use surge_load::simulate::{Demand, Fleet, Policy, SimSettings, SimulateArgs, View, stream_spec};
 use surge_load::trace::read_trace;
 use surge_operator::crd::StreamSpec;
@@ -27,6 +28,8 @@ struct OperatorLoop {
     spec: StreamSpec,
     history: SampleHistory,
     state: PlannerState,
+    /// Viewers an edge reports load 1 at.
+    edge_holds: f64,
 }
 
 impl OperatorLoop {
@@ -38,6 +41,9 @@ impl OperatorLoop {
                 let viewers = demand.viewers[r][i].round() as u64;
                 self.history.record(name, i as f64, viewers, keep);
             }
+            let viewers = step
+                .checked_sub(METRIC_AGE_S)
+                .map_or(0.0, |i| demand.viewers[r][i]);
             inputs.push(RegionInput {
                 name: name.clone(),
                 samples: self.history.samples(name),
@@ -46,13 +52,9 @@ impl OperatorLoop {
                     ready: fleets[r].ready,
                 },
                 // The simulator's model of relay loads (least-loaded spreading).
-                relays: idle_relays(
-                    name,
-                    fleets[r].requested,
-                    fleets[r].ready,
-                    step.checked_sub(METRIC_AGE_S)
-                        .map_or(0.0, |i| demand.viewers[r][i]),
-                ),
+                relays: idle_relays(name, fleets[r].requested, fleets[r].ready, viewers),
+                // And of what they report about their load.
+                edge_load: edge_load(fleets[r].ready, viewers, self.edge_holds),
                 ..RegionInput::default()
             });
         }
@@ -83,9 +85,12 @@ fn assert_same_decisions(trace: &str, args: SimulateArgs) -> usize {
         viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
         min_edges: 1,
         max_edges: 10_000,
+        true_capacity_factor: args.true_capacity_factor,
     };
-    let mut simulator = Surge::new(&demand.regions, spec.clone());
+    let mut simulator =
+        Surge::new(&demand.regions, spec.clone()).with_true_capacity(args.true_capacity_factor);
     let mut operator = OperatorLoop {
+        edge_holds: edge_holds(&spec, args.true_capacity_factor),
         spec,
         history: SampleHistory::default(),
         state: PlannerState::default(),
@@ -140,4 +145,14 @@ fn a_stream_with_its_own_settings_plans_the_same_in_both() {
         changes > 5,
         "the crowd made the plan move ({changes} changes)"
     );
+}
+
+#[test]
+fn relays_that_hold_half_plan_the_same_in_both() {
+    let args = SimulateArgs {
+        true_capacity_factor: 0.5,
+        ..SimulateArgs::for_trace(PathBuf::from("facebook.csv"))
+    };
+    let changes = assert_same_decisions("facebook", args);
+    assert!(changes > 5, "the plan moved ({changes} changes)");
 }

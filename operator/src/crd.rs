@@ -532,6 +532,34 @@ pub struct ScalingSpec {
     #[serde(default)]
     #[schemars(range(max = 100))]
     pub warm_edges: u32,
+    /// Quality as a second signal: when the edges' measured load says an edge holds fewer
+    /// viewers than viewersPerEdge (a mis-set edge size, a heavier bitrate), size with what
+    /// they hold; never scale down edges that run hot.
+    #[serde(default)]
+    pub quality: QualitySpec,
+}
+
+/// `spec.scaling.quality`: the edges' measured load as a second sizing signal.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QualitySpec {
+    /// Whether the edges' load may size the region at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mean load (0..1 of what the edges hold) at which the edges run hot: no scale-down
+    /// leaves them above it.
+    #[serde(default = "default_hot_load")]
+    #[schemars(range(min = 0.1, max = 1.0))]
+    pub hot_load: f64,
+}
+
+impl Default for QualitySpec {
+    fn default() -> Self {
+        QualitySpec {
+            enabled: true,
+            hot_load: default_hot_load(),
+        }
+    }
 }
 
 /// One announced event of `spec.scaling.schedule`.
@@ -570,6 +598,7 @@ impl Default for ScalingSpec {
             flash_crowd: FlashCrowdSpec::default(),
             schedule: Vec::new(),
             warm_edges: 0,
+            quality: QualitySpec::default(),
         }
     }
 }
@@ -986,6 +1015,9 @@ fn default_scale_down_step_seconds() -> u32 {
 }
 fn default_estimation_window_seconds() -> u32 {
     seconds(planner_scaling().estimation_window_seconds)
+}
+fn default_hot_load() -> f64 {
+    planner_scaling().quality.hot_load
 }
 fn default_true() -> bool {
     true

@@ -29,6 +29,7 @@ use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
 use crate::policy::apply_policy;
+use crate::quality::edge_loads;
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream_at};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
@@ -236,12 +237,15 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
                 .record(region, input.clock.seconds, *v, keep_seconds);
         }
     }
+    // The edges' own load: the planner's second signal next to the viewer counts.
+    let loads = edge_loads(&region_names, &observed.pods, &observed.rooms);
     let inputs: Vec<_> = observation
         .regions
         .values()
         .cloned()
         .map(|mut r| {
             r.samples = memory.history.samples(&r.name);
+            r.edge_load = loads.get(&r.name).copied();
             r
         })
         .collect();

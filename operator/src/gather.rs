@@ -15,6 +15,7 @@ use crate::build::Target;
 use crate::labels::stream_selector_string;
 use crate::metrics::Metrics;
 use crate::observe::{DeploymentView, Observed, PodView, ScrapeOutcome, ServiceView};
+use crate::quality::RelayRoom;
 use crate::scrape::Scraper;
 use surge_wire::streams_api::IntegrityStats;
 
@@ -66,6 +67,7 @@ pub async fn gather(
         outcomes,
         integrity,
         upstreams,
+        rooms,
     } = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
@@ -76,6 +78,7 @@ pub async fn gather(
         signing_key: None,
         integrity,
         upstreams,
+        rooms,
     })
 }
 
@@ -118,6 +121,8 @@ pub(crate) struct Scrapes {
     pub integrity: BTreeMap<String, IntegrityStats>,
     /// The upstream each pod pulling the Stream is connected to now (its `rtmp://` URL).
     pub upstreams: BTreeMap<String, String>,
+    /// The load each pod that reported one carries (quality as a second signal).
+    pub rooms: BTreeMap<String, RelayRoom>,
 }
 
 /// Scrapes every running relay pod concurrently (at most 32 at a time).
@@ -150,19 +155,15 @@ pub(crate) async fn scrape_all(
                 .and_then(|s| s.upstream.as_ref())
                 .filter(|u| u.state == "connected")
                 .and_then(|u| u.url.clone());
+            let room = answer.as_ref().ok().and_then(RelayRoom::of);
             let outcome = answer
                 .map(|stats| stats.viewers_of(&app, &stream))
                 .map_err(|e| format!("{ip}:{port}: {e}"));
-            (pod, outcome, integrity, upstream)
+            (pod, outcome, (integrity, upstream, room))
         }
     });
-    type Answer = (
-        String,
-        ScrapeOutcome,
-        Option<IntegrityStats>,
-        Option<String>,
-    );
-    let results: Vec<Answer> = futures::stream::iter(jobs)
+    type Extras = (Option<IntegrityStats>, Option<String>, Option<RelayRoom>);
+    let results: Vec<(String, ScrapeOutcome, Extras)> = futures::stream::iter(jobs)
         .buffer_unordered(32)
         .collect()
         .await;
@@ -170,10 +171,14 @@ pub(crate) async fn scrape_all(
         outcomes: BTreeMap::new(),
         integrity: BTreeMap::new(),
         upstreams: BTreeMap::new(),
+        rooms: BTreeMap::new(),
     };
-    for (pod, outcome, integrity, upstream) in results {
+    for (pod, outcome, (integrity, upstream, room)) in results {
         if let Some(url) = upstream {
             scrapes.upstreams.insert(pod.clone(), url);
+        }
+        if let Some(r) = room {
+            scrapes.rooms.insert(pod.clone(), r);
         }
         if let Err(e) = &outcome {
             metrics.scrape_errors.inc();

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod observe;
 pub mod pods;
 pub mod policy;
+pub mod quality;
 pub mod reconcile;
 pub mod report;
 pub mod scrape;

@@ -178,6 +178,8 @@ pub struct Observed {
     /// Per pod name: the upstream it pulls this Stream from now (`rtmp://` URL), for the
     /// pods connected to one.
     pub upstreams: BTreeMap<String, String>,
+    /// Per pod name: the load it reported (relays that predate the field report none).
+    pub rooms: BTreeMap<String, crate::quality::RelayRoom>,
 }
 
 impl Observed {
@@ -291,6 +293,8 @@ pub fn observe(
                 edges: tier_count(edges),
                 reflectors,
                 relays,
+                // The edges' load is added by `quality::edge_loads`.
+                edge_load: None,
                 // The Stream's bounds are added when the plan input is built (sizing).
                 bounds: None,
             },

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use k8s_openapi::jiff::Timestamp;
 use surge_planner::{
-    EdgeBounds, FlashCrowdSettings, PlanError, PlanInput, PlannerState, RegionInput, RegionPlan,
-    ScalingSettings, ScheduledEvent, TreeSettings, ViewerSample, plan,
+    EdgeBounds, FlashCrowdSettings, PlanError, PlanInput, PlannerState, QualitySettings,
+    RegionInput, RegionPlan, ScalingSettings, ScheduledEvent, TreeSettings, ViewerSample, plan,
 };
 
 use crate::crd::{RegionSpec, ScalingSpec, StreamSpec};
@@ -58,6 +58,11 @@ pub fn scaling_settings(s: &ScalingSpec) -> ScalingSettings {
             ..FlashCrowdSettings::default()
         },
         warm_edges: s.warm_edges,
+        quality: QualitySettings {
+            enabled: s.quality.enabled,
+            hot_load: s.quality.hot_load,
+            ..QualitySettings::default()
+        },
         // Planner settings the Stream does not expose keep the planner's defaults.
         ..ScalingSettings::default()
     }
@@ -87,6 +92,21 @@ pub fn viewers_for_egress(mbps: u32, bitrate_kbps: u32) -> u32 {
     u32::try_from(viewers)
         .unwrap_or(u32::MAX)
         .clamp(1, MAX_VIEWERS_PER_EDGE)
+}
+
+/// The load an edge reports when it serves `viewersPerEdge` viewers at the Stream's bitrate,
+/// from how its edges are started ([`crate::build::deployment`]): `--max-viewers` (twice
+/// viewersPerEdge) and, with `edgeEgressMbps`, the viewers that egress carries at
+/// `bitrateKbps` (the relays' bitrate floor), whichever is fewer; at most 1 (an edge size
+/// above what the egress carries is a full relay).
+pub fn load_at_viewers_per_edge(spec: &StreamSpec) -> f64 {
+    let size = viewers_per_edge(spec);
+    let mut holds = crate::build::deployment::max_viewers(size) as f64;
+    if let Some(mbps) = spec.tree.edge_egress_mbps {
+        let by_egress = f64::from(mbps) * 1000.0 / f64::from(spec.bitrate_kbps.max(1));
+        holds = holds.min(by_egress);
+    }
+    (f64::from(size) / holds.max(1.0)).clamp(f64::MIN_POSITIVE, 1.0)
 }
 
 /// Planner tree settings of the whole Stream (`spec.tree`); the edge range of the first region
@@ -159,13 +179,15 @@ pub fn plan_input_at(
             input
         })
         .collect();
+    let mut scaling = ScalingSettings {
+        schedule: schedule_events(&spec.scaling, unix_offset_s),
+        ..scaling_settings(&spec.scaling)
+    };
+    scaling.quality.load_at_viewers_per_edge = load_at_viewers_per_edge(spec);
     PlanInput {
         now_s,
         tree: stream_tree_settings(spec),
-        scaling: ScalingSettings {
-            schedule: schedule_events(&spec.scaling, unix_offset_s),
-            ..scaling_settings(&spec.scaling)
-        },
+        scaling,
         relay_ready_seconds,
         regions,
     }
@@ -367,6 +389,33 @@ spec:
         assert_eq!(viewers_for_egress(u32::MAX, 1), MAX_VIEWERS_PER_EDGE);
         let p = plan_stream(&s, &[], 60.0, None, &PlannerState::default()).unwrap();
         assert_eq!(p.regions[0].desired_edges, 2);
+    }
+
+    #[test]
+    fn an_edge_at_its_size_reports_the_load_its_flags_give() {
+        let base = spec(THREE);
+        // --max-viewers is twice the edge size.
+        assert_eq!(load_at_viewers_per_edge(&base), 0.5);
+        let mut s = base.clone();
+        // Derived from the egress budget: an edge at its size fills it.
+        s.tree.edge_egress_mbps = Some(1000);
+        s.tree.viewers_per_edge_given = false;
+        assert!((load_at_viewers_per_edge(&s) - 1.0).abs() < 1e-9);
+        // An explicit size the budget cannot carry is a full relay, not more.
+        s.tree.viewers_per_edge_given = true;
+        s.tree.viewers_per_edge = 2000;
+        assert_eq!(load_at_viewers_per_edge(&s), 1.0);
+        // One it carries with room: the count limit decides.
+        s.tree.viewers_per_edge = 100;
+        assert_eq!(load_at_viewers_per_edge(&s), 0.5);
+        let input = plan_input(&s, &[], 60.0, None);
+        assert_eq!(input.scaling.quality.load_at_viewers_per_edge, 0.5);
+        assert!(input.scaling.quality.enabled);
+        s.scaling.quality.enabled = false;
+        s.scaling.quality.hot_load = 0.7;
+        let q = plan_input(&s, &[], 60.0, None).scaling.quality;
+        assert!(!q.enabled);
+        assert_eq!(q.hot_load, 0.7);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct RegionInput {
     /// Per-relay loads, used to pick the least-loaded relays when scaling down. May be
     /// incomplete; relays not listed are never picked for removal.
     pub relays: Vec<RelayLoad>,
+    /// What the region's edges report about their own load, for quality as a second signal
+    /// ([`crate::quality`]); `None` when nothing was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_load: Option<EdgeLoad>,
     /// This region's own edge range and edge size (a Stream's `spec.regions[]`); `None` uses
     /// the Stream-wide [`PlanInput::tree`]. The fan-out stays Stream-wide: regions share the
     /// origin and the reflector tree.
@@ -55,6 +59,20 @@ pub struct EdgeBounds {
     pub min_edges: u32,
     pub max_edges: u32,
     pub viewers_per_edge: u64,
+}
+
+/// The load a region's edges report (each relay's `relay.load`: its viewers over what it
+/// holds at its streams' current bitrates).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeLoad {
+    /// Edges that reported a load: Ready ones, and those refusing new viewers because they
+    /// are full (their pods are not Ready then, but they serve).
+    pub edges: u32,
+    /// The viewers on those edges (of all their streams: what the loads count).
+    pub viewers: u64,
+    /// The sum of their loads (each 0..1).
+    pub load_sum: f64,
 }
 
 /// A viewer count at a time.

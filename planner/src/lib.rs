@@ -7,8 +7,8 @@
 //!
 //! ```
 //! use surge_planner::{
-//!     plan, PlanInput, PlannerState, RegionInput, RelayLoad, ScalingSettings, Tier, TierCount,
-//!     TreeSettings, ViewerSample,
+//!     plan, EdgeLoad, PlanInput, PlannerState, RegionInput, RelayLoad, ScalingSettings, Tier,
+//!     TierCount, TreeSettings, ViewerSample,
 //! };
 //!
 //! let mut state = PlannerState::default();
@@ -29,6 +29,9 @@
 //!             RelayLoad { name: "edge-a".into(), tier: Tier::Edge, viewers: 6_000, ready: true },
 //!             RelayLoad { name: "edge-b".into(), tier: Tier::Edge, viewers: 4_600, ready: true },
 //!         ],
+//!         // What the edges report about their load (None: not measured); here what
+//!         // 10,600 viewers on edges with --max-viewers 4,000 report.
+//!         edge_load: Some(EdgeLoad { edges: 2, viewers: 10_600, load_sum: 2.65 }),
 //!         bounds: None, // or this region's own edge range and edge size (EdgeBounds)
 //!     }],
 //! };
@@ -54,7 +57,10 @@
 //!   ([`FlashCrowdSettings`]: `enabled` (true), `minGrowthPerMinute` (500),
 //!   `relativeGrowthPerMinute` (0.05), `scaleUpFactor` (2.0), `leadTimeFactor` (1.5),
 //!   `exitAfterSeconds` (120)), `schedule` (announced events, [`ScheduledEvent`]: start,
-//!   expected viewers, regions, duration) and `scheduleGraceSeconds` (900). All structs are serde with camelCase names and
+//!   expected viewers, regions, duration), `scheduleGraceSeconds` (900), `warmEdges` (0),
+//!   `collapseUtilization` (0.5) and `quality` ([`QualitySettings`]: `enabled` (true),
+//!   `loadAtViewersPerEdge` (0.5), `tolerance` (0.1), `hotLoad` (0.8)). All structs are serde
+//!   with camelCase names and
 //!   `#[serde(default)]`, so a CRD can embed them or map its own fields onto them.
 //!   Invalid values give [`PlanError::InvalidSetting`] naming the field.
 //! - `relay_ready_seconds`: measured relay-ready time; the forecast horizon is
@@ -64,7 +70,9 @@
 //!   lengthen the effective horizon by their age.
 //! - `regions` ([`RegionInput`]): name, viewer samples, the edges that exist (asked for)
 //!   and how many are Ready, the reflector tiers that exist, and per-relay loads
-//!   ([`RelayLoad`]: name, [`Tier`], viewers, ready) for picking removals, and optionally the
+//!   ([`RelayLoad`]: name, [`Tier`], viewers, ready) for picking removals, the edges' measured
+//!   load ([`EdgeLoad`]: edges that reported one, their viewers, the sum of their loads),
+//!   and optionally the
 //!   region's own `bounds` ([`EdgeBounds`]: `minEdges`, `maxEdges`, `viewersPerEdge`) in place
 //!   of the Stream-wide ones in `tree` (a Stream's regions each have their own edge range; the
 //!   fan-out and the reflector tree stay shared).
@@ -73,9 +81,10 @@
 //! Per region ([`RegionPlan`], sorted by name): `desired_edges`, `reflectors` (counts per
 //! level, index 0 = level 1 feeding the edges, last = fed by the origin; empty = origin feeds
 //! edges directly), `level_viewers`, `growth_per_minute`, `forecast_viewers`,
-//! `horizon_seconds`, `sized_edges`, `change` (Up/Down/Hold), `flash_crowd` and its reason,
-//! `remove` (relay names to delete now, least loaded first: not-Ready, then fewest viewers,
-//! then name), `removal_order` (all listed relays, cheapest to delete first, for
+//! `horizon_seconds`, `sized_edges`, `viewers_per_edge` (the edge size it sized with),
+//! `edge_load` (the edges' mean load), `change` (Up/Down/Hold), `flash_crowd` and its reason,
+//! `remove` (relay names to delete now, least loaded first: fewest viewers, not-Ready before
+//! Ready at equal viewers, then name), `removal_order` (all listed relays, cheapest to delete first, for
 //! `controller.kubernetes.io/pod-deletion-cost`), and `reason`. Overall: `origin_children`,
 //! `depth` (levels below the origin, edges included), `flash_crowd` +
 //! `flash_crowd_reason` (for the `FlashCrowd` condition), `reason` (one line for an event),
@@ -103,7 +112,12 @@
 //!    else `start + scheduleGraceSeconds`), a region keeps at least
 //!    `ceil(its share of expectedViewers / viewersPerEdge)` edges; its share is its part of
 //!    the event's regions' viewers now (equal when none has any) ([`schedule`]).
-//! 6. Tree: the fewest reflector levels such that no relay (origin included) feeds more than
+//! 6. Quality: the edges' loads give the edge size they really have,
+//!    `loadAtViewersPerEdge × viewers / Σ load`; when that size × (1 + `tolerance`) is below
+//!    `viewersPerEdge` the region is sized with that size (rules 2, 3, 5 and the oversized-fleet
+//!    test; a smaller size counts at once, a larger one after the stabilisation window), and
+//!    no scale-down leaves the edges' mean load above `hotLoad` ([`quality`]).
+//! 7. Tree: the fewest reflector levels such that no relay (origin included) feeds more than
 //!    `fanout` children; regions share the origin's fan-out ([`build_tree`]).
 //!
 //! ## State ([`PlannerState`])
@@ -118,6 +132,7 @@ mod hpa;
 mod input;
 mod output;
 mod planner;
+pub mod quality;
 pub mod schedule;
 mod settings;
 mod sizing;
@@ -126,13 +141,15 @@ mod tree;
 
 pub use estimate::{Estimate, estimate};
 pub use hpa::{HpaInput, HpaRegion, HpaSettings, HpaState, metric_at};
-pub use input::{EdgeBounds, PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample};
+pub use input::{
+    EdgeBounds, EdgeLoad, PlanInput, RegionInput, RelayLoad, Tier, TierCount, ViewerSample,
+};
 pub use output::{Plan, RegionPlan, ScaleChange};
 pub use planner::{plan, reflector_removals};
 pub use schedule::ScheduledEvent;
-pub use settings::{FlashCrowdSettings, ScalingSettings, TreeSettings};
+pub use settings::{FlashCrowdSettings, QualitySettings, ScalingSettings, TreeSettings};
 pub use sizing::edges_for_viewers;
-pub use state::{FlashState, PlannerState, Recommendation, RegionState};
+pub use state::{EdgeSize, FlashState, PlannerState, Recommendation, RegionState};
 pub use tree::{Tree, build as build_tree};
 
 /// Why a plan could not be made.

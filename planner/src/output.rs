@@ -51,6 +51,13 @@ pub struct RegionPlan {
     /// Edges that the forecast alone asks for (before flash-crowd steps and scale-down
     /// stabilisation), within bounds.
     pub sized_edges: u32,
+    /// Viewers one edge was sized for: `viewersPerEdge`, or less when the edges' measured
+    /// load says they hold fewer (quality as a second signal).
+    #[serde(default)]
+    pub viewers_per_edge: u64,
+    /// Mean load of the edges that reported one (0..1), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_load: Option<f64>,
     /// Viewers an announced event asks this region to be ready for now (its share of the
     /// event's `expectedViewers`), 0 when no event is due.
     #[serde(default)]
@@ -66,8 +73,9 @@ pub struct RegionPlan {
     pub flash_crowd: bool,
     /// Why, when it is.
     pub flash_crowd_reason: Option<String>,
-    /// Relays to delete now (edges and reflectors), least loaded first. Only relays named in
-    /// the input's `relays` are listed.
+    /// Relays to delete now (edges and reflectors), least loaded first (fewest viewers, not
+    /// Ready before Ready at equal viewers, then name). Only relays named in the input's
+    /// `relays` are listed.
     pub remove: Vec<String>,
     /// Every listed relay of the region, least loaded (cheapest to delete) first; use it for
     /// `controller.kubernetes.io/pod-deletion-cost` (position 0 = lowest cost).

@@ -6,10 +6,11 @@ use crate::estimate::{Estimate, estimate, newest_rise};
 use crate::format::{count, signed};
 use crate::input::{PlanInput, RegionInput, RelayLoad, Tier};
 use crate::output::{Plan, RegionPlan, ScaleChange};
+use crate::quality::{Quality, assess};
 use crate::schedule::{ScheduledDemand, scheduled_demand};
 use crate::settings::{ScalingSettings, TreeSettings};
 use crate::sizing::edges_for_viewers;
-use crate::state::{FlashState, PlannerState, Recommendation, RegionState};
+use crate::state::{EdgeSize, FlashState, PlannerState, Recommendation, RegionState};
 use crate::{PlanError, tree};
 
 /// Plans every region of one Stream. Pure and deterministic: the same input and state give
@@ -123,9 +124,25 @@ fn plan_region(
     mut state: RegionState,
 ) -> (RegionPlan, RegionState) {
     let now = input.now_s;
-    let region_tree = input.tree.for_region(region.bounds.as_ref());
-    let tree = &region_tree;
     let scaling = &input.scaling;
+    let configured = input.tree.for_region(region.bounds.as_ref());
+    // Quality as a second signal: every sizing rule below uses the edge size the edges'
+    // measured load says they have, when it is below viewersPerEdge.
+    let quality = assess(
+        region.edge_load.as_ref(),
+        configured.viewers_per_edge,
+        scaling.headroom,
+        &scaling.quality,
+    );
+    let quality = Quality {
+        viewers_per_edge: hold_edge_size(&mut state, &quality, now, scaling),
+        ..quality
+    };
+    let region_tree = TreeSettings {
+        viewers_per_edge: quality.viewers_per_edge,
+        ..configured.clone()
+    };
+    let tree = &region_tree;
     let current = region.edges.relays;
     let base_horizon = match ready_s {
         Some(ready) => scaling
@@ -165,6 +182,8 @@ fn plan_region(
             horizon_seconds: base_horizon,
             forecast_viewers: 0.0,
             sized_edges: desired,
+            viewers_per_edge: tree.viewers_per_edge,
+            edge_load: quality.mean_load,
             scheduled_viewers,
             desired_edges: desired,
             reflectors: Vec::new(),
@@ -243,6 +262,11 @@ fn plan_region(
     if onset > 0.0 {
         why.push_str(&format!(", onset +{}/min", count(onset * 60.0)));
     }
+    why.push_str(&quality_note(
+        &quality,
+        configured.viewers_per_edge,
+        scaling,
+    ));
     let (desired, reason) = if target >= current {
         if target > current {
             state.last_scale_up_s = Some(now);
@@ -268,6 +292,7 @@ fn plan_region(
             current,
             idle: idle_edges(region),
             oversized: oversized(&est, growth_pm, current, tree, scaling),
+            keep: quality.keep_edges,
         };
         scale_down(&mut state, &fleet, target, tree, scaling, now, &why)
     };
@@ -280,6 +305,8 @@ fn plan_region(
         horizon_seconds: horizon,
         forecast_viewers: forecast,
         sized_edges: sized,
+        viewers_per_edge: tree.viewers_per_edge,
+        edge_load: quality.mean_load,
         scheduled_viewers,
         desired_edges: desired,
         reflectors: Vec::new(),
@@ -310,12 +337,13 @@ fn onset_rise(region: &RegionInput, est: &Estimate, scaling: &ScalingSettings) -
     if hot { rise } else { 0.0 }
 }
 
-/// Edges that serve nobody: not Ready yet, or Ready with no viewers.
+/// Edges that serve nobody: not Ready yet, or Ready with no viewers. An edge that is not
+/// Ready but has viewers is full (its readiness turns it away from new viewers), not idle.
 fn idle_edges(region: &RegionInput) -> u32 {
     let idle = region
         .relays
         .iter()
-        .filter(|r| r.tier == Tier::Edge && (!r.ready || r.viewers == 0))
+        .filter(|r| r.tier == Tier::Edge && r.viewers == 0)
         .count();
     u32::try_from(idle).unwrap_or(u32::MAX)
 }
@@ -345,6 +373,72 @@ struct Fleet {
     idle: u32,
     /// See [`oversized`].
     oversized: bool,
+    /// Fewer edges would run hot on average ([`Quality::keep_edges`]).
+    keep: u32,
+}
+
+/// The edge size to plan with: a smaller measured size counts at once, a larger one only once
+/// the smaller sizes measured within the stabilisation window have aged out of it, as a
+/// scale-down waits (a larger edge size is one). So a bitrate that wavers around a value does
+/// not move edges up and down with it.
+fn hold_edge_size(
+    state: &mut RegionState,
+    q: &Quality,
+    now: f64,
+    scaling: &ScalingSettings,
+) -> u64 {
+    let sizes = &mut state.edge_sizes;
+    if !scaling.quality.enabled {
+        sizes.clear();
+        return q.viewers_per_edge;
+    }
+    let oldest = now - scaling.scale_down_stabilization_seconds;
+    sizes.retain(|s| s.t_s >= oldest);
+    if q.measured_viewers_per_edge.is_some() {
+        while sizes
+            .last()
+            .is_some_and(|s| s.viewers_per_edge >= q.viewers_per_edge)
+        {
+            sizes.pop();
+        }
+        sizes.push(EdgeSize {
+            t_s: now,
+            viewers_per_edge: q.viewers_per_edge,
+        });
+    }
+    sizes
+        .first()
+        .map_or(q.viewers_per_edge, |s| s.viewers_per_edge)
+        .min(q.viewers_per_edge)
+}
+
+/// The quality rule's part of the reason, when it has something to say.
+fn quality_note(q: &Quality, configured: u64, scaling: &ScalingSettings) -> String {
+    let Some(mean) = q.mean_load else {
+        return String::new();
+    };
+    let mut note = String::new();
+    if q.resized(configured) {
+        note.push_str(&format!(
+            ", edges hold {} viewers by their load (viewersPerEdge {})",
+            count(q.viewers_per_edge as f64),
+            count(configured as f64)
+        ));
+    }
+    if q.hot {
+        note.push_str(&format!(
+            ", edges run hot ({:.0}% mean load, threshold {:.0}%)",
+            mean * 100.0,
+            scaling
+                .quality
+                .hot_load
+                .max(scaling.quality.load_at_viewers_per_edge)
+                * 100.0
+        ));
+    } else if !note.is_empty() {
+        note.push_str(&format!(" at {:.0}% mean load", mean * 100.0));
+    }
+    note
 }
 
 fn schedule_note(d: &ScheduledDemand) -> String {
@@ -449,12 +543,14 @@ fn scale_down(
             format!("scale down {current}→{} edges: maxEdges", tree.max_edges),
         );
     }
-    let stabilized = state
+    let recommended = state
         .recommendations
         .first()
         .map_or(target, |r| r.edges)
         .max(target)
         .max(tree.min_edges);
+    // Never fewer edges than carry the measured load below the hot threshold.
+    let stabilized = recommended.max(fleet.keep.min(current));
     let excess = current.saturating_sub(stabilized);
     let observed = state.first_seen_s.map_or(0.0, |t| now - t);
     // Idle edges the smoothed forecast does not need go at once: they protect no viewer.
@@ -498,7 +594,9 @@ fn scale_down(
     };
     let remove = idle.max(loaded);
     if remove == 0 {
-        let held = if excess == 0 {
+        let held = if excess == 0 && stabilized > recommended {
+            format!("fewer than {stabilized} edges would run hot")
+        } else if excess == 0 {
             format!("highest recommendation in the last {smoothing:.0} s is {stabilized}")
         } else {
             held
@@ -526,23 +624,29 @@ fn scale_down(
     } else {
         format!("{remove} idle")
     };
+    let load = if stabilized > recommended {
+        format!(", {stabilized} keep the load below the hot threshold")
+    } else {
+        String::new()
+    };
     (
         desired,
         format!(
             "scale down {current}→{desired} edges (wants {target}, highest in {smoothing:.0} \
-             s: {stabilized}, {how}): {why}"
+             s: {recommended}{load}, {how}): {why}"
         ),
     )
 }
 
-/// Least loaded first: relays that are not Ready (they serve nobody), then by load, then by
-/// name so the order is deterministic.
+/// Least loaded first: fewest viewers, not-Ready before Ready at equal viewers (a relay that
+/// is not Ready yet serves nobody; one that is not Ready because it is full serves many),
+/// then by name so the order is deterministic.
 fn least_loaded_first<'a>(relays: impl Iterator<Item = &'a RelayLoad>) -> Vec<&'a RelayLoad> {
     let mut list: Vec<&RelayLoad> = relays.collect();
     list.sort_by(|a, b| {
-        a.ready
-            .cmp(&b.ready)
-            .then(a.viewers.cmp(&b.viewers))
+        a.viewers
+            .cmp(&b.viewers)
+            .then(a.ready.cmp(&b.ready))
             .then(a.name.cmp(&b.name))
     });
     list

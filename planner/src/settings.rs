@@ -80,6 +80,38 @@ impl Default for FlashCrowdSettings {
     }
 }
 
+/// Quality as a second signal (the Stream's `spec.scaling.quality`; see [`crate::quality`]):
+/// the edges' measured load sizes the region when it says an edge holds fewer viewers than
+/// `viewersPerEdge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QualitySettings {
+    /// Use the edges' load at all. Default true.
+    pub enabled: bool,
+    /// The load an edge reports when it serves `viewersPerEdge` viewers at the Stream's
+    /// bitrate. Default 0.5: the operator starts edges with `--max-viewers` = 2 ×
+    /// viewersPerEdge (it derives this from the Stream, also for an egress budget).
+    pub load_at_viewers_per_edge: f64,
+    /// A measured edge size less than this fraction below `viewersPerEdge` (a bitrate a
+    /// little above the Stream's) is left to the headroom; the tolerance is at most the
+    /// headroom. Default 0.1.
+    pub tolerance: f64,
+    /// Edges whose mean load reaches this run hot (or the load at `viewersPerEdge`, if that is
+    /// higher): no scale-down leaves the edges above it on average. Default 0.8.
+    pub hot_load: f64,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            load_at_viewers_per_edge: 0.5,
+            tolerance: 0.1,
+            hot_load: 0.8,
+        }
+    }
+}
+
 /// How the planner scales (the Stream's `spec.scaling`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -123,6 +155,8 @@ pub struct ScalingSettings {
     /// the wait after a scale-up and the per-step bound (the smoothing window still holds).
     /// 0 turns it off. Default 0.5.
     pub collapse_utilization: f64,
+    /// Quality as a second signal: the edges' measured load.
+    pub quality: QualitySettings,
 }
 
 impl Default for ScalingSettings {
@@ -141,6 +175,7 @@ impl Default for ScalingSettings {
             schedule_grace_seconds: 900.0,
             warm_edges: 0,
             collapse_utilization: 0.5,
+            quality: QualitySettings::default(),
         }
     }
 }
@@ -237,6 +272,22 @@ impl ScalingSettings {
             (0.0..=1.0).contains(&self.collapse_utilization),
             "scaling.collapseUtilization",
             "must be in [0, 1]",
+        )?;
+        let q = &self.quality;
+        check(
+            q.load_at_viewers_per_edge > 0.0 && q.load_at_viewers_per_edge <= 1.0,
+            "scaling.quality.loadAtViewersPerEdge",
+            "must be in (0, 1]",
+        )?;
+        check(
+            (0.0..=1.0).contains(&q.tolerance),
+            "scaling.quality.tolerance",
+            "must be in [0, 1]",
+        )?;
+        check(
+            q.hot_load > 0.0 && q.hot_load <= 1.0,
+            "scaling.quality.hotLoad",
+            "must be in (0, 1]",
         )?;
         for event in &self.schedule {
             check(

@@ -34,6 +34,19 @@ pub struct RegionState {
     pub recommendations: Vec<Recommendation>,
     /// Flash-crowd mode, when on.
     pub flash: Option<FlashState>,
+    /// Edge sizes the edges' load measured within the stabilisation window, kept as an
+    /// increasing sequence (the front is the smallest): a smaller size counts at once, a
+    /// larger one only once the smaller ones are that old (quality as a second signal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edge_sizes: Vec<EdgeSize>,
+}
+
+/// An edge size (viewers per edge) measured at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeSize {
+    pub t_s: f64,
+    pub viewers_per_edge: u64,
 }
 
 /// An edge count recommended at a time.

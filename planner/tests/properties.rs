@@ -4,8 +4,8 @@ mod common;
 
 use proptest::prelude::*;
 use surge_planner::{
-    PlanInput, PlannerState, RegionInput, RelayLoad, ScaleChange, Tier, TierCount, TreeSettings,
-    ViewerSample, build_tree, edges_for_viewers, plan,
+    EdgeLoad, PlanInput, PlannerState, RegionInput, RegionState, RelayLoad, ScaleChange, Tier,
+    TierCount, TreeSettings, ViewerSample, build_tree, edges_for_viewers, plan,
 };
 
 fn tree_settings() -> impl Strategy<Value = TreeSettings> {
@@ -133,6 +133,70 @@ proptest! {
             prop_assert!(r.desired_edges as u64 * tree.viewers_per_edge >= latest,
                 "{} edges for {latest} viewers", r.desired_edges);
         }
+    }
+
+    /// Quality as a second signal: relays that really hold `factor` of viewersPerEdge (their
+    /// load says so) get enough edges for today's viewers at their true size, for any series,
+    /// edge size and fleet.
+    #[test]
+    fn true_capacity_never_planned_below_current_demand(
+        tree in tree_settings().prop_filter("an edge holds a viewer", |t| t.viewers_per_edge >= 10),
+        samples in series(),
+        edges in 1u32..300,
+        factor in 0.1f64..1.0,
+        load_at_size in 0.2f64..1.0,
+    ) {
+        let now = samples.last().map_or(0.0, |s| s.t_s);
+        let latest = newest(&samples);
+        let mut input = single_region_input(tree.clone(), samples, edges, now);
+        input.scaling.quality.load_at_viewers_per_edge = load_at_size;
+        let holds = factor * tree.viewers_per_edge as f64;
+        input.regions[0].edge_load = Some(EdgeLoad {
+            edges,
+            viewers: latest,
+            load_sum: latest as f64 * load_at_size / holds,
+        });
+        let out = plan(&input, &PlannerState::default()).unwrap();
+        let r = &out.regions[0];
+        if (latest as f64 / holds).ceil() <= f64::from(tree.max_edges) {
+            prop_assert!(f64::from(r.desired_edges) * holds >= latest as f64,
+                "{} edges of {holds:.0} for {latest} viewers: {}", r.desired_edges, r.reason);
+        }
+    }
+
+    /// Loads that say what viewersPerEdge says change no plan: same edges, same sizing, with
+    /// scale-down in play (a long-settled region) or not.
+    #[test]
+    fn loads_that_match_the_edge_size_change_nothing(
+        tree in tree_settings(),
+        samples in series(),
+        edges in 1u32..300,
+        load_at_size in 0.2f64..1.0,
+        settled in any::<bool>(),
+    ) {
+        let now = samples.last().map_or(0.0, |s| s.t_s);
+        let latest = newest(&samples);
+        let without = single_region_input(tree.clone(), samples, edges, now);
+        let mut with = without.clone();
+        with.scaling.quality.load_at_viewers_per_edge = load_at_size;
+        with.regions[0].edge_load = Some(EdgeLoad {
+            edges,
+            viewers: latest,
+            load_sum: latest as f64 * load_at_size / tree.viewers_per_edge as f64,
+        });
+        let mut state = PlannerState::default();
+        if settled {
+            state.regions.insert("r".into(), RegionState {
+                first_seen_s: Some(now - 10_000.0),
+                ..Default::default()
+            });
+        }
+        let a = plan(&without, &state).unwrap();
+        let b = plan(&with, &state).unwrap();
+        prop_assert_eq!(a.regions[0].desired_edges, b.regions[0].desired_edges,
+            "{} / {}", &a.regions[0].reason, &b.regions[0].reason);
+        prop_assert_eq!(a.regions[0].sized_edges, b.regions[0].sized_edges);
+        prop_assert_eq!(b.regions[0].viewers_per_edge, tree.viewers_per_edge);
     }
 
     #[test]

@@ -10,16 +10,24 @@ use super::demand::Demand;
 pub struct SimSettings {
     /// Seconds from asking for a relay to its being Ready.
     pub ready_s: u64,
-    /// Viewers one edge serves.
+    /// Viewers one edge is configured for (the Stream's viewersPerEdge).
     pub viewers_per_edge: u64,
     pub min_edges: u32,
     pub max_edges: u32,
+    /// What an edge really holds, as a fraction of `viewers_per_edge` (1: as configured;
+    /// 0.5: relays hold half of what the Stream says, as with a heavier bitrate).
+    pub true_capacity_factor: f64,
 }
 
 impl SimSettings {
-    /// Edges that exactly cover `viewers`, within bounds.
+    /// Viewers one Ready edge really serves: `viewers_per_edge × true_capacity_factor`.
+    pub fn true_viewers_per_edge(&self) -> f64 {
+        self.viewers_per_edge as f64 * self.true_capacity_factor
+    }
+
+    /// Edges that exactly cover `viewers` at the true edge size, within bounds.
     pub fn edges_for(&self, viewers: f64) -> u32 {
-        let n = (viewers.max(0.0) / self.viewers_per_edge as f64).ceil();
+        let n = (viewers.max(0.0) / self.true_viewers_per_edge()).ceil();
         (n.min(self.max_edges as f64) as u32).clamp(self.min_edges, self.max_edges)
     }
 }
@@ -118,7 +126,7 @@ pub struct Outcome {
 /// the first second's demand.
 pub fn simulate(policy: &mut dyn Policy, demand: &Demand, settings: &SimSettings) -> Outcome {
     let len = demand.len();
-    let vpe = settings.viewers_per_edge as f64;
+    let vpe = settings.true_viewers_per_edge();
     let mut fleets: Vec<Fleet> = demand
         .viewers
         .iter()
@@ -209,6 +217,7 @@ mod tests {
             viewers_per_edge: 10,
             min_edges: 1,
             max_edges: 10,
+            true_capacity_factor: 1.0,
         };
         // Demand jumps to 30 at step 2; the policy asks for 3 edges at step 1.
         let d = demand(vec![5.0, 5.0, 30.0, 30.0, 30.0, 30.0]);
@@ -222,12 +231,31 @@ mod tests {
     }
 
     #[test]
+    fn a_true_capacity_factor_shrinks_what_ready_edges_serve() {
+        let settings = SimSettings {
+            ready_s: 0,
+            viewers_per_edge: 10,
+            min_edges: 1,
+            max_edges: 10,
+            true_capacity_factor: 0.5,
+        };
+        // Edges of 5 viewers: the first second starts with 6 of them for 30 viewers; a
+        // policy that asks for 3 (viewersPerEdge's count) leaves 15 short.
+        let d = demand(vec![30.0, 30.0]);
+        assert_eq!(settings.edges_for(30.0), 6);
+        let out = simulate(&mut Fixed(vec![(1, 3)]), &d, &settings);
+        assert_eq!(out.capacity, vec![30.0, 15.0]);
+        assert_eq!(out.underprovisioned_viewer_seconds, 15.0);
+    }
+
+    #[test]
     fn scale_down_cancels_pending_relays_first() {
         let settings = SimSettings {
             ready_s: 10,
             viewers_per_edge: 10,
             min_edges: 1,
             max_edges: 10,
+            true_capacity_factor: 1.0,
         };
         let d = demand(vec![5.0; 4]);
         let out = simulate(&mut Fixed(vec![(0, 5), (1, 2)]), &d, &settings);

@@ -104,6 +104,17 @@ pub struct SimulateArgs {
     /// --shape match`: the kick-off, the audience, the match's length).
     #[arg(long)]
     pub trace_schedule: bool,
+    /// What an edge really holds, as a fraction of viewers per edge (default 1): 0.5 models a
+    /// mis-set viewersPerEdge (or a bitrate twice the Stream's), relays that hold half. Ready
+    /// capacity is edges × viewers per edge × this; surge's edges report the load that goes
+    /// with it (as relays do on /api/v1/streams); hpa and livejack size with the configured
+    /// edge size, reactive and oracle (the yardsticks) with the true one.
+    #[arg(long, default_value_t = 1.0)]
+    pub true_capacity_factor: f64,
+    /// Turn surge's quality signal off (scaling.quality.enabled = false): the edges' load no
+    /// longer sizes the region.
+    #[arg(long)]
+    pub no_quality: bool,
     /// LiveJack: viewers per relay (default 0.7 × viewers per edge, the paper's 350 of 500).
     #[arg(long)]
     pub livejack_viewers_per_relay: Option<f64>,
@@ -139,6 +150,8 @@ impl SimulateArgs {
             warm_edges: None,
             schedule: None,
             trace_schedule: false,
+            true_capacity_factor: 1.0,
+            no_quality: false,
             livejack_viewers_per_relay: None,
             json: None,
             plot: None,
@@ -226,6 +239,9 @@ pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec
     if let Some(v) = args.warm_edges {
         scaling.warm_edges = v;
     }
+    if args.no_quality {
+        scaling.quality.enabled = false;
+    }
     if let Some(path) = &args.schedule {
         scaling.schedule = schedule::read_file(path)?;
     }
@@ -237,7 +253,13 @@ pub fn stream_spec(args: &SimulateArgs, regions: &[String]) -> Result<StreamSpec
 }
 
 /// The simulation's edge model from the Stream: one edge size and edge range for every region.
-fn sim_settings(spec: &StreamSpec, ready_s: u64) -> Result<SimSettings> {
+fn sim_settings(spec: &StreamSpec, ready_s: u64, true_capacity_factor: f64) -> Result<SimSettings> {
+    if !(true_capacity_factor.is_finite()
+        && true_capacity_factor > 0.0
+        && true_capacity_factor <= 10.0)
+    {
+        bail!("--true-capacity-factor must be a number in (0, 10], not {true_capacity_factor}");
+    }
     let first = spec.regions.first().context("the Stream has no regions")?;
     if spec
         .regions
@@ -254,6 +276,7 @@ fn sim_settings(spec: &StreamSpec, ready_s: u64) -> Result<SimSettings> {
         viewers_per_edge: u64::from(spec.tree.viewers_per_edge),
         min_edges: first.min_edges,
         max_edges: first.max_edges,
+        true_capacity_factor,
     })
 }
 
@@ -280,7 +303,7 @@ pub fn run_policies(demand: &Demand, args: &SimulateArgs, spec: StreamSpec) -> R
     if args.ready_seconds > 24 * 3600 {
         bail!("--ready-seconds must be at most a day");
     }
-    let settings = sim_settings(&spec, args.ready_seconds)?;
+    let settings = sim_settings(&spec, args.ready_seconds, args.true_capacity_factor)?;
     let regions = demand.regions.len();
     let livejack_per_relay = args
         .livejack_viewers_per_relay
@@ -293,7 +316,9 @@ pub fn run_policies(demand: &Demand, args: &SimulateArgs, spec: StreamSpec) -> R
     let mut yardsticks = Vec::new();
     if wanted(PolicyName::Surge) {
         // Step 0 is the trace's first second: its Unix time for the schedule.
-        let mut surge = Surge::new(&demand.regions, spec).with_unix_offset(demand.start_s as f64);
+        let mut surge = Surge::new(&demand.regions, spec)
+            .with_unix_offset(demand.start_s as f64)
+            .with_true_capacity(settings.true_capacity_factor);
         outcomes.push(simulate(&mut surge, demand, &settings));
     }
     if wanted(PolicyName::Hpa) {
@@ -366,6 +391,7 @@ pub fn simulate_loaded(
             .round(),
         ready_seconds: args.ready_seconds,
         viewers_per_edge,
+        true_capacity_factor: args.true_capacity_factor,
         oracle_relay_seconds: oracle_cost,
         reactive_underprovisioned_viewer_seconds: reactive_shortfall.round(),
         surges: report::surge_summaries(&demand, &surges),

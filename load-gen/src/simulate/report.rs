@@ -81,6 +81,8 @@ pub struct Report {
     pub peak_viewers: f64,
     pub ready_seconds: u64,
     pub viewers_per_edge: u64,
+    /// What an edge really holds, as a fraction of `viewers_per_edge`.
+    pub true_capacity_factor: f64,
     /// The yardsticks the ratios are taken against (run even when not selected).
     pub oracle_relay_seconds: f64,
     pub reactive_underprovisioned_viewer_seconds: f64,
@@ -162,6 +164,13 @@ pub fn table(report: &Report) -> String {
         report.ready_seconds,
         count(report.viewers_per_edge as f64),
     );
+    if report.true_capacity_factor != 1.0 {
+        out.push_str(&format!(
+            "edges really hold {} viewers ({}x the configured edge size)\n",
+            count(report.viewers_per_edge as f64 * report.true_capacity_factor),
+            report.true_capacity_factor
+        ));
+    }
     out.push_str(&format!(
         "yardsticks: reactive (newest sample, no headroom) under-provisioned {} viewer-s; \
          oracle {} relay-s\n",

@@ -124,6 +124,8 @@ pub struct FamilyReport {
     pub seeds: Vec<u64>,
     pub ready_seconds: u64,
     pub viewers_per_edge: u64,
+    /// What an edge really holds, as a fraction of `viewers_per_edge`.
+    pub true_capacity_factor: f64,
     pub runs: Vec<SeedRun>,
     pub policies: Vec<FamilyPolicy>,
 }
@@ -199,6 +201,7 @@ pub fn simulate_family(args: &SimulateArgs) -> Result<FamilyReport> {
         seeds,
         ready_seconds: args.ready_seconds,
         viewers_per_edge,
+        true_capacity_factor: args.true_capacity_factor,
         runs,
         policies,
     })
@@ -237,6 +240,13 @@ pub fn table(report: &FamilyReport) -> String {
         count(report.viewers_per_edge as f64),
         report.calibration
     );
+    if report.true_capacity_factor != 1.0 {
+        out.push_str(&format!(
+            "edges really hold {} viewers ({}x the configured edge size)\n",
+            count(report.viewers_per_edge as f64 * report.true_capacity_factor),
+            report.true_capacity_factor
+        ));
+    }
     out.push_str("per seed: under-prov. viewer-s vs reactive / relay-s vs oracle\n");
     out.push_str(&format!(
         "{:>6} {:>11} {:>16}",

@@ -192,6 +192,7 @@ impl Backend for FleetBackend<'_> {
         observed.scrapes = scrapes.outcomes;
         observed.integrity = scrapes.integrity;
         observed.upstreams = scrapes.upstreams;
+        observed.rooms = scrapes.rooms;
         if let Some(key) = key {
             // No Secrets here: a key file of the Stream's own stands for any Secret.
             if !key.generated && !self.warned_key.swap(true, Ordering::Relaxed) {

@@ -51,6 +51,7 @@ pub fn observed_from_fleet(status: &FleetStatus, speed: f64) -> Observed {
         signing_key: None,
         integrity: Default::default(),
         upstreams: Default::default(),
+        rooms: Default::default(),
     }
 }
 

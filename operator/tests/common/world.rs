@@ -35,6 +35,9 @@ pub struct World {
     pub refusals: Vec<String>,
     /// Pods (`<deployment>-<i>`) and the upstream each reports it pulls from now.
     pub connected: BTreeMap<String, String>,
+    /// When set, edges also report their load, holding this fraction of their
+    /// `--max-viewers` (a relay that predates `relay.load` reports none).
+    pub edge_capacity: Option<f64>,
 }
 
 /// What one reconcile decided.
@@ -83,6 +86,7 @@ impl World {
             unreachable: BTreeMap::new(),
             refusals: Vec::new(),
             connected: BTreeMap::new(),
+            edge_capacity: None,
         }
     }
 
@@ -138,6 +142,19 @@ impl World {
                     Some(why) => Err(why.clone()),
                     None => Ok(share),
                 };
+                if let (Some(factor), true, Ok(_)) =
+                    (self.edge_capacity, *tier == TierKind::Edge, &answer)
+                {
+                    let holds = surge_operator::build::deployment::max_viewers(
+                        surge_operator::sizing::viewers_per_edge(&self.stream.spec),
+                    ) as f64
+                        * factor;
+                    let room = surge_operator::quality::RelayRoom {
+                        viewers: share,
+                        load: share as f64 / holds,
+                    };
+                    observed.rooms.insert(pod.clone(), room);
+                }
                 observed.scrapes.insert(pod, answer);
             }
         }

@@ -37,6 +37,7 @@ pub fn region(name: &str, samples: Vec<ViewerSample>, loads: &[u64]) -> RegionIn
                 ready: true,
             })
             .collect(),
+        edge_load: None,
         bounds: None,
     }
 }

@@ -80,6 +80,7 @@ mod tests {
             viewers_per_edge: 500,
             min_edges: 1,
             max_edges: 100,
+            true_capacity_factor: 1.0,
         };
         let out = simulate(&mut LiveJack::new(1, 350.0), &demand, &settings);
         assert_eq!(out.capacity[10], 10.0 * 500.0, "3,500 / 350 = 10 relays");

@@ -10,7 +10,7 @@ pub use hpa::Hpa;
 pub use livejack::LiveJack;
 pub use oracle::Oracle;
 pub use reactive::Reactive;
-pub use surge::{Surge, idle_relays};
+pub use surge::{Surge, edge_holds, edge_load, idle_relays};
 
 /// Which policy, on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

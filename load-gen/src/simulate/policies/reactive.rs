@@ -52,6 +52,7 @@ mod tests {
             viewers_per_edge: 100,
             min_edges: 1,
             max_edges: 1000,
+            true_capacity_factor: 1.0,
         };
         simulate(&mut Reactive, &demand, &settings)
     }

@@ -7,10 +7,17 @@
 //! over its Ready edges, so a Ready edge is empty only when there are fewer viewers than
 //! Ready edges; edges not Ready yet serve nobody. Only those idle edges are listed (the
 //! planner picks no other relay for removal, and a fleet of thousands stays cheap to plan).
+//!
+//! The Ready edges also report their load ([`edge_load`]), as relays do on
+//! `/api/v1/streams`: their viewers over what they really hold, which is the configured
+//! `--max-viewers` times the true capacity factor (`--true-capacity-factor`).
 
 use surge_operator::crd::StreamSpec;
-use surge_operator::sizing::{SampleHistory, history_window_seconds, plan_stream_at};
-use surge_planner::{PlannerState, RegionInput, RelayLoad, Tier, TierCount};
+use surge_operator::sizing::{
+    SampleHistory, history_window_seconds, load_at_viewers_per_edge, plan_stream_at,
+    viewers_per_edge,
+};
+use surge_planner::{EdgeLoad, PlannerState, RegionInput, RelayLoad, Tier, TierCount};
 
 use super::super::engine::{Policy, View};
 
@@ -29,12 +36,16 @@ pub struct Surge {
     pub flash_seconds: u64,
     /// Unix time of step 0 (the trace's first second), for the schedule.
     unix_offset_s: f64,
+    /// Viewers an edge reports load 1 at: what it really holds.
+    edge_holds: f64,
 }
 
 impl Surge {
     /// `spec` must name every region of `regions` (checked by the caller).
     pub fn new(regions: &[String], spec: StreamSpec) -> Self {
+        let edge_holds = edge_holds(&spec, 1.0);
         Self {
+            edge_holds,
             spec,
             history: SampleHistory::default(),
             state: PlannerState::default(),
@@ -43,6 +54,13 @@ impl Surge {
             flash_seconds: 0,
             unix_offset_s: 0.0,
         }
+    }
+
+    /// Edges that really hold `factor` of what the Stream says (and report the load that goes
+    /// with it).
+    pub fn with_true_capacity(mut self, factor: f64) -> Self {
+        self.edge_holds = edge_holds(&self.spec, factor);
+        self
     }
 
     /// Step 0 is Unix time `s` (a trace's second t is Unix time t, so: its first second).
@@ -80,6 +98,7 @@ impl Policy for Surge {
                     ready: fleet.ready,
                 },
                 relays: idle_relays(name, fleet.requested, fleet.ready, viewers),
+                edge_load: edge_load(fleet.ready, viewers, self.edge_holds),
                 ..RegionInput::default()
             });
         }
@@ -112,6 +131,27 @@ impl Policy for Surge {
     }
 }
 
+/// Viewers an edge of `spec` reports load 1 at when it really holds `factor` of what the
+/// Stream says: its viewersPerEdge over the load it is expected at then.
+pub fn edge_holds(spec: &StreamSpec, factor: f64) -> f64 {
+    f64::from(viewers_per_edge(spec)) / load_at_viewers_per_edge(spec) * factor
+}
+
+/// The load `ready` edges report while serving `viewers` spread over them, each holding
+/// `holds` viewers at load 1: they serve at most that many (the rest is refused), at
+/// load viewers / holds. `None` without Ready edges.
+pub fn edge_load(ready: u32, viewers: f64, holds: f64) -> Option<EdgeLoad> {
+    if ready == 0 || holds <= 0.0 {
+        return None;
+    }
+    let served = viewers.max(0.0).min(f64::from(ready) * holds).round();
+    Some(EdgeLoad {
+        edges: ready,
+        viewers: served as u64,
+        load_sum: served / holds,
+    })
+}
+
 /// The idle edges of a region with `requested` edges, `ready` of them Ready, serving
 /// `viewers` spread over the Ready ones: the edges not Ready yet, and the Ready edges left
 /// empty when there are fewer viewers than Ready edges.
@@ -133,6 +173,16 @@ pub fn idle_relays(region: &str, requested: u32, ready: u32, viewers: f64) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edges_report_their_viewers_over_what_they_hold() {
+        assert_eq!(edge_load(0, 100.0, 4_000.0), None);
+        let l = edge_load(4, 6_000.0, 2_000.0).unwrap();
+        assert_eq!((l.edges, l.viewers, l.load_sum), (4, 6_000, 3.0));
+        // Past what they hold, the rest is refused: full relays.
+        let full = edge_load(2, 6_000.0, 2_000.0).unwrap();
+        assert_eq!((full.viewers, full.load_sum), (4_000, 2.0));
+    }
 
     #[test]
     fn idle_edges_are_the_pending_and_the_empty_ones() {
