@@ -25,6 +25,9 @@ pub struct Estimate {
     pub samples: usize,
     /// Growth is speeding up: the newest half of the window grows faster than the whole.
     pub accelerating: bool,
+    /// How far the samples stray from the window's line: the median absolute residual of
+    /// the whole-window fit, in viewers (counting noise, mostly).
+    pub spread: f64,
 }
 
 impl Estimate {
@@ -104,6 +107,11 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
     let start = points.partition_point(|p| p.0 < t_ref - window_s);
     let window = &points[start..];
     let (mut level, mut slope) = theil_sen(window)?;
+    let mut residuals: Vec<f64> = window
+        .iter()
+        .map(|&(t, v)| (v - level - slope * (t - t_ref)).abs())
+        .collect();
+    let spread = median(&mut residuals);
     let mut accelerating = false;
     let half_start = points.partition_point(|p| p.0 < t_ref - window_s / 2.0);
     let half = &points[half_start..];
@@ -122,6 +130,7 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
         latest,
         samples: window.len(),
         accelerating,
+        spread,
     })
 }
 

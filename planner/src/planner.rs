@@ -247,7 +247,18 @@ fn plan_region(
         multiplicative = false;
         from_schedule = Some(schedule_note(d));
     }
-    record(&mut state, now, target, scaling);
+    // Scale-down hysteresis: going down, the edges must also serve the forecast plus
+    // `scaleDownNoiseBand` times the samples' spread around the window's line, so the
+    // forecast's noise around an edge boundary does not take away the edge it asked for and
+    // then ask for it again. A clean count (no spread) scales down as before.
+    let band = scaling.scale_down_noise_band * est.spread;
+    let kept = edges_for_viewers(demand + band, tree, scaling.headroom)
+        .saturating_add(scaling.warm_edges)
+        .min(tree.max_edges.max(tree.min_edges))
+        .max(target);
+    record(&mut state.recommendations, now, target, scaling);
+    record(&mut state.noise_keep, now, kept, scaling);
+    let kept = state.noise_keep.first().map_or(kept, |r| r.edges);
 
     let mut why = format!(
         "forecast {} viewers in {:.0} s (level {}, growth {}/min)",
@@ -293,6 +304,7 @@ fn plan_region(
             idle: idle_edges(region),
             oversized: oversized(&est, growth_pm, current, tree, scaling),
             keep: quality.keep_edges,
+            noise_band: (kept, band),
         };
         scale_down(&mut state, &fleet, target, tree, scaling, now, &why)
     };
@@ -375,6 +387,9 @@ struct Fleet {
     oversized: bool,
     /// Fewer edges would run hot on average ([`Quality::keep_edges`]).
     keep: u32,
+    /// The edges for the forecast plus the counts' noise band, and that band in viewers: a
+    /// bounded step of loaded edges goes no lower.
+    noise_band: (u32, f64),
 }
 
 /// The edge size to plan with: a smaller measured size counts at once, a larger one only once
@@ -514,8 +529,7 @@ fn flash_reason(f: &FlashState, growth_pm: f64, level: f64, scaling: &ScalingSet
 }
 
 /// Keeps the window's recommendations as a decreasing sequence (the front is the maximum).
-fn record(state: &mut RegionState, now: f64, edges: u32, scaling: &ScalingSettings) {
-    let recs = &mut state.recommendations;
+fn record(recs: &mut Vec<Recommendation>, now: f64, edges: u32, scaling: &ScalingSettings) {
     while recs.last().is_some_and(|r| r.edges <= edges) {
         recs.pop();
     }
@@ -588,9 +602,19 @@ fn scale_down(
                 now - up
             ),
         )
+    } else if fleet.noise_band.0 >= current {
+        (
+            0,
+            format!(
+                "{} edges serve the forecast plus the counts' noise band ({} viewers)",
+                fleet.noise_band.0,
+                count(fleet.noise_band.1)
+            ),
+        )
     } else {
         let step = ((current as f64 * scaling.max_scale_down_fraction).floor() as u32).max(1);
-        (excess.min(step), String::new())
+        let above_band = current - fleet.noise_band.0.max(stabilized);
+        (excess.min(step).min(above_band), String::new())
     };
     let remove = idle.max(loaded);
     if remove == 0 {

@@ -155,6 +155,13 @@ pub struct ScalingSettings {
     /// the wait after a scale-up and the per-step bound (the smoothing window still holds).
     /// 0 turns it off. Default 0.5.
     pub collapse_utilization: f64,
+    /// Scale-down hysteresis: a region scales down only to edges that would still serve the
+    /// forecast plus this many times the samples' spread (the median absolute residual around
+    /// the window's line, `Estimate::spread`). Counting noise moves the fitted slope, and the
+    /// slope times the horizon moves the forecast across an edge boundary now and then;
+    /// without the band the edge it asks for goes after the stabilisation window and comes
+    /// back. Scale-up is unchanged. 0 turns it off. Default 30.
+    pub scale_down_noise_band: f64,
     /// Quality as a second signal: the edges' measured load.
     pub quality: QualitySettings,
 }
@@ -175,6 +182,7 @@ impl Default for ScalingSettings {
             schedule_grace_seconds: 900.0,
             warm_edges: 0,
             collapse_utilization: 0.5,
+            scale_down_noise_band: 30.0,
             quality: QualitySettings::default(),
         }
     }
@@ -272,6 +280,11 @@ impl ScalingSettings {
             (0.0..=1.0).contains(&self.collapse_utilization),
             "scaling.collapseUtilization",
             "must be in [0, 1]",
+        )?;
+        check(
+            finite_nonneg(self.scale_down_noise_band),
+            "scaling.scaleDownNoiseBand",
+            "must be a finite number >= 0",
         )?;
         let q = &self.quality;
         check(

@@ -32,6 +32,10 @@ pub struct RegionState {
     /// sequence (a recommendation older and smaller than a newer one can never be the
     /// window's maximum, so it is dropped).
     pub recommendations: Vec<Recommendation>,
+    /// The edges for the forecast plus the counts' noise band within the smoothing window,
+    /// kept like `recommendations`: a bounded scale-down goes no lower than its maximum.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub noise_keep: Vec<Recommendation>,
     /// Flash-crowd mode, when on.
     pub flash: Option<FlashState>,
     /// Edge sizes the edges' load measured within the stabilisation window, kept as an
