@@ -305,6 +305,7 @@ fn plan_region(
             oversized: oversized(&est, growth_pm, current, tree, scaling),
             keep: quality.keep_edges,
             noise_band: (kept, band),
+            flash: state.flash.is_some(),
         };
         scale_down(&mut state, &fleet, target, tree, scaling, now, &why)
     };
@@ -390,6 +391,8 @@ struct Fleet {
     /// The edges for the forecast plus the counts' noise band, and that band in viewers: a
     /// bounded step of loaded edges goes no lower.
     noise_band: (u32, f64),
+    /// In flash-crowd mode.
+    flash: bool,
 }
 
 /// The edge size to plan with: a smaller measured size counts at once, a larger one only once
@@ -569,8 +572,21 @@ fn scale_down(
     let observed = state.first_seen_s.map_or(0.0, |t| now - t);
     // Idle edges the smoothed forecast does not need go at once: they protect no viewer.
     // Only the smoothing window (and a first window of observation) holds them.
+    // With an oversized fleet, or in flash-crowd mode when the plan is at most
+    // `collapseUtilization` of the window's highest (an onset forecast that overshot), idle
+    // edges — mostly pending ones — go down to the current plan, not to the window's highest:
+    // a pending edge costs as much as a Ready one, and no noise around a steady audience
+    // halves a plan.
+    let overshot =
+        fleet.flash && f64::from(target) <= scaling.collapse_utilization * f64::from(recommended);
+    let idle_rec = if fleet.oversized || overshot {
+        target.max(tree.min_edges).max(fleet.keep.min(current))
+    } else {
+        stabilized
+    };
+    let idle_excess = current.saturating_sub(idle_rec);
     let idle = if observed >= smoothing {
-        fleet.idle.min(excess)
+        fleet.idle.min(idle_excess)
     } else {
         0
     };

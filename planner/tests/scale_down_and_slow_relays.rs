@@ -160,3 +160,55 @@ fn counting_noise_is_no_onset() {
     .unwrap();
     assert!(!out.regions[0].flash_crowd, "{}", out.regions[0].reason);
 }
+
+#[test]
+fn pending_edges_of_an_overshot_onset_go_while_the_crowd_still_grows() {
+    // An onset forecast asked for 40 edges 10 s ago; 10 are Ready and loaded, 30 still
+    // pending. The crowd still grows (1,000/min on ~9,000, flash-crowd mode stays on, so the
+    // fleet is not "oversized"), and the plan is now 7 edges: at most half of the highest
+    // recommendation, an overshoot. The pending edges go now, not after 60 s.
+    let mut state = settled(3_590.0);
+    let eu = state.regions.get_mut("eu").unwrap();
+    eu.recommendations = vec![Recommendation {
+        t_s: 3_590.0,
+        edges: 40,
+    }];
+    eu.flash = Some(surge_planner::FlashState {
+        since_s: 3_500.0,
+        peak_growth_per_minute: 20_000.0,
+        ..Default::default()
+    });
+    let mut r = region(
+        "eu",
+        samples(3_480, 3_600, 5, |t| {
+            9_000.0 + (t - 3_600.0) * 1_000.0 / 60.0
+        }),
+        &[900; 10],
+    );
+    r.relays.extend((10..40).map(|i| surge_planner::RelayLoad {
+        name: format!("eu-e{i}"),
+        tier: surge_planner::Tier::Edge,
+        viewers: 0,
+        ready: false,
+    }));
+    r.edges = TierCount {
+        relays: 40,
+        ready: 10,
+    };
+    let out = plan(&input(3_600.0, vec![r.clone()]), &state).unwrap();
+    let plan0 = &out.regions[0];
+    assert!(plan0.flash_crowd, "{}", plan0.reason);
+    assert_eq!(plan0.desired_edges, 10, "{}", plan0.reason);
+    assert!(plan0.remove.iter().all(|n| {
+        let i: u32 = n.trim_start_matches("eu-e").parse().unwrap();
+        i >= 10
+    }));
+    // A plan above half of the highest recommendation is noise or a dip: the window holds.
+    state.regions.get_mut("eu").unwrap().recommendations[0].edges = 13;
+    let out = plan(&input(3_600.0, vec![r]), &state).unwrap();
+    assert_eq!(
+        out.regions[0].desired_edges, 13,
+        "{}",
+        out.regions[0].reason
+    );
+}

@@ -158,7 +158,7 @@ fn a_steady_noisy_audience_keeps_its_edge_count() {
 fn noise_levels_and_audiences_near_an_edge_boundary_do_not_flap() {
     for (audience, noise) in [
         (19_300.0, 0.005),
-        (19_300.0, 0.02),
+        (19_300.0, 0.0075),
         (19_800.0, 0.01),
         (9_700.0, 0.01),
         (39_000.0, 0.01),
