@@ -8,6 +8,7 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use surge_wire::message as wire;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::PullerOptions;
@@ -109,60 +110,58 @@ async fn drive(
     };
     let _ = socket.set_nodelay(true);
     let setup_deadline = Instant::now() + opts.setup_timeout;
-    if !url.tls {
-        return play(
-            socket,
-            url,
-            app,
-            stream,
-            opts,
-            setup_deadline,
-            played_since,
-            publisher_ended,
-            on_event,
-        )
-        .await;
-    }
-    let tls_error = |why: String| ConnectionError::Tls {
-        host: url.host.clone(),
-        why,
+    let socket = if url.tls {
+        let tls_error = |why: String| ConnectionError::Tls {
+            host: url.host.clone(),
+            why,
+        };
+        let connector = match &opts.tls {
+            Some(c) => c.clone(),
+            None => super::tls::default_connector().map_err(tls_error)?,
+        };
+        let name = super::tls::server_name(&url.host).map_err(tls_error)?;
+        let tls = timeout_at(setup_deadline, connector.connect(name, socket))
+            .await
+            .map_err(|_| ConnectionError::SetupTimeout(opts.setup_timeout))?
+            .map_err(|e| tls_error(e.to_string()))?;
+        Either::Right(tls)
+    } else {
+        Either::Left(socket)
     };
-    let connector = match &opts.tls {
-        Some(c) => c.clone(),
-        None => super::tls::default_connector().map_err(tls_error)?,
-    };
-    let name = super::tls::server_name(&url.host).map_err(tls_error)?;
-    let socket = timeout_at(setup_deadline, connector.connect(name, socket))
-        .await
-        .map_err(|_| ConnectionError::SetupTimeout(opts.setup_timeout))?
-        .map_err(|e| tls_error(e.to_string()))?;
-    play(
-        socket,
+    let session = Session {
         url,
         app,
         stream,
         opts,
         setup_deadline,
-        played_since,
-        publisher_ended,
-        on_event,
-    )
-    .await
+    };
+    play(socket, session, played_since, publisher_ended, on_event).await
+}
+
+/// What one play session asks for, whatever carries it.
+struct Session<'a> {
+    url: &'a UpstreamUrl,
+    app: &'a str,
+    stream: &'a str,
+    opts: &'a PullerOptions,
+    setup_deadline: Instant,
 }
 
 /// The RTMP handshake and play session over `socket` (TCP, or TLS over TCP).
-#[allow(clippy::too_many_arguments)]
 async fn play<S: AsyncRead + AsyncWrite + Unpin>(
     mut socket: S,
-    url: &UpstreamUrl,
-    app: &str,
-    stream: &str,
-    opts: &PullerOptions,
-    setup_deadline: Instant,
+    session: Session<'_>,
     played_since: &mut Option<Instant>,
     publisher_ended: &mut bool,
     on_event: &mut impl FnMut(PullEvent) -> ControlFlow<String>,
 ) -> Result<Never, ConnectionError> {
+    let Session {
+        url,
+        app,
+        stream,
+        opts,
+        setup_deadline,
+    } = session;
     let mut buf = vec![0u8; READ_BUFFER];
 
     // Handshake.
