@@ -134,10 +134,12 @@ pub fn target_groups(relays: impl Iterator<Item = (String, RelayAnswer)>) -> Vec
 }
 
 async fn scrape_targets(State(all): State<Arc<Vec<Arc<LocalStream>>>>) -> Json<Vec<TargetGroup>> {
+    // The fleet's relays only: Prometheus asks every few seconds, and the Stream's spec,
+    // status and Services are not part of a target list.
     let relays = all.iter().flat_map(|s| {
-        let a = answer(s);
-        let namespace = a.namespace;
-        a.relays.into_iter().map(move |r| (namespace.clone(), r))
+        let namespace = s.target.namespace.clone();
+        let relays: Vec<RelayAnswer> = s.fleet.observe().relays().map(RelayAnswer::from).collect();
+        relays.into_iter().map(move |r| (namespace.clone(), r))
     });
     Json(target_groups(relays))
 }
