@@ -9,123 +9,23 @@
 //! frames, and the status's upstream in use changes, with `UpstreamFailover` True.
 //! Needs `cargo build -p surge-relay -p surge-load` first.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
+use common::local_api::{Operator, built, condition, free_ports, http_get, wait_for};
 use common::publisher::KillOnDrop;
-use common::repo_root;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_surge-operator");
-
-fn built(name: &str) -> PathBuf {
-    let bin = repo_root().join("target/debug").join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p {name}` first",
-        bin.display()
-    );
-    bin
-}
 
 /// Second octet of this run's relays (127.236-238.x.x): apart from local_integrity.rs's
 /// 196-198, local_cli.rs's 180-194, local_fleet.rs's 120-179, the e2e scripts' 40-119 and
 /// the command's default (200).
 fn first_octet() -> u8 {
     u8::try_from(236 + (std::process::id() % 3)).expect("octet")
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").port()
-}
-
-/// `n` distinct free ports (two binds in a row may hand out the same one).
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::new();
-    while ports.len() < n {
-        let p = free_port();
-        if !ports.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
-}
-
-/// The operator, stopped with SIGTERM (it stops its relays) when dropped.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Operator {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the child this test started and has not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    Some(raw.split_once("\r\n\r\n")?.1.to_string())
-}
-
-/// Polls the local API's one Stream until `ok`.
-fn wait_for(
-    what: &str,
-    api: &str,
-    op: &Operator,
-    within: Duration,
-    ok: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        if let Some(body) = http_get(api, "/api/v1/streams") {
-            last = serde_json::from_str::<Value>(&body).expect("JSON")[0].clone();
-            if ok(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}: {last:#}\n{}", op.log());
-}
-
-fn condition(stream: &Value, type_: &str) -> (String, String, String) {
-    let c = stream["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
-        .unwrap_or(Value::Null);
-    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-    (s("status"), s("reason"), s("message"))
 }
 
 fn in_use(stream: &Value) -> Option<String> {
@@ -221,7 +121,7 @@ spec:
         ),
     )
     .expect("write");
-    let api = format!("127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_ports(1)[0]);
     let log = dir.join("operator.log");
     let out = std::fs::File::create(&log).expect("log");
     let child = Command::new(OPERATOR)

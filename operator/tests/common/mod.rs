@@ -1,6 +1,7 @@
 //! Shared helpers for the operator's pure-core tests: fixtures are Stream YAML files.
 #![allow(dead_code)]
 
+pub mod local_api;
 pub mod publisher;
 pub mod world;
 
