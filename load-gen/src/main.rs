@@ -125,6 +125,40 @@ mod tests {
     }
 
     #[test]
+    fn player_buffer_and_prebuffer_seconds_are_one_flag() {
+        let base = [
+            "replay",
+            "--trace",
+            "t.csv",
+            "--target",
+            "*=127.0.0.1:1935",
+            "--stream",
+            "live/cam",
+        ];
+        let replay = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            match parse(&args) {
+                Command::Replay(a) => (a.prebuffer_seconds, a.buffer_sweep),
+                _ => panic!("not replay"),
+            }
+        };
+        let sweep = vec![0.5, 1.0, 2.0, 6.0, 9.0];
+        assert_eq!(replay(&[]), (2.0, sweep.clone()));
+        assert_eq!(replay(&["--player-buffer", "1.5"]), (1.5, sweep.clone()));
+        assert_eq!(replay(&["--prebuffer-seconds", "1.5"]), (1.5, sweep));
+        assert_eq!(
+            replay(&["--buffer-sweep", "0.25,4"]),
+            (2.0, vec![0.25, 4.0])
+        );
+        let help = Cli::command()
+            .find_subcommand_mut("replay")
+            .expect("replay")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[alias: --prebuffer-seconds]"), "{help}");
+    }
+
+    #[test]
     fn help_names_the_defaults_and_the_unbounded_spelling() {
         let mut cli = Cli::command();
         let publish = cli

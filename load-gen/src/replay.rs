@@ -15,7 +15,6 @@ mod reach;
 mod report;
 mod schedule;
 mod socket;
-mod stall;
 mod stats;
 mod svg;
 mod target;
@@ -32,11 +31,9 @@ use tracing::info;
 
 pub use histogram::Histogram;
 pub use schedule::{RegionSchedule, plan_tick, scale_for};
-pub use stall::PlayerBuffer;
 pub use target::{Access, Endpoint, Protocol, ProtocolChoice, parse_target};
 
 use crate::trace::{TOTAL_REGION, read_trace};
-use qoe_totals::QoeTotals;
 use stats::Stats;
 use surge_flags::{duration, positive_duration};
 use viewer::{SessionEnd, ViewerSpec, run_session, run_viewer};
@@ -80,15 +77,19 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value = "rtmp")]
     pub protocol: ProtocolChoice,
     /// The player buffer model's pre-buffer P (seconds buffered before playing and after a
-    /// stall): join time, stalls and playback latency in the report are under this P.
+    /// stall): join time, stalls, stall ratio (`stall_ratio`, `details.stalls`, `qoe`) and
+    /// playback latency in the report are under this P. `--prebuffer-seconds` is the same
+    /// flag (its older name).
     #[arg(
         long = "player-buffer",
-        alias = "prebuffer-seconds",
+        visible_alias = "prebuffer-seconds",
         default_value_t = 2.0
     )]
     pub prebuffer_seconds: f64,
-    /// More pre-buffer sizes (seconds, comma-separated) modelled side by side: the report's
-    /// stall ratio and playback latency per P (`qoe.by_player_buffer`).
+    /// More pre-buffer sizes (seconds, comma-separated) modelled side by side, with
+    /// `--player-buffer`'s: the report's stalls, stall ratio and playback latency per P
+    /// (`qoe.by_player_buffer`; `details.stall_by_prebuffer` and the HTML plots of stall
+    /// ratio against pre-buffer have the same sizes).
     #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,6,9")]
     pub buffer_sweep: Vec<f64>,
     /// Write the JSON report here.
@@ -100,8 +101,9 @@ pub struct ReplayArgs {
     /// Stop after this much wall time even if the trace goes on (e.g. 60s).
     #[arg(long, value_parser = positive_duration)]
     pub duration: Option<Duration>,
-    /// Leave the first part of the run (e.g. a ramp, 8s) out of the lag and stall totals
-    /// (`lag_ms`, per-region lag); the timeline still shows it. 0: count from the start.
+    /// Leave the first part of the run (e.g. a ramp, 8s) out of the latency totals
+    /// (`lag_ms`, per-region lag, the `qoe` playback latency and buffering delay); the
+    /// timeline still shows it, and stalls count from the start. 0: count from the start.
     #[arg(long, value_parser = duration)]
     pub warmup: Option<Duration>,
     /// Skip the start-up check that every target serves the stream.
@@ -344,13 +346,13 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
     let stats = Rc::new(RefCell::new(Stats::new(
         &region_names,
         args.prebuffer_seconds,
+        &args.buffer_sweep,
     )));
     if !args.no_preflight {
         preflight(&p, args.protocol, &stats).await?;
     }
     // Start measuring afresh once the probes are done.
-    *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds);
-    stats.borrow_mut().qoe = QoeTotals::new(args.prebuffer_seconds, &args.buffer_sweep);
+    *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds, &args.buffer_sweep);
     if p.verify.is_some() {
         stats.borrow_mut().integrity = Some(Default::default());
     }

@@ -66,7 +66,33 @@ fn run_replay(dir: &Path, trace: &str, rtmp: u16, extra: &[&str]) -> Value {
         page.contains("QoE (player buffer model")
             && page.contains("Playback latency p50 vs pre-buffer")
     );
-    serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON")
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    print_stall_figures(&r);
+    r
+}
+
+/// The report's stall figures, for `-- --nocapture`: the top-level and `details` keys
+/// next to the QoE model's.
+fn print_stall_figures(r: &Value) {
+    let d = &r["details"];
+    let q = &r["qoe"];
+    println!(
+        "stall figures: stall_ratio {} details.stalls {} | qoe.stall_ratio {} qoe.stalls {} qoe.stalled_s {}",
+        r["stall_ratio"], d["stalls"], q["stall_ratio"], q["stalls"], q["stalled_s"]
+    );
+    for p in d["stall_by_prebuffer"].as_array().into_iter().flatten() {
+        println!(
+            "  details.stall_by_prebuffer P {} s: stall_ratio {} stalls {}",
+            p["prebuffer_s"], p["stall_ratio"], p["stalls"]
+        );
+    }
+    for p in q["by_player_buffer"].as_array().into_iter().flatten() {
+        println!(
+            "  qoe.by_player_buffer P {} s: stall_ratio {} stalls {}",
+            p["player_buffer_s"], p["stall_ratio"], p["stalls"]
+        );
+    }
 }
 
 #[test]

@@ -265,7 +265,7 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
 <div class="plots">{}{}{}{}{relays}</div>
 {qoe}
 {kinds}
-<p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: player buffer model (start and resume at the pre-buffer size).</p>
+<p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: the QoE player model (start and resume at the pre-buffer size), one per modelled pre-buffer size.</p>
 </body></html>
 "#,
         viewers.render(),

@@ -286,6 +286,8 @@ mod tests {
             (player.stalls, player.stalled_ms, player.discarded),
             (0, 0.0, 0)
         );
+        // Played from the join to the session's end (the buffer never ran dry).
+        assert!((player.played_ms - (10_300.0 - 1260.0)).abs() < 1e-6);
         assert_eq!(played.len(), 250);
         // Every frame waits P - one frame in the buffer (it counts once fully arrived),
         // so playback latency = delivery + that wait.
@@ -351,6 +353,50 @@ mod tests {
         assert_eq!(player.stalls, 1);
         assert!((player.stalled_ms - 1000.0).abs() < 1e-6);
         assert!((player.played_ms - 400.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ending_while_rebuffering_counts_the_stall_up_to_the_end() {
+        // 1 s smooth, then one frame after a 2 s gap (a stall begins), then the end
+        // before P is buffered again.
+        let mut frames = smooth(25, 0.0);
+        frames.push((3000.0, 25 * 40));
+        let (mut player, _, arrivals) = feed(0.2, &frames, 0.0);
+        assert!(arrivals[25].stalled);
+        // Joined at 160 (frame 4 completes 0.2 s), buffered to media 1000: dry at 1160.
+        assert_eq!(player.joined_ms, Some(160.0));
+        player.finish(3500.0);
+        assert_eq!(player.stalls, 1);
+        assert!((player.stalled_ms - (3500.0 - 1160.0)).abs() < 1e-6);
+        assert!((player.played_ms - 1000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn timestamp_jumps_keep_the_media_clock_continuous() {
+        // 33 ms frames; after 10 the relay rebases timestamps from 1 000 000 to just below
+        // u32::MAX (a jump: it counts as one frame), and 3 frames later they wrap past
+        // u32::MAX (a 33 ms step like the others): no stall, nothing discarded.
+        let mut frames: Vec<(f64, u32)> = (0..10u32)
+            .map(|i| (i as f64 * 33.0, 1_000_000 + i * 33))
+            .collect();
+        let near_wrap = u32::MAX - 100;
+        frames
+            .extend((10..30u32).map(|i| (i as f64 * 33.0, near_wrap.wrapping_add((i - 10) * 33))));
+        assert!(frames[14].1 < frames[13].1, "the timestamps wrap");
+        let (mut player, played, _) = feed(0.1, &frames, 0.0);
+        assert_eq!((player.stalls, player.discarded), (0, 0));
+        assert_eq!(played.len(), 30);
+        // Joined at 99 (frame 3 completes 0.1 s of media); media 0..990 in all.
+        assert_eq!(player.joined_ms, Some(99.0));
+        // Ending 1 s after the last frame: the tail beyond the buffer is one stall.
+        player.finish(30.0 * 33.0 + 1000.0);
+        assert_eq!(player.stalls, 1);
+        let dry_at = 99.0 + 30.0 * 33.0;
+        assert!(
+            (player.stalled_ms - (30.0 * 33.0 + 1000.0 - dry_at)).abs() < 1e-6,
+            "{}",
+            player.stalled_ms
+        );
     }
 
     #[test]

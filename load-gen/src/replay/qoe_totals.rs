@@ -1,11 +1,13 @@
 //! Run totals of the QoE player models ([`super::qoe`]): one model per pre-buffer P (the
 //! `--player-buffer` one and the `--buffer-sweep` ones), the sessions' frame jitter and
-//! the media goodput, and their part of the JSON report.
+//! the media goodput, and their part of the JSON report. These models are the replay's
+//! only player-buffer model: the report's top-level `stall_ratio`, `details.stalls`,
+//! `details.stall_by_prebuffer` and the timeline's `stalls` come from them too.
 
 use serde_json::{Value, json};
 
 use super::histogram::{Histogram, sorted_quantile};
-use super::qoe::{Jitter, Played, Player};
+use super::qoe::{Arrival, Jitter, Played, Player};
 
 /// Totals of one pre-buffer size over all sessions.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct ModelTotals {
     pub join_ms: Vec<f64>,
     pub played_ms: f64,
     pub stalled_ms: f64,
+    /// Stalls after playback began: counted as each begins (sessions still running
+    /// included), plus a session's tail when it ended dry.
     pub stalls: u64,
     pub discarded: u64,
     /// Playback latency of played frames, µs.
@@ -42,6 +46,17 @@ impl ModelTotals {
             self.stalled_ms / total
         } else {
             0.0
+        }
+    }
+
+    /// What one frame's arrival did to this size's player.
+    #[inline]
+    pub fn on_arrival(&mut self, a: Arrival) {
+        if let Some(joined) = a.joined_ms {
+            self.join_ms.push(joined);
+        }
+        if a.stalled {
+            self.stalls += 1;
         }
     }
 
@@ -94,6 +109,11 @@ impl QoeTotals {
         }
     }
 
+    /// The `--player-buffer` model.
+    pub fn main_model(&self) -> &ModelTotals {
+        &self.models[self.main]
+    }
+
     pub fn new_players(&self) -> Vec<Player> {
         self.models
             .iter()
@@ -101,12 +121,16 @@ impl QoeTotals {
             .collect()
     }
 
-    /// A session ended at `end_ms` (its clock): its players are finished.
-    pub fn session_ended(&mut self, players: &[Player], jitter: &Jitter, end_ms: f64) {
-        for (m, p) in self.models.iter_mut().zip(players) {
+    /// A session ended at `end_ms` (its clock): finishes its players (one per model, fed
+    /// through [`ModelTotals::on_arrival`]) and adds them up. Stalls that began during the
+    /// session were counted then; a player that ran dry before the end adds its tail here.
+    pub fn session_ended(&mut self, players: &mut [Player], jitter: &Jitter, end_ms: f64) {
+        for (m, p) in self.models.iter_mut().zip(players.iter_mut()) {
+            let before = p.stalls;
+            p.finish(end_ms);
+            m.stalls += u64::from(p.stalls - before);
             m.played_ms += p.played_ms;
             m.stalled_ms += p.stalled_ms;
-            m.stalls += u64::from(p.stalls);
             m.discarded += p.discarded;
         }
         if let Some(j) = jitter.std_dev_ms() {
@@ -119,7 +143,7 @@ impl QoeTotals {
 
     /// The report's `qoe` object; `delivery` is the run's delivery-latency histogram.
     pub fn report(&self, delivery: &Histogram, wall_seconds: f64) -> Value {
-        let main = &self.models[self.main];
+        let main = self.main_model();
         let mut jitter = self.jitter_ms.clone();
         jitter.sort_by(f64::total_cmp);
         let goodput_mbps = if wall_seconds > 0.0 {
@@ -214,5 +238,34 @@ mod tests {
         assert_eq!(r["player_buffer_s"], 3.0);
         assert_eq!(r["by_player_buffer"].as_array().map(Vec::len), Some(2));
         assert!(r["join_time_ms"]["p50"].is_null());
+    }
+
+    #[test]
+    fn stalls_count_as_they_begin_and_a_dry_tail_once_at_the_session_end() {
+        let mut q = QoeTotals::new(0.2, &[]);
+        let mut players = q.new_players();
+        // 1 s at 25 fps, a 2 s gap (a stall), 0.2 s more (P again), then nothing.
+        let mut frames: Vec<(f64, u32)> = (0..25u32).map(|i| (i as f64 * 40.0, i * 40)).collect();
+        frames.extend((25..30u32).map(|i| (3000.0 + (i - 25) as f64 * 40.0, i * 40)));
+        for (at, ts) in frames {
+            let a = players[0].on_frame(at, ts, None, &mut |_| {});
+            q.models[0].on_arrival(a);
+        }
+        // The stall counts while the session runs (the timeline's `stalls`).
+        assert_eq!(q.main_model().stalls, 1);
+        assert_eq!(q.main_model().join_ms, vec![160.0]);
+        // Joined at 160, dry at 1160, P again at 3160 (media 1000..1200), dry at 3360;
+        // the session ends at 5000: the tail is the second stall.
+        q.session_ended(&mut players, &Jitter::default(), 5000.0);
+        let m = q.main_model();
+        assert_eq!((m.stalls, u64::from(players[0].stalls)), (2, 2));
+        assert!(
+            (m.stalled_ms - (2000.0 + 1640.0)).abs() < 1e-6,
+            "{}",
+            m.stalled_ms
+        );
+        assert!((m.played_ms - 1200.0).abs() < 1e-6, "{}", m.played_ms);
+        assert!((m.stall_ratio() - 3640.0 / 4840.0).abs() < 1e-9);
+        assert!((q.viewing_s - 4.84).abs() < 1e-9);
     }
 }

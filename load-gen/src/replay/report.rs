@@ -6,6 +6,11 @@
 //! point's `refused`, `overflow` and `placement`. With `--verify-key`, signed-frame counts
 //! are under `integrity` (totals, by reason, per viewer) and in each timeline point's
 //! `integrity`.
+//!
+//! Every stall figure comes from the QoE player models (`qoe_totals`): `stall_ratio` and
+//! `details.stalls` are the `--player-buffer` model's (as `qoe.stall_ratio` and
+//! `qoe.stalls`), `details.stall_by_prebuffer` has one entry per modelled size (as
+//! `qoe.by_player_buffer`).
 
 use serde_json::{Value, json};
 
@@ -59,13 +64,12 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
     let mut connect = stats.connect_ms.clone();
     connect.sort_by(f64::total_cmp);
     let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
+    let player = stats.qoe.main_model();
     let stall_by_prebuffer: Vec<Value> = stats
-        .prebuffers
+        .qoe
+        .models
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            json!({"prebuffer_s": p, "stall_ratio": stats.stall_ratio(i), "stalls": stats.stalls[i]})
-        })
+        .map(|m| json!({"prebuffer_s": m.prebuffer_s, "stall_ratio": m.stall_ratio(), "stalls": m.stalls}))
         .collect();
     let by_region: serde_json::Map<String, Value> = info
         .regions
@@ -115,7 +119,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "p99": opt(ms(stats.lag_total.quantile(0.99))),
             "max": opt(ms(stats.lag_total.max())),
         },
-        "stall_ratio": stats.stall_ratio(stats.main),
+        "stall_ratio": player.stall_ratio(),
         "errors": stats.errors,
         "timeline": stats.timeline,
         "details": {
@@ -134,7 +138,7 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
                 "p99": opt(sorted_quantile(&connect, 0.99)),
             },
             "startup_ms_max": opt(startup.last().copied()),
-            "stalls": stats.stalls[stats.main],
+            "stalls": player.stalls,
             "disconnects": stats.disconnects,
             "refused": stats.placement.iter().map(|p| p.refused).sum::<u64>(),
             "overflow": stats.placement.iter().map(|p| p.overflow).sum::<u64>(),
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn report_counts_refusals_overflow_and_viewers_per_relay() {
-        let mut stats = Stats::new(&["eu".into()], 1.0);
+        let mut stats = Stats::new(&["eu".into()], 1.0, &[]);
         let (a, b, origin) = ("http://e1:1", "http://e2:2", "http://o:3");
         for relay in [a, a, b, b, origin] {
             stats.session_started(0);
@@ -228,7 +232,7 @@ mod tests {
         stats.refused(0);
         stats.close_window(1.0, 5);
         // One viewer of e1 leaves: the busiest second is still the one kept.
-        stats.session_ended(0, Some(a), true, &[]);
+        stats.session_ended(0, Some(a), true);
         stats.close_window(2.0, 4);
         let report = build(&stats, &info());
         let eu = &report["details"]["by_region"]["eu"];
@@ -269,7 +273,7 @@ mod tests {
 
     #[test]
     fn report_has_the_documented_keys() {
-        let mut stats = Stats::new(&["eu".into()], 1.0);
+        let mut stats = Stats::new(&["eu".into()], 1.0, &[]);
         stats.session_started(0);
         stats.began_playing(0, None, 5.0, 12.0);
         stats.on_frame(0, Some(3_000));
@@ -291,6 +295,44 @@ mod tests {
         assert!((report["lag_ms"]["p50"].as_f64().expect("lag") - 3.0).abs() < 0.1);
         assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1));
         assert_eq!(report["details"]["by_region"]["eu"]["viewers_peak"], 1);
+    }
+
+    #[test]
+    fn every_stall_figure_comes_from_the_qoe_models() {
+        let mut stats = Stats::new(&["eu".into()], 1.0, &[4.0, 0.5]);
+        for (m, (played, stalled, stalls)) in stats.qoe.models.iter_mut().zip([
+            (7000.0, 3000.0, 4),
+            (9000.0, 1000.0, 2),
+            (10_000.0, 0.0, 0),
+        ]) {
+            (m.played_ms, m.stalled_ms, m.stalls) = (played, stalled, stalls);
+        }
+        stats.close_window(1.0, 1);
+        let report = build(&stats, &info());
+        // The main model (P = 1 s, `--player-buffer`) at the top level and in `details`.
+        assert_eq!(report["stall_ratio"], 0.1);
+        assert_eq!(report["stall_ratio"], report["qoe"]["stall_ratio"]);
+        assert_eq!(report["details"]["stalls"], 2);
+        assert_eq!(report["details"]["stalls"], report["qoe"]["stalls"]);
+        assert_eq!(report["timeline"][0]["stalls"], 2);
+        // One sweep entry per modelled size, the same figures as `qoe.by_player_buffer`.
+        let sweep = report["details"]["stall_by_prebuffer"]
+            .as_array()
+            .expect("sweep");
+        let by_p = report["qoe"]["by_player_buffer"].as_array().expect("qoe");
+        assert_eq!(sweep.len(), 3);
+        assert_eq!(sweep.len(), by_p.len());
+        for (s, q) in sweep.iter().zip(by_p) {
+            assert_eq!(s["prebuffer_s"], q["player_buffer_s"]);
+            assert_eq!(s["stall_ratio"], q["stall_ratio"]);
+            assert_eq!(s["stalls"], q["stalls"]);
+        }
+        let sizes: Vec<f64> = sweep
+            .iter()
+            .filter_map(|s| s["prebuffer_s"].as_f64())
+            .collect();
+        assert_eq!(sizes, vec![0.5, 1.0, 4.0]);
+        assert_eq!(sweep[0]["stall_ratio"], 0.3);
     }
 
     #[test]

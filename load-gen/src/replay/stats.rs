@@ -9,10 +9,7 @@ use super::histogram::Histogram;
 use super::integrity::{RunCounts, WindowCounts};
 use super::placement::{Placement, PlacementPoint, RegionPlacement};
 use super::qoe_totals::QoeTotals;
-use super::stall::PlayerBuffer;
 
-/// Pre-buffer sizes (seconds) every viewer models at once, for the stall-vs-pre-buffer plot.
-pub const PREBUFFER_GRID: [f64; 7] = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 const MAX_ERROR_KINDS: usize = 50;
 
 /// Converts `Instant`s to Unix microseconds without a clock call per frame.
@@ -63,6 +60,8 @@ pub struct TimelinePoint {
     pub lag_max_ms: Option<f64>,
     /// Frames received this second.
     pub frames: u64,
+    /// Stalls so far under the `--player-buffer` QoE model: counted as they begin, plus one
+    /// per ended session whose buffer had run dry at its end.
     pub stalls: u64,
     pub errors: u64,
     pub disconnects: u64,
@@ -85,9 +84,6 @@ pub struct Stats {
     pub started: Instant,
     /// Lag totals count frames from this moment on (after `--warmup`).
     pub measure_from: Instant,
-    pub prebuffers: Vec<f64>,
-    /// Index in `prebuffers` of the `--prebuffer-seconds` model.
-    pub main: usize,
     pub lag_total: Histogram,
     pub lag_window: Histogram,
     /// Lag per region over the whole run.
@@ -107,9 +103,6 @@ pub struct Stats {
     pub frames_unstamped: u64,
     /// Frames published before their viewer asked (GOP-cache catch-up): not in the lag.
     pub frames_catchup: u64,
-    pub played_ms: Vec<f64>,
-    pub stalled_ms: Vec<f64>,
-    pub stalls: Vec<u64>,
     pub error_kinds: BTreeMap<String, u64>,
     pub timeline: Vec<TimelinePoint>,
     pub region_names: Vec<String>,
@@ -117,7 +110,9 @@ pub struct Stats {
     pub placement: Vec<RegionPlacement>,
     /// With `--verify-key`: signed-frame verdicts.
     pub integrity: Option<RunCounts>,
-    /// The QoE player models (join time, playback latency, stalls per pre-buffer), jitter.
+    /// The QoE player models, one per pre-buffer size (`--player-buffer` and
+    /// `--buffer-sweep`): join time, playback latency, stalls and stall ratio; jitter.
+    /// The run's only player-buffer model: every stall figure of the report comes from it.
     pub qoe: QoeTotals,
     /// Past `measure_from` (updated once per window).
     measuring: bool,
@@ -127,28 +122,15 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(region_names: &[String], prebuffer_seconds: f64) -> Self {
+    /// Stats for viewers of `region_names`, with QoE player models for the pre-buffer
+    /// `player_buffer_s` (the main one) and every size of `buffer_sweep` (seconds).
+    pub fn new(region_names: &[String], player_buffer_s: f64, buffer_sweep: &[f64]) -> Self {
         let regions = region_names.len();
-        let mut prebuffers: Vec<f64> = PREBUFFER_GRID.to_vec();
-        if !prebuffers
-            .iter()
-            .any(|p| (p - prebuffer_seconds).abs() < 1e-9)
-        {
-            prebuffers.push(prebuffer_seconds);
-            prebuffers.sort_by(f64::total_cmp);
-        }
-        let main = prebuffers
-            .iter()
-            .position(|p| (p - prebuffer_seconds).abs() < 1e-9)
-            .unwrap_or(0);
-        let n = prebuffers.len();
         let now = Instant::now();
         Self {
             clock: Clock::new(),
             started: now,
             measure_from: now,
-            prebuffers,
-            main,
             lag_total: Histogram::new(),
             lag_window: Histogram::new(),
             lag_by_region: vec![Histogram::new(); regions],
@@ -166,15 +148,12 @@ impl Stats {
             frames_missing: 0,
             frames_unstamped: 0,
             frames_catchup: 0,
-            played_ms: vec![0.0; n],
-            stalled_ms: vec![0.0; n],
-            stalls: vec![0; n],
             error_kinds: BTreeMap::new(),
             timeline: Vec::new(),
             region_names: region_names.to_vec(),
             placement: vec![RegionPlacement::default(); regions],
             integrity: None,
-            qoe: QoeTotals::new(prebuffer_seconds, &[]),
+            qoe: QoeTotals::new(player_buffer_s, buffer_sweep),
             measuring: true,
             window_bytes: 0,
             window_frames: 0,
@@ -187,13 +166,6 @@ impl Stats {
         self.started = Instant::now();
         self.measure_from = self.started + warmup;
         self.measuring = warmup.is_zero();
-    }
-
-    pub fn new_buffers(&self) -> Vec<PlayerBuffer> {
-        self.prebuffers
-            .iter()
-            .map(|&p| PlayerBuffer::new(p))
-            .collect()
     }
 
     /// Past `--warmup`: frames count in the run's latency totals.
@@ -269,10 +241,6 @@ impl Stats {
         self.frames_catchup += 1;
     }
 
-    pub fn on_stall(&mut self, model: usize) {
-        self.stalls[model] += 1;
-    }
-
     pub fn error(&mut self, what: String) {
         self.errors += 1;
         self.count_kind(what);
@@ -290,13 +258,8 @@ impl Stats {
     }
 
     /// A session ended (for whatever reason) after `playing` was reached or not.
-    pub fn session_ended(
-        &mut self,
-        region: usize,
-        relay: Option<&str>,
-        was_playing: bool,
-        buffers: &[PlayerBuffer],
-    ) {
+    /// (Its QoE players are accounted for by `qoe.session_ended`.)
+    pub fn session_ended(&mut self, region: usize, relay: Option<&str>, was_playing: bool) {
         if let Some(relay) = relay {
             self.placement[region].ended(relay, was_playing);
         }
@@ -304,20 +267,6 @@ impl Stats {
             self.playing[region] = self.playing[region].saturating_sub(1);
         } else {
             self.connecting[region] = self.connecting[region].saturating_sub(1);
-        }
-        for (i, b) in buffers.iter().enumerate() {
-            self.played_ms[i] += b.played_ms;
-            self.stalled_ms[i] += b.stalled_ms;
-        }
-    }
-
-    /// Stall ratio of model `i` over ended sessions.
-    pub fn stall_ratio(&self, i: usize) -> f64 {
-        let total = self.played_ms[i] + self.stalled_ms[i];
-        if total > 0.0 {
-            self.stalled_ms[i] / total
-        } else {
-            0.0
         }
     }
 
@@ -345,7 +294,7 @@ impl Stats {
             lag_p99_ms: ms(self.lag_window.quantile(0.99)),
             lag_max_ms: ms(self.lag_window.max()),
             frames: self.window_frames,
-            stalls: self.stalls[self.main],
+            stalls: self.qoe.main_model().stalls,
             errors: self.errors,
             disconnects: self.disconnects,
             mbps: self.window_bytes as f64 * 8.0 / 1e6 / secs,

@@ -14,7 +14,6 @@ use super::placement::Placement;
 use super::qoe::{Jitter, Player};
 use super::reach::{self, Fail};
 use super::socket::{Read1, ViewerSocket};
-use super::stall::PlayerBuffer;
 use super::stats::Stats;
 use super::target::{Endpoint, Protocol};
 use crate::flv::{PREFIX_CAP, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
@@ -77,7 +76,6 @@ struct Session {
     t0: Instant,
     /// Unix time of the request: frames published before it came from a cache.
     t0_unix_us: u64,
-    buffers: Vec<PlayerBuffer>,
     /// The QoE players, one per modelled pre-buffer (see `Stats::qoe`).
     players: Vec<Player>,
     jitter: Jitter,
@@ -95,10 +93,10 @@ struct Session {
 impl Session {
     fn new(stats: Rc<RefCell<Stats>>, spec: &ViewerSpec) -> Self {
         let region = spec.region;
-        let (buffers, players) = {
+        let players = {
             let mut s = stats.borrow_mut();
             s.session_started(region);
-            (s.new_buffers(), s.qoe.new_players())
+            s.qoe.new_players()
         };
         let t0 = Instant::now();
         let t0_unix_us = stats.borrow().clock.unix_us(t0);
@@ -107,7 +105,6 @@ impl Session {
             region,
             t0,
             t0_unix_us,
-            buffers,
             players,
             jitter: Jitter::default(),
             playing: false,
@@ -197,14 +194,7 @@ impl Session {
             let arrival = player.on_frame(now_ms, m.timestamp_ms, publish_ms, &mut |p| {
                 model.on_played(p, measuring)
             });
-            if let Some(joined) = arrival.joined_ms {
-                model.join_ms.push(joined);
-            }
-        }
-        for (i, b) in self.buffers.iter_mut().enumerate() {
-            if b.on_frame(now_ms, m.timestamp_ms) {
-                stats.on_stall(i);
-            }
+            model.on_arrival(arrival);
         }
         match stamp {
             // Published before this viewer asked: replayed from a GOP cache, not live lag.
@@ -229,20 +219,11 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let end_ms = self.ms_since_start(Instant::now());
-        for b in &mut self.buffers {
-            b.finish(end_ms);
-        }
-        for p in &mut self.players {
-            p.finish(end_ms);
-        }
         let mut stats = self.stats.borrow_mut();
-        stats.qoe.session_ended(&self.players, &self.jitter, end_ms);
-        stats.session_ended(
-            self.region,
-            self.relay.as_deref(),
-            self.playing,
-            &self.buffers,
-        );
+        stats
+            .qoe
+            .session_ended(&mut self.players, &self.jitter, end_ms);
+        stats.session_ended(self.region, self.relay.as_deref(), self.playing);
         if let (Some(check), Some(run)) = (self.check.take(), stats.integrity.as_mut()) {
             run.session_ended(self.viewer, self.protocol, &check.finish());
         }
