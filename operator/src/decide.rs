@@ -30,6 +30,7 @@ use crate::observe::{
 };
 use crate::policy::apply_policy;
 use crate::quality::edge_loads;
+use crate::ready_timer::ReadyTimer;
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream_at};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
@@ -56,6 +57,8 @@ pub struct StreamMemory {
     /// The indices into `spec.upstream` relays were last seen connected to (an
     /// UpstreamFailover or UpstreamRestored event marks each change).
     pub upstreams_in_use: Option<Vec<usize>>,
+    /// Asked-for -> Ready times of the edges' raises: the planner's relay-ready time.
+    pub ready_timer: ReadyTimer,
 }
 
 fn hop_keys(hops: &[FailingHop]) -> Vec<(String, String)> {
@@ -230,6 +233,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     let keep_seconds = history_window_seconds(spec);
     let names: Vec<&str> = region_names.iter().map(String::as_str).collect();
     memory.history.retain_regions(&names);
+    memory.ready_timer.retain_regions(&names);
     for (region, viewers) in &observation.region_viewers {
         if let Some(v) = viewers {
             memory
@@ -249,7 +253,10 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
             r
         })
         .collect();
-    let ready_s = relay_ready_seconds(&observed.pods);
+    let ready_s = crate::ready_timer::relay_ready_seconds(
+        &memory.ready_timer,
+        relay_ready_seconds(&observed.pods),
+    );
     // The planner's clock counts from the operator's start; the schedule is in wall time.
     let unix_offset_s = input.clock.now.as_millisecond() as f64 / 1000.0 - input.clock.seconds;
     let mut plan = match plan_stream_at(
@@ -285,6 +292,17 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         &hpa,
         &mut plan,
     );
+    for region in &plan.regions {
+        if let Some(now_edges) = inputs.iter().find(|r| r.name == region.name) {
+            memory.ready_timer.record(
+                &region.name,
+                now,
+                now_edges.edges.relays,
+                now_edges.edges.ready,
+                region.desired_edges,
+            );
+        }
+    }
 
     // The desired objects, and what to say about the change.
     let tree = plan_tiers(name, spec, &plan, cfg);

@@ -27,6 +27,7 @@ pub mod observe;
 pub mod pods;
 pub mod policy;
 pub mod quality;
+pub mod ready_timer;
 pub mod reconcile;
 pub mod report;
 pub mod scrape;
