@@ -22,12 +22,13 @@
 #
 # Per rate the script reports join time p50/p90 (request -> first played frame, over the
 # viewers of the rate), stalls (total), stall ratio (mean over viewers), playback latency p50
-# (median of the viewers' p50s), goodput (mean per viewer, kbit/s per second of viewing), and
-# the stall ratio per player buffer size (--buffer-sweep) for SWEEP_RATE (default 2mbit).
+# (median of the viewers' p50s), goodput (mean per viewer: media payload kbit/s over its run), and
+# the stall ratio per player buffer size (--buffer-sweep) for every rate, with join time and
+# playback latency per size for SWEEP_RATE (default 2mbit).
 # All of it, with every viewer's figures, goes to OUT/results.json (and results.md); every
 # viewer's surge-load report is in OUT/viewers/.
 #
-# Needs root, iproute2, nftables, jq, python3 and cargo (or --bin-dir). Run --help for flags.
+# Needs root, iproute2, nftables, python3 and cargo (or --bin-dir). Run --help for flags.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -53,8 +54,9 @@ capped node, all rates in one netem run. Options (environment variable in bracke
   --protocol P            flv (HTTP-FLV), rtmp or mix [PROTOCOL] default flv
   --player-buffer S       the player model's pre-buffer, seconds [PLAYER_BUFFER] default 2
   --buffer-sweep LIST     more pre-buffer sizes, seconds [BUFFER_SWEEP] default 0.5,1,2,4,6,9
-  --sweep-rate R          rate whose stall ratio per buffer size is tabled [SWEEP_RATE]
-                          default 2mbit (every rate's sweep is in results.json)
+  --sweep-rate R          rate whose join time and latency per buffer size are tabled
+                          [SWEEP_RATE] default 2mbit (the stall ratio per size is tabled for
+                          every rate; all of it is in results.json)
   --delay D               one-way delay of each viewer's link to the origin [DELAY] default 20ms
   --out DIR               results directory [OUT] default target/bench/access-bandwidth-<time>
   --id ID                 netem run id (1-12 of a-z0-9) [NETEM_ID] default ab<pid>
@@ -64,8 +66,9 @@ capped node, all rates in one netem run. Options (environment variable in bracke
   -h, --help              this text
 
 Output: a table per rate (join time p50/p90, stalls, stall ratio, playback latency p50,
-goodput), the stall ratio per buffer size for --sweep-rate, OUT/results.json (everything,
-per viewer too), OUT/results.md (the tables) and OUT/viewers/*.json (surge-load reports).
+goodput), the stall ratio per buffer size for every rate, join time and latency per buffer
+size for --sweep-rate, OUT/results.json (everything, per viewer too), OUT/results.md (the
+tables) and OUT/viewers/*.json (the viewers' surge-load reports).
 The netem run is removed on exit (also on failure or Ctrl-C); only processes this script
 started are stopped, by pid. Takes about DURATION + 20 s once built.
 EOF
@@ -141,7 +144,7 @@ num='[0-9]+(\.[0-9]+)?'
 sweep_label=""
 for i in "${!rates[@]}"; do [ "${rates[i]}" != "$sweep_rate" ] || sweep_label="${labels[i]}"; done
 [ -n "$sweep_label" ] || die "--sweep-rate '$sweep_rate' is not one of --rates (${rates[*]})"
-for tool in ip:iproute2 tc:iproute2 nft:nftables jq:jq python3:python3; do
+for tool in ip:iproute2 tc:iproute2 nft:nftables python3:python3; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "${tool%%:*} not found on PATH (Debian package ${tool#*:}; scripts/install-deps installs it)"
 done
 [ "$(id -u)" -eq 0 ] || die "network namespaces need root (run with sudo)"
@@ -179,8 +182,6 @@ done
 
 # --- The run.
 [ -n "$out" ] || out="target/bench/access-bandwidth-$(date -u +%Y%m%dT%H%M%SZ)"
-made_out=0
-[ -d "$out" ] || made_out=1
 mkdir -p "$out/viewers"
 out="$(cd "$out" && pwd)"
 work="$(mktemp -d)"
@@ -193,12 +194,9 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   scripts/netem/down --state "$state" >/dev/null 2>&1 || true
   rm -rf "$work"
-  # A run that produced nothing leaves no empty results directory either.
-  if [ "$finished" -eq 0 ] && [ "$made_out" -eq 1 ]; then
-    rm -rf "$out"
-    [ "$rc" -eq 0 ] || echo "$me: the run failed; nothing kept" >&2
-  elif [ "$finished" -eq 0 ]; then
-    echo "$me: the run failed; logs in $out" >&2
+  # A failed or interrupted run keeps its logs (the relay's, the viewers') for a look.
+  if [ "$finished" -eq 0 ]; then
+    echo "$me: the run did not finish (exit $rc); its logs are in $out" >&2
   fi
 }
 trap cleanup EXIT
@@ -216,6 +214,8 @@ topo="$work/access.topo"
   done
 } >"$topo"
 cp "$topo" "$out/topology.topo"
+# What else the machine was doing (the viewers, relay and proxy share its CPUs).
+{ date -u; uptime; top -b -n 1 -w 200 | head -20; } >"$out/machine.txt" 2>&1 || true
 
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 progress "netem up: id $id, $((${#rates[@]} * per_rate + 1)) nodes (rates: ${rates[*]}; $per_rate viewer nodes each; $delay one way to the origin)"
@@ -274,14 +274,16 @@ for j in $(seq "$per_rate"); do
 done
 
 t0=$(date +%s)
+next_report=0
 while :; do
   running=0
   for p in "${viewer_pids[@]}"; do kill -0 "$p" 2>/dev/null && running=$((running + 1)); done
   [ "$running" -gt 0 ] || break
   kill -0 "$pub" 2>/dev/null || die "the publisher exited during the run: $(tail -1 "$out/publish.log")"
   el=$(($(date +%s) - t0))
-  if [ $((el % 10)) -eq 0 ]; then
+  if [ "$el" -ge "$next_report" ]; then
     progress "t=${el}s: $running/${#viewer_pids[@]} viewers playing"
+    next_report=$((el - el % 10 + 10))
   fi
   if [ "$el" -gt $((duration + 60)) ]; then
     die "viewers still running $el s after start (expected ${duration} s): see $out/viewers/*.log"
@@ -359,7 +361,10 @@ for rate, label in zip(rates, labels):
             "playback_latency_ms_p50": q["playback_latency_ms"]["p50"],
             "playback_latency_ms_max": q["playback_latency_ms"]["max"],
             "delivery_latency_ms_p50": q["delivery_latency_ms"]["p50"],
-            "goodput_kbps": q["goodput_kbps_per_viewer"],
+            # Payload received over the viewer's run (one viewer per report), and per second
+            # of viewing (from its first played frame: counts the join's burst, not its time).
+            "goodput_kbps": None if q["goodput_mbps"] is None else q["goodput_mbps"] * 1000,
+            "goodput_kbps_per_viewing_s": q["goodput_kbps_per_viewer"],
             "frames_discarded": q["frames_discarded"],
             "by_player_buffer": q["by_player_buffer"],
         })
@@ -414,10 +419,24 @@ for r in results["rates"]:
         f"| {r['rate']} | {r['viewers_ok']}/{r['viewers']} | {fmt(r['join_time_ms_p50'])} | {fmt(r['join_time_ms_p90'])} "
         f"| {r['stalls']} | {fmt(r['stall_ratio_mean'], 3)} / {fmt(r['stall_ratio_max'], 3)} "
         f"| {fmt(r['playback_latency_ms_p50'])} | {fmt(r['goodput_kbps_mean'])} | {r['errors']} |")
+sizes = [row["player_buffer_s"] for row in results["rates"][0]["by_player_buffer"]]
+lines += [
+    "",
+    "Stall ratio (mean over the rate's viewers) and stalls per player buffer size:",
+    "",
+    "| player buffer s | " + " | ".join(r["rate"] for r in results["rates"]) + " |",
+    "|---|" + "---|" * len(results["rates"]),
+]
+for k, p in enumerate(sizes):
+    cells = []
+    for r in results["rates"]:
+        row = r["by_player_buffer"][k] if k < len(r["by_player_buffer"]) else None
+        cells.append("-" if row is None else f"{fmt(row['stall_ratio_mean'], 3)} ({row['stalls']})")
+    lines.append(f"| {p:g} | " + " | ".join(cells) + " |")
 s = next(r for r in results["rates"] if r["rate"] == sweep_rate)
 lines += [
     "",
-    f"Stall ratio per player buffer size at {sweep_rate} (mean over its {s['viewers_ok']} viewers):",
+    f"Per player buffer size at {sweep_rate} ({s['viewers_ok']} viewers; stall ratio is their mean):",
     "",
     "| player buffer s | stall ratio | stalls | join p50 ms | playback latency p50 ms |",
     "|---|---|---|---|---|",
