@@ -288,7 +288,7 @@ async fn preflight(
             // retry "not found" answers for a while, fail at once on anything else.
             let deadline = Instant::now() + PREFLIGHT_PATIENCE;
             loop {
-                match run_session(&spec, stats, true).await {
+                match run_session(&spec, stats, true, &Default::default()).await {
                     SessionEnd::Probed(t) => {
                         info!(region = %sched.region, "{url} serves video (first keyframe after {t:.0?})");
                         break;
@@ -498,6 +498,18 @@ fn print_summary(report: &serde_json::Value) {
         report["errors"],
         report["details"]["disconnects"],
     );
+    let reconnects = &report["details"]["reconnects"];
+    if reconnects["count"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "reconnects {} | back to playing p50 {} ms p99 {} ms max {} ms | longest gap between frames {} ms | frames out of order {}",
+            reconnects["count"],
+            f(&reconnects["p50_ms"]),
+            f(&reconnects["p99_ms"]),
+            f(&reconnects["max_ms"]),
+            f(&report["details"]["frame_gap_max_ms"]),
+            report["details"]["frames_out_of_order"],
+        );
+    }
     for line in report::placement_lines(report) {
         println!("{line}");
     }

@@ -26,6 +26,8 @@ pub struct RelayCount {
     pub sessions: u64,
     /// Most viewers playing on it at once.
     pub peak_viewers: u64,
+    /// Sessions that were playing on it when it went away (closed, reset, went silent).
+    pub disconnects: u64,
     /// Viewers playing on it now.
     #[serde(skip)]
     pub viewers: u64,
@@ -114,6 +116,11 @@ impl RegionPlacement {
         if was_playing && let Some(r) = self.relays.get_mut(relay) {
             r.viewers = r.viewers.saturating_sub(1);
         }
+    }
+
+    /// A session playing on `relay` lost it.
+    pub fn disconnected(&mut self, relay: &str) {
+        self.relay(relay).disconnects += 1;
     }
 
     pub fn spread_now(&self) -> Spread {

@@ -61,6 +61,8 @@ pub fn cdf(sorted: &[f64], n: usize) -> Vec<(f64, f64)> {
 pub fn build(stats: &Stats, info: &RunInfo) -> Value {
     let mut startup = stats.startup_ms.clone();
     startup.sort_by(f64::total_cmp);
+    let mut reconnect = stats.reconnect_ms.clone();
+    reconnect.sort_by(f64::total_cmp);
     let mut connect = stats.connect_ms.clone();
     connect.sort_by(f64::total_cmp);
     let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
@@ -148,6 +150,14 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "frames_missing": stats.frames_missing,
             "frames_without_timing_sei": stats.frames_unstamped,
             "frames_catchup": stats.frames_catchup,
+            "frames_out_of_order": stats.frames_out_of_order,
+            "reconnects": {
+                "count": reconnect.len(),
+                "p50_ms": opt(sorted_quantile(&reconnect, 0.5)),
+                "p99_ms": opt(sorted_quantile(&reconnect, 0.99)),
+                "max_ms": opt(reconnect.last().copied()),
+            },
+            "frame_gap_max_ms": round3(stats.frame_gap_max_ms),
             "stall_by_prebuffer": stall_by_prebuffer,
             "by_region": by_region,
             "startup_cdf_ms": cdf(&startup, 200),

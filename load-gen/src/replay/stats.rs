@@ -103,6 +103,14 @@ pub struct Stats {
     pub frames_unstamped: u64,
     /// Frames published before their viewer asked (GOP-cache catch-up): not in the lag.
     pub frames_catchup: u64,
+    /// Frames whose timing-SEI sequence was not above the session's last one: delivered
+    /// twice or out of order.
+    pub frames_out_of_order: u64,
+    /// Per reconnect after a failure: a viewer's last frame before it to its first played
+    /// frame after it (what the viewer went without), ms.
+    pub reconnect_ms: Vec<f64>,
+    /// The longest time any viewer went between two frames, across its reconnects, ms.
+    pub frame_gap_max_ms: f64,
     pub error_kinds: BTreeMap<String, u64>,
     pub timeline: Vec<TimelinePoint>,
     pub region_names: Vec<String>,
@@ -148,6 +156,9 @@ impl Stats {
             frames_missing: 0,
             frames_unstamped: 0,
             frames_catchup: 0,
+            frames_out_of_order: 0,
+            reconnect_ms: Vec::new(),
+            frame_gap_max_ms: 0.0,
             error_kinds: BTreeMap::new(),
             timeline: Vec::new(),
             region_names: region_names.to_vec(),
@@ -244,6 +255,15 @@ impl Stats {
     pub fn error(&mut self, what: String) {
         self.errors += 1;
         self.count_kind(what);
+    }
+
+    /// A viewer's frames came `gap_ms` apart; `reconnected`: the second is the first played
+    /// frame of a session after a failed one.
+    pub fn frame_gap(&mut self, gap_ms: f64, reconnected: bool) {
+        self.frame_gap_max_ms = self.frame_gap_max_ms.max(gap_ms);
+        if reconnected {
+            self.reconnect_ms.push(gap_ms);
+        }
     }
 
     pub fn disconnect(&mut self, what: String) {

@@ -5,7 +5,7 @@
 //! through one buffer shared by all viewers of the thread; each viewer keeps only
 //! parser state, so thousands fit in one process.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -88,10 +88,18 @@ struct Session {
     viewer: u64,
     protocol: &'static str,
     check: Option<SessionCheck>,
+    /// The viewer's last picture, over its sessions: gaps and reconnect times.
+    last_picture: Rc<Cell<Option<Instant>>>,
+    /// A picture of this session has arrived.
+    pictures: bool,
 }
 
 impl Session {
-    fn new(stats: Rc<RefCell<Stats>>, spec: &ViewerSpec) -> Self {
+    fn new(
+        stats: Rc<RefCell<Stats>>,
+        spec: &ViewerSpec,
+        last_picture: Rc<Cell<Option<Instant>>>,
+    ) -> Self {
         let region = spec.region;
         let players = {
             let mut s = stats.borrow_mut();
@@ -118,6 +126,8 @@ impl Session {
                 Protocol::Flv => "flv",
             },
             check: spec.verify.as_deref().cloned().map(SessionCheck::new),
+            last_picture,
+            pictures: false,
         }
     }
 
@@ -183,6 +193,12 @@ impl Session {
         } else {
             None
         };
+        if let Some(before) = self.last_picture.get() {
+            let gap_ms = now.saturating_duration_since(before).as_secs_f64() * 1000.0;
+            stats.frame_gap(gap_ms, !self.pictures);
+        }
+        self.last_picture.set(Some(now));
+        self.pictures = true;
         let now_ms = self.ms_since_start(now);
         self.jitter.on_arrival(now_ms);
         // The broadcaster's clock on the session's: live frames only (as the delivery lag).
@@ -206,10 +222,12 @@ impl Session {
             None => stats.on_frame(self.region, None),
         }
         if let Some(s) = stamp {
-            if let Some(last) = self.last_sequence
-                && s.sequence > last + 1
-            {
-                stats.frames_missing += s.sequence - last - 1;
+            if let Some(last) = self.last_sequence {
+                if s.sequence > last + 1 {
+                    stats.frames_missing += s.sequence - last - 1;
+                } else if s.sequence <= last {
+                    stats.frames_out_of_order += 1;
+                }
             }
             self.last_sequence = Some(s.sequence);
         }
@@ -232,8 +250,9 @@ impl Drop for Session {
 
 /// Runs a viewer until its task is aborted: sessions, with a pause after each failure.
 pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
+    let last_picture = Rc::new(Cell::new(None));
     loop {
-        let pause = match run_session(&spec, &stats, false).await {
+        let pause = match run_session(&spec, &stats, false, &last_picture).await {
             SessionEnd::Disconnected(why) => {
                 stats.borrow_mut().disconnect(why);
                 RETRY_DELAY
@@ -250,8 +269,14 @@ pub async fn run_viewer(spec: ViewerSpec, stats: Rc<RefCell<Stats>>) {
 }
 
 /// One session; with `probe`, ends at the first keyframe.
-pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: bool) -> SessionEnd {
-    let mut session = Session::new(stats.clone(), spec);
+/// `last_picture`: the viewer's last picture before this session (shared with it).
+pub async fn run_session(
+    spec: &ViewerSpec,
+    stats: &Rc<RefCell<Stats>>,
+    probe: bool,
+    last_picture: &Rc<Cell<Option<Instant>>>,
+) -> SessionEnd {
+    let mut session = Session::new(stats.clone(), spec, last_picture.clone());
     let endpoint = pick(&spec.endpoints);
     // Through a locator or a pool a full relay's refusal is a placement outcome (counted,
     // retried); with one relay as the target it stays an error, as it always was.
@@ -266,7 +291,12 @@ pub async fn run_session(spec: &ViewerSpec, stats: &Rc<RefCell<Stats>>, probe: b
             session.refused();
             SessionEnd::Refused(wait)
         }
-        Err(Fail::Other(e)) if session.playing && !probe => SessionEnd::Disconnected(e),
+        Err(Fail::Other(e)) if session.playing && !probe => {
+            if let Some(relay) = &session.relay {
+                stats.borrow_mut().placement[session.region].disconnected(relay);
+            }
+            SessionEnd::Disconnected(e)
+        }
         Err(Fail::Other(e)) => SessionEnd::Error(e),
     }
 }
