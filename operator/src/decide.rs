@@ -25,6 +25,7 @@ use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus, UpstreamStatus};
 use crate::image_policy::image_error;
 use crate::integrity::{FailingHop, Keys};
 use crate::labels::TierKind;
+use crate::lost_viewers::{EdgeSeen, LostViewers};
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
@@ -59,6 +60,8 @@ pub struct StreamMemory {
     pub upstreams_in_use: Option<Vec<usize>>,
     /// Asked-for -> Ready times of the edges' raises: the planner's relay-ready time.
     pub ready_timer: ReadyTimer,
+    /// Regions' counts held while a lost edge's viewers reconnect elsewhere.
+    pub lost_viewers: LostViewers,
 }
 
 fn hop_keys(hops: &[FailingHop]) -> Vec<(String, String)> {
@@ -234,11 +237,28 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     let names: Vec<&str> = region_names.iter().map(String::as_str).collect();
     memory.history.retain_regions(&names);
     memory.ready_timer.retain_regions(&names);
+    memory.lost_viewers.retain_regions(&names);
+    let edges_seen: Vec<EdgeSeen<'_>> = observed
+        .pods
+        .iter()
+        .filter(|p| p.tier == TierKind::Edge)
+        .map(|p| EdgeSeen {
+            name: &p.name,
+            region: &p.region,
+            viewers: observation.pod_viewers.get(&p.name).copied(),
+        })
+        .collect();
+    memory
+        .lost_viewers
+        .observe(input.clock.seconds, &edges_seen);
     for (region, viewers) in &observation.region_viewers {
+        let viewers = memory
+            .lost_viewers
+            .viewers(region, input.clock.seconds, *viewers);
         if let Some(v) = viewers {
             memory
                 .history
-                .record(region, input.clock.seconds, *v, keep_seconds);
+                .record(region, input.clock.seconds, v, keep_seconds);
         }
     }
     // The edges' own load: the planner's second signal next to the viewer counts.

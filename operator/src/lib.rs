@@ -22,6 +22,7 @@ pub mod integrity;
 pub mod labels;
 pub mod leader;
 pub mod local;
+pub mod lost_viewers;
 pub mod metrics;
 pub mod observe;
 pub mod pods;

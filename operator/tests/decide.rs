@@ -437,3 +437,43 @@ fn the_memory_keeps_history_and_planner_state_but_not_removed_regions() {
     // What settle hands back is what the next reconcile starts from.
     assert_eq!(w.memory.history, memory.history);
 }
+
+#[test]
+fn a_crashed_edge_whose_viewers_reconnect_elsewhere_is_no_flash_crowd() {
+    let stream = fixture("minimal.yaml");
+    let per_edge = u64::from(stream.spec.tree.viewers_per_edge);
+    let viewers = 4 * per_edge;
+    let mut w = World::new(stream);
+    let edge = w.edge();
+    // A steady audience, long enough for the planner to settle on its edges.
+    let mut t = 0.0;
+    for _ in 0..80 {
+        w.reconcile(t, viewers);
+        t += STEP_S;
+    }
+    let edges = w.replicas(&edge);
+    assert!(edges >= 4, "{edges} edges for {viewers} viewers");
+    // One edge dies: its viewers are not counted for three reconciles (15 s: the crash, the
+    // retry, the locator), then they are back, on the other edges.
+    let pod = format!("{edge}-0");
+    w.unreachable.insert(pod, "connection refused".into());
+    let mut events: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let lost = w.reconcile(t, viewers);
+        events.extend(lost.events().iter().map(|e| e.reason.to_string()));
+        t += STEP_S;
+    }
+    w.unreachable.clear();
+    for _ in 0..6 {
+        let r = w.reconcile(t, viewers);
+        t += STEP_S;
+        events.extend(r.events().iter().map(|e| e.reason.to_string()));
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| e == "FlashCrowd" || e == "ScaledUp" || e == "ScaledDown"),
+        "a crash read as a change of audience: {events:?}"
+    );
+    assert_eq!(w.replicas(&edge), edges);
+}
