@@ -53,7 +53,7 @@ enum Outage {
     /// SIGKILL: its sockets are reset at once.
     Killed,
     /// SIGSTOP: its sockets stay open and silent (a hung host or a partition); the edge notices
-    /// through its upstream idle timeout.
+    /// when a ping after a short silence goes unanswered.
     Frozen,
 }
 
@@ -189,16 +189,24 @@ async fn failover(outage: Outage, max_gap: Duration) {
                 "video frames missing across the failover (largest step {jump:?} ms): {video_ts:?}"
             );
         }
-        // Seconds of frames are gone; the viewer resumes at a keyframe.
+        // The frames of the frozen time come from the origin's GOP cache when it still holds
+        // them (the hang is detected within a GOP): the viewer goes on with the next frame.
+        // When a keyframe came in between, the cache starts there: the viewer resumes at a
+        // keyframe. Either way the picture decodes.
         Outage::Frozen => {
             let after_gap = video
                 .windows(2)
                 .position(|w| w[1].at - w[0].at == gap)
                 .map_or(video.len(), |i| i + 1);
+            let last_before = video[..after_gap].iter().rev().find(|s| !s.config);
             let resumed = video[after_gap..].iter().find(|s| !s.config);
+            let continuous = match (last_before, resumed) {
+                (Some(b), Some(r)) => r.timestamp.wrapping_sub(b.timestamp) <= FRAME_MS * 3 / 2,
+                _ => false,
+            };
             assert!(
-                resumed.is_some_and(|s| s.keyframe),
-                "the viewer resumed on a non-keyframe after the gap"
+                continuous || resumed.is_some_and(|s| s.keyframe),
+                "the viewer resumed on a non-keyframe with frames missing after the gap: {video_ts:?}"
             );
         }
     }
@@ -236,11 +244,15 @@ const FRAME_MS: u32 = 40;
 /// GOP) or backing off before the first retry (250 ms doubling) goes past it.
 const KILLED_GAP_TARGET: Duration = Duration::from_millis(500);
 
-/// A silent upstream is declared dead after this much silence (README, `PullerOptions`).
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A hung upstream is declared dead this long after its last frame: 400 ms of silence, then a
+/// ping unanswered for 500 ms (plus twice the handshake's round trip, ~0 on loopback)
+/// (`PullerOptions::hang_probe_after`, `hang_probe_answer`).
+const UPSTREAM_HANG_DETECTION: Duration = Duration::from_millis(900);
 
-/// Target for a frozen reflector: the idle timeout, then the same prompt failover as above.
-const FROZEN_GAP_TARGET: Duration = UPSTREAM_IDLE_TIMEOUT.saturating_add(KILLED_GAP_TARGET);
+/// Target for a frozen reflector: the hang detection, then the same prompt failover as above
+/// (the chaos target: a hung upstream detected and failed over in about a second, not the 5 s
+/// idle timeout of before).
+const FROZEN_GAP_TARGET: Duration = UPSTREAM_HANG_DETECTION.saturating_add(KILLED_GAP_TARGET);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_fails_over_to_origin_when_reflector_dies() {
@@ -251,4 +263,83 @@ async fn edge_fails_over_to_origin_when_reflector_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_fails_over_to_origin_when_reflector_freezes() {
     failover(Outage::Frozen, FROZEN_GAP_TARGET).await;
+}
+
+/// A publisher that pauses (its frames stop, its relays do not) is not a hung upstream: the
+/// reflector answers the edge's pings, so the edge stays on it; frames resume through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_publisher_is_not_a_hung_upstream() {
+    let _serial = common::real_time_lock().await;
+    let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
+    let origin_url = format!("rtmp://{}/live", origin.rtmp);
+    let reflector = RelayProcess::start(&[
+        "--tier",
+        "reflector",
+        "--region",
+        "eu",
+        "--upstream",
+        &origin_url,
+    ]);
+    let reflector_url = format!("rtmp://{}/live", reflector.rtmp);
+    let edge = RelayProcess::start(&[
+        "--tier",
+        "edge",
+        "--region",
+        "eu-west",
+        "--upstream",
+        &reflector_url,
+        "--upstream",
+        &origin_url,
+    ]);
+    let publisher = publish_live(&origin, "s").await;
+    let (mut viewer, _) = RtmpClient::play(edge.rtmp, "live", "s")
+        .await
+        .expect("play on the edge");
+    let mut seen = Vec::new();
+    read_for(
+        &mut viewer,
+        Instant::now() + Duration::from_secs(2),
+        false,
+        &mut seen,
+    )
+    .await
+    .expect("frames through the reflector");
+
+    // Three times the hang detection without a frame.
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &publisher.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    tokio::time::sleep(3 * UPSTREAM_HANG_DETECTION).await;
+    signal("-CONT");
+    let resumed = Instant::now();
+    read_for(
+        &mut viewer,
+        resumed + Duration::from_secs(2),
+        false,
+        &mut seen,
+    )
+    .await
+    .expect("frames again after the pause");
+    assert!(
+        seen.iter().any(|s| s.at >= resumed && s.type_id == 9),
+        "video after the publisher resumed"
+    );
+    let edge_stats = common::stats(edge.http).await;
+    let upstream = &edge_stats["streams"][0]["upstream"];
+    assert_eq!(
+        upstream["url"],
+        reflector_url.as_str(),
+        "{}",
+        edge.log_text()
+    );
+    assert!(
+        !edge.log_text().contains("upstream lost"),
+        "the edge dropped a live upstream:\n{}",
+        edge.log_text()
+    );
 }

@@ -210,9 +210,11 @@ n,0,*,2,2,0
 n,60,eu,2,0,0
 n,60,*,2,0,0
 EOF
+# A 1 s player buffer: a 2 s stall must run it dry (the default 2 s is as long as the stall).
 replay() { # NAME NODE TARGET
   RUST_LOG=warn "${run[@]}" "$2" -- "$load" replay --trace "$work/trace.csv" --target "*=$3" \
-    --stream live/netem --speed 1 --duration 14s --report "$work/$1.json" >"$work/$1.log" 2>&1
+    --stream live/netem --speed 1 --duration 14s --player-buffer 1 --report "$work/$1.json" \
+    >"$work/$1.log" 2>&1
 }
 replay direct us-east "$us:1935:8080" &
 r1=$!

@@ -36,6 +36,8 @@ pub enum ConnectionError {
     SetupTimeout(Duration),
     #[error("no data from upstream for {0:?}")]
     Idle(Duration),
+    #[error("upstream hung: no frame for {0:?} and no answer to a ping")]
+    Hung(Duration),
     #[error("upstream closed the connection")]
     Closed,
     #[error("socket error: {0}")]
@@ -170,11 +172,14 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
         .generate_outbound_p0_and_p1()
         .map_err(|e| ConnectionError::Handshake(e.to_string()))?;
     write(&mut socket, &c0c1).await?;
+    let handshake_sent = Instant::now();
+    let mut round_trip: Option<Duration> = None;
     let leftover = loop {
         let n = read(&mut socket, &mut buf, Some(setup_deadline), || {
             ConnectionError::SetupTimeout(opts.setup_timeout)
         })
         .await?;
+        round_trip.get_or_insert_with(|| handshake_sent.elapsed());
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             handshake.process_bytes(&buf[..n])
         }))
@@ -201,6 +206,8 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::new();
     let mut events = Vec::new();
     let ping_epoch = Instant::now();
+    let hang_answer = opts.hang_probe_answer + 2 * round_trip.unwrap_or_default();
+    let mut last_media = Instant::now();
     let mut n = leftover.len();
     if n > buf.len() {
         buf.resize(n, 0);
@@ -210,10 +217,13 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
         session.handle_input(&buf[..n], &mut out, &mut events)?;
         for ev in events.drain(..) {
             match ev {
-                PullEvent::Playing => *played_since = Some(Instant::now()),
+                PullEvent::Playing => {
+                    *played_since = Some(Instant::now());
+                    last_media = Instant::now();
+                }
                 PullEvent::PublisherEnded => *publisher_ended = true,
                 PullEvent::PublisherStarted => *publisher_ended = false,
-                PullEvent::Media { .. } => {}
+                PullEvent::Media { .. } => last_media = Instant::now(),
             }
             if let ControlFlow::Break(why) = on_event(ev) {
                 return Err(ConnectionError::Integrity(why));
@@ -247,13 +257,32 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
                 other => other?,
             }
         } else {
-            read(
-                &mut socket,
-                &mut buf,
-                Some(Instant::now() + opts.idle_timeout),
-                || ConnectionError::Idle(opts.idle_timeout),
-            )
-            .await?
+            // While the publisher is live: a ping after a short media silence (a hung upstream
+            // does not answer it), and the idle timeout for media silence in any case.
+            let media_deadline = last_media + opts.idle_timeout;
+            let idle = || ConnectionError::Idle(opts.idle_timeout);
+            let probe_at = (Instant::now() + opts.hang_probe_after).min(media_deadline);
+            let probe_at = if opts.hang_probe_after.is_zero() {
+                media_deadline
+            } else {
+                probe_at
+            };
+            match read(&mut socket, &mut buf, Some(probe_at), idle).await {
+                Err(ConnectionError::Idle(_)) if Instant::now() < media_deadline => {
+                    let ts = ping_epoch.elapsed().as_millis() as u32;
+                    write(&mut socket, &wire::ping_request(ts)).await?;
+                    let answer_by = (Instant::now() + hang_answer).min(media_deadline);
+                    read(&mut socket, &mut buf, Some(answer_by), || {
+                        if Instant::now() >= media_deadline {
+                            idle()
+                        } else {
+                            ConnectionError::Hung(last_media.elapsed())
+                        }
+                    })
+                    .await?
+                }
+                other => other?,
+            }
         };
     }
 }

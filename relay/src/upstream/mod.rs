@@ -109,6 +109,15 @@ pub struct PullerOptions {
     pub setup_timeout: Duration,
     /// Silence while playing (publisher live) after which the upstream is declared dead.
     pub idle_timeout: Duration,
+    /// Media silence while playing (publisher live) after which the upstream is pinged: a hung
+    /// upstream (a stopped process, a dead host behind an open socket) does not answer, a live
+    /// one whose publisher paused does. Zero: no probe, the idle timeout only (what a puller
+    /// with a single upstream and no parent chooser uses: it has nowhere else to go).
+    pub hang_probe_after: Duration,
+    /// How long a ping may go unanswered before the upstream is declared hung, at least;
+    /// twice the handshake's round trip is added, so a far upstream is not declared hung for
+    /// its distance.
+    pub hang_probe_answer: Duration,
     /// After the publisher ended the upstream may stay silent for long: after this much silence
     /// the puller sends a ping, and drops the connection (to retry quietly) if another such
     /// period passes without a byte, so a half-open connection is not kept forever.
@@ -147,6 +156,8 @@ impl Default for PullerOptions {
             connect_timeout: Duration::from_secs(3),
             setup_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
+            hang_probe_after: Duration::from_millis(400),
+            hang_probe_answer: Duration::from_millis(500),
             quiet_ping_interval: Duration::from_secs(15),
             healthy_after: Duration::from_secs(2),
             return_to_preferred_after: Some(Duration::from_secs(30)),

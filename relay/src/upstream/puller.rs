@@ -155,6 +155,16 @@ async fn run_inner(
         return;
     }
 
+    // The hang probe pays only with somewhere else to go: with one upstream, reconnecting to
+    // it gains nothing and drops the frames a stalled link still holds.
+    let opts = if urls.len() > 1 || opts.parent.is_some() {
+        opts
+    } else {
+        PullerOptions {
+            hang_probe_after: std::time::Duration::ZERO,
+            ..opts
+        }
+    };
     let mut plan = FailoverPlan::new(urls.len());
     let mut quarantine = Quarantine::new(urls.len(), opts.integrity_quarantine);
     // One verifier across connections: replayed signatures stay refused after a failover.
