@@ -102,17 +102,20 @@ mod tests {
         assert!(huge.to_string().contains("--duration"), "{huge}");
     }
 
+    /// The required arguments of `replay`.
+    const REPLAY_ARGS: [&str; 7] = [
+        "replay",
+        "--trace",
+        "t.csv",
+        "--target",
+        "*=127.0.0.1:1935",
+        "--stream",
+        "live/cam",
+    ];
+
     #[test]
     fn replay_runs_at_10x_by_default() {
-        let base = [
-            "replay",
-            "--trace",
-            "t.csv",
-            "--target",
-            "*=127.0.0.1:1935",
-            "--stream",
-            "live/cam",
-        ];
+        let base = REPLAY_ARGS;
         match parse(&base) {
             Command::Replay(a) => assert_eq!(a.speed, 10.0),
             _ => panic!("not replay"),
@@ -126,15 +129,7 @@ mod tests {
 
     #[test]
     fn player_buffer_and_prebuffer_seconds_are_one_flag() {
-        let base = [
-            "replay",
-            "--trace",
-            "t.csv",
-            "--target",
-            "*=127.0.0.1:1935",
-            "--stream",
-            "live/cam",
-        ];
+        let base = REPLAY_ARGS;
         let replay = |extra: &[&str]| {
             let args: Vec<&str> = base.iter().chain(extra).copied().collect();
             match parse(&args) {

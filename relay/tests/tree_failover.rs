@@ -57,12 +57,21 @@ enum Outage {
     Frozen,
 }
 
-async fn failover(outage: Outage, max_gap: Duration) {
-    // The gap is wall-clock time: the two outages are not measured side by side.
-    let _serial = common::real_time_lock().await;
+/// An origin with a live publisher (stream `s`), a reflector pulling from it, and an edge
+/// pulling from the reflector, then the origin.
+struct Tree {
+    origin: RelayProcess,
+    reflector: RelayProcess,
+    edge: RelayProcess,
+    origin_url: String,
+    reflector_url: String,
+    publisher: tree_common::Proc,
+}
+
+async fn start_tree() -> Tree {
     let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
     let origin_url = format!("rtmp://{}/live", origin.rtmp);
-    let mut reflector = RelayProcess::start(&[
+    let reflector = RelayProcess::start(&[
         "--tier",
         "reflector",
         "--region",
@@ -81,7 +90,28 @@ async fn failover(outage: Outage, max_gap: Duration) {
         "--upstream",
         &origin_url,
     ]);
-    let _publisher = publish_live(&origin, "s").await;
+    let publisher = publish_live(&origin, "s").await;
+    Tree {
+        origin,
+        reflector,
+        edge,
+        origin_url,
+        reflector_url,
+        publisher,
+    }
+}
+
+async fn failover(outage: Outage, max_gap: Duration) {
+    // The gap is wall-clock time: the two outages are not measured side by side.
+    let _serial = common::real_time_lock().await;
+    let Tree {
+        origin: _origin,
+        mut reflector,
+        edge,
+        origin_url,
+        reflector_url,
+        publisher: _publisher,
+    } = start_tree().await;
 
     let (mut viewer, code) = RtmpClient::play(edge.rtmp, "live", "s")
         .await
@@ -270,28 +300,14 @@ async fn edge_fails_over_to_origin_when_reflector_freezes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_publisher_is_not_a_hung_upstream() {
     let _serial = common::real_time_lock().await;
-    let origin = RelayProcess::start(&["--tier", "origin", "--region", "eu"]);
-    let origin_url = format!("rtmp://{}/live", origin.rtmp);
-    let reflector = RelayProcess::start(&[
-        "--tier",
-        "reflector",
-        "--region",
-        "eu",
-        "--upstream",
-        &origin_url,
-    ]);
-    let reflector_url = format!("rtmp://{}/live", reflector.rtmp);
-    let edge = RelayProcess::start(&[
-        "--tier",
-        "edge",
-        "--region",
-        "eu-west",
-        "--upstream",
-        &reflector_url,
-        "--upstream",
-        &origin_url,
-    ]);
-    let publisher = publish_live(&origin, "s").await;
+    let Tree {
+        origin: _origin,
+        reflector: _reflector,
+        edge,
+        reflector_url,
+        publisher,
+        ..
+    } = start_tree().await;
     let (mut viewer, _) = RtmpClient::play(edge.rtmp, "live", "s")
         .await
         .expect("play on the edge");
