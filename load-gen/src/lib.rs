@@ -1,10 +1,12 @@
 //! surge-load: the publisher, the trace-replaying viewers, the simulator and the trace tools.
 
+pub mod burst;
 pub mod flv;
 pub mod publish;
 pub mod replay;
 pub mod rtmp_client;
 pub mod simulate;
+pub mod tls_client;
 pub mod trace;
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level. Colours only on a

@@ -1,6 +1,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use surge_load::{publish, replay, simulate, trace};
+use surge_load::{burst, publish, replay, simulate, trace};
 
 /// Surge load generator: publish a stream, replay flash-crowd traces with real
 /// viewers, simulate scaling policies at internet scale, and make traces.
@@ -19,6 +19,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Play a trace against scaling policies (surge, hpa, livejack, oracle) at 1 s steps.
     Simulate(simulate::SimulateArgs),
+    /// A burst of HTTP(S)-FLV viewers or RTMP(S) publishers joining at once, and how long
+    /// each step took (TCP, TLS handshake, first video or publish accepted).
+    Burst(burst::BurstArgs),
     /// Generate or check workload traces.
     #[command(subcommand)]
     Trace(trace::TraceCommand),
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         Command::Publish(args) => publish::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Burst(args) => burst::run(args),
         Command::Trace(cmd) => trace::run(cmd),
     }
 }

@@ -11,18 +11,29 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::rtmp_client::{RtmpConnection, RtmpError, RtmpUrl};
+use crate::tls_client::dial;
 use signing::SessionSigner;
 pub use source::{Looped, Source, Synthetic};
 use std::sync::Arc;
 use surge_integrity::SigningKey;
 use surge_wire::amf0::{self, Amf0Value, object, string};
 use surge_wire::message::MSG_AMF0_DATA;
+use tokio_rustls::TlsConnector;
+
+/// How long a connection step (TCP connect, TLS handshake) may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
-    /// Where to publish: rtmp://HOST:PORT/APP/STREAM.
+    /// Where to publish: rtmp://HOST:PORT/APP/STREAM, or rtmps://HOST[:PORT]/APP/STREAM for
+    /// RTMP in TLS (port 443 when left out). A publish key goes in the stream name:
+    /// STREAM?key=SECRET (never logged).
     #[arg(long)]
     pub url: String,
+    /// PEM CA certificates that an rtmps:// server's certificate may chain to, besides the
+    /// system's (a private or test CA). Repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
     /// Video bitrate of the synthetic stream, kbit/s.
     #[arg(long, default_value_t = 600)]
     pub bitrate_kbps: u32,
@@ -137,15 +148,24 @@ pub fn run(args: PublishArgs) -> Result<()> {
         }
         None => None,
     };
+    let tls = if url.tls {
+        Some(crate::tls_client::connector(&args.ca_file)?)
+    } else {
+        anyhow::ensure!(
+            args.ca_file.is_empty(),
+            "--ca-file is only used with rtmps:// URLs"
+        );
+        None
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(publish_forever(args, url, source, sign_key))
+    runtime.block_on(publish_forever(args, url, tls, source, sign_key))
 }
 
 /// `url` with the value of every `key=` / `token=` query parameter hidden, for logs: a stream
 /// key is a secret.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     let Some((base, query)) = url.split_once('?') else {
         return url.to_string();
     };
@@ -170,6 +190,7 @@ struct Totals {
 async fn publish_forever(
     args: PublishArgs,
     url: RtmpUrl,
+    tls: Option<TlsConnector>,
     mut source: Source,
     sign_key: Option<Arc<SigningKey>>,
 ) -> Result<()> {
@@ -181,7 +202,15 @@ async fn publish_forever(
     let mut backoff = Duration::from_millis(250);
     loop {
         let signer = sign_key.clone().map(SessionSigner::new);
-        let session = publish_session(&url, &mut source, started, deadline, &mut totals, signer);
+        let session = publish_session(
+            &url,
+            tls.as_ref(),
+            &mut source,
+            started,
+            deadline,
+            &mut totals,
+            signer,
+        );
         let outcome = tokio::select! {
             r = session => r,
             _ = tokio::signal::ctrl_c() => {
@@ -217,21 +246,22 @@ async fn publish_forever(
 
 async fn publish_session(
     url: &RtmpUrl,
+    tls: Option<&TlsConnector>,
     source: &mut Source,
     started: Instant,
     deadline: Option<Instant>,
     totals: &mut Totals,
     mut signer: Option<SessionSigner>,
 ) -> Result<(), RtmpError> {
-    let mut conn = RtmpConnection::connect(&url.addr(), &url.app, &url.tc_url()).await?;
+    let (socket, _) = dial(&url.addr(), &url.host, tls, STEP_TIMEOUT).await?;
+    let mut conn = RtmpConnection::over(socket, &url.app, &url.tc_url()).await?;
     let stream_id = conn.create_stream().await?;
     conn.publish(stream_id, &url.stream).await?;
     totals.sessions += 1;
     info!(
         session = totals.sessions,
-        "publishing to {}/{}",
-        url.tc_url(),
-        url.stream
+        "publishing to {}",
+        redacted(&format!("{}/{}", url.tc_url(), url.stream))
     );
     let (w, h, fps, kbps) = source.width_height_fps_kbps();
     let mut meta = vec![

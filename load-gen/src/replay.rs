@@ -3,7 +3,7 @@
 
 mod histogram;
 mod html;
-mod http_flv;
+pub(crate) mod http_flv;
 mod integrity;
 mod locator;
 mod placement;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use surge_wire::amf0::{self, Amf0Value, Amf0ValueExt, object, string};
@@ -93,9 +94,9 @@ pub fn client_chunk_reader() -> ChunkReader {
     ChunkReader::with_policy(limits, PayloadPolicy::MediaPrefix(PREFIX_CAP))
 }
 
-/// An established RTMP connection.
-pub struct RtmpConnection {
-    pub socket: TcpStream,
+/// An established RTMP connection over a TCP socket (the default) or any byte stream (TLS).
+pub struct RtmpConnection<S = TcpStream> {
+    pub socket: S,
     pub reader: ChunkReader,
     pub control: Control,
     next_transaction: f64,
@@ -106,7 +107,7 @@ pub struct RtmpConnection {
 }
 
 /// Performs the (simple, version-0) handshake.
-async fn handshake(socket: &mut TcpStream) -> Result<(), RtmpError> {
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> Result<(), RtmpError> {
     let mut c0c1 = vec![0u8; 1537];
     c0c1[0] = 3;
     // C1: time 0, zero field 0 (simple handshake), then pseudo-random bytes.
@@ -131,8 +132,8 @@ async fn handshake(socket: &mut TcpStream) -> Result<(), RtmpError> {
     Ok(())
 }
 
-async fn read_exact_or_closed(
-    socket: &mut TcpStream,
+async fn read_exact_or_closed<S: AsyncRead + Unpin>(
+    socket: &mut S,
     buf: &mut [u8],
     what: &'static str,
 ) -> Result<(), RtmpError> {
@@ -146,10 +147,22 @@ async fn read_exact_or_closed(
 impl RtmpConnection {
     /// TCP connect, handshake, Set Chunk Size and `connect(app)`; waits for `_result`.
     pub async fn connect(addr: &str, app: &str, tc_url: &str) -> Result<Self, RtmpError> {
-        let mut socket = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
+        let socket = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| RtmpError::Timeout(STEP_TIMEOUT, "TCP connect"))??;
         socket.set_nodelay(true)?;
+        Self::over(socket, app, tc_url).await
+    }
+
+    /// The socket and parser state, for a viewer that reads media itself.
+    pub fn into_parts(self) -> (TcpStream, ChunkReader, Control) {
+        (self.socket, self.reader, self.control)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RtmpConnection<S> {
+    /// Handshake, Set Chunk Size and `connect(app)` on an open byte stream (plain or TLS).
+    pub async fn over(mut socket: S, app: &str, tc_url: &str) -> Result<Self, RtmpError> {
         tokio::time::timeout(STEP_TIMEOUT, handshake(&mut socket))
             .await
             .map_err(|_| RtmpError::Timeout(STEP_TIMEOUT, "handshake"))??;
@@ -157,11 +170,7 @@ impl RtmpConnection {
     }
 
     /// The `connect` command on an already handshaken socket.
-    pub async fn after_handshake(
-        socket: TcpStream,
-        app: &str,
-        tc_url: &str,
-    ) -> Result<Self, RtmpError> {
+    pub async fn after_handshake(socket: S, app: &str, tc_url: &str) -> Result<Self, RtmpError> {
         let mut conn = Self {
             socket,
             reader: client_chunk_reader(),
@@ -191,11 +200,6 @@ impl RtmpConnection {
         conn.flush().await?;
         conn.await_result(txn, "connect").await?;
         Ok(conn)
-    }
-
-    /// The socket and parser state, for a viewer that reads media itself.
-    pub fn into_parts(self) -> (TcpStream, ChunkReader, Control) {
-        (self.socket, self.reader, self.control)
     }
 
     /// `createStream`; returns the message stream id.
@@ -296,11 +300,13 @@ impl RtmpConnection {
     /// Returns an error if the server closed the connection or sent a failure status.
     pub fn poll_incoming(&mut self) -> Result<(), RtmpError> {
         loop {
-            match self.socket.try_read(&mut self.buf) {
-                Ok(0) => return Err(RtmpError::Closed("while publishing")),
-                Ok(n) => self.ingest(n)?,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
+            // A read that is not ready at once is dropped: reads are cancellation-safe, and
+            // this works for TLS streams too (which have no `try_read`).
+            match self.socket.read(&mut self.buf).now_or_never() {
+                None => break,
+                Some(Ok(0)) => return Err(RtmpError::Closed("while publishing")),
+                Some(Ok(n)) => self.ingest(n)?,
+                Some(Err(e)) => return Err(e.into()),
             }
         }
         for cmd in self.inbox.drain(..) {

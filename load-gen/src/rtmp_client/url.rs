@@ -1,10 +1,14 @@
-use surge_wire::url::{
-    AuthorityError, socket_addr, split_authority, split_host_port, strip_scheme,
-};
+use surge_wire::url::{AuthorityError, socket_addr, split_authority, split_host_port};
 
-/// An `rtmp://HOST[:PORT]/APP/STREAM` address.
+/// Port of an `rtmps://` URL that names none (as ffmpeg and OBS assume).
+const RTMPS_DEFAULT_PORT: u16 = 443;
+
+/// An `rtmp://HOST[:PORT]/APP/STREAM` or `rtmps://HOST[:PORT]/APP/STREAM` (RTMP in TLS)
+/// address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `rtmps://`.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub app: String,
@@ -13,10 +17,16 @@ pub struct RtmpUrl {
 
 impl RtmpUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = strip_scheme(url).ok_or_else(|| format!("`{url}` is not an rtmp:// URL"))?;
+        let not_rtmp = || format!("`{url}` is not an rtmp:// or rtmps:// URL");
+        let (scheme, rest) = url.split_once("://").ok_or_else(not_rtmp)?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => false,
+            "rtmps" => true,
+            _ => return Err(not_rtmp()),
+        };
         let (authority, path) = split_authority(rest);
         let path = path.ok_or_else(|| format!("`{url}` has no /APP/STREAM path"))?;
-        let (host, port) = split_host_port(authority).map_err(|e| match e {
+        let (host, mut port) = split_host_port(authority).map_err(|e| match e {
             AuthorityError::InvalidPort(p) => format!("`{url}`: bad port `{p}`"),
             e => format!("`{url}`: {e}"),
         })?;
@@ -28,7 +38,16 @@ impl RtmpUrl {
                 "`{url}` needs a host, an app and a stream name (rtmp://HOST:PORT/APP/STREAM)"
             ));
         }
+        if tls
+            && !authority
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .ends_with(':')
+        {
+            // split_host_port gives RTMP's 1935 when no port is named.
+            port = RTMPS_DEFAULT_PORT;
+        }
         Ok(Self {
+            tls,
             host: host.to_owned(),
             port,
             app: app.to_owned(),
@@ -41,7 +60,8 @@ impl RtmpUrl {
     }
 
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}/{}", self.addr(), self.app)
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        format!("{scheme}://{}/{}", self.addr(), self.app)
     }
 }
 
@@ -57,8 +77,16 @@ mod tests {
             ("127.0.0.1", 1936, "live", "cam?k=1")
         );
         assert_eq!(RtmpUrl::parse("rtmp://h/live/s").expect("valid").port, 1935);
+        let tls = RtmpUrl::parse("rtmps://h/live/s").expect("valid");
+        assert_eq!((tls.tls, tls.port), (true, 443));
+        assert_eq!(tls.tc_url(), "rtmps://h:443/live");
+        let tls = RtmpUrl::parse("RTMPS://127.0.0.1:1936/live/s").expect("valid");
+        assert_eq!((tls.tls, tls.port), (true, 1936));
+        assert!(!RtmpUrl::parse("rtmp://h:1/live/s").expect("valid").tls);
         for bad in [
             "http://h/a/b",
+            "rtmpx://h/a/b",
+            "h/a/b",
             "rtmp://h",
             "rtmp://h:x/a/b",
             "rtmp://h/live",
