@@ -6,8 +6,7 @@
 //! missing relay binary, a taken API address) is one line and a non-zero exit, with nothing
 //! started. Needs `cargo build -p surge-relay` first (the relay is another crate's) and ffmpeg.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 mod common;
+use common::local_api::http_get_status;
 use common::publisher::ffmpeg_publish;
 use common::repo_root;
 
@@ -146,25 +146,9 @@ impl Drop for Operator {
     }
 }
 
-/// `GET path` on `addr`: status code and body.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
-
 /// The one Stream of `/api/v1/streams`.
 fn talk(api: SocketAddr) -> Option<Value> {
-    let (code, body) = http_get(api, "/api/v1/streams")?;
+    let (code, body) = http_get_status(api, "/api/v1/streams")?;
     assert_eq!(code, 200, "{body}");
     let all: Value = serde_json::from_str(&body).expect("JSON");
     all.as_array()?.first().cloned()
@@ -356,7 +340,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
         us["httpFlv"].as_str(),
         Some(format!("http://127.{}.1.0:8080/live/talk.flv", octet + 1).as_str())
     );
-    let (code, body) = http_get(api, "/healthz").expect("healthz");
+    let (code, body) = http_get_status(api, "/healthz").expect("healthz");
     assert_eq!((code, body.trim()), (200, "ok"));
 
     // Published: every edge prewarms and becomes Ready.
@@ -393,7 +377,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
     assert!(eu_relays >= 2, "{up:#}");
     let log = op.log();
     assert!(log.contains("talk: ScaledUp eu-west edge 1 -> "), "{log}");
-    let (code, metrics) = http_get(api, "/metrics").expect("metrics");
+    let (code, metrics) = http_get_status(api, "/metrics").expect("metrics");
     assert_eq!(code, 200);
     assert!(
         metrics.contains(
@@ -407,7 +391,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
     );
     // Prometheus finds every relay through HTTP service discovery, and each one serves
     // /metrics at the address it names.
-    let (code, body) = http_get(api, "/api/v1/scrape-targets").expect("scrape targets");
+    let (code, body) = http_get_status(api, "/api/v1/scrape-targets").expect("scrape targets");
     assert_eq!(code, 200, "{body}");
     let groups: Value = serde_json::from_str(&body).expect("scrape targets JSON");
     let relays = up["relays"].as_array().expect("relays");
@@ -423,7 +407,7 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
             .as_str()
             .and_then(|t| t.parse().ok())
             .expect("target address");
-        let (code, text) = http_get(target, "/metrics").expect("relay metrics");
+        let (code, text) = http_get_status(target, "/metrics").expect("relay metrics");
         assert_eq!(code, 200);
         assert!(text.contains("surge_relay_viewers"), "{text}");
     }

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::local_api::http_get_status;
 use common::publisher::ffmpeg_publish;
 use common::{repo_root, target, tree_with};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -102,27 +103,11 @@ async fn wait_for(what: &str, fleet: &Fleet, ok: impl Fn(&FleetStatus) -> bool) 
     }
 }
 
-/// `GET path` at `addr`: status code and body, `None` if the connection failed.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.get(9..12)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
-}
-
 /// FLV viewers of `cast` an edge reports on its admin port (the relays' `--admin-listen`,
 /// which no Service stand-in forwards).
 fn flv_viewers(edge: Ipv4Addr) -> Option<u64> {
     let admin = SocketAddr::from((edge, OperatorConfig::default().relay_admin_port));
-    let (code, body) = http_get(admin, "/api/v1/streams")?;
+    let (code, body) = http_get_status(admin, "/api/v1/streams")?;
     // The body may be chunked: find the JSON object.
     let start = body.find('{')?;
     let end = body.rfind('}')?;
@@ -168,7 +153,7 @@ fn played_on(front: SocketAddr, edges: &[Ipv4Addr], held: &mut Vec<TcpStream>) -
 
 /// Where the locator at `http` places the next viewer.
 fn located(http: SocketAddr) -> Option<String> {
-    let (code, body) = http_get(http, "/api/v1/locate?app=live&stream=cast&protocol=flv")?;
+    let (code, body) = http_get_status(http, "/api/v1/locate?app=live&stream=cast&protocol=flv")?;
     let start = body.find('{')?;
     let end = body.rfind('}')?;
     let v: serde_json::Value = serde_json::from_str(&body[start..=end]).ok()?;
@@ -292,7 +277,7 @@ async fn services_follow_the_fleet_names_and_stand_ins() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     // The stand-in forwards the playback port only: the admin paths are not behind it.
     assert_eq!(
-        http_get(front, "/api/v1/streams").map(|(code, _)| code),
+        http_get_status(front, "/api/v1/streams").map(|(code, _)| code),
         Some(404)
     );
     drop(held);

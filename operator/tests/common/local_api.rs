@@ -62,7 +62,12 @@ impl Drop for Operator {
 
 /// The body of `GET path` at `addr`, when it answers.
 pub fn http_get(addr: &str, path: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().ok()?;
+    http_get_status(addr.parse().ok()?, path).map(|(_, body)| body)
+}
+
+/// `GET path` (HTTP/1.1, `Connection: close`): the status code and the body; `None` while
+/// nothing answers.
+pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     write!(
@@ -72,7 +77,9 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     .ok()?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).ok()?;
-    Some(raw.split_once("\r\n\r\n")?.1.to_string())
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }
 
 /// Polls the local API's one Stream until `ok`; panics with the operator's log after `within`.
