@@ -42,13 +42,17 @@ impl LostViewers {
         for (region, viewers) in self.last.values() {
             *totals.entry(region.as_str()).or_default() += viewers;
         }
+        let counted: std::collections::BTreeSet<&str> = edges
+            .iter()
+            .filter(|e| e.viewers.is_some())
+            .map(|e| e.name)
+            .collect();
         let mut lost: Vec<(String, u64)> = Vec::new();
         for (name, (region, viewers)) in &self.last {
             if *viewers == 0 {
                 continue;
             }
-            let counted = edges.iter().any(|e| e.name == name && e.viewers.is_some());
-            if !counted {
+            if !counted.contains(name.as_str()) {
                 let total = totals.get(region.as_str()).copied().unwrap_or(*viewers);
                 lost.push((region.clone(), total));
             }
