@@ -246,8 +246,8 @@ fn html_report_has_its_plots_and_is_self_contained() {
     // each drawing data (a path with points, not "no data"): four of the run, two of the
     // QoE section.
     let plots: Vec<&str> = html.split("<svg").skip(1).collect();
-    assert_eq!(plots.len(), 6, "{html}");
-    let expected: [(&str, &[&str]); 6] = [
+    assert_eq!(plots.len(), 5, "{html}");
+    let expected: [(&str, &[&str]); 5] = [
         (
             "Viewers over time",
             &["wall time (s)", "viewers", "trace (scaled)", "playing"],
@@ -259,10 +259,6 @@ fn html_report_has_its_plots_and_is_self_contained() {
         (
             "Startup time CDF",
             &["startup (ms)", "viewers (%)", ">startup<"],
-        ),
-        (
-            "Stall ratio vs player pre-buffer",
-            &["pre-buffer (s)", "stalled time (%)", ">stall ratio<"],
         ),
         (
             "Playback latency p50 vs pre-buffer",
@@ -283,16 +279,16 @@ fn html_report_has_its_plots_and_is_self_contained() {
         assert!(svg.contains("<path d=\"M"), "{title} draws no line");
     }
     // The viewers plot draws the trace and the playing count as lines of several points;
-    // the stall plot has one marker per modelled pre-buffer size.
+    // the QoE stall plot has one marker per modelled pre-buffer size.
     let viewers_paths = plots[0].matches("<path d=\"M").count();
     assert_eq!(viewers_paths, 3, "trace, playing, connecting");
-    let stall_markers = plots[3].matches("<circle").count();
+    let stall_markers = plots[4].matches("<circle").count();
     let grid = report["details"]["stall_by_prebuffer"]
         .as_array()
         .map(Vec::len);
     assert_eq!(Some(stall_markers), grid);
     let sweep = report["qoe"]["by_player_buffer"].as_array().map(Vec::len);
-    assert_eq!(Some(plots[5].matches("<circle").count()), sweep);
+    assert_eq!(Some(stall_markers), sweep);
 
     // Self-contained: nothing is fetched from anywhere.
     let lower = html.to_lowercase();

@@ -88,7 +88,7 @@ fn replay_tiny(dir: &Path, target: &str) -> Value {
     assert!(out.status.success(), "replay failed: {stderr}");
     assert!(started.elapsed() < Duration::from_secs(50), "bounded run");
     let html = std::fs::read_to_string(&html_path).expect("html");
-    assert!(html.contains("<svg") && html.contains("Stall ratio vs player pre-buffer"));
+    assert!(html.contains("<svg") && html.contains("Stall ratio vs pre-buffer (QoE model)"));
     serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report")).expect("JSON")
 }
 

@@ -113,5 +113,5 @@ print("\n".join(problems))
 PY
 ) || fail "could not check the report"
 [ -z "$problems" ] || fail "$problems"
-grep -q 'Stall ratio vs player pre-buffer' "$work/report.html" || fail "HTML report incomplete"
+grep -q 'Stall ratio vs pre-buffer (QoE model)' "$work/report.html" || fail "HTML report incomplete"
 echo "30-load-replay: ok ($(jq -c '{viewers_peak, viewer_sessions, startup_ms, lag_ms, stall_ratio, errors}' "$report"))"

@@ -112,27 +112,6 @@ pub fn render(report: &Value) -> String {
         }],
         y_from_zero: true,
     };
-    let stall_points: Vec<(f64, f64)> = d["stall_by_prebuffer"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| Some((num(&p["prebuffer_s"])?, num(&p["stall_ratio"])? * 100.0)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let stalls = Chart {
-        title: "Stall ratio vs player pre-buffer",
-        x_label: "pre-buffer (s)",
-        y_label: "stalled time (%)",
-        series: vec![Series {
-            name: "stall ratio".into(),
-            color: "#d62728",
-            points: stall_points,
-            dashed: false,
-            markers: true,
-        }],
-        y_from_zero: true,
-    };
     let relays = relay_chart(&timeline);
     let mut rows = String::new();
     let mut row = |k: &str, v: String| {
@@ -262,16 +241,15 @@ th{{font-weight:normal;color:#555}} .plots{{display:flex;flex-wrap:wrap;gap:12px
 <table>{rows}</table>
 {placement}
 {integrity}
-<div class="plots">{}{}{}{}{relays}</div>
+<div class="plots">{}{}{}{relays}</div>
 {qoe}
 {kinds}
-<p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: the QoE player model (start and resume at the pre-buffer size), one per modelled pre-buffer size.</p>
+<p style="color:#777">Lag = receive time − publish time carried in each frame's timing SEI, for frames published after the viewer asked (frames replayed from a GOP cache at join are counted apart). Startup = request → first keyframe. Stalls: the QoE player model (start and resume at the pre-buffer size); the QoE section plots them per modelled pre-buffer size.</p>
 </body></html>
 "#,
         viewers.render(),
         lag.render(),
         startup.render(),
-        stalls.render(),
         placement = placement_table(d),
         qoe = super::qoe_html::section(&report["qoe"]),
         integrity = integrity_section(&report["integrity"], &timeline),
