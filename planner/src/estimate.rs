@@ -28,6 +28,9 @@ pub struct Estimate {
     /// How far the samples stray from the window's line: the median absolute residual of
     /// the whole-window fit, in viewers (counting noise, mostly).
     pub spread: f64,
+    /// The slope of the newest half's fit alone (viewers per second), when it was fitted (at
+    /// least 3 samples and fewer than the whole window's).
+    pub newest_half_slope_per_s: Option<f64>,
 }
 
 impl Estimate {
@@ -113,6 +116,7 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
         .collect();
     let spread = median(&mut residuals);
     let mut accelerating = false;
+    let mut newest_half_slope_per_s = None;
     let half_start = points.partition_point(|p| p.0 < t_ref - window_s / 2.0);
     let half = &points[half_start..];
     if half.len() >= 3
@@ -120,6 +124,7 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
         && let Some((l, s)) = theil_sen(half)
     {
         accelerating = s > slope && s > 0.0;
+        newest_half_slope_per_s = Some(s);
         level = level.max(l);
         slope = slope.max(s);
     }
@@ -131,6 +136,7 @@ pub fn estimate(samples: &[ViewerSample], window_s: f64) -> Option<Estimate> {
         samples: window.len(),
         accelerating,
         spread,
+        newest_half_slope_per_s,
     })
 }
 

@@ -206,6 +206,12 @@ fn plan_region(
     // above both thresholds counts at once (see `onset_rise`).
     let onset = onset_rise(region, &est, scaling);
     est.slope_per_s = est.slope_per_s.max(onset);
+    // At a step's top the newest half of the window has stopped growing while the whole
+    // window still carries the step's slope: the newest half's slope is the growth (see
+    // `step_top`).
+    if let Some(recent) = step_top(&est, onset, scaling) {
+        est.slope_per_s = recent;
+    }
     let growth_pm = est.slope_per_s * 60.0;
     update_flash(&mut state, &est, growth_pm, scaling, now);
     let horizon = match state.flash {
@@ -348,6 +354,22 @@ fn onset_rise(region: &RegionInput, est: &Estimate, scaling: &ScalingSettings) -
     let hot = per_min >= fc.onset_factor * fc.min_growth_per_minute
         && per_min >= fc.onset_factor * fc.relative_growth_per_minute * est.level;
     if hot { rise } else { 0.0 }
+}
+
+/// The newest half's slope when the whole window's growth is flash-crowd growth (above both
+/// thresholds) but the newest half's is not, and the newest sample is no onset: the crowd
+/// stopped growing within the last half window. `None` otherwise.
+fn step_top(est: &Estimate, onset: f64, scaling: &ScalingSettings) -> Option<f64> {
+    let fc = &scaling.flash_crowd;
+    if !fc.enabled || onset > 0.0 {
+        return None;
+    }
+    let recent = est.newest_half_slope_per_s?;
+    let hot = |per_s: f64| {
+        let per_min = per_s * 60.0;
+        per_min >= fc.min_growth_per_minute && per_min >= fc.relative_growth_per_minute * est.level
+    };
+    (hot(est.slope_per_s) && !hot(recent)).then_some(recent)
 }
 
 /// Edges that serve nobody: not Ready yet, or Ready with no viewers. An edge that is not
@@ -609,7 +631,10 @@ fn scale_down(
             ),
         )
     } else if fleet.oversized {
-        (excess, String::new())
+        // Down to the current plan, not the window's highest: no counting noise empties half
+        // a fleet, and the window's highest is the forecast that overshot or the audience
+        // that left.
+        (current.saturating_sub(idle_rec), String::new())
     } else if let Some(up) = state.last_scale_up_s.filter(|t| now - t < window) {
         (
             0,
