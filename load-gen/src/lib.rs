@@ -2,6 +2,7 @@
 
 pub mod burst;
 pub mod flv;
+pub mod hls;
 pub mod publish;
 pub mod replay;
 pub mod rtmp_client;

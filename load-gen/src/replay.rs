@@ -2,6 +2,9 @@
 //! departures per region, with a live progress display, a JSON and an HTML report.
 
 mod histogram;
+mod hls;
+mod hls_http;
+mod hls_stats;
 mod html;
 pub(crate) mod http_flv;
 mod integrity;
@@ -121,6 +124,11 @@ pub struct ReplayArgs {
     /// frames, not just their first bytes, which costs the load generator more CPU.
     #[arg(long = "verify-key", value_name = "FILE")]
     pub verify_keys: Vec<PathBuf>,
+    /// `--protocol hls`: how many segments from the playlist's end a viewer starts (RFC 8216
+    /// §6.3.3: a player should start at least three target durations back; 1 starts with
+    /// the newest segment).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=20))]
+    pub hls_start_segments: u8,
 }
 
 /// One region's plan and its live viewers.
@@ -211,6 +219,12 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
             );
         }
         for endpoint in &endpoints {
+            if args.protocol == ProtocolChoice::Hls && endpoint.is_locator() {
+                bail!(
+                    "--protocol hls plays from a server's HTTP port (--target {}=HOST:RTMP_PORT:HTTP_PORT), not through a locator",
+                    endpoint.region
+                );
+            }
             if args.protocol.needs_http() && endpoint.http_port().is_none() {
                 bail!(
                     "--protocol {:?} needs an HTTP port: --target {endpoint}:HTTP_PORT (or a locator, --target {}=http://HOST:PORT)",
@@ -238,6 +252,7 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
 /// Checks that every target is reachable and serves the stream, with one probe viewer
 /// per target and protocol.
 async fn preflight(
+    args: &ReplayArgs,
     p: &Prepared,
     protocol: ProtocolChoice,
     stats: &Rc<RefCell<Stats>>,
@@ -254,7 +269,7 @@ async fn preflight(
             protocols.push(Protocol::Rtmp);
         }
         if protocol.needs_http() {
-            protocols.push(Protocol::Flv);
+            protocols.push(protocol.for_viewer(1));
         }
         for proto in protocols {
             let key = (format!("{endpoint:?}"), proto);
@@ -270,6 +285,7 @@ async fn preflight(
                 delayed_acks: false,
                 viewer: 0,
                 verify: None,
+                hls_start_segments: args.hls_start_segments.into(),
             };
             let url = match (proto, endpoint.rtmp_addr()) {
                 (Protocol::Rtmp, Some(addr)) => format!("rtmp://{addr}/{}/{}", p.app, p.stream),
@@ -279,6 +295,12 @@ async fn preflight(
                 ),
                 (Protocol::Flv, _) => format!(
                     "http://{}/{}/{}.flv",
+                    endpoint.http_addr().unwrap_or_default(),
+                    p.app,
+                    p.stream
+                ),
+                (Protocol::Hls, _) => format!(
+                    "http://{}/{}/{}.m3u8",
                     endpoint.http_addr().unwrap_or_default(),
                     p.app,
                     p.stream
@@ -349,7 +371,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
         &args.buffer_sweep,
     )));
     if !args.no_preflight {
-        preflight(&p, args.protocol, &stats).await?;
+        preflight(&args, &p, args.protocol, &stats).await?;
     }
     // Start measuring afresh once the probes are done.
     *stats.borrow_mut() = Stats::new(&region_names, args.prebuffer_seconds, &args.buffer_sweep);
@@ -431,6 +453,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
                     delayed_acks: args.delayed_acks,
                     viewer: viewer_counter,
                     verify: p.verify.clone(),
+                    hls_start_segments: args.hls_start_segments.into(),
                 };
                 viewer_counter += 1;
                 r.viewers
@@ -515,5 +538,18 @@ fn print_summary(report: &serde_json::Value) {
     }
     if !report["integrity"].is_null() {
         println!("{}", integrity::summary_line(&report["integrity"]));
+    }
+    let hls = &report["hls"];
+    if !hls.is_null() {
+        println!(
+            "hls: chunking p50 {} ms | polling p50 {} ms | download p50 {} ms | playlist fetches {} ({} unchanged) | segments {} (missed {})",
+            f(&hls["chunking_ms"]["p50"]),
+            f(&hls["polling_ms"]["p50"]),
+            f(&hls["download_ms"]["p50"]),
+            hls["playlist_fetches"],
+            hls["playlists_unchanged"],
+            hls["segments"],
+            hls["segments_missed"],
+        );
     }
 }

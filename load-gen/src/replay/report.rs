@@ -165,6 +165,9 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
         }
     });
     report["qoe"] = stats.qoe.report(&stats.lag_total, info.wall_seconds);
+    if stats.hls.used() {
+        report["hls"] = stats.hls.report();
+    }
     if let Some(run) = &stats.integrity {
         report["integrity"] = super::integrity::report(run);
     }

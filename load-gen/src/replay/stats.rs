@@ -122,6 +122,8 @@ pub struct Stats {
     /// `--buffer-sweep`): join time, playback latency, stalls and stall ratio; jitter.
     /// The run's only player-buffer model: every stall figure of the report comes from it.
     pub qoe: QoeTotals,
+    /// HLS viewers' delay breakdown (chunking, polling, download) and polling counts.
+    pub hls: super::hls_stats::HlsTotals,
     /// Past `measure_from` (updated once per window).
     measuring: bool,
     window_bytes: u64,
@@ -165,6 +167,7 @@ impl Stats {
             placement: vec![RegionPlacement::default(); regions],
             integrity: None,
             qoe: QoeTotals::new(player_buffer_s, buffer_sweep),
+            hls: Default::default(),
             measuring: true,
             window_bytes: 0,
             window_frames: 0,

@@ -9,6 +9,7 @@ use surge_wire::url::socket_addr;
 pub enum Protocol {
     Rtmp,
     Flv,
+    Hls,
 }
 
 /// `--protocol`: which protocol viewers use.
@@ -20,6 +21,9 @@ pub enum ProtocolChoice {
     Flv,
     /// Half and half, alternating.
     Mix,
+    /// HLS polling (GET http://HOST:HTTP_PORT/APP/STREAM.m3u8, then its segments), e.g.
+    /// from nginx-rtmp's `hls on`; not served by surge-relay.
+    Hls,
 }
 
 impl ProtocolChoice {
@@ -30,6 +34,7 @@ impl ProtocolChoice {
             ProtocolChoice::Flv => Protocol::Flv,
             ProtocolChoice::Mix if n.is_multiple_of(2) => Protocol::Rtmp,
             ProtocolChoice::Mix => Protocol::Flv,
+            ProtocolChoice::Hls => Protocol::Hls,
         }
     }
 
@@ -38,7 +43,7 @@ impl ProtocolChoice {
     }
 
     pub fn needs_rtmp(self) -> bool {
-        self != ProtocolChoice::Flv
+        matches!(self, ProtocolChoice::Rtmp | ProtocolChoice::Mix)
     }
 }
 

@@ -24,7 +24,7 @@ use surge_wire::avc::{CODEC_AVC, VideoHeader, nal_length_size};
 use surge_wire::flv_stream::{self, FlvStreamParser, MessagePrefix};
 use surge_wire::http_chunked::ChunkedDecoder;
 use surge_wire::message::{MSG_AMF0_COMMAND, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO};
-use surge_wire::sei::find_timing_in_avcc;
+use surge_wire::sei::{TimingStamp, find_timing_in_avcc};
 use surge_wire::{ChunkLimits, PayloadPolicy};
 
 /// How long a new viewer may wait for its first keyframe.
@@ -53,6 +53,8 @@ pub struct ViewerSpec {
     pub viewer: u64,
     /// `--verify-key`: check every frame (whole payloads are read, not just prefixes).
     pub verify: Option<Rc<KeyRing>>,
+    /// HLS: start this many segments from the playlist's end.
+    pub hls_start_segments: usize,
 }
 
 /// Why a session ended (other than being told to leave).
@@ -70,16 +72,16 @@ pub enum SessionEnd {
 
 /// The measurements of one session; recorded into [`Stats`] when dropped, so a
 /// viewer told to leave (task aborted) is accounted for too.
-struct Session {
-    stats: Rc<RefCell<Stats>>,
+pub(super) struct Session {
+    pub(super) stats: Rc<RefCell<Stats>>,
     region: usize,
-    t0: Instant,
+    pub(super) t0: Instant,
     /// Unix time of the request: frames published before it came from a cache.
-    t0_unix_us: u64,
+    pub(super) t0_unix_us: u64,
     /// The QoE players, one per modelled pre-buffer (see `Stats::qoe`).
     players: Vec<Player>,
     jitter: Jitter,
-    playing: bool,
+    pub(super) playing: bool,
     first_media: Option<f64>,
     nal_length_size: usize,
     last_sequence: Option<u64>,
@@ -124,6 +126,7 @@ impl Session {
             protocol: match spec.protocol {
                 Protocol::Rtmp => "rtmp",
                 Protocol::Flv => "flv",
+                Protocol::Hls => "hls",
             },
             check: spec.verify.as_deref().cloned().map(SessionCheck::new),
             last_picture,
@@ -139,7 +142,7 @@ impl Session {
     }
 
     /// The session was sent to `relay`.
-    fn placed(&mut self, relay: String, how: Placement) {
+    pub(super) fn placed(&mut self, relay: String, how: Placement) {
         self.stats.borrow_mut().placed(self.region, &relay, how);
         self.relay = Some(relay);
     }
@@ -170,18 +173,8 @@ impl Session {
             }
             return;
         }
-        if !self.playing {
-            if !header.keyframe {
-                return; // a player cannot start before a keyframe
-            }
-            self.playing = true;
-            let startup = self.ms_since_start(now);
-            stats.began_playing(
-                self.region,
-                self.relay.as_deref(),
-                self.first_media.unwrap_or(startup),
-                startup,
-            );
+        if !self.begin(stats, header.keyframe, now) {
+            return;
         }
         if header.codec == CODEC_AVC && !header.is_avc_frame() {
             return; // end of sequence: not a picture
@@ -193,6 +186,39 @@ impl Session {
         } else {
             None
         };
+        self.on_picture(stats, m.timestamp_ms, stamp, now);
+    }
+
+    /// Playback begins at a keyframe: false while the session still waits for one.
+    pub(super) fn begin(&mut self, stats: &mut Stats, keyframe: bool, now: Instant) -> bool {
+        if self.first_media.is_none() {
+            self.first_media = Some(self.ms_since_start(now));
+        }
+        if !self.playing {
+            if !keyframe {
+                return false; // a player cannot start before a keyframe
+            }
+            self.playing = true;
+            let startup = self.ms_since_start(now);
+            stats.began_playing(
+                self.region,
+                self.relay.as_deref(),
+                self.first_media.unwrap_or(startup),
+                startup,
+            );
+        }
+        true
+    }
+
+    /// One picture (media timestamp `ts_ms`, the timing SEI if it had one) arrived at `now`:
+    /// the player models, lag, gaps and sequence checks. RTMP, HTTP-FLV and HLS alike.
+    pub(super) fn on_picture(
+        &mut self,
+        stats: &mut Stats,
+        ts_ms: u32,
+        stamp: Option<TimingStamp>,
+        now: Instant,
+    ) {
         if let Some(before) = self.last_picture.get() {
             let gap_ms = now.saturating_duration_since(before).as_secs_f64() * 1000.0;
             stats.frame_gap(gap_ms, !self.pictures);
@@ -207,7 +233,7 @@ impl Session {
             .map(|s| (s.publish_us - self.t0_unix_us) as f64 / 1000.0);
         let measuring = stats.measuring();
         for (player, model) in self.players.iter_mut().zip(stats.qoe.models.iter_mut()) {
-            let arrival = player.on_frame(now_ms, m.timestamp_ms, publish_ms, &mut |p| {
+            let arrival = player.on_frame(now_ms, ts_ms, publish_ms, &mut |p| {
                 model.on_played(p, measuring)
             });
             model.on_arrival(arrival);
@@ -284,6 +310,7 @@ pub async fn run_session(
     let result = match spec.protocol {
         Protocol::Rtmp => rtmp_session(spec, endpoint, refusals, &mut session, probe).await,
         Protocol::Flv => flv_session(spec, endpoint, refusals, &mut session, probe).await,
+        Protocol::Hls => super::hls::session(spec, endpoint, &mut session, probe).await,
     };
     match result {
         Ok(()) => SessionEnd::Probed(session.t0.elapsed()),
