@@ -130,6 +130,13 @@ fn publisher_reconnects_with_backoff_after_the_relay_is_killed_and_restarted() {
     );
 }
 
+fn unix_now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 #[test]
 fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
     let _serial = one_at_a_time();
@@ -169,9 +176,10 @@ fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
             || sent() - from >= watched,
         );
         drop(relay);
+        unix_now_s()
     });
     let report = replay_report(&dir, &target, &["--trace", &trace, "--speed", "1"]);
-    killer.join().expect("killer thread");
+    let killed_at = killer.join().expect("killer thread");
     let d = &report["details"];
     let timeline = report["timeline"].as_array().expect("timeline");
 
@@ -184,6 +192,18 @@ fn viewers_cut_off_by_the_relay_count_as_disconnects_and_bytes_add_up() {
         "{report:#}"
     );
     assert_eq!(timeline.last().expect("points")["disconnects"], 3);
+    // `started_unix_s` puts the timeline on the wall clock: the disconnects show in the
+    // second that ends just after the kill (a chaos script finds its fault that way).
+    let kill_t = killed_at - num(&d["started_unix_s"]);
+    let cut = timeline
+        .iter()
+        .find(|p| p["disconnects"] == 3)
+        .map(|p| num(&p["t_s"]))
+        .unwrap_or(f64::NAN);
+    assert!(
+        cut >= kill_t - 0.1 && cut <= kill_t + 1.5,
+        "disconnects at t={cut:.2} s, the kill at t={kill_t:.2} s"
+    );
     assert!(
         timeline.iter().any(|p| p["viewers"] == 3),
         "never 3 playing"

@@ -135,6 +135,8 @@ pub fn build(stats: &Stats, info: &RunInfo) -> Value {
             "speed": info.speed,
             "prebuffer_seconds": info.prebuffer_seconds,
             "wall_seconds": round3(info.wall_seconds),
+            // The timeline's zero on the wall clock (its points' `t_s` count from it).
+            "started_unix_s": round3(stats.clock.unix_us(stats.started) as f64 / 1e6),
             "connect_to_first_byte_ms": {
                 "p50": opt(sorted_quantile(&connect, 0.5)),
                 "p99": opt(sorted_quantile(&connect, 0.99)),

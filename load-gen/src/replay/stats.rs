@@ -65,6 +65,13 @@ pub struct TimelinePoint {
     pub stalls: u64,
     pub errors: u64,
     pub disconnects: u64,
+    /// Reconnects after a failure so far (sessions that played again after a failed one).
+    pub reconnects: u64,
+    /// The longest time a viewer went between two frames, for gaps ending this second, ms
+    /// (what a fault at this moment cost the viewers it touched).
+    pub frame_gap_max_ms: f64,
+    /// Frames delivered twice or out of order so far.
+    pub frames_out_of_order: u64,
     /// Throughput received this second, Mbit/s.
     pub mbps: f64,
     /// Viewers refused so far (every refusal, also a viewer's retries), all regions.
@@ -128,6 +135,7 @@ pub struct Stats {
     measuring: bool,
     window_bytes: u64,
     window_frames: u64,
+    window_gap_max_ms: f64,
     window_started: Instant,
 }
 
@@ -171,6 +179,7 @@ impl Stats {
             measuring: true,
             window_bytes: 0,
             window_frames: 0,
+            window_gap_max_ms: 0.0,
             window_started: now,
         }
     }
@@ -264,6 +273,7 @@ impl Stats {
     /// frame of a session after a failed one.
     pub fn frame_gap(&mut self, gap_ms: f64, reconnected: bool) {
         self.frame_gap_max_ms = self.frame_gap_max_ms.max(gap_ms);
+        self.window_gap_max_ms = self.window_gap_max_ms.max(gap_ms);
         if reconnected {
             self.reconnect_ms.push(gap_ms);
         }
@@ -320,6 +330,9 @@ impl Stats {
             stalls: self.qoe.main_model().stalls,
             errors: self.errors,
             disconnects: self.disconnects,
+            reconnects: self.reconnect_ms.len() as u64,
+            frame_gap_max_ms: (self.window_gap_max_ms * 1000.0).round() / 1000.0,
+            frames_out_of_order: self.frames_out_of_order,
             mbps: self.window_bytes as f64 * 8.0 / 1e6 / secs,
             refused: self.placement.iter().map(|p| p.refused).sum(),
             overflow: self.placement.iter().map(|p| p.overflow).sum(),
@@ -333,8 +346,31 @@ impl Stats {
         self.lag_window.clear();
         self.window_bytes = 0;
         self.window_frames = 0;
+        self.window_gap_max_ms = 0.0;
         self.window_started = now;
         self.timeline.push(point);
         self.timeline.last().expect("just pushed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_point_holds_the_longest_gap_of_its_second_and_the_reconnects_so_far() {
+        let mut stats = Stats::new(&["eu".to_owned()], 2.0, &[]);
+        stats.frame_gap(33.0, false);
+        stats.frame_gap(1_150.0, true);
+        stats.frames_out_of_order += 1;
+        let first = stats.close_window(1.0, 10).clone();
+        assert_eq!(first.frame_gap_max_ms, 1_150.0);
+        assert_eq!(first.reconnects, 1);
+        assert_eq!(first.frames_out_of_order, 1);
+        stats.frame_gap(40.0, false);
+        let second = stats.close_window(2.0, 10).clone();
+        assert_eq!(second.frame_gap_max_ms, 40.0);
+        assert_eq!(second.reconnects, 1);
+        assert_eq!(stats.frame_gap_max_ms, 1_150.0);
     }
 }
