@@ -593,7 +593,9 @@ step "deleting the Stream"
 kubectl delete stream final --wait=true --timeout=30s >/dev/null
 no_children() { [ -z "$(kubectl get deploy,svc,rs,pods -l surge.dev/stream=final -o name 2>/dev/null)" ]; }
 wait_until "every child of final deleted" 90 no_children
-final_metrics_gone() { ! curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q 'stream="final"'; }
+# The page is read whole before grep: `curl | grep -q` under pipefail fails when grep stops
+# early and curl gets SIGPIPE on a long page.
+final_metrics_gone() { local m; m=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics") && ! grep -q 'stream="final"' <<<"$m"; }
 wait_until "the operator stops reporting metrics of the deleted Stream" 30 final_metrics_gone
 step "garbage collector removed every Deployment, Service, ReplicaSet and pod of final; its metrics are gone"
 
@@ -956,7 +958,8 @@ secret_mounts() { # DEPLOYMENT: its Secret volumes (name:key=path) and mounts (p
 [ "$(secret_mounts keyed-origin)" = "keyed-publish:broadcaster=keys keyed-signing-key:signing.key=signing.key /etc/surge-publish:true /etc/surge-signing:true" ] \
   || fail "origin Secret volume / mount: '$(secret_mounts keyed-origin)'"
 [ "$(secret_mounts keyed-eu-west-edge)" = " /etc/surge-verify:true" ] || fail "edge mounts: '$(secret_mounts keyed-eu-west-edge)'"
-if kubectl get deploy,pods -l surge.dev/stream=keyed -o json | grep -qF "$KEY_VALUE"; then
+keyed_objects=$(kubectl get deploy,pods -l surge.dev/stream=keyed -o json) || fail "cannot list keyed's Deployments and pods"
+if grep -qF "$KEY_VALUE" <<<"$keyed_objects"; then
   fail "the publish key appears in a Deployment or pod"
 fi
 step "keyed: the origin mounts keyed-publish at /etc/surge-publish with --publish-keys-file; the edge has no keys"
@@ -976,7 +979,8 @@ openssl pkey -in "$WORK/keyed-signing.key" -pubout >"$WORK/keyed-signing.pub" ||
 [ "$(arg_of keyed-origin --sign-key)" = /etc/surge-signing/signing.key ] || fail "origin --sign-key: '$(arg_of keyed-origin --sign-key)'"
 [ "$(arg_of keyed-eu-west-edge --verify-key)" = /etc/surge-verify/key-0.pem ] || fail "edge --verify-key: '$(arg_of keyed-eu-west-edge --verify-key)'"
 [ -z "$(arg_of keyed-eu-west-edge --sign-key)" ] || fail "the edge gets the signing key"
-if kubectl get deploy,pods -l surge.dev/stream=keyed -o json | grep -q "BEGIN PRIVATE KEY"; then
+keyed_objects=$(kubectl get deploy,pods -l surge.dev/stream=keyed -o json) || fail "cannot list keyed's Deployments and pods"
+if grep -q "BEGIN PRIVATE KEY" <<<"$keyed_objects"; then
   fail "the signing key appears in a Deployment or pod"
 fi
 step "keyed: generated Secret keyed-signing-key (owned by the Stream; openssl reads it) -> status.integrity.publicKey $(kubectl get stream keyed -o jsonpath='{.status.integrity.keyId}'), ConfigMap keyed-verify-keys; --sign-key at the origin, --verify-key at the edge"
@@ -1115,7 +1119,8 @@ for path in /metrics /api/v1/streams /healthz /readyz; do
   [ "$(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")" = 200 ] || fail "$path on the admin port: $(http_code "http://$EDGE_IP:$RELAY_ADMIN_PORT$path")"
   [ "$(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path")" = 404 ] || fail "$path on the playback port: $(http_code "http://$EDGE_IP:$RELAY_HTTP_PORT$path"), expected 404"
 done
-curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_' || fail "the admin port's /metrics has no relay metrics"
+edge_metrics=$(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics") || fail "GET /metrics on the edge's admin port failed"
+grep -q '^surge_relay_' <<<"$edge_metrics" || fail "the admin port's /metrics has no relay metrics"
 # The operator labels every relay series with the Stream's namespace and name.
 edge_build_info="$(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep '^surge_build_info{' || true)"
 for want in "surge_namespace=\"$NS\"" 'surge_stream="scale"' 'component="relay"' 'tier="edge"'; do
@@ -1128,7 +1133,8 @@ service_ports="$(kubectl get services -l surge.dev/stream=scale -o jsonpath='{.i
 [ "$(kubectl get pod "$EDGE_POD" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')" = admin ] \
   || fail "the edge's readiness probe is not on the admin port"
 step "admin surface: /metrics, /api/v1/streams, /healthz, /readyz 200 on the relay's admin port $RELAY_ADMIN_PORT, 404 on the playback port $RELAY_HTTP_PORT (the playback Service's); no Service lists the admin port ($service_ports); series labelled surge_namespace, surge_stream"
-if curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | grep -q '^surge_relay_integrity_failures_total{'; then
+edge_metrics=$(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics") || fail "GET /metrics on the edge's admin port failed"
+if grep -q '^surge_relay_integrity_failures_total{' <<<"$edge_metrics"; then
   fail "the edge failed to verify the origin's signatures: $(curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/api/v1/streams" | jq -c '.streams[].integrity')"
 fi
 # The operator's viewer history starts flat, so the ramp below is growth it sees begin.
