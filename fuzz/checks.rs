@@ -58,18 +58,109 @@ pub fn chunk_reader(data: &[u8]) {
     }
 }
 
-/// AMF0 commands and data: whatever decodes encodes again, and that encoding decodes to the
-/// same values.
+/// AMF0 commands and data. On any bytes: what decodes stays within the guard's limits (depth
+/// and value count, so hostile nesting never reaches rml_amf0's recursion), encodes again, and
+/// that encoding decodes to the same values. And values built from the input (every kind,
+/// nested objects and arrays, keys and strings of any UTF-8) survive encode -> decode.
 pub fn amf0(data: &[u8]) {
-    let Ok(values) = amf0::decode(data) else {
-        return;
-    };
+    let limits = amf0::Amf0Limits::default();
+    if let Ok(values) = amf0::decode(data) {
+        let (depth, count) = shape(&values);
+        assert!(
+            depth <= limits.max_depth && count <= limits.max_values,
+            "decoded past the limits: depth {depth}, {count} values"
+        );
+        assert_round_trip(values);
+    }
+    let mut source = Source(data);
+    let mut built = Vec::new();
+    while !source.0.is_empty() && built.len() < 8 {
+        built.push(build_value(&mut source, 0));
+    }
+    assert_round_trip(built);
+}
+
+/// Encoding then decoding `values` gives them back (when they can be encoded at all).
+fn assert_round_trip(values: Vec<amf0::Amf0Value>) {
     let Ok(encoded) = amf0::encode(values.clone()) else {
         return;
     };
-    let again = amf0::decode(&encoded).expect("our own encoding decodes");
+    let again = amf0::decode(&encoded)
+        .unwrap_or_else(|e| panic!("our own encoding of {values:?} does not decode: {e}"));
     let canon = |vs: &[amf0::Amf0Value]| vs.iter().map(canonical).collect::<Vec<_>>();
     assert_eq!(canon(&values), canon(&again), "AMF0 round trip");
+}
+
+/// Deepest nesting (a top-level scalar is depth 0, a value inside one object 1) and the
+/// number of values at any depth.
+fn shape(values: &[amf0::Amf0Value]) -> (usize, usize) {
+    use amf0::Amf0Value as V;
+    let mut depth = 0;
+    let mut count = 0;
+    let mut pending: Vec<(&V, usize)> = values.iter().map(|v| (v, 0)).collect();
+    while let Some((v, d)) = pending.pop() {
+        count += 1;
+        depth = depth.max(d);
+        match v {
+            V::Object(props) => pending.extend(props.values().map(|c| (c, d + 1))),
+            V::StrictArray(items) => pending.extend(items.iter().map(|c| (c, d + 1))),
+            _ => {}
+        }
+    }
+    (depth, count)
+}
+
+/// The fuzz input read as a source of choices; exhausted, it answers zeros.
+struct Source<'a>(&'a [u8]);
+
+impl<'a> Source<'a> {
+    fn byte(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        b
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+/// One AMF0 value whose kind and contents the source chooses, nested at most 6 deep.
+fn build_value(src: &mut Source<'_>, depth: usize) -> amf0::Amf0Value {
+    use amf0::Amf0Value as V;
+    let text = |src: &mut Source<'_>| {
+        let n = usize::from(src.byte() % 24);
+        String::from_utf8_lossy(src.take(n)).into_owned()
+    };
+    let choice = src.byte() % if depth >= 6 { 5 } else { 7 };
+    match choice {
+        0 => {
+            let mut bits = [0u8; 8];
+            let given = src.take(8);
+            bits[..given.len()].copy_from_slice(given);
+            V::Number(f64::from_bits(u64::from_be_bytes(bits)))
+        }
+        1 => V::Boolean(src.byte() & 1 == 1),
+        2 => V::Utf8String(text(src)),
+        3 => V::Null,
+        4 => V::Undefined,
+        5 => {
+            let n = usize::from(src.byte() % 5);
+            V::Object(
+                (0..n)
+                    .map(|_| (text(src), build_value(src, depth + 1)))
+                    .collect(),
+            )
+        }
+        _ => {
+            let n = usize::from(src.byte() % 5);
+            V::StrictArray((0..n).map(|_| build_value(src, depth + 1)).collect())
+        }
+    }
 }
 
 /// A value as text with object keys sorted (objects are hash maps: no order) and numbers by
@@ -99,24 +190,35 @@ fn canonical(v: &amf0::Amf0Value) -> String {
     }
 }
 
-/// FLV: the streaming tag parser (HTTP-FLV viewers) fed in pieces agrees with the whole-file
-/// parser on the tags it finds; aggregate messages and AVC headers parse or refuse.
+/// FLV. On any bytes: where the whole-file parser (FLV files, `surge-load publish`) reads a
+/// file, the streaming parser (HTTP-FLV viewers and pulls) fed the same bytes in pieces finds
+/// exactly the same tags; aggregate messages and AVC headers parse or refuse. And tags built
+/// from the input — written as the relay writes them to HTTP-FLV viewers (file header, then
+/// one `tag()` each) — come back from both parsers exactly, a short prefix kept as asked.
 pub fn flv(data: &[u8]) {
-    let mut streamed = Vec::new();
-    let mut parser = FlvStreamParser::new(surge_wire::flv_stream::MAX_TAG);
-    for piece in pieces(data) {
-        let mut on = |m: surge_wire::flv_stream::MessagePrefix<'_>| {
-            streamed.push((m.type_id, m.timestamp_ms, m.prefix.to_vec()));
-        };
-        if parser.feed(piece, &mut on).is_err() {
-            break;
-        }
-    }
     let body = data.get(1..).unwrap_or_default();
-    if let Ok(tags) = surge_wire::flv::parse_flv(body) {
-        for (tag, seen) in tags.iter().zip(&streamed) {
-            assert_eq!(tag.tag_type, seen.0, "tag type");
-            assert_eq!(&tag.data[..], &seen.2[..], "tag body");
+    // The streaming parser assumes the 9-byte header every writer uses (DataOffset 9).
+    if body.len() >= 9
+        && body[5..9] == [0, 0, 0, 9]
+        && let Ok(tags) = surge_wire::flv::parse_flv(body)
+    {
+        let streamed = stream_tags(&pieces(data), surge_wire::flv_stream::MAX_TAG);
+        let media: Vec<_> = streamed
+            .into_iter()
+            .filter(|t| matches!(t.0, 8 | 9 | 18))
+            .collect();
+        assert_eq!(media.len(), tags.len(), "tag count");
+        for (tag, seen) in tags.iter().zip(&media) {
+            assert_eq!(
+                (tag.tag_type, tag.timestamp_ms),
+                (seen.0, seen.1),
+                "tag header"
+            );
+            assert_eq!(
+                (tag.data.len(), &tag.data[..]),
+                (seen.2, &seen.3[..]),
+                "tag body"
+            );
         }
     }
     let bytes = Bytes::copy_from_slice(data);
@@ -129,24 +231,173 @@ pub fn flv(data: &[u8]) {
     }
     let _ = surge_wire::sei::find_timing_in_avcc(data, 4);
     let _ = surge_wire::metadata::metadata_body(&bytes);
+
+    flv_written_tags_read_back(data);
 }
 
-/// HTTP chunked bodies (HTTP-FLV from another server, the locator's answers): the body runs
-/// returned are slices of the input, fed in pieces.
-pub fn http_chunked(data: &[u8]) {
-    let mut decoder = ChunkedDecoder::new();
-    let mut body = 0usize;
-    for piece in pieces(data) {
-        let mut input = piece;
-        loop {
-            match decoder.next_data(&mut input) {
-                Ok(Some(run)) => body += run.len(),
-                Ok(None) => break,
-                Err(_) => return,
-            }
+/// (type, timestamp, full length, kept prefix) of every tag the streaming parser finds in
+/// `pieces`, up to its first error.
+fn stream_tags(pieces: &[&[u8]], prefix_cap: usize) -> Vec<(u8, u32, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut parser = FlvStreamParser::new(prefix_cap);
+    for piece in pieces {
+        let mut on = |m: surge_wire::flv_stream::MessagePrefix<'_>| {
+            out.push((m.type_id, m.timestamp_ms, m.len, m.prefix.to_vec()));
+        };
+        if parser.feed(piece, &mut on).is_err() {
+            break;
         }
     }
-    assert!(body <= data.len());
+    out
+}
+
+/// Tags whose types, timestamps (past 24 bits too) and bodies the input chooses, written as a
+/// relay writes them, read back by both parsers.
+fn flv_written_tags_read_back(data: &[u8]) {
+    use surge_wire::flv::{FlvTag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
+    let mut src = Source(data);
+    let mut tags = Vec::new();
+    while !src.0.is_empty() && tags.len() < 32 {
+        let b = src.byte();
+        let tag_type = [TAG_VIDEO, TAG_AUDIO, TAG_SCRIPT][usize::from(b % 3)];
+        let timestamp = u32::from_be_bytes([src.byte(), src.byte(), src.byte(), src.byte()]);
+        let n = usize::from(src.byte()) * usize::from(b % 4);
+        tags.push(FlvTag {
+            tag_type,
+            timestamp_ms: timestamp,
+            data: src.take(n).to_vec(),
+        });
+    }
+    let mut written = surge_wire::flv::file_header().to_vec();
+    for t in &tags {
+        written.extend_from_slice(&surge_wire::flv::tag(t.tag_type, t.timestamp_ms, &t.data));
+    }
+    assert_eq!(
+        written,
+        surge_wire::flv::write_flv(&tags),
+        "two writers agree"
+    );
+    if tags.iter().any(|t| t.tag_type == TAG_VIDEO) {
+        assert_eq!(
+            surge_wire::flv::parse_flv(&written).as_ref(),
+            Ok(&tags),
+            "file read back"
+        );
+    }
+    let mut split = vec![data.first().copied().unwrap_or(0)];
+    split.extend_from_slice(&written);
+    let cap = usize::from(data.last().copied().unwrap_or(0) % 16);
+    let seen = stream_tags(&pieces(&split), cap);
+    let expected: Vec<_> = tags
+        .iter()
+        .map(|t| {
+            let kept = t.data.len().min(cap);
+            (
+                t.tag_type,
+                t.timestamp_ms,
+                t.data.len(),
+                t.data[..kept].to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected, "streamed tags read back");
+}
+
+/// HTTP chunked bodies (HTTP-FLV pulled from another server, the locator's answers). On any
+/// bytes: decoding them in pieces gives exactly what decoding them whole gives (body, end,
+/// error, bytes left after the body). And a well-formed chunked encoding of the input (chunk
+/// sizes, hex case, leading zeros, extensions and trailers chosen by the input) decodes, in
+/// pieces, to exactly the input, ends, and leaves what follows the body untouched.
+pub fn http_chunked(data: &[u8]) {
+    let whole = decode_chunked(&[data.get(1..).unwrap_or_default()]);
+    assert_eq!(
+        decode_chunked(&pieces(data)),
+        whole,
+        "pieces agree with the whole"
+    );
+
+    let mut encoded = vec![data.first().copied().unwrap_or(0)];
+    encoded.extend_from_slice(&chunked_encoding(data));
+    encoded.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    let decoded = decode_chunked(&pieces(&encoded));
+    assert_eq!(
+        decoded,
+        Decoded {
+            body: data.to_vec(),
+            done: true,
+            error: None,
+            left: b"HTTP/1.1 200 OK\r\n".to_vec(),
+        },
+        "a well-formed chunked body"
+    );
+}
+
+/// What a chunked decoder made of some pieces.
+#[derive(Debug, PartialEq, Eq)]
+struct Decoded {
+    body: Vec<u8>,
+    done: bool,
+    error: Option<surge_wire::http_chunked::ChunkedError>,
+    /// Bytes not consumed: those after the end of the body.
+    left: Vec<u8>,
+}
+
+fn decode_chunked(pieces: &[&[u8]]) -> Decoded {
+    let mut decoder = ChunkedDecoder::new();
+    let mut out = Decoded {
+        body: Vec::new(),
+        done: false,
+        error: None,
+        left: Vec::new(),
+    };
+    for piece in pieces {
+        let mut input = *piece;
+        loop {
+            match decoder.next_data(&mut input) {
+                Ok(Some(run)) => out.body.extend_from_slice(run),
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(e);
+                    break;
+                }
+            }
+        }
+        if out.error.is_some() {
+            break;
+        }
+        out.left.extend_from_slice(input);
+    }
+    out.done = decoder.is_done();
+    out
+}
+
+/// `body` as a valid chunked encoding, its framing chosen by the body's own bytes.
+fn chunked_encoding(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    let mut i = 0usize;
+    while !rest.is_empty() {
+        let b = rest[0];
+        let n = (usize::from(b) * (i % 3 + 1) % 97 + 1).min(rest.len());
+        let size = match b % 4 {
+            0 => format!("{n:x}"),
+            1 => format!("{n:X}"),
+            2 => format!("000{n:x}"),
+            _ => format!("{n:x};ext{i}=\"{b}\" ; more"),
+        };
+        out.extend_from_slice(size.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&rest[..n]);
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+        i += 1;
+    }
+    out.extend_from_slice(b"0\r\n");
+    if body.len() % 2 == 1 {
+        out.extend_from_slice(b"X-Trailer: one\r\nX-Other: two\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Signature messages as a relay or a viewer meets them: the body decoder on any bytes, and a

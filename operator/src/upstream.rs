@@ -59,17 +59,16 @@ impl ExternalUpstream {
         let (authority, path) = rest
             .split_once('/')
             .ok_or("must name an app: rtmp://HOST[:PORT]/APP")?;
-        let (host, port) = surge_wire::url::split_host_port(authority).map_err(|e| match e {
-            surge_wire::url::AuthorityError::BadIpv6 => {
-                "has an unterminated IPv6 address (missing `]`)".to_string()
-            }
-            surge_wire::url::AuthorityError::InvalidPort(_) => "the port must be 1-65535".into(),
-        })?;
-        let port = if authority.ends_with(']') || !authority.contains(':') {
-            if tls { RTMPS_PORT } else { RTMP_PORT }
-        } else {
-            port
-        };
+        let default_port = if tls { RTMPS_PORT } else { RTMP_PORT };
+        let (host, port) =
+            surge_wire::url::split_host_port(authority, default_port).map_err(|e| match e {
+                surge_wire::url::AuthorityError::BadIpv6 => {
+                    "has an unterminated IPv6 address (missing `]`)".to_string()
+                }
+                surge_wire::url::AuthorityError::InvalidPort(_) => {
+                    "the port must be 1-65535".into()
+                }
+            })?;
         if !valid_host(host, authority.starts_with('[')) {
             return Err("must name a host: a DNS name or an IP address".into());
         }

@@ -4,7 +4,8 @@
 //! [`decode`] first walks the bytes with [`crate::amf0_guard`] (iterative, bounded depth and
 //! value count, every marker known) and only then hands them to rml_amf0's recursive decoder,
 //! so hostile input is an [`Amf0Error`], never a stack overflow. [`encode`] refuses what
-//! rml_amf0 would write wrongly (object keys over 65535 bytes) or cannot write (long strings).
+//! rml_amf0 would write wrongly (object keys over 65535 bytes, or empty: an empty key is the
+//! object-end marker, so the object would be cut there) or cannot write (long strings).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -47,6 +48,9 @@ pub enum Amf0Error {
     /// rml_amf0 would truncate the key's length to 16 bits and write garbage.
     #[error("AMF0 object key of {0} bytes is longer than 65535")]
     KeyTooLong(usize),
+    /// An empty key is how AMF0 ends an object: what followed it could not be read back.
+    #[error("AMF0 object key is empty (the object-end marker)")]
+    EmptyKey,
 }
 
 /// Decodes every value in `payload` within the default [`Amf0Limits`].
@@ -71,6 +75,9 @@ pub fn encode(values: Vec<Amf0Value>) -> Result<Vec<u8>, Amf0Error> {
                 for (k, v) in props {
                     if k.len() > usize::from(u16::MAX) {
                         return Err(Amf0Error::KeyTooLong(k.len()));
+                    }
+                    if k.is_empty() {
+                        return Err(Amf0Error::EmptyKey);
                     }
                     pending.push(v);
                 }
@@ -219,6 +226,11 @@ mod tests {
         assert!(matches!(
             encode(vec![Amf0Value::StrictArray(vec![string(&long)])]),
             Err(Amf0Error::Encode(_))
+        ));
+        // Written, the empty key would end the object early and the rest would not decode.
+        assert!(matches!(
+            encode(vec![object([("", string("x"))])]),
+            Err(Amf0Error::EmptyKey)
         ));
     }
 }

@@ -28,8 +28,9 @@ pub fn split_authority(rest: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// `host[:port]` or `[v6-host][:port]` → (host without brackets, port or the default).
-pub fn split_host_port(authority: &str) -> Result<(&str, u16), AuthorityError> {
+/// `host[:port]` or `[v6-host][:port]` → (host without brackets, the port named or
+/// `default_port`: RTMP's 1935, RTMPS's 443, HTTP's 80 — the caller's scheme decides).
+pub fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), AuthorityError> {
     let (host, port_text) = if let Some(v6) = authority.strip_prefix('[') {
         let end = v6.find(']').ok_or(AuthorityError::BadIpv6)?;
         let after = &v6[end + 1..];
@@ -46,7 +47,7 @@ pub fn split_host_port(authority: &str) -> Result<(&str, u16), AuthorityError> {
         }
     };
     let port = match port_text {
-        None => DEFAULT_RTMP_PORT,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(AuthorityError::InvalidPort(p.to_string())),
@@ -75,15 +76,33 @@ mod tests {
         assert_eq!(strip_scheme("h:1935/live"), None);
         assert_eq!(split_authority("h:1/a/b"), ("h:1", Some("a/b")));
         assert_eq!(split_authority("h"), ("h", None));
-        assert_eq!(split_host_port("h"), Ok(("h", 1935)));
-        assert_eq!(split_host_port("h:1936"), Ok(("h", 1936)));
-        assert_eq!(split_host_port("[::1]:1937"), Ok(("::1", 1937)));
-        assert_eq!(split_host_port("[::1]"), Ok(("::1", 1935)));
-        assert_eq!(split_host_port("[::1"), Err(AuthorityError::BadIpv6));
-        assert_eq!(split_host_port("[::1]x"), Err(AuthorityError::BadIpv6));
+        assert_eq!(split_host_port("h", DEFAULT_RTMP_PORT), Ok(("h", 1935)));
+        assert_eq!(
+            split_host_port("h:1936", DEFAULT_RTMP_PORT),
+            Ok(("h", 1936))
+        );
+        assert_eq!(
+            split_host_port("[::1]:1937", DEFAULT_RTMP_PORT),
+            Ok(("::1", 1937))
+        );
+        assert_eq!(
+            split_host_port("[::1]", DEFAULT_RTMP_PORT),
+            Ok(("::1", 1935))
+        );
+        assert_eq!(
+            split_host_port("[::1", DEFAULT_RTMP_PORT),
+            Err(AuthorityError::BadIpv6)
+        );
+        assert_eq!(
+            split_host_port("[::1]x", DEFAULT_RTMP_PORT),
+            Err(AuthorityError::BadIpv6)
+        );
         for bad in ["h:0", "h:99999", "h:x", "h:"] {
             assert!(
-                matches!(split_host_port(bad), Err(AuthorityError::InvalidPort(_))),
+                matches!(
+                    split_host_port(bad, DEFAULT_RTMP_PORT),
+                    Err(AuthorityError::InvalidPort(_))
+                ),
                 "{bad}"
             );
         }

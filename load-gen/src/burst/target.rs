@@ -39,18 +39,12 @@ impl BurstTarget {
         let path = path
             .filter(|p| !p.is_empty())
             .ok_or_else(|| format!("`{url}` has no path (e.g. /live/cam.flv)"))?;
-        let named_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| !p.contains(']'));
-        let (host, port) = split_host_port(authority).map_err(|e| format!("`{url}`: {e}"))?;
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) =
+            split_host_port(authority, default_port).map_err(|e| format!("`{url}`: {e}"))?;
         if host.is_empty() {
             return Err(format!("`{url}` has no host"));
         }
-        let port = match (named_port, tls) {
-            (true, _) => port,
-            (false, true) => 443,
-            (false, false) => 80,
-        };
         Ok(BurstTarget::Viewer {
             tls,
             host: host.to_owned(),

@@ -1,4 +1,6 @@
-use surge_wire::url::{AuthorityError, socket_addr, split_authority, split_host_port};
+use surge_wire::url::{
+    AuthorityError, DEFAULT_RTMP_PORT, socket_addr, split_authority, split_host_port,
+};
 
 /// Port of an `rtmps://` URL that names none (as ffmpeg and OBS assume).
 const RTMPS_DEFAULT_PORT: u16 = 443;
@@ -26,7 +28,12 @@ impl RtmpUrl {
         };
         let (authority, path) = split_authority(rest);
         let path = path.ok_or_else(|| format!("`{url}` has no /APP/STREAM path"))?;
-        let (host, mut port) = split_host_port(authority).map_err(|e| match e {
+        let default_port = if tls {
+            RTMPS_DEFAULT_PORT
+        } else {
+            DEFAULT_RTMP_PORT
+        };
+        let (host, port) = split_host_port(authority, default_port).map_err(|e| match e {
             AuthorityError::InvalidPort(p) => format!("`{url}`: bad port `{p}`"),
             e => format!("`{url}`: {e}"),
         })?;
@@ -37,14 +44,6 @@ impl RtmpUrl {
             return Err(format!(
                 "`{url}` needs a host, an app and a stream name (rtmp://HOST:PORT/APP/STREAM)"
             ));
-        }
-        if tls
-            && !authority
-                .trim_end_matches(|c: char| c.is_ascii_digit())
-                .ends_with(':')
-        {
-            // split_host_port gives RTMP's 1935 when no port is named.
-            port = RTMPS_DEFAULT_PORT;
         }
         Ok(Self {
             tls,

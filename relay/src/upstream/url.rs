@@ -57,7 +57,12 @@ impl UpstreamUrl {
         }
         let (authority, path) = split_authority(rest);
         let path = path.unwrap_or("");
-        let (host, port) = split_host_port(authority).map_err(|e| match e {
+        let default_port = if tls {
+            DEFAULT_RTMPS_PORT
+        } else {
+            DEFAULT_RTMP_PORT
+        };
+        let (host, port) = split_host_port(authority, default_port).map_err(|e| match e {
             AuthorityError::BadIpv6 => UrlError::BadIpv6(url.to_string()),
             AuthorityError::InvalidPort(port) => UrlError::InvalidPort {
                 url: url.to_string(),
@@ -67,16 +72,6 @@ impl UpstreamUrl {
         if host.is_empty() {
             return Err(UrlError::MissingHost(url.to_string()));
         }
-        // No port written: RTMPS has its own default.
-        let written = match authority.rsplit_once(']') {
-            Some((_, after)) => after.starts_with(':'),
-            None => authority.contains(':'),
-        };
-        let port = if tls && !written {
-            DEFAULT_RTMPS_PORT
-        } else {
-            port
-        };
         let path = path.trim_end_matches('/');
         let app = if path.is_empty() {
             None
