@@ -362,9 +362,9 @@ for rate, label in zip(rates, labels):
             "playback_latency_ms_max": q["playback_latency_ms"]["max"],
             "delivery_latency_ms_p50": q["delivery_latency_ms"]["p50"],
             # Payload received over the viewer's run (one viewer per report), and per second
-            # of viewing (from its first played frame: counts the join's burst, not its time).
+            # of its session (request to end).
             "goodput_kbps": None if q["goodput_mbps"] is None else q["goodput_mbps"] * 1000,
-            "goodput_kbps_per_viewing_s": q["goodput_kbps_per_viewer"],
+            "goodput_kbps_per_session_s": q["goodput_kbps_per_viewer"],
             "frames_discarded": q["frames_discarded"],
             "by_player_buffer": q["by_player_buffer"],
         })

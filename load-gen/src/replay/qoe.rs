@@ -1,6 +1,8 @@
 //! The Periscope QoE study's player, as a pure model (no IO, no clocks): a pre-buffer P,
 //! frames played in order in real time, a stall when the next frame has not arrived by
-//! its play time (then P is buffered again), frames arriving after their slot discarded.
+//! its play time (then P is buffered again), frames arriving after their slot discarded —
+//! but for the next frame in order arriving while the previous one is, by the estimated frame
+//! length, still on screen (timestamps stepping 33, 34, 33 ms): it plays at once, late.
 //! Fed per frame with its arrival time, media timestamp and broadcaster's publish time,
 //! all in ms on the session's clock (0 = the viewer's request), it yields the join time
 //! (request to first played frame), stalls, and each played frame's buffering delay
@@ -109,6 +111,8 @@ impl Player {
                 }
             }
         };
+        // The next frame in order (newer than any so far), not one overtaken by others.
+        let next_in_order = self.last_ts.is_none() || media > self.media_ms;
         self.last_ts = Some(ts);
         self.last_media_ms = media;
         self.media_ms = self.media_ms.max(media);
@@ -137,7 +141,18 @@ impl Player {
                 media0_ms,
             } => {
                 let position = media0_ms + (now_ms - wall0_ms);
-                if media < position {
+                if media < position && next_in_order {
+                    // Its slot passed while the previous frame was still, by the estimate of
+                    // frame length, on screen (33 ms after a 34 ms step): a real player shows
+                    // it now, late, with the picture held meanwhile — no stall, no discard.
+                    let late = position - media;
+                    self.played_ms += late;
+                    self.state = State::Playing {
+                        wall0_ms: wall0_ms + late,
+                        media0_ms,
+                    };
+                    play(played(now_ms, now_ms, publish_ms));
+                } else if media < position {
                     out.discarded = true;
                     self.discarded += 1;
                 } else {
@@ -343,6 +358,37 @@ mod tests {
         assert!(arrivals[50].discarded);
         assert_eq!(played.len(), 60);
         assert_eq!(player.stalls, 0);
+    }
+
+    #[test]
+    fn the_next_frame_a_fraction_of_a_frame_late_plays_late_not_discarded() {
+        // 30 fps as encoders stamp it (33 and 34 ms steps), P = 0.1 s: media 0, 33, 66, 100
+        // arrive by 30 ms, the player starts at 30 (100 + 34 ms buffered). Media 133's slot
+        // is 163; it arrives at 163.5, while the 34 ms estimate still shows media 100 (to
+        // 164). It plays then, 0.5 ms late, and the clock moves with it; the rest arrive
+        // 5 ms before their (new) slots.
+        let mut frames = vec![(0.0, 0), (10.0, 33), (20.0, 66), (30.0, 100), (163.5, 133)];
+        frames.extend([166u32, 200, 233, 266, 300].map(|ts| (30.5 + f64::from(ts) - 5.0, ts)));
+        let (mut player, played, arrivals) = feed(0.1, &frames, 0.0);
+        assert_eq!(player.joined_ms, Some(30.0));
+        assert!(
+            !arrivals[4].discarded && !arrivals[4].stalled,
+            "{:?}",
+            arrivals[4]
+        );
+        assert_eq!((player.discarded, player.stalls), (0, 0));
+        assert_eq!(played.len(), frames.len());
+        // Media 133 waited no time in the buffer; the next ones wait their 5 ms.
+        assert!(played[4].buffer_ms.abs() < 1e-9, "{:?}", played[4]);
+        assert!((played[5].buffer_ms - 5.0).abs() < 1e-9, "{:?}", played[5]);
+        // Played time still adds up: from the start at 30 to media 300 + 33 on screen.
+        player.finish(30.5 + 333.0);
+        assert_eq!(player.stalls, 0);
+        assert!(
+            (player.played_ms - 333.5).abs() < 1e-6,
+            "{}",
+            player.played_ms
+        );
     }
 
     #[test]

@@ -85,8 +85,9 @@ pub struct QoeTotals {
     pub jitter_ms: Vec<f64>,
     /// Audio and video payload bytes received (what a player can use).
     pub media_bytes: u64,
-    /// Wall time of sessions from their first played frame (main model) to their end, s.
-    pub viewing_s: f64,
+    /// Wall time of ended sessions from their request to their end, s: the time in which
+    /// `media_bytes` arrived (the burst before the first played frame included).
+    pub session_s: f64,
 }
 
 impl QoeTotals {
@@ -105,7 +106,7 @@ impl QoeTotals {
             models: sizes.into_iter().map(ModelTotals::new).collect(),
             jitter_ms: Vec::new(),
             media_bytes: 0,
-            viewing_s: 0.0,
+            session_s: 0.0,
         }
     }
 
@@ -136,9 +137,9 @@ impl QoeTotals {
         if let Some(j) = jitter.std_dev_ms() {
             self.jitter_ms.push(j);
         }
-        if let Some(joined) = players.get(self.main).and_then(|p| p.joined_ms) {
-            self.viewing_s += (end_ms - joined).max(0.0) / 1000.0;
-        }
+        // The session's clock starts at its request: goodput counts the bytes that arrived
+        // while the player was still buffering, so their time counts too.
+        self.session_s += end_ms.max(0.0) / 1000.0;
     }
 
     /// The report's `qoe` object; `delivery` is the run's delivery-latency histogram.
@@ -151,8 +152,8 @@ impl QoeTotals {
         } else {
             0.0
         };
-        let per_viewer = (self.viewing_s > 0.0)
-            .then(|| self.media_bytes as f64 * 8.0 / 1e3 / self.viewing_s)
+        let per_viewer = (self.session_s > 0.0)
+            .then(|| self.media_bytes as f64 * 8.0 / 1e3 / self.session_s)
             .map(round3);
         let sweep: Vec<Value> = self.models.iter().map(model_row).collect();
         json!({
@@ -266,6 +267,7 @@ mod tests {
         );
         assert!((m.played_ms - 1200.0).abs() < 1e-6, "{}", m.played_ms);
         assert!((m.stall_ratio() - 3640.0 / 4840.0).abs() < 1e-9);
-        assert!((q.viewing_s - 4.84).abs() < 1e-9);
+        // Goodput's time is the whole session, request to end (not only from the join).
+        assert!((q.session_s - 5.0).abs() < 1e-9);
     }
 }
