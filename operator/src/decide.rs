@@ -231,6 +231,7 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
         &region_names,
         &observed.pods,
         &observed.scrapes,
+        &observed.overflow_viewers,
         &observed.counts_by_tier(),
     );
     let keep_seconds = history_window_seconds(spec);

@@ -68,6 +68,7 @@ pub async fn gather(
         integrity,
         upstreams,
         rooms,
+        overflow_viewers,
     } = scrape_all(scraper, port, &pods, target, metrics).await;
     Ok(Observed {
         deployments,
@@ -79,6 +80,7 @@ pub async fn gather(
         integrity,
         upstreams,
         rooms,
+        overflow_viewers,
     })
 }
 
@@ -123,6 +125,8 @@ pub(crate) struct Scrapes {
     pub upstreams: BTreeMap<String, String>,
     /// The load each pod that reported one carries (quality as a second signal).
     pub rooms: BTreeMap<String, RelayRoom>,
+    /// The viewers each pod holds by overflow, by their own region (pods holding some).
+    pub overflow_viewers: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Scrapes every running relay pod concurrently (at most 32 at a time).
@@ -156,13 +160,22 @@ pub(crate) async fn scrape_all(
                 .filter(|u| u.state == "connected")
                 .and_then(|u| u.url.clone());
             let room = answer.as_ref().ok().and_then(RelayRoom::of);
+            let overflow = answer
+                .as_ref()
+                .map(|stats| stats.overflow_viewers_of(&app, &stream))
+                .unwrap_or_default();
             let outcome = answer
                 .map(|stats| stats.viewers_of(&app, &stream))
                 .map_err(|e| format!("{ip}:{port}: {e}"));
-            (pod, outcome, (integrity, upstream, room))
+            (pod, outcome, (integrity, upstream, room, overflow))
         }
     });
-    type Extras = (Option<IntegrityStats>, Option<String>, Option<RelayRoom>);
+    type Extras = (
+        Option<IntegrityStats>,
+        Option<String>,
+        Option<RelayRoom>,
+        BTreeMap<String, u64>,
+    );
     let results: Vec<(String, ScrapeOutcome, Extras)> = futures::stream::iter(jobs)
         .buffer_unordered(32)
         .collect()
@@ -172,8 +185,12 @@ pub(crate) async fn scrape_all(
         integrity: BTreeMap::new(),
         upstreams: BTreeMap::new(),
         rooms: BTreeMap::new(),
+        overflow_viewers: BTreeMap::new(),
     };
-    for (pod, outcome, (integrity, upstream, room)) in results {
+    for (pod, outcome, (integrity, upstream, room, overflow)) in results {
+        if !overflow.is_empty() {
+            scrapes.overflow_viewers.insert(pod.clone(), overflow);
+        }
         if let Some(url) = upstream {
             scrapes.upstreams.insert(pod.clone(), url);
         }

@@ -3,7 +3,7 @@
 //! Where things are: the resource in [`crd`]; a reconcile's driver in [`reconcile`] (gather →
 //! decide → apply → settle → report); the pure steps in [`decide`], which calls [`validate`]
 //! and [`image_policy`],
-//! [`observe`], [`advertise`] (the host a `hostPort` edge advertises), [`sizing`] (the adapter
+//! [`observe`] (with [`region_viewers`], what a region's demand counts), [`advertise`] (the host a `hostPort` edge advertises), [`sizing`] (the adapter
 //! to `surge-planner`, which makes every sizing decision; [`policy`] swaps in another
 //! autoscaler), [`tree`], [`build`] and [`status`]; the IO in [`gather`], [`scrape`], [`apply`], [`report`],
 //! [`context`], [`leader`], [`metrics`] and [`controller`].
@@ -30,6 +30,7 @@ pub mod policy;
 pub mod quality;
 pub mod ready_timer;
 pub mod reconcile;
+pub mod region_viewers;
 pub mod report;
 pub mod scrape;
 pub mod signing_secret;

@@ -180,6 +180,9 @@ pub struct Observed {
     pub upstreams: BTreeMap<String, String>,
     /// Per pod name: the load it reported (relays that predate the field report none).
     pub rooms: BTreeMap<String, crate::quality::RelayRoom>,
+    /// Per pod name: its viewers of this Stream that a locator placed there by overflow, by
+    /// their own region (only pods that hold some).
+    pub overflow_viewers: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Observed {
@@ -211,7 +214,8 @@ impl Observed {
 /// Everything observed about a Stream's relays in one reconcile.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observation {
-    /// Per region: viewers summed over the edges that answered; `None` when none answered.
+    /// Per region: its viewers ([`crate::region_viewers`]: its edges' own and its overflowed
+    /// ones); `None` when nothing of it was counted.
     pub region_viewers: BTreeMap<String, Option<u64>>,
     /// Per region: planner inputs without samples (the caller adds its history).
     pub regions: BTreeMap<String, RegionInput>,
@@ -228,14 +232,19 @@ impl Observation {
 }
 
 /// Combines pods, their scrape outcomes and the Deployments' counts.
-/// `deployments` maps (region, tier) to counts; `regions` lists the spec's regions.
+/// `deployments` maps (region, tier) to counts; `regions` lists the spec's regions;
+/// `overflow` the viewers each pod holds by overflow, by region.
 pub fn observe(
     regions: &[String],
     pods: &[PodView],
     scrapes: &BTreeMap<String, ScrapeOutcome>,
+    overflow: &BTreeMap<String, BTreeMap<String, u64>>,
     deployments: &BTreeMap<(String, TierKind), DeploymentCounts>,
 ) -> Observation {
-    let mut obs = Observation::default();
+    let mut obs = Observation {
+        region_viewers: crate::region_viewers::region_viewers(regions, pods, scrapes, overflow),
+        ..Observation::default()
+    };
     for region in regions {
         let edges = deployments
             .get(&(region.clone(), TierKind::Edge))
@@ -257,7 +266,6 @@ pub fn observe(
             })
             .collect();
         let mut relays = Vec::new();
-        let mut viewers: Option<u64> = None;
         for pod in pods
             .iter()
             .filter(|p| &p.region == region && !p.terminating)
@@ -269,9 +277,6 @@ pub fn observe(
             };
             let load = match scrapes.get(&pod.name) {
                 Some(Ok(v)) => {
-                    if pod.tier == TierKind::Edge {
-                        viewers = Some(viewers.unwrap_or(0) + v);
-                    }
                     obs.pod_viewers.insert(pod.name.clone(), *v);
                     *v
                 }
@@ -284,7 +289,6 @@ pub fn observe(
                 ready: pod.ready,
             });
         }
-        obs.region_viewers.insert(region.clone(), viewers);
         obs.regions.insert(
             region.clone(),
             RegionInput {

@@ -61,7 +61,13 @@ fn viewers_come_from_edges_only_and_failures_are_listed() {
             },
         ),
     ]);
-    let obs = observe(&["us".into(), "eu".into()], &pods, &scrapes, &deployments);
+    let obs = observe(
+        &["us".into(), "eu".into()],
+        &pods,
+        &scrapes,
+        &BTreeMap::new(),
+        &deployments,
+    );
     assert_eq!(obs.region_viewers["us"], Some(150));
     assert_eq!(
         obs.region_viewers["eu"], None,

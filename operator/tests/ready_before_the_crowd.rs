@@ -108,7 +108,13 @@ fn grow(stream: &Stream, start: u64, per_minute: u64, minutes: u32) -> Vec<Step>
                 ready: ready.len() as i32,
             },
         )]);
-        let observation = observe(&[REGION.to_string()], &pods, &scraped, &deployments);
+        let observation = observe(
+            &[REGION.to_string()],
+            &pods,
+            &scraped,
+            &BTreeMap::new(),
+            &deployments,
+        );
         assert_eq!(observation.region_viewers[REGION], Some(viewers));
         history.record(REGION, t, viewers, keep);
         let inputs: Vec<_> = observation

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, HubConfig, Subscription};
 use crate::metrics::Metrics;
+use crate::placement::overflow_viewers::OverflowViewers;
 use crate::placement::{CapacityLimits, Room, StreamLoad};
 use crate::protocol::Protocol;
 use crate::upstream::{MediaSink, PullerConfig, UpstreamState, spawn_puller_with};
@@ -50,6 +51,8 @@ pub struct StreamEntry {
     /// Viewers admitted and not yet gone; counted under the registry lock, so admission of
     /// concurrent viewers never overshoots the relay's capacity.
     admitted: AtomicUsize,
+    /// Of those, the viewers a locator placed here by overflow, by their own region.
+    pub overflow: OverflowViewers,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -230,6 +233,7 @@ impl Registry {
             pull_cancel: None,
             linger_generation: AtomicU64::new(0),
             admitted: AtomicUsize::new(0),
+            overflow: OverflowViewers::default(),
         });
         streams.insert(key.clone(), entry.clone());
         Ok(PublishGuard {
@@ -265,6 +269,7 @@ impl Registry {
             pull_cancel: Some(cancel),
             linger_generation: AtomicU64::new(0),
             admitted: AtomicUsize::new(0),
+            overflow: OverflowViewers::default(),
         })
     }
 
@@ -286,6 +291,18 @@ impl Registry {
         app: &str,
         name: &str,
         protocol: Protocol,
+    ) -> Result<Subscription, PlayError> {
+        self.subscribe_from(app, name, protocol, None)
+    }
+
+    /// [`Self::subscribe`] for a viewer a locator placed here by overflow from region `home`
+    /// (the play URL's `region=`), counted under that region while it plays.
+    pub fn subscribe_from(
+        &self,
+        app: &str,
+        name: &str,
+        protocol: Protocol,
+        home: Option<&str>,
     ) -> Result<Subscription, PlayError> {
         if self.is_draining() {
             return Err(self.refused(protocol, PlayError::ShuttingDown));
@@ -321,11 +338,15 @@ impl Registry {
             entry.linger_generation.fetch_add(1, Ordering::SeqCst);
             entry
         };
+        let home = home
+            .filter(|region| entry.overflow.arrive(region))
+            .map(str::to_string);
         let mut sub = entry.hub.subscribe(protocol);
         sub.set_guard(Box::new(ViewerGuard {
             registry: self.me.clone(),
             key,
             entry,
+            home,
         }));
         Ok(sub)
     }
@@ -416,10 +437,15 @@ struct ViewerGuard {
     registry: Weak<Registry>,
     key: StreamKey,
     entry: Arc<StreamEntry>,
+    /// The region it was counted under in `entry.overflow`, if any.
+    home: Option<String>,
 }
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
+        if let Some(region) = &self.home {
+            self.entry.overflow.leave(region);
+        }
         if let Some(r) = self.registry.upgrade() {
             r.viewer_left(&self.key, &self.entry);
         }
@@ -439,6 +465,8 @@ fn stream_loads(streams: &HashMap<StreamKey, Arc<StreamEntry>>) -> Vec<StreamLoa
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn registry(upstreams: Vec<String>, max_viewers: usize) -> Arc<Registry> {
@@ -512,6 +540,33 @@ mod tests {
                 "an unknown stream is not a refusal for room: {sample} missing in:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn overflow_viewers_count_under_their_region_while_they_play() {
+        let r = registry(vec![], 10);
+        let _g = r.start_publish("live", "x").expect("publish");
+        let own = r.subscribe("live", "x", Protocol::Flv).expect("own");
+        let eu = r
+            .subscribe_from("live", "x", Protocol::Rtmp, Some("eu-west"))
+            .expect("eu");
+        let eu2 = r
+            .subscribe_from("live", "x", Protocol::Flv, Some("eu-west"))
+            .expect("eu 2");
+        let entry = r.get("live", "x").expect("entry");
+        assert_eq!(r.total_viewers(), 3);
+        assert_eq!(
+            entry.overflow.snapshot(),
+            BTreeMap::from([("eu-west".to_string(), 2)])
+        );
+        drop(eu);
+        drop(own);
+        assert_eq!(
+            entry.overflow.snapshot(),
+            BTreeMap::from([("eu-west".to_string(), 1)])
+        );
+        drop(eu2);
+        assert!(entry.overflow.snapshot().is_empty());
     }
 
     #[tokio::test]

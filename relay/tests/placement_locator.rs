@@ -228,6 +228,27 @@ async fn viewers_spread_over_edges_with_room_then_overflow_then_reach_a_new_edge
         viewers(reflector.http).await >= 1,
         "the overflow viewer plays on the reflector"
     );
+    // ... and the reflector reports it as the region's viewer (the play URL said
+    // `region=eu`), so the operator counts it in the region's demand.
+    let crowd = &common::stats(reflector.http).await["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["name"] == "crowd")
+        .cloned()
+        .expect("the reflector carries the stream");
+    assert_eq!(
+        crowd["overflow_viewers"],
+        serde_json::json!({ "eu": 1 }),
+        "{crowd}"
+    );
+    for e in &edges {
+        let stats = common::stats(e.http).await;
+        assert!(
+            !stats.to_string().contains("overflow_viewers"),
+            "an edge's own viewers are not overflow: {stats}"
+        );
+    }
     assert_eq!(
         overflow_count(locator).await,
         overflow_before + 1.0,

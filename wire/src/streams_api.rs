@@ -28,11 +28,17 @@
 //!   stream's signed frames failed verification (`--verify-key`): `failures` (a count),
 //!   `last_upstream` (the `rtmp://` URL that sent them), `last_reason` (the
 //!   `surge_relay_integrity_failures_total` reason label) and `last_failure_age_s` (seconds
-//!   since, at the time of the answer, so readers need no clock of the relay's).
+//!   since, at the time of the answer, so readers need no clock of the relay's);
+//!   `overflow_viewers`, only while some viewers of the stream were placed here by overflow:
+//!   their count by their own region (the `region=` a locator puts in the play URL it hands
+//!   out for an overflow placement), so the operator counts them as that region's demand
+//!   rather than this relay's.
 //!
 //! The relay writes every field. Readers are lenient, so that older relays stay readable: a
 //! missing field takes its default (`max_viewers` and `ingest_kbps` become `None`), unknown
 //! fields are ignored, and `ingest_kbps` may be a fraction (it is rounded).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -123,6 +129,10 @@ pub struct StreamStats {
     /// Verification failures of what this relay pulled (omitted while there are none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<IntegrityStats>,
+    /// Of `viewers`, those a locator placed here by overflow, by their own region (omitted
+    /// while there are none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overflow_viewers: BTreeMap<String, u64>,
 }
 
 /// Signed frames of a pulled stream that failed verification.
@@ -172,6 +182,21 @@ impl RelayStats {
             .map(|s| s.viewers.rtmp + s.viewers.flv)
             .sum()
     }
+
+    /// Viewers of `app/name` placed here by overflow, by their own region.
+    pub fn overflow_viewers_of(&self, app: &str, name: &str) -> BTreeMap<String, u64> {
+        let mut by_region = BTreeMap::new();
+        for s in self
+            .streams
+            .iter()
+            .filter(|s| s.app == app && s.name == name)
+        {
+            for (region, n) in &s.overflow_viewers {
+                *by_region.entry(region.clone()).or_default() += n;
+            }
+        }
+        by_region
+    }
 }
 
 /// Any JSON number (or null) as whole kbit/s; negative and non-finite values read as 0.
@@ -208,6 +233,7 @@ mod tests {
                     dropped_frames: 0,
                     gop_cache_ms: 2000,
                     integrity: None,
+                    overflow_viewers: BTreeMap::new(),
                 },
                 StreamStats {
                     app: "live".into(),
@@ -219,6 +245,7 @@ mod tests {
                     dropped_frames: 2,
                     gop_cache_ms: 160,
                     integrity: None,
+                    overflow_viewers: BTreeMap::new(),
                 },
             ],
         }
@@ -264,6 +291,29 @@ mod tests {
             serde_json::from_str::<RelayStats>(&json).expect("reads"),
             stats
         );
+    }
+
+    #[test]
+    fn overflow_viewers_are_written_only_when_there_are_some_and_summed_per_stream() {
+        let mut stats = sample();
+        assert!(
+            !serde_json::to_string(&stats)
+                .expect("serializes")
+                .contains("overflow")
+        );
+        stats.streams[0].overflow_viewers = BTreeMap::from([("ap-south".into(), 2)]);
+        let json = serde_json::to_string(&stats).expect("serializes");
+        assert!(
+            json.contains(r#""overflow_viewers":{"ap-south":2}"#),
+            "{json}"
+        );
+        let read: RelayStats = serde_json::from_str(&json).expect("reads");
+        assert_eq!(read, stats);
+        assert_eq!(
+            read.overflow_viewers_of("live", "final"),
+            BTreeMap::from([("ap-south".to_string(), 2)])
+        );
+        assert!(read.overflow_viewers_of("live", "pushed").is_empty());
     }
 
     #[test]

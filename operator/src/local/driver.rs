@@ -193,6 +193,7 @@ impl Backend for FleetBackend<'_> {
         observed.integrity = scrapes.integrity;
         observed.upstreams = scrapes.upstreams;
         observed.rooms = scrapes.rooms;
+        observed.overflow_viewers = scrapes.overflow_viewers;
         if let Some(key) = key {
             // No Secrets here: a key file of the Stream's own stands for any Secret.
             if !key.generated && !self.warned_key.swap(true, Ordering::Relaxed) {

@@ -52,6 +52,7 @@ pub fn observed_from_fleet(status: &FleetStatus, speed: f64) -> Observed {
         integrity: Default::default(),
         upstreams: Default::default(),
         rooms: Default::default(),
+        overflow_viewers: Default::default(),
     }
 }
 

@@ -16,6 +16,7 @@ use tracing::{Instrument, Span};
 use super::AppState;
 use crate::flv;
 use crate::hub::{Batch, Subscription};
+use crate::placement::overflow_viewers::home_region;
 use crate::protocol::Protocol;
 use crate::registry::PlayError;
 
@@ -32,7 +33,12 @@ pub async fn play(
     if let Some(elsewhere) = super::locate::place_flv(&state, &app, name, query.as_deref()) {
         return elsewhere;
     }
-    let sub = match state.registry.subscribe(&app, name, Protocol::Flv) {
+    // Placed here by another region's locator (overflow): that region's viewer.
+    let home = query.as_deref().and_then(home_region);
+    let sub = match state
+        .registry
+        .subscribe_from(&app, name, Protocol::Flv, home)
+    {
         Ok(s) => s,
         Err(e @ PlayError::NotFound(..)) => {
             return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::placement::locate::{Located, Outcome, PLACED_PARAM, PlayProtocol, Request};
+use crate::placement::overflow_viewers::tag_url;
 use crate::placement::poller::Locator;
 
 /// On a redirect: `edge` (an edge of the viewer's region) or `overflow` (a relay further
@@ -99,6 +100,11 @@ pub async fn locate(
                 // Reach this relay the way the client just did.
                 if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
                     l.url = self_url(&state, host, &req);
+                    // Another region's viewer placed here by overflow (only a `region=` query
+                    // makes a locator overflow to itself): keep it counted as theirs.
+                    if let (true, Some(region)) = (l.overflow, req.region) {
+                        l.url = tag_url(&l.url, region);
+                    }
                 }
             }
             Json(Answer {

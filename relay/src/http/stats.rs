@@ -52,6 +52,7 @@ pub fn collect(state: &AppState) -> RelayStats {
                     last_reason: last.reason,
                     last_failure_age_s: last.at.elapsed().as_secs(),
                 }),
+                overflow_viewers: entry.overflow.snapshot(),
             }
         })
         .collect();

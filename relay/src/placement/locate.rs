@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::choose::{OverflowStep, Placement, place_viewer};
+use super::overflow_viewers::tag_url;
 use super::view::PeerView;
 
 /// How the viewer will play.
@@ -95,6 +96,9 @@ pub fn locate(view: &mut PeerView, policy: &LocatorPolicy, req: &Request, now: I
         ),
         PlayProtocol::Rtmp => format!("{}/{}/{}", report.viewer_rtmp_base(), req.app, req.stream),
     };
+    // The relay it reaches reports it as this region's viewer, so the region's demand
+    // still includes it (see `overflow_viewers`).
+    let url = if overflow { tag_url(&url, region) } else { url };
     let located = Located {
         url,
         relay: chosen.id.clone(),
@@ -230,14 +234,17 @@ mod tests {
         };
         assert_eq!(
             (flv.url.as_str(), flv.overflow),
-            ("http://node-a.example:8081/live/a.flv?placed=1", true)
+            (
+                "http://node-a.example:8081/live/a.flv?placed=1&region=eu",
+                true
+            )
         );
         let Outcome::Placed(rtmp) =
             locate(&mut view, &policy("e1"), &request(PlayProtocol::Rtmp), now)
         else {
             panic!("not placed")
         };
-        assert_eq!(rtmp.url, "rtmp://node-a.example:1936/live/a");
+        assert_eq!(rtmp.url, "rtmp://node-a.example:1936/live/a?region=eu");
         let r1 = view.report("r1").expect("in view");
         assert_eq!(r1.pull_base(), "rtmp://10.0.0.7:8102");
     }
@@ -254,6 +261,10 @@ mod tests {
             panic!("not placed")
         };
         assert_eq!((l.relay.as_str(), l.overflow), ("r1", true));
+        assert_eq!(
+            l.url, "http://127.0.0.1:8101/live/a.flv?placed=1&region=eu",
+            "an overflow placement names the viewer's region"
+        );
         let unknown = Request {
             stream: "nope",
             ..request(PlayProtocol::Flv)

@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod choose;
 pub mod locate;
+pub mod overflow_viewers;
 pub mod poller;
 pub mod room_gate;
 pub mod view;

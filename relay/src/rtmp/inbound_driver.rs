@@ -213,7 +213,13 @@ impl InboundDriver {
                 app,
                 stream,
                 stream_id,
-            } => match self.registry.subscribe(&app, &stream, Protocol::Rtmp) {
+                home_region,
+            } => match self.registry.subscribe_from(
+                &app,
+                &stream,
+                Protocol::Rtmp,
+                home_region.as_deref(),
+            ) {
                 Ok(sub) => {
                     let replies = self.session.accept_play(request_id)?;
                     out.extend(replies.into_iter().map(Outbound::Control));

@@ -57,6 +57,9 @@ pub enum InboundEvent {
         app: String,
         stream: String,
         stream_id: u32,
+        /// The viewer's own region when a locator placed it here by overflow (`?region=R`
+        /// after the stream name).
+        home_region: Option<String>,
     },
     /// The accepted publisher stopped publishing (no more media follows).
     PublishFinished { app: String, stream: String },

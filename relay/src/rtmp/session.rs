@@ -29,6 +29,7 @@ use super::command_guard::check_command;
 pub use super::inbound_event::{InboundError, InboundEvent, PlayRefusal, Role};
 use super::messages;
 use crate::media::{MediaKind, MediaMessage};
+use crate::placement::overflow_viewers::home_region;
 
 /// Chunk size of the re-chunked command stream fed to rml_rtmp: one chunk per message.
 const REFRAME_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
@@ -353,11 +354,16 @@ impl InboundSession {
                     app: app_name.clone(),
                     stream: stream.clone(),
                 };
+                let home_region = stream_key
+                    .split_once('?')
+                    .and_then(|(_, query)| home_region(query))
+                    .map(str::to_string);
                 let event = InboundEvent::PlayRequested {
                     request_id,
                     app: app_name,
                     stream,
                     stream_id,
+                    home_region,
                 };
                 self.request(request_id, role, event, out);
                 Ok(())

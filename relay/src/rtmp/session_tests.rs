@@ -247,13 +247,19 @@ fn refused_play_says_not_found_or_failed() {
             app,
             stream,
             stream_id,
-        } = only_request(c.feed(&request("play", "cam?x=1")))
+            home_region,
+        } = only_request(c.feed(&request("play", "cam?x=1&region=eu-west")))
         else {
             panic!("expected a play request");
         };
         assert_eq!(
             (app.as_str(), stream.as_str(), stream_id),
             ("live", "cam", 1)
+        );
+        assert_eq!(
+            home_region.as_deref(),
+            Some("eu-west"),
+            "an overflow placement's region"
         );
         let replies = c
             .session
