@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use surge_netem::topology::{Topology, node_address, router_address};
-use surge_netem::{probe, proxy};
+use surge_netem::{forward, probe, proxy};
 
 /// Network emulation for Surge's tests and benchmarks (driven by scripts/netem/).
 #[derive(Parser)]
@@ -32,6 +32,16 @@ enum Command {
         /// Where nftables redirects the nodes' TCP connections.
         #[arg(long)]
         listen: SocketAddr,
+        /// Line commands: set, stall, partition, reset, show, ping.
+        #[arg(long)]
+        control: SocketAddr,
+    },
+    /// Forward connections from fixed addresses of this machine to fixed targets, each across
+    /// a named link (no namespaces, no root): `--link NAME,LISTEN,TARGET[,delay=D][,jitter=D]
+    /// [,rate=R]`, repeatable; the control port takes the proxy's commands for those links.
+    Forward {
+        #[arg(long = "link", required = true, value_parser = forward::parse)]
+        links: Vec<forward::Forward>,
         /// Line commands: set, stall, partition, reset, show, ping.
         #[arg(long)]
         control: SocketAddr,
@@ -115,6 +125,7 @@ fn main() -> Result<()> {
             let t = read_topology(&topology)?;
             runtime.block_on(proxy::run(proxy::Shared::new(t), listen, control))
         }
+        Command::Forward { links, control } => runtime.block_on(forward::run(links, control)),
         Command::Serve { listen } => runtime.block_on(probe::serve(listen)),
         Command::Rtt {
             connect,

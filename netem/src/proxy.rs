@@ -38,8 +38,8 @@ pub struct Shared {
     links: Mutex<Vec<LinkState>>,
     /// Bumped on every `reset`, so connections re-check their links' reset counters.
     reset_generation: watch::Sender<u64>,
-    connections: AtomicU64,
-    open: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) open: AtomicU64,
 }
 
 impl Shared {
@@ -229,7 +229,7 @@ pub async fn run(shared: Arc<Shared>, listen: SocketAddr, control_addr: SocketAd
     }
 }
 
-async fn serve_control(shared: Arc<Shared>, listener: TcpListener) {
+pub(crate) async fn serve_control(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -313,6 +313,29 @@ async fn connection(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) ->
         abort(&client);
         anyhow::bail!("{peer} -> {target}: no route");
     };
+    tracing::debug!(%peer, %target, from = %shared.topo.nodes[src].name, to = %shared.topo.nodes[dst].name, "routed");
+    carry(
+        shared,
+        client,
+        peer4,
+        SocketAddr::V4(target),
+        route,
+        accepted,
+    )
+    .await
+}
+
+/// Dials `target` and carries the connection's bytes both ways along `route` (the client's
+/// side first), as the route's links say; returns when both directions have ended.
+pub(crate) async fn carry(
+    shared: Arc<Shared>,
+    client: TcpStream,
+    peer4: SocketAddrV4,
+    target: SocketAddr,
+    route: Vec<Hop>,
+    accepted: Instant,
+) -> Result<()> {
+    let peer = SocketAddr::V4(peer4);
     let back: Vec<Hop> = route
         .iter()
         .rev()
@@ -347,7 +370,7 @@ async fn connection(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) ->
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    tracing::debug!(%peer, %target, from = %shared.topo.nodes[src].name, to = %shared.topo.nodes[dst].name, "connected");
+    tracing::debug!(%peer, %target, "connected");
 
     let (end_tx, end_rx) = watch::channel(End::Open);
     let end_tx = Arc::new(end_tx);

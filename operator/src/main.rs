@@ -161,6 +161,14 @@ struct LocalArgs {
     /// auto: when standard output is a terminal (plain log lines otherwise).
     #[arg(long, value_enum, default_value_t = ViewMode::Auto)]
     view: ViewMode,
+    /// Put a link between each region and its parent: relays outside the origin's region
+    /// reach the origin's Service at 127.<their region's octet>.0.0 (same port) instead of
+    /// its stand-in, through their region's own hosts file (<log dir>/<hosts>.<region>).
+    /// Nothing listens there: run a forwarder to the stand-in, e.g. `surge-netem forward
+    /// --link eu-west,127.201.0.0:1935,127.200.0.0:1935 --control 127.0.0.1:15000`, whose
+    /// link faults can then stall, partition or throttle (scripts/demo --parent-links).
+    #[arg(long)]
+    parent_links: bool,
 }
 
 fn positive_speed(s: &str) -> Result<f64, String> {
@@ -445,6 +453,7 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
         first_octet: args.first_octet,
         policy: args.policy,
         view,
+        parent_links: args.parent_links,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if let Err(e) = runtime.block_on(run_local(opts)) {

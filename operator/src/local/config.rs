@@ -33,9 +33,23 @@ pub struct FleetConfig {
     pub hosts_file: PathBuf,
     /// The domain of the Service names in relay arguments (`<service>.<namespace>.svc.<domain>`).
     pub cluster_domain: String,
+    /// A link between each region and its parent: relays outside the origin's region read
+    /// a hosts file of their region's (`<hosts_file>.<region>`) in which the origin's Service
+    /// is `127.<region>.0.0` (the origin tier's address in their own region, which no relay
+    /// gets), so their pulls from the origin cross whatever forwards that address to the
+    /// Service's stand-in: `surge-netem forward`, a WAN link that faults can stall,
+    /// partition or throttle. Nothing listens there unless someone starts one.
+    pub parent_links: bool,
 }
 
 impl FleetConfig {
+    /// The hosts file of `region`'s relays with [`FleetConfig::parent_links`].
+    pub fn region_hosts_file(&self, region: &str) -> PathBuf {
+        let mut name = self.hosts_file.clone().into_os_string();
+        name.push(format!(".{region}"));
+        PathBuf::from(name)
+    }
+
     pub fn new(
         relay_bin: PathBuf,
         log_dir: PathBuf,
@@ -54,6 +68,7 @@ impl FleetConfig {
             startup_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(500),
             restart_backoff: Duration::from_secs(1),
+            parent_links: false,
         }
     }
 }
@@ -80,4 +95,25 @@ pub enum FleetError {
         address: SocketAddr,
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_regions_hosts_file_sits_beside_the_fleets() {
+        let mut cfg = FleetConfig::new(
+            PathBuf::from("/bin/true"),
+            PathBuf::from("/tmp/logs"),
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        cfg.hosts_file = PathBuf::from("/tmp/logs/default.demo.hosts");
+        assert_eq!(
+            cfg.region_hosts_file("eu-west"),
+            PathBuf::from("/tmp/logs/default.demo.hosts.eu-west")
+        );
+        assert!(!cfg.parent_links, "off unless asked for");
+    }
 }

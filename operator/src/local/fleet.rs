@@ -23,7 +23,7 @@
 //! are laid out for `maxEdges` from the start, see `tree::plan_tiers`), so a crowd plays the
 //! same here and on a cluster; a spec change is where they differ.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,8 +70,8 @@ struct State {
     costs: BTreeMap<String, String>,
     /// Stand-ins of the tiers' Services, by [`service_key`].
     proxies: BTreeMap<String, ServiceProxy>,
-    /// The hosts file's text as last written.
-    hosts_written: Option<String>,
+    /// Each hosts file's text as last written (one, or one per region with parent links).
+    hosts_written: BTreeMap<PathBuf, String>,
     shut_down: bool,
 }
 
@@ -675,15 +675,73 @@ impl State {
             .collect();
         let entries =
             hosts_file::entries(&self.services, &endpoints, &stand_ins, &cfg.cluster_domain);
-        let text = hosts_file::render(&entries);
-        if self.hosts_written.as_deref() == Some(text.as_str()) {
-            return;
-        }
-        match hosts_file::write_atomically(&cfg.hosts_file, &text) {
-            Ok(()) => self.hosts_written = Some(text),
-            Err(e) => {
-                tracing::warn!(file = %cfg.hosts_file.display(), error = %e, "hosts file not written")
+        let mut files = vec![(cfg.hosts_file.clone(), hosts_file::render(&entries))];
+        if cfg.parent_links {
+            for (region, parent) in self.parent_links(cfg) {
+                let mut own = entries.clone();
+                for (name, address) in parent {
+                    own.insert(name, vec![address]);
+                }
+                files.push((cfg.region_hosts_file(&region), hosts_file::render(&own)));
             }
+        }
+        for (path, text) in files {
+            if self.hosts_written.get(&path) == Some(&text) {
+                continue;
+            }
+            match hosts_file::write_atomically(&path, &text) {
+                Ok(()) => {
+                    self.hosts_written.insert(path, text);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "hosts file not written")
+                }
+            }
+        }
+    }
+
+    /// Per region outside the origin's: the origin Services' names and the address they
+    /// resolve to there, `127.<region>.0.0` ([`FleetConfig::parent_links`]).
+    fn parent_links(&mut self, cfg: &FleetConfig) -> Vec<(String, Vec<(String, Ipv4Addr)>)> {
+        let origins: Vec<(String, String)> = self
+            .tiers
+            .values()
+            .filter(|t| t.kind == TierKind::Origin)
+            .filter_map(|t| {
+                let service = self.services.iter().find(|s| service_key(s) == t.service)?;
+                Some((
+                    t.region.clone(),
+                    hosts_file::dns_name(service, &cfg.cluster_domain),
+                ))
+            })
+            .collect();
+        let regions: BTreeSet<String> = self
+            .tiers
+            .values()
+            .map(|t| t.region.clone())
+            .filter(|r| origins.iter().all(|(o, _)| o != r))
+            .collect();
+        let mut out = Vec::new();
+        for region in regions {
+            let Ok(address) = self.book.service_address(&region, TierKind::Origin) else {
+                continue;
+            };
+            let names = origins.iter().map(|(_, n)| (n.clone(), address)).collect();
+            out.push((region, names));
+        }
+        out
+    }
+
+    /// The hosts file `tier`'s relays read.
+    fn hosts_file_of(&self, cfg: &FleetConfig, tier: &Tier) -> PathBuf {
+        let origin_region = self
+            .tiers
+            .values()
+            .any(|t| t.kind == TierKind::Origin && t.region == tier.region);
+        if cfg.parent_links && !origin_region && tier.kind != TierKind::Origin {
+            cfg.region_hosts_file(&tier.region)
+        } else {
+            cfg.hosts_file.clone()
         }
     }
 
@@ -749,8 +807,12 @@ impl State {
         let rtmp = listen_address(&mut args, "--rtmp-listen", address, 1935);
         let http = listen_address(&mut args, "--http-listen", address, 8080);
         let probe = flag_address(&args, "--admin-listen").unwrap_or(http);
+        let hosts = self
+            .tiers
+            .get(deployment)
+            .map_or_else(|| cfg.hosts_file.clone(), |t| self.hosts_file_of(cfg, t));
         args.push("--hosts-file".to_string());
-        args.push(cfg.hosts_file.display().to_string());
+        args.push(hosts.display().to_string());
         let log = cfg.log_dir.join(format!("{name}.log"));
         let process = match RelayProcess::spawn(&cfg.relay_bin, &args, &launch.env, &log) {
             Ok(p) => p,

@@ -46,6 +46,8 @@ pub struct LocalOptions {
     pub policy: ScalingPolicy,
     /// Draw the live terminal view on standard output (logs then go to the log dir).
     pub view: bool,
+    /// A parent link per region ([`FleetConfig::parent_links`]).
+    pub parent_links: bool,
 }
 
 /// Why `surge-operator local` stopped or never started; [`LocalError::lines`] says it.
@@ -140,6 +142,7 @@ fn fleet_config(
         Duration::from_secs(u64::from(cfg.relay_shutdown_grace_seconds) + 2),
     );
     fc.first_region_octet = octet;
+    fc.parent_links = opts.parent_links;
     fc.cluster_domain = cfg.cluster_domain.clone();
     fc.poll_interval = Duration::from_millis(500)
         .div_f64(opts.speed)
@@ -330,6 +333,7 @@ mod tests {
             first_octet: DEFAULT_FIRST_REGION_OCTET,
             policy: ScalingPolicy::Hpa,
             view: false,
+            parent_links: false,
         };
         let cfg = operator_config(&opts);
         // The loop divides its intervals itself; relays drain 30 s of trace time.
