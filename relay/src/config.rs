@@ -250,8 +250,8 @@ pub struct Config {
     #[arg(long, env = "SURGE_VIEWER_SEND_BUFFER_BYTES", default_value_t = 256 << 10)]
     pub viewer_send_buffer_bytes: usize,
 
-    /// Tasks per stream that write new frames to RTMP viewers whose sockets keep up (one
-    /// wake-up per task per frame instead of one per viewer). `auto`: one per core this
+    /// Tasks per stream that write new frames to viewers whose sockets keep up, RTMP and
+    /// plain HTTP-FLV alike (one wake-up per task per frame instead of one per viewer). `auto`: one per core this
     /// process may use; `0`: every viewer writes from its own task.
     #[arg(long, env = "SURGE_FANOUT_TASKS", default_value = "auto", value_parser = parse_fanout_tasks)]
     pub fanout_tasks: usize,

@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::playback_listener::PlaybackListener;
 use crate::http::timeout_io::TimeoutListener;
 use crate::http::{AppState, admin_router, playback_router, router};
 use crate::hub::{CursorLimits, HubConfig};
@@ -260,7 +261,8 @@ impl Relay {
                 }
             })
         });
-        let listener = timeout_listener(http_listener);
+        // HTTP-FLV plays are served on the raw socket (fan-out groups), the rest by axum.
+        let listener = PlaybackListener::spawn(timeout_listener(http_listener), state.clone())?;
         // Not stopped by the drain (nor is the admin server): through the grace period /readyz
         // answers 503 (what a rollout waits for) and /healthz and /metrics keep answering; the
         // registry refuses new HTTP-FLV plays. The tasks are aborted when the grace ends.

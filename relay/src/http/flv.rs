@@ -1,5 +1,6 @@
 //! HTTP-FLV playback: `GET /APP/STREAM.flv` streams the FLV header, metadata, sequence headers,
-//! the GOP cache, then live tags, as one chunked response.
+//! the GOP cache, then live tags, as one chunked response. Plain-HTTP plays are mostly served
+//! on the raw socket by `flv_direct` (fan-out groups); this route serves the others.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +21,26 @@ use crate::placement::overflow_viewers::home_region;
 use crate::protocol::Protocol;
 use crate::registry::PlayError;
 
-static NEXT_VIEWER_ID: AtomicU64 = AtomicU64::new(1);
+/// Numbers HTTP-FLV viewers in logs, on both play paths.
+pub(super) static NEXT_VIEWER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The answer to a play the registry refused.
+pub fn refusal(e: PlayError) -> Response {
+    match e {
+        PlayError::NotFound(..) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        // Full or draining: a player may try again shortly (or another relay of the region).
+        e => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "2")],
+            format!("{e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Plays through the HTTP server: HTTPS, and plain-HTTP requests the relay does not serve on
+/// the raw socket (`flv_direct`: a play that is not its connection's first request, or whose
+/// path has escapes). Each viewer is a response body stream of its own.
 pub async fn play(
     State(state): State<AppState>,
     Path((app, file)): Path<(String, String)>,
@@ -40,18 +59,7 @@ pub async fn play(
         .subscribe_from(&app, name, Protocol::Flv, home)
     {
         Ok(s) => s,
-        Err(e @ PlayError::NotFound(..)) => {
-            return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();
-        }
-        // Full or draining: a player may try again shortly (or another relay of the region).
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "2")],
-                format!("{e}\n"),
-            )
-                .into_response();
-        }
+        Err(e) => return refusal(e),
     };
     let viewer = NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("http_flv", viewer, stream = %format!("{app}/{name}"));

@@ -5,8 +5,12 @@
 pub mod admin;
 pub mod advertise;
 pub mod flv;
+pub mod flv_direct;
 pub mod locate;
+pub mod play_request;
 pub mod playback;
+pub mod playback_listener;
+pub mod raw_response;
 pub mod readiness;
 pub mod stats;
 pub mod timeout_io;

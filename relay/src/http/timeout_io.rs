@@ -32,6 +32,16 @@ impl WriteTimeoutStream {
         }
     }
 
+    /// The socket, to look at what the client sent before the HTTP server reads it.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.inner
+    }
+
+    /// The socket alone, for a connection the relay serves outside the HTTP server.
+    pub fn into_tcp(self) -> TcpStream {
+        self.inner
+    }
+
     fn on_write_result<T>(
         &mut self,
         cx: &mut Context<'_>,

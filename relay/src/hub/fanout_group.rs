@@ -1,4 +1,5 @@
-//! Shared writer tasks for caught-up RTMP viewers of one stream.
+//! Shared writer tasks for caught-up viewers of one stream: RTMP viewers on plain TCP, and
+//! HTTP-FLV viewers of the relay's own HTTP-FLV writer (`http::flv_direct`), in the same groups.
 //!
 //! A viewer whose socket keeps up does not need a task of its own: one group task per worker
 //! thread wakes once per frame and writes the frame to each of its members with a non-blocking
@@ -7,7 +8,7 @@
 //! send or is closing, when the stream ends, or when a write fails. This turns "one task
 //! wake-up per viewer per frame" into "one per group per frame".
 //!
-//! (Over 450 lines with its unit tests; the fan-out task itself is ~165 lines.)
+//! (Over 600 lines with its unit tests; the fan-out task itself is ~190 lines.)
 
 use std::any::Any;
 use std::io::{self, IoSlice};
@@ -93,8 +94,29 @@ enum Step {
     Leave(LeaveReason),
 }
 
+/// Bytes a pass wrote, per protocol (the bytes-sent metric is labelled by protocol).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    rtmp: usize,
+    flv: usize,
+}
+
+impl Sent {
+    fn add(&mut self, protocol: Protocol, n: usize) {
+        match protocol {
+            Protocol::Rtmp => self.rtmp += n,
+            Protocol::Flv => self.flv += n,
+        }
+    }
+
+    #[cfg(test)]
+    fn total(&self) -> usize {
+        self.rtmp + self.flv
+    }
+}
+
 impl<S: GroupSink> Member<S> {
-    fn step(&mut self, bytes_sent: &mut usize) -> Step {
+    fn step(&mut self, sent: &mut Sent) -> Step {
         if self.recall.load(Ordering::Acquire) {
             return Step::Leave(LeaveReason::Recalled);
         }
@@ -103,7 +125,7 @@ impl<S: GroupSink> Member<S> {
             Some(Batch::End) => Step::Leave(LeaveReason::End),
             Some(Batch::Data(bufs)) => match write_without_waiting(&self.sink, &bufs) {
                 Ok((n, unsent)) => {
-                    *bytes_sent += n;
+                    sent.add(self.subscription.protocol(), n);
                     if unsent.is_empty() {
                         self.subscription.written();
                         Step::Stay
@@ -155,24 +177,24 @@ fn write_pass_part<S: GroupSink>(
     members: &mut Vec<Member<S>>,
     next: &mut usize,
     budget: usize,
-) -> usize {
-    let mut bytes_sent = 0;
+) -> Sent {
+    let mut sent = Sent::default();
     let mut offered = 0;
     while *next < members.len() && offered < budget {
         offered += 1;
-        match members[*next].step(&mut bytes_sent) {
+        match members[*next].step(&mut sent) {
             Step::Stay => *next += 1,
             // The last member moves into this slot and is offered next.
             Step::Leave(reason) => members.swap_remove(*next).leave(reason),
         }
     }
-    bytes_sent
+    sent
 }
 
 #[cfg(test)]
 fn write_pass<S: GroupSink>(members: &mut Vec<Member<S>>) -> usize {
     let mut next = 0;
-    write_pass_part(members, &mut next, usize::MAX)
+    write_pass_part(members, &mut next, usize::MAX).total()
 }
 
 /// One group: a task and the channel that brings it new members.
@@ -280,9 +302,13 @@ async fn run_group<S: GroupSink>(
         }
         let mut next = 0;
         loop {
-            let n = write_pass_part(&mut members, &mut next, MEMBERS_PER_SLICE);
-            if let (Some(m), true) = (&metrics, n > 0) {
-                m.add_bytes_sent(Protocol::Rtmp, n);
+            let sent = write_pass_part(&mut members, &mut next, MEMBERS_PER_SLICE);
+            if let Some(m) = &metrics {
+                for (protocol, n) in [(Protocol::Rtmp, sent.rtmp), (Protocol::Flv, sent.flv)] {
+                    if n > 0 {
+                        m.add_bytes_sent(protocol, n);
+                    }
+                }
             }
             if next >= members.len() {
                 break;
@@ -401,6 +427,46 @@ mod tests {
     }
 
     #[test]
+    fn http_flv_members_get_the_shared_chunks_and_count_as_flv() {
+        let h = hub();
+        let (rtmp_sink, flv_sinks) = (sink(1 << 20), [sink(1 << 20), sink(1 << 20)]);
+        let (r, _rm) = member(&h, rtmp_sink.clone());
+        let mut members = vec![r];
+        let mut handles = Vec::new();
+        for s in &flv_sinks {
+            let mut sub = Box::new(h.subscribe(Protocol::Flv));
+            sub.take_http_chunks();
+            while sub.try_next().is_some() {}
+            let (m, ms) = member(&h, s.clone());
+            members.push(Member {
+                subscription: sub,
+                ..m
+            });
+            handles.push(ms);
+        }
+        h.publish(keyframe(0));
+        let mut next = 0;
+        let sent = write_pass_part(&mut members, &mut next, usize::MAX);
+        assert_eq!(members.len(), 3);
+        let st = h.lock();
+        let mut chunk = Vec::new();
+        st.cache
+            .collect_from(st.cache.first_seq(), usize::MAX, usize::MAX, |f| {
+                chunk.extend_from_slice(&f.flv_chunk)
+            });
+        drop(st);
+        assert!(
+            chunk.starts_with(b"16\r\n"),
+            "one HTTP chunk per tag (22 bytes)"
+        );
+        for s in &flv_sinks {
+            assert_eq!(*s.written.lock().unwrap(), chunk);
+        }
+        assert_eq!(sent.flv, 2 * chunk.len());
+        assert_eq!(sent.rtmp, expected_bytes(&h).len());
+    }
+
+    #[test]
     fn a_pass_in_slices_reaches_every_member_once() {
         let h = hub();
         let sinks: Vec<_> = (0..3).map(|_| sink(1 << 20)).collect();
@@ -414,13 +480,19 @@ mod tests {
         h.publish(keyframe(0));
         let want = expected_bytes(&h);
         let mut next = 0;
-        assert_eq!(write_pass_part(&mut members, &mut next, 2), 2 * want.len());
+        assert_eq!(
+            write_pass_part(&mut members, &mut next, 2).total(),
+            2 * want.len()
+        );
         assert_eq!(next, 2);
         assert!(
             sinks[2].written.lock().unwrap().is_empty(),
             "not reached yet"
         );
-        assert_eq!(write_pass_part(&mut members, &mut next, 2), want.len());
+        assert_eq!(
+            write_pass_part(&mut members, &mut next, 2).total(),
+            want.len()
+        );
         assert_eq!(next, 3);
         for s in &sinks {
             assert_eq!(*s.written.lock().unwrap(), want);

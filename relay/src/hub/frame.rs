@@ -19,21 +19,27 @@ pub struct Frame {
     pub keyframe: bool,
     /// RTMP chunks starting with a type-0 header, for message stream id 1.
     pub rtmp: Bytes,
-    /// One FLV tag with its PreviousTagSize.
+    /// One FLV tag with its PreviousTagSize (a slice of `flv_chunk`).
     pub flv: Bytes,
+    /// The same tag as one HTTP/1.1 chunk (`SIZE\r\n TAG \r\n`): what the relay's own
+    /// HTTP-FLV writer sends, so every viewer of a chunked response shares these bytes too.
+    pub flv_chunk: Bytes,
     /// When the hub got it (from the publisher or the upstream), for the delay histogram.
     pub arrived: Instant,
 }
 
 impl Frame {
     pub fn held_bytes(&self) -> usize {
-        self.rtmp.len() + self.flv.len()
+        // `flv` shares `flv_chunk`'s allocation.
+        self.rtmp.len() + self.flv_chunk.len()
     }
 
-    /// This frame's bytes as `protocol`'s viewers get them (a refcounted clone).
-    pub fn bytes_for(&self, protocol: Protocol) -> Bytes {
+    /// This frame's bytes as `protocol`'s viewers get them (a refcounted clone); with
+    /// `http_chunks`, an FLV viewer gets the tag framed as an HTTP chunk.
+    pub fn bytes_for(&self, protocol: Protocol, http_chunks: bool) -> Bytes {
         match protocol {
             Protocol::Rtmp => self.rtmp.clone(),
+            Protocol::Flv if http_chunks => self.flv_chunk.clone(),
             Protocol::Flv => self.flv.clone(),
         }
     }

@@ -178,6 +178,7 @@ pub(crate) mod tests {
             keyframe,
             rtmp: Bytes::from(vec![0u8; size]),
             flv: Bytes::new(),
+            flv_chunk: Bytes::new(),
             arrived: std::time::Instant::now(),
         }
     }

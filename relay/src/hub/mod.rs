@@ -48,7 +48,8 @@ const TYPE_DATA_AMF0: u8 = 18;
 pub struct HubConfig {
     pub cache_max_bytes: usize,
     pub cursor: CursorLimits,
-    /// Shared writer tasks for caught-up RTMP viewers (0: each viewer writes from its own task).
+    /// Shared writer tasks for caught-up viewers, RTMP and HTTP-FLV (0: each viewer writes
+    /// from its own task).
     pub fanout_tasks: usize,
 }
 
@@ -67,9 +68,9 @@ pub fn default_fanout_tasks() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// What a group writes an RTMP viewer's frames to: the RTMP layer's socket half, boxed (it
+/// What a group writes a viewer's frames to: the protocol layer's socket half, boxed (it
 /// takes the socket back by type when the viewer leaves the group).
-pub type RtmpSink = Box<dyn GroupSink>;
+pub type ViewerSink = Box<dyn GroupSink>;
 
 struct HubState {
     serializer: ChunkSerializer,
@@ -119,7 +120,7 @@ pub struct Hub {
     /// Failures counted and the last one, for `/api/v1/streams` (the operator names the hop).
     integrity: Mutex<Option<(u64, IntegrityFailure)>>,
     metrics: Option<Arc<Metrics>>,
-    rtmp_groups: FanoutGroups<RtmpSink>,
+    groups: FanoutGroups<ViewerSink>,
 }
 
 impl Hub {
@@ -152,7 +153,7 @@ impl Hub {
             upstream: Mutex::new(None),
             integrity: Mutex::new(None),
             metrics,
-            rtmp_groups: FanoutGroups::new(cfg.fanout_tasks),
+            groups: FanoutGroups::new(cfg.fanout_tasks),
         }
     }
 
@@ -179,7 +180,7 @@ impl Hub {
         // A signature message passes through like a frame; it is not the stream's metadata.
         let is_signature = crate::integrity::is_signature(&msg);
         let keyframe = msg.is_video_keyframe() && !is_seq;
-        let flv_tag = flv::tag(msg.kind, msg.timestamp, &msg.payload);
+        let (flv_tag, flv_chunk) = flv::tag_and_chunk(msg.kind, msg.timestamp, &msg.payload);
         let arrived = Instant::now();
         {
             let mut st = self.lock();
@@ -200,6 +201,7 @@ impl Hub {
                 keyframe,
                 rtmp,
                 flv: flv_tag,
+                flv_chunk,
                 arrived,
             });
             match msg.kind {
@@ -242,25 +244,26 @@ impl Hub {
             rx: self.changed.subscribe(),
             prelude_pending: true,
             rtmp_stream_id: PLAY_MESSAGE_STREAM_ID,
+            http_chunks: false,
             guard: None,
             awaiting_start: Some(Instant::now()),
             sample: None,
         }
     }
 
-    /// Whether caught-up RTMP viewers are written from shared group tasks.
+    /// Whether caught-up viewers are written from shared group tasks.
     pub fn fanout_groups_enabled(&self) -> bool {
-        self.rtmp_groups.enabled()
+        self.groups.enabled()
     }
 
-    /// Hands a caught-up RTMP viewer (its socket and subscription) to one of the stream's
-    /// group tasks; the membership gives it back. Needs a tokio runtime.
+    /// Hands a caught-up viewer (its socket and subscription) to one of the stream's group
+    /// tasks; the membership gives it back. Needs a tokio runtime.
     pub fn join_fanout_group(
         &self,
-        sink: RtmpSink,
+        sink: ViewerSink,
         subscription: Box<Subscription>,
-    ) -> Membership<RtmpSink> {
-        self.rtmp_groups
+    ) -> Membership<ViewerSink> {
+        self.groups
             .join(sink, subscription, &self.changed, self.metrics.clone())
     }
 

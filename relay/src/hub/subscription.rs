@@ -36,6 +36,9 @@ pub struct Subscription {
     pub(super) prelude_pending: bool,
     /// Message stream id an RTMP viewer plays on (its bytes are rewritten if not the shared 1).
     pub(super) rtmp_stream_id: u32,
+    /// An HTTP-FLV viewer whose tags go out as HTTP chunks framed by the hub (the relay's own
+    /// HTTP-FLV writer), not as bare tags (a server that frames its body itself).
+    pub(super) http_chunks: bool,
     /// Dropped with the subscription (viewer accounting in the registry).
     pub(super) guard: Option<Box<dyn Send + Sync>>,
     /// When the play was accepted, until the viewer's first keyframe is taken.
@@ -67,6 +70,11 @@ impl Subscription {
         self.rtmp_stream_id = id;
     }
 
+    /// An HTTP-FLV viewer that takes every tag framed as one HTTP/1.1 chunk.
+    pub fn take_http_chunks(&mut self) {
+        self.http_chunks = true;
+    }
+
     pub fn rtmp_stream_id(&self) -> u32 {
         self.rtmp_stream_id
     }
@@ -85,6 +93,7 @@ impl Subscription {
         let skipped;
         let mut out = Vec::new();
         let protocol = self.protocol;
+        let chunks = self.http_chunks;
         {
             let st = self.hub.lock();
             if st.epoch != self.epoch {
@@ -95,7 +104,7 @@ impl Subscription {
                 if f.keyframe && keyframe_arrived.is_none() {
                     keyframe_arrived = Some(f.arrived);
                 }
-                out.push(f.bytes_for(protocol))
+                out.push(f.bytes_for(protocol, chunks))
             });
             // One sample per batch at most, and never one replacing another not yet recorded.
             if let (Some(arrived), None) = (keyframe_arrived, self.sample) {
@@ -114,7 +123,7 @@ impl Subscription {
                     .into_iter()
                     .flatten()
                     .filter(|f| f.seq < from)
-                    .map(|f| f.bytes_for(protocol))
+                    .map(|f| f.bytes_for(protocol, chunks))
                     .collect();
                 out.splice(0..0, config);
             }
@@ -129,8 +138,8 @@ impl Subscription {
         Some(Batch::Data(out))
     }
 
-    /// The last batch taken is written to the viewer's socket (for HTTP-FLV: taken by the
-    /// HTTP server for it): records the timing sample it carried, if any.
+    /// The last batch taken is written to the viewer's socket (for HTTP-FLV through the HTTP
+    /// server: taken by the server for it): records the timing sample it carried, if any.
     pub fn written(&mut self) {
         let Some(sample) = self.sample.take() else {
             return;

@@ -291,7 +291,7 @@ async fn write_with_timeout<W: RtmpWriter>(
 }
 
 /// Close reason for a failed write.
-pub(super) fn write_failure(e: &std::io::Error) -> CloseReason {
+pub(crate) fn write_failure(e: &std::io::Error) -> CloseReason {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e.kind() {
         BrokenPipe | ConnectionReset | ConnectionAborted => CloseReason::PeerGone(e.to_string()),

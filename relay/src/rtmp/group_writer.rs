@@ -16,7 +16,7 @@ use super::connection::{end_of_stream, write_failure, write_media};
 use super::inbound_driver::Outbound;
 use super::transport::RtmpWriter;
 use crate::hub::fanout_group::{GroupSink, LeaveReason};
-use crate::hub::{RtmpSink, Subscription};
+use crate::hub::{Subscription, ViewerSink};
 
 impl GroupSink for OwnedWriteHalf {
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -25,7 +25,7 @@ impl GroupSink for OwnedWriteHalf {
 }
 
 /// The connection's socket half, back from a group (which only ever holds the one it got).
-fn socket_back<W: RtmpWriter>(sink: RtmpSink) -> Result<W, CloseReason> {
+fn socket_back<W: RtmpWriter>(sink: ViewerSink) -> Result<W, CloseReason> {
     let sink: Box<dyn Any + Send> = sink;
     sink.downcast::<W>()
         .map(|wr| *wr)

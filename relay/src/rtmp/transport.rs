@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::vectored::write_all_vectored;
-use crate::hub::RtmpSink;
+use crate::hub::ViewerSink;
 use crate::tls::split;
 
 /// A byte stream an RTMP session is served on, split into a reader and a writer that run in
@@ -45,7 +45,7 @@ pub trait RtmpWriter: AsyncWrite + Unpin + Send + Sized + 'static {
 
     /// The writer as a fan-out group's sink (a group gives it back as this type); given back
     /// unchanged when it cannot be one.
-    fn into_group_sink(self) -> Result<RtmpSink, Self>;
+    fn into_group_sink(self) -> Result<ViewerSink, Self>;
 }
 
 fn set_socket_options(sock: &TcpStream, send_buffer: usize, nodelay: bool) {
@@ -85,7 +85,7 @@ impl RtmpWriter for OwnedWriteHalf {
         set_socket_options(self.as_ref(), send_buffer, nodelay);
     }
 
-    fn into_group_sink(self) -> Result<RtmpSink, Self> {
+    fn into_group_sink(self) -> Result<ViewerSink, Self> {
         Ok(Box::new(self))
     }
 }
@@ -122,7 +122,7 @@ impl RtmpWriter for split::WriteHalf<TlsRtmpStream> {
         self.with_stream(|tls| set_socket_options(tls.get_ref().0, send_buffer, nodelay));
     }
 
-    fn into_group_sink(self) -> Result<RtmpSink, Self> {
+    fn into_group_sink(self) -> Result<ViewerSink, Self> {
         Err(self)
     }
 }

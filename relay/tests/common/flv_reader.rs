@@ -25,8 +25,13 @@ pub struct FlvReader {
 
 impl FlvReader {
     pub async fn open(addr: std::net::SocketAddr, path: &str) -> FlvReader {
+        Self::open_with(addr, path, "HTTP/1.1").await
+    }
+
+    /// As `open`, the request sent as `version` (`HTTP/1.0`: the body is not chunked).
+    pub async fn open_with(addr: std::net::SocketAddr, path: &str, version: &str) -> FlvReader {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        s.write_all(format!("GET {path} {version}\r\nHost: x\r\n\r\n").as_bytes())
             .await
             .expect("request");
         let mut raw = Vec::new();
@@ -97,6 +102,11 @@ impl FlvReader {
             }
         }
         true
+    }
+
+    /// Whether a chunked body ended with its last chunk (not only with the connection).
+    pub fn ended_with_last_chunk(&self) -> bool {
+        self.dechunker.as_ref().is_some_and(ChunkedDecoder::is_done)
     }
 
     /// The de-chunked body (FLV header and tags) received so far.
