@@ -27,6 +27,7 @@ use crate::flv;
 use crate::hub::fanout_group::LeaveReason;
 use crate::hub::{Batch, Subscription, ViewerSink};
 use crate::metrics::Metrics;
+use crate::placement::overflow_viewers::home_region;
 use crate::protocol::Protocol;
 use crate::rtmp::close_reason::CloseReason;
 use crate::rtmp::connection::write_failure;
@@ -90,10 +91,13 @@ async fn start(
         Ok(Ok(true)) => {
             match super::locate::place_flv(state, &play.app, &play.name, play.query.as_deref()) {
                 Some(elsewhere) => elsewhere,
-                None => match state
-                    .registry
-                    .subscribe(&play.app, &play.name, Protocol::Flv)
-                {
+                // Placed here by another region's locator (overflow): that region's viewer.
+                None => match state.registry.subscribe_from(
+                    &play.app,
+                    &play.name,
+                    Protocol::Flv,
+                    play.query.as_deref().and_then(home_region),
+                ) {
                     Ok(mut sub) => {
                         if play.http11 {
                             sub.take_http_chunks();
