@@ -53,6 +53,10 @@
 #     (pod-deletion-cost), one or several per step; the loaded edge stays. On the test's own cluster a
 #     missing surge-relay (with --prewarm) or ffmpeg fails the test; with SURGE_KUBECONFIG
 #     the loop is skipped with a message (it needs the local cluster's loopback pod IPs).
+#  8b. the API server goes away for 20 s (scripts/k8s/outage) under that live stream: every
+#     relay goes on serving, the edge's viewers stay and get bytes, the pod runner keeps its
+#     relays; once it is back the operator (restarted if it gave up its lease, as by design)
+#     resumes with no pod replaced, no Deployment changed and no scale event.
 #
 # The Streams live in a namespace of the test's own (surge-e2e-<pid>), created and deleted by
 # the test. With SURGE_KUBECONFIG (an existing cluster) the chart is also installed under a
@@ -105,6 +109,7 @@ FFMPEG_PID=""
 WATCHDOG_PID=""
 LEASES_PID=""
 PODS_PID=""  # surge-operator pods: a surge-relay per relay pod of section 8
+OUTAGE_PID="" # scripts/k8s/outage of section 8b (stopped before it can restart anything)
 declare -a VIEWER_PIDS=()
 
 stop_pid() {
@@ -121,6 +126,7 @@ stop_pid() {
 cleanup() {
   local status=$?
   set +e
+  stop_pid "$OUTAGE_PID"
   for pid in "${VIEWER_PIDS[@]}"; do stop_pid "$pid"; done
   stop_pid "$FFMPEG_PID"
   # It stops every relay it started (SIGTERM, SIGKILL after its --stop-grace).
@@ -1275,6 +1281,62 @@ grep -qw ScaledDown <<<"$reasons" || fail "no ScaledDown event for scale: $reaso
 grep -qw FlashCrowd <<<"$reasons" || fail "no FlashCrowd event for scale: $reasons"
 pods_runner_alive
 step "scaled down to the loaded edge $EDGE_POD alone; events: $(tr ' ' '\n' <<<"$reasons" | sort | uniq -c | tr -s ' \n' ' ')"
+
+# --- 8b. the API server goes away under a live stream ----------------------------------------
+# kube-apiserver stops for OUTAGE_S (scripts/k8s/outage: SIGTERM, then the same command line
+# again), longer than the leader's renew deadline (10 s). What viewers rely on: the relays go
+# on serving them (nothing that runs them needs the API), the pod runner (the test's kubelet)
+# keeps its relays, and once the API is back the operator resumes without churn: no pod
+# replaced, no Deployment changed, no scale event. The leader, unable to renew its Lease,
+# exits by design ("so a restart rejoins the election"); the test restarts it as the kubelet
+# would.
+OUTAGE_S=20
+edge_bytes() { curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/metrics" | awk '$1 ~ /^surge_relay_bytes_sent_total/ { s += $2 } END { printf "%d", s }'; }
+edge_viewers() { curl -sf "http://$EDGE_IP:$RELAY_ADMIN_PORT/api/v1/streams" | jq '[.streams[] | select(.name == "scale") | .viewers.flv + .viewers.rtmp] | add // 0'; }
+relay_pods() { kubectl get pods -l surge.dev/stream=scale -o json | jq -r '.items[] | "\(.metadata.name) \(.metadata.uid) \(.status.podIP)"' | sort; }
+deploy_generations() { kubectl get deploy -l surge.dev/stream=scale -o json | jq -r '.items[] | "\(.metadata.name) \(.metadata.generation) \(.spec.replicas)"' | sort; }
+scale_events() { kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=scale -o json | jq '[.items[] | select(.reason | test("^Scaled")) | .series.count // 1] | add // 0'; }
+pods_before="$(relay_pods)"
+generations_before="$(deploy_generations)"
+events_before="$(scale_events)"
+viewers_before="$(edge_viewers)"
+[ "$viewers_before" -ge 1 ] || fail "no viewers on edge $EDGE_POD before the outage"
+step "the API server goes away for ${OUTAGE_S}s, $viewers_before viewers on edge $EDGE_POD"
+scripts/k8s/outage kube-apiserver "$OUTAGE_S" 2>>"$WORK/outage.log" &
+OUTAGE_PID=$!
+wait_until "the API server stopped" 20 grep -q "stopped; back in" "$WORK/outage.log"
+kubectl get --raw /readyz --request-timeout=2s >/dev/null 2>&1 && fail "the API server still answers during its outage"
+# Past the leader's renew deadline, while the API is still away: every relay serves.
+sleep 12
+bytes_a="$(edge_bytes)"
+sleep 3
+bytes_b="$(edge_bytes)"
+[ "$bytes_b" -gt "$bytes_a" ] || fail "edge $EDGE_POD sent nothing for 3 s while the API server was away ($bytes_a -> $bytes_b bytes)"
+[ "$(edge_viewers)" = "$viewers_before" ] || fail "edge $EDGE_POD lost viewers while the API server was away: $(edge_viewers) of $viewers_before"
+while read -r pod _ ip; do
+  curl -sf --max-time 2 "http://$ip:$RELAY_ADMIN_PORT/healthz" >/dev/null || fail "relay of pod $pod ($ip) stopped answering while the API server was away"
+done <<<"$pods_before"
+pods_runner_alive
+step "API server away: every relay answers, edge $EDGE_POD sent $((bytes_b - bytes_a)) bytes in 3 s to its $viewers_before viewers"
+wait "$OUTAGE_PID" || fail "scripts/k8s/outage failed: $(tail -n 3 "$WORK/outage.log")"
+wait_until "the API server back (/readyz)" 60 kubectl get --raw /readyz --request-timeout=2s
+if ! kill -0 "$OPERATOR_PID" 2>/dev/null; then
+  grep -q "lost the leader lease" "$WORK/operator.log" \
+    || fail "the operator exited during the outage without losing its lease: $(tail -n 3 "$WORK/operator.log" | tr '\n' ' ')"
+  step "the operator exited when its Lease could not be renewed (by design); restarted as the kubelet would"
+  OPERATOR_PID="$(start_operator "$METRICS_PORT" "$WORK/operator.log" e2e-c)"
+  # A new process is a new identity: it takes the Lease once the old holder's renewTime has
+  # stood still for a lease duration (15 s), as a replacement pod would.
+  wait_until "the restarted operator leading" 60 readyz_is "$METRICS_PORT" "200 leading"
+fi
+await_reconciles 3 "after the API server came back"
+pods_runner_alive
+[ "$(relay_pods)" = "$pods_before" ] || fail "relay pods changed across the outage: before: $(tr '\n' ' ' <<<"$pods_before"); after: $(relay_pods | tr '\n' ' ')"
+[ "$(deploy_generations)" = "$generations_before" ] || fail "Deployments changed across the outage: before: $(tr '\n' ' ' <<<"$generations_before"); after: $(deploy_generations | tr '\n' ' ')"
+[ "$(scale_events)" = "$events_before" ] || fail "scale events after the outage: $events_before -> $(scale_events)"
+[ "$(edge_viewers)" = "$viewers_before" ] || fail "edge $EDGE_POD has $(edge_viewers) viewers after the outage, $viewers_before before"
+wait_until "status.viewers.total = $viewers_before after the outage" 30 status_viewers_are "$viewers_before"
+step "after the outage: same pods (uids), Deployment generations and replicas, no scale event, $viewers_before viewers still on edge $EDGE_POD"
 
 kubectl delete stream scale --wait=true --timeout=30s >/dev/null
 step "PASS in $((SECONDS - t_start))s"
