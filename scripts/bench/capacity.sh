@@ -10,7 +10,9 @@
 #     (also surge-nagle: TCP_NODELAY off as on nginx-rtmp's sockets; surge-pertask: one
 #     writer task per viewer, the design before shared fan-out tasks; surge-edge and
 #     surge-edge-verify: viewers at an edge pulling a signed stream from an origin, signed
-#     frames checked off and on: RELAYS="surge-edge surge-edge-verify")
+#     frames checked off and on: RELAYS="surge-edge surge-edge-verify"; surge-flv: the
+#     same relay as surge with HTTP-FLV viewers, for RTMP and HTTP-FLV side by side:
+#     RELAYS="surge surge-flv")
 #   RELAY_CORE=0  LOAD_CORE=1  LAG_P99_LIMIT_MS=200  CPU_LIMIT=0.95  PROTOCOL=rtmp
 #   WARMUP_SECONDS=8 (lag p50/p99 are measured after the ramp; startup covers every join)
 #   RELAY_BIN=target/release/surge-relay (another build of surge-relay, to compare builds)
@@ -62,7 +64,7 @@ for n in $STEPS; do
     t0=$(date +%s.%N)
     TIMEFORMAT='%R %U %S'
     { time RUST_LOG=warn taskset -c "$LOAD_CORE" "$load_bin" replay --trace "$trace" --target "$target" \
-        --stream live/bench --speed 1 --protocol "$PROTOCOL" --warmup "$WARMUP_SECONDS"s --report "$OUT/$r-$n.json" --html "$OUT/$r-$n.html" \
+        --stream live/bench --speed 1 --protocol "$(relay_protocol "$r")" --warmup "$WARMUP_SECONDS"s --report "$OUT/$r-$n.json" --html "$OUT/$r-$n.html" \
         >"$OUT/$r-$n.out" 2>"$OUT/$r-$n.log" ; } 2>"$OUT/$r-$n.time" || true
     t1=$(date +%s.%N)
     kill "$sampler" 2>/dev/null || true

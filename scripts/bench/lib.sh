@@ -91,7 +91,8 @@ bench_cleanup() {
 # Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
 # and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
 # Relays: surge (defaults), surge-nagle (--viewer-tcp-nodelay false, TCP as nginx-rtmp
-# leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), nginx;
+# leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), surge-flv (the
+# defaults, its viewers over HTTP-FLV: see relay_protocol), nginx;
 # surge-edge and surge-edge-verify: an edge pulling from an origin that signs the stream
 # (--sign-key; the origin runs on $LOAD_CORE, the publisher publishes to it), the edge
 # without and with --verify-key (signed frames checked off and on, the same signed stream).
@@ -117,7 +118,7 @@ start_relay_with_publisher() {
         --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 --tier edge \
         --upstream "rtmp://127.0.0.1:$origin_port/live" "${verify[@]}" >"$OUT/$r-relay.log" 2>&1 &
       ;;
-    surge | surge-nagle | surge-pertask)
+    surge | surge-nagle | surge-pertask | surge-flv)
       local extra=()
       [ "$r" = surge-nagle ] && extra=(--viewer-tcp-nodelay false)
       [ "$r" = surge-pertask ] && extra=(--fanout-tasks 0)
@@ -131,7 +132,7 @@ start_relay_with_publisher() {
       taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
         -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
       ;;
-    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|surge-edge|surge-edge-verify|nginx)" >&2; exit 2 ;;
+    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|surge-flv|surge-edge|surge-edge-verify|nginx)" >&2; exit 2 ;;
   esac
   pid[$r]=$!
   pids+=("${pid[$r]}")
@@ -139,6 +140,15 @@ start_relay_with_publisher() {
   taskset -c "$LOAD_CORE" "$load_bin" publish --url "rtmp://127.0.0.1:$publish_port/live/$stream" \
     --bitrate-kbps 600 --fps 30 --gop-seconds 2 --duration forever >"$OUT/publish-$r.log" 2>&1 &
   pids+=($!)
+}
+
+# The protocol relay $1's viewers play with: flv for surge-flv (the same relay as surge, so
+# one run sets RTMP and HTTP-FLV viewers side by side), $PROTOCOL (default rtmp) otherwise.
+relay_protocol() {
+  case $1 in
+    surge-flv) echo flv ;;
+    *) echo "${PROTOCOL:-rtmp}" ;;
+  esac
 }
 
 # An Ed25519 key pair for signed frames in $OUT/keys (sign.pem, verify.pem), made once.
