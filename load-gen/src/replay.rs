@@ -1,6 +1,7 @@
 //! `surge-load replay`: real viewer connections that follow a trace's arrivals and
 //! departures per region, with a live progress display, a JSON and an HTML report.
 
+mod connect;
 mod histogram;
 mod hls;
 mod hls_http;
@@ -9,6 +10,7 @@ mod html;
 pub(crate) mod http_flv;
 mod integrity;
 mod locator;
+mod pace;
 mod placement;
 mod progress;
 mod qoe;
@@ -17,6 +19,7 @@ mod qoe_totals;
 mod reach;
 mod report;
 mod schedule;
+mod slow;
 mod socket;
 mod stats;
 mod svg;
@@ -37,6 +40,7 @@ pub use schedule::{RegionSchedule, plan_tick, scale_for};
 pub use target::{Access, Endpoint, Protocol, ProtocolChoice, parse_target};
 
 use crate::trace::{TOTAL_REGION, read_trace};
+use pace::{Pace, SlowRate, parse_slow_rate};
 use stats::Stats;
 use surge_flags::{duration, positive_duration};
 use viewer::{SessionEnd, ViewerSpec, run_session, run_viewer};
@@ -129,6 +133,19 @@ pub struct ReplayArgs {
     /// the newest segment).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=20))]
     pub hls_start_segments: u8,
+    /// Slow viewers on top of the trace's crowd (RTMP or HTTP-FLV, as `--protocol`; spread
+    /// over the regions' targets): they join at the start like the others, then after their
+    /// first keyframe read at `--slow-rate` for the whole run (a trickle reader the relay
+    /// disconnects comes back after 1 s). Measured apart: the report's other figures are the
+    /// normal viewers', `slow_viewers` has theirs (frames received and skipped, sessions the
+    /// relay closed and after how long, lag).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub slow_viewers: u32,
+    /// How fast slow viewers read once joined: a rate such as `50kbit`, `1.5mbit` or `800bit`
+    /// (k = 1,000, as tc), or `0`: stop reading. At the end of the run a stopped viewer reads
+    /// again for up to 2 s to see whether the relay had closed its connection. Default: 0.
+    #[arg(long, value_parser = parse_slow_rate)]
+    pub slow_rate: Option<SlowRate>,
 }
 
 /// One region's plan and its live viewers.
@@ -184,6 +201,14 @@ fn prepare(args: &ReplayArgs) -> Result<Prepared> {
     anyhow::ensure!(
         args.buffer_sweep.len() <= 16 && args.buffer_sweep.iter().all(|p| (0.0..=60.0).contains(p)),
         "--buffer-sweep takes at most 16 sizes, each between 0 and 60 seconds"
+    );
+    anyhow::ensure!(
+        args.slow_viewers == 0 || args.protocol != ProtocolChoice::Hls,
+        "--slow-viewers plays RTMP or HTTP-FLV, not --protocol hls"
+    );
+    anyhow::ensure!(
+        args.slow_viewers > 0 || args.slow_rate.is_none(),
+        "--slow-rate needs --slow-viewers N (N > 0)"
     );
     let verify = integrity::load_keys(&args.verify_keys)?.map(Rc::new);
     let (app, stream) = args
@@ -286,6 +311,7 @@ async fn preflight(
                 viewer: 0,
                 verify: None,
                 hls_start_segments: args.hls_start_segments.into(),
+                pace: Pace::Full,
             };
             let url = match (proto, endpoint.rtmp_addr()) {
                 (Protocol::Rtmp, Some(addr)) => format!("rtmp://{addr}/{}/{}", p.app, p.stream),
@@ -418,6 +444,29 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
     }
     let mut display = progress::Progress::new(t_end - t_start);
     stats.borrow_mut().start(args.warmup.unwrap_or_default());
+    let slow = (args.slow_viewers > 0).then(|| {
+        let endpoints: Vec<Rc<[Endpoint]>> = regions.iter().map(|r| r.endpoints.clone()).collect();
+        let mut st = Stats::new(&region_names, args.prebuffer_seconds, &args.buffer_sweep);
+        // Their lag counts from the start: falling behind is what they are there for.
+        st.start(Duration::ZERO);
+        let rate = args.slow_rate.unwrap_or(SlowRate::Stop);
+        info!(
+            viewers = args.slow_viewers,
+            "slow viewers: reading at {rate} once joined"
+        );
+        slow::SlowCrowd::start(
+            args.slow_viewers,
+            rate,
+            st,
+            &slow::Placement {
+                regions: &endpoints,
+                protocol: args.protocol,
+                app: app.clone(),
+                stream: stream.clone(),
+                delayed_acks: args.delayed_acks,
+            },
+        )
+    });
     let started = stats.borrow().started;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut viewer_counter = 0u64;
@@ -454,6 +503,7 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
                     viewer: viewer_counter,
                     verify: p.verify.clone(),
                     hls_start_segments: args.hls_start_segments.into(),
+                    pace: Pace::Full,
                 };
                 viewer_counter += 1;
                 r.viewers
@@ -498,8 +548,12 @@ async fn replay(args: ReplayArgs, p: Prepared) -> Result<serde_json::Value> {
         prebuffer_seconds: args.prebuffer_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    let st = stats.borrow();
-    Ok(report::build(&st, &info))
+    let wall_seconds = info.wall_seconds;
+    let mut report = report::build(&stats.borrow(), &info);
+    if let Some(slow) = slow {
+        report["slow_viewers"] = slow.finish().await.report(wall_seconds);
+    }
+    Ok(report)
 }
 
 fn print_summary(report: &serde_json::Value) {
@@ -538,6 +592,22 @@ fn print_summary(report: &serde_json::Value) {
     }
     if !report["integrity"].is_null() {
         println!("{}", integrity::summary_line(&report["integrity"]));
+    }
+    let slow = &report["slow_viewers"];
+    if !slow.is_null() {
+        println!(
+            "slow viewers {} at {} | joined {} | frames {} (skipped by the relay {}) | lag p50 {} ms p99 {} ms | closed by the relay {} (after p50 {} s) | still served at the end {}",
+            slow["viewers"],
+            slow["rate"].as_str().unwrap_or("-"),
+            slow["joined"],
+            slow["frames"],
+            slow["frames_skipped"],
+            f(&slow["lag_ms"]["p50"]),
+            f(&slow["lag_ms"]["p99"]),
+            slow["closed_by_relay"],
+            f(&slow["closed_after_s"]["p50"]),
+            slow["still_served_at_final_check"],
+        );
     }
     let hls = &report["hls"];
     if !hls.is_null() {

@@ -105,7 +105,14 @@ pub struct FlvReach {
 
 /// `refusals`: a 503 is a refusal to count and retry (through a locator, or a pool of relays
 /// a viewer picks from at random); otherwise it is an error.
-pub async fn flv(ep: &Endpoint, refusals: bool, app: &str, stream: &str) -> Result<FlvReach, Fail> {
+/// `mss`: see [`super::connect`].
+pub async fn flv(
+    ep: &Endpoint,
+    refusals: bool,
+    app: &str,
+    stream: &str,
+    mss: Option<u32>,
+) -> Result<FlvReach, Fail> {
     let port = ep
         .http_port()
         .ok_or_else(|| "no HTTP port for this region's target".to_string())?;
@@ -118,7 +125,7 @@ pub async fn flv(ep: &Endpoint, refusals: bool, app: &str, stream: &str) -> Resu
     let mut hops = Redirects::new(start);
     loop {
         let url = hops.current().clone();
-        let (socket, head, leftover) = open("http-flv", &url.addr(), &url.path).await?;
+        let (socket, head, leftover) = open("http-flv", &url.addr(), &url.path, mss).await?;
         let placement = if direct {
             Placement::Direct
         } else {
@@ -150,8 +157,9 @@ async fn open(
     what: &str,
     addr: &str,
     path: &str,
+    mss: Option<u32>,
 ) -> Result<(TcpStream, ResponseHead, Vec<u8>), String> {
-    let mut socket = TcpStream::connect(addr)
+    let mut socket = super::connect::tcp(addr, mss)
         .await
         .map_err(|e| format!("{what} connect {addr}: {e}"))?;
     socket.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -179,7 +187,7 @@ async fn open(
 
 /// A GET answered with a short body (the locate API).
 async fn get(addr: &str, path: &str) -> Result<(ResponseHead, Vec<u8>), String> {
-    let (mut socket, head, mut raw) = open("locate", addr, path).await?;
+    let (mut socket, head, mut raw) = open("locate", addr, path, None).await?;
     let length: Option<usize> = head.header("content-length").and_then(|v| v.parse().ok());
     let mut buf = [0u8; 4096];
     // `Connection: close`: the body ends at the length given, or when the server closes.

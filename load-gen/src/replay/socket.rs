@@ -51,14 +51,20 @@ impl ViewerSocket {
         Ok(Self { fd, delayed_acks })
     }
 
-    /// Waits for data and hands what one `recv` returned to `on_data`.
-    pub async fn read_with<R>(&self, mut on_data: impl FnMut(&[u8]) -> R) -> io::Result<Read1<R>> {
+    /// Waits for data and hands what one `recv` of at most `max` bytes (and at most the
+    /// shared buffer's 64 KiB) returned to `on_data`.
+    pub async fn read_with<R>(
+        &self,
+        max: usize,
+        mut on_data: impl FnMut(&[u8]) -> R,
+    ) -> io::Result<Read1<R>> {
         loop {
             let mut guard = self.fd.readable().await?;
             let outcome = READ_BUF.with(|cell| {
-                let mut buf = cell.borrow_mut();
-                let capacity = buf.len();
-                match self.fd.get_ref().read(&mut buf) {
+                let mut whole = cell.borrow_mut();
+                let capacity = max.clamp(1, whole.len());
+                let buf = &mut whole[..capacity];
+                match self.fd.get_ref().read(buf) {
                     Ok(0) => Some(Ok(Read1::Eof)),
                     Ok(n) => {
                         if n < capacity {

@@ -9,7 +9,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::connect;
 use super::integrity::SessionCheck;
+use super::pace::{Next, Pace, Pacer};
 use super::placement::Placement;
 use super::qoe::{Jitter, Player};
 use super::reach::{self, Fail};
@@ -55,6 +57,8 @@ pub struct ViewerSpec {
     pub verify: Option<Rc<KeyRing>>,
     /// HLS: start this many segments from the playlist's end.
     pub hls_start_segments: usize,
+    /// How fast it reads once joined (`--slow-viewers`; RTMP and HTTP-FLV).
+    pub pace: Pace,
 }
 
 /// Why a session ended (other than being told to leave).
@@ -372,7 +376,11 @@ async fn rtmp_session(
         with_first_frame_timeout(session, reach::rtmp(endpoint, &spec.app, &spec.stream)).await?;
     session.placed(to.relay.clone(), to.placement);
     let setup = async {
-        let mut conn = RtmpConnection::connect(&to.addr, &to.app, &to.tc_url)
+        let socket = connect::tcp(&to.addr, spec.pace.mss())
+            .await
+            .map_err(|e| format!("rtmp connect: {e}"))?;
+        socket.set_nodelay(true).map_err(|e| describe_io(&e))?;
+        let mut conn = RtmpConnection::over(socket, &to.app, &to.tc_url)
             .await
             .map_err(|e| format!("rtmp connect: {e}"))?;
         if spec.verify.is_some() {
@@ -396,10 +404,13 @@ async fn rtmp_session(
     // A relay refuses a play for lack of room with NetStream.Play.Failed (then closes).
     let mut refused_for_room = false;
     let stats = session.stats.clone();
+    let mut pacer = Pacer::new(spec.pace.clone());
     loop {
-        let playing = session.playing;
-        let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
-        let read = socket.read_with(|data| {
+        let (playing, t0) = (session.playing, session.t0);
+        let next = pacer.before_read(playing).await;
+        let mut got = 0;
+        let read = socket.read_with(next.limit(), |data| {
+            got = data.len();
             let now = Instant::now();
             let mut st = stats.borrow_mut();
             st.on_bytes(data.len());
@@ -433,17 +444,14 @@ async fn rtmp_session(
             }
             Ok::<(), String>(())
         });
-        let read = if playing {
-            read.await
-        } else {
-            tokio::time::timeout(left, read)
-                .await
-                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+        let Some(read) = paced(playing, t0, next, read).await? else {
+            return Ok(()); // a stopped viewer the relay still serves
         };
         match read.map_err(|e| describe_io(&e))? {
             Read1::Eof => return Err("server closed the connection".into()),
             Read1::Data(parsed) => parsed?,
         }
+        pacer.consumed(got);
         if let Some(f) = failure.take() {
             if refused_for_room && !session.playing {
                 // No Retry-After over RTMP: the locator's default wait.
@@ -473,7 +481,7 @@ async fn flv_session(
 ) -> Result<(), Fail> {
     let to = with_first_frame_timeout(
         session,
-        reach::flv(endpoint, refusals, &spec.app, &spec.stream),
+        reach::flv(endpoint, refusals, &spec.app, &spec.stream, spec.pace.mss()),
     )
     .await?;
     session.placed(to.relay, to.placement);
@@ -493,30 +501,51 @@ async fn flv_session(
         st.on_bytes(to.leftover.len());
         body.feed(session, &mut st, &to.leftover, Instant::now())?;
     }
+    let mut pacer = Pacer::new(spec.pace.clone());
     loop {
         if probe && session.playing {
             return Ok(());
         }
-        let playing = session.playing;
-        let left = FIRST_FRAME_TIMEOUT.saturating_sub(session.t0.elapsed());
-        let read = socket.read_with(|data| -> Result<(), String> {
+        let (playing, t0) = (session.playing, session.t0);
+        let next = pacer.before_read(playing).await;
+        let mut got = 0;
+        let read = socket.read_with(next.limit(), |data| -> Result<(), String> {
+            got = data.len();
             let now = Instant::now();
             let mut st = stats.borrow_mut();
             st.on_bytes(data.len());
             body.feed(session, &mut st, data, now)
         });
-        let read = if playing {
-            read.await
-        } else {
-            tokio::time::timeout(left, read)
-                .await
-                .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))?
+        let Some(read) = paced(playing, t0, next, read).await? else {
+            return Ok(()); // a stopped viewer the relay still serves
         };
         match read.map_err(|e| describe_io(&e))? {
             Read1::Eof => return Err("server closed the connection".into()),
             Read1::Data(parsed) => parsed?,
         }
+        pacer.consumed(got);
     }
+}
+
+/// Awaits one read: within the first-frame timeout until the session plays, then without
+/// one, except a stopped viewer's final check (`None`: it ended with the connection open).
+async fn paced<R>(
+    playing: bool,
+    t0: Instant,
+    next: Next,
+    read: impl std::future::Future<Output = std::io::Result<R>>,
+) -> Result<Option<std::io::Result<R>>, String> {
+    if let Next::FinalCheck(left) = next {
+        return Ok(tokio::time::timeout(left, read).await.ok());
+    }
+    if playing {
+        return Ok(Some(read.await));
+    }
+    let left = FIRST_FRAME_TIMEOUT.saturating_sub(t0.elapsed());
+    tokio::time::timeout(left, read)
+        .await
+        .map(Some)
+        .map_err(|_| format!("no video within {FIRST_FRAME_TIMEOUT:?}"))
 }
 
 /// An HTTP-FLV response body: chunked framing (when the head said so) and FLV tags.

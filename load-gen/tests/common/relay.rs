@@ -83,7 +83,8 @@ pub fn start_relay_logged(
         .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
+        // The relay logs to stdout; stderr has what goes wrong before logging starts.
+        .stdout(log.try_clone().map_or_else(|_| Stdio::null(), Stdio::from))
         .stderr(log)
         .spawn()
         .expect("start surge-relay");

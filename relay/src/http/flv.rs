@@ -54,7 +54,7 @@ pub async fn play(
     }
     // Placed here by another region's locator (overflow): that region's viewer.
     let home = query.as_deref().and_then(home_region);
-    let sub = match state
+    let mut sub = match state
         .registry
         .subscribe_from(&app, name, Protocol::Flv, home)
     {
@@ -64,6 +64,7 @@ pub async fn play(
     let viewer = NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("http_flv", viewer, stream = %format!("{app}/{name}"));
     span.in_scope(|| tracing::info!("viewer started (http-flv)"));
+    sub.set_span(span.clone());
     let metrics = state.registry.metrics().clone();
     let live = stream::unfold((sub, span), |(mut sub, span): (Subscription, Span)| {
         let in_span = span.clone();

@@ -58,6 +58,9 @@ pub async fn serve(mut stream: TcpStream, play: FlvPlay, state: AppState, timeou
     let viewer = super::flv::NEXT_VIEWER_ID.fetch_add(1, Ordering::Relaxed);
     let span =
         tracing::info_span!("http_flv", viewer, stream = %format!("{}/{}", play.app, play.name));
+    let mut sub = sub;
+    // Its skips are logged there too, whichever task takes its batches.
+    sub.set_span(span.clone());
     async move {
         tracing::info!("viewer started (http-flv)");
         match watch(stream, sub, play.http11, timeout, &metrics).await {

@@ -248,6 +248,7 @@ impl Hub {
             guard: None,
             awaiting_start: Some(Instant::now()),
             sample: None,
+            span: tracing::Span::current(),
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Subscription {
     pub(super) awaiting_start: Option<Instant>,
     /// A sample the last batch taken carries, recorded once it is written.
     pub(super) sample: Option<Sample>,
+    /// The viewer's connection span: a skip is logged there, whichever task took the batch.
+    pub(super) span: tracing::Span,
 }
 
 /// A timing sample waiting for its batch to be written.
@@ -85,6 +87,11 @@ impl Subscription {
 
     pub fn set_guard(&mut self, guard: Box<dyn Send + Sync>) {
         self.guard = Some(guard);
+    }
+
+    /// The span the viewer's skips are logged in (by default the one current at subscribe).
+    pub fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
     }
 
     /// Takes what is available now without waiting; `None` means nothing new.
@@ -129,6 +136,17 @@ impl Subscription {
             }
         }
         self.hub.record_dropped(skipped);
+        if skipped > 0 {
+            // At most once per GOP per viewer: the skip lands on the newest keyframe.
+            let dropped = self.cursor.dropped;
+            self.span.in_scope(|| {
+                tracing::info!(
+                    skipped,
+                    dropped,
+                    "viewer fell behind: skipped to the newest keyframe"
+                )
+            });
+        }
         if out.is_empty() {
             return None;
         }
