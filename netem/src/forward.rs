@@ -8,12 +8,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
-use crate::proxy::{Shared, carry, serve_control};
+use crate::proxy::{Shared, accept_retrying, carry, serve_control};
 use crate::topology::{Hop, Link, LinkParams, Node, Topology, apply_settings, valid_name};
 
 /// One `--link NAME,LISTEN,TARGET[,key=value...]`.
@@ -103,15 +103,7 @@ pub async fn run(forwards: Vec<Forward>, control: SocketAddr) -> Result<()> {
 
 async fn accept(shared: Arc<Shared>, listener: TcpListener, link: usize, target: SocketAddr) {
     loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE and the like: wait rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (client, peer) = accept_retrying(&listener).await;
         let SocketAddr::V4(peer4) = peer else {
             continue;
         };
@@ -135,6 +127,8 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener, link: usize, target:
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -208,15 +208,7 @@ pub async fn run(shared: Arc<Shared>, listen: SocketAddr, control_addr: SocketAd
     tracing::info!(%listen, control = %control_addr, "netem proxy ready");
     tokio::spawn(serve_control(shared.clone(), control_listener));
     loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE and the like: wait rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (client, peer) = accept_retrying(&listener).await;
         let shared = shared.clone();
         tokio::spawn(async move {
             shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -602,6 +594,20 @@ async fn writer(
             Item::Reset => {
                 ends.reset();
                 return finish_write(to, End::Reset);
+            }
+        }
+    }
+}
+
+/// The next connection on `listener`; a failed accept (EMFILE and the like) is logged and
+/// retried after a pause rather than spun on.
+pub(crate) async fn accept_retrying(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

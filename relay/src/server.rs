@@ -11,7 +11,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::playback_listener::PlaybackListener;
 use crate::http::timeout_io::TimeoutListener;
 use crate::http::{AppState, admin_router, playback_router, router};
 use crate::hub::{CursorLimits, HubConfig};
@@ -235,7 +234,7 @@ impl Relay {
         // The same endpoints over TLS, stopped with the HTTP server.
         let https_task = match (https_listener, &tls) {
             (Some(inner), Some(tls)) => {
-                let listener = crate::tls::https_listener::HttpsListener::spawn(
+                let listener = crate::tls::https_listener::spawn(
                     timeout_listener(inner),
                     tls.https.clone(),
                     cfg.handshake_timeout,
@@ -262,7 +261,8 @@ impl Relay {
             })
         });
         // HTTP-FLV plays are served on the raw socket (fan-out groups), the rest by axum.
-        let listener = PlaybackListener::spawn(timeout_listener(http_listener), state.clone())?;
+        let listener =
+            crate::http::playback_listener::spawn(timeout_listener(http_listener), state.clone())?;
         // Not stopped by the drain (nor is the admin server): through the grace period /readyz
         // answers 503 (what a rollout waits for) and /healthz and /metrics keep answering; the
         // registry refuses new HTTP-FLV plays. The tasks are aborted when the grace ends.

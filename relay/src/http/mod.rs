@@ -10,6 +10,7 @@ pub mod locate;
 pub mod play_request;
 pub mod playback;
 pub mod playback_listener;
+pub mod queued_listener;
 pub mod raw_response;
 pub mod readiness;
 pub mod stats;

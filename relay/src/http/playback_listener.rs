@@ -15,36 +15,23 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::flv_direct;
 use super::play_request::{MAX_REQUEST_LINE, Sniffed, sniff};
+use super::queued_listener::QueuedListener;
 use super::timeout_io::{TimeoutListener, WriteTimeoutStream};
 
-/// Connections waiting for axum to take them.
-const READY_QUEUE: usize = 64;
 /// How long a connection may stay silent before the HTTP server gets it as it is.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
 /// A request line split over several packets: looks again this often, this many times.
 const PEEK_AGAIN: Duration = Duration::from_millis(10);
 const PEEKS: usize = 50;
 
-pub struct PlaybackListener {
-    ready: mpsc::Receiver<(WriteTimeoutStream, SocketAddr)>,
-    local: SocketAddr,
-    /// Stops the accepting task when the server (and so this listener) is dropped.
-    _stop: tokio_util::sync::DropGuard,
-}
+/// Plain HTTP connections, HTTP-FLV plays taken out.
+pub type PlaybackListener = QueuedListener<WriteTimeoutStream>;
 
-impl PlaybackListener {
-    /// Starts accepting on `inner`; HTTP-FLV plays are served with `state` (the router's).
-    pub fn spawn(inner: TimeoutListener, state: AppState) -> io::Result<PlaybackListener> {
-        let local = inner.local_addr()?;
-        let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(inner, state, tx, stop.clone()));
-        Ok(PlaybackListener {
-            ready,
-            local,
-            _stop: stop.drop_guard(),
-        })
-    }
+/// Starts accepting on `inner`; HTTP-FLV plays are served with `state` (the router's).
+pub fn spawn(inner: TimeoutListener, state: AppState) -> io::Result<PlaybackListener> {
+    let (listener, tx, stop) = QueuedListener::new(inner.local_addr()?);
+    tokio::spawn(accept_loop(inner, state, tx, stop));
+    Ok(listener)
 }
 
 async fn accept_loop(
@@ -90,21 +77,4 @@ async fn first_request(tcp: &TcpStream) -> Sniffed {
         }
     }
     Sniffed::Other
-}
-
-impl Listener for PlaybackListener {
-    type Io = WriteTimeoutStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accepting task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -12,41 +12,21 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::queued_listener::QueuedListener;
 use crate::http::timeout_io::{TimeoutListener, WriteTimeoutStream};
 
-/// Handshaken connections waiting for axum to take them.
-const READY_QUEUE: usize = 64;
+/// Handshaken TLS connections.
+pub type HttpsListener = QueuedListener<TlsStream<WriteTimeoutStream>>;
 
-pub struct HttpsListener {
-    ready: mpsc::Receiver<(TlsStream<WriteTimeoutStream>, SocketAddr)>,
-    local: SocketAddr,
-    /// Stops the accepting task when the server (and so this listener) is dropped.
-    _stop: tokio_util::sync::DropGuard,
-}
-
-impl HttpsListener {
-    /// Starts accepting on `inner`; each connection gets `handshake_timeout` to complete TLS.
-    pub fn spawn(
-        inner: TimeoutListener,
-        acceptor: TlsAcceptor,
-        handshake_timeout: Duration,
-    ) -> io::Result<HttpsListener> {
-        let local = inner.local_addr()?;
-        let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(
-            inner,
-            acceptor,
-            handshake_timeout,
-            tx,
-            stop.clone(),
-        ));
-        Ok(HttpsListener {
-            ready,
-            local,
-            _stop: stop.drop_guard(),
-        })
-    }
+/// Starts accepting on `inner`; each connection gets `handshake_timeout` to complete TLS.
+pub fn spawn(
+    inner: TimeoutListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+) -> io::Result<HttpsListener> {
+    let (listener, tx, stop) = QueuedListener::new(inner.local_addr()?);
+    tokio::spawn(accept_loop(inner, acceptor, handshake_timeout, tx, stop));
+    Ok(listener)
 }
 
 async fn accept_loop(
@@ -74,22 +54,5 @@ async fn accept_loop(
                 }
             }
         });
-    }
-}
-
-impl Listener for HttpsListener {
-    type Io = TlsStream<WriteTimeoutStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accepting task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }
