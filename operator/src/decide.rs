@@ -25,13 +25,14 @@ use crate::crd::{Exposure, Stream, StreamSpec, StreamStatus, UpstreamStatus};
 use crate::image_policy::image_error;
 use crate::integrity::{FailingHop, Keys};
 use crate::labels::TierKind;
-use crate::lost_viewers::{EdgeSeen, LostViewers};
+use crate::lost_viewers::{LostViewers, RelaySeen};
 use crate::observe::{
     DeploymentCounts, Observation, Observed, deletion_costs, observe, relay_ready_seconds,
 };
 use crate::policy::apply_policy;
 use crate::quality::edge_loads;
 use crate::ready_timer::ReadyTimer;
+use crate::region_viewers::served_by_relay;
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream_at};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
@@ -239,19 +240,24 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     memory.history.retain_regions(&names);
     memory.ready_timer.retain_regions(&names);
     memory.lost_viewers.retain_regions(&names);
-    let edges_seen: Vec<EdgeSeen<'_>> = observed
+    let served = served_by_relay(
+        &observed.pods,
+        &observed.scrapes,
+        &observed.overflow_viewers,
+    );
+    let relays_seen: Vec<RelaySeen<'_>> = observed
         .pods
         .iter()
-        .filter(|p| p.tier == TierKind::Edge)
-        .map(|p| EdgeSeen {
+        .map(|p| RelaySeen {
             name: &p.name,
-            region: &p.region,
-            viewers: observation.pod_viewers.get(&p.name).copied(),
+            served: served.get(&p.name),
         })
         .collect();
-    memory
-        .lost_viewers
-        .observe(input.clock.seconds, &edges_seen);
+    memory.lost_viewers.observe(
+        input.clock.seconds,
+        &relays_seen,
+        &observation.region_viewers,
+    );
     for (region, viewers) in &observation.region_viewers {
         let viewers = memory
             .lost_viewers

@@ -22,31 +22,44 @@ pub fn region_viewers(
     scrapes: &BTreeMap<String, ScrapeOutcome>,
     overflow: &BTreeMap<String, BTreeMap<String, u64>>,
 ) -> BTreeMap<String, Option<u64>> {
-    let mut counted: BTreeMap<&str, Option<u64>> =
-        regions.iter().map(|r| (r.as_str(), None)).collect();
-    let mut add = |region: &str, n: u64| {
-        if let Some(v) = counted.get_mut(region) {
-            *v = Some(v.unwrap_or(0) + n);
+    let mut counted: BTreeMap<String, Option<u64>> =
+        regions.iter().map(|r| (r.clone(), None)).collect();
+    for served in served_by_relay(pods, scrapes, overflow).values() {
+        for (region, n) in served {
+            if let Some(v) = counted.get_mut(region) {
+                *v = Some(v.unwrap_or(0) + n);
+            }
         }
-    };
+    }
+    counted
+}
+
+/// Per relay that answered (terminating pods left out): the viewers it serves by the region
+/// they belong to — an edge's own region's viewers (its count less the viewers it holds by
+/// overflow; 0 counts too: the edge answered) and the viewers placed on it by overflow, by
+/// their region. Regions outside the spec may appear; [`region_viewers`] drops them.
+pub fn served_by_relay(
+    pods: &[PodView],
+    scrapes: &BTreeMap<String, ScrapeOutcome>,
+    overflow: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
     for pod in pods.iter().filter(|p| !p.terminating) {
         let Some(Ok(viewers)) = scrapes.get(&pod.name) else {
             continue;
         };
         let placed = overflow.get(&pod.name);
         let placed_here: u64 = placed.map_or(0, |m| m.values().sum());
+        let mut served: BTreeMap<String, u64> = BTreeMap::new();
         if pod.tier == TierKind::Edge {
-            // Its own region's viewers (0 counts too: the edge answered).
-            add(&pod.region, viewers.saturating_sub(placed_here));
+            served.insert(pod.region.clone(), viewers.saturating_sub(placed_here));
         }
         for (region, n) in placed.into_iter().flatten() {
-            add(region, *n);
+            *served.entry(region.clone()).or_default() += n;
         }
+        out.insert(pod.name.clone(), served);
     }
-    counted
-        .into_iter()
-        .map(|(r, v)| (r.to_string(), v))
-        .collect()
+    out
 }
 
 #[cfg(test)]
