@@ -657,6 +657,14 @@ pub struct RelaySpec {
     /// Container resources; default from the operator's flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// The latency budget, in milliseconds: how long a relay may hold a new frame for the
+    /// frames after it, so each viewer gets several in one write (less CPU per viewer, at most
+    /// this much more lag per relay hop). Unset or 0: every frame leaves at once (an
+    /// interactive stream); a few hundred for a broadcast where a fraction of a second does
+    /// not matter. At most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub max_write_delay_ms: Option<u32>,
     /// Extra command-line arguments appended to every relay of this Stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]

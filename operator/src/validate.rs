@@ -15,6 +15,8 @@ pub const MAX_STREAM_NAME: usize = 24;
 pub const MAX_REGION_NAME: usize = 20;
 /// Most warm edges per region (matches the CRD schema).
 pub const MAX_WARM_EDGES: u32 = 100;
+/// Longest latency budget, ms (matches the CRD schema and the relay's `--max-write-delay`).
+pub const MAX_WRITE_DELAY_MS: u32 = 1000;
 
 /// One problem, naming the field as a path from the Stream's root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +174,12 @@ pub fn validate(name: &str, spec: &StreamSpec) -> Vec<FieldError> {
         }
     }
     errors.extend(schedule_errors(spec));
+    if spec.relay.max_write_delay_ms.unwrap_or(0) > MAX_WRITE_DELAY_MS {
+        errors.push(err(
+            "spec.relay.maxWriteDelayMs",
+            format!("must be at most {MAX_WRITE_DELAY_MS} (ms a frame may wait)"),
+        ));
+    }
     if spec.scaling.warm_edges > MAX_WARM_EDGES {
         errors.push(err(
             "spec.scaling.warmEdges",
@@ -315,5 +323,16 @@ mod tests {
     fn warm_edges_reach_the_planner() {
         assert_eq!(sizing::scaling_settings(&spec(3, 10).scaling).warm_edges, 3);
         assert_eq!(spec(0, 10).scaling, crate::crd::ScalingSpec::default());
+    }
+
+    #[test]
+    fn a_latency_budget_over_a_second_is_named() {
+        let mut s = spec(0, 10);
+        s.relay.max_write_delay_ms = Some(1000);
+        assert!(validate("s", &s).is_empty());
+        s.relay.max_write_delay_ms = Some(1001);
+        let errors = validate("s", &s);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.relay.maxWriteDelayMs");
     }
 }

@@ -253,6 +253,21 @@ fn custom_node_selector_image_resources_and_extra_args_are_used() {
     let args = c.args.as_ref().unwrap();
     assert_eq!(&args[args.len() - 2..], ["--slow-viewer-timeout", "10s"]);
     assert_eq!(arg_after(args, "--prewarm"), ["tv/match"]);
+    assert_eq!(arg_after(args, "--max-write-delay"), ["120ms"]);
+}
+
+#[test]
+fn without_a_latency_budget_relays_send_every_frame_at_once() {
+    let stream = load("examples/stream.yaml");
+    assert_eq!(stream.spec.relay.max_write_delay_ms, None);
+    let cfg = OperatorConfig::default();
+    let tree = tree_with(&stream, 0);
+    for tier in &tree.tiers {
+        let d = build_deployment(&target(&stream), &stream.spec, tier, &cfg);
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let args = pod.containers[0].args.clone().unwrap_or_default();
+        assert!(arg_after(&args, "--max-write-delay").is_empty(), "{args:?}");
+    }
 }
 
 #[test]

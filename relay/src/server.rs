@@ -74,6 +74,7 @@ impl Relay {
                         ..CursorLimits::default()
                     },
                     fanout_tasks: cfg.fanout_tasks,
+                    max_write_delay: cfg.max_write_delay,
                 },
             },
             metrics,

@@ -142,6 +142,10 @@ pub fn relay_args(
             args.push(ports.http.to_string());
         }
     }
+    if let Some(ms) = spec.relay.max_write_delay_ms.filter(|ms| *ms > 0) {
+        args.push("--max-write-delay".to_string());
+        args.push(format!("{ms}ms"));
+    }
     args.push("--shutdown-grace".to_string());
     args.push(format!("{}s", cfg.relay_shutdown_grace_seconds));
     args.push("--log-format".to_string());

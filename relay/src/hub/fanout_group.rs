@@ -14,6 +14,7 @@ use std::any::Any;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -206,15 +207,19 @@ struct GroupHandle<S> {
 /// The groups of one stream, started when the first viewer joins.
 pub struct FanoutGroups<S> {
     tasks: usize,
+    write_delay: Duration,
     groups: Mutex<Vec<GroupHandle<S>>>,
     next: AtomicUsize,
 }
 
 impl<S: GroupSink> FanoutGroups<S> {
     /// `tasks` groups per stream; 0 turns groups off (every viewer writes from its own task).
-    pub fn new(tasks: usize) -> Self {
+    /// `write_delay`: how long a new frame may wait for the frames after it, so each member
+    /// gets them in one write (0: every frame leaves at once).
+    pub fn new(tasks: usize, write_delay: Duration) -> Self {
         FanoutGroups {
             tasks,
+            write_delay,
             groups: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
         }
@@ -245,7 +250,11 @@ impl<S: GroupSink> FanoutGroups<S> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if groups.len() <= slot {
-                groups.push(spawn_group(changed.subscribe(), metrics.clone()));
+                groups.push(spawn_group(
+                    changed.subscribe(),
+                    self.write_delay,
+                    metrics.clone(),
+                ));
                 continue;
             }
             match groups[slot].join.send(member) {
@@ -254,7 +263,8 @@ impl<S: GroupSink> FanoutGroups<S> {
                 // or after a panic): start a new one in its place.
                 Err(mpsc::error::SendError(m)) => {
                     member = m;
-                    groups[slot] = spawn_group(changed.subscribe(), metrics.clone());
+                    groups[slot] =
+                        spawn_group(changed.subscribe(), self.write_delay, metrics.clone());
                 }
             }
         }
@@ -268,34 +278,75 @@ impl<S: GroupSink> FanoutGroups<S> {
 
 fn spawn_group<S: GroupSink>(
     changed: watch::Receiver<u64>,
+    write_delay: Duration,
     metrics: Option<Arc<Metrics>>,
 ) -> GroupHandle<S> {
     let (join_tx, join_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
-    tokio::spawn(run_group(join_rx, changed, wake.clone(), metrics));
+    tokio::spawn(run_group(
+        join_rx,
+        changed,
+        wake.clone(),
+        write_delay,
+        metrics,
+    ));
     GroupHandle {
         join: join_tx,
         wake,
     }
 }
 
-/// A group's task: after every new frame, new member or recall, one write pass.
+/// What woke a group's task.
+enum Woken {
+    Frame,
+    /// A new member, or a recall: handled without waiting for the write delay.
+    Member,
+    Closed,
+}
+
+/// A group's task: after every new frame, new member or recall, one write pass. With a write
+/// delay, a new frame waits up to that long (from its arrival) for the frames after it, and
+/// the pass then writes them together: one `writev` and one wake-up for several frames.
 async fn run_group<S: GroupSink>(
     mut join: mpsc::UnboundedReceiver<Member<S>>,
     mut changed: watch::Receiver<u64>,
     wake: Arc<Notify>,
+    write_delay: Duration,
     metrics: Option<Arc<Metrics>>,
 ) {
     let mut members: Vec<Member<S>> = Vec::new();
     loop {
-        tokio::select! {
+        let woken = tokio::select! {
             biased;
             m = join.recv() => match m {
-                Some(m) => members.push(m),
-                None => break,
+                Some(m) => { members.push(m); Woken::Member }
+                None => Woken::Closed,
             },
-            r = changed.changed() => if r.is_err() { break },
-            _ = wake.notified() => {}
+            r = changed.changed() => if r.is_err() { Woken::Closed } else { Woken::Frame },
+            _ = wake.notified() => Woken::Member,
+        };
+        if matches!(woken, Woken::Closed) {
+            break;
+        }
+        if matches!(woken, Woken::Frame) && !write_delay.is_zero() {
+            let flush_at = tokio::time::Instant::now() + write_delay;
+            // Frames arriving meanwhile only mark the stream changed; a new member or a
+            // recall (a control message to send) ends the wait early.
+            let closed = loop {
+                tokio::select! {
+                    biased;
+                    m = join.recv() => match m {
+                        Some(m) => members.push(m),
+                        None => break true,
+                    },
+                    _ = wake.notified() => break false,
+                    _ = tokio::time::sleep_until(flush_at) => break false,
+                }
+            };
+            if closed {
+                break;
+            }
+            changed.borrow_and_update();
         }
         while let Ok(m) = join.try_recv() {
             members.push(m);
@@ -333,6 +384,8 @@ mod tests {
     #[derive(Default)]
     struct FakeSink {
         written: Mutex<Vec<u8>>,
+        /// Calls that wrote something.
+        writes: AtomicUsize,
         room: AtomicUsize,
         broken: AtomicBool,
     }
@@ -353,6 +406,9 @@ mod tests {
             self.room.fetch_sub(n, Ordering::SeqCst);
             if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
                 return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if n > 0 {
+                self.writes.fetch_add(1, Ordering::SeqCst);
             }
             Ok(n)
         }
@@ -572,7 +628,7 @@ mod tests {
     #[tokio::test]
     async fn group_task_writes_new_frames_and_returns_a_recalled_viewer() {
         let h = hub();
-        let groups = FanoutGroups::<Arc<FakeSink>>::new(2);
+        let groups = FanoutGroups::<Arc<FakeSink>>::new(2, Duration::ZERO);
         let s = sink(1 << 20);
         let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
         while sub.try_next().is_some() {}
@@ -592,6 +648,81 @@ mod tests {
             .expect("handed back in time")
             .expect("group alive");
         assert!(matches!(leave.reason, LeaveReason::Recalled));
+    }
+
+    /// Three frames 10 ms apart, then 100 ms of quiet: what the sink has after each step.
+    async fn three_frames_10ms_apart(write_delay: Duration) -> Vec<(usize, usize)> {
+        let h = hub();
+        let groups = FanoutGroups::<Arc<FakeSink>>::new(1, write_delay);
+        let s = sink(1 << 20);
+        let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
+        while sub.try_next().is_some() {}
+        let _ms = groups.join(s.clone(), sub, &h.changed, None);
+        // The group task takes its new member first.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut seen = Vec::new();
+        let look = |s: &Arc<FakeSink>| {
+            (
+                s.written.lock().unwrap().len(),
+                s.writes.load(Ordering::SeqCst),
+            )
+        };
+        for ts in [0, 10, 20] {
+            h.publish(if ts == 0 {
+                keyframe(ts)
+            } else {
+                interframe(ts)
+            });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            seen.push(look(&s));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen.push(look(&s));
+        assert_eq!(s.written.lock().unwrap().as_slice(), expected_bytes(&h));
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_write_delay_each_frame_leaves_at_once() {
+        let seen = three_frames_10ms_apart(Duration::ZERO).await;
+        let writes: Vec<usize> = seen.iter().map(|(_, w)| *w).collect();
+        assert_eq!(writes, vec![1, 2, 3, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_delay_holds_a_frame_for_the_next_ones_and_sends_them_in_one_write() {
+        let seen = three_frames_10ms_apart(Duration::from_millis(25)).await;
+        // Nothing leaves before the first frame's 25 ms are up (at 10 and 20 ms); at 30 ms
+        // all three have left, in one write; nothing is held past the budget.
+        assert_eq!(seen[0], (0, 0));
+        assert_eq!(seen[1], (0, 0));
+        assert!(seen[2].0 > 0 && seen[2].1 == 1, "{seen:?}");
+        assert_eq!(seen[3].1, 1, "{seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_frame_never_waits_past_the_budget() {
+        // One frame alone: written 40 ms after it came, not when the next one comes.
+        let h = hub();
+        let groups = FanoutGroups::<Arc<FakeSink>>::new(1, Duration::from_millis(40));
+        let s = sink(1 << 20);
+        let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
+        while sub.try_next().is_some() {}
+        let _ms = groups.join(s.clone(), sub, &h.changed, None);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        h.publish(keyframe(0));
+        tokio::time::sleep(Duration::from_millis(39)).await;
+        assert!(s.written.lock().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(s.written.lock().unwrap().as_slice(), expected_bytes(&h));
+    }
+
+    fn interframe(ts: u32) -> MediaMessage {
+        MediaMessage::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![0x27, 1, 0, 0, 0, 8, 8]),
+        )
     }
 
     /// Oneshot receivers are ready once sent; no runtime needed to take the value.

@@ -14,7 +14,7 @@ pub mod viewer_cursor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
@@ -51,6 +51,9 @@ pub struct HubConfig {
     /// Shared writer tasks for caught-up viewers, RTMP and HTTP-FLV (0: each viewer writes
     /// from its own task).
     pub fanout_tasks: usize,
+    /// How long a shared writer task may hold a new frame for the ones after it (the latency
+    /// budget: fewer writes and wake-ups for at most this much more lag); 0: at once.
+    pub max_write_delay: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +62,7 @@ impl Default for HubConfig {
             cache_max_bytes: 64 << 20,
             cursor: CursorLimits::default(),
             fanout_tasks: default_fanout_tasks(),
+            max_write_delay: Duration::ZERO,
         }
     }
 }
@@ -153,7 +157,7 @@ impl Hub {
             upstream: Mutex::new(None),
             integrity: Mutex::new(None),
             metrics,
-            groups: FanoutGroups::new(cfg.fanout_tasks),
+            groups: FanoutGroups::new(cfg.fanout_tasks, cfg.max_write_delay),
         }
     }
 
