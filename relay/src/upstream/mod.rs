@@ -7,9 +7,10 @@
 //! - [`session`]: sans-IO play session: the bounded chunk reader of [`surge_wire`] (shared
 //!   with ingest) in front of rml_rtmp's `ClientSession`, which only ever sees complete,
 //!   checked command messages.
-//! - Pure parts: [`status`], [`rebase`], [`backoff`], [`url`]; the wire formats are in
+//! - Pure parts: [`status`], [`rebase`], [`backoff`], [`absent_retry`], [`url`]; the wire formats are in
 //!   [`surge_wire`].
 
+pub mod absent_retry;
 pub mod backoff;
 mod connection;
 pub mod puller;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::media::MediaMessage;
 
+pub use absent_retry::AbsentRetryPolicy;
 pub use backoff::BackoffPolicy;
 pub use surge_wire::ChunkLimits;
 pub use url::{UpstreamUrl, UrlError};
@@ -103,6 +105,9 @@ pub struct PullerConfig {
 #[derive(Clone)]
 pub struct PullerOptions {
     pub backoff: BackoffPolicy,
+    /// An upstream that answers but does not have the stream (yet) is retried on this short
+    /// interval for a while instead of backing off ([`absent_retry`]).
+    pub absent_retry: AbsentRetryPolicy,
     /// TCP connect limit per attempt.
     pub connect_timeout: Duration,
     /// From TCP connect to playback accepted.
@@ -153,6 +158,7 @@ impl Default for PullerOptions {
     fn default() -> Self {
         PullerOptions {
             backoff: BackoffPolicy::default(),
+            absent_retry: AbsentRetryPolicy::default(),
             connect_timeout: Duration::from_secs(3),
             setup_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),

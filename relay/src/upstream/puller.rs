@@ -12,11 +12,12 @@ use std::ops::ControlFlow;
 
 use surge_integrity::{Verdict, Verifier};
 
+use super::absent_retry::{AbsenceClock, AttemptOutcome};
 use super::backoff::jitter_sample;
 use super::connection::{self, ConnectionEnd, ConnectionError};
 use super::quarantine::Quarantine;
 use super::rebase::{DEFAULT_RESET_THRESHOLD_MS, TimestampRebaser};
-use super::session::PullEvent;
+use super::session::{PullEvent, SessionError};
 use super::url::UpstreamUrl;
 use super::{
     MediaSink, PARENT_VIEW_WAIT, ParentChoice, ParentChooser, PullerConfig, PullerOptions,
@@ -77,6 +78,12 @@ impl FailoverPlan {
         } else {
             (self.next + 1) % self.n.max(1)
         };
+    }
+
+    /// The upstream answered but does not have the stream (yet): try the next one without
+    /// counting a failure, so the backoff does not grow while the stream is about to return.
+    pub fn record_absent(&mut self) {
+        self.next = (self.next + 1) % self.n.max(1);
     }
 
     /// A probe found a more preferred upstream working: go there at once.
@@ -176,6 +183,7 @@ async fn run_inner(
     // Since when the stream has had no upstream feeding it while live (the pull's start, or
     // the loss of a connection): the next frame reports how long that took.
     let mut unfed_since = Some(tokio::time::Instant::now());
+    let mut absence = AbsenceClock::default();
     loop {
         // The first upstream names the tier above: with a parent chooser, the parent with
         // room stands in for it.
@@ -274,7 +282,24 @@ async fn run_inner(
         };
         let healthy = played_for >= opts.healthy_after;
         let tampered = matches!(error, ConnectionError::Integrity(_));
-        plan.record(healthy, publisher_ended);
+        let outcome = match &error {
+            _ if !played_for.is_zero() => AttemptOutcome::Played,
+            ConnectionError::Session(SessionError::StreamNotFound(_)) => {
+                AttemptOutcome::StreamAbsent
+            }
+            _ => AttemptOutcome::Unreachable,
+        };
+        // Within the absence's first seconds a "not found" is no failure and is retried soon.
+        let now = tokio::time::Instant::now();
+        let newly_absent = outcome == AttemptOutcome::StreamAbsent && !absence.answered(index);
+        absence.record(index, outcome, now);
+        let absent_fast = outcome == AttemptOutcome::StreamAbsent
+            && absence.fast_window_open(&opts.absent_retry, now);
+        if absent_fast {
+            plan.record_absent();
+        } else {
+            plan.record(healthy, publisher_ended);
+        }
         if tampered {
             quarantine.mark(index, tokio::time::Instant::now());
         }
@@ -295,6 +320,13 @@ async fn run_inner(
         };
         if quiet {
             debug!(error = %last_error, "upstream closed after end of stream; retrying");
+        } else if absent_fast {
+            // Several a second while it lasts: logged once per upstream, not per attempt.
+            if newly_absent {
+                info!(error = %last_error, "upstream does not have the stream yet; retrying soon");
+            } else {
+                debug!(error = %last_error, "upstream still without the stream");
+            }
         } else {
             warn!(error = %last_error, played_ms = played_for.as_millis() as u64, "upstream lost");
         }
@@ -307,6 +339,10 @@ async fn run_inner(
         // After tampering the next upstream is tried at once: it is not a connection problem.
         let delay = if tampered {
             std::time::Duration::ZERO
+        } else if let Some(delay) =
+            absence.fast_delay(&opts.absent_retry, index, plan.next, now, jitter_sample())
+        {
+            delay
         } else {
             opts.backoff.delay(plan.failures, jitter_sample())
         };
