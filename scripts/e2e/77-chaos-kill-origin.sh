@@ -13,9 +13,11 @@
 #   more disconnects than viewers the origin itself served (overflow placed there), and
 #   viewer errors for at most 3 % of the crowd (a viewer joining during the outage is told
 #   by its locator that the stream is not found, HTTP 404: nothing upstream has it);
-# - frames flow again: the longest frame gap in that window stays under 14 s (measured
-#   6.9-7.5 s: the publisher's and the edges' reconnect backoffs, docs/RELIABILITY.md), and
-#   the last 3 s of the replay deliver at least half the frames of the 3 s before the kill;
+# - frames flow again: the longest frame gap in that window stays under 6 s (measured
+#   2.5-2.6 s: the publisher back 1.8 s after the kill, the edges pulling 0.5-0.8 s later;
+#   7.2-8.5 s while every "stream not found" from the replacement grew the edges' backoff,
+#   docs/RELIABILITY.md), and the last 3 s of the replay deliver at least half the frames of
+#   the 3 s before the kill;
 # - no frame delivered twice or out of order, nothing the demo started left running.
 # Prints the outage: publisher back, frames flowing again (1 s points), longest gap, stalls.
 # About 75 s on 2 cores.
@@ -59,7 +61,7 @@ jq -e '.errors <= .viewers_before * 0.03' <<<"$w" >/dev/null \
   || fail "more than 3 % of the viewers had errors during the outage: $w"
 jq -e '.disconnects <= .origin_viewers' <<<"$w" >/dev/null \
   || fail "viewers of the edges were cut by the origin's death: $w"
-jq -e '.frame_gap_max_ms < 14000' <<<"$w" >/dev/null || fail "frames did not resume within 14 s: $w"
+jq -e '.frame_gap_max_ms < 6000' <<<"$w" >/dev/null || fail "frames did not resume within 6 s: $w"
 jq -e '.frames_last_3s * 2 >= .frames_before_3s' <<<"$w" >/dev/null \
   || fail "frames did not flow again to the crowd after the outage: $w"
 jq -e '.details.frames_out_of_order == 0' "$report" >/dev/null \
