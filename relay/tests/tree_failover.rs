@@ -1,6 +1,7 @@
 //! Killing (or freezing) the reflector mid-stream: the edge (upstreams: reflector, then origin)
 //! fails over to the origin while its RTMP viewer stays connected and keeps receiving frames.
-//! The gap the viewer sees is measured and bounded, and its timestamps stay monotonic.
+//! The gap the viewer sees is measured and bounded, and its timestamps stay monotonic; a
+//! freeze is found as fast on a connection whose handshake was slow.
 
 mod common;
 mod tree_common;
@@ -55,6 +56,19 @@ enum Outage {
     /// SIGSTOP: its sockets stay open and silent (a hung host or a partition); the edge notices
     /// when a ping after a short silence goes unanswered.
     Frozen,
+    /// As `Frozen`, on a connection whose handshake took 2 s (the reflector was stopped while
+    /// the edge connected: a link that stalled during the set-up). The hang timeout allows
+    /// twice the round trip; the pings' round trips replace the handshake's within seconds,
+    /// so the hang is found as fast as on any connection (4.9 s with the handshake's alone).
+    FrozenAfterSlowHandshake,
+}
+
+fn signal(process: &RelayProcess, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &process.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig}");
 }
 
 /// An origin with a live publisher (stream `s`), a reflector pulling from it, and an edge
@@ -113,6 +127,10 @@ async fn failover(outage: Outage, max_gap: Duration) {
         publisher: _publisher,
     } = start_tree().await;
 
+    let slow_handshake = matches!(outage, Outage::FrozenAfterSlowHandshake);
+    if slow_handshake {
+        signal(&reflector, "-STOP");
+    }
     let (mut viewer, code) = RtmpClient::play(edge.rtmp, "live", "s")
         .await
         .expect("play on the edge");
@@ -123,17 +141,19 @@ async fn failover(outage: Outage, max_gap: Duration) {
         ),
         "play refused: {code}"
     );
+    if slow_handshake {
+        // The edge's connection to the reflector waits in its listen backlog meanwhile.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        signal(&reflector, "-CONT");
+    }
     let mut seen = Vec::new();
     // The outage comes right after a keyframe: without the origin's GOP cache the viewer
-    // would wait a whole GOP for the next one.
-    read_for(
-        &mut viewer,
-        Instant::now() + Duration::from_secs(3),
-        true,
-        &mut seen,
-    )
-    .await
-    .expect("frames through the reflector");
+    // would wait a whole GOP for the next one. After a slow handshake, long enough for three
+    // round-trip pings (one a second).
+    let settle = Duration::from_secs(if slow_handshake { 5 } else { 3 });
+    read_for(&mut viewer, Instant::now() + settle, true, &mut seen)
+        .await
+        .expect("frames through the reflector");
     let edge_stats = common::stats(edge.http).await;
     assert_eq!(
         edge_stats["streams"][0]["upstream"]["url"],
@@ -142,13 +162,7 @@ async fn failover(outage: Outage, max_gap: Duration) {
 
     match outage {
         Outage::Killed => reflector.child.kill().expect("kill reflector"),
-        Outage::Frozen => {
-            let status = std::process::Command::new("kill")
-                .args(["-STOP", &reflector.child.id().to_string()])
-                .status()
-                .expect("kill -STOP");
-            assert!(status.success());
-        }
+        Outage::Frozen | Outage::FrozenAfterSlowHandshake => signal(&reflector, "-STOP"),
     }
     let lost = Instant::now();
     read_for(
@@ -223,7 +237,7 @@ async fn failover(outage: Outage, max_gap: Duration) {
         // them (the hang is detected within a GOP): the viewer goes on with the next frame.
         // When a keyframe came in between, the cache starts there: the viewer resumes at a
         // keyframe. Either way the picture decodes.
-        Outage::Frozen => {
+        Outage::Frozen | Outage::FrozenAfterSlowHandshake => {
             let after_gap = video
                 .windows(2)
                 .position(|w| w[1].at - w[0].at == gap)
@@ -275,7 +289,7 @@ const FRAME_MS: u32 = 40;
 const KILLED_GAP_TARGET: Duration = Duration::from_millis(500);
 
 /// A hung upstream is declared dead this long after its last frame: 400 ms of silence, then a
-/// ping unanswered for 500 ms (plus twice the handshake's round trip, ~0 on loopback)
+/// ping unanswered for 500 ms (plus twice the round trip, ~0 on loopback)
 /// (`PullerOptions::hang_probe_after`, `hang_probe_answer`).
 const UPSTREAM_HANG_DETECTION: Duration = Duration::from_millis(900);
 
@@ -293,6 +307,11 @@ async fn edge_fails_over_to_origin_when_reflector_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_fails_over_to_origin_when_reflector_freezes() {
     failover(Outage::Frozen, FROZEN_GAP_TARGET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_after_a_slow_handshake_is_found_as_fast() {
+    failover(Outage::FrozenAfterSlowHandshake, FROZEN_GAP_TARGET).await;
 }
 
 /// A publisher that pauses (its frames stop, its relays do not) is not a hung upstream: the

@@ -83,6 +83,8 @@ pub enum UserControl {
     StreamEof(u32),
     StreamDry(u32),
     PingRequest(u32),
+    /// The answer to a PingRequest, echoing its timestamp.
+    PingResponse(u32),
     Other(u16),
 }
 
@@ -100,6 +102,7 @@ pub fn parse_user_control(payload: &[u8]) -> Option<UserControl> {
         EVENT_STREAM_EOF => UserControl::StreamEof(arg()?),
         EVENT_STREAM_DRY => UserControl::StreamDry(arg()?),
         EVENT_PING_REQUEST => UserControl::PingRequest(arg()?),
+        EVENT_PING_RESPONSE => UserControl::PingResponse(arg()?),
         e => UserControl::Other(e),
     })
 }
@@ -143,6 +146,10 @@ mod tests {
         assert_eq!(
             parse_user_control(&[0, 6, 0, 0, 1, 0]),
             Some(UserControl::PingRequest(256))
+        );
+        assert_eq!(
+            parse_user_control(&[0, 7, 0, 0, 1, 1]),
+            Some(UserControl::PingResponse(257))
         );
         assert_eq!(parse_user_control(&[0, 31]), Some(UserControl::Other(31)));
         assert_eq!(parse_user_control(&[0, 6, 0]), None);

@@ -12,6 +12,7 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::PullerOptions;
+use super::round_trip::{self, RoundTrip};
 use super::session::{PullEvent, PullSession, SessionError};
 use super::url::UpstreamUrl;
 
@@ -206,7 +207,10 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::new();
     let mut events = Vec::new();
     let ping_epoch = Instant::now();
-    let hang_answer = opts.hang_probe_answer + 2 * round_trip.unwrap_or_default();
+    let mut round_trip = RoundTrip::new(round_trip.unwrap_or_default());
+    // Round-trip pings only serve the hung-upstream probe.
+    let rtt_pings = !opts.rtt_ping_interval.is_zero() && !opts.hang_probe_after.is_zero();
+    let mut next_rtt_ping = Instant::now() + opts.rtt_ping_interval;
     let mut last_media = Instant::now();
     let mut n = leftover.len();
     if n > buf.len() {
@@ -228,6 +232,20 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
             if let ControlFlow::Break(why) = on_event(ev) {
                 return Err(ConnectionError::Integrity(why));
             }
+        }
+        if let Some(stamp) = session.take_ping_answer()
+            && let Some(took) =
+                round_trip::answer_delay(stamp, ping_epoch.elapsed().as_millis() as u32)
+        {
+            round_trip.sample(took);
+        }
+        if rtt_pings
+            && session.is_playing()
+            && !session.publisher_ended()
+            && Instant::now() >= next_rtt_ping
+        {
+            out.extend_from_slice(&wire::ping_request(ping_epoch.elapsed().as_millis() as u32));
+            next_rtt_ping = Instant::now() + opts.rtt_ping_interval;
         }
         write(&mut socket, &out).await?;
         out.clear();
@@ -271,6 +289,7 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(ConnectionError::Idle(_)) if Instant::now() < media_deadline => {
                     let ts = ping_epoch.elapsed().as_millis() as u32;
                     write(&mut socket, &wire::ping_request(ts)).await?;
+                    let hang_answer = opts.hang_probe_answer + 2 * round_trip.estimate();
                     let answer_by = (Instant::now() + hang_answer).min(media_deadline);
                     read(&mut socket, &mut buf, Some(answer_by), || {
                         if Instant::now() >= media_deadline {

@@ -7,7 +7,7 @@
 //! - [`session`]: sans-IO play session: the bounded chunk reader of [`surge_wire`] (shared
 //!   with ingest) in front of rml_rtmp's `ClientSession`, which only ever sees complete,
 //!   checked command messages.
-//! - Pure parts: [`status`], [`rebase`], [`backoff`], [`absent_retry`], [`url`]; the wire formats are in
+//! - Pure parts: [`status`], [`rebase`], [`backoff`], [`absent_retry`], [`round_trip`], [`url`]; the wire formats are in
 //!   [`surge_wire`].
 
 pub mod absent_retry;
@@ -16,6 +16,7 @@ mod connection;
 pub mod puller;
 pub mod quarantine;
 pub mod rebase;
+pub mod round_trip;
 pub mod session;
 pub mod status;
 pub mod tls;
@@ -120,9 +121,13 @@ pub struct PullerOptions {
     /// with a single upstream and no parent chooser uses: it has nowhere else to go).
     pub hang_probe_after: Duration,
     /// How long a ping may go unanswered before the upstream is declared hung, at least;
-    /// twice the handshake's round trip is added, so a far upstream is not declared hung for
-    /// its distance.
+    /// twice the round trip is added (the largest of the last three measured: the handshake,
+    /// then answers to pings), so a far upstream is not declared hung for its distance.
     pub hang_probe_answer: Duration,
+    /// While playing with the hang probe on, a ping this often measures the round trip
+    /// ([`round_trip`]), so a slow handshake (set up through a stalled link) does not widen
+    /// the hang timeout for the connection's life. Zero: the handshake's round trip only.
+    pub rtt_ping_interval: Duration,
     /// After the publisher ended the upstream may stay silent for long: after this much silence
     /// the puller sends a ping, and drops the connection (to retry quietly) if another such
     /// period passes without a byte, so a half-open connection is not kept forever.
@@ -164,6 +169,7 @@ impl Default for PullerOptions {
             idle_timeout: Duration::from_secs(5),
             hang_probe_after: Duration::from_millis(400),
             hang_probe_answer: Duration::from_millis(500),
+            rtt_ping_interval: Duration::from_secs(1),
             quiet_ping_interval: Duration::from_secs(15),
             healthy_after: Duration::from_secs(2),
             return_to_preferred_after: Some(Duration::from_secs(30)),

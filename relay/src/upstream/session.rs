@@ -91,6 +91,8 @@ pub struct PullSession {
     phase: Phase,
     publisher_ended: bool,
     acks: AckCounter,
+    /// The timestamp of the latest PingResponse not yet taken.
+    ping_answer: Option<u32>,
 }
 
 impl PullSession {
@@ -123,6 +125,7 @@ impl PullSession {
                 phase: Phase::Connecting,
                 publisher_ended: false,
                 acks: AckCounter::default(),
+                ping_answer: None,
             },
             out,
         ))
@@ -134,6 +137,11 @@ impl PullSession {
 
     pub fn publisher_ended(&self) -> bool {
         self.publisher_ended
+    }
+
+    /// The timestamp echoed by the latest answer to one of our pings since the last call.
+    pub fn take_ping_answer(&mut self) -> Option<u32> {
+        self.ping_answer.take()
     }
 
     /// Feeds bytes from the upstream; appends bytes to send to `out` and events to `events`.
@@ -172,6 +180,7 @@ impl PullSession {
             }
             wire::MSG_USER_CONTROL => match wire::parse_user_control(&msg.payload) {
                 Some(UserControl::PingRequest(t)) => out.extend_from_slice(&wire::ping_response(t)),
+                Some(UserControl::PingResponse(t)) => self.ping_answer = Some(t),
                 Some(UserControl::StreamEof(_)) if self.phase == Phase::Playing => {
                     self.mark_ended(events)
                 }
@@ -644,6 +653,16 @@ mod tests {
         .unwrap();
         assert_eq!(out, wire::ping_response(9));
         out.clear();
+        // The answer to our own ping is kept for the round-trip estimate, taken once.
+        s.handle_input(
+            &chunk(2, 4, 0, 0, 6, &[0, 7, 0, 0, 0, 42]),
+            &mut out,
+            &mut ev,
+        )
+        .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(s.take_ping_answer(), Some(42));
+        assert_eq!(s.take_ping_answer(), None);
         s.handle_input(
             &chunk(2, 5, 0, 0, 4, &1000u32.to_be_bytes()),
             &mut out,
