@@ -10,6 +10,7 @@ pub mod flv;
 pub mod http;
 pub mod hub;
 pub mod integrity;
+pub mod listen;
 pub mod media;
 pub mod metrics;
 pub mod placement;

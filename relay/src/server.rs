@@ -79,26 +79,22 @@ impl Relay {
             },
             metrics,
         );
-        let rtmp_listener = TcpListener::bind(cfg.rtmp_listen)
-            .await
+        let rtmp_listener = crate::listen::bind(cfg.rtmp_listen)
             .with_context(|| format!("binding RTMP listener {}", cfg.rtmp_listen))?;
-        let http_listener = TcpListener::bind(cfg.http_listen)
-            .await
+        let http_listener = crate::listen::bind(cfg.http_listen)
             .with_context(|| format!("binding HTTP listener {}", cfg.http_listen))?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         let rtmps_listener = match cfg.rtmps_listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
+                crate::listen::bind(addr)
                     .with_context(|| format!("binding RTMPS listener {addr}"))?,
             ),
             None => None,
         };
         let https_listener = match cfg.https_listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
+                crate::listen::bind(addr)
                     .with_context(|| format!("binding HTTPS listener {addr}"))?,
             ),
             None => None,

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use surge_wire::ChunkLimits;
@@ -68,7 +68,9 @@ pub async fn serve<S: RtmpStream>(
         conn = id,
         peer = %peer,
         stream = tracing::field::Empty,
-        role = tracing::field::Empty
+        role = tracing::field::Empty,
+        handshake_ms = tracing::field::Empty,
+        play_ms = tracing::field::Empty
     );
     async move {
         let reason = match serve_connection(stream, registry.clone(), settings, shutdown).await {
@@ -95,11 +97,13 @@ async fn serve_connection<S: RtmpStream>(
     settings: Arc<RtmpSettings>,
     shutdown: CancellationToken,
 ) -> Result<String, CloseReason> {
+    let started = Instant::now();
     // Boxed: the handshake state (several KiB) is freed when it completes instead of staying
     // in this connection's future for its whole life (memory per viewer).
     let leftover = Box::pin(handshake::accept(&mut stream, settings.handshake_timeout))
         .await
         .map_err(|e| e.to_string())?;
+    tracing::Span::current().record("handshake_ms", elapsed_ms(started));
     let peer = stream.peer_addr().map(|a| a.ip());
     let (session, initial) =
         InboundDriver::new(registry.clone(), settings.chunk_limits).map_err(|e| e.to_string())?;
@@ -130,6 +134,11 @@ async fn serve_connection<S: RtmpStream>(
         if let Some(outcome) = handled.take() {
             match outcome {
                 Ok(outbound) => {
+                    // Before the replies go out, so the writer's "viewer started" line has it.
+                    if !role_recorded && *session.role() != Role::Handshaking {
+                        record_role(session.role(), started);
+                        role_recorded = true;
+                    }
                     if let Err(e) = dispatch(&tx, outbound, settings.slow_viewer_timeout).await {
                         break Err(e.into());
                     }
@@ -140,10 +149,6 @@ async fn serve_connection<S: RtmpStream>(
                 }
                 Err(InboundError::PlayClosed) => break Ok("player closed its stream".to_string()),
                 Err(e) => break Err(format!("closing on bad input: {e}").into()),
-            }
-            if !role_recorded && *session.role() != Role::Handshaking {
-                record_role(session.role());
-                role_recorded = true;
             }
         }
         let idle = match session.role() {
@@ -243,16 +248,26 @@ fn read_into_session<'a, R: AsyncRead + Unpin>(
     })
 }
 
-/// Puts the stream and role into the connection's span once known (every later line has them).
-fn record_role(role: &Role) {
+/// Puts the stream and role into the connection's span once known (every later line has them),
+/// and for a player how long its join took from the connection's start to its play command
+/// (`play_ms`; with `handshake_ms`, where a join waits when the relay is busy).
+fn record_role(role: &Role, started: Instant) {
     let (name, app, stream) = match role {
         Role::Handshaking => return,
         Role::Publishing { app, stream } => ("publisher", app, stream),
         Role::Playing { app, stream } => ("viewer", app, stream),
     };
     let span = tracing::Span::current();
+    if name == "viewer" {
+        span.record("play_ms", elapsed_ms(started));
+    }
     span.record("role", name);
     span.record("stream", format!("{app}/{stream}"));
+}
+
+/// Milliseconds since `t`, to 0.1 ms (log fields).
+fn elapsed_ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// Queues the replies for the writer. A full queue pauses reading (a burst of commands from a
