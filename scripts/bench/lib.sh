@@ -69,6 +69,47 @@ rtmp { server { listen 127.0.0.1:$port; chunk_size 4096; application live { live
 CONF
 }
 
+# SRS, the peer on efficiency: $SRS_BIN, by default the build in ../shared/peers/ (7.0.18,
+# RTMP and HTTP-FLV). Prints its path, or fails with a line saying how to give one.
+srs_bin() {
+  local bin=${SRS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/../shared/peers/srs}
+  if [ ! -x "$bin" ]; then
+    echo "no SRS binary at $bin: set SRS_BIN to an SRS 7 build (RTMP and HTTP-FLV)" >&2
+    return 1
+  fi
+  echo "$bin"
+}
+
+# An SRS configuration in $1/srs.conf: RTMP on $2 and HTTP-FLV on $3 (loopback), GOP cache
+# on, as many connections as the open-file limit allows. $4: `low-latency` (every message
+# written at once: `tcp_nodelay on; min_latency on; mw_latency 0`, what SRS documents for low
+# latency) or `default` (SRS's own defaults: merged writes of about 350 ms). The file is
+# printed into the benchmark's results by the caller.
+srs_conf() {
+  local dir=$1 rtmp=$2 http=$3 mode=$4 vhost="" play=""
+  mkdir -p "$dir/html"
+  if [ "$mode" = low-latency ]; then
+    vhost="tcp_nodelay on; min_latency on;"
+    play="mw_latency 0; mw_msgs 0;"
+  fi
+  # SRS refuses to start when max_connections (+ its own files) passes the open-file limit.
+  local conns=$(($(ulimit -n) - 1000))
+  cat >"$dir/srs.conf" <<CONF
+listen 127.0.0.1:$rtmp;
+max_connections $conns;
+daemon off;
+srs_log_tank console;
+srs_log_level warn;
+pid $dir/srs.pid;
+http_server { enabled on; listen 127.0.0.1:$http; dir $dir/html; }
+vhost __defaultVhost__ {
+    $vhost
+    play { gop_cache on; $play }
+    http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }
+}
+CONF
+}
+
 # Common start of a benchmark: creates $OUT (made absolute), raises the open-file limit,
 # builds the release binaries, and kills every pid appended to `pids` when the script exits.
 bench_prepare() {
@@ -90,12 +131,14 @@ bench_cleanup() {
 # with `--duration forever` (the default is 60 s): it publishes until bench_cleanup kills it.
 # Fills the caller's associative arrays port[$1], http[$1] (empty for nginx) and pid[$1],
 # and appends both processes to `pids`. Uses $relay_bin, $load_bin and $OUT.
-# Relays: surge (defaults), surge-nagle (--viewer-tcp-nodelay false, TCP as nginx-rtmp
+# Relays: surge (defaults), surge-batched (--max-write-delay $BATCH_DELAY, default 100ms: the
+# latency budget), surge-nagle (--viewer-tcp-nodelay false, TCP as nginx-rtmp
 # leaves it), surge-pertask (--fanout-tasks 0: one writer task per viewer), surge-flv (the
 # defaults, its viewers over HTTP-FLV: see relay_protocol), nginx;
 # surge-edge and surge-edge-verify: an edge pulling from an origin that signs the stream
 # (--sign-key; the origin runs on $LOAD_CORE, the publisher publishes to it), the edge
-# without and with --verify-key (signed frames checked off and on, the same signed stream).
+# without and with --verify-key (signed frames checked off and on, the same signed stream);
+# srs (low-latency settings) and srs-default (SRS's merged writes): see srs_conf.
 start_relay_with_publisher() {
   local r=$1 stream=$2
   port[$r]=$(free_port)
@@ -118,8 +161,9 @@ start_relay_with_publisher() {
         --http-listen "127.0.0.1:${http[$r]}" --max-viewers 100000 --tier edge \
         --upstream "rtmp://127.0.0.1:$origin_port/live" "${verify[@]}" >"$OUT/$r-relay.log" 2>&1 &
       ;;
-    surge | surge-nagle | surge-pertask | surge-flv)
+    surge | surge-batched | surge-nagle | surge-pertask | surge-flv)
       local extra=()
+      [ "$r" = surge-batched ] && extra=(--max-write-delay "${BATCH_DELAY:-100ms}")
       [ "$r" = surge-nagle ] && extra=(--viewer-tcp-nodelay false)
       [ "$r" = surge-pertask ] && extra=(--fanout-tasks 0)
       http[$r]=$(free_port)
@@ -132,7 +176,16 @@ start_relay_with_publisher() {
       taskset -c "$RELAY_CORE" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" \
         -g 'daemon off; error_log stderr;' >"$OUT/nginx.log" 2>&1 &
       ;;
-    *) echo "unknown relay $r (surge|surge-nagle|surge-pertask|surge-flv|surge-edge|surge-edge-verify|nginx)" >&2; exit 2 ;;
+    srs | srs-default)
+      local bin mode=low-latency
+      bin=$(srs_bin) || exit 2
+      [ "$r" = srs-default ] && mode=default
+      http[$r]=$(free_port)
+      srs_conf "$OUT/$r" "${port[$r]}" "${http[$r]}" "$mode"
+      # SRS resolves its relative paths against its working directory.
+      (cd "$OUT/$r" && exec taskset -c "$RELAY_CORE" "$bin" -c "$OUT/$r/srs.conf") >"$OUT/$r.log" 2>&1 &
+      ;;
+    *) echo "unknown relay $r (surge|surge-batched|surge-nagle|surge-pertask|surge-flv|surge-edge|surge-edge-verify|nginx|srs|srs-default)" >&2; exit 2 ;;
   esac
   pid[$r]=$!
   pids+=("${pid[$r]}")
