@@ -5,7 +5,6 @@
 //! Run: `cargo bench -p surge-relay --bench fanout` (optional args: VIEWERS FRAMES).
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,7 +22,7 @@ fn frame(i: u32, size: usize) -> Bytes {
 
 /// ns per viewer per frame, serialize-once: publish once, every viewer takes its batch.
 fn serialize_once(viewers: usize, frames: u32, size: usize) -> (f64, usize) {
-    let hub = Arc::new(Hub::new("live", "bench", HubConfig::default(), None));
+    let hub = Hub::new("live", "bench", HubConfig::default(), None);
     let mut subs: Vec<_> = (0..viewers)
         .map(|_| hub.subscribe(Protocol::Rtmp))
         .collect();

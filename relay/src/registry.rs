@@ -205,12 +205,7 @@ impl Registry {
     }
 
     fn new_hub(&self, app: &str, name: &str) -> Arc<Hub> {
-        Arc::new(Hub::new(
-            app,
-            name,
-            self.settings.hub,
-            Some(self.metrics.clone()),
-        ))
+        Hub::new(app, name, self.settings.hub, Some(self.metrics.clone()))
     }
 
     /// Claims `app/name` for a local publisher. Dropping the guard ends the stream.
@@ -429,7 +424,7 @@ impl Drop for PublishGuard {
                 streams.remove(&self.key);
             }
         }
-        self.entry.hub.end_stream();
+        self.entry.hub.end_stream_after_writes();
     }
 }
 

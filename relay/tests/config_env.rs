@@ -47,6 +47,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ),
     ("SURGE_VIEWER_TCP_NODELAY", "maybe", "--viewer-tcp-nodelay"),
     ("SURGE_FANOUT_TASKS", "lots", "--fanout-tasks"),
+    ("SURGE_MAX_WRITE_DELAY", "2s", "--max-write-delay"),
     ("SURGE_GOP_CACHE_MAX_BYTES", "1GB", "--gop-cache-max-bytes"),
     ("SURGE_UPSTREAM_LINGER", "soon", "--upstream-linger"),
     ("SURGE_SHUTDOWN_GRACE", "later", "--shutdown-grace"),

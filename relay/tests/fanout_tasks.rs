@@ -474,3 +474,44 @@ async fn viewers_that_disconnect_are_uncounted_and_others_unaffected() {
         );
     }
 }
+
+/// With a latency budget (`--max-write-delay 150ms`) the fan-out task holds each new frame for
+/// the ones after it: a viewer still gets every frame once and in order, but several per
+/// write (about 150 / 40 video frames), none much later than the budget, and a command sent
+/// mid-stream is answered without waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_delay_sends_frames_together_and_none_much_later_than_the_budget() {
+    let _serial = common::real_time_lock().await;
+    let relay = RelayProcess::start(&["--fanout-tasks", "1", "--max-write-delay", "150ms"]);
+    let publisher = RtmpClient::publish_with_headers(relay.rtmp, "live", "batched")
+        .await
+        .expect("publish");
+    let viewer = play(&relay, "batched").await;
+    let viewer = tokio::spawn(watch(viewer, Script::CommandsAfter(vec![(50, vec![10.0])])));
+    let publisher = publish_frames(publisher, 25, 2000, None).await;
+    drop(publisher);
+    let log = viewer.await.expect("viewer task");
+
+    assert_complete(&log, "viewer behind a write delay");
+    // Frames read within 10 ms of each other came in one write.
+    let writes = 1 + log
+        .video_arrivals
+        .windows(2)
+        .filter(|w| w[1] - w[0] > Duration::from_millis(10))
+        .count();
+    assert!(
+        writes <= FRAMES as usize / 2,
+        "{writes} separate arrivals for {FRAMES} video frames: frames were not sent together"
+    );
+    assert!(
+        log.max_lag_ms < 150 + 500,
+        "a frame came {} ms after it was sent (budget 150 ms)",
+        log.max_lag_ms
+    );
+    assert_eq!(log.replies.len(), 1, "the createStream's reply");
+    assert!(
+        log.replies[0].waited < Duration::from_secs(1),
+        "reply took {:?}",
+        log.replies[0].waited
+    );
+}

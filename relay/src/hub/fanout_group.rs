@@ -202,6 +202,8 @@ fn write_pass<S: GroupSink>(members: &mut Vec<Member<S>>) -> usize {
 struct GroupHandle<S> {
     join: mpsc::UnboundedSender<Member<S>>,
     wake: Arc<Notify>,
+    /// Asks for a pass now, answered when it is done.
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 /// The groups of one stream, started when the first viewer joins.
@@ -227,6 +229,27 @@ impl<S: GroupSink> FanoutGroups<S> {
 
     pub fn enabled(&self) -> bool {
         self.tasks > 0
+    }
+
+    pub fn write_delay(&self) -> Duration {
+        self.write_delay
+    }
+
+    /// With a write delay: asks every group for a pass now (frames held for the delay go out);
+    /// each receiver answers once its group's pass is done (or is dropped with the group).
+    /// Without one nothing is ever held: empty.
+    pub fn flush(&self) -> Vec<oneshot::Receiver<()>> {
+        if self.write_delay.is_zero() {
+            return Vec::new();
+        }
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .iter()
+            .filter_map(|g| {
+                let (tx, rx) = oneshot::channel();
+                g.flush.send(tx).ok().map(|()| rx)
+            })
+            .collect()
     }
 
     /// Puts a caught-up viewer into a group (round robin). Must run inside a tokio runtime.
@@ -282,44 +305,67 @@ fn spawn_group<S: GroupSink>(
     metrics: Option<Arc<Metrics>>,
 ) -> GroupHandle<S> {
     let (join_tx, join_rx) = mpsc::unbounded_channel();
+    let (flush_tx, flush_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
     tokio::spawn(run_group(
-        join_rx,
-        changed,
-        wake.clone(),
+        GroupInbox {
+            join: join_rx,
+            changed,
+            wake: wake.clone(),
+            flush: flush_rx,
+        },
         write_delay,
         metrics,
     ));
     GroupHandle {
         join: join_tx,
         wake,
+        flush: flush_tx,
     }
 }
 
 /// What woke a group's task.
 enum Woken {
     Frame,
-    /// A new member, or a recall: handled without waiting for the write delay.
+    /// A new member, a recall or a flush: handled without waiting for the write delay.
     Member,
     Closed,
 }
 
-/// A group's task: after every new frame, new member or recall, one write pass. With a write
-/// delay, a new frame waits up to that long (from its arrival) for the frames after it, and
-/// the pass then writes them together: one `writev` and one wake-up for several frames.
-async fn run_group<S: GroupSink>(
-    mut join: mpsc::UnboundedReceiver<Member<S>>,
-    mut changed: watch::Receiver<u64>,
+/// What a group's task listens to.
+struct GroupInbox<S> {
+    join: mpsc::UnboundedReceiver<Member<S>>,
+    changed: watch::Receiver<u64>,
     wake: Arc<Notify>,
+    flush: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+}
+
+/// A group's task: after every new frame, new member, recall or flush, one write pass. With a
+/// write delay, a new frame waits up to that long (from its arrival) for the frames after it,
+/// and the pass then writes them together: one `writev` and one wake-up for several frames.
+async fn run_group<S: GroupSink>(
+    inbox: GroupInbox<S>,
     write_delay: Duration,
     metrics: Option<Arc<Metrics>>,
 ) {
+    let GroupInbox {
+        mut join,
+        mut changed,
+        wake,
+        mut flush,
+    } = inbox;
     let mut members: Vec<Member<S>> = Vec::new();
+    // Flushes answered after the next pass.
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let woken = tokio::select! {
             biased;
             m = join.recv() => match m {
                 Some(m) => { members.push(m); Woken::Member }
+                None => Woken::Closed,
+            },
+            f = flush.recv() => match f {
+                Some(done) => { flushed.push(done); Woken::Member }
                 None => Woken::Closed,
             },
             r = changed.changed() => if r.is_err() { Woken::Closed } else { Woken::Frame },
@@ -330,13 +376,17 @@ async fn run_group<S: GroupSink>(
         }
         if matches!(woken, Woken::Frame) && !write_delay.is_zero() {
             let flush_at = tokio::time::Instant::now() + write_delay;
-            // Frames arriving meanwhile only mark the stream changed; a new member or a
-            // recall (a control message to send) ends the wait early.
+            // Frames arriving meanwhile only mark the stream changed; a new member, a recall
+            // (a control message to send) or a flush ends the wait early.
             let closed = loop {
                 tokio::select! {
                     biased;
                     m = join.recv() => match m {
                         Some(m) => members.push(m),
+                        None => break true,
+                    },
+                    f = flush.recv() => match f {
+                        Some(done) => { flushed.push(done); break false }
                         None => break true,
                     },
                     _ = wake.notified() => break false,
@@ -367,6 +417,9 @@ async fn run_group<S: GroupSink>(
             // A pass over thousands of viewers takes tens of ms; let handshakes, joins and the
             // HTTP API run in between.
             tokio::task::yield_now().await;
+        }
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
     }
     for m in members {
@@ -421,7 +474,7 @@ mod tests {
     }
 
     fn hub() -> Arc<Hub> {
-        Arc::new(Hub::new("live", "g", HubConfig::default(), None))
+        Hub::new("live", "g", HubConfig::default(), None)
     }
 
     fn keyframe(ts: u32) -> MediaMessage {

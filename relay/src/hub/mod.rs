@@ -13,7 +13,7 @@ mod subscription;
 pub mod viewer_cursor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -125,10 +125,12 @@ pub struct Hub {
     integrity: Mutex<Option<(u64, IntegrityFailure)>>,
     metrics: Option<Arc<Metrics>>,
     groups: FanoutGroups<ViewerSink>,
+    /// This hub, for the task that ends the stream after the fan-out tasks' last writes.
+    me: Weak<Hub>,
 }
 
 impl Hub {
-    pub fn new(app: &str, name: &str, cfg: HubConfig, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(app: &str, name: &str, cfg: HubConfig, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
         let mut serializer = ChunkSerializer::new();
         // The returned SetChunkSize packet is not sent: each viewer's session announces the
         // same size itself.
@@ -137,7 +139,7 @@ impl Hub {
             // From 0, so a stream's dropped-frame rate exists before its first drop.
             let _ = m.dropped_frames.get_or_create(&stream_labels(app, name));
         }
-        Hub {
+        Arc::new_cyclic(|me| Hub {
             app: app.to_string(),
             name: name.to_string(),
             cfg,
@@ -158,7 +160,8 @@ impl Hub {
             integrity: Mutex::new(None),
             metrics,
             groups: FanoutGroups::new(cfg.fanout_tasks, cfg.max_write_delay),
-        }
+            me: me.clone(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -216,6 +219,36 @@ impl Hub {
             }
         }
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Ends the publishing session once the fan-out tasks have written the frames they hold:
+    /// with a write delay (`--max-write-delay`) the last frames of a broadcast may still be
+    /// waiting, and ending at once would clear them from the cache unwritten. Without one (or
+    /// outside a runtime) it ends at once. A publisher that comes back in the meantime (an
+    /// edge's upstream) is not cut: the end is skipped if anything was published since.
+    pub fn end_stream_after_writes(&self) {
+        let flushed = self.groups.flush();
+        let (Some(hub), Ok(runtime), false) = (
+            self.me.upgrade(),
+            tokio::runtime::Handle::try_current(),
+            flushed.is_empty(),
+        ) else {
+            return self.end_stream();
+        };
+        let mark = self.publish_mark();
+        let limit = self.groups.write_delay() + Duration::from_secs(1);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(limit, futures::future::join_all(flushed)).await;
+            if hub.publish_mark() == mark {
+                hub.end_stream();
+            }
+        });
+    }
+
+    /// Where publishing stands: the session and the next frame's sequence number.
+    fn publish_mark(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.epoch, st.cache.next_seq())
     }
 
     /// Ends the current publishing session: viewers get end of stream, caches are cleared.
@@ -364,7 +397,7 @@ impl MediaSink for Hub {
 
     fn on_end_of_stream(&self) {
         tracing::info!(app = %self.app, stream = %self.name, "upstream publisher ended the stream");
-        self.end_stream();
+        self.end_stream_after_writes();
     }
 
     fn on_integrity_failure(&self, upstream: &str, reason: &str, detail: &str) {
@@ -390,7 +423,7 @@ mod tests {
     use super::*;
 
     fn hub() -> Arc<Hub> {
-        Arc::new(Hub::new("live", "s", HubConfig::default(), None))
+        Hub::new("live", "s", HubConfig::default(), None)
     }
 
     fn video(ts: u32, b0: u8, b1: u8) -> MediaMessage {
@@ -527,12 +560,7 @@ mod tests {
     #[test]
     fn join_and_keyframe_delays_are_recorded_once_written() {
         let metrics = Arc::new(Metrics::new("edge", "test"));
-        let h = Arc::new(Hub::new(
-            "live",
-            "s",
-            HubConfig::default(),
-            Some(metrics.clone()),
-        ));
+        let h = Hub::new("live", "s", HubConfig::default(), Some(metrics.clone()));
         let count = |name: &str, protocol: &str| {
             sample(
                 &metrics.encode(),
