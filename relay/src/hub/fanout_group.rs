@@ -357,6 +357,11 @@ async fn run_group<S: GroupSink>(
     let mut members: Vec<Member<S>> = Vec::new();
     // Flushes answered after the next pass.
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
+    // When the last pass began, and whether a frame came while it ran: such a frame has been
+    // waiting since then at most, and its budget counts from there, not from when the pass
+    // ended (a pass over thousands of viewers takes tens of ms).
+    let mut last_pass_started = tokio::time::Instant::now();
+    let mut frame_during_pass = false;
     loop {
         let woken = tokio::select! {
             biased;
@@ -375,7 +380,12 @@ async fn run_group<S: GroupSink>(
             break;
         }
         if matches!(woken, Woken::Frame) && !write_delay.is_zero() {
-            let flush_at = tokio::time::Instant::now() + write_delay;
+            let since = if frame_during_pass {
+                last_pass_started
+            } else {
+                tokio::time::Instant::now()
+            };
+            let flush_at = since + write_delay;
             // Frames arriving meanwhile only mark the stream changed; a new member, a recall
             // (a control message to send) or a flush ends the wait early.
             let closed = loop {
@@ -396,8 +406,10 @@ async fn run_group<S: GroupSink>(
             if closed {
                 break;
             }
-            changed.borrow_and_update();
         }
+        // Every frame so far goes out in this pass.
+        changed.borrow_and_update();
+        last_pass_started = tokio::time::Instant::now();
         while let Ok(m) = join.try_recv() {
             members.push(m);
         }
@@ -418,6 +430,7 @@ async fn run_group<S: GroupSink>(
             // HTTP API run in between.
             tokio::task::yield_now().await;
         }
+        frame_during_pass = changed.has_changed().unwrap_or(false);
         for done in flushed.drain(..) {
             let _ = done.send(());
         }
