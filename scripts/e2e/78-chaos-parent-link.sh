@@ -14,10 +14,13 @@
 # - nobody is disconnected, reconnects or has an error: the region's relays hold their viewers
 #   while their upstream is held or slow;
 # - stall and partition: the viewers saw it (a frame gap of at least the fault's length less
-#   0.5 s) and got frames again soon after it ended (the gap under its length plus 4 s), with
-#   a player stall each for at least half the region's viewers, and fewer stalls than the
-#   region's viewers plus half the others' (the other region is not hit; the margin is for a
-#   loaded machine's own stalls and a viewer stalling twice);
+#   0.5 s) and got frames again soon after it ended (the gap under its length plus 4 s), and
+#   fewer player stalls than the region's viewers plus half the others' (the other region is
+#   not hit; the margin is for a loaded machine's own stalls and a viewer stalling twice); a
+#   partition also stalls at least half the region's viewers. (A stall is found in under 1 s
+#   by the edges' hang probe, and a new connection may get through a stalled link before it
+#   ends, refilling the players: how many stall then depends on timing, 13 and 178 of ~184
+#   in two runs, so the stall case asserts no lower bound on stalls.)
 # - throttle: the lag grows past 2 s while the link trickles, and is under 1 s again within
 #   6 s of lifting the cap;
 # and for the run: no frame delivered twice or out of order, nothing the demo started left
@@ -64,8 +67,8 @@ check_fault() { # n
         || fail "the viewers behind the link did not see fault $1: $w"
       jq -e '.frame_gap_max_ms < (.for_s + 4) * 1000' <<<"$w" >/dev/null \
         || fail "frames did not come back within 4 s of the end of fault $1: $w"
-      jq -e '.stalls >= .region_viewers * 0.5
-          and .stalls < .region_viewers + (.viewers_before - .region_viewers) * 0.5' <<<"$w" >/dev/null \
+      jq -e '.stalls < .region_viewers + (.viewers_before - .region_viewers) * 0.5
+          and (.fault != "partition-parent" or .stalls >= .region_viewers * 0.5)' <<<"$w" >/dev/null \
         || fail "fault $1 stalled other viewers than the region's, or too few of them: $w" ;;
     throttle-parent)
       jq -e '.lag_max_ms > 2000' <<<"$w" >/dev/null || fail "the trickle did not show in the lag: $w"
