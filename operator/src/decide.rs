@@ -32,7 +32,6 @@ use crate::observe::{
 use crate::policy::apply_policy;
 use crate::quality::edge_loads;
 use crate::ready_timer::ReadyTimer;
-use crate::region_viewers::served_by_relay;
 use crate::sizing::{SampleHistory, StreamPlan, history_window_seconds, plan_stream_at};
 use crate::status::{StatusInput, compute_status};
 use crate::tree::{TreePlan, plan_tiers};
@@ -240,17 +239,12 @@ pub fn decide(input: &Input<'_>, memory: &StreamMemory) -> Decision {
     memory.history.retain_regions(&names);
     memory.ready_timer.retain_regions(&names);
     memory.lost_viewers.retain_regions(&names);
-    let served = served_by_relay(
-        &observed.pods,
-        &observed.scrapes,
-        &observed.overflow_viewers,
-    );
     let relays_seen: Vec<RelaySeen<'_>> = observed
         .pods
         .iter()
         .map(|p| RelaySeen {
             name: &p.name,
-            served: served.get(&p.name),
+            served: observation.served_by_relay.get(&p.name),
         })
         .collect();
     memory.lost_viewers.observe(

@@ -217,6 +217,9 @@ pub struct Observation {
     /// Per region: its viewers ([`crate::region_viewers`]: its edges' own and its overflowed
     /// ones); `None` when nothing of it was counted.
     pub region_viewers: BTreeMap<String, Option<u64>>,
+    /// Per relay that answered: the viewers it serves, by their region
+    /// ([`crate::region_viewers::served_by_relay`]).
+    pub served_by_relay: BTreeMap<String, BTreeMap<String, u64>>,
     /// Per region: planner inputs without samples (the caller adds its history).
     pub regions: BTreeMap<String, RegionInput>,
     /// Relays that should have answered but did not: (pod, why).
@@ -241,8 +244,10 @@ pub fn observe(
     overflow: &BTreeMap<String, BTreeMap<String, u64>>,
     deployments: &BTreeMap<(String, TierKind), DeploymentCounts>,
 ) -> Observation {
+    let served_by_relay = crate::region_viewers::served_by_relay(pods, scrapes, overflow);
     let mut obs = Observation {
-        region_viewers: crate::region_viewers::region_viewers(regions, pods, scrapes, overflow),
+        region_viewers: crate::region_viewers::region_viewers(regions, &served_by_relay),
+        served_by_relay,
         ..Observation::default()
     };
     for region in regions {

@@ -14,21 +14,17 @@ use crate::observe::{PodView, ScrapeOutcome};
 /// Per region of `regions`: the viewers of its own on its edges (each edge's count less the
 /// other regions' viewers it holds by overflow) plus its viewers placed by overflow on any
 /// relay of the tree. `None` when no edge of the region answered and no relay reported any of
-/// its viewers (nothing was counted, which is not zero). Terminating pods and pods that did
-/// not answer are left out; `overflow` is per pod name, by region.
+/// its viewers (nothing was counted, which is not zero). `served` is [`served_by_relay`]'s
+/// answer (terminating pods and pods that did not answer are not in it).
 pub fn region_viewers(
     regions: &[String],
-    pods: &[PodView],
-    scrapes: &BTreeMap<String, ScrapeOutcome>,
-    overflow: &BTreeMap<String, BTreeMap<String, u64>>,
+    served: &BTreeMap<String, BTreeMap<String, u64>>,
 ) -> BTreeMap<String, Option<u64>> {
     let mut counted: BTreeMap<String, Option<u64>> =
         regions.iter().map(|r| (r.clone(), None)).collect();
-    for served in served_by_relay(pods, scrapes, overflow).values() {
-        for (region, n) in served {
-            if let Some(v) = counted.get_mut(region) {
-                *v = Some(v.unwrap_or(0) + n);
-            }
+    for (region, n) in served.values().flatten() {
+        if let Some(v) = counted.get_mut(region) {
+            *v = Some(v.unwrap_or(0) + n);
         }
     }
     counted
@@ -113,7 +109,7 @@ mod tests {
             ("us-0".to_string(), by_region(&[("eu-west", 10)])),
             ("eu-r1".to_string(), by_region(&[("eu-west", 5)])),
         ]);
-        let counted = region_viewers(&regions(), &pods, &scrapes, &overflow);
+        let counted = region_viewers(&regions(), &served_by_relay(&pods, &scrapes, &overflow));
         assert_eq!(counted["eu-west"], Some(60 + 134 + 10 + 5));
         assert_eq!(counted["us-east"], Some(30), "us-0 less eu-west's 10");
         assert_eq!(
@@ -142,7 +138,10 @@ mod tests {
             ("eu-1".to_string(), Ok(50)),
             ("us-0".to_string(), Err("timeout".to_string())),
         ]);
-        let counted = region_viewers(&regions(), &pods, &scrapes, &BTreeMap::new());
+        let counted = region_viewers(
+            &regions(),
+            &served_by_relay(&pods, &scrapes, &BTreeMap::new()),
+        );
         assert_eq!(counted["eu-west"], Some(0), "an edge that answered 0");
         assert_eq!(
             counted["us-east"], None,
@@ -160,7 +159,7 @@ mod tests {
             "eu-0".to_string(),
             by_region(&[("us-east", 4), ("mars", 9)]),
         )]);
-        let counted = region_viewers(&regions(), &pods, &scrapes, &overflow);
+        let counted = region_viewers(&regions(), &served_by_relay(&pods, &scrapes, &overflow));
         assert_eq!(counted["eu-west"], Some(0));
         assert_eq!(counted["us-east"], Some(4));
         assert!(!counted.contains_key("mars"));
