@@ -23,6 +23,8 @@ const NORMAL: u32 = 12;
 const SLOW: u32 = 12;
 const RUN_S: u64 = 12;
 const BITRATE_KBPS: u64 = 2000;
+/// The trickling viewers' rate: about a third of the stream's.
+const TRICKLE_KBPS: u64 = 700;
 
 /// A steady audience of `viewers` (one region), in the livetrace format.
 fn steady_trace(dir: &Path, viewers: u32) -> String {
@@ -118,7 +120,18 @@ fn origin_edge_and_publisher(dir: &Path) -> Edge {
             "65536",
         ],
     );
-    let publisher = publish(dir, o_rtmp, &["--bitrate-kbps", &BITRATE_KBPS.to_string()]);
+    // One-second GOPs: the edge's cache (two GOPs) is then small enough that a trickling
+    // viewer falls out of it, and is skipped ahead, a few seconds into the run.
+    let publisher = publish(
+        dir,
+        o_rtmp,
+        &[
+            "--bitrate-kbps",
+            &BITRATE_KBPS.to_string(),
+            "--gop-seconds",
+            "1",
+        ],
+    );
     wait_for_publisher(o_http, "e2e", Duration::from_secs(10));
     Edge {
         _origin: origin,
@@ -209,6 +222,17 @@ fn memory_bounded(growth_kib: u64, unread_kib: u64) {
     );
 }
 
+/// The viewer a relay log line is about: its RTMP connection or HTTP-FLV viewer span.
+fn viewer_of(line: &str) -> Option<&str> {
+    ["rtmp{conn=", "http_flv{viewer="].iter().find_map(|key| {
+        let from = line.find(key)?;
+        let digits = line[from + key.len()..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(line.len() - from - key.len());
+        Some(&line[from..from + key.len() + digits])
+    })
+}
+
 fn edge_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("edge.log")).unwrap_or_default()
 }
@@ -255,30 +279,36 @@ fn viewers_reading_at_a_trickle_skip_to_keyframes_and_cost_the_others_nothing() 
     // A third of the stream's rate: the sockets keep moving, so the relay skips frames rather
     // than disconnecting (at 300 kbit/s, with this edge's 64 KiB buffer and 3 s timeout, it
     // closed them as not reading).
-    let (r, growth) = run(&dir, &e, "700kbit");
+    let (r, growth) = run(&dir, &e, &format!("{TRICKLE_KBPS}kbit"));
     normal_viewers_unharmed(&r);
     let s = &r["slow_viewers"];
     assert_eq!(num(&s["joined"]), f64::from(SLOW), "{s:#}");
-    // They fell behind. The skips themselves reach them only after what their socket
-    // buffers hold (seconds), so they are checked at the relay, which counts and logs them.
+    // They fell behind, and the relay skipped them ahead. Their connections are shaped as a
+    // slow WAN path (a bounded receive buffer, as a bottleneck queue), so their backlog
+    // builds at the relay, not in their own kernels: most of them are skipped within the
+    // run (12 of 12 in four runs on 2 cores, one with both busy), and the skips reach them.
     assert!(num(&s["lag_ms"]["p50"]) > 1000.0, "{s:#}");
     assert_eq!(num(&s["frames_out_of_order"]), 0.0, "{s:#}");
+    assert!(num(&s["frames_skipped"]) > 0.0, "{s:#}");
     let dropped = relay_metric(e.http, "surge_relay_dropped_frames_total", &[]).unwrap_or(0.0);
     assert!(dropped > 0.0, "the edge counts the frames it skipped");
     let log = edge_log(&dir);
-    let skips = log
+    let skipped_viewers: std::collections::BTreeSet<&str> = log
         .lines()
         .filter(|l| l.contains("viewer fell behind: skipped to the newest keyframe"))
-        .count();
-    // The first skips come once the viewers' socket buffers are full, late in the run (2-3
-    // of the 12 viewers skipped within it in three runs).
-    assert!(skips >= 1, "{skips} skips logged:\n{log}");
+        .filter_map(viewer_of)
+        .collect();
+    println!("viewers skipped ahead by the edge: {skipped_viewers:?}");
+    assert!(
+        skipped_viewers.len() >= SLOW as usize / 2,
+        "most trickling viewers are skipped ahead, in a log line naming each:\n{log}"
+    );
     // What they read is about their rate (the joining burst on top).
     let kbps = num(&s["kbit_per_s_per_viewer"]);
     assert!(
-        (500.0..2000.0).contains(&kbps),
+        (TRICKLE_KBPS as f64 * 0.7..2000.0).contains(&kbps),
         "{kbps} kbit/s per slow viewer"
     );
-    let unread = u64::from(SLOW) * (BITRATE_KBPS - 700) / 8 * RUN_S;
+    let unread = u64::from(SLOW) * (BITRATE_KBPS - TRICKLE_KBPS) / 8 * RUN_S;
     memory_bounded(growth, unread);
 }

@@ -96,12 +96,12 @@ pub enum Pace {
 }
 
 impl Pace {
-    /// The MSS a viewer's connection asks for: a WAN path's for slow viewers (see
-    /// [`super::connect`]), the interface's for the others.
-    pub fn mss(&self) -> Option<u32> {
+    /// How a viewer's connection is shaped: as a slow WAN path for slow viewers (see
+    /// [`super::connect`]), not at all for the others.
+    pub fn wan_path(&self) -> Option<super::connect::WanPath> {
         match self {
             Pace::Full => None,
-            Pace::Slow { .. } => Some(super::connect::PATH_MSS),
+            Pace::Slow { .. } => Some(super::connect::SLOW_PATH),
         }
     }
 }

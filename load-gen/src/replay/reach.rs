@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::connect::WanPath;
 use super::http_flv::{ResponseHead, parse_head, request};
 use super::locator::{
     HttpUrl, Redirects, locate_path, parse_locate_answer, play_path, retry_after,
@@ -105,13 +106,13 @@ pub struct FlvReach {
 
 /// `refusals`: a 503 is a refusal to count and retry (through a locator, or a pool of relays
 /// a viewer picks from at random); otherwise it is an error.
-/// `mss`: see [`super::connect`].
+/// `wan`: see [`super::connect`].
 pub async fn flv(
     ep: &Endpoint,
     refusals: bool,
     app: &str,
     stream: &str,
-    mss: Option<u32>,
+    wan: Option<WanPath>,
 ) -> Result<FlvReach, Fail> {
     let port = ep
         .http_port()
@@ -125,7 +126,7 @@ pub async fn flv(
     let mut hops = Redirects::new(start);
     loop {
         let url = hops.current().clone();
-        let (socket, head, leftover) = open("http-flv", &url.addr(), &url.path, mss).await?;
+        let (socket, head, leftover) = open("http-flv", &url.addr(), &url.path, wan).await?;
         let placement = if direct {
             Placement::Direct
         } else {
@@ -157,9 +158,9 @@ async fn open(
     what: &str,
     addr: &str,
     path: &str,
-    mss: Option<u32>,
+    wan: Option<WanPath>,
 ) -> Result<(TcpStream, ResponseHead, Vec<u8>), String> {
-    let mut socket = super::connect::tcp(addr, mss)
+    let mut socket = super::connect::tcp(addr, wan)
         .await
         .map_err(|e| format!("{what} connect {addr}: {e}"))?;
     socket.set_nodelay(true).map_err(|e| e.to_string())?;

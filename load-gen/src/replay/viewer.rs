@@ -376,7 +376,7 @@ async fn rtmp_session(
         with_first_frame_timeout(session, reach::rtmp(endpoint, &spec.app, &spec.stream)).await?;
     session.placed(to.relay.clone(), to.placement);
     let setup = async {
-        let socket = connect::tcp(&to.addr, spec.pace.mss())
+        let socket = connect::tcp(&to.addr, spec.pace.wan_path())
             .await
             .map_err(|e| format!("rtmp connect: {e}"))?;
         socket.set_nodelay(true).map_err(|e| describe_io(&e))?;
@@ -481,7 +481,13 @@ async fn flv_session(
 ) -> Result<(), Fail> {
     let to = with_first_frame_timeout(
         session,
-        reach::flv(endpoint, refusals, &spec.app, &spec.stream, spec.pace.mss()),
+        reach::flv(
+            endpoint,
+            refusals,
+            &spec.app,
+            &spec.stream,
+            spec.pace.wan_path(),
+        ),
     )
     .await?;
     session.placed(to.relay, to.placement);
