@@ -16,11 +16,12 @@
 # - stall and partition: the viewers saw it (a frame gap of at least the fault's length less
 #   0.5 s) and got frames again soon after it ended (the gap under its length plus 4 s), and
 #   fewer player stalls than the region's viewers plus half the others' (the other region is
-#   not hit; the margin is for a loaded machine's own stalls and a viewer stalling twice); a
-#   partition also stalls at least half the region's viewers. (A stall is found in under 1 s
-#   by the edges' hang probe, and a new connection may get through a stalled link before it
-#   ends, refilling the players: how many stall then depends on timing, 13 and 178 of ~184
-#   in two runs, so the stall case asserts no lower bound on stalls.)
+#   not hit; the margin is for a loaded machine's own stalls and a viewer stalling twice);
+#   and every edge behind the link logged "upstream hung" within 2 s of the fault's start
+#   (the hang probe: 0.88-0.91 s measured). How many players stall is not bounded below: the
+#   edges find the fault in under 1 s and reconnect, and whether the players' 2 s buffers
+#   run dry before frames come back is timing (stall: 13 and 178 of ~184 viewers in two
+#   runs; partition: 27 of 191 in one, over half in others).
 # - throttle: the lag grows past 2 s while the link trickles, and is under 1 s again within
 #   6 s of lifting the cap;
 # and for the run: no frame delivered twice or out of order, nothing the demo started left
@@ -67,16 +68,34 @@ check_fault() { # n
         || fail "the viewers behind the link did not see fault $1: $w"
       jq -e '.frame_gap_max_ms < (.for_s + 4) * 1000' <<<"$w" >/dev/null \
         || fail "frames did not come back within 4 s of the end of fault $1: $w"
-      jq -e '.stalls < .region_viewers + (.viewers_before - .region_viewers) * 0.5
-          and (.fault != "partition-parent" or .stalls >= .region_viewers * 0.5)' <<<"$w" >/dev/null \
-        || fail "fault $1 stalled other viewers than the region's, or too few of them: $w" ;;
+      jq -e '.stalls < .region_viewers + (.viewers_before - .region_viewers) * 0.5' <<<"$w" >/dev/null \
+        || fail "fault $1 stalled other viewers than the region's: $w" ;;
     throttle-parent)
       jq -e '.lag_max_ms > 2000' <<<"$w" >/dev/null || fail "the trickle did not show in the lag: $w"
       jq -e '.lag_after_ms < 1000' <<<"$w" >/dev/null \
         || fail "the lag did not come back under 1 s within 6 s of lifting the cap: $w" ;;
   esac
 }
+# hung_found N SECONDS: every edge behind fault N's link logged that its upstream hung within
+# SECONDS of the fault's start (the relays' JSON logs; timestamps in UTC with a fraction).
+hung_found() {
+  local at edge
+  at=$(fault_field "$1" unix_s)
+  for edge in $(jq -s -r --argjson n "$1" '.[$n].edges[]' "$faults"); do
+    jq -R -e -s --argjson at "$at" --argjson within "$2" '
+      [split("\n")[] | fromjson? | select(.fields.error // "" | contains("upstream hung"))
+       | .timestamp | capture("^(?<s>[^.Z]+)(?<f>\\.[0-9]+)?Z$")
+       | ((.s + "Z") | fromdateiso8601) + ((.f // "0") | tonumber)
+       | select(. >= $at and . <= $at + $within)] | length > 0' \
+      "$work/relays/$edge.log" >/dev/null \
+      || fail "edge $edge did not find its upstream hung within $2 s of fault $1 ($(fault_field "$1" fault))"
+  done
+  echo "78-chaos-parent-link: every edge behind fault $1's link found its upstream hung within $2 s"
+}
+
 for n in 0 1 2; do check_fault "$n"; done
+hung_found 0 2
+hung_found 1 2
 
 jq -e '.details.frames_out_of_order == 0' "$report" >/dev/null \
   || fail "frames were delivered twice or out of order"

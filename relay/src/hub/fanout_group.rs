@@ -783,6 +783,51 @@ mod tests {
         assert_eq!(s.written.lock().unwrap().as_slice(), expected_bytes(&h));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_that_comes_during_a_long_pass_is_held_from_the_pass_start() {
+        // Two slices of members: the group yields between them, and the test lets 30 ms go
+        // by there, as a pass over thousands of viewers takes that long.
+        let budget = Duration::from_millis(40);
+        let h = hub();
+        let groups = FanoutGroups::<Arc<FakeSink>>::new(1, budget);
+        let sinks: Vec<Arc<FakeSink>> = (0..=MEMBERS_PER_SLICE).map(|_| sink(1 << 20)).collect();
+        let _members: Vec<_> = sinks
+            .iter()
+            .map(|s| {
+                let mut sub = Box::new(h.subscribe(Protocol::Rtmp));
+                while sub.try_next().is_some() {}
+                groups.join(s.clone(), sub, &h.changed, None)
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        h.publish(keyframe(0));
+        let first_frame = expected_bytes(&h).len();
+        // Step the clock until the held frame's pass has written its first slice.
+        let mut waited = Duration::ZERO;
+        while sinks[0].written.lock().unwrap().is_empty() {
+            assert!(waited < budget * 2, "the first frame was never written");
+            tokio::time::advance(Duration::from_millis(1)).await;
+            waited += Duration::from_millis(1);
+        }
+        let last = &sinks[MEMBERS_PER_SLICE];
+        assert!(last.written.lock().unwrap().is_empty(), "mid-pass");
+        let pass_started = tokio::time::Instant::now();
+        h.publish(interframe(33));
+        tokio::time::advance(Duration::from_millis(30)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(last.written.lock().unwrap().as_slice(), expected_bytes(&h));
+        // The second frame has waited since the pass began: it leaves `budget` after that,
+        // not `budget` after the pass ended (which would be 30 ms later).
+        assert_eq!(sinks[0].written.lock().unwrap().len(), first_frame);
+        tokio::time::sleep_until(pass_started + budget - Duration::from_millis(1)).await;
+        assert_eq!(sinks[0].written.lock().unwrap().len(), first_frame);
+        tokio::time::sleep_until(pass_started + budget + Duration::from_millis(1)).await;
+        assert_eq!(
+            sinks[0].written.lock().unwrap().as_slice(),
+            expected_bytes(&h)
+        );
+    }
+
     fn interframe(ts: u32) -> MediaMessage {
         MediaMessage::new(
             MediaKind::Video,
