@@ -15,8 +15,12 @@
 #     RELAYS="surge surge-flv"; surge-batched: --max-write-delay $BATCH_DELAY (default 100ms),
 #     the latency budget; srs and srs-default: SRS with its low-latency settings and with its
 #     defaults (merged writes), from $SRS_BIN (default ../shared/peers/srs), their generated
-#     configuration printed in results.md)
+#     configuration printed in results.md; srs-default's merged writes keep its p99 lag near
+#     350-450 ms, so judge it, and surge-batched beside it, with LAG_P99_LIMIT_MS=600, or
+#     the 200 ms default stops it at its first step)
 #   RELAY_CORE=0  LOAD_CORE=1  LAG_P99_LIMIT_MS=200  CPU_LIMIT=0.95  PROTOCOL=rtmp
+#     (PROTOCOL=flv: every relay's viewers over HTTP-FLV; surge and SRS serve it, nginx-rtmp
+#     does not)
 #   WARMUP_SECONDS=8 (lag p50/p99 are measured after the ramp; startup covers every join)
 #   RELAY_BIN=target/release/surge-relay (another build of surge-relay, to compare builds)
 #   OUT=target/bench/capacity-<time>
