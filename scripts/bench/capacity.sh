@@ -148,6 +148,15 @@ for n, per in sorted(by_step.items()):
         base = per.get("surge")
         parts = [f"{k} {v:.2f}" + (f" ({v / base:.2f}x surge)" if base and k != "surge" else "") for k, v in per.items()]
         print(f"- CPU-s per GB at {n} viewers: " + ", ".join(parts))
+# Each relay at its largest passing step, i.e. within the same p99 lag limit: viewers per
+# core (viewers over the share of its core it used: linear, so an estimate beyond the
+# step) and CPU per GB there.
+for relay, v in best.items():
+    r = next(x for x in rows if x["relay"] == relay and int(x["viewers"]) == v)
+    util = float(r["relay_cpu_util"])
+    per_core = f"{v / util:,.0f}" if util > 0 else "-"
+    print(f"- {relay} within the lag limit: {v} viewers at {util:.3f} core (~{per_core} viewers per core), "
+          f"{r['relay_cpu_s_per_gb']} CPU-s per GB, p99 lag {r['lag_p99_ms']} ms")
 PY
 for r in $RELAYS; do
   [ -f "$OUT/$r/srs.conf" ] || continue
