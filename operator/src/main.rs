@@ -46,6 +46,18 @@ enum Command {
     /// A relay stops (SIGTERM, SIGKILL after --stop-grace) when its pod goes; Ctrl-C or
     /// SIGTERM stops every relay it started.
     Pods(Box<PodsArgs>),
+    /// Serve the Service stand-ins of a `surge-operator local` fleet from the table file it
+    /// keeps (it starts this itself). A process of its own, so connections through a Service
+    /// outlive an operator that is killed, and a restarted operator keeps it. Exits on
+    /// SIGTERM or SIGINT, or once the table file is removed.
+    StandIns(StandInsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct StandInsArgs {
+    /// The table: a JSON list of {service, address, ports: [[listen, relay]], backends}.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,7 +120,12 @@ setup needed. GET /api/v1/streams on --api-listen answers each Stream's spec, it
 an endpoint names one relay of its tier, a Ready one first) and its relays (name, address,
 pid, ready, draining, log). Durations in the log are trace time (see --speed).
 
-Ctrl-C or SIGTERM stops every relay it started.";
+Ctrl-C or SIGTERM stops every relay it started. Killed outright (SIGKILL, a crash), it
+leaves its relays and its Service stand-ins (a process of their own, `surge-operator
+stand-ins`) running, so viewers, the publisher and the tree's pulls go on; started again with
+the same --log-dir (the default is one per --api-listen address), it adopts them from the
+records in <log dir>/state/ (each relay checked by pid and start time) instead of starting a
+second fleet, and keeps the signing keys in <log dir>/keys/.";
 
 #[derive(clap::Args, Debug)]
 struct LocalArgs {
@@ -142,7 +159,8 @@ struct LocalArgs {
     /// directory, then ./target/release/surge-relay).
     #[arg(long, value_name = "PATH")]
     relay_bin: Option<PathBuf>,
-    /// Where each relay's log goes (<relay>.log; default: <temp dir>/surge-local-<pid>).
+    /// Where each relay's log goes (<relay>.log), and the records a restarted operator adopts
+    /// the fleet from (default: <temp dir>/surge-local-<api-listen address>-<port>).
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
     /// Second octet of the first region's addresses (127.<octet>.x.x).
@@ -394,6 +412,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Local(args) => local(*args),
         Command::Pods(args) => pods(*args),
+        Command::StandIns(args) => {
+            init_tracing(LogFormat::Text);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime
+                .block_on(surge_operator::local::stand_ins::serve(&args.table))
+                .with_context(|| format!("serving the stand-ins of {}", args.table.display()))
+        }
     }
 }
 
@@ -423,7 +448,10 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
     let view = args
         .view
         .enabled(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| default_log_dir(args.api_listen));
     if view {
         // The view owns the terminal: log lines would scroll it away.
         std::fs::create_dir_all(&log_dir)

@@ -6,9 +6,12 @@
 //! missing relay binary, a taken API address) is one line and a non-zero exit, with nothing
 //! started. Needs `cargo build -p surge-relay` first (the relay is another crate's) and ffmpeg.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -224,14 +227,37 @@ fn wait_for(
     }
 }
 
+/// Whether `pid` runs: it exists and is not a zombie (a relay adopted from a killed operator
+/// is no child of the one that stops it, so its exit status waits for init to collect).
 fn alive(pid: u32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the pid exists.
-    unsafe { libc::kill(libc::pid_t::try_from(pid).expect("pid"), 0) == 0 }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x") | None)
 }
 
 /// Processes whose command line names an address of 127.<octet>.x.x (this run's relays), by
 /// pid, read from /proc.
 fn relays_on(octets: &[u8]) -> Vec<(u32, String)> {
+    processes(|cmdline| {
+        cmdline.contains("surge-relay")
+            && octets
+                .iter()
+                .any(|o| cmdline.contains(&format!("127.{o}.")))
+    })
+}
+
+/// The Service stand-ins' processes serving a table under `log_dir`.
+fn stand_ins_of(log_dir: &Path) -> Vec<(u32, String)> {
+    let dir = log_dir.display().to_string();
+    processes(|cmdline| cmdline.contains(" stand-ins ") && cmdline.contains(&dir))
+}
+
+/// Every process whose command line (arguments joined by spaces) passes `wanted`.
+fn processes(wanted: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry
@@ -245,11 +271,7 @@ fn relays_on(octets: &[u8]) -> Vec<(u32, String)> {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmdline.contains("surge-relay")
-            && octets
-                .iter()
-                .any(|o| cmdline.contains(&format!("127.{o}.")))
-        {
+        if wanted(&cmdline) {
             found.push((pid, cmdline));
         }
     }
@@ -453,10 +475,246 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
         assert!(!alive(*pid), "relay pid {pid} still runs\n{log}");
     }
     assert_eq!(relays_on(&[octet, octet + 1]), [], "{log}");
+    assert_eq!(stand_ins_of(&dir.join("relays")), [], "{log}");
     assert!(
         started.elapsed() < Duration::from_secs(90),
         "{:?}",
         started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP-FLV viewer that counts the bytes it reads into `bytes` until aborted or closed.
+fn counting_viewer(url: &str, bytes: Arc<AtomicU64>) -> JoinHandle<()> {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let (host, path) = (host.to_string(), format!("/{path}"));
+    tokio::spawn(async move {
+        let Ok(mut s) = tokio::net::TcpStream::connect(&host).await else {
+            return;
+        };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        if s.write_all(request.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Each counter's growth over `window`.
+async fn growth(counters: &[Arc<AtomicU64>], window: Duration) -> Vec<u64> {
+    let before: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    tokio::time::sleep(window).await;
+    counters
+        .iter()
+        .zip(before)
+        .map(|(c, b)| c.load(Ordering::Relaxed) - b)
+        .collect()
+}
+
+/// Relay name -> pid, from a Stream of the API.
+fn relay_pids(stream: &Value) -> BTreeMap<String, u64> {
+    stream["relays"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["pid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_mid_stream_costs_no_viewer_a_frame_and_its_restart_adopts_the_fleet() {
+    let dir = scratch("restart");
+    let yaml = dir.join("talk.yaml");
+    // A few viewers are no flash crowd here: the fleet stays as it is, so a restart that
+    // churned it would show.
+    let steady = TALK.replace("minGrowthPerMinute: 6", "minGrowthPerMinute: 600");
+    std::fs::write(&yaml, steady).expect("write");
+    let octet = first_octet(5);
+    let api = free_port();
+    let log_dir = dir.join("relays");
+    let args: Vec<String> = [
+        "-f",
+        &yaml.display().to_string(),
+        "--speed",
+        "10",
+        "--ready-delay",
+        "1s",
+        "--api-listen",
+        &api.to_string(),
+        "--relay-bin",
+        &relay_bin().display().to_string(),
+        "--log-dir",
+        &log_dir.display().to_string(),
+        "--first-octet",
+        &octet.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut op = Operator::start(&args, &dir.join("operator-1.log"));
+    let mut pids = Vec::new();
+    let stream = wait_for(
+        "the ingest endpoint",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(15),
+        |s| s["status"]["endpoints"]["ingest"].is_string() && s["status"]["origin"]["ready"] == 1,
+    );
+    let ingest = stream["status"]["endpoints"]["ingest"]
+        .as_str()
+        .expect("ingest")
+        .to_string();
+    // Published through the ingest Service's stand-in; viewers through eu-west's playback
+    // stand-in: both paths cross the stand-ins' process.
+    let mut ffmpeg = ffmpeg_publish(&ingest, 120);
+    let before = wait_for(
+        "one Ready edge per region",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(20),
+        |s| edges(s, "eu-west") == (1, 1) && edges(s, "us-east") == (1, 1),
+    );
+    let flv = format!("http://127.{octet}.1.0:8080/live/talk.flv");
+    let counters: Vec<Arc<AtomicU64>> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let viewers: Vec<JoinHandle<()>> = counters
+        .iter()
+        .map(|c| counting_viewer(&flv, c.clone()))
+        .collect();
+    let watched = wait_for(
+        "4 viewers on eu-west",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(15),
+        |s| s["status"]["viewers"]["regions"]["eu-west"] == 4,
+    );
+    let fleet = relay_pids(&watched);
+    assert_eq!(fleet, relay_pids(&before), "no relay came or went yet");
+    // Past the estimation window (20 s of trace): still the same fleet.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let steady = talk(api).expect("status");
+    assert_eq!(relay_pids(&steady), fleet, "{steady:#}");
+    let stand_ins = stand_ins_of(&log_dir);
+    assert_eq!(stand_ins.len(), 1, "one stand-ins process: {stand_ins:?}");
+
+    // SIGKILL: nothing of the operator runs its shutdown.
+    op.signal(libc::SIGKILL);
+    op.wait(Duration::from_secs(5));
+    let gap = growth(&counters, Duration::from_secs(3)).await;
+    assert!(
+        gap.iter().all(|g| *g > 20_000),
+        "every viewer keeps getting the stream (500 kbit/s) with the operator gone: {gap:?}\n{}",
+        op.log()
+    );
+    assert!(
+        ffmpeg.0.try_wait().expect("ffmpeg").is_none(),
+        "the publisher was not cut"
+    );
+    for (name, pid) in &fleet {
+        assert!(
+            alive(u32::try_from(*pid).expect("pid")),
+            "{name} (pid {pid}) outlives the operator"
+        );
+    }
+    assert_eq!(
+        stand_ins_of(&log_dir),
+        stand_ins,
+        "the stand-ins outlive the operator"
+    );
+
+    // Started again with the same command: it adopts the relays and the stand-ins.
+    let mut op = Operator::start(&args, &dir.join("operator-2.log"));
+    let adopted = wait_for(
+        "the restarted operator's status",
+        api,
+        &op,
+        &mut pids,
+        Duration::from_secs(15),
+        |s| {
+            edges(s, "eu-west") == (1, 1)
+                && edges(s, "us-east") == (1, 1)
+                && s["status"]["viewers"]["regions"]["eu-west"] == 4
+        },
+    );
+    assert_eq!(
+        relay_pids(&adopted),
+        fleet,
+        "the same relays, same pids\n{}",
+        op.log()
+    );
+    // 3 s at speed 10 is 30 s of trace time: longer than the scale-down window.
+    let during = growth(&counters, Duration::from_secs(3)).await;
+    assert!(during.iter().all(|g| *g > 20_000), "{during:?}");
+    let after = talk(api).expect("status");
+    assert_eq!(
+        relay_pids(&after),
+        fleet,
+        "no churn after the restart\n{}",
+        op.log()
+    );
+    assert_eq!(
+        after["status"]["viewers"]["regions"]["eu-west"], 4,
+        "{after:#}"
+    );
+    assert_eq!(
+        stand_ins_of(&log_dir),
+        stand_ins,
+        "the same stand-ins' process"
+    );
+    assert!(
+        ffmpeg.0.try_wait().expect("ffmpeg").is_none(),
+        "the publisher was not cut"
+    );
+    let log = op.log();
+    assert_eq!(
+        log.matches("adopted a relay of a previous run").count(),
+        fleet.len(),
+        "{log}"
+    );
+    assert!(
+        log.contains("adopted the Service stand-ins' process of a previous run"),
+        "{log}"
+    );
+    assert!(!log.contains("relay started"), "no relay started: {log}");
+
+    // SIGINT now stops everything, the adopted relays and the stand-ins included.
+    op.signal(libc::SIGINT);
+    let status = op.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status}\n{}", op.log());
+    for v in &viewers {
+        v.abort();
+    }
+    drop(ffmpeg);
+    for (name, pid) in &fleet {
+        assert!(
+            !alive(u32::try_from(*pid).expect("pid")),
+            "{name} (pid {pid}) still runs"
+        );
+    }
+    assert_eq!(relays_on(&[octet, octet + 1]), [], "{}", op.log());
+    assert_eq!(stand_ins_of(&log_dir), [], "{}", op.log());
+    assert!(
+        !log_dir.join("state/default.talk/relays").exists()
+            || std::fs::read_dir(log_dir.join("state/default.talk/relays"))
+                .expect("records")
+                .next()
+                .is_none(),
+        "a clean stop leaves no record"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

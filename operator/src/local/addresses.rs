@@ -42,6 +42,8 @@ pub enum AddressError {
     LevelTooDeep(u32),
     #[error("region {region} {tier}: all {MAX_RELAY} addresses are in use")]
     TierFull { region: String, tier: TierKind },
+    #[error("region {region}: {address} is numbered for another region")]
+    Claimed { region: String, address: Ipv4Addr },
 }
 
 /// The third octet of a tier's addresses.
@@ -82,14 +84,21 @@ impl AddressBook {
         }
     }
 
-    /// The second octet of `region`'s addresses, numbering it if it is new.
+    /// The second octet of `region`'s addresses, numbering it if it is new (in the first
+    /// number no region has, see [`Self::claim`]).
     pub fn region_octet(&mut self, region: &str) -> Result<u8, AddressError> {
         let index = match self.regions.iter().position(|r| r == region) {
             Some(i) => i,
-            None => {
-                self.regions.push(region.to_string());
-                self.regions.len() - 1
-            }
+            None => match self.regions.iter().position(String::is_empty) {
+                Some(free) => {
+                    self.regions[free] = region.to_string();
+                    free
+                }
+                None => {
+                    self.regions.push(region.to_string());
+                    self.regions.len() - 1
+                }
+            },
         };
         let octet = u8::try_from(index)
             .ok()
@@ -137,6 +146,38 @@ impl AddressBook {
         Ok(Ipv4Addr::new(127, r, t, 0))
     }
 
+    /// Marks `address`, which a relay of `region` already holds (one adopted from a previous
+    /// run), as in use, numbering `region` by the address's second octet. Fails when that
+    /// number is another region's.
+    pub fn claim(&mut self, region: &str, address: Ipv4Addr) -> Result<(), AddressError> {
+        let conflict = || AddressError::Claimed {
+            region: region.to_string(),
+            address,
+        };
+        let index = address.octets()[1]
+            .checked_sub(self.first_region_octet)
+            .map(usize::from)
+            .ok_or_else(conflict)?;
+        if region.is_empty() {
+            return Err(conflict());
+        }
+        match self.regions.iter().position(|r| r == region) {
+            Some(i) if i != index => return Err(conflict()),
+            Some(_) => {}
+            None => {
+                if self.regions.len() <= index {
+                    self.regions.resize(index + 1, String::new());
+                }
+                if !self.regions[index].is_empty() {
+                    return Err(conflict());
+                }
+                self.regions[index] = region.to_string();
+            }
+        }
+        self.in_use.insert(address);
+        Ok(())
+    }
+
     /// Frees `address` for reuse: call it only once the process that held it is gone.
     pub fn release(&mut self, address: Ipv4Addr) {
         self.in_use.remove(&address);
@@ -157,6 +198,31 @@ pub fn relay_name(deployment: &str, serial: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claimed_addresses_keep_their_regions_numbers_and_are_not_handed_out_again() {
+        let mut book = AddressBook::default();
+        // Adopted relays of the second and third regions; the first region had none.
+        book.claim("eu", Ipv4Addr::new(127, 201, 1, 2)).unwrap();
+        book.claim("ap", Ipv4Addr::new(127, 202, 1, 1)).unwrap();
+        assert!(book.is_in_use(Ipv4Addr::new(127, 201, 1, 2)));
+        assert_eq!(
+            book.allocate("eu", TierKind::Edge).unwrap(),
+            Ipv4Addr::new(127, 201, 1, 1)
+        );
+        assert_eq!(
+            book.allocate("eu", TierKind::Edge).unwrap(),
+            Ipv4Addr::new(127, 201, 1, 3),
+            "the claimed address is skipped"
+        );
+        // A region new to the book takes the number nobody claimed.
+        assert_eq!(book.region_octet("us").unwrap(), 200);
+        assert_eq!(book.region_octet("sa").unwrap(), 203);
+        // An address numbered for another region, or below the first, is refused.
+        assert!(book.claim("eu", Ipv4Addr::new(127, 202, 1, 9)).is_err());
+        assert!(book.claim("xx", Ipv4Addr::new(127, 201, 1, 9)).is_err());
+        assert!(book.claim("eu", Ipv4Addr::new(127, 100, 1, 9)).is_err());
+    }
 
     #[test]
     fn addresses_follow_region_tier_and_replica() {

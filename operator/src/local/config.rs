@@ -40,6 +40,21 @@ pub struct FleetConfig {
     /// Service's stand-in: `surge-netem forward`, a WAN link that faults can stall,
     /// partition or throttle. Nothing listens there unless someone starts one.
     pub parent_links: bool,
+    /// Keep what a restarted operator needs to adopt this fleet, and run the Service
+    /// stand-ins in a process of their own that outlives this one; `None` (the default):
+    /// both stay in this process and nothing is kept on disk.
+    pub adoptable: Option<Adoptable>,
+}
+
+/// Where an adoptable fleet keeps its records, and what serves its stand-ins.
+#[derive(Clone, Debug)]
+pub struct Adoptable {
+    /// Relay records and the stand-ins' table ([`super::state_dir`]).
+    pub state_dir: PathBuf,
+    /// The binary that serves `stand-ins --table FILE` (the operator's own).
+    pub operator_bin: PathBuf,
+    /// The stand-ins' process's output.
+    pub stand_ins_log: PathBuf,
 }
 
 impl FleetConfig {
@@ -69,6 +84,7 @@ impl FleetConfig {
             poll_interval: Duration::from_millis(500),
             restart_backoff: Duration::from_secs(1),
             parent_links: false,
+            adoptable: None,
         }
     }
 }
@@ -89,6 +105,8 @@ pub enum FleetError {
     Unrunnable { name: String, why: String },
     #[error("the fleet is shut down")]
     ShutDown,
+    #[error("cannot start the Service stand-ins' process: {0}")]
+    StandInsProcess(std::io::Error),
     #[error("Service {service}: cannot listen on its stand-in {address}: {source}")]
     StandIn {
         service: String,

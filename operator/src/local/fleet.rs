@@ -39,7 +39,9 @@ use super::hosts_file;
 use super::process::{RelayProcess, accepts, readyz};
 use super::replicaset::{Candidate, restart_backoff, victims};
 use super::rewrite::{self, Endpoint, Me, RewriteError, is_headless, service_key};
-use super::service_proxy::{ServiceProxy, backends, port_map};
+use super::service_proxy::{backends, port_map};
+use super::stand_ins::{Apart, StandInSpec, StandIns};
+use super::state_dir::{RelayRecord, StateDir, unix_ms_now};
 use super::status::{
     ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus, ServiceStatus,
 };
@@ -68,8 +70,14 @@ struct State {
     serials: BTreeMap<String, u64>,
     /// Pod-deletion costs by relay name, as the last applies set them.
     costs: BTreeMap<String, String>,
-    /// Stand-ins of the tiers' Services, by [`service_key`].
-    proxies: BTreeMap<String, ServiceProxy>,
+    /// Stand-ins of the tiers' Services, by [`service_key`]: the table [`Self::host`] serves.
+    stand_ins: BTreeMap<String, StandInSpec>,
+    host: StandIns,
+    /// Where relay records go, when the fleet is adoptable.
+    records: Option<StateDir>,
+    /// A first apply has said which Deployments are planned (until then, relays adopted
+    /// from a previous run belong to no planned Deployment and must not be stopped).
+    applied: bool,
     /// Each hosts file's text as last written (one, or one per region with parent links).
     hosts_written: BTreeMap<PathBuf, String>,
     shut_down: bool,
@@ -107,6 +115,7 @@ struct Relay {
     probe: SocketAddr,
     process: RelayProcess,
     started: Instant,
+    started_unix_ms: u64,
     /// Start order within its Deployment (the number in its name).
     serial: u64,
     ready: bool,
@@ -143,10 +152,34 @@ impl Fleet {
             source,
         })?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
-        let state = State {
+        let mut state = State {
             book: AddressBook::new(cfg.first_region_octet),
             ..State::default()
         };
+        if let Some(adoptable) = &cfg.adoptable {
+            let dir = StateDir::new(adoptable.state_dir.clone());
+            let (apart, adopted) = Apart::start_or_adopt(
+                &adoptable.operator_bin,
+                dir.clone(),
+                &adoptable.stand_ins_log,
+            )
+            .map_err(FleetError::StandInsProcess)?;
+            if adopted {
+                tracing::info!(
+                    pid = apart.pid(),
+                    stand_ins = apart.table().len(),
+                    "adopted the Service stand-ins' process of a previous run"
+                );
+            }
+            state.stand_ins = apart
+                .table()
+                .iter()
+                .map(|s| (s.service.clone(), s.clone()))
+                .collect();
+            state.host = StandIns::Apart(apart);
+            state.adopt(&cfg, &dir);
+            state.records = Some(dir);
+        }
         let shared = Arc::new(Shared {
             cfg,
             state: Mutex::new(state),
@@ -211,6 +244,7 @@ impl Fleet {
                     }
                 }
             }
+            state.applied = true;
             state.stand_ins(objects)?;
             let (started, stopping) = state.converge(&self.shared.cfg, Instant::now());
             (started, stopping, removed)
@@ -287,11 +321,14 @@ impl Fleet {
         if let Some(supervisor) = self.take_supervisor() {
             supervisor.abort();
         }
-        let relays = {
+        let (relays, mut host, records) = {
             let mut state = self.shared.lock();
             state.shut_down = true;
-            state.proxies.clear();
-            std::mem::take(&mut state.relays)
+            (
+                std::mem::take(&mut state.relays),
+                std::mem::take(&mut state.host),
+                state.records.clone(),
+            )
         };
         let mut processes: Vec<RelayProcess> = relays.into_values().map(|r| r.process).collect();
         let pids = processes.iter().map(RelayProcess::pid).collect();
@@ -309,6 +346,11 @@ impl Fleet {
         for p in &mut processes {
             p.kill();
             p.wait().await;
+        }
+        // Last, so relays draining through a Service keep their connections to the end.
+        host.stop().await;
+        if let Some(dir) = records {
+            dir.clear();
         }
         pids
     }
@@ -328,7 +370,10 @@ impl Drop for Fleet {
         }
         let mut state = self.shared.lock();
         state.shut_down = true;
-        state.proxies.clear();
+        state.host.kill_now();
+        if let Some(dir) = &state.records {
+            dir.clear();
+        }
         let mut relays: Vec<Relay> = std::mem::take(&mut state.relays).into_values().collect();
         for r in &mut relays {
             r.process.kill();
@@ -472,6 +517,9 @@ impl State {
             };
             self.book.release(relay.address);
             self.costs.remove(&name);
+            if let Some(dir) = &self.records {
+                dir.remove_relay(&name);
+            }
             if relay.stop.is_some() {
                 tracing::info!(relay = %name, %status, "relay stopped");
                 continue;
@@ -514,7 +562,9 @@ impl State {
         let orphans: Vec<String> = self
             .relays
             .iter()
-            .filter(|(_, r)| r.stop.is_none() && !self.tiers.contains_key(&r.deployment))
+            .filter(|(_, r)| {
+                self.applied && r.stop.is_none() && !self.tiers.contains_key(&r.deployment)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for name in orphans {
@@ -605,10 +655,10 @@ impl State {
             })
             .collect();
         let keep: Vec<String> = wanted.iter().map(|t| t.service.clone()).collect();
-        self.proxies.retain(|key, _| keep.contains(key));
+        self.stand_ins.retain(|key, _| keep.contains(key));
         let mut fresh = Vec::new();
         for tier in wanted {
-            if self.proxies.contains_key(&tier.service) {
+            if self.stand_ins.contains_key(&tier.service) {
                 continue;
             }
             let Some((service, _)) = objects.iter().find(|(s, _)| service_key(s) == tier.service)
@@ -630,14 +680,25 @@ impl State {
                         name: key.clone(),
                         why: e.to_string(),
                     })?;
-            let proxy =
-                ServiceProxy::bind(address, &ports).map_err(|source| FleetError::StandIn {
-                    service: key.clone(),
-                    address: SocketAddr::from((address, ports.first().map_or(0, |p| p.0))),
-                    source,
-                })?;
-            tracing::info!(service = %key, %address, ?ports, "Service stand-in listening");
-            self.proxies.insert(key, proxy);
+            let spec = StandInSpec {
+                service: key.clone(),
+                address,
+                ports,
+                backends: Vec::new(),
+            };
+            self.stand_ins.insert(key, spec);
+        }
+        let table: Vec<StandInSpec> = self.stand_ins.values().cloned().collect();
+        let failed = self.host.set(&table);
+        for f in &failed {
+            self.stand_ins.remove(&f.service);
+        }
+        if let Some(f) = failed.into_iter().next() {
+            return Err(FleetError::StandIn {
+                service: f.service,
+                address: f.address,
+                source: f.error,
+            });
         }
         Ok(())
     }
@@ -657,19 +718,39 @@ impl State {
     }
 
     /// Points the stand-ins at the Ready relays and rewrites the hosts file if it changed.
+    /// Not before the first apply: until then the Services are not known, and what a
+    /// previous run left (the stand-ins' table, the hosts files) is still right.
     fn publish(&mut self, cfg: &FleetConfig) {
-        let endpoints = self.endpoints();
-        for (key, proxy) in &self.proxies {
-            let relays = self
-                .services
-                .iter()
-                .find(|s| &service_key(s) == key)
-                .map(|s| backends(s, &endpoints))
-                .unwrap_or_default();
-            proxy.set_backends(relays);
+        if !self.applied {
+            return;
         }
+        let endpoints = self.endpoints();
+        let behind: Vec<(String, Vec<Ipv4Addr>)> = self
+            .stand_ins
+            .keys()
+            .map(|key| {
+                let relays = self
+                    .services
+                    .iter()
+                    .find(|s| &service_key(s) == key)
+                    .map(|s| backends(s, &endpoints))
+                    .unwrap_or_default();
+                (key.clone(), relays)
+            })
+            .collect();
+        drop(endpoints);
+        for (key, relays) in behind {
+            if let Some(spec) = self.stand_ins.get_mut(&key) {
+                spec.backends = relays;
+            }
+        }
+        let table: Vec<StandInSpec> = self.stand_ins.values().cloned().collect();
+        for f in self.host.set(&table) {
+            tracing::warn!(service = %f.service, address = %f.address, error = %f.error, "stand-in cannot listen");
+        }
+        let endpoints = self.endpoints();
         let stand_ins: BTreeMap<String, Ipv4Addr> = self
-            .proxies
+            .stand_ins
             .iter()
             .map(|(k, p)| (k.clone(), p.address))
             .collect();
@@ -842,6 +923,7 @@ impl State {
             probe,
             process,
             started: now,
+            started_unix_ms: unix_ms_now(),
             serial,
             ready: false,
             ready_after: None,
@@ -851,6 +933,7 @@ impl State {
         };
         self.serials.insert(deployment.to_string(), serial);
         self.relays.insert(name.clone(), relay);
+        self.record(&name);
         Ok(name)
     }
 
@@ -866,12 +949,106 @@ impl State {
         tracing::info!(relay = %name, "relay stopping");
         relay.stop = Some((now + cfg.deregistration_delay, false));
         relay.ready = false;
+        self.record(name);
         self.publish(cfg);
         if let Some(relay) = self.relays.get_mut(name)
             && cfg.deregistration_delay.is_zero()
         {
             relay.process.terminate();
             relay.signalled = true;
+        }
+    }
+
+    /// Writes `name`'s record, when the fleet keeps them.
+    fn record(&self, name: &str) {
+        let (Some(dir), Some(r)) = (&self.records, self.relays.get(name)) else {
+            return;
+        };
+        let record = RelayRecord {
+            name: name.to_string(),
+            deployment: r.deployment.clone(),
+            namespace: r.namespace.clone(),
+            region: r.region.clone(),
+            labels: r.labels.clone(),
+            address: r.address,
+            rtmp: r.rtmp,
+            http: r.http,
+            probe: r.probe,
+            serial: r.serial,
+            process: r.process.id(),
+            started_unix_ms: r.started_unix_ms,
+            ready_after_ms: r
+                .ready_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            stopping: r.stop.is_some(),
+            args: r.args.clone(),
+        };
+        if let Err(e) = dir.write_relay(&record) {
+            tracing::warn!(relay = %name, error = %e, "relay record not written");
+        }
+    }
+
+    /// Takes in the relays a previous run recorded in `dir` that still run, as they are
+    /// (Ready as they were, a stopping one stopping); the records of those gone are removed.
+    fn adopt(&mut self, cfg: &FleetConfig, dir: &StateDir) {
+        let (mut records, unreadable) = dir.relays();
+        for (path, why) in unreadable {
+            tracing::warn!(file = %path.display(), %why, "relay record not understood; removed");
+            let _ = std::fs::remove_file(path);
+        }
+        // By address, so regions are numbered in their order.
+        records.sort_by_key(|r| r.address);
+        let (now, now_ms) = (Instant::now(), unix_ms_now());
+        for r in records {
+            let log = cfg.log_dir.join(format!("{}.log", r.name));
+            let kind = tier_from_labels(&r.labels);
+            let Some((process, kind)) = RelayProcess::adopt(r.process, log).zip(kind) else {
+                tracing::info!(relay = %r.name, pid = r.process.pid, "relay of a previous run is gone");
+                dir.remove_relay(&r.name);
+                continue;
+            };
+            if let Err(e) = self.book.claim(&r.region, r.address) {
+                let mut process = process;
+                tracing::warn!(relay = %r.name, error = %e, "relay of a previous run not adopted; stopping it");
+                process.terminate();
+                dir.remove_relay(&r.name);
+                continue;
+            }
+            let age = Duration::from_millis(now_ms.saturating_sub(r.started_unix_ms));
+            tracing::info!(
+                relay = %r.name,
+                pid = r.process.pid,
+                address = %r.address,
+                age_s = age.as_secs(),
+                ready = r.ready_after_ms.is_some(),
+                stopping = r.stopping,
+                "adopted a relay of a previous run"
+            );
+            let serial = self.serials.entry(r.deployment.clone()).or_insert(0);
+            *serial = (*serial).max(r.serial);
+            let relay = Relay {
+                deployment: r.deployment,
+                namespace: r.namespace,
+                region: r.region,
+                kind,
+                labels: r.labels,
+                address: r.address,
+                rtmp: r.rtmp,
+                http: r.http,
+                probe: r.probe,
+                process,
+                started: now.checked_sub(age).unwrap_or(now),
+                started_unix_ms: r.started_unix_ms,
+                serial: r.serial,
+                // As it was: the first probe corrects it.
+                ready: r.ready_after_ms.is_some() && !r.stopping,
+                ready_after: r.ready_after_ms.map(Duration::from_millis),
+                // A relay told to stop gets its SIGTERM (again) and its drain.
+                stop: r.stopping.then_some((now, false)),
+                signalled: false,
+                args: r.args,
+            };
+            self.relays.insert(r.name, relay);
         }
     }
 
@@ -892,6 +1069,7 @@ impl State {
             if let Some(tier) = self.tiers.get_mut(&relay.deployment) {
                 tier.crashes_in_a_row = 0;
             }
+            self.record(name);
         }
     }
 
@@ -937,20 +1115,51 @@ impl State {
                     restarts: t.restarts,
                     last_failure: t.last_failure.clone(),
                     waiting: t.waiting.clone(),
-                    service_address: self.proxies.get(&t.service).map(|p| p.address),
+                    service_address: self.stand_ins.get(&t.service).map(|p| p.address),
                     relays,
                 }
             })
             .collect();
         deployments.sort_by_key(|d| self.tiers.get(&d.name).map(|t| t.order));
-        let orphans = self
+        let mut orphans: Vec<RelayStatus> = self
             .relays
             .iter()
             .filter(|(_, r)| !self.tiers.contains_key(&r.deployment))
             .map(|(n, r)| view(n, r))
             .collect();
+        if !self.applied {
+            // Relays adopted from a previous run, before the first apply: their Deployments
+            // as an API server would still hold them (replicas: the relays not stopping), so
+            // the first reconcile sees the fleet it inherits, not an empty one.
+            let mut adopted: BTreeMap<String, DeploymentStatus> = BTreeMap::new();
+            for relay in orphans.drain(..) {
+                let d =
+                    adopted
+                        .entry(relay.deployment.clone())
+                        .or_insert_with(|| DeploymentStatus {
+                            name: relay.deployment.clone(),
+                            region: relay.region.clone(),
+                            tier: relay.tier,
+                            desired: 0,
+                            running: 0,
+                            ready: 0,
+                            restarts: 0,
+                            last_failure: None,
+                            waiting: None,
+                            service_address: None,
+                            relays: Vec::new(),
+                        });
+                if !relay.draining {
+                    d.desired += 1;
+                    d.running += 1;
+                    d.ready += u32::from(relay.ready);
+                }
+                d.relays.push(relay);
+            }
+            deployments.extend(adopted.into_values());
+        }
         let services = self
-            .proxies
+            .stand_ins
             .iter()
             .map(|(key, p)| ServiceStatus {
                 name: key
@@ -959,7 +1168,7 @@ impl State {
                     .to_string(),
                 address: p.address,
                 ports: p.ports.clone(),
-                backends: p.backends(),
+                backends: p.backends.clone(),
             })
             .collect();
         FleetStatus {

@@ -14,7 +14,11 @@
 //!   a random Ready relay behind it, as kube-proxy;
 //! - [`replicaset`] (pure): which relays a scale-down removes, the restart backoff;
 //! - [`keys`] (IO, and the pure path rewrite): the signing key and trusted keys as files;
-//! - [`process`] (IO): one relay process, its log, signals, `/readyz`;
+//! - [`process`] (IO): one relay process (started, or adopted from a previous run), its log,
+//!   signals, `/readyz`; [`proc_stat`]: a process known by pid and start time;
+//! - [`stand_ins`] (IO): where the stand-ins run: here, or in `surge-operator stand-ins`, a
+//!   process that outlives the operator; [`state_dir`]: the records a restarted operator
+//!   adopts the fleet from;
 //! - [`fleet`] (IO): [`Fleet`], the processes matching planned Deployments, configured by
 //!   [`config`] and reporting in [`status`].
 //!
@@ -36,16 +40,19 @@ pub mod fleet;
 pub mod hosts_file;
 pub mod keys;
 pub mod observed;
+pub mod proc_stat;
 pub mod process;
 pub mod replicaset;
 pub mod rewrite;
 pub mod run;
 pub mod service_proxy;
+pub mod stand_ins;
+pub mod state_dir;
 pub mod status;
 pub mod streams;
 pub mod view;
 
-pub use config::{FleetConfig, FleetError};
+pub use config::{Adoptable, FleetConfig, FleetError};
 pub use fleet::Fleet;
 pub use status::{
     ApplyReport, DeploymentStatus, FleetStatus, RelayFailure, RelayStatus, ServiceStatus,

@@ -11,19 +11,38 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// A running (or exited, not yet reaped) relay process.
+use super::proc_stat::ProcessId;
+
+/// A running (or exited, not yet reaped) relay process: one this fleet started (its child),
+/// or one a previous run started and this one adopted ([`RelayProcess::adopt`]), which is
+/// watched and signalled through its [`ProcessId`] (pid and start time), never by pid alone.
 #[derive(Debug)]
 pub struct RelayProcess {
-    child: Child,
-    pid: u32,
+    child: Option<Child>,
+    id: ProcessId,
     pub log: PathBuf,
+}
+
+/// How a relay process ended: its status when it was this fleet's child; unknown for an
+/// adopted one (its parent, gone, was the one to be told).
+#[derive(Clone, Copy, Debug)]
+pub struct Exit(Option<ExitStatus>);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(status) => write!(f, "{status}"),
+            None => f.write_str("adopted, status unknown"),
+        }
+    }
 }
 
 impl RelayProcess {
     /// Starts `bin` with `args` and `env` added to this process's environment minus its
     /// `SURGE_*` variables (the relay reads its flags from those); stdout and stderr are
     /// appended to `log`. The relay gets a process group of its own, so a Ctrl-C in the
-    /// terminal reaches the fleet, which stops the relays itself.
+    /// terminal reaches the fleet, which stops the relays itself; and an operator killed
+    /// outright leaves it running for the next one to adopt.
     pub fn spawn(
         bin: &Path,
         args: &[String],
@@ -53,29 +72,59 @@ impl RelayProcess {
         let pid = child
             .id()
             .ok_or_else(|| std::io::Error::other("the process exited before it had a pid"))?;
-        Ok(RelayProcess {
-            child,
+        // A process that exited already has no start time to read: it is reaped as an exit.
+        let id = ProcessId::of(pid).unwrap_or(ProcessId {
             pid,
+            start_ticks: 0,
+        });
+        Ok(RelayProcess {
+            child: Some(child),
+            id,
             log: log.to_path_buf(),
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// A relay a previous run started, if it still runs.
+    pub fn adopt(id: ProcessId, log: PathBuf) -> Option<RelayProcess> {
+        id.is_running().then_some(RelayProcess {
+            child: None,
+            id,
+            log,
+        })
     }
 
-    /// The exit status once the process has exited (it is then reaped).
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        match self.child.try_wait() {
-            Ok(status) => status,
-            // Not ours to wait for any more (should not happen): treat it as gone.
-            Err(_) => Some(ExitStatus::default()),
+    pub fn pid(&self) -> u32 {
+        self.id.pid
+    }
+
+    pub fn id(&self) -> ProcessId {
+        self.id
+    }
+
+    /// How it ended, once it has exited (a child is then reaped).
+    pub fn try_wait(&mut self) -> Option<Exit> {
+        match &mut self.child {
+            Some(child) => match child.try_wait() {
+                Ok(status) => status.map(|s| Exit(Some(s))),
+                // Not ours to wait for any more (should not happen): treat it as gone.
+                Err(_) => Some(Exit(None)),
+            },
+            None => (!self.id.is_running()).then_some(Exit(None)),
         }
     }
 
     /// Waits until the process has exited.
     pub async fn wait(&mut self) {
-        let _ = self.child.wait().await;
+        match &mut self.child {
+            Some(child) => {
+                let _ = child.wait().await;
+            }
+            None => {
+                while self.id.is_running() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
     }
 
     /// SIGTERM: the relay drains (`--shutdown-grace`) and exits.
@@ -89,14 +138,21 @@ impl RelayProcess {
     }
 
     fn signal(&mut self, signal: libc::c_int) {
-        // Only while the child is unreaped, so the pid cannot be someone else's.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let Ok(pid) = libc::pid_t::try_from(self.pid) else {
-                return;
-            };
-            // SAFETY: kill(2) with a pid we own; no memory is involved.
-            unsafe {
-                libc::kill(pid, signal);
+        match &mut self.child {
+            // Only while the child is unreaped, so the pid cannot be someone else's.
+            Some(child) => {
+                if matches!(child.try_wait(), Ok(None))
+                    && let Ok(pid) = libc::pid_t::try_from(self.id.pid)
+                {
+                    // SAFETY: kill(2) with a pid we own; no memory is involved.
+                    unsafe {
+                        libc::kill(pid, signal);
+                    }
+                }
+            }
+            // Only while the pid still has the adopted process's start time.
+            None => {
+                self.id.signal(signal);
             }
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::info;
 
-use super::config::{FleetConfig, FleetError};
+use super::config::{Adoptable, FleetConfig, FleetError};
 use super::driver::{DriveError, Driver, LocalStream, scrape_timeout};
 use super::fleet::Fleet;
 use super::view::{StreamView, render};
@@ -96,9 +96,15 @@ pub fn default_relay_bins(exe: Option<&Path>) -> Vec<PathBuf> {
     out
 }
 
-/// Where logs go without `--log-dir`: `<temp dir>/surge-local-<pid>`.
-pub fn default_log_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("surge-local-{}", std::process::id()))
+/// Where logs go without `--log-dir`: `<temp dir>/surge-local-<ip>-<port>` of the API
+/// address. Two operators cannot share that address, and a restarted one with the same
+/// command finds the records the killed one left (it adopts its fleet).
+pub fn default_log_dir(api_listen: SocketAddr) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "surge-local-{}-{}",
+        api_listen.ip(),
+        api_listen.port()
+    ))
 }
 
 fn relay_bin(given: Option<&PathBuf>) -> Result<PathBuf, LocalError> {
@@ -176,7 +182,11 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
     let octets = streams::first_region_octets(&loaded, opts.first_octet)
         .map_err(|p| LocalError::Streams(vec![p]))?;
     let bin = relay_bin(opts.relay_bin.as_ref())?;
-    let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
+    let log_dir = opts
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| default_log_dir(opts.api_listen));
+    let operator_bin = std::env::current_exe().ok();
     let listener = tokio::net::TcpListener::bind(opts.api_listen)
         .await
         .map_err(|source| LocalError::Listen {
@@ -193,6 +203,17 @@ pub async fn run(opts: LocalOptions) -> Result<(), LocalError> {
         let mut fc = fleet_config(&opts, &cfg, &bin, &log_dir, octet);
         // Each fleet keeps its own hosts file (its Services' names).
         fc.hosts_file = log_dir.join(format!("{}.{}.hosts", target.namespace, target.stream));
+        // Stand-ins in a process of their own and relay records, so a restart adopts them.
+        fc.adoptable = operator_bin.clone().map(|bin| Adoptable {
+            state_dir: log_dir
+                .join("state")
+                .join(format!("{}.{}", target.namespace, target.stream)),
+            operator_bin: bin,
+            stand_ins_log: log_dir.join(format!(
+                "{}.{}.stand-ins.log",
+                target.namespace, target.stream
+            )),
+        });
         let fleet = Fleet::with_config(fc)?;
         locals.push(Arc::new(LocalStream {
             stream,

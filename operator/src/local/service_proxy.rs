@@ -139,6 +139,16 @@ impl ServiceProxy {
     }
 }
 
+impl ServiceProxy {
+    /// Closes the listeners, and returns once they are closed.
+    pub async fn close(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
 impl Drop for ServiceProxy {
     fn drop(&mut self) {
         for t in &self.tasks {
