@@ -534,17 +534,41 @@ fn relay_pids(stream: &Value) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// On a failed run, kills what a SIGKILLed operator of this test left behind: its relays
+/// and its stand-ins, found by this run's own log dir on their command lines (every relay
+/// reads its hosts file there). No other operator would stop them.
+struct Leftovers(PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let dir = self.0.display().to_string();
+        let ours = |cmdline: &str| {
+            cmdline.contains(&dir)
+                && (cmdline.contains("surge-relay") || cmdline.contains(" stand-ins "))
+        };
+        for (pid, _) in processes(ours) {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) on a process just found by its command line as this run's.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_mid_stream_costs_no_viewer_a_frame_and_its_restart_adopts_the_fleet() {
     let dir = scratch("restart");
     let yaml = dir.join("talk.yaml");
     // A few viewers are no flash crowd here: the fleet stays as it is, so a restart that
     // churned it would show.
-    let steady = TALK.replace("minGrowthPerMinute: 6", "minGrowthPerMinute: 600");
+    let steady = TALK
+        .replace("minGrowthPerMinute: 6", "minGrowthPerMinute: 600")
+        .replace("viewersPerEdge: 20", "viewersPerEdge: 400");
     std::fs::write(&yaml, steady).expect("write");
     let octet = first_octet(5);
     let api = free_port();
     let log_dir = dir.join("relays");
+    let _leftovers = Leftovers(log_dir.clone());
     let args: Vec<String> = [
         "-f",
         &yaml.display().to_string(),
@@ -691,6 +715,31 @@ async fn an_operator_killed_mid_stream_costs_no_viewer_a_frame_and_its_restart_a
         "{log}"
     );
     assert!(!log.contains("relay started"), "no relay started: {log}");
+
+    // A second operator on the same log dir (another API address) must not take the fleet.
+    let mut second = args.clone();
+    let at = second
+        .iter()
+        .position(|a| a == "--api-listen")
+        .expect("flag")
+        + 1;
+    second[at] = free_port().to_string();
+    let (status, stderr) = run_to_end(&second);
+    assert!(!status.success(), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&format!(
+            "another surge-operator (pid {}) runs the fleet",
+            op.child.id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        relay_pids(&talk(api).expect("status")),
+        fleet,
+        "the fleet untouched"
+    );
 
     // SIGINT now stops everything, the adopted relays and the stand-ins included.
     op.signal(libc::SIGINT);

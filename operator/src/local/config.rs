@@ -105,6 +105,10 @@ pub enum FleetError {
     Unrunnable { name: String, why: String },
     #[error("the fleet is shut down")]
     ShutDown,
+    #[error(
+        "another surge-operator (pid {pid}) runs the fleet recorded in {dir}: stop it, or give this one its own --log-dir"
+    )]
+    Owned { pid: u32, dir: PathBuf },
     #[error("cannot start the Service stand-ins' process: {0}")]
     StandInsProcess(std::io::Error),
     #[error("Service {service}: cannot listen on its stand-in {address}: {source}")]

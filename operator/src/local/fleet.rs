@@ -158,6 +158,10 @@ impl Fleet {
         };
         if let Some(adoptable) = &cfg.adoptable {
             let dir = StateDir::new(adoptable.state_dir.clone());
+            dir.take_ownership().map_err(|owner| FleetError::Owned {
+                pid: owner.pid,
+                dir: dir.root.clone(),
+            })?;
             let (apart, adopted) = Apart::start_or_adopt(
                 &adoptable.operator_bin,
                 dir.clone(),

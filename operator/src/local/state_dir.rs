@@ -64,6 +64,33 @@ impl StateDir {
         self.root.join("stand-ins.pid")
     }
 
+    fn owner_pid(&self) -> PathBuf {
+        self.root.join("operator.pid")
+    }
+
+    /// Makes this process the fleet's owner: fails with the owner's id when another running
+    /// process holds it (two operators must not run one fleet). An owner that is gone (killed)
+    /// is replaced: that is the restart this directory is for.
+    pub fn take_ownership(&self) -> Result<(), ProcessId> {
+        let me = ProcessId::of(std::process::id());
+        let owner: Option<ProcessId> = std::fs::read_to_string(self.owner_pid())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(owner) = owner
+            && Some(owner) != me
+            && owner.is_running()
+        {
+            return Err(owner);
+        }
+        if let Some(me) = me
+            && let Ok(text) = serde_json::to_string(&me)
+            && let Err(e) = write_atomically(&self.owner_pid(), &text)
+        {
+            tracing::warn!(error = %e, "the fleet's owner record was not written");
+        }
+        Ok(())
+    }
+
     pub fn write_relay(&self, record: &RelayRecord) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
         write_atomically(&self.relay_path(&record.name), &text)
@@ -110,6 +137,7 @@ impl StateDir {
         let _ = std::fs::remove_dir_all(self.relays_dir());
         let _ = std::fs::remove_file(self.stand_ins_pid());
         let _ = std::fs::remove_file(self.stand_ins_table());
+        let _ = std::fs::remove_file(self.owner_pid());
     }
 }
 
@@ -181,6 +209,19 @@ mod tests {
         state.clear();
         assert_eq!(state.relays(), (vec![], vec![]));
         assert_eq!(state.stand_ins_pid_record(), None);
+        // Owned by this process: taken again by it; a running other owner refuses.
+        assert_eq!(state.take_ownership(), Ok(()));
+        assert_eq!(state.take_ownership(), Ok(()));
+        let mut other = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let id = ProcessId::of(other.id()).unwrap();
+        write_atomically(&state.owner_pid(), &serde_json::to_string(&id).unwrap()).unwrap();
+        assert_eq!(state.take_ownership(), Err(id));
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert_eq!(state.take_ownership(), Ok(()), "a gone owner is replaced");
         let _ = std::fs::remove_dir_all(root);
     }
 }
