@@ -74,8 +74,9 @@ pub fn amf0(data: &[u8]) {
     }
     let mut source = Source(data);
     let mut built = Vec::new();
+    let mut budget = BUILT_VALUES;
     while !source.0.is_empty() && built.len() < 8 {
-        built.push(build_value(&mut source, 0));
+        built.push(build_value(&mut source, 0, &mut budget));
     }
     assert_round_trip(built);
 }
@@ -129,14 +130,21 @@ impl<'a> Source<'a> {
     }
 }
 
-/// One AMF0 value whose kind and contents the source chooses, nested at most 6 deep.
-fn build_value(src: &mut Source<'_>, depth: usize) -> amf0::Amf0Value {
+/// Values built from one input, at most: every kind and nesting fits in far fewer, and
+/// without a bound an input of nested 4-child containers builds 4^6 values per top-level
+/// value, which made each execution cost milliseconds (820 executions/s).
+const BUILT_VALUES: usize = 256;
+
+/// One AMF0 value whose kind and contents the source chooses, nested at most 6 deep; once
+/// `budget` values are built, only scalars.
+fn build_value(src: &mut Source<'_>, depth: usize, budget: &mut usize) -> amf0::Amf0Value {
     use amf0::Amf0Value as V;
     let text = |src: &mut Source<'_>| {
         let n = usize::from(src.byte() % 24);
         String::from_utf8_lossy(src.take(n)).into_owned()
     };
-    let choice = src.byte() % if depth >= 6 { 5 } else { 7 };
+    *budget = budget.saturating_sub(1);
+    let choice = src.byte() % if depth >= 6 || *budget == 0 { 5 } else { 7 };
     match choice {
         0 => {
             let mut bits = [0u8; 8];
@@ -152,13 +160,17 @@ fn build_value(src: &mut Source<'_>, depth: usize) -> amf0::Amf0Value {
             let n = usize::from(src.byte() % 5);
             V::Object(
                 (0..n)
-                    .map(|_| (text(src), build_value(src, depth + 1)))
+                    .map(|_| (text(src), build_value(src, depth + 1, budget)))
                     .collect(),
             )
         }
         _ => {
             let n = usize::from(src.byte() % 5);
-            V::StrictArray((0..n).map(|_| build_value(src, depth + 1)).collect())
+            V::StrictArray(
+                (0..n)
+                    .map(|_| build_value(src, depth + 1, budget))
+                    .collect(),
+            )
         }
     }
 }

@@ -190,6 +190,41 @@ fn condition(stream: &Value, type_: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `surge-operator local` arguments for `yaml` at speed 10 with a 1 s ready delay.
+fn local_args(yaml: &Path, api: SocketAddr, log_dir: &Path, octet: u8) -> Vec<String> {
+    [
+        "-f",
+        &yaml.display().to_string(),
+        "--speed",
+        "10",
+        "--ready-delay",
+        "1s",
+        "--api-listen",
+        &api.to_string(),
+        "--relay-bin",
+        &relay_bin().display().to_string(),
+        "--log-dir",
+        &log_dir.display().to_string(),
+        "--first-octet",
+        &octet.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The Stream once its status names the ingest and its origin is Ready.
+fn wait_for_ingest(api: SocketAddr, op: &Operator, pids: &mut Vec<u32>) -> Value {
+    wait_for(
+        "the ingest endpoint",
+        api,
+        op,
+        pids,
+        Duration::from_secs(15),
+        |s| s["status"]["endpoints"]["ingest"].is_string() && s["status"]["origin"]["ready"] == 1,
+    )
+}
+
 /// Polls the API until `ok`, collecting every relay pid seen.
 fn wait_for(
     what: &str,
@@ -280,24 +315,7 @@ fn processes(wanted: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
 
 /// An HTTP-FLV viewer that reads (and drops) the stream until aborted.
 fn viewer(url: &str) -> JoinHandle<()> {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("path");
-    let (host, path) = (host.to_string(), format!("/{path}"));
-    tokio::spawn(async move {
-        let Ok(mut s) = tokio::net::TcpStream::connect(&host).await else {
-            return;
-        };
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        if s.write_all(request.as_bytes()).await.is_err() {
-            return;
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                return;
-            }
-        }
-    })
+    counting_viewer(url, Arc::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,37 +326,12 @@ async fn a_crowd_on_one_region_scales_its_edges_up_then_down_and_sigint_stops_ev
     std::fs::write(&yaml, TALK).expect("write");
     let octet = first_octet(0);
     let api = free_port();
-    let args: Vec<String> = [
-        "-f",
-        &yaml.display().to_string(),
-        "--speed",
-        "10",
-        "--ready-delay",
-        "1s",
-        "--api-listen",
-        &api.to_string(),
-        "--relay-bin",
-        &relay_bin().display().to_string(),
-        "--log-dir",
-        &dir.join("relays").display().to_string(),
-        "--first-octet",
-        &octet.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = local_args(&yaml, api, &dir.join("relays"), octet);
     let mut op = Operator::start(&args, &dir.join("operator.log"));
     let mut pids = Vec::new();
 
     // The tree comes up; the status names where to publish (the ingest Service's stand-in).
-    let stream = wait_for(
-        "the ingest endpoint",
-        api,
-        &op,
-        &mut pids,
-        Duration::from_secs(15),
-        |s| s["status"]["endpoints"]["ingest"].is_string() && s["status"]["origin"]["ready"] == 1,
-    );
+    let stream = wait_for_ingest(api, &op, &mut pids);
     let ingest = stream["status"]["endpoints"]["ingest"]
         .as_str()
         .expect("ingest")
@@ -569,35 +562,10 @@ async fn an_operator_killed_mid_stream_costs_no_viewer_a_frame_and_its_restart_a
     let api = free_port();
     let log_dir = dir.join("relays");
     let _leftovers = Leftovers(log_dir.clone());
-    let args: Vec<String> = [
-        "-f",
-        &yaml.display().to_string(),
-        "--speed",
-        "10",
-        "--ready-delay",
-        "1s",
-        "--api-listen",
-        &api.to_string(),
-        "--relay-bin",
-        &relay_bin().display().to_string(),
-        "--log-dir",
-        &log_dir.display().to_string(),
-        "--first-octet",
-        &octet.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = local_args(&yaml, api, &log_dir, octet);
     let mut op = Operator::start(&args, &dir.join("operator-1.log"));
     let mut pids = Vec::new();
-    let stream = wait_for(
-        "the ingest endpoint",
-        api,
-        &op,
-        &mut pids,
-        Duration::from_secs(15),
-        |s| s["status"]["endpoints"]["ingest"].is_string() && s["status"]["origin"]["ready"] == 1,
-    );
+    let stream = wait_for_ingest(api, &op, &mut pids);
     let ingest = stream["status"]["endpoints"]["ingest"]
         .as_str()
         .expect("ingest")
