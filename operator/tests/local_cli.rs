@@ -684,6 +684,39 @@ async fn an_operator_killed_mid_stream_costs_no_viewer_a_frame_and_its_restart_a
     );
     assert!(!log.contains("relay started"), "no relay started: {log}");
 
+    // The stand-ins' process dies: the operator starts it again, and new viewers get in.
+    let (old_pid, _) = stand_ins[0];
+    // SAFETY: kill(2) on the stand-ins' process this test's operator started.
+    unsafe { libc::kill(libc::pid_t::try_from(old_pid).expect("pid"), libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = stand_ins_of(&log_dir);
+        // Started, and listening (it binds its table's addresses just after it starts).
+        let listening = std::net::TcpStream::connect(format!("127.{octet}.1.0:8080")).is_ok();
+        if now.len() == 1 && now[0].0 != old_pid && listening {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new stand-ins' process: {now:?}\n{}",
+            op.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let late = Arc::new(AtomicU64::new(0));
+    let late_viewer = counting_viewer(&flv, late.clone());
+    let got = growth(std::slice::from_ref(&late), Duration::from_secs(3)).await;
+    assert!(
+        got[0] > 20_000,
+        "a viewer through the new stand-ins: {got:?}\n{}",
+        op.log()
+    );
+    late_viewer.abort();
+    assert!(
+        op.log()
+            .contains("the Service stand-ins' process is gone; starting it again")
+    );
+
     // A second operator on the same log dir (another API address) must not take the fleet.
     let mut second = args.clone();
     let at = second
