@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Chaos, short form: a region's link to its parent fails under a crowd. `scripts/demo
-# --parent-links --policy static --min-edges 3 --fault stall-parent@16 --fault
-# partition-parent@26 --fault throttle-parent@36` with the debug build: the relays outside
+# Chaos, short form: the operator restarts and a region's link to its parent fails under a
+# crowd. `scripts/demo --parent-links --policy static --min-edges 3 --fault
+# restart-operator@5 --fault stall-parent@16 --fault partition-parent@26 --fault
+# throttle-parent@36` with the debug build: the relays outside
 # the origin's region pull from the origin through `surge-netem forward` (one link per
 # region); a steady crowd of 300 real viewers (a generated `steady` trace at 10x for 56 s)
 # plays through each region's locator, on a fixed fleet (three edges per region: no scaling,
 # whose drains would cut viewers in the middle of a fault's window);
-# the link of the region with the most viewers is stalled for 3 s, 10 s later partitioned
-# for 5 s, 10 s later throttled to 200 kbit/s (a third of the stream) for 6 s.
+# the operator gets SIGKILL and the same command 3 s later; then the link of the region with
+# the most viewers is stalled for 3 s, 10 s later partitioned for 5 s, 10 s later throttled
+# to 200 kbit/s (a third of the stream) for 6 s.
+# Checks for the restart (from the kill to 8 s after it): nobody disconnected, reconnects or
+# has an error, no frame gap of 2 s, and the operator's relays after the restart are the same
+# processes as before it (adopted, none started or stopped: the timeline's pids).
 # Checks, per fault (the replay's timeline, one point a second, from the fault to 6 s after
 # it ended):
 # - the region behind the link had viewers (50 at least);
@@ -33,8 +38,11 @@ e2e_init 78-chaos-parent-link
 
 SURGE_DEMO_FIRST_OCTET=${SURGE_DEMO_FIRST_OCTET:-166} e2e_demo --duration 56s --parent-links \
   --policy static --min-edges 3 \
+  --fault restart-operator@5 \
   --fault stall-parent@16 --fault partition-parent@26 --fault throttle-parent@36
-[ "$(jq -s length "$faults")" -eq 3 ] || fail "three faults expected in faults.jsonl"
+[ "$(jq -s length "$faults")" -eq 4 ] || fail "four faults expected in faults.jsonl"
+# fault_index KIND: the position of the fault of that kind in faults.jsonl.
+fault_index() { jq -s -r --arg k "$1" 'map(.fault) | index($k) // empty' "$faults"; }
 
 # window N: what the viewers saw from the Nth fault to 6 s after it ended (placed on the
 # replay's timeline by wall clock): disconnects, reconnects, errors and stalls since the
@@ -93,9 +101,34 @@ hung_found() {
   echo "78-chaos-parent-link: every edge behind fault $1's link found its upstream hung within $2 s"
 }
 
-for n in 0 1 2; do check_fault "$n"; done
-hung_found 0 2
-hung_found 1 2
+# The restart: the viewers saw nothing of it, and the fleet after it is the fleet before it.
+restart=$(fault_index restart-operator)
+[ -n "$restart" ] || fail "no restart-operator line in faults.jsonl"
+w=$(jq -c --slurpfile f "$faults" --argjson n "$restart" '
+  ($f[$n]) as $x | ($x.unix_s - .details.started_unix_s) as $at
+  | ([.timeline[] | select(.t_s <= $at)] | last) as $pre
+  | [.timeline[] | select(.t_s > $at and .t_s <= $at + 8)] as $w
+  | {api_back_s: $x.api_back_s, points: ($w | length),
+     disconnects: ($w[-1].disconnects - $pre.disconnects), errors: ($w[-1].errors - $pre.errors),
+     reconnects: ($w[-1].reconnects - $pre.reconnects),
+     frame_gap_max_ms: ($w | map(.frame_gap_max_ms) | max)}' "$report")
+echo "78-chaos-parent-link: restart-operator: $w"
+jq -e '.points >= 6 and .disconnects == 0 and .reconnects == 0 and .errors == 0' <<<"$w" >/dev/null \
+  || fail "the operator's restart cut viewers: $w"
+jq -e '.frame_gap_max_ms < 2000' <<<"$w" >/dev/null || fail "the operator's restart stopped frames: $w"
+kill_at=$(fault_field "$restart" unix_s)
+back_at=$(jq -n "$kill_at + $(fault_field "$restart" api_back_s) + 2")
+before=$(jq -s -c --argjson t "$kill_at" '[.[] | select(.unix_s < $t)] | last | .pids | sort' "$timeline")
+after=$(jq -s -c --argjson t "$back_at" '[.[] | select(.unix_s > $t)] | first | .pids | sort' "$timeline")
+[ "$before" != null ] && [ "$before" = "$after" ] \
+  || fail "the restarted operator did not keep the fleet: relays before $before, after $after"
+grep -q "adopted the Service stand-ins' process of a previous run" "$work/operator.log" \
+  || fail "the restarted operator did not adopt the stand-ins"
+echo "78-chaos-parent-link: the restarted operator adopted the fleet ($(jq length <<<"$before") relays, same pids)"
+
+for kind in stall-parent partition-parent throttle-parent; do check_fault "$(fault_index "$kind")"; done
+hung_found "$(fault_index stall-parent)" 2
+hung_found "$(fault_index partition-parent)" 2
 
 jq -e '.details.frames_out_of_order == 0' "$report" >/dev/null \
   || fail "frames were delivered twice or out of order"

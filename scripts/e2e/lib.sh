@@ -67,12 +67,18 @@ plan_met_within() {
         and .reflectors_ready >= .reflectors_desired))' "$timeline" >/dev/null
 }
 
-# no_relay_left: nothing the demo started runs after it ended.
+# no_relay_left: nothing the demo started runs after it ended: no relay the operator
+# reported, and no Service stand-ins' process of this run's log dir.
 no_relay_left() {
-  local p
+  local p f
   for p in $(jq -r '.pids[]?' "$timeline" | sort -u); do
     if kill -0 "$p" 2>/dev/null && grep -qa surge-relay "/proc/$p/cmdline" 2>/dev/null; then
       fail "relay pid $p still runs after the demo ended"
+    fi
+  done
+  for f in /proc/[0-9]*/cmdline; do
+    if tr '\0' ' ' <"$f" 2>/dev/null | grep -q -- " stand-ins --table $work/"; then
+      fail "a Service stand-ins' process ($f) still runs after the demo ended"
     fi
   done
 }
